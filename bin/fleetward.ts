@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+/**
+ * The Fleetward CLI: the same jobs the Lambda functions run, run locally.
+ * Exit codes: 0 done, 1 the run completed with failures (or crashed), 2 bad usage or bad config.
+ */
+import { parseArgs } from 'node:util';
+import { configJsonSchema, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import type { FleetConfig } from '../shared/config/schema.ts';
+import { renderDiscoverTable } from '../shared/jobs/discover-report.ts';
+import { run as runDiscover } from '../shared/jobs/discover.ts';
+import { discoverDeps } from '../shared/runtime/deps.ts';
+import { ConfigError, FleetwardError } from '../shared/runtime/errors.ts';
+import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+
+const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+class UsageError extends FleetwardError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+const HELP = `fleetward — Kubernetes fleet automation across AWS, GCP and Azure, inside each jurisdiction
+
+Usage:
+  fleetward <command> [options]
+
+Commands:
+  discover                 find every cluster, place it in a jurisdiction, diff and save the inventory
+  config validate [FILE]   check a fleet.yaml; names the path of every bad field (exit 2 when invalid)
+  config schema            print the JSON Schema of fleet.yaml
+
+Common options:
+  --config FILE            fleet config (default: $FLEETWARD_CONFIG, else ./${DEFAULT_CONFIG_FILE})
+  --log-level LEVEL        debug | info | warn | error | silent (default: warn); logs go to stderr
+  -h, --help               show help for a command
+
+Exit codes: 0 done, 1 completed with failures, 2 bad usage or invalid config.
+Run 'fleetward <command> --help' for a command's options.`;
+
+const COMMAND_HELP: Record<string, string> = {
+  discover: `Usage: fleetward discover [--config FILE] [--json] [--log-level LEVEL]
+
+Lists the clusters of every configured AWS account and region, GCP project, Azure
+subscription and kubeconfig context; places each in its jurisdiction (or 'unassigned');
+compares with the saved inventory and saves the new one.
+
+Options:
+  --json      print {"clusters": [...], "diff": {"added","removed","changed"}, "failures": [...]}
+              instead of the table grouped by jurisdiction
+Exit: 0 when every scope answered, 1 when some account, region, project, subscription
+or context failed (its clusters are kept as last seen), 2 for an invalid config.`,
+  config: `Usage:
+  fleetward config validate [FILE]   validate FILE (default: --config, $FLEETWARD_CONFIG or ./${DEFAULT_CONFIG_FILE})
+  fleetward config schema            print the JSON Schema (draft 2020-12) for editors and CI
+
+'validate' prints every bad field as '<path>: <reason>' and exits 2 when the file is invalid.`,
+};
+
+function configFile(explicit: string | undefined): string {
+  return explicit ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE;
+}
+
+async function cmdConfig(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  const [sub, file, ...rest] = positionals;
+  if (values.help || !sub) {
+    console.log(COMMAND_HELP.config);
+    return values.help ? EXIT.ok : EXIT.usage;
+  }
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  if (sub === 'schema') {
+    console.log(JSON.stringify(configJsonSchema(), null, 2));
+    return EXIT.ok;
+  }
+  if (sub === 'validate') {
+    const path = file ?? configFile(values.config);
+    const config = await loadConfig(path);
+    console.log(`${path}: valid (${describeConfig(config)})`);
+    return EXIT.ok;
+  }
+  throw new UsageError(`unknown config command "${sub}" (expected validate or schema)`);
+}
+
+function describeConfig(config: FleetConfig): string {
+  const { aws, gcp, azure, kubeconfig } = config.clouds;
+  const parts = [
+    aws && `${aws.accounts.length} AWS account(s)`,
+    gcp && `${gcp.projects.length} GCP project(s)`,
+    azure && `${azure.subscriptions.length} Azure subscription(s)`,
+    kubeconfig && `${kubeconfig.reduce((n, k) => n + k.contexts.length, 0)} kubeconfig context(s)`,
+    `${Object.keys(config.jurisdictions).length} jurisdiction(s)`,
+  ];
+  return parts.filter(Boolean).join(', ');
+}
+
+async function cmdDiscover(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(COMMAND_HELP.discover);
+    return EXIT.ok;
+  }
+  const logger = stderrLogger(logLevel(values['log-level']));
+  const config = await loadConfig(configFile(values.config));
+  const deps = await discoverDeps(config, logger);
+  const clouds = deps.discoveries.map((d) => d.cloud).join(', ');
+  if (!values.json) process.stderr.write(`Discovering clusters in ${clouds || 'no cloud'}...\n`);
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort(new FleetwardError('interrupted')));
+  try {
+    const result = await runDiscover(deps, { signal: controller.signal });
+    if (values.json) {
+      console.log(JSON.stringify({ clusters: result.clusters, diff: result.diff, failures: result.failures }, null, 2));
+    } else {
+      console.log(renderDiscoverTable(result, config));
+    }
+    return result.failures.length > 0 ? EXIT.failed : EXIT.ok;
+  } finally {
+    await deps.store.close();
+  }
+}
+
+function logLevel(value: string | undefined): LogLevel {
+  const levels = ['debug', 'info', 'warn', 'error', 'silent'];
+  if (value === undefined) return 'warn';
+  if (!levels.includes(value)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
+  return value as LogLevel;
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  discover: cmdDiscover,
+  config: cmdConfig,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '-h' || command === '--help' || command === 'help') {
+    const topic = command === 'help' ? rest[0] : undefined;
+    console.log((topic && COMMAND_HELP[topic]) || HELP);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  const handler = COMMANDS[command];
+  try {
+    if (!handler) throw new UsageError(`unknown command "${command}"`);
+    return await handler(rest);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`fleetward: invalid config${error.file ? ` ${error.file}` : ''}:`);
+      for (const issue of error.issues) console.error(`  ${issue.path}: ${issue.message}`);
+      return EXIT.usage;
+    }
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`fleetward: ${(error as Error).message}\nRun 'fleetward --help' for usage.`);
+      return EXIT.usage;
+    }
+    console.error(`fleetward: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+    return EXIT.failed;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,27 @@
+/**
+ * Maps each configured cloud to its discovery adapter, imported lazily so a run
+ * (or a bundle) loads only the SDKs of the clouds it actually uses.
+ */
+import type { FleetConfig } from '../config/schema.ts';
+import type { CloudId } from '../model.ts';
+import type { ClusterDiscovery } from '../ports.ts';
+import type { AdapterContext } from './context.ts';
+
+/** One discovery adapter per configured cloud (optionally only the given clouds). */
+export async function createDiscoveries(
+  config: FleetConfig,
+  ctx: AdapterContext,
+  only?: readonly CloudId[],
+): Promise<ClusterDiscovery[]> {
+  const wanted = (cloud: CloudId) => !only || only.includes(cloud);
+  const { aws, gcp, azure, kubeconfig } = config.clouds;
+  const adapters: Promise<ClusterDiscovery>[] = [];
+  if (aws && wanted('aws')) adapters.push(import('./aws/discovery.ts').then((m) => m.createDiscovery(aws, ctx)));
+  if (gcp && wanted('gcp')) adapters.push(import('./gcp/discovery.ts').then((m) => m.createDiscovery(gcp, ctx)));
+  if (azure && wanted('azure')) adapters.push(import('./azure/discovery.ts').then((m) => m.createDiscovery(azure, ctx)));
+  if (kubeconfig && wanted('kubeconfig')) {
+    const probe = config.policies.discovery.probeKubeconfig;
+    adapters.push(import('./kubeconfig/discovery.ts').then((m) => m.createDiscovery(kubeconfig, { ...ctx, probe })));
+  }
+  return Promise.all(adapters);
+}

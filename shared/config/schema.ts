@@ -1,0 +1,275 @@
+/**
+ * The `fleet.yaml` schema. Strict objects everywhere: an unknown key is a typo and
+ * fails validation, naming its path. `fleetward config schema` exports it as JSON Schema.
+ */
+import { z } from 'zod';
+
+const positiveInt = () => z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
+const nonEmpty = (what: string) => z.string({ error: `expected ${what}` }).min(1, { error: `expected ${what}` });
+
+/** ISO 3166-1 alpha-2 country code, upper-case. */
+export const CountryCode = z.string().regex(/^[A-Z]{2}$/, { error: 'expected an ISO 3166-1 alpha-2 country code like "DE"' });
+
+/** A cloud region name as the cloud spells it (`eu-central-1`, `europe-west3`, `germanywestcentral`). */
+export const RegionName = z.string().regex(/^[a-z][a-z0-9-]*[a-z0-9]$/, { error: 'expected a region name like "eu-central-1"' });
+
+const JurisdictionId = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,30}$/, { error: 'expected a lower-case id like "eu"' })
+  .refine((id) => id !== 'unassigned', { error: '"unassigned" is reserved' });
+
+export const PRESET_IDS = ['eu-gdpr', 'in-dpdp', 'za-popia', 'ke-dpa'] as const;
+
+/** Loopback or https endpoint override for an emulator or a private endpoint. */
+const EndpointUrl = z.url({ error: 'expected a URL like "https://example.internal"' });
+
+export const AwsAccount = z.strictObject({
+  id: z.string().regex(/^\d{12}$/, { error: 'expected a 12-digit AWS account id' }),
+  alias: z.string().optional(),
+  roleArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, { error: 'expected an IAM role ARN' }),
+  externalId: z.string().optional(),
+  regions: z.union([z.literal('all'), z.array(RegionName).min(1)], {
+    error: 'expected "all" or a list of region names',
+  }),
+});
+
+export const AwsConfig = z.strictObject({
+  /** Endpoint for every AWS service (an emulator such as moto, or a proxy). */
+  endpoint: EndpointUrl.optional(),
+  /**
+   * Base credentials used to assume each account's role: a named profile of a shared
+   * credentials file. Omitted: the SDK's default chain (the Lambda role when deployed).
+   */
+  credentials: z
+    .strictObject({ profile: nonEmpty('a profile name'), file: z.string().optional() })
+    .optional(),
+  /** Region used for STS and for listing regions when an account says `all`. */
+  homeRegion: RegionName.default('us-east-1'),
+  /** Most AWS API calls in flight at once, across all accounts and regions. */
+  concurrency: positiveInt().default(16),
+  /** Per-attempt timeout of one AWS call, in milliseconds. */
+  timeoutMs: positiveInt().default(10_000),
+  /** Attempts per call including the first (standard retry: backoff, jitter, Retry-After). */
+  maxAttempts: positiveInt().default(4),
+  accounts: z.array(AwsAccount).min(1, { error: 'expected at least one account' }),
+});
+
+export const GcpProject = z.strictObject({
+  id: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, { error: 'expected a GCP project id' }),
+});
+
+export const GcpConfig = z.strictObject({
+  /** `host:port` of the GKE API (default container.googleapis.com:443). */
+  endpoint: z.string().optional(),
+  /** Plain-text gRPC without credentials: only for a local emulator on loopback. */
+  insecure: z.boolean().default(false),
+  /** Workload Identity Federation / service account credentials file; default: application default credentials. */
+  credentialsFile: z.string().optional(),
+  concurrency: positiveInt().default(8),
+  timeoutMs: positiveInt().default(30_000),
+  maxAttempts: positiveInt().default(4),
+  projects: z.array(GcpProject).min(1, { error: 'expected at least one project' }),
+});
+
+export const AzureCredential = z.discriminatedUnion(
+  'type',
+  [
+    /** DefaultAzureCredential: workload identity, managed identity, environment, CLI. */
+    z.strictObject({ type: z.literal('default') }),
+    /** Federated client assertion (workload identity federation from AWS or a token file). */
+    z.strictObject({
+      type: z.literal('workload-identity'),
+      tenantId: z.guid({ error: 'expected a tenant id (uuid)' }),
+      clientId: z.guid({ error: 'expected a client id (uuid)' }),
+      tokenFile: z.string().optional(),
+    }),
+    /** A bearer token read at call time from an environment variable or a file (short-lived, e.g. `az account get-access-token`). */
+    z
+      .strictObject({
+        type: z.literal('access-token'),
+        env: nonEmpty('an environment variable name').optional(),
+        file: nonEmpty('a file path').optional(),
+      })
+      .refine((c) => (c.env === undefined) !== (c.file === undefined), { error: 'expected exactly one of env or file' }),
+  ],
+  { error: 'expected type "default", "workload-identity" or "access-token"' },
+);
+
+export const AzureSubscription = z.strictObject({
+  id: z.guid({ error: 'expected a subscription id (uuid)' }),
+});
+
+export const AzureConfig = z.strictObject({
+  /** Azure Resource Manager endpoint (https only). */
+  endpoint: EndpointUrl.default('https://management.azure.com'),
+  /** Extra CA certificate (PEM file) trusted for the ARM endpoint, e.g. a local emulator's. */
+  caFile: z.string().optional(),
+  credential: AzureCredential.default({ type: 'default' }),
+  concurrency: positiveInt().default(8),
+  timeoutMs: positiveInt().default(30_000),
+  maxAttempts: positiveInt().default(4),
+  subscriptions: z.array(AzureSubscription).min(1, { error: 'expected at least one subscription' }),
+});
+
+export const KubeContext = z.strictObject({
+  name: nonEmpty('a context name'),
+  /** Whose region names `region` uses; `country` overrides the lookup (on-premises clusters). */
+  cloud: z.enum(['aws', 'gcp', 'azure']).optional(),
+  region: nonEmpty('a region'),
+  country: CountryCode.optional(),
+});
+
+export const KubeconfigSource = z.strictObject({
+  /** Short name used in cluster ids (`kubeconfig/<alias>/...`). */
+  alias: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { error: 'expected a lower-case alias' }),
+  file: nonEmpty('a kubeconfig file path'),
+  timeoutMs: positiveInt().default(10_000),
+  contexts: z.array(KubeContext).min(1, { error: 'expected at least one context' }),
+});
+
+export const EvidenceBuckets = z.strictObject({
+  aws: z.strictObject({ bucket: nonEmpty('a bucket name'), region: RegionName }).optional(),
+  gcp: z.strictObject({ bucket: nonEmpty('a bucket name'), location: RegionName }).optional(),
+  azure: z
+    .strictObject({ storageAccount: nonEmpty('a storage account'), container: nonEmpty('a container'), region: RegionName })
+    .optional(),
+});
+
+export const ResidencyException = z.strictObject({
+  /** Countries outside the jurisdiction that may hold its data while the exception lives. */
+  allowCountries: z.array(CountryCode).min(1),
+  reason: z.string().min(10, { error: 'expected a reason of at least 10 characters' }),
+  /** Last day the exception holds (YYYY-MM-DD). */
+  expires: z.iso.date({ error: 'expected a date like 2027-06-30' }),
+  approvedBy: z.string().optional(),
+});
+
+export const Jurisdiction = z
+  .strictObject({
+    preset: z.enum(PRESET_IDS).optional(),
+    name: z.string().optional(),
+    /** Countries (ISO alpha-2) covered; required without a preset, replaces the preset's list with one. */
+    countries: z.array(CountryCode).min(1).optional(),
+    evidence: EvidenceBuckets.optional(),
+    audit: z.strictObject({ retentionDays: positiveInt().default(400) }).prefault({}),
+    backup: z
+      .strictObject({
+        /** EventBridge schedule expression for backups. */
+        schedule: z.string().default('rate(1 day)'),
+        rpoHours: positiveInt().default(24),
+        ttlDays: positiveInt().default(30),
+        storageLocation: z.string().default('default'),
+      })
+      .prefault({}),
+    drill: z
+      .strictObject({
+        intervalDays: positiveInt().default(30),
+        rtoMinutes: positiveInt().default(60),
+        /** Cluster id that receives drills for this jurisdiction (default: the source cluster). */
+        drillCluster: z.string().optional(),
+      })
+      .prefault({}),
+    exceptions: z.array(ResidencyException).default([]),
+  })
+  .refine((j) => j.preset !== undefined || j.countries !== undefined, {
+    error: 'expected a preset or a list of countries',
+    path: ['countries'],
+  });
+
+export const SecretRef = z.strictObject({
+  /** `env` (local runs), `ssm` (SecureString parameter) or `secretsmanager`. */
+  from: z.enum(['env', 'ssm', 'secretsmanager']),
+  name: nonEmpty('a variable, parameter or secret name'),
+});
+
+export const Severity = z.enum(['info', 'low', 'medium', 'high', 'critical']);
+
+export const SlackConfig = z.strictObject({
+  /** Webhooks by name; URLs are never written in the config, only where to read them. */
+  webhooks: z.record(z.string().regex(/^[a-z0-9-]+$/), SecretRef),
+  routes: z
+    .array(
+      z.strictObject({
+        jurisdiction: z.string().optional(),
+        minSeverity: Severity.default('info'),
+        webhook: nonEmpty('a webhook name'),
+      }),
+    )
+    .default([]),
+  /** Findings listed one by one in a digest before "and N more". */
+  maxFindings: positiveInt().default(10),
+});
+
+export const StateConfig = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({ type: z.literal('sqlite'), path: z.string().default('.fleetward/state.db') }),
+    z.strictObject({
+      type: z.literal('dynamodb'),
+      table: nonEmpty('a table name'),
+      region: RegionName,
+      endpoint: EndpointUrl.optional(),
+    }),
+  ],
+  { error: 'expected type "sqlite" or "dynamodb"' },
+);
+
+export const PoliciesConfig = z.strictObject({
+  /** Changes one mutating run may apply before it refuses the whole apply. */
+  maxChanges: positiveInt().default(25),
+  discovery: z
+    .strictObject({
+      /** Whether discovery calls each kubeconfig context's API for its version. */
+      probeKubeconfig: z.boolean().default(true),
+    })
+    .prefault({}),
+});
+
+export const FleetConfig = z
+  .strictObject({
+    version: z.literal(1, { error: 'expected version: 1' }),
+    /** Deployment stage; mutating jobs dry-run by default outside `prod`. */
+    stage: z.string().regex(/^[a-z0-9-]+$/).default('dev'),
+    clouds: z
+      .strictObject({
+        aws: AwsConfig.optional(),
+        gcp: GcpConfig.optional(),
+        azure: AzureConfig.optional(),
+        kubeconfig: z.array(KubeconfigSource).optional(),
+      })
+      .refine((c) => Object.values(c).some((v) => v !== undefined), { error: 'expected at least one cloud' }),
+    jurisdictions: z.record(JurisdictionId, Jurisdiction),
+    policies: PoliciesConfig.prefault({}),
+    slack: SlackConfig.optional(),
+    state: StateConfig.default({ type: 'sqlite', path: '.fleetward/state.db' }),
+  })
+  .superRefine((cfg, ctx) => {
+    const hooks = new Set(Object.keys(cfg.slack?.webhooks ?? {}));
+    cfg.slack?.routes.forEach((route, i) => {
+      if (!hooks.has(route.webhook)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['slack', 'routes', i, 'webhook'],
+          message: `unknown webhook "${route.webhook}"`,
+        });
+      }
+      if (route.jurisdiction && !(route.jurisdiction in cfg.jurisdictions)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['slack', 'routes', i, 'jurisdiction'],
+          message: `unknown jurisdiction "${route.jurisdiction}"`,
+        });
+      }
+    });
+  });
+
+export type FleetConfig = z.infer<typeof FleetConfig>;
+export type AwsConfig = z.infer<typeof AwsConfig>;
+export type AwsAccount = z.infer<typeof AwsAccount>;
+export type GcpConfig = z.infer<typeof GcpConfig>;
+export type AzureConfig = z.infer<typeof AzureConfig>;
+export type KubeconfigSource = z.infer<typeof KubeconfigSource>;
+export type JurisdictionConfig = z.infer<typeof Jurisdiction>;
+export type ResidencyException = z.infer<typeof ResidencyException>;

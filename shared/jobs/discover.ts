@@ -1,0 +1,177 @@
+/**
+ * The discovery job: ask every cloud adapter for its clusters, place each cluster in
+ * a jurisdiction, diff against the stored inventory and save the new one.
+ *
+ * Nothing is lost on failure: a cluster that was not seen because its scope (account,
+ * region, project, subscription, context) failed is kept in the inventory as it was,
+ * and is neither reported removed nor overwritten.
+ */
+import { type Cluster, type ClusterChange, type DiscoveredCluster, type DiscoveryFailure, type DiscoveryScope, type InventoryDiff, UNASSIGNED } from '../model.ts';
+import type { Clock, ClusterDiscovery, Log, StateStore } from '../ports.ts';
+import { type Residency, regionCountry } from '../residency/index.ts';
+import { errorInfo } from '../runtime/errors.ts';
+
+/** State-store namespace of the inventory (one item per cluster id). */
+export const INVENTORY = 'inventory';
+/** State-store namespace of the run ledger. */
+export const RUNS = 'runs';
+
+export interface DiscoverDeps {
+  discoveries: readonly ClusterDiscovery[];
+  store: StateStore;
+  residency: Residency;
+  logger: Log;
+  clock: Clock;
+}
+
+export interface DiscoverResult {
+  clusters: Cluster[];
+  diff: InventoryDiff;
+  failures: DiscoveryFailure[];
+  /** Ids kept from the previous inventory because their scope failed this run. */
+  stale: string[];
+  startedAt: string;
+  durationMs: number;
+}
+
+/** Places a discovered cluster: its region's country, then the jurisdiction covering that country. */
+export function place(cluster: DiscoveredCluster, residency: Residency): Cluster {
+  const country =
+    cluster.country !== undefined
+      ? cluster.country
+      : cluster.cloud === 'kubeconfig'
+        ? null
+        : (regionCountry(cluster.cloud, cluster.region) ?? null);
+  return { ...cluster, country, jurisdiction: country ? residency.jurisdictionForCountry(country) : UNASSIGNED };
+}
+
+/** Whether a failure means `cluster` could not be observed this run. */
+function hidByFailure(cluster: Cluster, failure: DiscoveryFailure): boolean {
+  if (failure.cloud !== cluster.cloud || failure.scope !== cluster.scope) return false;
+  if (failure.region !== undefined && failure.region !== cluster.region) return false;
+  if (failure.kind === 'unparseable') return failure.cluster === cluster.name || failure.cluster === cluster.id;
+  return true;
+}
+
+function flatten(value: unknown, prefix: string, out: Map<string, unknown>): void {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else {
+    out.set(prefix, value);
+  }
+}
+
+/** Field-level changes between two records of the same cluster (`tags.owner`, `kubernetesVersion`, ...). */
+export function diffCluster(before: Cluster, after: Cluster): ClusterChange['fields'] {
+  const a = new Map<string, unknown>();
+  const b = new Map<string, unknown>();
+  flatten(before, '', a);
+  flatten(after, '', b);
+  const fields: ClusterChange['fields'] = [];
+  for (const field of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    const x = a.get(field);
+    const y = b.get(field);
+    if (JSON.stringify(x) !== JSON.stringify(y)) fields.push({ field, before: x ?? null, after: y ?? null });
+  }
+  return fields;
+}
+
+/** The inventory diff between the previous and the current cluster lists. */
+export function diffInventory(previous: readonly Cluster[], current: readonly Cluster[]): InventoryDiff {
+  const before = new Map(previous.map((c) => [c.id, c]));
+  const after = new Map(current.map((c) => [c.id, c]));
+  const diff: InventoryDiff = { added: [], removed: [], changed: [] };
+  for (const [id, cluster] of after) {
+    const old = before.get(id);
+    if (!old) diff.added.push(id);
+    else {
+      const fields = diffCluster(old, cluster);
+      if (fields.length > 0) diff.changed.push({ id, fields });
+    }
+  }
+  for (const id of before.keys()) if (!after.has(id)) diff.removed.push(id);
+  diff.added.sort();
+  diff.removed.sort();
+  diff.changed.sort((x, y) => x.id.localeCompare(y.id));
+  return diff;
+}
+
+/** Runs every adapter; an adapter that throws (it should not) becomes one failure for its whole cloud. */
+async function discoverAll(deps: DiscoverDeps, signal?: AbortSignal) {
+  const outcomes = await Promise.all(
+    deps.discoveries.map(async (d) => {
+      try {
+        return await d.discover(signal ? { signal } : {});
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        const failure: DiscoveryFailure = { cloud: d.cloud, scope: '*', kind: 'scope', error: errorInfo(error) };
+        return { clusters: [], failures: [failure], completedScopes: [] as DiscoveryScope[] };
+      }
+    }),
+  );
+  return {
+    clusters: outcomes.flatMap((o) => o.clusters),
+    failures: outcomes.flatMap((o) => o.failures),
+  };
+}
+
+/** Discovers the fleet, saves the inventory and returns clusters, diff and failures. */
+export async function run(deps: DiscoverDeps, options: { signal?: AbortSignal } = {}): Promise<DiscoverResult> {
+  const started = deps.clock.now();
+  const [found, previousItems] = await Promise.all([
+    discoverAll(deps, options.signal),
+    deps.store.list<Cluster>(INVENTORY),
+  ]);
+  const previous = previousItems.map((i) => i.value);
+  const byId = new Map<string, Cluster>();
+  for (const d of found.clusters) byId.set(d.id, place(d, deps.residency));
+
+  // A cluster we could not observe keeps its last known record (a failing scope is not a deletion).
+  const stale: string[] = [];
+  for (const old of previous) {
+    if (byId.has(old.id)) continue;
+    if (found.failures.some((f) => f.scope === '*' ? f.cloud === old.cloud : hidByFailure(old, f))) {
+      byId.set(old.id, old);
+      stale.push(old.id);
+    }
+  }
+  const clusters = [...byId.values()].sort((x, y) => x.id.localeCompare(y.id));
+  const diff = diffInventory(previous, clusters);
+
+  const changedIds = new Set([...diff.added, ...diff.changed.map((c) => c.id)]);
+  await deps.store.putMany(
+    INVENTORY,
+    clusters.filter((c) => changedIds.has(c.id)).map((c) => ({ key: c.id, value: c })),
+  );
+  await deps.store.deleteMany(INVENTORY, diff.removed);
+
+  const durationMs = deps.clock.now().getTime() - started.getTime();
+  const startedAt = started.toISOString();
+  await deps.store.putMany(RUNS, [
+    {
+      key: `discover/${startedAt}`,
+      value: {
+        job: 'discover',
+        startedAt,
+        durationMs,
+        clusters: clusters.length,
+        added: diff.added.length,
+        removed: diff.removed.length,
+        changed: diff.changed.length,
+        failures: found.failures,
+      },
+    },
+  ]);
+  deps.logger.info('Discovery finished', {
+    clusters: clusters.length,
+    added: diff.added.length,
+    removed: diff.removed.length,
+    changed: diff.changed.length,
+    failures: found.failures.length,
+    stale: stale.length,
+    durationMs,
+  });
+  if (diff.added.length + diff.removed.length + diff.changed.length > 0) deps.logger.info('Inventory changed', { diff });
+  for (const failure of found.failures) deps.logger.warn('Discovery scope failed', { failure });
+  return { clusters, diff, failures: found.failures, stale, startedAt, durationMs };
+}

@@ -1,0 +1,39 @@
+/**
+ * The one way a Lambda handler is built: middy with Powertools Logger (Lambda
+ * context in every record), an error boundary that logs once and rethrows, and an
+ * abort signal that fires shortly before the function times out.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { loadConfig } from '../config/load.ts';
+import type { FleetConfig } from '../config/schema.ts';
+import { errorInfo } from './errors.ts';
+
+/** Module-scope logger: `POWERTOOLS_SERVICE_NAME` is the function's kebab-case name. */
+export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'fleetward' });
+
+/** Milliseconds before the Lambda timeout at which `signal` aborts, so jobs stop cleanly and record what they did. */
+const TIMEOUT_EARLY_MS = 5_000;
+
+export function lambdaHandler<TEvent = unknown, TResult = unknown>() {
+  return middy<TEvent, TResult, Error, Context>({ timeoutEarlyInMillis: TIMEOUT_EARLY_MS })
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use({
+      onError: (request) => {
+        logger.error('Handler failed', { error: errorInfo(request.error) });
+      },
+    });
+}
+
+let config: Promise<FleetConfig> | undefined;
+
+/** The deployed fleet config (bundled file named by `FLEETWARD_CONFIG`), loaded once per container. */
+export function deployedConfig(): Promise<FleetConfig> {
+  config ??= loadConfig(process.env.FLEETWARD_CONFIG ?? 'fleet.yaml').catch((error) => {
+    config = undefined;
+    throw error;
+  });
+  return config;
+}

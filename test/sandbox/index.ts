@@ -1,0 +1,297 @@
+/**
+ * The local clouds, started together: moto behind the AWS fault/latency proxy, the GKE
+ * gRPC fake, the HTTPS ARM fake, one fake Kubernetes API per kubeconfig context, and a
+ * generated fleet.yaml that points Fleetward at all of them. Used by `npm run sandbox`,
+ * `npm run demo`, the benchmarks and the integration tests.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { stringify } from 'yaml';
+import { createLimiter } from '../../shared/runtime/concurrency.ts';
+import { aksCluster, startArmFake } from './arm-fake.ts';
+import { startAwsProxy } from './aws-proxy.ts';
+import { FaultInjector, RequestLog } from './faults.ts';
+import {
+  AWS_ACCOUNTS,
+  AZURE_SUBSCRIPTIONS,
+  defaultMix,
+  type FleetMix,
+  GCP_PROJECTS,
+  generateFleet,
+  KUBECONFIG_ALIAS,
+  type SeedCluster,
+} from './fleet.ts';
+import { gkeCluster, startGkeFake } from './gke-fake.ts';
+import { type KubeFake, startKubeFake } from './kube-fake.ts';
+import { writeKubeconfig } from './kubeconfig.ts';
+import { type MotoServer, startMoto } from './moto.ts';
+
+export interface SandboxOptions {
+  /** Total clusters (split by `defaultMix`) unless `mix` is given. */
+  clusters?: number;
+  mix?: FleetMix;
+  seed?: number;
+  /** Injected latency per API call, on every cloud. */
+  latencyMs?: number;
+  /** Working directory for the generated config, kubeconfig, certificates and state. */
+  dir?: string;
+  /** Concurrency written into the generated config per cloud. */
+  concurrency?: Partial<Record<'aws' | 'gcp' | 'azure', number>>;
+}
+
+export interface Sandbox {
+  /** Path of the generated fleet.yaml. */
+  configPath: string;
+  dir: string;
+  fleet: SeedCluster[];
+  /** Every request every fake answered. */
+  log: RequestLog;
+  /** Shared fault plan: add rules to make any cloud misbehave. */
+  faults: FaultInjector;
+  moto: MotoServer;
+  stop(): Promise<void>;
+}
+
+/** Fake, obviously-not-real credentials for the emulators. */
+const SANDBOX_TOKEN = 'sandbox-token';
+const SANDBOX_PROFILE = 'fleetward-sandbox';
+
+const EKS_ROLE = (account: string) => `arn:aws:iam::${account}:role/fleetward-eks-cluster`;
+
+async function seedAws(motoUrl: string, fleet: SeedCluster[]): Promise<void> {
+  const aws = fleet.filter((c) => c.cloud === 'aws');
+  if (aws.length === 0) return;
+  const base = { endpoint: motoUrl, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  const sts = new STSClient(base);
+  const creds = new Map<string, { accessKeyId: string; secretAccessKey: string; sessionToken: string }>();
+  for (const account of new Set(aws.map((c) => c.scope))) {
+    const out = await sts.send(
+      new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${account}:role/fleetward-reader`, RoleSessionName: 'sandbox-seed' }),
+    );
+    const c = out.Credentials!;
+    creds.set(account, { accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! });
+  }
+  const clients = new Map<string, EKSClient>();
+  const client = (account: string, region: string) => {
+    const key = `${account}/${region}`;
+    let eks = clients.get(key);
+    if (!eks) {
+      eks = new EKSClient({ endpoint: motoUrl, region, credentials: creds.get(account)! });
+      clients.set(key, eks);
+    }
+    return eks;
+  };
+  const limit = createLimiter(8);
+  await Promise.all(
+    aws.map((c) =>
+      limit(() =>
+        client(c.scope, c.region).send(
+          new CreateClusterCommand({
+            name: c.name,
+            version: c.version,
+            roleArn: EKS_ROLE(c.scope),
+            resourcesVpcConfig: {
+              subnetIds: ['subnet-0a1b2c3d', 'subnet-4e5f6a7b'],
+              endpointPublicAccess: !c.privateEndpoint,
+              endpointPrivateAccess: true,
+            },
+            logging: {
+              clusterLogging: [
+                { types: c.auditLogging ? ['api', 'audit', 'authenticator'] : ['api'], enabled: true },
+                ...(c.auditLogging ? [] : [{ types: ['audit' as const], enabled: false }]),
+              ],
+            },
+            ...(c.encrypted
+              ? {
+                  encryptionConfig: [
+                    {
+                      resources: ['secrets'],
+                      provider: { keyArn: `arn:aws:kms:${c.region}:${c.scope}:key/0000aaaa-bb11-cc22-dd33-${c.scope}` },
+                    },
+                  ],
+                }
+              : {}),
+            tags: c.tags,
+          }),
+        ),
+      ),
+    ),
+  );
+  for (const eks of clients.values()) eks.destroy();
+  sts.destroy();
+}
+
+function gcpInputs(fleet: SeedCluster[]) {
+  const byProject = new Map<string, ReturnType<typeof gkeCluster>[]>();
+  for (const c of fleet.filter((x) => x.cloud === 'gcp')) {
+    const list = byProject.get(c.scope) ?? [];
+    list.push(
+      gkeCluster({
+        project: c.scope,
+        name: c.name,
+        location: c.region,
+        version: c.version,
+        labels: c.tags,
+        encryptionKey: c.encrypted
+          ? `projects/${c.scope}/locations/${c.region.replace(/-[a-z]$/, '')}/keyRings/fleetward/cryptoKeys/etcd`
+          : undefined,
+        privateEndpoint: c.privateEndpoint,
+        loggingService: c.auditLogging ? 'logging.googleapis.com/kubernetes' : 'none',
+      }),
+    );
+    byProject.set(c.scope, list);
+  }
+  return byProject;
+}
+
+function azureInputs(fleet: SeedCluster[]) {
+  const bySub = new Map<string, ReturnType<typeof aksCluster>[]>();
+  for (const c of fleet.filter((x) => x.cloud === 'azure')) {
+    const list = bySub.get(c.scope) ?? [];
+    list.push(
+      aksCluster({
+        subscriptionId: c.scope,
+        resourceGroup: c.resourceGroup ?? 'rg-sandbox',
+        name: c.name,
+        location: c.region,
+        kubernetesVersion: c.version,
+        tags: c.tags,
+        privateCluster: c.privateEndpoint,
+        kmsKeyId: c.encrypted ? `https://fw-kv-${c.region}.vault.azure.net/keys/etcd/0123456789abcdef` : undefined,
+      }),
+    );
+    bySub.set(c.scope, list);
+  }
+  return bySub;
+}
+
+/** Starts every local cloud, seeds the fleet and writes the config. */
+export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
+  const dir = resolve(options.dir ?? join('.fleetward', 'sandbox'));
+  rmSync(join(dir, 'state.db'), { force: true });
+  rmSync(join(dir, 'state.db-wal'), { force: true });
+  rmSync(join(dir, 'state.db-shm'), { force: true });
+  mkdirSync(dir, { recursive: true });
+  const mix = options.mix ?? defaultMix(options.clusters ?? 24);
+  const fleet = generateFleet({ mix, seed: options.seed ?? 42 });
+  const log = new RequestLog();
+  const faults = new FaultInjector({ latencyMs: 0 });
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    stops.length = 0;
+  };
+  try {
+    const moto = await startMoto();
+    stops.push(() => moto.stop());
+    const proxy = await startAwsProxy({ upstream: moto.url, faults, log });
+    stops.push(() => proxy.stop());
+    const gke = await startGkeFake({ faults, log });
+    stops.push(() => gke.stop());
+    const certDir = join(dir, 'tls');
+    const arm = await startArmFake({ faults, log, certDir });
+    stops.push(() => arm.stop());
+
+    await seedAws(moto.url, fleet);
+    for (const [project, clusters] of gcpInputs(fleet)) gke.setClusters(project, clusters);
+    for (const [sub, clusters] of azureInputs(fleet)) arm.setClusters(sub, clusters);
+
+    const kubeContexts = fleet.filter((c) => c.cloud === 'kubeconfig');
+    const kubeFakes: KubeFake[] = [];
+    for (const c of kubeContexts) {
+      const fake = await startKubeFake({ name: c.name, gitVersion: `v${c.version}`, token: SANDBOX_TOKEN, faults, log, certDir });
+      stops.push(() => fake.stop());
+      kubeFakes.push(fake);
+    }
+    const kubeconfigPath = join(dir, 'kubeconfig.yaml');
+    if (kubeContexts.length > 0) {
+      writeKubeconfig(
+        kubeconfigPath,
+        kubeContexts.map((c, i) => ({
+          context: c.name,
+          cluster: c.name,
+          server: kubeFakes[i]!.url,
+          caFile: kubeFakes[i]!.caFile,
+          token: SANDBOX_TOKEN,
+        })),
+      );
+    }
+
+    const credentialsFile = join(dir, 'aws-credentials');
+    writeFileSync(credentialsFile, `[${SANDBOX_PROFILE}]\naws_access_key_id = testing\naws_secret_access_key = testing\n`, {
+      mode: 0o600,
+    });
+    const azureTokenFile = join(dir, 'azure-token');
+    writeFileSync(azureTokenFile, SANDBOX_TOKEN, { mode: 0o600 });
+
+    const used = (cloud: SeedCluster['cloud']) => fleet.some((c) => c.cloud === cloud);
+    // Accounts, projects and subscriptions with no clusters are still configured: discovery must cope with empty scopes.
+    const awsRegions = [...new Set(fleet.filter((c) => c.cloud === 'aws').map((c) => c.region))];
+    const config = {
+      version: 1,
+      stage: 'sandbox',
+      clouds: {
+        ...(used('aws') && {
+          aws: {
+            endpoint: proxy.url,
+            credentials: { profile: SANDBOX_PROFILE, file: credentialsFile },
+            homeRegion: 'us-east-1',
+            concurrency: options.concurrency?.aws ?? 16,
+            accounts: AWS_ACCOUNTS.map((id) => ({
+              id,
+              roleArn: `arn:aws:iam::${id}:role/fleetward-reader`,
+              regions: awsRegions,
+            })),
+          },
+        }),
+        ...(used('gcp') && {
+          gcp: {
+            endpoint: gke.endpoint,
+            insecure: true,
+            concurrency: options.concurrency?.gcp ?? 8,
+            projects: GCP_PROJECTS.map((id) => ({ id })),
+          },
+        }),
+        ...(used('azure') && {
+          azure: {
+            endpoint: arm.endpoint,
+            caFile: arm.caFile,
+            credential: { type: 'access-token', file: azureTokenFile },
+            concurrency: options.concurrency?.azure ?? 8,
+            subscriptions: AZURE_SUBSCRIPTIONS.map((id) => ({ id })),
+          },
+        }),
+        ...(kubeContexts.length > 0 && {
+          kubeconfig: [
+            {
+              alias: KUBECONFIG_ALIAS,
+              file: kubeconfigPath,
+              contexts: kubeContexts.map((c) => ({ name: c.name, cloud: 'aws', region: c.region })),
+            },
+          ],
+        }),
+      },
+      jurisdictions: {
+        eu: { preset: 'eu-gdpr' },
+        in: { preset: 'in-dpdp' },
+        za: { preset: 'za-popia' },
+        ke: {
+          preset: 'ke-dpa',
+          exceptions: [
+            { allowCountries: ['ZA'], reason: 'sandbox: no in-country region for Kenya', expires: '2099-12-31' },
+          ],
+        },
+      },
+      state: { type: 'sqlite', path: join(dir, 'state.db') },
+    };
+    const configPath = join(dir, 'fleet.yaml');
+    writeFileSync(configPath, `# Generated by the Fleetward sandbox; points at local emulators only.\n${stringify(config)}`);
+    faults.latencyMs = options.latencyMs ?? 0;
+    return { configPath, dir, fleet, log, faults, moto, stop: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

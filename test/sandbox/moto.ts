@@ -1,0 +1,85 @@
+/**
+ * Starts moto (a real third-party AWS emulator) as its own Python process on a free
+ * loopback port. One PID per server, stopped by that PID.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, waitFor } from './net.ts';
+
+export interface MotoServer {
+  url: string;
+  pid: number;
+  /** Clears every resource in the emulator. */
+  reset(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const VENV_PYTHON = join('.fleetward', 'venv', 'bin', 'python');
+
+function hasMoto(python: string): boolean {
+  try {
+    execFileSync(python, ['-c', 'import moto.server, flask'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The Python that has moto: the system one, else a venv under `.fleetward/` (created on demand). */
+export function motoPython(): string {
+  if (process.env.FLEETWARD_MOTO_PYTHON) return process.env.FLEETWARD_MOTO_PYTHON;
+  for (const candidate of ['python3', VENV_PYTHON]) {
+    if ((candidate === 'python3' || existsSync(candidate)) && hasMoto(candidate)) return candidate;
+  }
+  try {
+    execFileSync('python3', ['-m', 'venv', join('.fleetward', 'venv')], { stdio: 'ignore' });
+    execFileSync(VENV_PYTHON, ['-m', 'pip', 'install', '--quiet', 'moto[server]==5.2.1'], {
+      stdio: 'ignore',
+      timeout: 300_000,
+    });
+    if (hasMoto(VENV_PYTHON)) return VENV_PYTHON;
+  } catch {
+    // fall through to the instruction below
+  }
+  throw new Error(
+    "moto is not installed: run `python3 -m pip install 'moto[server]==5.2.1'` (or set FLEETWARD_MOTO_PYTHON to a Python that has it)",
+  );
+}
+
+export async function startMoto(options: { port?: number } = {}): Promise<MotoServer> {
+  const port = options.port ?? (await freePort());
+  const child: ChildProcess = spawn(motoPython(), ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', PYTHONUNBUFFERED: '1' },
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error(`moto exited: ${stderr}`);
+      return (await fetch(`${url}/moto-api/data.json`)).ok;
+    }, 30_000, 'moto');
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    url,
+    pid: child.pid!,
+    async reset() {
+      await fetch(`${url}/moto-api/reset`, { method: 'POST' });
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
