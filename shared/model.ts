@@ -62,7 +62,7 @@ export interface DiscoveryScope {
 /** A scope that failed or a cluster payload that could not be parsed; the run continues past both. */
 export interface DiscoveryFailure extends DiscoveryScope {
   kind: 'scope' | 'unparseable';
-  /** Cluster name or id when `kind` is `unparseable`. */
+  /** Cluster name (or kubeconfig context) when the failure concerns one cluster rather than a whole scope. */
   cluster?: string;
   error: { name: string; message: string; status?: number };
 }

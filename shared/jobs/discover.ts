@@ -34,6 +34,9 @@ export interface DiscoverResult {
   durationMs: number;
 }
 
+/** Stable, locale-independent ordering of cluster ids. */
+const compareIds = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 /** Places a discovered cluster: its region's country, then the jurisdiction covering that country. */
 export function place(cluster: DiscoveredCluster, residency: Residency): Cluster {
   const country =
@@ -92,7 +95,7 @@ export function diffInventory(previous: readonly Cluster[], current: readonly Cl
   for (const id of before.keys()) if (!after.has(id)) diff.removed.push(id);
   diff.added.sort();
   diff.removed.sort();
-  diff.changed.sort((x, y) => x.id.localeCompare(y.id));
+  diff.changed.sort((x, y) => compareIds(x.id, y.id));
   return diff;
 }
 
@@ -135,7 +138,7 @@ export async function run(deps: DiscoverDeps, options: { signal?: AbortSignal } 
       stale.push(old.id);
     }
   }
-  const clusters = [...byId.values()].sort((x, y) => x.id.localeCompare(y.id));
+  const clusters = [...byId.values()].sort((x, y) => compareIds(x.id, y.id));
   const diff = diffInventory(previous, clusters);
 
   const changedIds = new Set([...diff.added, ...diff.changed.map((c) => c.id)]);

@@ -233,6 +233,31 @@ describe('kubeconfig discovery with probing', () => {
     ]);
   });
 
+  it('reports an unreadable version answer', async () => {
+    faultsA.add({ cloud: 'kube', operation: 'GetVersion', fault: { kind: 'malformed' } });
+    const outcome = await discover([
+      source([{ name: 'eks-frankfurt', cloud: 'aws', region: 'eu-central-1' }]),
+    ]);
+    expect(outcome.clusters[0]).toMatchObject({ status: 'unknown', kubernetesVersion: null });
+    expect(outcome.failures[0]?.error.message).toMatch(
+      /^context "eks-frankfurt": get version: unreadable answer/,
+    );
+  });
+
+  it('gives up on a server that keeps answering 503', async () => {
+    faultsA.add({ cloud: 'kube', operation: 'GetVersion', fault: { kind: 'error', status: 503 } });
+    const outcome = await discover([
+      source([{ name: 'eks-frankfurt', cloud: 'aws', region: 'eu-central-1' }]),
+    ]);
+    expect(outcome.clusters[0]).toMatchObject({ status: 'unknown', kubernetesVersion: null });
+    expect(outcome.failures[0]?.error).toEqual({
+      name: 'CloudApiError',
+      message: 'context "eks-frankfurt": get version failed: HTTP 503',
+      status: 503,
+    });
+    expect(log.count('kube', 'GetVersion')).toBe(3);
+  });
+
   it('retries a throttled probe', async () => {
     faultsA.add({
       cloud: 'kube',

@@ -1,0 +1,110 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/** Runs the CLI the way a user does: a separate Node process. */
+function fleetward(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const out = spawnSync(process.execPath, ['bin/fleetward.ts', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, FLEETWARD_CONFIG: '', ...env },
+    timeout: 30_000,
+  });
+  return { code: out.status, stdout: out.stdout, stderr: out.stderr };
+}
+
+describe('fleetward CLI', () => {
+  let server: Server;
+  let requests = 0;
+  let endpoint = '';
+  const dir = mkdtempSync(join(tmpdir(), 'fleetward-cli-'));
+
+  beforeAll(async () => {
+    server = createServer((_req, res) => {
+      requests++;
+      res.writeHead(500).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('prints help that lists the commands', () => {
+    const { code, stdout } = fleetward(['--help']);
+
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/discover/);
+    expect(stdout).toMatch(/config validate/);
+  });
+
+  it('explains discover with --help', () => {
+    const { code, stdout } = fleetward(['discover', '--help']);
+
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/--json/);
+  });
+
+  it('exits 2 on an unknown command or option', () => {
+    expect(fleetward(['frobnicate']).code).toBe(2);
+    const { code, stderr } = fleetward(['discover', '--jsn']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/jsn/);
+  });
+
+  it('validates the example config', () => {
+    const { code, stdout } = fleetward(['config', 'validate', 'fleet.example.yaml']);
+
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/valid/);
+  });
+
+  it('exits 2 on a file with two errors and names both paths', () => {
+    const { code, stderr } = fleetward(['config', 'validate', 'test/fixtures/config/two-errors.yaml']);
+
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/jurisdictions\.eu\.audit\.retentionDays: expected a positive integer/);
+    expect(stderr).toMatch(/jurisdictions\.za\.backups: unknown key/);
+  });
+
+  it('prints the JSON Schema', () => {
+    const { code, stdout } = fleetward(['config', 'schema']);
+
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout).properties.jurisdictions).toBeDefined();
+  });
+
+  it('refuses to discover with a bad config before calling any cloud', () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(
+      file,
+      [
+        'version: 1',
+        'clouds:',
+        '  aws:',
+        `    endpoint: ${endpoint}`,
+        '    accounts:',
+        '      - id: "111111111111"',
+        '        roleArn: arn:aws:iam::111111111111:role/fleetward-reader',
+        '        regions: [eu-central-1]',
+        'jurisdictions:',
+        '  eu: { preset: eu-gdpr, audit: { retentionDays: 0 } }',
+      ].join('\n'),
+    );
+
+    const { code, stderr } = fleetward(['discover', '--config', file]);
+
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/jurisdictions\.eu\.audit\.retentionDays/);
+    expect(requests).toBe(0);
+  });
+
+  it('reads the config named by FLEETWARD_CONFIG', () => {
+    const { code, stderr } = fleetward(['config', 'validate'], { FLEETWARD_CONFIG: join(dir, 'missing.yaml') });
+
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/missing\.yaml/);
+  });
+});
