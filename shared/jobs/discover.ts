@@ -48,12 +48,21 @@ export function place(cluster: DiscoveredCluster, residency: Residency): Cluster
   return { ...cluster, country, jurisdiction: country ? residency.jurisdictionForCountry(country) : UNASSIGNED };
 }
 
-/** Whether a failure means `cluster` could not be observed this run. */
+/** Whether two locations overlap: equal, or one is a zone of the other (`asia-south1-c` in `asia-south1`). */
+function overlaps(a: string, b: string): boolean {
+  return a === b || a.startsWith(`${b}-`) || b.startsWith(`${a}-`);
+}
+
+/**
+ * Whether a failure means `cluster` may not have been observed this run. An unparseable
+ * payload hides its whole scope and region too: its name may be missing or may not match
+ * the stored record, and guessing wrong would report a live cluster removed.
+ */
 function hidByFailure(cluster: Cluster, failure: DiscoveryFailure): boolean {
-  if (failure.cloud !== cluster.cloud || failure.scope !== cluster.scope) return false;
-  if (failure.region !== undefined && failure.region !== cluster.region) return false;
-  if (failure.kind === 'unparseable') return failure.cluster === cluster.name || failure.cluster === cluster.id;
-  return true;
+  if (failure.cloud !== cluster.cloud) return false;
+  if (failure.scope === '*') return true;
+  if (failure.scope !== cluster.scope) return false;
+  return failure.region === undefined || overlaps(failure.region, cluster.region);
 }
 
 function flatten(value: unknown, prefix: string, out: Map<string, unknown>): void {
@@ -133,7 +142,7 @@ export async function run(deps: DiscoverDeps, options: { signal?: AbortSignal } 
   const stale: string[] = [];
   for (const old of previous) {
     if (byId.has(old.id)) continue;
-    if (found.failures.some((f) => f.scope === '*' ? f.cloud === old.cloud : hidByFailure(old, f))) {
+    if (found.failures.some((f) => hidByFailure(old, f))) {
       byId.set(old.id, old);
       stale.push(old.id);
     }

@@ -10,7 +10,7 @@ import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { stringify } from 'yaml';
 import { createLimiter } from '../../shared/runtime/concurrency.ts';
-import { aksCluster, startArmFake } from './arm-fake.ts';
+import { type ArmManagedCluster, aksCluster, startArmFake } from './arm-fake.ts';
 import { startAwsProxy } from './aws-proxy.ts';
 import { FaultInjector, RequestLog } from './faults.ts';
 import {
@@ -23,7 +23,7 @@ import {
   KUBECONFIG_ALIAS,
   type SeedCluster,
 } from './fleet.ts';
-import { gkeCluster, startGkeFake } from './gke-fake.ts';
+import { type GkeClusterInput, gkeCluster, startGkeFake } from './gke-fake.ts';
 import { type KubeFake, startKubeFake } from './kube-fake.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { type MotoServer, startMoto } from './moto.ts';
@@ -124,21 +124,28 @@ async function seedAws(motoUrl: string, fleet: SeedCluster[]): Promise<void> {
 }
 
 function gcpInputs(fleet: SeedCluster[]) {
-  const byProject = new Map<string, ReturnType<typeof gkeCluster>[]>();
+  const byProject = new Map<string, GkeClusterInput[]>();
   for (const c of fleet.filter((x) => x.cloud === 'gcp')) {
+    const region = c.region.replace(/-[a-z]$/, '');
     const list = byProject.get(c.scope) ?? [];
     list.push(
       gkeCluster({
-        project: c.scope,
         name: c.name,
         location: c.region,
-        version: c.version,
-        labels: c.tags,
-        encryptionKey: c.encrypted
-          ? `projects/${c.scope}/locations/${c.region.replace(/-[a-z]$/, '')}/keyRings/fleetward/cryptoKeys/etcd`
-          : undefined,
-        privateEndpoint: c.privateEndpoint,
-        loggingService: c.auditLogging ? 'logging.googleapis.com/kubernetes' : 'none',
+        currentMasterVersion: c.version,
+        resourceLabels: c.tags,
+        ...(c.encrypted && {
+          databaseEncryption: {
+            state: 'ENCRYPTED',
+            currentState: 'CURRENT_STATE_ENCRYPTED',
+            keyName: `projects/${c.scope}/locations/${region}/keyRings/fleetward/cryptoKeys/etcd`,
+          },
+        }),
+        ...(c.privateEndpoint && {
+          privateClusterConfig: { enablePrivateNodes: true, enablePrivateEndpoint: true, privateEndpoint: '10.0.0.2' },
+          controlPlaneEndpointsConfig: { ipEndpointsConfig: { enabled: true, enablePublicEndpoint: false, privateEndpoint: '10.0.0.2' } },
+        }),
+        ...(!c.auditLogging && { loggingService: 'none' }),
       }),
     );
     byProject.set(c.scope, list);
@@ -147,7 +154,7 @@ function gcpInputs(fleet: SeedCluster[]) {
 }
 
 function azureInputs(fleet: SeedCluster[]) {
-  const bySub = new Map<string, ReturnType<typeof aksCluster>[]>();
+  const bySub = new Map<string, ArmManagedCluster[]>();
   for (const c of fleet.filter((x) => x.cloud === 'azure')) {
     const list = bySub.get(c.scope) ?? [];
     list.push(
@@ -159,7 +166,7 @@ function azureInputs(fleet: SeedCluster[]) {
         kubernetesVersion: c.version,
         tags: c.tags,
         privateCluster: c.privateEndpoint,
-        kmsKeyId: c.encrypted ? `https://fw-kv-${c.region}.vault.azure.net/keys/etcd/0123456789abcdef` : undefined,
+        ...(c.encrypted && { kmsKeyId: `https://fw-kv-${c.region}.vault.azure.net/keys/etcd/0123456789abcdef` }),
       }),
     );
     bySub.set(c.scope, list);

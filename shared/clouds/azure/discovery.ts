@@ -1,0 +1,644 @@
+/**
+ * Discovery of AKS clusters: per subscription, Azure Resource Manager's
+ * `managedClusters.list` (every page, following `nextLink`), which already returns each
+ * ManagedCluster in full, so there are no per-cluster calls. Subscriptions run in
+ * parallel; every ARM request of the adapter takes a slot of one FIFO limiter.
+ *
+ * Transport is `ContainerServiceClient` from `@azure/arm-containerservice` (the TypeSpec
+ * generated client on `@azure-rest/core-client`). Its pipeline is configured here:
+ * - retries are ours (`withRetry`, per page): the pipeline's default retry policy is switched
+ *   off (`maxRetries: 0`) because it does not retry a 429 without `Retry-After` nor a request
+ *   that hit its timeout, and so that `maxAttempts` means what it says. A page that failed is
+ *   asked again by its `nextLink` (`byPage({ continuationToken })`), not from the first page.
+ * - one policy of ours runs for every request, the `nextLink` pages included (the client
+ *   sends those without the operation's options): it refuses any origin but the configured
+ *   endpoint (a `nextLink` elsewhere would receive the bearer token), and it gives every
+ *   attempt an abort signal of `timeoutMs` joined to the caller's signal. The signal, unlike
+ *   the pipeline's `timeout` option, also covers reading the response body.
+ * - `caFile` is trusted in addition to Node's default CAs (bundled roots, plus
+ *   `NODE_EXTRA_CA_CERTS` and the system store when enabled) through the pipeline's
+ *   `tlsOptions.ca`; that option replaces the defaults, so they are passed along.
+ * - the token scope is `<endpoint origin>/.default` (`https://management.azure.com/.default`
+ *   by default), as sovereign clouds expect.
+ */
+import { readFileSync } from 'node:fs';
+import { getCACertificates } from 'node:tls';
+import { ContainerServiceClient, type ManagedCluster } from '@azure/arm-containerservice';
+import type { AzureConfig } from '../../config/schema.ts';
+import type {
+  ClusterStatus,
+  DiscoveredCluster,
+  DiscoveryFailure,
+  DiscoveryOutcome,
+  DiscoveryScope,
+  EndpointAccess,
+} from '../../model.ts';
+import type { ClusterDiscovery } from '../../ports.ts';
+import { createLimiter, type Limiter } from '../../runtime/concurrency.ts';
+import {
+  CloudApiError,
+  ConfigError,
+  errorInfo,
+  FleetwardError,
+  UnparseableClusterError,
+} from '../../runtime/errors.ts';
+import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
+import type { AdapterContext } from '../context.ts';
+
+const CLOUD = 'azure';
+const OPERATION = 'managedClusters.list';
+/** How long a token of an `access-token` credential is taken to be valid (it is read again after). */
+const ACCESS_TOKEN_LIFETIME_MS = 5 * 60_000;
+
+type ClientOptions = NonNullable<ConstructorParameters<typeof ContainerServiceClient>[2]>;
+/** `TokenCredential` of `@azure/core-auth`, as the client declares it. */
+export type TokenCredential = ConstructorParameters<typeof ContainerServiceClient>[0];
+type PipelinePolicy = NonNullable<ClientOptions['additionalPolicies']>[number]['policy'];
+
+// --- errors and retry ---
+
+/** The parts of a `RestError` of `@azure/core-rest-pipeline` we read (duck-typed: it is not our dependency). */
+interface RestErrorLike extends Error {
+  name: 'RestError';
+  code?: string;
+  statusCode?: number;
+  request?: object;
+  response?: { headers: { get(name: string): string | undefined } };
+}
+
+/** An ARM error body (`{"error":{"code","message"}}`). */
+interface ArmError {
+  code?: string;
+  message?: string;
+}
+
+/**
+ * ARM error bodies by request, noted by {@link requestPolicy}: the client's paging helper
+ * raises its `RestError` with a generic message ("Pagination failed with unexpected
+ * statusCode …") and drops the body, so the policy keeps what ARM said.
+ */
+const armErrors = new WeakMap<object, ArmError>();
+
+function armErrorOf(bodyAsText: string | null | undefined): ArmError | undefined {
+  if (!bodyAsText) return undefined;
+  try {
+    const body = JSON.parse(bodyAsText) as { error?: ArmError } | null;
+    const error = body?.error;
+    if (!error || typeof error !== 'object') return undefined;
+    return {
+      ...(typeof error.code === 'string' ? { code: error.code } : {}),
+      ...(typeof error.message === 'string' ? { message: error.message } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function isRestError(error: unknown): error is RestErrorLike {
+  return error instanceof Error && error.name === 'RestError';
+}
+
+/** Network errors worth another attempt (the pipeline's own list plus a broken pipe). */
+const RETRYABLE_NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+]);
+
+function retryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
+}
+
+/** Server-requested wait: `retry-after-ms` / `x-ms-retry-after-ms` (ARM) or `Retry-After`, in milliseconds. */
+function retryAfterMs(error: RestErrorLike): number | undefined {
+  const headers = error.response?.headers;
+  if (!headers) return undefined;
+  for (const name of ['retry-after-ms', 'x-ms-retry-after-ms']) {
+    const ms = Number(headers.get(name));
+    if (headers.get(name) && Number.isFinite(ms) && ms >= 0) return ms;
+  }
+  return parseRetryAfter(headers.get('retry-after'));
+}
+
+function classify(error: unknown): RetryDecision {
+  if (error instanceof CloudApiError) return { retry: error.retryable };
+  if (!isRestError(error)) return { retry: false };
+  if (error.code === 'PARSE_ERROR') return { retry: false };
+  const status = error.statusCode;
+  if (status !== undefined) return { retry: retryableStatus(status), afterMs: retryAfterMs(error) };
+  return { retry: error.code !== undefined && RETRYABLE_NETWORK_CODES.has(error.code) };
+}
+
+function clip(text: string, max = 300): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** Wraps an SDK, network or credential error once, where it enters. */
+function toCloudApiError(subscription: string, error: unknown): CloudApiError {
+  if (error instanceof CloudApiError) return error;
+  const prefix = `listing aks clusters of subscription ${subscription} failed`;
+  if (isRestError(error)) {
+    if (error.code === 'PARSE_ERROR') {
+      // The message of a parse error quotes the whole body; the failure says what matters.
+      return new CloudApiError(
+        `${prefix}: the response body is not valid JSON`,
+        { cloud: CLOUD, operation: OPERATION, retryable: false },
+        { cause: error },
+      );
+    }
+    const status = error.statusCode;
+    const arm = error.request ? armErrors.get(error.request) : undefined;
+    const what = [status, arm?.code ?? error.code].filter((p) => p !== undefined).join(' ');
+    return new CloudApiError(
+      `${prefix}${what ? ` (${what})` : ''}: ${clip(arm?.message ?? error.message)}`,
+      { cloud: CLOUD, operation: OPERATION, status, retryable: classify(error).retry },
+      { cause: error },
+    );
+  }
+  const detail = error instanceof Error ? error.message : String(error);
+  return new CloudApiError(
+    `${prefix}: ${clip(detail)}`,
+    { cloud: CLOUD, operation: OPERATION, retryable: false },
+    {
+      cause: error,
+    },
+  );
+}
+
+// --- credentials ---
+
+/** Where an `access-token` credential reads its token. */
+export type AccessTokenSource = { env: string; file?: undefined } | { file: string; env?: undefined };
+
+/**
+ * A credential that returns the bearer token held in an environment variable or a file,
+ * read at each call (so a refreshed token is picked up). For short-lived tokens such as
+ * `az account get-access-token --query accessToken -o tsv`, and for the local sandbox.
+ */
+export function accessTokenCredential(
+  source: AccessTokenSource,
+  env: NodeJS.ProcessEnv = process.env,
+): TokenCredential {
+  const read = (): string => {
+    if (source.env !== undefined) {
+      const token = env[source.env]?.trim();
+      if (!token) {
+        throw new FleetwardError(
+          `environment variable ${source.env} is not set or empty (azure credential type access-token reads the bearer token from it)`,
+        );
+      }
+      return token;
+    }
+    let token: string;
+    try {
+      token = readFileSync(source.file, 'utf8').trim();
+    } catch (error) {
+      throw new FleetwardError(
+        `cannot read the azure access token file ${source.file}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    if (!token) throw new FleetwardError(`the azure access token file ${source.file} is empty`);
+    return token;
+  };
+  return {
+    async getToken() {
+      return { token: read(), expiresOnTimestamp: Date.now() + ACCESS_TOKEN_LIFETIME_MS };
+    },
+  };
+}
+
+/**
+ * The credential a config asks for. `@azure/identity` (and MSAL with it) is imported only
+ * for `default` and `workload-identity`, so an `access-token` run never loads it.
+ */
+export async function createCredential(credential: AzureConfig['credential']): Promise<TokenCredential> {
+  switch (credential.type) {
+    case 'access-token':
+      if (credential.env !== undefined) return accessTokenCredential({ env: credential.env });
+      if (credential.file !== undefined) return accessTokenCredential({ file: credential.file });
+      throw new ConfigError([
+        { path: 'clouds.azure.credential', message: 'expected exactly one of env or file' },
+      ]);
+    case 'default': {
+      const { DefaultAzureCredential } = await import('@azure/identity');
+      return new DefaultAzureCredential();
+    }
+    case 'workload-identity': {
+      const { WorkloadIdentityCredential } = await import('@azure/identity');
+      // Without tokenFile the credential reads AZURE_FEDERATED_TOKEN_FILE, as on AKS.
+      return new WorkloadIdentityCredential({
+        tenantId: credential.tenantId,
+        clientId: credential.clientId,
+        ...(credential.tokenFile === undefined ? {} : { tokenFilePath: credential.tokenFile }),
+      });
+    }
+  }
+}
+
+// --- client options ---
+
+interface Connection {
+  /** Endpoint without a trailing slash, as the client joins paths to it. */
+  endpoint: string;
+  origin: string;
+  scope: string;
+  ca: string[] | undefined;
+}
+
+/** Checks the endpoint and reads `caFile`, so a bad config fails at start-up, not per run. */
+export function connectionOf(config: AzureConfig): Connection {
+  let url: URL;
+  try {
+    url = new URL(config.endpoint);
+  } catch {
+    throw new ConfigError([
+      { path: 'clouds.azure.endpoint', message: `expected an https URL, got "${config.endpoint}"` },
+    ]);
+  }
+  if (url.protocol !== 'https:') {
+    throw new ConfigError([
+      { path: 'clouds.azure.endpoint', message: 'expected an https URL (ARM needs TLS for bearer tokens)' },
+    ]);
+  }
+  let ca: string[] | undefined;
+  if (config.caFile !== undefined) {
+    try {
+      ca = [...getCACertificates('default'), readFileSync(config.caFile, 'utf8')];
+    } catch (error) {
+      throw new ConfigError(
+        [
+          {
+            path: 'clouds.azure.caFile',
+            message: `cannot read ${config.caFile}: ${(error as Error).message}`,
+          },
+        ],
+        undefined,
+        { cause: error },
+      );
+    }
+  }
+  return {
+    endpoint: `${url.origin}${url.pathname.replace(/\/+$/, '')}`,
+    origin: url.origin,
+    scope: `${url.origin}/.default`,
+    ca,
+  };
+}
+
+/**
+ * The policy every request of a run passes: same-origin check, then a per-attempt deadline
+ * joined to the caller's signal. A deadline that fires becomes a retryable `CloudApiError`.
+ */
+function requestPolicy(
+  connection: Connection,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): PipelinePolicy {
+  return {
+    name: 'fleetwardRequestPolicy',
+    async sendRequest(request, next) {
+      if (new URL(request.url).origin !== connection.origin) {
+        throw new CloudApiError(
+          `refusing to send an azure request to ${new URL(request.url).origin}, outside the configured endpoint ${connection.origin}`,
+          { cloud: CLOUD, operation: OPERATION, retryable: false },
+        );
+      }
+      const deadline = AbortSignal.timeout(timeoutMs);
+      const signals: AbortSignal[] = [deadline];
+      if (signal) signals.push(signal);
+      if (request.abortSignal instanceof AbortSignal) signals.push(request.abortSignal);
+      request.abortSignal = AbortSignal.any(signals);
+      try {
+        const response = await next(request);
+        if (response.status >= 400) {
+          const arm = armErrorOf(response.bodyAsText);
+          if (arm) armErrors.set(request, arm);
+        }
+        return response;
+      } catch (error) {
+        if (deadline.aborted && !signal?.aborted) {
+          throw new CloudApiError(
+            `azure request timed out after ${timeoutMs} ms`,
+            { cloud: CLOUD, operation: OPERATION, retryable: true },
+            { cause: error },
+          );
+        }
+        throw error;
+      }
+    },
+  };
+}
+
+function clientOptions(connection: Connection, policy: PipelinePolicy): ClientOptions {
+  return {
+    endpoint: connection.endpoint,
+    credentials: { scopes: [connection.scope] },
+    retryOptions: { maxRetries: 0 },
+    additionalPolicies: [{ policy, position: 'perCall' }],
+    ...(connection.ca ? { tlsOptions: { ca: connection.ca } } : {}),
+    userAgentOptions: { userAgentPrefix: 'fleetward' },
+  };
+}
+
+// --- normalisation ---
+
+const PROVISIONING_STATUS: Record<string, ClusterStatus> = {
+  creating: 'provisioning',
+  updating: 'updating',
+  upgrading: 'updating',
+  scaling: 'updating',
+  migrating: 'updating',
+  starting: 'updating',
+  stopping: 'updating',
+  rotatingclustercertificates: 'updating',
+  deleting: 'deleting',
+  failed: 'failed',
+  canceled: 'degraded',
+};
+
+/**
+ * Normalised status: `Succeeded` is `running`, unless the power state says `Stopped`
+ * (a stopped cluster serves nothing: `degraded`); the other provisioning states map to
+ * what they are doing; `Canceled` (an operation was cancelled half-way) is `degraded`.
+ */
+function statusOf(provisioningState: string | undefined, powerState: string | undefined): ClusterStatus {
+  if (!provisioningState) return 'unknown';
+  const state = provisioningState.toLowerCase();
+  if (state === 'succeeded') return powerState?.toLowerCase() === 'stopped' ? 'degraded' : 'running';
+  return PROVISIONING_STATUS[state] ?? 'unknown';
+}
+
+/**
+ * Where the API server is reachable. A private cluster has no public API server, even when
+ * it publishes a public FQDN (`enablePrivateClusterPublicFQDN`): that name resolves to the
+ * private address. A public cluster with API server VNet integration answers both on its
+ * public address and inside the VNet.
+ */
+function endpointAccessOf(cluster: ManagedCluster): EndpointAccess {
+  const profile = cluster.apiServerAccessProfile;
+  if (profile?.enablePrivateCluster) return 'private';
+  if (profile?.enableVnetIntegration) return 'public-and-private';
+  return 'public';
+}
+
+function text(value: string | null | undefined): string | null {
+  return value ? value : null;
+}
+
+function isoTime(value: Date | string | undefined): string | null {
+  if (value === undefined || value === null) return null;
+  const date = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
+/** ARM location as a region name: `West Europe` → `westeurope`. */
+export function regionOf(location: string): string {
+  return location.toLowerCase().replace(/\s+/g, '');
+}
+
+/** The resource group named in an ARM id (`/subscriptions/…/resourceGroups/<rg>/…`, any case). */
+export function resourceGroupOf(id: string): string | undefined {
+  return /\/resourcegroups\/([^/]+)/i.exec(id)?.[1];
+}
+
+/**
+ * One ManagedCluster (as the client returns it: `properties` flattened, FQDN names in
+ * camel case, `systemData` times as `Date`) as a {@link DiscoveredCluster}; throws
+ * {@link UnparseableClusterError} when it has no id, name or location, or its id names no
+ * resource group.
+ *
+ * - `endpoint` is `https://<fqdn>`, else `https://<privateFQDN>` (private clusters without a
+ *   public name); see {@link endpointAccessOf} for `endpointAccess`.
+ * - `secretsEncryptionKey` is the Key Vault key id of KMS etcd encryption when KMS is
+ *   enabled; otherwise AKS encrypts etcd at rest with platform-managed keys: `null`.
+ * - `auditLogging` is `null`: AKS sends control-plane audit logs (`kube-audit`,
+ *   `kube-audit-admin`) only through a diagnostic setting on the cluster, a separate
+ *   Microsoft.Insights resource that the ManagedCluster payload does not mention. Reading it
+ *   costs one more ARM call per cluster, which discovery does not make (listing stays one
+ *   call per page); the audit-logging control reads the diagnostic settings itself.
+ * - `providerStatus` is `<provisioningState>/<powerState>` (either part alone when the other is absent).
+ */
+export function normaliseManagedCluster(subscriptionId: string, cluster: ManagedCluster): DiscoveredCluster {
+  const { id, name, location } = cluster;
+  if (!id || !name || !location) {
+    const missing = [!id && 'id', !name && 'name', !location && 'location'].filter(Boolean).join(', ');
+    throw new UnparseableClusterError(
+      `aks managed cluster ${labelOf(cluster)} in subscription ${subscriptionId} has no ${missing}`,
+    );
+  }
+  const resourceGroup = resourceGroupOf(id);
+  if (!resourceGroup) {
+    throw new UnparseableClusterError(
+      `aks managed cluster "${name}" has an id without a resource group: ${id}`,
+    );
+  }
+  const region = regionOf(location);
+  const host = text(cluster.fqdn) ?? text(cluster.privateFqdn);
+  const kms = cluster.securityProfile?.azureKeyVaultKms;
+  const provisioningState = text(cluster.provisioningState) ?? undefined;
+  const powerState = text(cluster.powerState?.code) ?? undefined;
+  const providerStatus = [provisioningState, powerState].filter(Boolean).join('/');
+  const tags: Record<string, string> = {};
+  for (const [key, value] of Object.entries(cluster.tags ?? {})) tags[key] = String(value);
+  return {
+    id: `${CLOUD}/${subscriptionId}/${region}/${name}`,
+    cloud: CLOUD,
+    scope: subscriptionId,
+    region,
+    name,
+    kubernetesVersion: text(cluster.currentKubernetesVersion) ?? text(cluster.kubernetesVersion),
+    endpoint: host ? `https://${host}` : null,
+    endpointAccess: endpointAccessOf(cluster),
+    secretsEncryptionKey: kms?.enabled ? text(kms.keyId) : null,
+    auditLogging: null,
+    tags,
+    status: statusOf(provisioningState, powerState),
+    providerStatus: providerStatus || null,
+    createdAt: isoTime(cluster.systemData?.createdAt),
+    resourceGroup,
+  };
+}
+
+function labelOf(cluster: ManagedCluster): string {
+  return `"${cluster.name || cluster.id || '(unnamed)'}"`;
+}
+
+// --- the adapter ---
+
+interface SubscriptionResult {
+  clusters: DiscoveredCluster[];
+  failures: DiscoveryFailure[];
+  complete: boolean;
+}
+
+interface Page {
+  items: ManagedCluster[];
+  next: string | undefined;
+}
+
+/**
+ * The Azure adapter. Throws {@link ConfigError} at once for a non-https endpoint or an
+ * unreadable `caFile`; the credential is made on the first run (and kept).
+ */
+export function createDiscovery(config: AzureConfig, ctx: AdapterContext): ClusterDiscovery {
+  const connection = connectionOf(config);
+  const limiter = createLimiter(config.concurrency);
+  let credential: Promise<TokenCredential> | undefined;
+  return {
+    cloud: CLOUD,
+    async discover(options = {}) {
+      const { signal } = options;
+      signal?.throwIfAborted();
+      credential ??= createCredential(config.credential);
+      let setupError: unknown;
+      let cred: TokenCredential | undefined;
+      try {
+        cred = await credential;
+      } catch (error) {
+        // Not kept: the next run tries again.
+        credential = undefined;
+        setupError = error;
+      }
+      const subscriptions = config.subscriptions.map((s) => s.id);
+      const results = await Promise.all(
+        subscriptions.map((subscription) =>
+          cred === undefined
+            ? scopeFailure(subscription, toCloudApiError(subscription, setupError))
+            : listSubscription(subscription, cred, { config, connection, limiter, ctx, signal }).catch(
+                (error) => {
+                  if (signal?.aborted) throw error;
+                  return scopeFailure(subscription, toCloudApiError(subscription, error));
+                },
+              ),
+        ),
+      );
+      signal?.throwIfAborted();
+      const outcome: DiscoveryOutcome = { clusters: [], failures: [], completedScopes: [] };
+      results.forEach((part, i) => {
+        outcome.clusters.push(...part.clusters);
+        outcome.failures.push(...part.failures);
+        if (part.complete)
+          outcome.completedScopes.push({ cloud: CLOUD, scope: subscriptions[i]! } satisfies DiscoveryScope);
+      });
+      for (const failure of outcome.failures) {
+        ctx.logger.warn('azure discovery failure', {
+          kind: failure.kind,
+          scope: failure.scope,
+          cluster: failure.cluster,
+          error: failure.error,
+        });
+      }
+      ctx.logger.info('azure discovery finished', {
+        subscriptions: subscriptions.length,
+        clusters: outcome.clusters.length,
+        failures: outcome.failures.length,
+      });
+      return outcome;
+    },
+  };
+}
+
+function scopeFailure(subscription: string, error: CloudApiError): SubscriptionResult {
+  return {
+    clusters: [],
+    failures: [{ cloud: CLOUD, scope: subscription, kind: 'scope', error: errorInfo(error) }],
+    complete: false,
+  };
+}
+
+interface RunContext {
+  config: AzureConfig;
+  connection: Connection;
+  limiter: Limiter;
+  ctx: AdapterContext;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Lists one subscription page by page. It is complete only when every page arrived and
+ * every cluster parsed: a page that failed (after retries) or could not be read, or a
+ * cluster we could not parse, may hide clusters seen before, which must not be taken for
+ * deleted. The clusters of the pages that did arrive are still returned.
+ */
+async function listSubscription(
+  subscription: string,
+  credential: TokenCredential,
+  run: RunContext,
+): Promise<SubscriptionResult> {
+  const { config, connection, limiter, ctx, signal } = run;
+  const result: SubscriptionResult = { clusters: [], failures: [], complete: true };
+  // One client per subscription and run: the subscription is part of the client, the run's signal part of its policy.
+  const client = new ContainerServiceClient(
+    credential,
+    subscription,
+    clientOptions(connection, requestPolicy(connection, config.timeoutMs, signal)),
+  );
+  const fetchPage = async (continuationToken: string | undefined): Promise<Page> => {
+    const pages = client.managedClusters
+      .list()
+      .byPage(continuationToken === undefined ? undefined : { continuationToken });
+    const first = await pages.next();
+    if (first.done) return { items: [], next: undefined };
+    return { items: first.value, next: first.value.continuationToken };
+  };
+  let token: string | undefined;
+  let pageNumber = 0;
+  const seen = new Set<string>();
+  do {
+    pageNumber++;
+    let page: Page;
+    try {
+      const from = token;
+      page = await withRetry(() => limiter(() => fetchPage(from)), classify, {
+        maxAttempts: config.maxAttempts,
+        signal,
+        onRetry: ({ attempt, delayMs, error }) =>
+          ctx.logger.warn('azure call retried', {
+            operation: OPERATION,
+            subscription,
+            page: pageNumber,
+            attempt,
+            delayMs,
+            error: errorInfo(error),
+          }),
+      });
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      const failed = scopeFailure(subscription, toCloudApiError(subscription, error));
+      return { ...failed, clusters: result.clusters, failures: [...result.failures, ...failed.failures] };
+    }
+    for (const item of page.items) {
+      try {
+        result.clusters.push(normaliseManagedCluster(subscription, item));
+      } catch (error) {
+        result.complete = false;
+        result.failures.push({
+          cloud: CLOUD,
+          scope: subscription,
+          kind: 'unparseable',
+          cluster: item?.name || item?.id || '(unnamed)',
+          error: errorInfo(error),
+        });
+      }
+    }
+    token = page.next;
+    if (token !== undefined && seen.has(token)) {
+      const error = new CloudApiError(
+        `arm returned a nextLink it had already returned (page ${pageNumber})`,
+        {
+          cloud: CLOUD,
+          operation: OPERATION,
+          retryable: false,
+        },
+      );
+      const failed = scopeFailure(subscription, toCloudApiError(subscription, error));
+      return { ...failed, clusters: result.clusters, failures: [...result.failures, ...failed.failures] };
+    }
+    if (token !== undefined) seen.add(token);
+  } while (token);
+  return result;
+}

@@ -1,0 +1,97 @@
+/**
+ * Acceptance: the CLI against the whole sandbox (moto + proxy, GKE gRPC fake, ARM fake,
+ * kubeconfig fakes), run as a separate process exactly as a user runs it.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Cluster, DiscoveryFailure, InventoryDiff } from '../../shared/model.ts';
+import { type Sandbox, startSandbox } from '../sandbox/index.ts';
+
+interface DiscoverJson {
+  clusters: Cluster[];
+  diff: InventoryDiff;
+  failures: DiscoveryFailure[];
+}
+
+/** Runs `fleetward discover --json` in its own process (async, so the in-process fakes keep answering). */
+function discover(configPath: string): Promise<{ code: number | null; json: DiscoverJson; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/fleetward.ts', 'discover', '--config', configPath, '--json'], {
+      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      try {
+        resolve({ code, json: JSON.parse(stdout) as DiscoverJson, stderr });
+      } catch {
+        reject(new Error(`discover printed no JSON (exit ${code}): ${stderr}`));
+      }
+    });
+  });
+}
+
+const FIELDS = [
+  'id', 'cloud', 'scope', 'region', 'name', 'kubernetesVersion', 'endpoint', 'endpointAccess',
+  'secretsEncryptionKey', 'auditLogging', 'tags', 'status', 'providerStatus', 'createdAt', 'country', 'jurisdiction',
+];
+
+describe('fleetward discover against the sandbox', () => {
+  let sandbox: Sandbox;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ clusters: 60, dir: mkdtempSync(join(tmpdir(), 'fleetward-sandbox-')) });
+  });
+  afterAll(async () => {
+    await sandbox?.stop();
+  });
+
+  it('returns all 60 clusters with every field, placed by jurisdiction', async () => {
+    const { code, json } = await discover(sandbox.configPath);
+
+    expect(json.failures).toEqual([]);
+    expect(code).toBe(0);
+    expect(json.clusters).toHaveLength(60);
+    for (const c of json.clusters) expect(Object.keys(c)).toEqual(expect.arrayContaining(FIELDS));
+    const seen = new Set(json.clusters.map((c) => `${c.cloud}:${c.jurisdiction}`));
+    for (const cloud of ['aws', 'gcp', 'azure']) {
+      for (const j of ['eu', 'in', 'za']) expect(seen).toContain(`${cloud}:${j}`);
+    }
+    expect(json.clusters.some((c) => c.jurisdiction === 'unassigned')).toBe(true);
+    expect(json.clusters.some((c) => c.cloud === 'kubeconfig' && c.kubernetesVersion !== null)).toBe(true);
+    expect(json.clusters.some((c) => c.cloud !== 'kubeconfig' && c.secretsEncryptionKey === null)).toBe(true);
+    expect(json.clusters.some((c) => c.auditLogging === false)).toBe(true);
+    expect(json.diff.added).toHaveLength(60);
+  });
+
+  it('reports an empty diff on the second run', async () => {
+    const { code, json } = await discover(sandbox.configPath);
+
+    expect(code).toBe(0);
+    expect(json.diff).toEqual({ added: [], removed: [], changed: [] });
+  });
+
+  it('returns a partial result and exits 1 when a whole region is down, losing nothing', async () => {
+    const region = 'eu-central-1';
+    const inRegion = sandbox.fleet.filter((c) => c.cloud === 'aws' && c.region === region).length;
+    sandbox.faults.add({ cloud: 'aws', region, fault: { kind: 'error', status: 503 } });
+    try {
+      const { code, json } = await discover(sandbox.configPath);
+
+      expect(code).toBe(1);
+      expect(inRegion).toBeGreaterThan(0);
+      expect(json.failures.length).toBeGreaterThan(0);
+      expect(json.failures.every((f) => f.cloud === 'aws' && f.region === region)).toBe(true);
+      expect(json.clusters).toHaveLength(60);
+      expect(json.diff.removed).toEqual([]);
+    } finally {
+      sandbox.faults.clear();
+    }
+  });
+});
