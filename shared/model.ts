@@ -19,7 +19,11 @@ export type ClusterStatus = 'running' | 'provisioning' | 'updating' | 'deleting'
  * the cloud does not tell (for example audit logging of a kubeconfig context).
  */
 export interface Cluster {
-  /** Stable id: `<cloud>/<scope>/<region>/<name>` (kubeconfig: `kubeconfig/<file-alias>/<region>/<context>`). */
+  /**
+   * Stable id: `<cloud>/<scope>/<region>/<name>` for AWS and GCP (names are unique per region or
+   * location), `azure/<subscription>/<resource-group>/<name>` (unique per resource group), and
+   * `kubeconfig/<alias>/<region>/<context>`.
+   */
   id: string;
   cloud: CloudId;
   /** AWS account id, GCP project id, Azure subscription id, or the kubeconfig alias. */

@@ -290,7 +290,7 @@ describe('arm fake, read through the real ContainerServiceClient', () => {
     const page = await client().managedClusters.list().byPage().next();
     const got = normaliseManagedCluster(EXAMPLE_SUBSCRIPTION, page.value![0]!);
     expect(got).toEqual({
-      id: `azure/${EXAMPLE_SUBSCRIPTION}/westeurope/clustername1`,
+      id: `azure/${EXAMPLE_SUBSCRIPTION}/rg1/clustername1`,
       cloud: 'azure',
       scope: EXAMPLE_SUBSCRIPTION,
       region: 'westeurope',

@@ -216,7 +216,7 @@ describe('azure discovery against the ARM fake', () => {
     expect(big).toHaveLength(250);
     expect(new Set(big.map((c) => c.region))).toEqual(new Set(REGIONS));
     expect(byName(big, 'aks-249')).toEqual({
-      id: `azure/${BIG}/eastus/aks-249`,
+      id: `azure/${BIG}/rg-team-4/aks-249`,
       cloud: 'azure',
       scope: BIG,
       region: 'eastus',
@@ -271,7 +271,7 @@ describe('azure discovery against the ARM fake', () => {
       createdAt: null,
     });
     expect(byName(clusters, 'display-location')).toMatchObject({
-      id: `azure/${MIXED}/germanywestcentral/display-location`,
+      id: `azure/${MIXED}/rg-x/display-location`,
       region: 'germanywestcentral',
     });
     expect(byName(clusters, 'kms-off').secretsEncryptionKey).toBeNull();

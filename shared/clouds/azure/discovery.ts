@@ -445,7 +445,8 @@ export function normaliseManagedCluster(subscriptionId: string, cluster: Managed
   const tags: Record<string, string> = {};
   for (const [key, value] of Object.entries(cluster.tags ?? {})) tags[key] = String(value);
   return {
-    id: `${CLOUD}/${subscriptionId}/${region}/${name}`,
+    // AKS names are unique per resource group, not per region: the id follows the ARM identity.
+    id: `${CLOUD}/${subscriptionId}/${resourceGroup.toLowerCase()}/${name}`,
     cloud: CLOUD,
     scope: subscriptionId,
     region,
