@@ -6,8 +6,8 @@
 import { parseArgs } from 'node:util';
 import { configJsonSchema, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
-import { renderDiscoverTable } from '../shared/jobs/discover-report.ts';
 import { run as runDiscover } from '../shared/jobs/discover.ts';
+import { renderDiscoverTable } from '../shared/jobs/discover-report.ts';
 import { discoverDeps } from '../shared/runtime/deps.ts';
 import { ConfigError, FleetwardError } from '../shared/runtime/errors.ts';
 import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
@@ -123,7 +123,9 @@ async function cmdDiscover(args: string[]): Promise<number> {
   try {
     const result = await runDiscover(deps, { signal: controller.signal });
     if (values.json) {
-      console.log(JSON.stringify({ clusters: result.clusters, diff: result.diff, failures: result.failures }, null, 2));
+      console.log(
+        JSON.stringify({ clusters: result.clusters, diff: result.diff, failures: result.failures }, null, 2),
+      );
     } else {
       console.log(renderDiscoverTable(result, config));
     }

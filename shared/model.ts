@@ -12,7 +12,14 @@ export const UNASSIGNED = 'unassigned';
 export type EndpointAccess = 'public' | 'private' | 'public-and-private' | 'unknown';
 
 /** Provider status normalised across clouds; the provider's own word is kept in `providerStatus`. */
-export type ClusterStatus = 'running' | 'provisioning' | 'updating' | 'deleting' | 'failed' | 'degraded' | 'unknown';
+export type ClusterStatus =
+  | 'running'
+  | 'provisioning'
+  | 'updating'
+  | 'deleting'
+  | 'failed'
+  | 'degraded'
+  | 'unknown';
 
 /**
  * One cluster, normalised across clouds. Every field is always present; `null` means

@@ -16,12 +16,17 @@ export async function createDiscoveries(
   const wanted = (cloud: CloudId) => !only || only.includes(cloud);
   const { aws, gcp, azure, kubeconfig } = config.clouds;
   const adapters: Promise<ClusterDiscovery>[] = [];
-  if (aws && wanted('aws')) adapters.push(import('./aws/discovery.ts').then((m) => m.createDiscovery(aws, ctx)));
-  if (gcp && wanted('gcp')) adapters.push(import('./gcp/discovery.ts').then((m) => m.createDiscovery(gcp, ctx)));
-  if (azure && wanted('azure')) adapters.push(import('./azure/discovery.ts').then((m) => m.createDiscovery(azure, ctx)));
+  if (aws && wanted('aws'))
+    adapters.push(import('./aws/discovery.ts').then((m) => m.createDiscovery(aws, ctx)));
+  if (gcp && wanted('gcp'))
+    adapters.push(import('./gcp/discovery.ts').then((m) => m.createDiscovery(gcp, ctx)));
+  if (azure && wanted('azure'))
+    adapters.push(import('./azure/discovery.ts').then((m) => m.createDiscovery(azure, ctx)));
   if (kubeconfig && wanted('kubeconfig')) {
     const probe = config.policies.discovery.probeKubeconfig;
-    adapters.push(import('./kubeconfig/discovery.ts').then((m) => m.createDiscovery(kubeconfig, { ...ctx, probe })));
+    adapters.push(
+      import('./kubeconfig/discovery.ts').then((m) => m.createDiscovery(kubeconfig, { ...ctx, probe })),
+    );
   }
   return Promise.all(adapters);
 }

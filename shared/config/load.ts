@@ -3,11 +3,11 @@
  * and turn every problem into a `ConfigIssue` that names the dotted path of the bad field.
  */
 import { readFile } from 'node:fs/promises';
-import { isAbsolute, resolve, dirname } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { Residency, regionCountry } from '../residency/index.ts';
-import { type ConfigIssue, ConfigError, ResidencyError } from '../runtime/errors.ts';
+import { ConfigError, type ConfigIssue, ResidencyError } from '../runtime/errors.ts';
 import { FleetConfig } from './schema.ts';
 
 /** Where the CLI looks for the config when `--config` is not given. */
@@ -22,7 +22,8 @@ function toIssues(error: z.ZodError): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   for (const issue of error.issues) {
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) issues.push({ path: dotted([...issue.path, key]), message: 'unknown key' });
+      for (const key of issue.keys)
+        issues.push({ path: dotted([...issue.path, key]), message: 'unknown key' });
     } else if (issue.code === 'invalid_type' && issue.input === undefined) {
       issues.push({ path: dotted(issue.path), message: `required (${issue.message})` });
     } else {
@@ -65,7 +66,10 @@ function residencyIssues(config: FleetConfig): ConfigIssue[] {
     for (const t of targets) {
       if (t.region === undefined) continue;
       try {
-        residency.assertResidency({ jurisdiction: id }, { cloud: t.cloud, region: t.region, what: 'evidence bucket' });
+        residency.assertResidency(
+          { jurisdiction: id },
+          { cloud: t.cloud, region: t.region, what: 'evidence bucket' },
+        );
       } catch (error) {
         if (!(error instanceof ResidencyError)) throw error;
         issues.push({ path: `jurisdictions.${id}.${t.path}`, message: error.message });
@@ -77,9 +81,15 @@ function residencyIssues(config: FleetConfig): ConfigIssue[] {
       if (ctx.country !== undefined) return;
       const path = `clouds.kubeconfig.${i}.contexts.${k}`;
       if (ctx.cloud === undefined) {
-        issues.push({ path: `${path}.cloud`, message: 'expected the cloud whose region names "region" uses, or a country' });
+        issues.push({
+          path: `${path}.cloud`,
+          message: 'expected the cloud whose region names "region" uses, or a country',
+        });
       } else if (regionCountry(ctx.cloud, ctx.region) === undefined) {
-        issues.push({ path: `${path}.region`, message: `unknown ${ctx.cloud} region "${ctx.region}"; give a country for on-premises clusters` });
+        issues.push({
+          path: `${path}.region`,
+          message: `unknown ${ctx.cloud} region "${ctx.region}"; give a country for on-premises clusters`,
+        });
       }
     });
   });
@@ -92,11 +102,14 @@ function resolvePaths(config: FleetConfig, file: string | undefined): FleetConfi
   const base = dirname(resolve(file));
   const abs = (p: string) => (isAbsolute(p) || p === ':memory:' ? p : resolve(base, p));
   for (const source of config.clouds.kubeconfig ?? []) source.file = abs(source.file);
-  if (config.clouds.aws?.credentials?.file) config.clouds.aws.credentials.file = abs(config.clouds.aws.credentials.file);
+  if (config.clouds.aws?.credentials?.file)
+    config.clouds.aws.credentials.file = abs(config.clouds.aws.credentials.file);
   const azureCredential = config.clouds.azure?.credential;
-  if (azureCredential?.type === 'access-token' && azureCredential.file) azureCredential.file = abs(azureCredential.file);
+  if (azureCredential?.type === 'access-token' && azureCredential.file)
+    azureCredential.file = abs(azureCredential.file);
   if (config.clouds.azure?.caFile) config.clouds.azure.caFile = abs(config.clouds.azure.caFile);
-  if (config.clouds.gcp?.credentialsFile) config.clouds.gcp.credentialsFile = abs(config.clouds.gcp.credentialsFile);
+  if (config.clouds.gcp?.credentialsFile)
+    config.clouds.gcp.credentialsFile = abs(config.clouds.gcp.credentialsFile);
   if (config.state.type === 'sqlite') config.state.path = abs(config.state.path);
   return config;
 }
@@ -123,7 +136,16 @@ export async function loadConfig(file: string): Promise<FleetConfig> {
     text = await readFile(file, 'utf8');
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    throw new ConfigError([{ path: '(file)', message: code === 'ENOENT' ? `no such file: ${file}` : `cannot read ${file}: ${code}` }], file, { cause });
+    throw new ConfigError(
+      [
+        {
+          path: '(file)',
+          message: code === 'ENOENT' ? `no such file: ${file}` : `cannot read ${file}: ${code}`,
+        },
+      ],
+      file,
+      { cause },
+    );
   }
   return parseConfigText(text, file);
 }

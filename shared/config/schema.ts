@@ -4,14 +4,20 @@
  */
 import { z } from 'zod';
 
-const positiveInt = () => z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
-const nonEmpty = (what: string) => z.string({ error: `expected ${what}` }).min(1, { error: `expected ${what}` });
+const positiveInt = () =>
+  z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
+const nonEmpty = (what: string) =>
+  z.string({ error: `expected ${what}` }).min(1, { error: `expected ${what}` });
 
 /** ISO 3166-1 alpha-2 country code, upper-case. */
-export const CountryCode = z.string().regex(/^[A-Z]{2}$/, { error: 'expected an ISO 3166-1 alpha-2 country code like "DE"' });
+export const CountryCode = z
+  .string()
+  .regex(/^[A-Z]{2}$/, { error: 'expected an ISO 3166-1 alpha-2 country code like "DE"' });
 
 /** A cloud region name as the cloud spells it (`eu-central-1`, `europe-west3`, `germanywestcentral`). */
-export const RegionName = z.string().regex(/^[a-z][a-z0-9-]*[a-z0-9]$/, { error: 'expected a region name like "eu-central-1"' });
+export const RegionName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]*[a-z0-9]$/, { error: 'expected a region name like "eu-central-1"' });
 
 const JurisdictionId = z
   .string()
@@ -92,7 +98,9 @@ export const AzureCredential = z.discriminatedUnion(
         env: nonEmpty('an environment variable name').optional(),
         file: nonEmpty('a file path').optional(),
       })
-      .refine((c) => (c.env === undefined) !== (c.file === undefined), { error: 'expected exactly one of env or file' }),
+      .refine((c) => (c.env === undefined) !== (c.file === undefined), {
+        error: 'expected exactly one of env or file',
+      }),
   ],
   { error: 'expected type "default", "workload-identity" or "access-token"' },
 );
@@ -133,7 +141,11 @@ export const EvidenceBuckets = z.strictObject({
   aws: z.strictObject({ bucket: nonEmpty('a bucket name'), region: RegionName }).optional(),
   gcp: z.strictObject({ bucket: nonEmpty('a bucket name'), location: RegionName }).optional(),
   azure: z
-    .strictObject({ storageAccount: nonEmpty('a storage account'), container: nonEmpty('a container'), region: RegionName })
+    .strictObject({
+      storageAccount: nonEmpty('a storage account'),
+      container: nonEmpty('a container'),
+      region: RegionName,
+    })
     .optional(),
 });
 
@@ -231,7 +243,10 @@ export const FleetConfig = z
   .strictObject({
     version: z.literal(1, { error: 'expected version: 1' }),
     /** Deployment stage; mutating jobs dry-run by default outside `prod`. */
-    stage: z.string().regex(/^[a-z0-9-]+$/).default('dev'),
+    stage: z
+      .string()
+      .regex(/^[a-z0-9-]+$/)
+      .default('dev'),
     clouds: z
       .strictObject({
         aws: AwsConfig.optional(),

@@ -11,7 +11,10 @@ const COLUMNS: { title: string; value: (c: Cluster) => string }[] = [
   { title: 'NAME', value: (c) => c.name },
   { title: 'VERSION', value: (c) => c.kubernetesVersion ?? '-' },
   { title: 'ENDPOINT', value: (c) => c.endpointAccess },
-  { title: 'SECRETS KEY', value: (c) => (c.secretsEncryptionKey ? 'customer' : c.cloud === 'kubeconfig' ? '?' : 'none') },
+  {
+    title: 'SECRETS KEY',
+    value: (c) => (c.secretsEncryptionKey ? 'customer' : c.cloud === 'kubeconfig' ? '?' : 'none'),
+  },
   { title: 'AUDIT LOG', value: (c) => (c.auditLogging === null ? '?' : c.auditLogging ? 'on' : 'off') },
   { title: 'STATUS', value: (c) => c.status },
 ];
@@ -19,7 +22,15 @@ const COLUMNS: { title: string; value: (c: Cluster) => string }[] = [
 function table(rows: Cluster[]): string {
   const cells = [COLUMNS.map((c) => c.title), ...rows.map((r) => COLUMNS.map((c) => c.value(r)))];
   const widths = COLUMNS.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
-  return cells.map((row) => `  ${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}`).join('\n');
+  return cells
+    .map(
+      (row) =>
+        `  ${row
+          .map((cell, i) => cell.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd()}`,
+    )
+    .join('\n');
 }
 
 function title(id: string, config: FleetConfig): string {
@@ -36,11 +47,17 @@ export function renderDiscoverTable(result: DiscoverResult, config: FleetConfig)
   const out: string[] = [];
   for (const [id, clusters] of groups) {
     if (clusters.length === 0) continue;
-    out.push(`${title(id, config)} (${clusters.length} cluster${clusters.length === 1 ? '' : 's'})`, table(clusters), '');
+    out.push(
+      `${title(id, config)} (${clusters.length} cluster${clusters.length === 1 ? '' : 's'})`,
+      table(clusters),
+      '',
+    );
   }
   if (result.clusters.length === 0) out.push('No clusters found.', '');
   const { added, removed, changed } = result.diff;
-  out.push(`Inventory: ${result.clusters.length} clusters; diff +${added.length} added, -${removed.length} removed, ~${changed.length} changed`);
+  out.push(
+    `Inventory: ${result.clusters.length} clusters; diff +${added.length} added, -${removed.length} removed, ~${changed.length} changed`,
+  );
   for (const id of added) out.push(`  + ${id}`);
   for (const id of removed) out.push(`  - ${id}`);
   for (const c of changed) out.push(`  ~ ${c.id}: ${c.fields.map((f) => f.field).join(', ')}`);
@@ -49,7 +66,9 @@ export function renderDiscoverTable(result: DiscoverResult, config: FleetConfig)
     out.push(`Failures (${result.failures.length}):`);
     for (const f of result.failures) {
       const where = [f.cloud, f.scope, f.region, f.cluster].filter(Boolean).join(' ');
-      out.push(`  ${f.kind === 'unparseable' ? 'unparseable' : 'failed'}: ${where}: ${f.error.name}: ${f.error.message}`);
+      out.push(
+        `  ${f.kind === 'unparseable' ? 'unparseable' : 'failed'}: ${where}: ${f.error.name}: ${f.error.message}`,
+      );
     }
   }
   return out.join('\n');

@@ -6,7 +6,15 @@
  * region, project, subscription, context) failed is kept in the inventory as it was,
  * and is neither reported removed nor overwritten.
  */
-import { type Cluster, type ClusterChange, type DiscoveredCluster, type DiscoveryFailure, type DiscoveryScope, type InventoryDiff, UNASSIGNED } from '../model.ts';
+import {
+  type Cluster,
+  type ClusterChange,
+  type DiscoveredCluster,
+  type DiscoveryFailure,
+  type DiscoveryScope,
+  type InventoryDiff,
+  UNASSIGNED,
+} from '../model.ts';
 import type { Clock, ClusterDiscovery, Log, StateStore } from '../ports.ts';
 import { type Residency, regionCountry } from '../residency/index.ts';
 import { errorInfo } from '../runtime/errors.ts';
@@ -45,7 +53,11 @@ export function place(cluster: DiscoveredCluster, residency: Residency): Cluster
       : cluster.cloud === 'kubeconfig'
         ? null
         : (regionCountry(cluster.cloud, cluster.region) ?? null);
-  return { ...cluster, country, jurisdiction: country ? residency.jurisdictionForCountry(country) : UNASSIGNED };
+  return {
+    ...cluster,
+    country,
+    jurisdiction: country ? residency.jurisdictionForCountry(country) : UNASSIGNED,
+  };
 }
 
 /** Whether two locations overlap: equal, or one is a zone of the other (`asia-south1-c` in `asia-south1`). */
@@ -116,7 +128,12 @@ async function discoverAll(deps: DiscoverDeps, signal?: AbortSignal) {
         return await d.discover(signal ? { signal } : {});
       } catch (error) {
         if (signal?.aborted) throw error;
-        const failure: DiscoveryFailure = { cloud: d.cloud, scope: '*', kind: 'scope', error: errorInfo(error) };
+        const failure: DiscoveryFailure = {
+          cloud: d.cloud,
+          scope: '*',
+          kind: 'scope',
+          error: errorInfo(error),
+        };
         return { clusters: [], failures: [failure], completedScopes: [] as DiscoveryScope[] };
       }
     }),
@@ -128,7 +145,10 @@ async function discoverAll(deps: DiscoverDeps, signal?: AbortSignal) {
 }
 
 /** Discovers the fleet, saves the inventory and returns clusters, diff and failures. */
-export async function run(deps: DiscoverDeps, options: { signal?: AbortSignal } = {}): Promise<DiscoverResult> {
+export async function run(
+  deps: DiscoverDeps,
+  options: { signal?: AbortSignal } = {},
+): Promise<DiscoverResult> {
   const started = deps.clock.now();
   const [found, previousItems] = await Promise.all([
     discoverAll(deps, options.signal),
@@ -183,7 +203,8 @@ export async function run(deps: DiscoverDeps, options: { signal?: AbortSignal } 
     stale: stale.length,
     durationMs,
   });
-  if (diff.added.length + diff.removed.length + diff.changed.length > 0) deps.logger.info('Inventory changed', { diff });
+  if (diff.added.length + diff.removed.length + diff.changed.length > 0)
+    deps.logger.info('Inventory changed', { diff });
   for (const failure of found.failures) deps.logger.warn('Discovery scope failed', { failure });
   return { clusters, diff, failures: found.failures, stale, startedAt, durationMs };
 }

@@ -7,7 +7,8 @@ export type Limiter = <T>(task: () => Promise<T>) => Promise<T>;
  * and never leaves a slot idle while work is queued.
  */
 export function createLimiter(limit: number): Limiter {
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`concurrency must be a positive integer, got ${limit}`);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new RangeError(`concurrency must be a positive integer, got ${limit}`);
   let active = 0;
   const queue: (() => void)[] = [];
   const next = () => {

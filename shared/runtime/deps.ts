@@ -17,7 +17,11 @@ export function stateConfig(config: FleetConfig, env: NodeJS.ProcessEnv = proces
   return config.state;
 }
 
-export async function discoverDeps(config: FleetConfig, logger: Log, clouds?: readonly CloudId[]): Promise<DiscoverDeps> {
+export async function discoverDeps(
+  config: FleetConfig,
+  logger: Log,
+  clouds?: readonly CloudId[],
+): Promise<DiscoverDeps> {
   const [discoveries, store] = await Promise.all([
     createDiscoveries(config, { logger }, clouds),
     openStateStore(stateConfig(config)),

@@ -11,11 +11,16 @@ export type LogLevel = keyof typeof LEVELS;
 /** A structured logger that writes one JSON line per record to stderr, at or above `level`. */
 export function stderrLogger(level: LogLevel = 'warn', service = 'fleetward'): Log {
   const min = LEVELS[level];
-  const write = (lvl: Exclude<LogLevel, 'silent'>) => (message: string, ...extra: Record<string, unknown>[]) => {
-    if (LEVELS[lvl] < min) return;
-    const record = Object.assign({ level: lvl.toUpperCase(), message, service, timestamp: new Date().toISOString() }, ...extra);
-    process.stderr.write(`${JSON.stringify(record)}\n`);
-  };
+  const write =
+    (lvl: Exclude<LogLevel, 'silent'>) =>
+    (message: string, ...extra: Record<string, unknown>[]) => {
+      if (LEVELS[lvl] < min) return;
+      const record = Object.assign(
+        { level: lvl.toUpperCase(), message, service, timestamp: new Date().toISOString() },
+        ...extra,
+      );
+      process.stderr.write(`${JSON.stringify(record)}\n`);
+    };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
 }
 

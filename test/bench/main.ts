@@ -51,7 +51,11 @@ const TARGET_RATIO = 1.5;
 type Cloud = 'aws' | 'gcp' | 'azure';
 
 /** Runs one discovery with the given per-cloud concurrency; returns wall time and the requests it made. */
-async function pass(config: FleetConfig, sandbox: Awaited<ReturnType<typeof startSandbox>>, concurrency: Record<Cloud, number>) {
+async function pass(
+  config: FleetConfig,
+  sandbox: Awaited<ReturnType<typeof startSandbox>>,
+  concurrency: Record<Cloud, number>,
+) {
   const tuned: FleetConfig = structuredClone(config);
   if (tuned.clouds.aws) tuned.clouds.aws.concurrency = concurrency.aws;
   if (tuned.clouds.gcp) tuned.clouds.gcp.concurrency = concurrency.gcp;
@@ -93,9 +97,13 @@ try {
   process.stderr.write('Calibrating service time per operation (no latency, one call at a time)...\n');
   sandbox.faults.latencyMs = 0;
   const calibration = await pass(config, sandbox, { aws: 1, gcp: 1, azure: 1 });
-  const service = new Map([...group(calibration.requests)].map(([op, rs]) => [op, median(rs.map((r) => r.durationMs ?? 0))]));
+  const service = new Map(
+    [...group(calibration.requests)].map(([op, rs]) => [op, median(rs.map((r) => r.durationMs ?? 0))]),
+  );
 
-  process.stderr.write(`Timed run: ${latencyMs} ms latency per call, concurrency aws=${configured.aws} gcp=${configured.gcp} azure=${configured.azure}...\n`);
+  process.stderr.write(
+    `Timed run: ${latencyMs} ms latency per call, concurrency aws=${configured.aws} gcp=${configured.gcp} azure=${configured.azure}...\n`,
+  );
   sandbox.faults.latencyMs = latencyMs;
   const timed = await pass(config, sandbox, configured);
   const calls = group(timed.requests);
@@ -103,16 +111,22 @@ try {
   const t = (op: string) => latencyMs + (service.get(op) ?? 0);
   const s = (op: string) => service.get(op) ?? 0;
   const sum = (cloud: Cloud, f: (op: string) => number) =>
-    [...calls.entries()].filter(([op]) => op.startsWith(`${cloud}:`)).reduce((acc, [op, rs]) => acc + rs.length * f(op), 0);
+    [...calls.entries()]
+      .filter(([op]) => op.startsWith(`${cloud}:`))
+      .reduce((acc, [op, rs]) => acc + rs.length * f(op), 0);
 
   // Longest chain of dependent calls per cloud.
   const awsListPages = Math.max(
     0,
-    ...[...Map.groupBy(calls.get('aws:ListClusters') ?? [], (r) => `${r.scope}/${r.region}`).values()].map((rs) => rs.length),
+    ...[...Map.groupBy(calls.get('aws:ListClusters') ?? [], (r) => `${r.scope}/${r.region}`).values()].map(
+      (rs) => rs.length,
+    ),
   );
   const azurePages = Math.max(
     0,
-    ...[...Map.groupBy(calls.get('azure:managedClusters.list') ?? [], (r) => r.scope ?? '').values()].map((rs) => rs.length),
+    ...[...Map.groupBy(calls.get('azure:managedClusters.list') ?? [], (r) => r.scope ?? '').values()].map(
+      (rs) => rs.length,
+    ),
   );
   const chain: Record<Cloud, number> = {
     aws:
@@ -136,14 +150,18 @@ try {
   const gke = timed.result.clusters.filter((c) => c.cloud === 'gcp').length;
   const aks = timed.result.clusters.filter((c) => c.cloud === 'azure').length;
   const perCluster = {
-    gcp: [...calls.keys()].filter((op) => op.startsWith('gcp:') && op !== 'gcp:ListClusters').reduce((n, op) => n + count(op), 0),
+    gcp: [...calls.keys()]
+      .filter((op) => op.startsWith('gcp:') && op !== 'gcp:ListClusters')
+      .reduce((n, op) => n + count(op), 0),
     azure: [...calls.keys()]
       .filter((op) => op.startsWith('azure:') && op !== 'azure:managedClusters.list')
       .reduce((n, op) => n + count(op), 0),
   };
   const fmt = (ms: number) => `${ms.toFixed(0)} ms`;
 
-  console.log(`discover: ${timed.result.clusters.length} clusters (${eks} EKS, ${gke} GKE, ${aks} AKS), ${latencyMs} ms injected latency per call`);
+  console.log(
+    `discover: ${timed.result.clusters.length} clusters (${eks} EKS, ${gke} GKE, ${aks} AKS), ${latencyMs} ms injected latency per call`,
+  );
   console.log(`wall time: ${fmt(timed.wallMs)}; failures: ${timed.result.failures.length}`);
   console.log('API calls by operation (timed run):');
   for (const [op, rs] of [...calls.entries()].sort()) {
@@ -156,8 +174,12 @@ try {
     );
   }
   const describePerEks = eks === 0 ? 0 : count('aws:DescribeCluster') / eks;
-  console.log(`DescribeCluster per EKS cluster: ${describePerEks.toFixed(2)}; per-cluster calls GKE ${perCluster.gcp}, AKS ${perCluster.azure}`);
-  console.log(`ratio: ${ratio.toFixed(2)} (wall ${fmt(timed.wallMs)} / lower bound ${fmt(lowerBound)}; target <= ${TARGET_RATIO})`);
+  console.log(
+    `DescribeCluster per EKS cluster: ${describePerEks.toFixed(2)}; per-cluster calls GKE ${perCluster.gcp}, AKS ${perCluster.azure}`,
+  );
+  console.log(
+    `ratio: ${ratio.toFixed(2)} (wall ${fmt(timed.wallMs)} / lower bound ${fmt(lowerBound)}; target <= ${TARGET_RATIO})`,
+  );
   const ok =
     ratio <= TARGET_RATIO &&
     describePerEks === 1 &&

@@ -478,7 +478,7 @@ describe('azure discovery against the ARM fake', () => {
       expect(outcome.failures).toEqual([]);
       expect(outcome.completedScopes.map((s) => s.scope)).toEqual(scopes);
       expect(outcome.clusters).toHaveLength(260);
-      expect(logLines.filter((l) => l.message === 'azure call retried')).toHaveLength(1);
+      expect(logLines.filter((l) => l.message === 'Call retried')).toHaveLength(1);
       return;
     }
     const { scope, status, message, clustersKept } = c.failure;

@@ -19,9 +19,13 @@ interface DiscoverJson {
 /** Runs `fleetward discover --json` in its own process (async, so the in-process fakes keep answering). */
 function discover(configPath: string): Promise<{ code: number | null; json: DiscoverJson; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/fleetward.ts', 'discover', '--config', configPath, '--json'], {
-      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
-    });
+    const child = spawn(
+      process.execPath,
+      ['bin/fleetward.ts', 'discover', '--config', configPath, '--json'],
+      {
+        env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -38,8 +42,22 @@ function discover(configPath: string): Promise<{ code: number | null; json: Disc
 }
 
 const FIELDS = [
-  'id', 'cloud', 'scope', 'region', 'name', 'kubernetesVersion', 'endpoint', 'endpointAccess',
-  'secretsEncryptionKey', 'auditLogging', 'tags', 'status', 'providerStatus', 'createdAt', 'country', 'jurisdiction',
+  'id',
+  'cloud',
+  'scope',
+  'region',
+  'name',
+  'kubernetesVersion',
+  'endpoint',
+  'endpointAccess',
+  'secretsEncryptionKey',
+  'auditLogging',
+  'tags',
+  'status',
+  'providerStatus',
+  'createdAt',
+  'country',
+  'jurisdiction',
 ];
 
 describe('fleetward discover against the sandbox', () => {

@@ -197,7 +197,7 @@ describe('gcp discovery', () => {
     expect(outcome.clusters).toHaveLength(4);
     expect(calls(EU).map((e) => e.fault ?? 'ok')).toEqual([fault.kind, 'ok']);
     expect(calls(IN)).toHaveLength(1);
-    expect(lines.filter((l) => l.message === 'gcp call retried')).toHaveLength(1);
+    expect(lines.filter((l) => l.message === 'Call retried')).toHaveLength(1);
   });
 
   it('waits the RetryInfo delay a throttled answer asks for', async () => {

@@ -38,7 +38,9 @@ describe('serverless package', () => {
 
   it('declares the discovery schedule every 15 minutes', () => {
     const template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
-    const rules = Object.values(template.Resources as Record<string, { Type: string; Properties: { ScheduleExpression?: string } }>)
+    const rules = Object.values(
+      template.Resources as Record<string, { Type: string; Properties: { ScheduleExpression?: string } }>,
+    )
       .filter((r) => r.Type === 'AWS::Events::Rule')
       .map((r) => r.Properties.ScheduleExpression);
 
@@ -46,7 +48,9 @@ describe('serverless package', () => {
   });
 
   it('passes cfn-lint', () => {
-    const lint = spawnSync('cfn-lint', [join(out, 'cloudformation-template-update-stack.json')], { encoding: 'utf8' });
+    const lint = spawnSync('cfn-lint', [join(out, 'cloudformation-template-update-stack.json')], {
+      encoding: 'utf8',
+    });
 
     expect(lint.error, 'cfn-lint must be installed (python3 -m pip install cfn-lint)').toBeUndefined();
     expect(lint.status, lint.stdout + lint.stderr).toBe(0);

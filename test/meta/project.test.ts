@@ -52,7 +52,9 @@ describe('project layout', () => {
     );
     const schedule = join('schedules', `${name}.yml`);
     const inputs = existsSync(schedule)
-      ? (parse(readFileSync(schedule, 'utf8')) as { schedule?: { input?: unknown } }[]).map((e) => e.schedule?.input)
+      ? (parse(readFileSync(schedule, 'utf8')) as { schedule?: { input?: unknown } }[]).map(
+          (e) => e.schedule?.input,
+        )
       : [];
     const sample = join('functions', name, 'event.json');
     if (existsSync(sample)) inputs.push(JSON.parse(readFileSync(sample, 'utf8')));
@@ -83,7 +85,9 @@ describe('rooms', () => {
   it('keeps cloud SDKs out of jobs, config, residency and runtime', () => {
     const offenders = ['shared/jobs', 'shared/config', 'shared/residency', 'shared/runtime']
       .flatMap(sources)
-      .filter((file) => /from '(@aws-sdk|@google-cloud|@azure|@kubernetes|google-gax)/.test(readFileSync(file, 'utf8')));
+      .filter((file) =>
+        /from '(@aws-sdk|@google-cloud|@azure|@kubernetes|google-gax)/.test(readFileSync(file, 'utf8')),
+      );
 
     expect(offenders).toEqual([]);
   });

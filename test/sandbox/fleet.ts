@@ -30,7 +30,13 @@ export interface FleetMix {
 }
 
 export const AWS_ACCOUNTS = ['111111111111', '222222222222', '333333333333'] as const;
-export const GCP_PROJECTS = ['fw-sandbox-eu', 'fw-sandbox-in', 'fw-sandbox-za', 'fw-sandbox-us', 'fw-sandbox-shared'] as const;
+export const GCP_PROJECTS = [
+  'fw-sandbox-eu',
+  'fw-sandbox-in',
+  'fw-sandbox-za',
+  'fw-sandbox-us',
+  'fw-sandbox-shared',
+] as const;
 export const AZURE_SUBSCRIPTIONS = [
   '00000000-0000-4000-8000-00000000a001',
   '00000000-0000-4000-8000-00000000a002',
@@ -40,9 +46,39 @@ export const KUBECONFIG_ALIAS = 'sandbox';
 
 /** Regions per cloud, in jurisdiction order EU, EU, ..., IN, IN, ZA, US, US (the last is never covered). */
 export const SEED_REGIONS: Record<SeedCloud, readonly string[]> = {
-  aws: ['eu-central-1', 'eu-west-1', 'ap-south-1', 'af-south-1', 'eu-west-3', 'eu-north-1', 'ap-south-2', 'eu-south-1', 'us-west-2', 'us-east-1'],
-  gcp: ['europe-west1', 'asia-south1', 'africa-south1', 'europe-west3', 'europe-west4', 'europe-north1', 'asia-south2', 'europe-west1-b', 'us-central1'],
-  azure: ['westeurope', 'centralindia', 'southafricanorth', 'germanywestcentral', 'northeurope', 'swedencentral', 'southindia', 'eastus'],
+  aws: [
+    'eu-central-1',
+    'eu-west-1',
+    'ap-south-1',
+    'af-south-1',
+    'eu-west-3',
+    'eu-north-1',
+    'ap-south-2',
+    'eu-south-1',
+    'us-west-2',
+    'us-east-1',
+  ],
+  gcp: [
+    'europe-west1',
+    'asia-south1',
+    'africa-south1',
+    'europe-west3',
+    'europe-west4',
+    'europe-north1',
+    'asia-south2',
+    'europe-west1-b',
+    'us-central1',
+  ],
+  azure: [
+    'westeurope',
+    'centralindia',
+    'southafricanorth',
+    'germanywestcentral',
+    'northeurope',
+    'swedencentral',
+    'southindia',
+    'eastus',
+  ],
   kubeconfig: ['eu-central-1', 'ap-south-1', 'af-south-1'],
 };
 
@@ -109,7 +145,10 @@ export function generateFleet(options: { mix: FleetMix; seed?: number }): SeedCl
       const scope = scopes[Math.floor(i / regions.length) % scopes.length]!;
       const team = pick(TEAMS);
       const environment = pick(ENVS);
-      const name = cloud === 'kubeconfig' ? `ctx-${region}-${i}` : `${team}-${environment}-${String(i).padStart(4, '0')}`;
+      const name =
+        cloud === 'kubeconfig'
+          ? `ctx-${region}-${i}`
+          : `${team}-${environment}-${String(i).padStart(4, '0')}`;
       const tags: Record<string, string> = { team, environment };
       // Every third cluster misses `owner`: the tag policy (a later job) must report it, never invent it.
       if (i % 3 !== 0) tags.owner = `${team}@example.com`;

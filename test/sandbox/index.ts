@@ -63,15 +63,26 @@ const EKS_ROLE = (account: string) => `arn:aws:iam::${account}:role/fleetward-ek
 async function seedAws(motoUrl: string, fleet: SeedCluster[]): Promise<void> {
   const aws = fleet.filter((c) => c.cloud === 'aws');
   if (aws.length === 0) return;
-  const base = { endpoint: motoUrl, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  const base = {
+    endpoint: motoUrl,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  };
   const sts = new STSClient(base);
   const creds = new Map<string, { accessKeyId: string; secretAccessKey: string; sessionToken: string }>();
   for (const account of new Set(aws.map((c) => c.scope))) {
     const out = await sts.send(
-      new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${account}:role/fleetward-reader`, RoleSessionName: 'sandbox-seed' }),
+      new AssumeRoleCommand({
+        RoleArn: `arn:aws:iam::${account}:role/fleetward-reader`,
+        RoleSessionName: 'sandbox-seed',
+      }),
     );
     const c = out.Credentials!;
-    creds.set(account, { accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! });
+    creds.set(account, {
+      accessKeyId: c.AccessKeyId!,
+      secretAccessKey: c.SecretAccessKey!,
+      sessionToken: c.SessionToken!,
+    });
   }
   const clients = new Map<string, EKSClient>();
   const client = (account: string, region: string) => {
@@ -108,7 +119,9 @@ async function seedAws(motoUrl: string, fleet: SeedCluster[]): Promise<void> {
                   encryptionConfig: [
                     {
                       resources: ['secrets'],
-                      provider: { keyArn: `arn:aws:kms:${c.region}:${c.scope}:key/0000aaaa-bb11-cc22-dd33-${c.scope}` },
+                      provider: {
+                        keyArn: `arn:aws:kms:${c.region}:${c.scope}:key/0000aaaa-bb11-cc22-dd33-${c.scope}`,
+                      },
                     },
                   ],
                 }
@@ -142,8 +155,14 @@ function gcpInputs(fleet: SeedCluster[]) {
           },
         }),
         ...(c.privateEndpoint && {
-          privateClusterConfig: { enablePrivateNodes: true, enablePrivateEndpoint: true, privateEndpoint: '10.0.0.2' },
-          controlPlaneEndpointsConfig: { ipEndpointsConfig: { enabled: true, enablePublicEndpoint: false, privateEndpoint: '10.0.0.2' } },
+          privateClusterConfig: {
+            enablePrivateNodes: true,
+            enablePrivateEndpoint: true,
+            privateEndpoint: '10.0.0.2',
+          },
+          controlPlaneEndpointsConfig: {
+            ipEndpointsConfig: { enabled: true, enablePublicEndpoint: false, privateEndpoint: '10.0.0.2' },
+          },
         }),
         ...(!c.auditLogging && { loggingService: 'none' }),
       }),
@@ -166,7 +185,9 @@ function azureInputs(fleet: SeedCluster[]) {
         kubernetesVersion: c.version,
         tags: c.tags,
         privateCluster: c.privateEndpoint,
-        ...(c.encrypted && { kmsKeyId: `https://fw-kv-${c.region}.vault.azure.net/keys/etcd/0123456789abcdef` }),
+        ...(c.encrypted && {
+          kmsKeyId: `https://fw-kv-${c.region}.vault.azure.net/keys/etcd/0123456789abcdef`,
+        }),
       }),
     );
     bySub.set(c.scope, list);
@@ -202,13 +223,23 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     stops.push(() => arm.stop());
 
     await seedAws(moto.url, fleet);
-    for (const [project, clusters] of gcpInputs(fleet)) gke.setClusters(project, clusters);
-    for (const [sub, clusters] of azureInputs(fleet)) arm.setClusters(sub, clusters);
+    // Every configured project and subscription exists, with or without clusters.
+    const gkeClusters = gcpInputs(fleet);
+    for (const project of GCP_PROJECTS) gke.setClusters(project, gkeClusters.get(project) ?? []);
+    const aksClusters = azureInputs(fleet);
+    for (const sub of AZURE_SUBSCRIPTIONS) arm.setClusters(sub, aksClusters.get(sub) ?? []);
 
     const kubeContexts = fleet.filter((c) => c.cloud === 'kubeconfig');
     const kubeFakes: KubeFake[] = [];
     for (const c of kubeContexts) {
-      const fake = await startKubeFake({ name: c.name, gitVersion: `v${c.version}`, token: SANDBOX_TOKEN, faults, log, certDir });
+      const fake = await startKubeFake({
+        name: c.name,
+        gitVersion: `v${c.version}`,
+        token: SANDBOX_TOKEN,
+        faults,
+        log,
+        certDir,
+      });
       stops.push(() => fake.stop());
       kubeFakes.push(fake);
     }
@@ -227,9 +258,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     }
 
     const credentialsFile = join(dir, 'aws-credentials');
-    writeFileSync(credentialsFile, `[${SANDBOX_PROFILE}]\naws_access_key_id = testing\naws_secret_access_key = testing\n`, {
-      mode: 0o600,
-    });
+    writeFileSync(
+      credentialsFile,
+      `[${SANDBOX_PROFILE}]\naws_access_key_id = testing\naws_secret_access_key = testing\n`,
+      {
+        mode: 0o600,
+      },
+    );
     const azureTokenFile = join(dir, 'azure-token');
     writeFileSync(azureTokenFile, SANDBOX_TOKEN, { mode: 0o600 });
 
@@ -287,14 +322,21 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         ke: {
           preset: 'ke-dpa',
           exceptions: [
-            { allowCountries: ['ZA'], reason: 'sandbox: no in-country region for Kenya', expires: '2099-12-31' },
+            {
+              allowCountries: ['ZA'],
+              reason: 'sandbox: no in-country region for Kenya',
+              expires: '2099-12-31',
+            },
           ],
         },
       },
       state: { type: 'sqlite', path: join(dir, 'state.db') },
     };
     const configPath = join(dir, 'fleet.yaml');
-    writeFileSync(configPath, `# Generated by the Fleetward sandbox; points at local emulators only.\n${stringify(config)}`);
+    writeFileSync(
+      configPath,
+      `# Generated by the Fleetward sandbox; points at local emulators only.\n${stringify(config)}`,
+    );
     faults.latencyMs = options.latencyMs ?? 0;
     return { configPath, dir, fleet, log, faults, moto, stop: stopAll };
   } catch (error) {

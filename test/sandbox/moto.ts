@@ -49,10 +49,14 @@ export function motoPython(): string {
 
 export async function startMoto(options: { port?: number } = {}): Promise<MotoServer> {
   const port = options.port ?? (await freePort());
-  const child: ChildProcess = spawn(motoPython(), ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', PYTHONUNBUFFERED: '1' },
-  });
+  const child: ChildProcess = spawn(
+    motoPython(),
+    ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', PYTHONUNBUFFERED: '1' },
+    },
+  );
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
@@ -60,10 +64,14 @@ export async function startMoto(options: { port?: number } = {}): Promise<MotoSe
   const url = `http://127.0.0.1:${port}`;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`moto exited: ${stderr}`);
-      return (await fetch(`${url}/moto-api/data.json`)).ok;
-    }, 30_000, 'moto');
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`moto exited: ${stderr}`);
+        return (await fetch(`${url}/moto-api/data.json`)).ok;
+      },
+      30_000,
+      'moto',
+    );
   } catch (err) {
     child.kill('SIGKILL');
     throw err;

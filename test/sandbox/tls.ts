@@ -25,10 +25,45 @@ export function localCert(dir: string): LocalCert {
   const ext = join(dir, 'server.ext');
   if (!existsSync(cert)) {
     const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-    run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', caFile, '-days', '30', '-subj', '/CN=fleetward-sandbox-ca']);
+    run([
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      caKey,
+      '-out',
+      caFile,
+      '-days',
+      '30',
+      '-subj',
+      '/CN=fleetward-sandbox-ca',
+    ]);
     run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=localhost']);
     writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n');
-    run(['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '30', '-extfile', ext]);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      caFile,
+      '-CAkey',
+      caKey,
+      '-CAcreateserial',
+      '-out',
+      cert,
+      '-days',
+      '30',
+      '-extfile',
+      ext,
+    ]);
   }
-  return { ca: readFileSync(caFile, 'utf8'), caFile, cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
+  return {
+    ca: readFileSync(caFile, 'utf8'),
+    caFile,
+    cert: readFileSync(cert, 'utf8'),
+    key: readFileSync(key, 'utf8'),
+  };
 }

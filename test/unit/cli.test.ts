@@ -102,7 +102,9 @@ describe('fleetward CLI', () => {
   });
 
   it('reads the config named by FLEETWARD_CONFIG', () => {
-    const { code, stderr } = fleetward(['config', 'validate'], { FLEETWARD_CONFIG: join(dir, 'missing.yaml') });
+    const { code, stderr } = fleetward(['config', 'validate'], {
+      FLEETWARD_CONFIG: join(dir, 'missing.yaml'),
+    });
 
     expect(code).toBe(2);
     expect(stderr).toMatch(/missing\.yaml/);

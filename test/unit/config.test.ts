@@ -7,7 +7,13 @@ const minimal = () => ({
   version: 1,
   clouds: {
     aws: {
-      accounts: [{ id: '111111111111', roleArn: 'arn:aws:iam::111111111111:role/fleetward-reader', regions: ['eu-central-1'] }],
+      accounts: [
+        {
+          id: '111111111111',
+          roleArn: 'arn:aws:iam::111111111111:role/fleetward-reader',
+          regions: ['eu-central-1'],
+        },
+      ],
     },
   },
   jurisdictions: { eu: { preset: 'eu-gdpr' } } as Record<string, unknown>,
@@ -57,7 +63,11 @@ describe('config', () => {
     ['a non-integer retention', { audit: { retentionDays: 1.5 } }, 'jurisdictions.eu.audit.retentionDays'],
     ['an unknown preset', { preset: 'us-ccpa' }, 'jurisdictions.eu.preset'],
     ['a lower-case country', { preset: undefined, countries: ['de'] }, 'jurisdictions.eu.countries.0'],
-    ['an expiry that is not a date', { exceptions: [{ allowCountries: ['ZA'], reason: 'a long enough reason', expires: 'soon' }] }, 'jurisdictions.eu.exceptions.0.expires'],
+    [
+      'an expiry that is not a date',
+      { exceptions: [{ allowCountries: ['ZA'], reason: 'a long enough reason', expires: 'soon' }] },
+      'jurisdictions.eu.exceptions.0.expires',
+    ],
   ])('rejects %s', (_name, patch, path) => {
     const input = minimal();
     input.jurisdictions.eu = { preset: 'eu-gdpr', ...patch };
@@ -106,9 +116,18 @@ describe('config', () => {
   });
 
   it('rejects a kubeconfig context whose region cannot be placed', () => {
-    const input = { ...minimal(), clouds: { kubeconfig: [{ alias: 'lab', file: 'k.yaml', contexts: [{ name: 'a', cloud: 'aws', region: 'moon-1' }] }] } };
+    const input = {
+      ...minimal(),
+      clouds: {
+        kubeconfig: [
+          { alias: 'lab', file: 'k.yaml', contexts: [{ name: 'a', cloud: 'aws', region: 'moon-1' }] },
+        ],
+      },
+    };
 
-    expect(issuesOf(() => parseConfig(input)).map((i) => i.path)).toEqual(['clouds.kubeconfig.0.contexts.0.region']);
+    expect(issuesOf(() => parseConfig(input)).map((i) => i.path)).toEqual([
+      'clouds.kubeconfig.0.contexts.0.region',
+    ]);
   });
 
   it('reports YAML syntax errors with their line', () => {
@@ -125,9 +144,20 @@ describe('config', () => {
   });
 
   it('exports a JSON Schema that describes every top-level section', () => {
-    const schema = configJsonSchema() as { properties: Record<string, unknown>; additionalProperties: unknown };
+    const schema = configJsonSchema() as {
+      properties: Record<string, unknown>;
+      additionalProperties: unknown;
+    };
 
-    expect(Object.keys(schema.properties).sort()).toEqual(['clouds', 'jurisdictions', 'policies', 'slack', 'stage', 'state', 'version']);
+    expect(Object.keys(schema.properties).sort()).toEqual([
+      'clouds',
+      'jurisdictions',
+      'policies',
+      'slack',
+      'stage',
+      'state',
+      'version',
+    ]);
     expect(schema.additionalProperties).toBe(false);
     expect(JSON.parse(JSON.stringify(schema))).toEqual(schema);
   });

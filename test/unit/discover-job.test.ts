@@ -7,7 +7,13 @@ import { silentLogger } from '../../shared/runtime/logger.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 
 /** Builder for a discovered cluster with sensible defaults. */
-function cluster(cloud: CloudId, scope: string, region: string, name: string, extra: Partial<DiscoveredCluster> = {}): DiscoveredCluster {
+function cluster(
+  cloud: CloudId,
+  scope: string,
+  region: string,
+  name: string,
+  extra: Partial<DiscoveredCluster> = {},
+): DiscoveredCluster {
   return {
     id: `${cloud}/${scope}/${region}/${name}`,
     cloud,
@@ -57,7 +63,12 @@ function setup() {
     store,
     residency,
     logger: silentLogger,
-    clock: { now: () => new Date((t += 1000)) },
+    clock: {
+      now: () => {
+        t += 1000;
+        return new Date(t);
+      },
+    },
   };
   return { aws, gcp, store, deps };
 }
@@ -78,7 +89,10 @@ describe('discover', () => {
       cluster('aws', '111111111111', 'ap-south-1', 'b'),
       cluster('aws', '111111111111', 'us-east-1', 'c'),
     ];
-    gcp.outcome.clusters = [cluster('gcp', 'proj-za', 'africa-south1', 'd'), cluster('gcp', 'proj-eu', 'europe-west1-b', 'e')];
+    gcp.outcome.clusters = [
+      cluster('gcp', 'proj-za', 'africa-south1', 'd'),
+      cluster('gcp', 'proj-eu', 'europe-west1-b', 'e'),
+    ];
 
     const result = await run(deps);
 
@@ -109,7 +123,10 @@ describe('discover', () => {
     aws.outcome.clusters = [cluster('aws', '111111111111', 'eu-central-1', 'a')];
     await run(deps);
     aws.outcome.clusters = [
-      cluster('aws', '111111111111', 'eu-central-1', 'a', { kubernetesVersion: '1.33', tags: { team: 'payments', owner: 'x@example.com' } }),
+      cluster('aws', '111111111111', 'eu-central-1', 'a', {
+        kubernetesVersion: '1.33',
+        tags: { team: 'payments', owner: 'x@example.com' },
+      }),
     ];
 
     const { diff } = await run(deps);
@@ -127,7 +144,10 @@ describe('discover', () => {
 
   it('reports a cluster removed when its scope answered without it', async () => {
     const { aws, deps, store } = setup();
-    aws.outcome.clusters = [cluster('aws', '111111111111', 'eu-central-1', 'a'), cluster('aws', '111111111111', 'eu-central-1', 'b')];
+    aws.outcome.clusters = [
+      cluster('aws', '111111111111', 'eu-central-1', 'a'),
+      cluster('aws', '111111111111', 'eu-central-1', 'b'),
+    ];
     await run(deps);
     aws.outcome.clusters = [cluster('aws', '111111111111', 'eu-central-1', 'a')];
 
@@ -139,7 +159,10 @@ describe('discover', () => {
 
   it('keeps clusters of a failed region as last seen instead of reporting them removed', async () => {
     const { aws, deps } = setup();
-    aws.outcome.clusters = [cluster('aws', '111111111111', 'eu-central-1', 'a'), cluster('aws', '111111111111', 'eu-west-1', 'b')];
+    aws.outcome.clusters = [
+      cluster('aws', '111111111111', 'eu-central-1', 'a'),
+      cluster('aws', '111111111111', 'eu-west-1', 'b'),
+    ];
     await run(deps);
     aws.outcome = {
       clusters: [cluster('aws', '111111111111', 'eu-central-1', 'a')],
@@ -180,7 +203,9 @@ describe('discover', () => {
 
     const result = await run(deps);
 
-    expect(result.failures).toEqual([{ cloud: 'gcp', scope: '*', kind: 'scope', error: { name: 'Error', message: 'boom' } }]);
+    expect(result.failures).toEqual([
+      { cloud: 'gcp', scope: '*', kind: 'scope', error: { name: 'Error', message: 'boom' } },
+    ]);
     expect(result.stale).toEqual(['gcp/proj-eu/europe-west1/g']);
     expect(result.diff.removed).toEqual([]);
   });

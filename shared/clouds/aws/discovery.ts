@@ -243,7 +243,12 @@ async function runDiscovery(
 
   // Base credentials assume each account's role: a named profile when configured, else the default chain.
   const base = config.credentials
-    ? { credentials: fromIni({ profile: config.credentials.profile, ...(config.credentials.file && { filepath: config.credentials.file }) }) }
+    ? {
+        credentials: fromIni({
+          profile: config.credentials.profile,
+          ...(config.credentials.file && { filepath: config.credentials.file }),
+        }),
+      }
     : {};
   const sts = track(new STSClient({ ...common, ...base, region: config.homeRegion }));
 
@@ -273,10 +278,10 @@ async function runDiscovery(
           cluster: name,
           error: errorInfo(reason),
         });
-        ctx.logger.warn('Cluster unparseable', { account, region, cluster: name, error: errorInfo(reason) });
+        ctx.logger.debug('Cluster unparseable', { account, region, cluster: name, error: errorInfo(reason) });
       } else {
         failures.push(scopeFailure(account, region, error, { cluster: name }));
-        ctx.logger.warn('Cluster describe failed', {
+        ctx.logger.debug('Cluster describe failed', {
           account,
           region,
           cluster: name,
@@ -319,7 +324,7 @@ async function runDiscovery(
     } catch (error) {
       if (signal?.aborted) throw abortReason(signal);
       failures.push(scopeFailure(account, region, error));
-      ctx.logger.warn('Region discovery failed', { account, region, error: errorInfo(error) });
+      ctx.logger.debug('Region discovery failed', { account, region, error: errorInfo(error) });
       // Clusters of pages already listed are still reported; the region is not complete.
       await settleAll(described);
       return;
@@ -379,7 +384,7 @@ async function runDiscovery(
     } catch (error) {
       if (signal?.aborted) throw abortReason(signal);
       failures.push(scopeFailure(account.id, undefined, error));
-      ctx.logger.warn('Account discovery failed', { account: account.id, error: errorInfo(error) });
+      ctx.logger.debug('Account discovery failed', { account: account.id, error: errorInfo(error) });
       return;
     }
     await settleAll(regions.map((region) => discoverRegion(account.id, region, credentials)));

@@ -526,7 +526,7 @@ export function createDiscovery(config: AzureConfig, ctx: AdapterContext): Clust
           outcome.completedScopes.push({ cloud: CLOUD, scope: subscriptions[i]! } satisfies DiscoveryScope);
       });
       for (const failure of outcome.failures) {
-        ctx.logger.warn('azure discovery failure', {
+        ctx.logger.debug('Scope failed', {
           kind: failure.kind,
           scope: failure.scope,
           cluster: failure.cluster,
@@ -598,7 +598,7 @@ async function listSubscription(
         maxAttempts: config.maxAttempts,
         signal,
         onRetry: ({ attempt, delayMs, error }) =>
-          ctx.logger.warn('azure call retried', {
+          ctx.logger.info('Call retried', {
             operation: OPERATION,
             subscription,
             page: pageNumber,

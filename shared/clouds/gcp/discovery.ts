@@ -355,7 +355,7 @@ export function createDiscovery(config: GcpConfig, ctx: AdapterContext): Cluster
         await client.close().catch(() => undefined);
       }
       for (const failure of outcome.failures) {
-        ctx.logger.warn('gcp discovery failure', {
+        ctx.logger.debug('Scope failed', {
           kind: failure.kind,
           scope: failure.scope,
           region: failure.region,
@@ -405,7 +405,7 @@ async function listProject(
       maxAttempts: config.maxAttempts,
       signal,
       onRetry: ({ attempt, delayMs, error }) =>
-        ctx.logger.warn('gcp call retried', {
+        ctx.logger.info('Call retried', {
           operation: OPERATION,
           project,
           attempt,

@@ -54,7 +54,7 @@ export function createDiscovery(
         outcome.completedScopes.push(...part.completedScopes);
       }
       for (const failure of outcome.failures) {
-        ctx.logger.warn('kubeconfig discovery failure', {
+        ctx.logger.debug('Scope failed', {
           scope: failure.scope,
           region: failure.region,
           error: failure.error,
