@@ -19,6 +19,9 @@ const COLUMNS: { title: string; value: (c: Cluster) => string }[] = [
   { title: 'STATUS', value: (c) => c.status },
 ];
 
+/** Diff lines printed before "and N more"; `--json` always has the whole diff. */
+const MAX_DIFF_LINES = 30;
+
 function table(rows: Cluster[]): string {
   const cells = [COLUMNS.map((c) => c.title), ...rows.map((r) => COLUMNS.map((c) => c.value(r)))];
   const widths = COLUMNS.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
@@ -58,9 +61,13 @@ export function renderDiscoverTable(result: DiscoverResult, config: FleetConfig)
   out.push(
     `Inventory: ${result.clusters.length} clusters; diff +${added.length} added, -${removed.length} removed, ~${changed.length} changed`,
   );
-  for (const id of added) out.push(`  + ${id}`);
-  for (const id of removed) out.push(`  - ${id}`);
-  for (const c of changed) out.push(`  ~ ${c.id}: ${c.fields.map((f) => f.field).join(', ')}`);
+  const lines = [
+    ...added.map((id) => `  + ${id}`),
+    ...removed.map((id) => `  - ${id}`),
+    ...changed.map((c) => `  ~ ${c.id}: ${c.fields.map((f) => f.field).join(', ')}`),
+  ];
+  out.push(...lines.slice(0, MAX_DIFF_LINES));
+  if (lines.length > MAX_DIFF_LINES) out.push(`  ... and ${lines.length - MAX_DIFF_LINES} more (use --json for all)`);
   if (result.stale.length > 0) out.push(`Kept as last seen (scope failed): ${result.stale.length}`);
   if (result.failures.length > 0) {
     out.push(`Failures (${result.failures.length}):`);

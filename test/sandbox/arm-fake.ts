@@ -559,6 +559,7 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
 
   const server = createServer({ key: cert.key, cert: cert.cert }, (req, res) => {
     const at = Date.now();
+    const t0 = performance.now();
     const info: RequestContext = { operation: 'unknown' };
     res.once('close', () => {
       log.record({
@@ -566,7 +567,7 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
         operation: info.operation,
         ...(info.scope === undefined ? {} : { scope: info.scope }),
         at,
-        durationMs: Date.now() - at,
+        durationMs: performance.now() - t0,
         ...(res.headersSent ? { status: res.statusCode } : {}),
         ...(info.fault === undefined ? {} : { fault: info.fault }),
       });

@@ -379,6 +379,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const at = Date.now();
+    const t0 = performance.now();
     stats.inFlight++;
     stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
     let done = false;
@@ -387,7 +388,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       if (done) return;
       done = true;
       stats.inFlight--;
-      info.durationMs = Date.now() - at;
+      info.durationMs = performance.now() - t0;
       if (status !== undefined) info.status = status;
     };
     const send = (answer: ProxyResponse) => {

@@ -265,14 +265,14 @@ export async function startGkeFake(
       answer: (request: Record<string, unknown>) => AnswerResult,
     ): Handler =>
     (call, callback) => {
-      const started = Date.now();
+      const started = performance.now();
       const request = call.request;
       const target = operation === 'ListClusters' ? parseParent(request) : parseName(request);
-      const info: RequestInfo = { cloud: 'gcp', operation, at: started };
+      const info: RequestInfo = { cloud: 'gcp', operation, at: Date.now() };
       if (target) info.scope = target.project;
       if (target && target.location !== '-') info.region = target.location;
       const finish = (status: number, fault?: Fault['kind']) => {
-        const entry: RequestInfo = { ...info, durationMs: Date.now() - started, status };
+        const entry: RequestInfo = { ...info, durationMs: performance.now() - started, status };
         if (fault) entry.fault = fault;
         log?.record(entry);
       };

@@ -106,7 +106,7 @@ async function seedAws(motoUrl: string, fleet: SeedCluster[]): Promise<void> {
             resourcesVpcConfig: {
               subnetIds: ['subnet-0a1b2c3d', 'subnet-4e5f6a7b'],
               endpointPublicAccess: !c.privateEndpoint,
-              endpointPrivateAccess: true,
+              endpointPrivateAccess: c.privateEndpoint,
             },
             logging: {
               clusterLogging: [

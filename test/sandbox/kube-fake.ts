@@ -205,7 +205,7 @@ export async function startKubeFake(options: KubeFakeOptions): Promise<KubeFake>
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const started = Date.now();
+    const started = performance.now();
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
     let route: KubeRoute | undefined;
@@ -224,8 +224,8 @@ export async function startKubeFake(options: KubeFakeOptions): Promise<KubeFake>
         cloud: 'kube',
         operation,
         scope: state.name,
-        at: started,
-        durationMs: Date.now() - started,
+        at: Date.now(),
+        durationMs: performance.now() - started,
         ...(status === undefined ? {} : { status }),
         ...(fault ? { fault } : {}),
       });
