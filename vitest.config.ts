@@ -11,6 +11,8 @@ export default defineConfig({
       METADATA_SERVER_DETECTION: 'none',
       AWS_EC2_METADATA_DISABLED: 'true',
       SLS_TELEMETRY_DISABLED: '1',
+      // Handlers' Powertools logs would drown the test report; tests assert on results.
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
       AWS_ACCESS_KEY_ID: 'testing',
       AWS_SECRET_ACCESS_KEY: 'testing',
       AWS_REGION: 'us-east-1',

@@ -67,7 +67,8 @@ export function renderDiscoverTable(result: DiscoverResult, config: FleetConfig)
     ...changed.map((c) => `  ~ ${c.id}: ${c.fields.map((f) => f.field).join(', ')}`),
   ];
   out.push(...lines.slice(0, MAX_DIFF_LINES));
-  if (lines.length > MAX_DIFF_LINES) out.push(`  ... and ${lines.length - MAX_DIFF_LINES} more (use --json for all)`);
+  if (lines.length > MAX_DIFF_LINES)
+    out.push(`  ... and ${lines.length - MAX_DIFF_LINES} more (use --json for all)`);
   if (result.stale.length > 0) out.push(`Kept as last seen (scope failed): ${result.stale.length}`);
   if (result.failures.length > 0) {
     out.push(`Failures (${result.failures.length}):`);

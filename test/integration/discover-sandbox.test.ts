@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster, DiscoveryFailure, InventoryDiff } from '../../shared/model.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
@@ -111,5 +112,46 @@ describe('fleetward discover against the sandbox', () => {
     } finally {
       sandbox.faults.clear();
     }
+  });
+});
+
+describe('discover-clusters handler against the sandbox', () => {
+  let sandbox: Sandbox;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ clusters: 12, dir: mkdtempSync(join(tmpdir(), 'fleetward-handler-')) });
+    process.env.FLEETWARD_CONFIG = sandbox.configPath;
+  });
+  afterAll(async () => {
+    delete process.env.FLEETWARD_CONFIG;
+    await sandbox?.stop();
+  });
+
+  const context = {
+    functionName: 'fleetward-test-discover-clusters',
+    awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
+    getRemainingTimeInMillis: () => 60_000,
+  } as unknown as Context;
+
+  it('discovers the fleet on a scheduled event and returns a small summary', async () => {
+    const { handler } = await import('../../functions/discover-clusters/handler.ts');
+
+    const result = (await handler({ trigger: 'schedule' }, context)) as {
+      status: string;
+      clusters: number;
+      diff: InventoryDiff;
+    };
+
+    expect(result.status).toBe('complete');
+    expect(result.clusters).toBe(12);
+    expect(result.diff.added).toHaveLength(12);
+  });
+
+  it('rejects an event that does not match its schema before calling any cloud', async () => {
+    const { handler } = await import('../../functions/discover-clusters/handler.ts');
+    sandbox.log.clear();
+
+    await expect(handler({ trigger: 'cron', extra: 1 } as never, context)).rejects.toThrow();
+    expect(sandbox.log.entries).toEqual([]);
   });
 });

@@ -30,7 +30,13 @@ export interface FleetMix {
 }
 
 export const AWS_ACCOUNTS = ['111111111111', '222222222222', '333333333333'] as const;
-export const GCP_PROJECTS = ['fw-prod-core', 'fw-prod-data', 'fw-staging', 'fw-dev', 'fw-shared-svc'] as const;
+export const GCP_PROJECTS = [
+  'fw-prod-core',
+  'fw-prod-data',
+  'fw-staging',
+  'fw-dev',
+  'fw-shared-svc',
+] as const;
 export const AZURE_SUBSCRIPTIONS = [
   '00000000-0000-4000-8000-00000000a001',
   '00000000-0000-4000-8000-00000000a002',

@@ -57,7 +57,7 @@ const counts = sandbox.fleet.reduce<Record<string, number>>((acc, c) => {
 process.stderr.write(
   `Sandbox ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${Object.entries(counts)
     .map(([k, v]) => `${v} ${k}`)
-    .join(', ')}. moto at ${sandbox.moto.url}. Press Ctrl-C to stop.\n`,
+    .join(', ')}. moto at ${sandbox.moto.url} (pid ${sandbox.moto.pid}). Press Ctrl-C to stop.\n`,
 );
 
 let stopping = false;

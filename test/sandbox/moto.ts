@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { freePort, waitFor } from './net.ts';
 
 export interface MotoServer {
@@ -26,25 +26,40 @@ function hasMoto(python: string): boolean {
   }
 }
 
-/** The Python that has moto: the system one, else a venv under `.fleetward/` (created on demand). */
-export function motoPython(): string {
-  if (process.env.FLEETWARD_MOTO_PYTHON) return process.env.FLEETWARD_MOTO_PYTHON;
-  for (const candidate of ['python3', VENV_PYTHON]) {
-    if ((candidate === 'python3' || existsSync(candidate)) && hasMoto(candidate)) return candidate;
+/** One line telling the user how to get moto. */
+export const MOTO_INSTRUCTION =
+  "moto is not installed: run `python3 -m pip install 'moto[server]==5.2.1'` (or set FLEETWARD_MOTO_PYTHON to a Python that has it)";
+
+/**
+ * The Python that has moto: `FLEETWARD_MOTO_PYTHON`, the system `python3`, or a venv under
+ * `.fleetward/`; when none has it and `install` is on, creates that venv and installs moto
+ * into it. Throws one line of instructions when all of that fails.
+ */
+export function motoPython(
+  options: { candidates?: string[]; install?: boolean; venvPython?: string } = {},
+): string {
+  const venvPython = options.venvPython ?? VENV_PYTHON;
+  const candidates = options.candidates ?? [
+    ...(process.env.FLEETWARD_MOTO_PYTHON ? [process.env.FLEETWARD_MOTO_PYTHON] : []),
+    'python3',
+    venvPython,
+  ];
+  for (const candidate of candidates) {
+    if ((!candidate.includes('/') || existsSync(candidate)) && hasMoto(candidate)) return candidate;
   }
-  try {
-    execFileSync('python3', ['-m', 'venv', join('.fleetward', 'venv')], { stdio: 'ignore' });
-    execFileSync(VENV_PYTHON, ['-m', 'pip', 'install', '--quiet', 'moto[server]==5.2.1'], {
-      stdio: 'ignore',
-      timeout: 300_000,
-    });
-    if (hasMoto(VENV_PYTHON)) return VENV_PYTHON;
-  } catch {
-    // fall through to the instruction below
+  if (options.install ?? true) {
+    try {
+      execFileSync('python3', ['-m', 'venv', dirname(dirname(venvPython))], { stdio: 'ignore' });
+      execFileSync(venvPython, ['-m', 'pip', 'install', '--quiet', 'moto[server]==5.2.1'], {
+        stdio: 'ignore',
+        timeout: 300_000,
+      });
+      if (hasMoto(venvPython)) return venvPython;
+    } catch {
+      // fall through to the instruction below
+    }
   }
-  throw new Error(
-    "moto is not installed: run `python3 -m pip install 'moto[server]==5.2.1'` (or set FLEETWARD_MOTO_PYTHON to a Python that has it)",
-  );
+  throw new Error(MOTO_INSTRUCTION);
 }
 
 export async function startMoto(options: { port?: number } = {}): Promise<MotoServer> {
