@@ -1,0 +1,101 @@
+/**
+ * `npx serverless package` (osls) builds offline, one bundle per function; the generated
+ * CloudFormation template passes cfn-lint; and the bundle itself — not the TypeScript
+ * sources — runs against the sandbox the way Lambda would load it.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Sandbox, startSandbox } from '../sandbox/index.ts';
+
+describe('serverless package', () => {
+  const out = mkdtempSync(join(tmpdir(), 'fleetward-package-'));
+  let packaged: ReturnType<typeof spawnSync>;
+
+  beforeAll(() => {
+    packaged = spawnSync(join('node_modules', '.bin', 'serverless'), ['package', '--package', out], {
+      encoding: 'utf8',
+      timeout: 180_000,
+      env: {
+        ...process.env,
+        SLS_TELEMETRY_DISABLED: '1',
+        SLS_NOTIFICATIONS_MODE: 'off',
+        AWS_EC2_METADATA_DISABLED: 'true',
+        // No credentials and no endpoint: packaging must not need either.
+        AWS_ACCESS_KEY_ID: '',
+        AWS_SECRET_ACCESS_KEY: '',
+        AWS_PROFILE: '',
+      },
+    });
+  });
+
+  it('builds one bundle per function without credentials or network', () => {
+    expect(packaged.status, String(packaged.stderr) + String(packaged.stdout)).toBe(0);
+    const zips = readdirSync(out).filter((f) => f.endsWith('.zip'));
+    const functions = readdirSync('functions', { withFileTypes: true }).filter((d) => d.isDirectory());
+    expect(zips.sort()).toEqual(functions.map((d) => `${d.name}.zip`).sort());
+  });
+
+  it('declares the discovery schedule every 15 minutes', () => {
+    const template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
+    const rules = Object.values(
+      template.Resources as Record<string, { Type: string; Properties: { ScheduleExpression?: string } }>,
+    )
+      .filter((r) => r.Type === 'AWS::Events::Rule')
+      .map((r) => r.Properties.ScheduleExpression);
+
+    expect(rules).toContain('rate(15 minutes)');
+  });
+
+  it('passes cfn-lint', () => {
+    const lint = spawnSync('cfn-lint', [join(out, 'cloudformation-template-update-stack.json')], {
+      encoding: 'utf8',
+    });
+
+    expect(lint.error, 'cfn-lint must be installed (python3 -m pip install cfn-lint)').toBeUndefined();
+    expect(lint.status, lint.stdout + lint.stderr).toBe(0);
+  });
+
+  describe('the discover-clusters bundle', () => {
+    let sandbox: Sandbox;
+    const task = mkdtempSync(join(tmpdir(), 'fleetward-task-'));
+
+    beforeAll(async () => {
+      sandbox = await startSandbox({ clusters: 12, dir: join(task, 'sandbox') });
+      const unzip = spawnSync('unzip', ['-q', '-o', resolve(out, 'discover-clusters.zip'), '-d', task]);
+      if (unzip.status !== 0) {
+        // No unzip on the machine: extract with the bundled Python instead.
+        mkdirSync(task, { recursive: true });
+        spawnSync('python3', ['-m', 'zipfile', '-e', resolve(out, 'discover-clusters.zip'), task]);
+      }
+      copyFileSync(sandbox.configPath, join(task, 'fleet.yaml'));
+      process.env.FLEETWARD_CONFIG = join(task, 'fleet.yaml');
+    });
+    afterAll(async () => {
+      delete process.env.FLEETWARD_CONFIG;
+      await sandbox?.stop();
+    });
+
+    it('loads as Lambda loads it and discovers every cloud', async () => {
+      const bundle = pathToFileURL(join(task, 'functions', 'discover-clusters', 'handler.mjs')).href;
+      const { handler } = await import(/* @vite-ignore */ bundle);
+      const context = {
+        functionName: 'discover-clusters',
+        awsRequestId: 'req-1',
+        getRemainingTimeInMillis: () => 60_000,
+      };
+
+      const result = await handler({ trigger: 'schedule' }, context as unknown as Context);
+
+      expect(result.failures).toEqual([]);
+      expect(result.clusters).toBe(12);
+      expect(sandbox.log.count('gcp', 'ListClusters')).toBeGreaterThan(0);
+      expect(sandbox.log.count('azure')).toBeGreaterThan(0);
+      expect(sandbox.log.count('aws', 'DescribeCluster')).toBeGreaterThan(0);
+    });
+  });
+});
