@@ -25,14 +25,7 @@ import { readFileSync } from 'node:fs';
 import { getCACertificates } from 'node:tls';
 import { ContainerServiceClient, type ManagedCluster } from '@azure/arm-containerservice';
 import type { AzureConfig } from '../../config/schema.ts';
-import type {
-  ClusterStatus,
-  DiscoveredCluster,
-  DiscoveryFailure,
-  DiscoveryOutcome,
-  DiscoveryScope,
-  EndpointAccess,
-} from '../../model.ts';
+import type { ClusterStatus, DiscoveredCluster, EndpointAccess } from '../../model.ts';
 import type { ClusterDiscovery } from '../../ports.ts';
 import { createLimiter, type Limiter } from '../../runtime/concurrency.ts';
 import {
@@ -44,6 +37,7 @@ import {
 } from '../../runtime/errors.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
+import { failedScope, mergeScopes, type ScopeResult } from '../outcome.ts';
 
 const CLOUD = 'azure';
 const OPERATION = 'managedClusters.list';
@@ -470,12 +464,6 @@ function labelOf(cluster: ManagedCluster): string {
 
 // --- the adapter ---
 
-interface SubscriptionResult {
-  clusters: DiscoveredCluster[];
-  failures: DiscoveryFailure[];
-  complete: boolean;
-}
-
 interface Page {
   items: ManagedCluster[];
   next: string | undefined;
@@ -518,37 +506,13 @@ export function createDiscovery(config: AzureConfig, ctx: AdapterContext): Clust
         ),
       );
       signal?.throwIfAborted();
-      const outcome: DiscoveryOutcome = { clusters: [], failures: [], completedScopes: [] };
-      results.forEach((part, i) => {
-        outcome.clusters.push(...part.clusters);
-        outcome.failures.push(...part.failures);
-        if (part.complete)
-          outcome.completedScopes.push({ cloud: CLOUD, scope: subscriptions[i]! } satisfies DiscoveryScope);
-      });
-      for (const failure of outcome.failures) {
-        ctx.logger.debug('Scope failed', {
-          kind: failure.kind,
-          scope: failure.scope,
-          cluster: failure.cluster,
-          error: failure.error,
-        });
-      }
-      ctx.logger.info('azure discovery finished', {
-        subscriptions: subscriptions.length,
-        clusters: outcome.clusters.length,
-        failures: outcome.failures.length,
-      });
-      return outcome;
+      return mergeScopes(CLOUD, subscriptions, results, ctx.logger);
     },
   };
 }
 
-function scopeFailure(subscription: string, error: CloudApiError): SubscriptionResult {
-  return {
-    clusters: [],
-    failures: [{ cloud: CLOUD, scope: subscription, kind: 'scope', error: errorInfo(error) }],
-    complete: false,
-  };
+function scopeFailure(subscription: string, error: CloudApiError): ScopeResult {
+  return failedScope(CLOUD, subscription, error);
 }
 
 interface RunContext {
@@ -569,9 +533,9 @@ async function listSubscription(
   subscription: string,
   credential: TokenCredential,
   run: RunContext,
-): Promise<SubscriptionResult> {
+): Promise<ScopeResult> {
   const { config, connection, limiter, ctx, signal } = run;
-  const result: SubscriptionResult = { clusters: [], failures: [], complete: true };
+  const result: ScopeResult = { clusters: [], failures: [], complete: true };
   // One client per subscription and run: the subscription is part of the client, the run's signal part of its policy.
   const client = new ContainerServiceClient(
     credential,

@@ -15,19 +15,13 @@
 import { ClusterManagerClient, type protos } from '@google-cloud/container';
 import { type CallOptions, type ClientOptions, grpc } from 'google-gax';
 import type { GcpConfig } from '../../config/schema.ts';
-import type {
-  ClusterStatus,
-  DiscoveredCluster,
-  DiscoveryFailure,
-  DiscoveryOutcome,
-  DiscoveryScope,
-  EndpointAccess,
-} from '../../model.ts';
+import type { ClusterStatus, DiscoveredCluster, EndpointAccess } from '../../model.ts';
 import type { ClusterDiscovery } from '../../ports.ts';
 import { createLimiter, mapSettled } from '../../runtime/concurrency.ts';
 import { CloudApiError, ConfigError, errorInfo, UnparseableClusterError } from '../../runtime/errors.ts';
 import { type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
+import { failedScope, mergeScopes, type ScopeResult } from '../outcome.ts';
 
 const CLOUD = 'gcp';
 const OPERATION = 'ListClusters';
@@ -307,12 +301,6 @@ function describe(cluster: GkeCluster): string {
 
 // --- the adapter ---
 
-interface ProjectResult {
-  clusters: DiscoveredCluster[];
-  failures: DiscoveryFailure[];
-  complete: boolean;
-}
-
 export function createDiscovery(config: GcpConfig, ctx: AdapterContext): ClusterDiscovery {
   // Validate the connection settings now, so a bad config fails at start-up, not per run.
   const options = clientOptions(config);
@@ -321,10 +309,10 @@ export function createDiscovery(config: GcpConfig, ctx: AdapterContext): Cluster
     async discover(discoverOptions = {}) {
       const { signal } = discoverOptions;
       signal?.throwIfAborted();
-      const outcome: DiscoveryOutcome = { clusters: [], failures: [], completedScopes: [] };
+      const projects = config.projects.map((p) => p.id);
       const client = new ClusterManagerClient(options);
+      let results: ScopeResult[];
       try {
-        const projects = config.projects.map((p) => p.id);
         let setupError: unknown;
         try {
           // Creates the channel (and, unless insecure, the credentials) once, up front: a failure here
@@ -340,45 +328,21 @@ export function createDiscovery(config: GcpConfig, ctx: AdapterContext): Cluster
             : Promise.resolve(scopeFailure(project, toCloudApiError(project, setupError))),
         );
         signal?.throwIfAborted();
-        settled.forEach((result, i) => {
-          const project = projects[i]!;
-          const part =
-            result.status === 'fulfilled'
-              ? result.value
-              : scopeFailure(project, toCloudApiError(project, result.reason));
-          outcome.clusters.push(...part.clusters);
-          outcome.failures.push(...part.failures);
-          if (part.complete)
-            outcome.completedScopes.push({ cloud: CLOUD, scope: project } satisfies DiscoveryScope);
-        });
+        results = settled.map((result, i) =>
+          result.status === 'fulfilled'
+            ? result.value
+            : scopeFailure(projects[i]!, toCloudApiError(projects[i]!, result.reason)),
+        );
       } finally {
         await client.close().catch(() => undefined);
       }
-      for (const failure of outcome.failures) {
-        ctx.logger.debug('Scope failed', {
-          kind: failure.kind,
-          scope: failure.scope,
-          region: failure.region,
-          cluster: failure.cluster,
-          error: failure.error,
-        });
-      }
-      ctx.logger.info('gcp discovery finished', {
-        projects: config.projects.length,
-        clusters: outcome.clusters.length,
-        failures: outcome.failures.length,
-      });
-      return outcome;
+      return mergeScopes(CLOUD, projects, results, ctx.logger);
     },
   };
 }
 
-function scopeFailure(project: string, error: CloudApiError): ProjectResult {
-  return {
-    clusters: [],
-    failures: [{ cloud: CLOUD, scope: project, kind: 'scope', error: errorInfo(error) }],
-    complete: false,
-  };
+function scopeFailure(project: string, error: CloudApiError): ScopeResult {
+  return failedScope(CLOUD, project, error);
 }
 
 /**
@@ -394,7 +358,7 @@ async function listProject(
   config: GcpConfig,
   ctx: AdapterContext,
   signal: AbortSignal | undefined,
-): Promise<ProjectResult> {
+): Promise<ScopeResult> {
   const request = { parent: `projects/${project}/locations/-` };
   // No gax retries (ours count the attempts); one deadline per attempt.
   const callOptions: CallOptions = { retry: null, timeout: config.timeoutMs };
@@ -418,7 +382,7 @@ async function listProject(
     return scopeFailure(project, toCloudApiError(project, error));
   }
 
-  const result: ProjectResult = { clusters: [], failures: [], complete: true };
+  const result: ScopeResult = { clusters: [], failures: [], complete: true };
   for (const cluster of response.clusters ?? []) {
     try {
       result.clusters.push(normaliseCluster(project, cluster));
