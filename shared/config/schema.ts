@@ -69,6 +69,8 @@ export const GcpProject = z.strictObject({
 export const GcpConfig = z.strictObject({
   /** `host:port` of the GKE API (default container.googleapis.com:443). */
   endpoint: z.string().optional(),
+  /** Cloud Storage JSON API endpoint (default https://storage.googleapis.com), e.g. a local emulator. */
+  storageEndpoint: EndpointUrl.optional(),
   /** Plain-text gRPC without credentials: only for a local emulator on loopback. */
   insecure: z.boolean().default(false),
   /** Workload Identity Federation / service account credentials file; default: application default credentials. */
@@ -173,6 +175,8 @@ export const Jurisdiction = z
         rpoHours: positiveInt().default(24),
         ttlDays: positiveInt().default(30),
         storageLocation: z.string().default('default'),
+        /** Namespaces to back up; `*` means every namespace except system ones, resolved when the Backup is created. */
+        includedNamespaces: z.array(nonEmpty('a namespace')).min(1).default(['*']),
       })
       .prefault({}),
     drill: z
@@ -228,6 +232,51 @@ export const StateConfig = z.discriminatedUnion(
   { error: 'expected type "sqlite" or "dynamodb"' },
 );
 
+/** How Fleetward reaches each cluster's Kubernetes API (backups, drills). Tokens are minted per run, never stored. */
+export const KubeAccessConfig = z.strictObject({
+  /** Kubernetes API calls in flight at once, across clusters. */
+  concurrency: positiveInt().default(16),
+  /** Per-attempt timeout of one Kubernetes API call, in milliseconds. */
+  timeoutMs: positiveInt().default(15_000),
+  /** Attempts per call including the first (429, 5xx and timeouts are retried). */
+  maxAttempts: positiveInt().default(3),
+  /** GKE: a Google OAuth access token (application default credentials / Workload Identity Federation), or a token file. */
+  gcp: z
+    .discriminatedUnion('auth', [
+      z.strictObject({ auth: z.literal('google') }),
+      z.strictObject({ auth: z.literal('token-file'), file: nonEmpty('a token file path') }),
+    ])
+    .default({ auth: 'google' }),
+  /** AKS: an Entra ID token for the AKS server application, or the cluster user credentials ARM returns. */
+  azure: z
+    .discriminatedUnion('auth', [
+      z.strictObject({ auth: z.literal('aad') }),
+      z.strictObject({ auth: z.literal('cluster-user-credentials') }),
+    ])
+    .default({ auth: 'aad' }),
+  /** Reach a cluster's API through another address (a proxy, bastion or private link) instead of its own endpoint. */
+  overrides: z
+    .array(
+      z.strictObject({
+        cluster: nonEmpty('a cluster id'),
+        endpoint: EndpointUrl,
+        /** PEM file of the CA that signed that endpoint's certificate. */
+        caFile: z.string().optional(),
+      }),
+    )
+    .default([]),
+});
+
+export const VeleroConfig = z.strictObject({
+  /** Namespace Velero runs in on every cluster. */
+  namespace: z.string().default('velero'),
+  /** Prefix of drill scratch namespaces; always starts with `fw-drill-`. */
+  scratchPrefix: z
+    .string()
+    .regex(/^fw-drill-[a-z0-9-]*$/, { error: 'expected a prefix starting with "fw-drill-"' })
+    .default('fw-drill-'),
+});
+
 export const PoliciesConfig = z.strictObject({
   /** Changes one mutating run may apply before it refuses the whole apply. */
   maxChanges: positiveInt().default(25),
@@ -257,6 +306,8 @@ export const FleetConfig = z
       .refine((c) => Object.values(c).some((v) => v !== undefined), { error: 'expected at least one cloud' }),
     jurisdictions: z.record(JurisdictionId, Jurisdiction),
     policies: PoliciesConfig.prefault({}),
+    kubeAccess: KubeAccessConfig.prefault({}),
+    velero: VeleroConfig.prefault({}),
     slack: SlackConfig.optional(),
     state: StateConfig.default({ type: 'sqlite', path: '.fleetward/state.db' }),
   })
@@ -288,3 +339,5 @@ export type AzureConfig = z.infer<typeof AzureConfig>;
 export type KubeconfigSource = z.infer<typeof KubeconfigSource>;
 export type JurisdictionConfig = z.infer<typeof Jurisdiction>;
 export type ResidencyException = z.infer<typeof ResidencyException>;
+export type KubeAccessConfig = z.infer<typeof KubeAccessConfig>;
+export type VeleroConfig = z.infer<typeof VeleroConfig>;
