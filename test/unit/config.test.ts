@@ -152,10 +152,12 @@ describe('config', () => {
     expect(Object.keys(schema.properties).sort()).toEqual([
       'clouds',
       'jurisdictions',
+      'kubeAccess',
       'policies',
       'slack',
       'stage',
       'state',
+      'velero',
       'version',
     ]);
     expect(schema.additionalProperties).toBe(false);
