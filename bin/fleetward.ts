@@ -8,7 +8,11 @@ import { configJsonSchema, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/con
 import type { FleetConfig } from '../shared/config/schema.ts';
 import { run as runDiscover } from '../shared/jobs/discover.ts';
 import { renderDiscoverTable } from '../shared/jobs/discover-report.ts';
-import { discoverDeps } from '../shared/runtime/deps.ts';
+import { run as runBackups } from '../shared/jobs/backup.ts';
+import { step as drillStep } from '../shared/jobs/drill.ts';
+import { run as reconcileBackups } from '../shared/jobs/reconcile-backups.ts';
+import { backupView, drillView, renderBackupView, renderDrillView } from '../shared/jobs/velero-report.ts';
+import { clusterJobDeps, discoverDeps } from '../shared/runtime/deps.ts';
 import { ConfigError, FleetwardError } from '../shared/runtime/errors.ts';
 import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 
@@ -28,6 +32,8 @@ Usage:
 
 Commands:
   discover                 find every cluster, place it in a jurisdiction, diff and save the inventory
+  backup run|status        request this window's Velero Backup per cluster; show phases and RPO
+  drill run|status         restore the newest backup into scratch namespaces; show RTO and results
   config validate [FILE]   check a fleet.yaml; names the path of every bad field (exit 2 when invalid)
   config schema            print the JSON Schema of fleet.yaml
 
@@ -51,6 +57,33 @@ Options:
               instead of the table grouped by jurisdiction
 Exit: 0 when every scope answered, 1 when some account, region, project, subscription
 or context failed (its clusters are kept as last seen), 2 for an invalid config.`,
+  backup: `Usage:
+  fleetward backup run [--cluster ID] [--dry-run] [--config FILE] [--json]
+  fleetward backup status [--cluster ID] [--config FILE] [--json]
+
+'run' preflights every cluster of the saved inventory (Velero installed and available, every
+BackupStorageLocation Available and inside the cluster's jurisdiction) and creates one
+velero.io/v1 Backup named after the current schedule window of the cluster's jurisdiction.
+Running it again in the same window finds the same Backup and creates nothing. --dry-run
+asks the API server to validate the Backup without storing it.
+'status' reads the phase of every Fleetward Backup, records terminal ones, and prints per
+cluster the last backup, the RPO (now - completion of the newest Completed backup) against
+the jurisdiction's target, and findings (e.g. Velero missing).
+Run 'fleetward discover' first: both act on the saved inventory.
+Exit: 0 done, 1 some cluster failed or has findings, 2 bad usage or config.`,
+  drill: `Usage:
+  fleetward drill run [--cluster ID] [--no-wait] [--config FILE] [--json]
+  fleetward drill status [--cluster ID] [--config FILE] [--json]
+
+'run' starts a restore drill on every cluster (or one): the newest Completed backup is
+restored into labelled scratch namespaces (fw-drill-...) on the same cluster or on the
+jurisdiction's drill cluster, then verified (item counts, Deployments and StatefulSets
+ready) and the scratch namespaces deleted. It waits, polling, until every drill is done
+(--no-wait returns after starting them; the schedule advances them later).
+'status' advances active drills one step and prints per cluster the RTO in seconds
+(Restore created -> workloads ready), pass/fail against the target, and scratch
+namespaces left.
+Exit: 0 every drill passed, 1 some drill failed or could not run, 2 bad usage or config.`,
   config: `Usage:
   fleetward config validate [FILE]   validate FILE (default: --config, $FLEETWARD_CONFIG or ./${DEFAULT_CONFIG_FILE})
   fleetward config schema            print the JSON Schema (draft 2020-12) for editors and CI
@@ -142,8 +175,105 @@ function logLevel(value: string | undefined): LogLevel {
   return value as LogLevel;
 }
 
+/** Options every cluster job command takes. */
+const CLUSTER_JOB_OPTIONS = {
+  config: { type: 'string' },
+  cluster: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+async function cmdBackup(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...CLUSTER_JOB_OPTIONS, 'dry-run': { type: 'boolean' } },
+  });
+  const [sub, ...rest] = positionals;
+  if (values.help || !sub) {
+    console.log(COMMAND_HELP.backup);
+    return values.help ? EXIT.ok : EXIT.usage;
+  }
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  if (sub !== 'run' && sub !== 'status') throw new UsageError(`unknown backup command "${sub}" (expected run or status)`);
+  const config = await loadConfig(configFile(values.config));
+  const deps = await clusterJobDeps(config, stderrLogger(logLevel(values['log-level'])));
+  const clusterId = values.cluster;
+  try {
+    if (sub === 'run') {
+      const result = await runBackups(deps, { ...(clusterId ? { clusterId } : {}), dryRun: values['dry-run'] === true });
+      if (values.json) console.log(JSON.stringify(result, null, 2));
+      else {
+        for (const o of result.outcomes) {
+          const detail =
+            o.status === 'skipped'
+              ? o.findings.map((f) => f.message).join('; ')
+              : o.status === 'failed'
+                ? o.error.message
+                : `${o.backup} -> ${o.location.name} (${o.location.cloud} ${o.location.region})`;
+          console.log(`${o.status.padEnd(8)} ${o.clusterId}: ${detail}`);
+        }
+      }
+      return result.outcomes.some((o) => o.status === 'failed' || o.status === 'skipped') ? EXIT.failed : EXIT.ok;
+    }
+    await reconcileBackups(deps, clusterId ? { clusterId } : {});
+    const view = await backupView(deps.store, clusterId);
+    console.log(values.json ? JSON.stringify({ clusters: view }, null, 2) : renderBackupView(view));
+    return view.some((v) => v.findings.length > 0) ? EXIT.failed : EXIT.ok;
+  } finally {
+    await deps.store.close();
+  }
+}
+
+async function cmdDrill(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...CLUSTER_JOB_OPTIONS, 'no-wait': { type: 'boolean' } },
+  });
+  const [sub, ...rest] = positionals;
+  if (values.help || !sub) {
+    console.log(COMMAND_HELP.drill);
+    return values.help ? EXIT.ok : EXIT.usage;
+  }
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  if (sub !== 'run' && sub !== 'status') throw new UsageError(`unknown drill command "${sub}" (expected run or status)`);
+  const config = await loadConfig(configFile(values.config));
+  const deps = await clusterJobDeps(config, stderrLogger(logLevel(values['log-level'])));
+  const clusterId = values.cluster;
+  const scope = clusterId ? { clusterId } : {};
+  try {
+    if (sub === 'run') {
+      let results = await drillStep(deps, { ...scope, start: 'force' });
+      const started = results.filter((r) => r.started).length;
+      process.stderr.write(`Started ${started} drill(s).\n`);
+      if (!values['no-wait']) {
+        // The CLI may wait; functions never do (the schedule advances their drills).
+        const limit = Math.max(...Object.values(config.jurisdictions).map((j) => j.drill.rtoMinutes)) * 60_000 + 60_000;
+        const deadline = Date.now() + limit;
+        while (results.some((r) => r.drill && r.drill.phase !== 'done') && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 1000));
+          results = await drillStep(deps, { ...scope, start: 'never' });
+          const active = results.filter((r) => r.drill && r.drill.phase !== 'done').length;
+          process.stderr.write(`  ${active} drill(s) in progress...\n`);
+        }
+      }
+    } else {
+      await drillStep(deps, { ...scope, start: 'never' });
+    }
+    const view = await drillView(deps.store, clusterId);
+    console.log(values.json ? JSON.stringify({ clusters: view }, null, 2) : renderDrillView(view));
+    return view.some((v) => v.findings.length > 0 || v.drill?.result === 'fail') ? EXIT.failed : EXIT.ok;
+  } finally {
+    await deps.store.close();
+  }
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   discover: cmdDiscover,
+  backup: cmdBackup,
+  drill: cmdDrill,
   config: cmdConfig,
 };
 

@@ -97,3 +97,8 @@ export interface InventoryDiff {
   removed: string[];
   changed: ClusterChange[];
 }
+
+/** Whether a cloud has a public region table (every cloud but kubeconfig). */
+export function isRegionCloud(cloud: CloudId): cloud is RegionCloud {
+  return cloud !== 'kubeconfig';
+}

@@ -3,7 +3,7 @@
  * ports, and `shared/clouds/<cloud>/` (plus the storage adapters) implement them.
  * Keep each port small and every method documented (Velero's ObjectStore is the model).
  */
-import type { CloudId, DiscoveryOutcome } from './model.ts';
+import type { CloudId, Cluster, DiscoveryOutcome, RegionCloud } from './model.ts';
 
 /** Finds clusters in one cloud, across every scope (account+region, project, subscription, context) it was configured with. */
 export interface ClusterDiscovery {
@@ -15,6 +15,84 @@ export interface ClusterDiscovery {
    * other scopes; only an aborted `signal` rejects.
    */
   discover(options?: { signal?: AbortSignal }): Promise<DiscoveryOutcome>;
+}
+
+/** A Kubernetes object as the API serves it (only the fields every kind has are typed). */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name?: string;
+    generateName?: string;
+    namespace?: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    creationTimestamp?: string;
+    resourceVersion?: string;
+  };
+  spec?: unknown;
+  status?: unknown;
+}
+
+/** Names one object: its type and name (and namespace for namespaced kinds). */
+export interface KubeRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+/**
+ * One cluster's Kubernetes API. Calls are retried on 429, 5xx and timeouts; an expired
+ * token is refreshed once. Errors other than the documented outcomes reject with a
+ * `CloudApiError` (cloud `kube`).
+ */
+export interface KubeApi {
+  /** Reads one object, or `undefined` when it (or its type) does not exist. */
+  read<T extends KubeObject>(ref: KubeRef): Promise<T | undefined>;
+  /** Lists objects of a type, optionally in one namespace and matching an equality label selector (`a=b,c!=d`). */
+  list<T extends KubeObject>(
+    apiVersion: string,
+    kind: string,
+    options?: { namespace?: string; labelSelector?: string },
+  ): Promise<T[]>;
+  /**
+   * Creates an object. An object of that name that already exists is not an error: the
+   * existing one is returned with `created: false` (so a retried invocation finds its own
+   * resource). `dryRun` asks the server to validate without storing.
+   */
+  create<T extends KubeObject>(object: T, options?: { dryRun?: boolean }): Promise<{ object: T; created: boolean }>;
+  /** Deletes an object; `false` when it was already gone. */
+  delete(ref: KubeRef): Promise<boolean>;
+}
+
+/** Opens Kubernetes API connections to discovered clusters, minting the cloud's token for each. */
+export interface KubeAccess {
+  /**
+   * Connects to a cluster's API (its endpoint, or the configured override). Tokens are
+   * minted here, kept only in memory, refreshed on expiry, and never logged or returned.
+   */
+  connect(cluster: Cluster, options?: { signal?: AbortSignal }): Promise<KubeApi>;
+}
+
+/** A Velero BackupStorageLocation's object storage, as its spec names it. */
+export interface BucketRef {
+  /** Velero provider: `aws` (or `velero.io/aws`), `gcp`, `azure`. */
+  provider: string;
+  bucket: string;
+  /** The BSL's `spec.config` (`region`, `storageAccount`, `resourceGroup`, `subscriptionId`, ...). */
+  config: Record<string, string>;
+}
+
+/** Finds where a bucket physically lives, through the cloud that hosts it. */
+export interface BucketLocator {
+  /**
+   * The cloud and region of a bucket: S3 GetBucketLocation, the GCS bucket's location, the
+   * Azure storage account's location. `cluster` tells whose credentials to use. Rejects
+   * when the bucket cannot be found or read.
+   */
+  locate(bucket: BucketRef, cluster: Cluster, options?: { signal?: AbortSignal }): Promise<{ cloud: RegionCloud; region: string }>;
 }
 
 /** One stored item: a key inside a namespace and its JSON-serialisable value. */

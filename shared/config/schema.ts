@@ -170,8 +170,11 @@ export const Jurisdiction = z
     audit: z.strictObject({ retentionDays: positiveInt().default(400) }).prefault({}),
     backup: z
       .strictObject({
-        /** EventBridge schedule expression for backups. */
-        schedule: z.string().default('rate(1 day)'),
+        /** How often each cluster gets a Backup: one Backup per window of this rate. */
+        schedule: z
+          .string()
+          .regex(/^rate\(\d+ (minute|hour|day)s?\)$/, { error: 'expected rate(N minutes|hours|days)' })
+          .default('rate(1 day)'),
         rpoHours: positiveInt().default(24),
         ttlDays: positiveInt().default(30),
         storageLocation: z.string().default('default'),

@@ -5,6 +5,7 @@
 import { createDiscoveries } from '../clouds/registry.ts';
 import type { FleetConfig } from '../config/schema.ts';
 import type { DiscoverDeps } from '../jobs/discover.ts';
+import type { ClusterJobDeps } from '../jobs/fleet.ts';
 import type { CloudId } from '../model.ts';
 import { type Log, systemClock } from '../ports.ts';
 import { Residency } from '../residency/index.ts';
@@ -27,4 +28,22 @@ export async function discoverDeps(
     openStateStore(stateConfig(config)),
   ]);
   return { discoveries, store, residency: new Residency(config.jurisdictions), logger, clock: systemClock };
+}
+
+/** What the backup, reconcile and drill jobs need: kube access and bucket lookups on top of the state store. */
+export async function clusterJobDeps(config: FleetConfig, logger: Log): Promise<ClusterJobDeps> {
+  const [{ createKubeAccess }, { createBucketLocator }, store] = await Promise.all([
+    import('../kube/access.ts'),
+    import('../clouds/buckets.ts'),
+    openStateStore(stateConfig(config)),
+  ]);
+  return {
+    config,
+    store,
+    kube: createKubeAccess(config, { logger }),
+    buckets: createBucketLocator(config, { logger }),
+    residency: new Residency(config.jurisdictions),
+    logger,
+    clock: systemClock,
+  };
 }

@@ -11,7 +11,7 @@
  */
 import { DescribeRegionsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DescribeClusterCommand, EKSClient, ListClustersCommand } from '@aws-sdk/client-eks';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { AssumeRoleCommand, type AssumeRoleCommandOutput, STSClient } from '@aws-sdk/client-sts';
 import { fromIni } from '@aws-sdk/credential-providers';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsAccount, AwsConfig } from '../../config/schema.ts';
@@ -144,7 +144,8 @@ function isBadPayload(error: unknown): boolean {
   return okStatus && (e.name === 'SyntaxError' || typeof e.$responseBodyText === 'string');
 }
 
-function toCloudApiError(error: unknown, operation: string): CloudApiError {
+/** Wraps an SDK or network error once, where it enters (a `CloudApiError` passes through unchanged). */
+export function toCloudApiError(error: unknown, operation: string): CloudApiError {
   if (error instanceof CloudApiError) return error;
   const e = (error ?? {}) as SdkErrorShape;
   const status = statusOf(error);
@@ -175,6 +176,52 @@ function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('discovery aborted', 'AbortError');
 }
 
+/**
+ * The HTTP handler of a run's clients: keep-alive sockets up to `concurrency`, and
+ * `timeoutMs` both to connect and per attempt. Share one per run (one socket pool) and
+ * `destroy()` it when the run ends.
+ */
+export function createRequestHandler(config: AwsConfig): NodeHttpHandler {
+  const agentOptions = { keepAlive: true, maxSockets: config.concurrency };
+  return new NodeHttpHandler({
+    requestTimeout: config.timeoutMs,
+    throwOnRequestTimeout: true,
+    connectionTimeout: config.timeoutMs,
+    httpAgent: agentOptions,
+    httpsAgent: agentOptions,
+  });
+}
+
+/** The base credentials that assume each account's role: a named profile when configured, else the default chain. */
+export function baseCredentials(config: AwsConfig): { credentials?: ReturnType<typeof fromIni> } {
+  return config.credentials
+    ? {
+        credentials: fromIni({
+          profile: config.credentials.profile,
+          ...(config.credentials.file && { filepath: config.credentials.file }),
+        }),
+      }
+    : {};
+}
+
+/** The temporary credentials of an AssumeRole answer; a `CloudApiError` when it carries none. */
+export function credentialsOf(out: AssumeRoleCommandOutput): Credentials {
+  const c = out.Credentials;
+  if (!c?.AccessKeyId || !c.SecretAccessKey) {
+    throw new CloudApiError('aws AssumeRole answered without credentials', {
+      cloud: 'aws',
+      operation: 'AssumeRole',
+      retryable: false,
+    });
+  }
+  return {
+    accessKeyId: c.AccessKeyId,
+    secretAccessKey: c.SecretAccessKey,
+    ...(c.SessionToken ? { sessionToken: c.SessionToken } : {}),
+    ...(c.Expiration ? { expiration: c.Expiration } : {}),
+  };
+}
+
 export function createDiscovery(config: AwsConfig, ctx: AdapterContext): ClusterDiscovery {
   return {
     cloud: 'aws',
@@ -189,15 +236,8 @@ async function runDiscovery(
 ): Promise<DiscoveryOutcome> {
   signal?.throwIfAborted();
   const limiter = createLimiter(config.concurrency);
-  const agentOptions = { keepAlive: true, maxSockets: config.concurrency };
   // One handler (one socket pool) for every client of the run; `requestTimeout` is per attempt.
-  const requestHandler = new NodeHttpHandler({
-    requestTimeout: config.timeoutMs,
-    throwOnRequestTimeout: true,
-    connectionTimeout: config.timeoutMs,
-    httpAgent: agentOptions,
-    httpsAgent: agentOptions,
-  });
+  const requestHandler = createRequestHandler(config);
   const common = {
     maxAttempts: config.maxAttempts,
     retryMode: 'standard',
@@ -242,14 +282,7 @@ async function runDiscovery(
   });
 
   // Base credentials assume each account's role: a named profile when configured, else the default chain.
-  const base = config.credentials
-    ? {
-        credentials: fromIni({
-          profile: config.credentials.profile,
-          ...(config.credentials.file && { filepath: config.credentials.file }),
-        }),
-      }
-    : {};
+  const base = baseCredentials(config);
   const sts = track(new STSClient({ ...common, ...base, region: config.homeRegion }));
 
   async function describe(eks: EKSClient, account: string, region: string, name: string): Promise<boolean> {
@@ -366,20 +399,7 @@ async function runDiscovery(
           sendOptions,
         ),
       );
-      const c = out.Credentials;
-      if (!c?.AccessKeyId || !c.SecretAccessKey) {
-        throw new CloudApiError('aws AssumeRole answered without credentials', {
-          cloud: 'aws',
-          operation: 'AssumeRole',
-          retryable: false,
-        });
-      }
-      credentials = {
-        accessKeyId: c.AccessKeyId,
-        secretAccessKey: c.SecretAccessKey,
-        ...(c.SessionToken ? { sessionToken: c.SessionToken } : {}),
-        ...(c.Expiration ? { expiration: c.Expiration } : {}),
-      };
+      credentials = credentialsOf(out);
       regions = await regionsOf(account, credentials);
     } catch (error) {
       if (signal?.aborted) throw abortReason(signal);
@@ -404,7 +424,8 @@ async function runDiscovery(
   return { clusters, failures, completedScopes };
 }
 
-interface Credentials {
+/** Temporary credentials of an assumed role. */
+export interface Credentials {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string;

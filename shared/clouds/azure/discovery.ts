@@ -117,7 +117,8 @@ function retryAfterMs(error: RestErrorLike): number | undefined {
   return parseRetryAfter(headers.get('retry-after'));
 }
 
-function classify(error: unknown): RetryDecision {
+/** Whether an ARM call failure is worth another attempt (and after how long the server asked to wait). */
+export function classify(error: unknown): RetryDecision {
   if (error instanceof CloudApiError) return { retry: error.retryable };
   if (!isRestError(error)) return { retry: false };
   if (error.code === 'PARSE_ERROR') return { retry: false };
@@ -287,10 +288,11 @@ export function connectionOf(config: AzureConfig): Connection {
  * The policy every request of a run passes: same-origin check, then a per-attempt deadline
  * joined to the caller's signal. A deadline that fires becomes a retryable `CloudApiError`.
  */
-function requestPolicy(
+export function requestPolicy(
   connection: Connection,
   timeoutMs: number,
   signal: AbortSignal | undefined,
+  operation: string = OPERATION,
 ): PipelinePolicy {
   return {
     name: 'fleetwardRequestPolicy',

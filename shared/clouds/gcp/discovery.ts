@@ -134,7 +134,8 @@ export function parseEndpoint(endpoint: string): ParsedEndpoint {
   return { servicePath, hostname: servicePath.replace(/^\[|\]$/g, ''), port };
 }
 
-function isLoopback(hostname: string): boolean {
+/** Whether a host name or address is the local machine (`localhost`, `127.0.0.0/8`, `::1`). */
+export function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '::1' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 

@@ -1,0 +1,30 @@
+/**
+ * `backup-clusters`: hourly; requests the current window's Velero Backup on every cluster
+ * whose jurisdiction's schedule (`rate(...)`) puts it in a new window. A window that
+ * already has its Backup is found, not duplicated.
+ */
+import { parser } from '@aws-lambda-powertools/parser/middleware';
+import { run } from '../../shared/jobs/backup.ts';
+import { clusterJobDeps } from '../../shared/runtime/deps.ts';
+import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { regionalScope } from '../../shared/runtime/scope.ts';
+import { Request } from './schema.ts';
+
+export const handler = lambdaHandler()
+  .use(parser({ schema: Request }))
+  .handler(async (event: Request, _context, { signal }) => {
+    const deps = await clusterJobDeps(await deployedConfig(), logger);
+    try {
+      const result = await run(deps, { ...regionalScope(event), signal });
+      const count = (s: string) => result.outcomes.filter((o) => o.status === s).length;
+      return {
+        runId: result.runId,
+        created: count('created'),
+        exists: count('exists'),
+        skipped: count('skipped'),
+        failed: count('failed'),
+      };
+    } finally {
+      await deps.store.close();
+    }
+  });

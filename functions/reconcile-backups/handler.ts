@@ -1,0 +1,23 @@
+/** `reconcile-backups`: every 5 minutes; records terminal Backup phases and RPO per cluster, alerting on RPO breaches. */
+import { parser } from '@aws-lambda-powertools/parser/middleware';
+import { run } from '../../shared/jobs/reconcile-backups.ts';
+import { clusterJobDeps } from '../../shared/runtime/deps.ts';
+import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { regionalScope } from '../../shared/runtime/scope.ts';
+import { Request } from './schema.ts';
+
+export const handler = lambdaHandler()
+  .use(parser({ schema: Request }))
+  .handler(async (event: Request, _context, { signal }) => {
+    const deps = await clusterJobDeps(await deployedConfig(), logger);
+    try {
+      const result = await run(deps, { ...regionalScope(event), signal });
+      return {
+        clusters: result.statuses.length,
+        recorded: result.recorded,
+        rpoExceeded: result.statuses.filter((s) => s.rpoOk === false).map((s) => s.clusterId),
+      };
+    } finally {
+      await deps.store.close();
+    }
+  });

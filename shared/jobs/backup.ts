@@ -1,0 +1,207 @@
+/**
+ * The backup job: for every cluster, preflight its Velero, then create one `velero.io/v1
+ * Backup` for the current schedule window of its jurisdiction. The Backup name derives
+ * from the window, so a retried or duplicated invocation finds its own Backup (409 is
+ * success) and a window never gets two.
+ */
+import type { Cluster } from '../model.ts';
+import { errorInfo } from '../runtime/errors.ts';
+import { type BucketCache, type CheckedLocation, type Finding, preflight } from '../velero/preflight.ts';
+import {
+  backupName,
+  buildBackup,
+  rateMs,
+  SYSTEM_NAMESPACES,
+  LABELS,
+  type VeleroBackup,
+  windowStart,
+} from '../velero/resources.ts';
+import { type ClusterJobDeps, type ClusterScope, forEachCluster, inventory, NS, recordFindings, runId } from './fleet.ts';
+
+/** What the job remembers of each Backup it created or observed. */
+export interface BackupRecord {
+  clusterId: string;
+  jurisdiction: string;
+  name: string;
+  window: string;
+  runId: string;
+  storageLocation: string;
+  bucket: { name: string; cloud: string; region: string } | null;
+  namespaces: string[];
+  createdAt: string;
+  phase: string;
+  startedAt?: string;
+  completedAt?: string;
+  expiresAt?: string;
+  totalItems?: number;
+  itemsBackedUp?: number;
+  errors?: number;
+  warnings?: number;
+  validationErrors?: string[];
+}
+
+export type BackupOutcome =
+  | { clusterId: string; status: 'created' | 'exists' | 'planned'; backup: string; location: CheckedLocation }
+  | { clusterId: string; status: 'skipped'; findings: Finding[] }
+  | { clusterId: string; status: 'failed'; error: { name: string; message: string } };
+
+export interface BackupRunResult {
+  runId: string;
+  dryRun: boolean;
+  outcomes: BackupOutcome[];
+}
+
+/** The window a jurisdiction's schedule puts `now` in. */
+export function backupWindow(deps: ClusterJobDeps, cluster: Cluster): Date {
+  const policy = deps.config.jurisdictions[cluster.jurisdiction]?.backup;
+  return windowStart(deps.clock.now(), rateMs(policy?.schedule ?? 'rate(1 day)'));
+}
+
+/** Namespaces a Backup includes: the policy's list, with `*` resolved to the cluster's non-system namespaces. */
+async function resolveNamespaces(
+  api: Awaited<ReturnType<ClusterJobDeps['kube']['connect']>>,
+  wanted: string[],
+): Promise<string[]> {
+  if (!wanted.includes('*')) return [...wanted].sort();
+  const all = await api.list('v1', 'Namespace');
+  return all
+    .filter((ns) => !SYSTEM_NAMESPACES.includes(ns.metadata.name ?? '') && ns.metadata.labels?.[LABELS.scratch] !== 'true')
+    .map((ns) => ns.metadata.name!)
+    .sort();
+}
+
+async function backupCluster(
+  deps: ClusterJobDeps,
+  cluster: Cluster,
+  run: string,
+  options: { dryRun: boolean; cache: BucketCache; signal?: AbortSignal },
+): Promise<BackupOutcome> {
+  const now = deps.clock.now();
+  const policy = deps.config.jurisdictions[cluster.jurisdiction]?.backup;
+  if (!policy) {
+    const findings: Finding[] = [
+      {
+        clusterId: cluster.id,
+        jurisdiction: cluster.jurisdiction,
+        kind: 'unassigned',
+        severity: 'high',
+        message: `cluster is in no configured jurisdiction (region ${cluster.region}): it is not backed up`,
+        at: now.toISOString(),
+      },
+    ];
+    await recordFindings(deps.store, 'backup', cluster.id, findings);
+    return { clusterId: cluster.id, status: 'skipped', findings };
+  }
+  const namespace = deps.config.velero.namespace;
+  let api: Awaited<ReturnType<ClusterJobDeps['kube']['connect']>>;
+  let checked: Awaited<ReturnType<typeof preflight>>;
+  try {
+    api = await deps.kube.connect(cluster, options.signal ? { signal: options.signal } : {});
+    checked = await preflight(api, cluster, {
+      buckets: deps.buckets,
+      residency: deps.residency,
+      namespace,
+      now,
+      cache: options.cache,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    const findings: Finding[] = [
+      {
+        clusterId: cluster.id,
+        jurisdiction: cluster.jurisdiction,
+        kind: 'kube-unreachable',
+        severity: 'high',
+        message: `cannot check Velero: ${errorInfo(error).message}`,
+        at: now.toISOString(),
+      },
+    ];
+    await recordFindings(deps.store, 'backup', cluster.id, findings);
+    return { clusterId: cluster.id, status: 'skipped', findings };
+  }
+  const location =
+    checked.locations.find((l) => l.name === policy.storageLocation) ??
+    (policy.storageLocation === 'default' ? checked.locations.find((l) => l.default) : undefined);
+  if (!checked.ok || !location) {
+    const findings = checked.ok
+      ? [
+          {
+            clusterId: cluster.id,
+            jurisdiction: cluster.jurisdiction,
+            kind: 'bsl-missing' as const,
+            severity: 'high' as const,
+            message: `no usable storage location "${policy.storageLocation}"`,
+            at: now.toISOString(),
+          },
+        ]
+      : checked.findings;
+    await recordFindings(deps.store, 'backup', cluster.id, findings);
+    deps.logger.warn('Backup preflight failed', { cluster: cluster.id, findings: findings.map((f) => f.kind) });
+    return { clusterId: cluster.id, status: 'skipped', findings };
+  }
+  try {
+    const window = backupWindow(deps, cluster);
+    const name = backupName(window);
+    const namespaces = await resolveNamespaces(api, policy.includedNamespaces);
+    const backup = buildBackup({
+      name,
+      namespace,
+      storageLocation: location.name,
+      ttlDays: policy.ttlDays,
+      includedNamespaces: namespaces,
+      window,
+      runId: run,
+    });
+    const { object, created } = await api.create<VeleroBackup>(backup, { dryRun: options.dryRun });
+    await recordFindings(deps.store, 'backup', cluster.id, []);
+    if (options.dryRun) return { clusterId: cluster.id, status: 'planned', backup: name, location };
+    // A Backup found rather than created belongs to an earlier invocation of this window: keep its record.
+    if (created || !(await deps.store.get(NS.backups, `${cluster.id}/${name}`))) {
+      const record: BackupRecord = {
+        clusterId: cluster.id,
+        jurisdiction: cluster.jurisdiction,
+        name,
+        window: window.toISOString(),
+        runId: object.metadata.labels?.[LABELS.run] ?? run,
+        storageLocation: location.name,
+        bucket: { name: location.bucket, cloud: location.cloud, region: location.region },
+        namespaces: object.spec.includedNamespaces ?? namespaces,
+        createdAt: object.metadata.creationTimestamp ?? now.toISOString(),
+        phase: object.status?.phase ?? 'New',
+      };
+      await deps.store.putMany(NS.backups, [{ key: `${cluster.id}/${name}`, value: record }]);
+    }
+    deps.logger.info('Backup requested', { cluster: cluster.id, backup: name, created });
+    return { clusterId: cluster.id, status: created ? 'created' : 'exists', backup: name, location };
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    deps.logger.warn('Backup request failed', { cluster: cluster.id, error: errorInfo(error) });
+    return { clusterId: cluster.id, status: 'failed', error: errorInfo(error) };
+  }
+}
+
+/** Requests this window's Backup on every cluster (or one). Dry run validates on the server and writes nothing. */
+export async function run(
+  deps: ClusterJobDeps,
+  options: ClusterScope & { dryRun?: boolean; signal?: AbortSignal } = {},
+): Promise<BackupRunResult> {
+  const clusters = await inventory(deps.store, options);
+  const id = runId(deps.clock.now());
+  const cache: BucketCache = new Map();
+  const dryRun = options.dryRun ?? false;
+  const outcomes = await forEachCluster(clusters, deps.config.kubeAccess.concurrency * 4, (cluster) =>
+    backupCluster(deps, cluster, id, { dryRun, cache, ...(options.signal ? { signal: options.signal } : {}) }),
+  );
+  const count = (s: BackupOutcome['status']) => outcomes.filter((o) => o.status === s).length;
+  deps.logger.info('Backups requested', {
+    runId: id,
+    dryRun,
+    created: count('created'),
+    exists: count('exists'),
+    planned: count('planned'),
+    skipped: count('skipped'),
+    failed: count('failed'),
+  });
+  return { runId: id, dryRun, outcomes };
+}

@@ -1,0 +1,343 @@
+/**
+ * Restore drills. A drill restores a cluster's newest Completed backup into labelled
+ * scratch namespaces (`fw-drill-...`) on the same cluster, or on the drill cluster its
+ * jurisdiction names (same jurisdiction only), verifies the result, measures RTO =
+ * Restore created -> workloads verified ready, and always deletes its scratch namespaces.
+ *
+ * Drills are phase-gated and re-entrant: each invocation moves every active drill at most
+ * one phase forward (restoring -> verifying -> cleaning -> done) and never sleeps waiting
+ * for Velero; the Restore's name is the drill's id, so a retried start finds its Restore.
+ */
+import { type Cluster, isRegionCloud } from '../model.ts';
+import type { KubeApi, KubeObject } from '../ports.ts';
+import { errorInfo, ResidencyError } from '../runtime/errors.ts';
+import type { Finding } from '../velero/preflight.ts';
+import {
+  assertScratchOnly,
+  buildRestore,
+  isTerminalRestore,
+  LABELS,
+  MANAGED_BY,
+  stamp,
+  UnsafeRestoreError,
+  VELERO_API,
+  type VeleroBackup,
+  type VeleroRestore,
+  windowStart,
+} from '../velero/resources.ts';
+import { type ClusterJobDeps, type ClusterScope, forEachCluster, inventory, NS, recordFindings, runId } from './fleet.ts';
+
+const DAY_MS = 86_400_000;
+/** Scratch namespaces older than this that no active drill owns are removed by the sweeper. */
+export const SWEEP_AFTER_MS = DAY_MS;
+
+export type DrillPhase = 'restoring' | 'verifying' | 'cleaning' | 'done';
+
+export interface DrillRecord {
+  id: string;
+  sourceClusterId: string;
+  targetClusterId: string;
+  jurisdiction: string;
+  backupName: string;
+  backupItems: number | null;
+  namespaces: string[];
+  scratchNamespaces: string[];
+  phase: DrillPhase;
+  result: 'pass' | 'fail' | null;
+  reasons: string[];
+  startedAt: string;
+  restoreCreatedAt: string;
+  restorePhase: string | null;
+  itemsRestored: number | null;
+  workloads: { total: number; ready: number } | null;
+  verifiedAt: string | null;
+  rtoSeconds: number | null;
+  rtoTargetSeconds: number;
+  scratchLeft: number | null;
+  finishedAt: string | null;
+  updatedAt: string;
+}
+
+export interface DrillStepResult {
+  clusterId: string;
+  drill: DrillRecord | null;
+  started: boolean;
+  findings: Finding[];
+}
+
+interface Workload extends KubeObject {
+  spec?: { replicas?: number };
+  status?: { readyReplicas?: number; availableReplicas?: number };
+}
+
+const key = (d: Pick<DrillRecord, 'sourceClusterId' | 'id'>) => `${d.sourceClusterId}/${d.id}`;
+
+async function save(deps: ClusterJobDeps, drill: DrillRecord): Promise<void> {
+  drill.updatedAt = deps.clock.now().toISOString();
+  await deps.store.putMany(NS.drills, [{ key: key(drill), value: drill }]);
+}
+
+function fail(drill: DrillRecord, reason: string): void {
+  drill.result = 'fail';
+  drill.reasons.push(reason);
+  drill.phase = 'cleaning';
+}
+
+/** Newest Completed Fleetward Backup of a cluster. */
+async function newestCompleted(api: KubeApi, namespace: string): Promise<VeleroBackup | undefined> {
+  const backups = await api.list<VeleroBackup>(VELERO_API, 'Backup', {
+    namespace,
+    labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`,
+  });
+  return backups
+    .filter((b) => b.status?.phase === 'Completed' && b.status.completionTimestamp)
+    .sort((a, b) => (a.status!.completionTimestamp! < b.status!.completionTimestamp! ? 1 : -1))[0];
+}
+
+/** The cluster drills of `source` run on: the jurisdiction's drill cluster, else the source itself. */
+async function drillTarget(deps: ClusterJobDeps, source: Cluster): Promise<Cluster> {
+  const id = deps.config.jurisdictions[source.jurisdiction]?.drill.drillCluster;
+  if (!id || id === source.id) return source;
+  const target_ = (await inventory(deps.store, id))[0]!;
+  // The one promise: restored data stays in the source's jurisdiction.
+  if (isRegionCloud(target_.cloud)) {
+    deps.residency.assertResidency(
+      { jurisdiction: source.jurisdiction, clusterId: source.id },
+      { cloud: target_.cloud, region: target_.region, what: `restore drill on ${target_.id}` },
+    );
+  }
+  if (target_.jurisdiction !== source.jurisdiction) {
+    throw new ResidencyError(`refusing a restore drill of ${source.id} on ${target_.id}: another jurisdiction`, {
+      jurisdiction: source.jurisdiction,
+      targetRegion: target_.region,
+      targetCountry: target_.country ?? undefined,
+    });
+  }
+  return target_;
+}
+
+async function start(deps: ClusterJobDeps, source: Cluster, id: string, run: string): Promise<DrillRecord> {
+  const now = deps.clock.now();
+  const policy = deps.config.jurisdictions[source.jurisdiction]!.drill;
+  const namespace = deps.config.velero.namespace;
+  const prefix = deps.config.velero.scratchPrefix;
+  const target = await drillTarget(deps, source);
+  const sourceApi = await deps.kube.connect(source);
+  const backup = await newestCompleted(sourceApi, namespace);
+  if (!backup) throw new DrillRefusedError('no Completed backup to restore');
+  const namespaces = backup.spec.includedNamespaces ?? [];
+  if (namespaces.length === 0 || namespaces.includes('*')) {
+    throw new DrillRefusedError(`backup ${backup.metadata.name} does not list its namespaces`);
+  }
+  const restore = buildRestore({ name: id, namespace, backupName: backup.metadata.name!, namespaces, scratchPrefix: prefix, runId: run });
+  assertScratchOnly(restore, prefix);
+  const scratch = Object.values(restore.spec.namespaceMapping ?? {});
+  const drill: DrillRecord = {
+    id,
+    sourceClusterId: source.id,
+    targetClusterId: target.id,
+    jurisdiction: source.jurisdiction,
+    backupName: backup.metadata.name!,
+    backupItems: backup.status?.progress?.itemsBackedUp ?? null,
+    namespaces,
+    scratchNamespaces: scratch,
+    phase: 'restoring',
+    result: null,
+    reasons: [],
+    startedAt: now.toISOString(),
+    restoreCreatedAt: now.toISOString(),
+    restorePhase: null,
+    itemsRestored: null,
+    workloads: null,
+    verifiedAt: null,
+    rtoSeconds: null,
+    rtoTargetSeconds: policy.rtoMinutes * 60,
+    scratchLeft: null,
+    finishedAt: null,
+    updatedAt: now.toISOString(),
+  };
+  // Recorded before anything is created, so a crash after this point is cleaned up by the next step.
+  await save(deps, drill);
+  const api = target.id === source.id ? sourceApi : await deps.kube.connect(target);
+  try {
+    await sweep(deps, api, new Set([id]));
+    // Scratch namespaces are created (labelled) by us, so the sweeper can always find them.
+    for (const ns of scratch) {
+      await api.create({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: ns, labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.scratch]: 'true', [LABELS.drill]: id } },
+      });
+    }
+    const { object } = await api.create<VeleroRestore>(restore);
+    if (object.metadata.labels?.[LABELS.drill] !== id) throw new UnsafeRestoreError('a Restore of that name exists and is not this drill\'s', id);
+    deps.logger.info('Drill started', { cluster: source.id, target: target.id, drill: id, backup: drill.backupName });
+  } catch (error) {
+    fail(drill, `could not start: ${errorInfo(error).message}`);
+  }
+  drill.restoreCreatedAt = deps.clock.now().toISOString();
+  await save(deps, drill);
+  return drill;
+}
+
+export class DrillRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DrillRefusedError';
+  }
+}
+
+function elapsedSeconds(deps: ClusterJobDeps, since: string): number {
+  return (deps.clock.now().getTime() - Date.parse(since)) / 1000;
+}
+
+/** Moves a drill at most one phase forward (verifying follows a completed restore at once). */
+async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): Promise<void> {
+  const namespace = deps.config.velero.namespace;
+  if (drill.phase === 'restoring') {
+    const restore = await api.read<VeleroRestore>({ apiVersion: VELERO_API, kind: 'Restore', name: drill.id, namespace });
+    const phase = restore?.status?.phase;
+    if (!restore) fail(drill, 'the Restore disappeared');
+    else if (!isTerminalRestore(phase)) {
+      if (elapsedSeconds(deps, drill.restoreCreatedAt) > drill.rtoTargetSeconds) {
+        fail(drill, `restore still ${phase ?? 'New'} after the RTO target of ${drill.rtoTargetSeconds} s`);
+      }
+    } else {
+      drill.restorePhase = phase!;
+      drill.itemsRestored = restore.status?.progress?.itemsRestored ?? null;
+      if (phase === 'Completed' || phase === 'PartiallyFailed') drill.phase = 'verifying';
+      else fail(drill, `restore ended ${phase}${restore.status?.failureReason ? `: ${restore.status.failureReason}` : ''}`);
+    }
+  }
+  if (drill.phase === 'verifying') {
+    const workloads: Workload[] = [];
+    for (const ns of drill.scratchNamespaces) {
+      workloads.push(...(await api.list<Workload>('apps/v1', 'Deployment', { namespace: ns })));
+      workloads.push(...(await api.list<Workload>('apps/v1', 'StatefulSet', { namespace: ns })));
+    }
+    const ready = workloads.filter((w) => (w.status?.readyReplicas ?? 0) >= (w.spec?.replicas ?? 1)).length;
+    drill.workloads = { total: workloads.length, ready };
+    if (ready === workloads.length) {
+      const now = deps.clock.now();
+      drill.verifiedAt = now.toISOString();
+      drill.rtoSeconds = Math.round((now.getTime() - Date.parse(drill.restoreCreatedAt)) / 100) / 10;
+      const reasons: string[] = [];
+      if (drill.restorePhase !== 'Completed') reasons.push(`restore ended ${drill.restorePhase}`);
+      if (drill.backupItems !== null && drill.itemsRestored !== drill.backupItems) {
+        reasons.push(`restored ${drill.itemsRestored ?? 0} of ${drill.backupItems} backed-up items`);
+      }
+      if (drill.rtoSeconds > drill.rtoTargetSeconds) reasons.push(`RTO ${drill.rtoSeconds} s exceeds the target of ${drill.rtoTargetSeconds} s`);
+      drill.result = reasons.length === 0 ? 'pass' : 'fail';
+      drill.reasons.push(...reasons);
+      drill.phase = 'cleaning';
+    } else if (elapsedSeconds(deps, drill.restoreCreatedAt) > drill.rtoTargetSeconds) {
+      fail(drill, `${workloads.length - ready} of ${workloads.length} workloads not ready within the RTO target of ${drill.rtoTargetSeconds} s`);
+    }
+  }
+  if (drill.phase === 'cleaning') {
+    const left = await api.list('v1', 'Namespace', { labelSelector: `${LABELS.drill}=${drill.id}` });
+    for (const ns of left) await api.delete({ apiVersion: 'v1', kind: 'Namespace', name: ns.metadata.name! });
+    const after = await api.list('v1', 'Namespace', { labelSelector: `${LABELS.drill}=${drill.id}` });
+    drill.scratchLeft = after.length;
+    if (after.length === 0) {
+      drill.phase = 'done';
+      drill.finishedAt = deps.clock.now().toISOString();
+      drill.result ??= 'fail';
+      deps.logger.info('Drill finished', { cluster: drill.sourceClusterId, drill: drill.id, result: drill.result, rtoSeconds: drill.rtoSeconds });
+    }
+  }
+}
+
+/** Deletes scratch namespaces older than a day that no active drill owns (leftovers of crashed runs). */
+async function sweep(deps: ClusterJobDeps, api: KubeApi, active: Set<string>): Promise<number> {
+  const now = deps.clock.now().getTime();
+  const scratch = await api.list('v1', 'Namespace', { labelSelector: `${LABELS.scratch}=true` });
+  let removed = 0;
+  for (const ns of scratch) {
+    const created = Date.parse(ns.metadata.creationTimestamp ?? '');
+    if (active.has(ns.metadata.labels?.[LABELS.drill] ?? '') || !(now - created > SWEEP_AFTER_MS)) continue;
+    if (await api.delete({ apiVersion: 'v1', kind: 'Namespace', name: ns.metadata.name! })) removed++;
+  }
+  if (removed > 0) deps.logger.warn('Leftover scratch namespaces removed', { removed });
+  return removed;
+}
+
+/** The drill id for `now`: one per interval window, or per minute when forced. */
+export function drillId(deps: ClusterJobDeps, cluster: Cluster, force: boolean): string {
+  const now = deps.clock.now();
+  const days = deps.config.jurisdictions[cluster.jurisdiction]?.drill.intervalDays ?? 30;
+  return `fleetward-drill-${stamp(force ? now : windowStart(now, days * DAY_MS))}`;
+}
+
+async function stepCluster(
+  deps: ClusterJobDeps,
+  cluster: Cluster,
+  options: { start: 'due' | 'force' | 'never'; run: string },
+): Promise<DrillStepResult> {
+  const now = deps.clock.now();
+  const drills = (await deps.store.list<DrillRecord>(NS.drills, { prefix: `${cluster.id}/` })).map((i) => i.value);
+  let drill = drills.filter((d) => d.phase !== 'done').sort((a, b) => (a.startedAt < b.startedAt ? -1 : 1))[0];
+  const findings: Finding[] = [];
+  let started = false;
+  if (!drill && options.start !== 'never' && deps.config.jurisdictions[cluster.jurisdiction]) {
+    const id = drillId(deps, cluster, options.start === 'force');
+    if (!drills.some((d) => d.id === id)) {
+      try {
+        drill = await start(deps, cluster, id, options.run);
+        started = true;
+      } catch (error) {
+        const refused = error instanceof DrillRefusedError || error instanceof ResidencyError || error instanceof UnsafeRestoreError;
+        findings.push({
+          clusterId: cluster.id,
+          jurisdiction: cluster.jurisdiction,
+          kind: refused ? 'drill-refused' : 'drill-failed',
+          severity: 'high',
+          message: `drill not started: ${errorInfo(error).message}`,
+          at: now.toISOString(),
+        });
+      }
+    }
+  }
+  if (drill && !started) {
+    try {
+      const [target] = await inventory(deps.store, drill.targetClusterId);
+      const api = await deps.kube.connect(target!);
+      await advance(deps, drill, api);
+      await sweep(deps, api, new Set([drill.id]));
+    } catch (error) {
+      // A drill that fails half-way still owns scratch namespaces: move it to cleaning, retried next step.
+      if (drill.phase === 'restoring' || drill.phase === 'verifying') fail(drill, `step failed: ${errorInfo(error).message}`);
+      deps.logger.warn('Drill step failed', { cluster: cluster.id, drill: drill.id, error: errorInfo(error) });
+    }
+    await save(deps, drill);
+  }
+  if (drill?.phase === 'done' && drill.result === 'fail') {
+    findings.push({
+      clusterId: cluster.id,
+      jurisdiction: cluster.jurisdiction,
+      kind: 'drill-failed',
+      severity: 'high',
+      message: `drill ${drill.id} failed: ${drill.reasons.join('; ')}`,
+      at: now.toISOString(),
+    });
+  }
+  await recordFindings(deps.store, 'restore-drill', cluster.id, findings);
+  const latest = drill ?? drills.sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1))[0] ?? null;
+  return { clusterId: cluster.id, drill: latest, started, findings };
+}
+
+/**
+ * One drill step for every cluster in a jurisdiction (or one cluster): advance the active
+ * drill, or start one when due (`start: 'due'`, the schedule), now (`'force'`, the CLI's
+ * `drill run`), or not at all (`'never'`, `drill status`).
+ */
+export async function step(
+  deps: ClusterJobDeps,
+  options: ClusterScope & { start?: 'due' | 'force' | 'never' } = {},
+): Promise<DrillStepResult[]> {
+  const clusters = (await inventory(deps.store, options)).filter((c) => c.jurisdiction !== 'unassigned');
+  const run = runId(deps.clock.now());
+  return forEachCluster(clusters, deps.config.kubeAccess.concurrency * 4, (c) =>
+    stepCluster(deps, c, { start: options.start ?? 'due', run }),
+  );
+}

@@ -1,0 +1,81 @@
+/**
+ * What the cluster jobs (backups, drills) share: the deps they see, the inventory they
+ * act on, findings they record, and a bounded fan-out over clusters.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FleetConfig } from '../config/schema.ts';
+import type { Cluster } from '../model.ts';
+import type { BucketLocator, Clock, KubeAccess, Log, StateStore } from '../ports.ts';
+import type { Residency } from '../residency/index.ts';
+import { createLimiter } from '../runtime/concurrency.ts';
+import { FleetwardError } from '../runtime/errors.ts';
+import type { Finding } from '../velero/preflight.ts';
+import { INVENTORY } from './discover.ts';
+
+export interface ClusterJobDeps {
+  config: FleetConfig;
+  store: StateStore;
+  kube: KubeAccess;
+  buckets: BucketLocator;
+  residency: Residency;
+  logger: Log;
+  clock: Clock;
+}
+
+/** State-store namespaces of the Velero jobs. */
+export const NS = {
+  /** One record per Backup: `<cluster-id>/<backup-name>`. */
+  backups: 'backups',
+  /** Per-cluster backup summary (last good backup, RPO, preflight): `<cluster-id>`. */
+  backupStatus: 'backup-status',
+  /** One record per drill: `<cluster-id>/<drill-name>`. */
+  drills: 'drills',
+  /** Open findings of a job for a cluster: `<job>/<cluster-id>`. */
+  findings: 'findings',
+} as const;
+
+export class UnknownClusterError extends FleetwardError {
+  constructor(id: string) {
+    super(`no cluster "${id}" in the inventory (run discover first)`);
+    this.name = 'UnknownClusterError';
+  }
+}
+
+/** Which clusters a job acts on: one cluster (which must exist), one jurisdiction (a regional deployment), or all. */
+export interface ClusterScope {
+  clusterId?: string | undefined;
+  jurisdiction?: string | undefined;
+}
+
+/** The saved inventory, narrowed to a scope. */
+export async function inventory(store: StateStore, scope: ClusterScope | string = {}): Promise<Cluster[]> {
+  const { clusterId, jurisdiction } = typeof scope === 'string' ? { clusterId: scope, jurisdiction: undefined } : scope;
+  if (clusterId) {
+    const one = await store.get<Cluster>(INVENTORY, clusterId);
+    if (!one) throw new UnknownClusterError(clusterId);
+    return [one];
+  }
+  const all = (await store.list<Cluster>(INVENTORY)).map((i) => i.value);
+  return jurisdiction ? all.filter((c) => c.jurisdiction === jurisdiction) : all;
+}
+
+/** A run id: sortable by time, unique across concurrent invocations. */
+export function runId(now: Date): string {
+  return `${now.toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Replaces the open findings of `job` for a cluster (an empty list closes them). */
+export async function recordFindings(store: StateStore, job: string, clusterId: string, findings: Finding[]): Promise<void> {
+  if (findings.length === 0) await store.deleteMany(NS.findings, [`${job}/${clusterId}`]);
+  else await store.putMany(NS.findings, [{ key: `${job}/${clusterId}`, value: findings }]);
+}
+
+/** Runs `fn` for every cluster with bounded concurrency; one cluster's failure never stops the others. */
+export async function forEachCluster<T>(
+  clusters: readonly Cluster[],
+  concurrency: number,
+  fn: (cluster: Cluster) => Promise<T>,
+): Promise<T[]> {
+  const limit = createLimiter(concurrency);
+  return Promise.all(clusters.map((c) => limit(() => fn(c))));
+}

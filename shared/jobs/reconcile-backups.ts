@@ -1,0 +1,148 @@
+/**
+ * The backup reconciler: reads the phase of every Backup Fleetward created, records the
+ * terminal ones (start, completion, item counts, errors, warnings), and computes RPO per
+ * cluster = now - completion of the newest Completed backup, against its jurisdiction's
+ * target. Read-only towards clusters; `backup status` runs it too.
+ */
+import type { Cluster } from '../model.ts';
+import { errorInfo } from '../runtime/errors.ts';
+import type { Finding } from '../velero/preflight.ts';
+import { isTerminalBackup, LABELS, MANAGED_BY, VELERO_API, type VeleroBackup } from '../velero/resources.ts';
+import type { BackupRecord } from './backup.ts';
+import { type ClusterJobDeps, type ClusterScope, forEachCluster, inventory, NS, recordFindings } from './fleet.ts';
+
+/** Per-cluster backup summary, as `backup status` shows it and the compliance snapshot reads it. */
+export interface BackupStatus {
+  clusterId: string;
+  jurisdiction: string;
+  /** Newest Backup of any phase. */
+  lastBackup: { name: string; phase: string; completedAt: string | null } | null;
+  /** Newest Completed Backup. */
+  lastCompleted: { name: string; completedAt: string; itemsBackedUp: number | null } | null;
+  rpoSeconds: number | null;
+  rpoTargetSeconds: number | null;
+  rpoOk: boolean | null;
+  findings: Finding[];
+  checkedAt: string;
+}
+
+export interface ReconcileResult {
+  statuses: BackupStatus[];
+  /** Terminal phases recorded for the first time this run. */
+  recorded: number;
+}
+
+function merge(record: BackupRecord | undefined, backup: VeleroBackup, cluster: Cluster): BackupRecord {
+  const s = backup.status ?? {};
+  const base: BackupRecord = record ?? {
+    clusterId: cluster.id,
+    jurisdiction: cluster.jurisdiction,
+    name: backup.metadata.name!,
+    window: '',
+    runId: backup.metadata.labels?.[LABELS.run] ?? '',
+    storageLocation: backup.spec.storageLocation ?? '',
+    bucket: null,
+    namespaces: backup.spec.includedNamespaces ?? [],
+    createdAt: backup.metadata.creationTimestamp ?? '',
+    phase: 'New',
+  };
+  const out: BackupRecord = { ...base, phase: s.phase ?? base.phase };
+  if (s.startTimestamp) out.startedAt = s.startTimestamp;
+  if (s.completionTimestamp) out.completedAt = s.completionTimestamp;
+  if (s.expiration) out.expiresAt = s.expiration;
+  if (s.progress?.totalItems !== undefined) out.totalItems = s.progress.totalItems;
+  if (s.progress?.itemsBackedUp !== undefined) out.itemsBackedUp = s.progress.itemsBackedUp;
+  if (s.errors !== undefined) out.errors = s.errors;
+  if (s.warnings !== undefined) out.warnings = s.warnings;
+  if (s.validationErrors?.length) out.validationErrors = s.validationErrors;
+  return out;
+}
+
+async function reconcileCluster(deps: ClusterJobDeps, cluster: Cluster, signal?: AbortSignal) {
+  const now = deps.clock.now();
+  const findings: Finding[] = [];
+  const finding = (kind: Finding['kind'], severity: Finding['severity'], message: string) =>
+    findings.push({ clusterId: cluster.id, jurisdiction: cluster.jurisdiction, kind, severity, message, at: now.toISOString() });
+  const known = new Map(
+    (await deps.store.list<BackupRecord>(NS.backups, { prefix: `${cluster.id}/` })).map((i) => [i.value.name, i.value]),
+  );
+  let recorded = 0;
+  try {
+    const api = await deps.kube.connect(cluster, signal ? { signal } : {});
+    const live = await api.list<VeleroBackup>(VELERO_API, 'Backup', {
+      namespace: deps.config.velero.namespace,
+      labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`,
+    });
+    const updates: BackupRecord[] = [];
+    for (const backup of live) {
+      const before = known.get(backup.metadata.name!);
+      // Terminal records never change again: skip the write (and keep the first observation).
+      if (before && isTerminalBackup(before.phase)) continue;
+      const after = merge(before, backup, cluster);
+      if (isTerminalBackup(after.phase)) recorded++;
+      if (JSON.stringify(before) !== JSON.stringify(after)) updates.push(after);
+      known.set(after.name, after);
+    }
+    await deps.store.putMany(
+      NS.backups,
+      updates.map((r) => ({ key: `${cluster.id}/${r.name}`, value: r })),
+    );
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    if (known.size === 0) return undefined;
+    finding('kube-unreachable', 'high', `cannot read Backups: ${errorInfo(error).message}`);
+  }
+  if (known.size === 0) return undefined;
+
+  const records = [...known.values()].sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
+  const last = records.at(-1)!;
+  const completed = records.filter((r) => r.phase === 'Completed' && r.completedAt).sort((a, b) => (a.completedAt! < b.completedAt! ? -1 : 1));
+  const good = completed.at(-1);
+  const targetHours = deps.config.jurisdictions[cluster.jurisdiction]?.backup.rpoHours;
+  const rpoTargetSeconds = targetHours === undefined ? null : targetHours * 3600;
+  const rpoSeconds = good ? Math.max(0, Math.round((now.getTime() - Date.parse(good.completedAt!)) / 1000)) : null;
+  const rpoOk = rpoSeconds === null || rpoTargetSeconds === null ? null : rpoSeconds <= rpoTargetSeconds;
+  if (last.phase !== 'Completed' && isTerminalBackup(last.phase)) {
+    const detail = last.validationErrors?.join('; ') ?? `${last.errors ?? 0} error(s)`;
+    finding('backup-failed', 'high', `backup ${last.name} ended ${last.phase} (${detail})`);
+  }
+  if (!good) finding('no-completed-backup', 'high', 'no Completed backup yet');
+  if (rpoOk === false) {
+    finding('rpo-exceeded', 'critical', `RPO ${rpoSeconds} s exceeds the target of ${rpoTargetSeconds} s`);
+    deps.logger.warn('RPO target exceeded', { cluster: cluster.id, rpoSeconds, rpoTargetSeconds });
+  }
+  const status: BackupStatus = {
+    clusterId: cluster.id,
+    jurisdiction: cluster.jurisdiction,
+    lastBackup: { name: last.name, phase: last.phase, completedAt: last.completedAt ?? null },
+    lastCompleted: good ? { name: good.name, completedAt: good.completedAt!, itemsBackedUp: good.itemsBackedUp ?? null } : null,
+    rpoSeconds,
+    rpoTargetSeconds,
+    rpoOk,
+    findings,
+    checkedAt: now.toISOString(),
+  };
+  await deps.store.putMany(NS.backupStatus, [{ key: cluster.id, value: status }]);
+  await recordFindings(deps.store, 'reconcile-backups', cluster.id, findings);
+  return { status, recorded };
+}
+
+/** Reconciles every cluster that has Fleetward Backups (or one cluster). */
+export async function run(
+  deps: ClusterJobDeps,
+  options: ClusterScope & { signal?: AbortSignal } = {},
+): Promise<ReconcileResult> {
+  const clusters = (await inventory(deps.store, options)).filter((c) => c.jurisdiction !== 'unassigned');
+  const results = await forEachCluster(clusters, deps.config.kubeAccess.concurrency * 4, (c) =>
+    reconcileCluster(deps, c, options.signal),
+  );
+  const done = results.filter((r) => r !== undefined);
+  const statuses = done.map((r) => r.status);
+  const recorded = done.reduce((n, r) => n + r.recorded, 0);
+  deps.logger.info('Backups reconciled', {
+    clusters: statuses.length,
+    recorded,
+    rpoExceeded: statuses.filter((s) => s.rpoOk === false).length,
+  });
+  return { statuses, recorded };
+}
