@@ -71,7 +71,7 @@ export const GcpConfig = z.strictObject({
   endpoint: z.string().optional(),
   /** Cloud Storage JSON API endpoint (default https://storage.googleapis.com), e.g. a local emulator. */
   storageEndpoint: EndpointUrl.optional(),
-  /** Plain-text gRPC without credentials: only for a local emulator on loopback. */
+  /** No TLS and no credentials for GKE (gRPC) and Cloud Storage: only for local emulators on loopback. */
   insecure: z.boolean().default(false),
   /** Workload Identity Federation / service account credentials file; default: application default credentials. */
   credentialsFile: z.string().optional(),

@@ -10,6 +10,10 @@
  *   (operation `managedClusters.get`)
  * - `GET {clusterId}/providers/Microsoft.Insights/diagnosticSettings` (operation `diagnosticSettings.list`):
  *   AKS control-plane audit logs are the `kube-audit` / `kube-audit-admin` categories of a diagnostic setting.
+ * - `POST {clusterId}/listClusterUserCredential` (operation `managedClusters.listClusterUserCredentials`):
+ *   `{ kubeconfigs: [{ name: 'clusterUser', value: <base64 kubeconfig> }] }` from `setUserCredentials`.
+ * - `GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}`
+ *   (operation `storageAccounts.getProperties`): a StorageAccount from `setStorageAccount`.
  *
  * Every request needs `Authorization: Bearer <token>` (any non-empty token, or exactly `token` when given)
  * and an `api-version` query parameter, as ARM does. Paths match case-insensitively, as in ARM.
@@ -262,6 +266,102 @@ export function aksCluster(spec: AksClusterSpec = {}): ArmManagedCluster {
   };
 }
 
+/** Inputs of `setStorageAccount`; everything but `location` has a realistic default. */
+export interface StorageAccountSpec {
+  /** ARM location, e.g. `westeurope`. */
+  location: string;
+  /** `primaryEndpoints.blob` (default `https://<name>.blob.core.windows.net/`), e.g. an Azurite endpoint. */
+  blobEndpoint?: string;
+  /** Default `Standard_LRS`. Geo-redundant SKUs (`*GRS`, `*GZRS`) need `secondaryLocation`. */
+  sku?: string;
+  /** The paired region a geo-redundant account replicates to. */
+  secondaryLocation?: string;
+  /** Default `StorageV2`. */
+  kind?: string;
+  tags?: Record<string, string>;
+  /** ISO 8601 (default 2025-01-15T09:30:00Z). */
+  createdAt?: string;
+}
+
+/** A StorageAccount resource as ARM serialises it (a subset is typed; anything else passes through). */
+export type ArmStorageAccount = {
+  id: string;
+  name: string;
+  type: 'Microsoft.Storage/storageAccounts';
+  location: string;
+  kind: string;
+  sku: { name: string; tier: string };
+  tags: Record<string, string>;
+  properties: {
+    provisioningState: string;
+    creationTime: string;
+    primaryEndpoints: Record<string, string>;
+    primaryLocation: string;
+    statusOfPrimary: string;
+    secondaryLocation?: string;
+    statusOfSecondary?: string;
+    [key: string]: unknown;
+  };
+};
+
+/** The ARM id of a storage account. */
+export function storageAccountId(subscriptionId: string, resourceGroup: string, name: string): string {
+  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Storage/storageAccounts/${name}`;
+}
+
+/** Builds a StorageAccount in ARM's wire shape (the reference example "StorageAccountGetProperties"). */
+export function storageAccount(
+  subscriptionId: string,
+  resourceGroup: string,
+  name: string,
+  spec: StorageAccountSpec,
+): ArmStorageAccount {
+  const sku = spec.sku ?? 'Standard_LRS';
+  const geo = /(^|_)(RA)?G(Z)?RS$/i.test(sku);
+  if (geo && !spec.secondaryLocation) {
+    throw new RangeError(
+      `storage account ${name}: sku ${sku} replicates to a paired region; give secondaryLocation`,
+    );
+  }
+  const created = spec.createdAt ?? '2025-01-15T09:30:00.0000000Z';
+  const host = (service: string) => `https://${name}.${service}.core.windows.net/`;
+  const blob = spec.blobEndpoint ? `${spec.blobEndpoint.replace(/\/+$/, '')}/` : host('blob');
+  const encrypted = { keyType: 'Account', enabled: true, lastEnabledTime: created };
+  return {
+    sku: { name: sku, tier: sku.startsWith('Premium') ? 'Premium' : 'Standard' },
+    kind: spec.kind ?? 'StorageV2',
+    id: storageAccountId(subscriptionId, resourceGroup, name),
+    name,
+    type: 'Microsoft.Storage/storageAccounts',
+    location: spec.location,
+    tags: spec.tags ?? {},
+    properties: {
+      keyCreationTime: { key1: created, key2: created },
+      privateEndpointConnections: [],
+      minimumTlsVersion: 'TLS1_2',
+      allowBlobPublicAccess: false,
+      allowSharedKeyAccess: true,
+      networkAcls: { bypass: 'AzureServices', virtualNetworkRules: [], ipRules: [], defaultAction: 'Allow' },
+      supportsHttpsTrafficOnly: true,
+      encryption: { services: { file: encrypted, blob: encrypted }, keySource: 'Microsoft.Storage' },
+      accessTier: 'Hot',
+      provisioningState: 'Succeeded',
+      creationTime: created,
+      primaryEndpoints: {
+        dfs: host('dfs'),
+        web: `https://${name}.z6.web.core.windows.net/`,
+        blob,
+        queue: host('queue'),
+        table: host('table'),
+        file: host('file'),
+      },
+      primaryLocation: spec.location,
+      statusOfPrimary: 'available',
+      ...(geo ? { secondaryLocation: spec.secondaryLocation!, statusOfSecondary: 'available' } : {}),
+    },
+  };
+}
+
 export interface ArmFakeOptions {
   faults?: FaultInjector;
   log?: RequestLog;
@@ -286,6 +386,15 @@ export interface ArmFake {
   setClusters(subscriptionId: string, clusters: AksClusterInput[]): void;
   /** Replaces the diagnostic settings of a cluster (by ARM id). */
   setDiagnosticSettings(clusterId: string, settings: DiagnosticSettingInput[]): void;
+  /** Creates or replaces a storage account (and makes its subscription known to storage calls); returns the resource. */
+  setStorageAccount(
+    subscriptionId: string,
+    resourceGroup: string,
+    name: string,
+    spec: StorageAccountSpec,
+  ): ArmStorageAccount;
+  /** The kubeconfig `listClusterUserCredential` answers for a cluster (by ARM id); without one it answers 404. */
+  setUserCredentials(clusterId: string, kubeconfigYaml: string): void;
   /** Requests seen so far, optionally only one operation and/or scope. */
   requests(filter?: { operation?: string; scope?: string }): RequestInfo[];
   /** Closes every connection (answering held requests by dropping them) and the server. */
@@ -303,6 +412,10 @@ const CLUSTERS_PATH =
   /^\/subscriptions\/([^/]+)\/providers\/microsoft\.containerservice\/managedclusters\/?$/i;
 const CLUSTER_PATH =
   /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.containerservice\/managedclusters\/([^/]+)\/?$/i;
+const STORAGE_ACCOUNT_PATH =
+  /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.storage\/storageaccounts\/([^/]+)\/?$/i;
+const USER_CREDENTIAL_PATH =
+  /^(\/subscriptions\/([^/]+)\/resourcegroups\/[^/]+\/providers\/microsoft\.containerservice\/managedclusters\/[^/]+)\/listclusterusercredential\/?$/i;
 const DIAGNOSTICS_PATH =
   /^(\/subscriptions\/([^/]+)\/resourcegroups\/[^/]+\/providers\/microsoft\.containerservice\/managedclusters\/[^/]+)\/providers\/microsoft\.insights\/diagnosticsettings\/?$/i;
 
@@ -344,6 +457,11 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
   const cert = localCert(options.certDir ?? join('.fleetward', 'sandbox', 'tls'));
   const subscriptions = new Map<string, AksClusterInput[]>();
   const diagnostics = new Map<string, DiagnosticSettingInput[]>();
+  /** Storage accounts by lower-cased ARM id. */
+  const storageAccounts = new Map<string, ArmStorageAccount>();
+  const storageSubscriptions = new Set<string>();
+  /** Kubeconfig YAML by lower-cased cluster ARM id. */
+  const userCredentials = new Map<string, string>();
   const held = new Set<ServerResponse>();
   const stopping = new AbortController();
   let endpoint = '';
@@ -439,13 +557,19 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
     const list = CLUSTERS_PATH.exec(path);
     const get = list ? null : CLUSTER_PATH.exec(path);
     const diag = list || get ? null : DIAGNOSTICS_PATH.exec(path);
+    const account = list || get || diag ? null : STORAGE_ACCOUNT_PATH.exec(path);
+    const credential = list || get || diag || account ? null : USER_CREDENTIAL_PATH.exec(path);
     // Name the request first, so even a refused one is logged with its operation and scope.
     if (list) Object.assign(info, { operation: 'managedClusters.list', scope: list[1] });
     else if (get) Object.assign(info, { operation: 'managedClusters.get', scope: get[1] });
     else if (diag) Object.assign(info, { operation: 'diagnosticSettings.list', scope: diag[2] });
+    else if (account) Object.assign(info, { operation: 'storageAccounts.getProperties', scope: account[1] });
+    else if (credential)
+      Object.assign(info, { operation: 'managedClusters.listClusterUserCredentials', scope: credential[2] });
 
-    if (req.method !== 'GET') {
-      sendError(res, 405, 'MethodNotAllowed', `The fake answers GET only, not ${req.method}.`);
+    const method = credential ? 'POST' : 'GET';
+    if (req.method !== method) {
+      sendError(res, 405, 'MethodNotAllowed', `The fake answers ${method} here, not ${req.method}.`);
       return;
     }
     const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
@@ -554,6 +678,44 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
       return;
     }
 
+    if (account) {
+      const [, sub, rg, name] = account as unknown as [string, string, string, string];
+      const found = () => storageAccounts.get(storageAccountId(sub, rg, name).toLowerCase());
+      if (applyFault(res, await takeFault(info), () => found() ?? {})) return;
+      const resource = found();
+      if (resource) {
+        sendJson(res, 200, resource);
+        return;
+      }
+      if (!storageSubscriptions.has(sub.toLowerCase()) && !subscriptions.has(sub.toLowerCase())) {
+        sendError(res, 404, 'SubscriptionNotFound', `The subscription '${sub}' could not be found.`);
+        return;
+      }
+      sendError(
+        res,
+        404,
+        'ResourceNotFound',
+        `The Resource 'Microsoft.Storage/storageAccounts/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+      );
+      return;
+    }
+
+    if (credential) {
+      const [, clusterPath] = credential as unknown as [string, string];
+      const kubeconfig = () => userCredentials.get(clusterPath.toLowerCase());
+      const answer = (yaml: string) => ({
+        kubeconfigs: [{ name: 'clusterUser', value: Buffer.from(yaml, 'utf8').toString('base64') }],
+      });
+      if (applyFault(res, await takeFault(info), () => answer(kubeconfig() ?? ''))) return;
+      const yaml = kubeconfig();
+      if (yaml === undefined) {
+        sendError(res, 404, 'ResourceNotFound', `The Resource '${clusterPath}' was not found.`);
+        return;
+      }
+      sendJson(res, 200, answer(yaml));
+      return;
+    }
+
     sendError(res, 404, 'NotFound', `The fake does not serve '${path}'.`);
   };
 
@@ -596,6 +758,15 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
     },
     setDiagnosticSettings(clusterId, settings) {
       diagnostics.set(clusterId.toLowerCase(), [...settings]);
+    },
+    setStorageAccount(subscriptionId, resourceGroup, name, spec) {
+      const resource = storageAccount(subscriptionId, resourceGroup, name, spec);
+      storageAccounts.set(resource.id.toLowerCase(), resource);
+      storageSubscriptions.add(subscriptionId.toLowerCase());
+      return resource;
+    },
+    setUserCredentials(clusterId, kubeconfigYaml) {
+      userCredentials.set(clusterId.toLowerCase(), kubeconfigYaml);
     },
     requests(filter = {}) {
       return log.entries.filter(

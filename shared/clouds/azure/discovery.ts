@@ -236,7 +236,7 @@ export async function createCredential(credential: AzureConfig['credential']): P
 
 // --- client options ---
 
-interface Connection {
+export interface Connection {
   /** Endpoint without a trailing slash, as the client joins paths to it. */
   endpoint: string;
   origin: string;
@@ -286,7 +286,8 @@ export function connectionOf(config: AzureConfig): Connection {
 
 /**
  * The policy every request of a run passes: same-origin check, then a per-attempt deadline
- * joined to the caller's signal. A deadline that fires becomes a retryable `CloudApiError`.
+ * joined to the caller's signal. A deadline that fires becomes a retryable `CloudApiError`
+ * naming `operation` (default `managedClusters.list`).
  */
 export function requestPolicy(
   connection: Connection,
@@ -300,7 +301,7 @@ export function requestPolicy(
       if (new URL(request.url).origin !== connection.origin) {
         throw new CloudApiError(
           `refusing to send an azure request to ${new URL(request.url).origin}, outside the configured endpoint ${connection.origin}`,
-          { cloud: CLOUD, operation: OPERATION, retryable: false },
+          { cloud: CLOUD, operation, retryable: false },
         );
       }
       const deadline = AbortSignal.timeout(timeoutMs);
@@ -319,7 +320,7 @@ export function requestPolicy(
         if (deadline.aborted && !signal?.aborted) {
           throw new CloudApiError(
             `azure request timed out after ${timeoutMs} ms`,
-            { cloud: CLOUD, operation: OPERATION, retryable: true },
+            { cloud: CLOUD, operation, retryable: true },
             { cause: error },
           );
         }
@@ -329,7 +330,8 @@ export function requestPolicy(
   };
 }
 
-function clientOptions(connection: Connection, policy: PipelinePolicy): ClientOptions {
+/** `ContainerServiceClient` options: our retries only, `policy` on every request, the extra CA. */
+export function clientOptions(connection: Connection, policy: PipelinePolicy): ClientOptions {
   return {
     endpoint: connection.endpoint,
     credentials: { scopes: [connection.scope] },

@@ -41,7 +41,7 @@ const CODE = {
 } as const;
 
 /** gRPC code → the HTTP status the same error has on the REST surface (google/rpc/code.proto). */
-const HTTP_STATUS_OF_CODE: Record<number, number> = {
+export const HTTP_STATUS_OF_CODE: Record<number, number> = {
   0: 200, // OK
   1: 499, // CANCELLED
   2: 500, // UNKNOWN
@@ -69,7 +69,7 @@ const RETRYABLE_CODES: ReadonlySet<number> = new Set([
 ]);
 
 /** The gRPC status code of an error from gax / grpc-js, if it has one. */
-function grpcCode(error: unknown): number | undefined {
+export function grpcCode(error: unknown): number | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'number' ? code : undefined;
 }
@@ -89,7 +89,8 @@ function retryInfoDelayMs(error: unknown): number | undefined {
   return undefined;
 }
 
-function classify(error: unknown): RetryDecision {
+/** Whether a gax / grpc-js error is worth another attempt, and the wait its RetryInfo asks for. */
+export function classify(error: unknown): RetryDecision {
   const code = grpcCode(error);
   return { retry: code !== undefined && RETRYABLE_CODES.has(code), afterMs: retryInfoDelayMs(error) };
 }

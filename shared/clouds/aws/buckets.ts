@@ -1,0 +1,215 @@
+/**
+ * Where an S3 bucket lives: S3 `GetBucketLocation`, asked with the credentials of the
+ * cluster's account.
+ *
+ * - Credentials: when the cluster runs on AWS in a configured account, that account's role
+ *   is assumed (`roleArn`, `externalId`) with the base credentials, as discovery does; the
+ *   temporary credentials are kept per account until five minutes before they expire. Any
+ *   other cluster (GKE, AKS, a kubeconfig context, an unconfigured account) is answered with
+ *   the base credentials themselves (the profile of `clouds.aws.credentials`, else the SDK's
+ *   default chain: the Lambda role when deployed).
+ * - The request goes to the region the BSL names (`config.region`), else the cluster's
+ *   region, else `homeRegion`; `followRegionRedirects` follows S3's redirect when that is
+ *   not the bucket's region. With an `endpoint` (an emulator, a proxy) addressing is
+ *   path-style (`forcePathStyle`), as emulators need.
+ * - `LocationConstraint` is the answer: S3 leaves it empty (`null`/absent) for buckets in
+ *   `us-east-1`, and answers the legacy value `EU` for buckets created with it, which live in
+ *   `eu-west-1`. Both are mapped ({@link regionOfLocationConstraint}).
+ * - A BSL whose `s3Url` points at S3-compatible storage outside AWS (MinIO, Ceph, another
+ *   vendor) cannot be located through AWS: it is refused rather than answered with whatever
+ *   region the AWS account would report.
+ *
+ * Retries are the SDK's standard mode (`maxAttempts`, backoff with jitter, Retry-After);
+ * every AWS call takes a slot of one limiter of `concurrency`. Failures are wrapped once as
+ * {@link CloudApiError} (`operation` `AssumeRole` or `GetBucketLocation`).
+ */
+import { GetBucketLocationCommand, S3Client } from '@aws-sdk/client-s3';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import type { AwsAccount, AwsConfig } from '../../config/schema.ts';
+import type { Cluster } from '../../model.ts';
+import type { BucketLocator, BucketRef } from '../../ports.ts';
+import { createLimiter } from '../../runtime/concurrency.ts';
+import { CloudApiError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
+import type { AdapterContext } from '../context.ts';
+import {
+  baseCredentials,
+  type Credentials,
+  createRequestHandler,
+  credentialsOf,
+  toCloudApiError,
+} from './discovery.ts';
+
+/** The role session name of the locator's AssumeRole calls (shows in CloudTrail). */
+export const BUCKET_ROLE_SESSION_NAME = 'fleetward-bucket-locator';
+/** Assumed-role credentials are assumed again when they expire within this long. */
+const REFRESH_BEFORE_MS = 5 * 60_000;
+/** An AWS region name (`eu-central-1`, `us-gov-west-1`, `cn-north-1`). */
+const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+
+/**
+ * The region of a `GetBucketLocation` answer. S3 answers no constraint (empty or absent)
+ * for `us-east-1` and the legacy `EU` for buckets created in `eu-west-1` with it; every
+ * other answer is the region name itself.
+ */
+export function regionOfLocationConstraint(constraint: string | null | undefined): string {
+  if (constraint === undefined || constraint === null || constraint === '') return 'us-east-1';
+  if (constraint === 'EU') return 'eu-west-1';
+  return constraint;
+}
+
+/** Whether `s3Url` names AWS S3 itself (`*.amazonaws.com`, `*.amazonaws.com.cn`) or the configured endpoint. */
+function isAwsS3(s3Url: string, endpoint: string | undefined): boolean {
+  let url: URL;
+  try {
+    url = new URL(s3Url);
+  } catch {
+    return false;
+  }
+  if (endpoint !== undefined && url.origin === new URL(endpoint).origin) return true;
+  return /(^|\.)amazonaws\.com(\.cn)?$/.test(url.hostname);
+}
+
+/** The S3 bucket locator of an AWS config. */
+export function createBucketLocator(config: AwsConfig, ctx: AdapterContext): BucketLocator {
+  const limiter = createLimiter(config.concurrency);
+  const base = baseCredentials(config);
+  const common = {
+    maxAttempts: config.maxAttempts,
+    retryMode: 'standard',
+    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+  };
+  const assumed = new Map<string, Promise<Credentials>>();
+
+  /** Runs one AWS call in a limiter slot; SDK errors come out as `CloudApiError`, an abort as the signal's reason. */
+  const call = <T>(
+    operation: string,
+    what: string,
+    signal: AbortSignal | undefined,
+    send: () => Promise<T>,
+  ): Promise<T> =>
+    limiter(async () => {
+      signal?.throwIfAborted();
+      try {
+        return await send();
+      } catch (error) {
+        signal?.throwIfAborted();
+        const wrapped = toCloudApiError(error, operation);
+        throw new CloudApiError(
+          `${what}: ${wrapped.message}`,
+          { cloud: 'aws', operation, status: wrapped.status, retryable: wrapped.retryable },
+          { cause: wrapped.cause ?? error },
+        );
+      }
+    });
+
+  async function assumeRole(account: AwsAccount, signal: AbortSignal | undefined): Promise<Credentials> {
+    const requestHandler = createRequestHandler(config);
+    const sts = new STSClient({ ...common, ...base, requestHandler, region: config.homeRegion });
+    try {
+      const out = await call('AssumeRole', `role ${account.roleArn}`, signal, () =>
+        sts.send(
+          new AssumeRoleCommand({
+            RoleArn: account.roleArn,
+            RoleSessionName: BUCKET_ROLE_SESSION_NAME,
+            ...(account.externalId ? { ExternalId: account.externalId } : {}),
+          }),
+          signal ? { abortSignal: signal } : {},
+        ),
+      );
+      return credentialsOf(out);
+    } finally {
+      sts.destroy();
+      requestHandler.destroy();
+    }
+  }
+
+  /** The account's role credentials, assumed once and kept until shortly before they expire. */
+  async function accountCredentials(
+    account: AwsAccount,
+    signal: AbortSignal | undefined,
+  ): Promise<Credentials> {
+    const cached = assumed.get(account.id);
+    if (cached) {
+      const credentials = await cached.catch(() => undefined);
+      if (
+        credentials &&
+        (credentials.expiration === undefined ||
+          credentials.expiration.getTime() - Date.now() > REFRESH_BEFORE_MS)
+      ) {
+        return credentials;
+      }
+      if (assumed.get(account.id) === cached) assumed.delete(account.id);
+    }
+    let pending = assumed.get(account.id);
+    if (!pending) {
+      pending = assumeRole(account, signal);
+      assumed.set(account.id, pending);
+      // A failure is not kept: the next bucket of the account tries again.
+      pending.catch(() => {
+        if (assumed.get(account.id) === pending) assumed.delete(account.id);
+      });
+    }
+    return pending;
+  }
+
+  return {
+    async locate(bucket: BucketRef, cluster: Cluster, options = {}) {
+      const { signal } = options;
+      signal?.throwIfAborted();
+      const name = bucket.bucket;
+      const s3Url = bucket.config.s3Url;
+      if (s3Url && !isAwsS3(s3Url, config.endpoint)) {
+        throw new FleetwardError(
+          `s3 bucket ${name} is served by ${s3Url}, storage outside aws s3: its location cannot be read through aws`,
+        );
+      }
+      const account =
+        cluster.cloud === 'aws' ? config.accounts.find((a) => a.id === cluster.scope) : undefined;
+      const credentials = account ? { credentials: await accountCredentials(account, signal) } : base;
+      const bslRegion = bucket.config.region;
+      const region =
+        bslRegion && AWS_REGION.test(bslRegion)
+          ? bslRegion
+          : cluster.cloud === 'aws' && AWS_REGION.test(cluster.region)
+            ? cluster.region
+            : config.homeRegion;
+      const requestHandler = createRequestHandler(config);
+      const s3 = new S3Client({
+        ...common,
+        ...credentials,
+        requestHandler,
+        region,
+        forcePathStyle: config.endpoint !== undefined,
+        followRegionRedirects: true,
+      });
+      try {
+        const out = await call('GetBucketLocation', `s3 bucket ${name}`, signal, () =>
+          s3.send(new GetBucketLocationCommand({ Bucket: name }), signal ? { abortSignal: signal } : {}),
+        );
+        const located = regionOfLocationConstraint(out.LocationConstraint);
+        if (!AWS_REGION.test(located)) {
+          throw new CloudApiError(
+            `s3 bucket ${name}: GetBucketLocation answered an unknown location constraint "${located}"`,
+            { cloud: 'aws', operation: 'GetBucketLocation', retryable: false },
+          );
+        }
+        ctx.logger.debug('Bucket located', {
+          cloud: 'aws',
+          bucket: name,
+          region: located,
+          cluster: cluster.id,
+          ...(account ? { account: account.id } : {}),
+        });
+        return { cloud: 'aws', region: located };
+      } catch (error) {
+        if (!signal?.aborted) {
+          ctx.logger.debug('Bucket location failed', { cloud: 'aws', bucket: name, error: errorInfo(error) });
+        }
+        throw error;
+      } finally {
+        s3.destroy();
+        requestHandler.destroy();
+      }
+    },
+  };
+}
