@@ -279,9 +279,11 @@ async function stepCluster(
   let drill = drills.filter((d) => d.phase !== 'done').sort((a, b) => (a.startedAt < b.startedAt ? -1 : 1))[0];
   const findings: Finding[] = [];
   let started = false;
+  let attempted = drill !== undefined;
   if (!drill && options.start !== 'never' && deps.config.jurisdictions[cluster.jurisdiction]) {
     const id = drillId(deps, cluster, options.start === 'force');
     if (!drills.some((d) => d.id === id)) {
+      attempted = true;
       try {
         drill = await start(deps, cluster, id, options.run);
         started = true;
@@ -321,7 +323,8 @@ async function stepCluster(
       at: now.toISOString(),
     });
   }
-  await recordFindings(deps.store, 'restore-drill', cluster.id, findings);
+  // A step that neither tried to start nor advanced a drill leaves the open findings as they are.
+  if (attempted) await recordFindings(deps.store, 'restore-drill', cluster.id, findings);
   const latest = drill ?? drills.sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1))[0] ?? null;
   return { clusterId: cluster.id, drill: latest, started, findings };
 }

@@ -85,7 +85,7 @@ const median = (xs: number[]) => {
 };
 
 process.stderr.write(`Seeding ${mix.aws} EKS, ${mix.gcp} GKE and ${mix.azure} AKS clusters...\n`);
-const sandbox = await startSandbox({ mix, dir: '.fleetward/bench' });
+const sandbox = await startSandbox({ mix, dir: '.fleetward/bench', velero: false });
 try {
   const config = await loadConfig(sandbox.configPath);
   const configured: Record<Cloud, number> = {

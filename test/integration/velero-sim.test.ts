@@ -220,7 +220,7 @@ beforeAll(async () => {
       ],
       backupDelayMs: 30,
       restoreDelayMs: 30,
-      readyDelayMs: 120,
+      readyDelayMs: 250,
     },
   });
   drill = fleet.addCluster({
