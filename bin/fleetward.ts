@@ -6,9 +6,9 @@
 import { parseArgs } from 'node:util';
 import { configJsonSchema, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
+import { run as runBackups } from '../shared/jobs/backup.ts';
 import { run as runDiscover } from '../shared/jobs/discover.ts';
 import { renderDiscoverTable } from '../shared/jobs/discover-report.ts';
-import { run as runBackups } from '../shared/jobs/backup.ts';
 import { step as drillStep } from '../shared/jobs/drill.ts';
 import { run as reconcileBackups } from '../shared/jobs/reconcile-backups.ts';
 import { backupView, drillView, renderBackupView, renderDrillView } from '../shared/jobs/velero-report.ts';
@@ -196,13 +196,17 @@ async function cmdBackup(args: string[]): Promise<number> {
     return values.help ? EXIT.ok : EXIT.usage;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-  if (sub !== 'run' && sub !== 'status') throw new UsageError(`unknown backup command "${sub}" (expected run or status)`);
+  if (sub !== 'run' && sub !== 'status')
+    throw new UsageError(`unknown backup command "${sub}" (expected run or status)`);
   const config = await loadConfig(configFile(values.config));
   const deps = await clusterJobDeps(config, stderrLogger(logLevel(values['log-level'])));
   const clusterId = values.cluster;
   try {
     if (sub === 'run') {
-      const result = await runBackups(deps, { ...(clusterId ? { clusterId } : {}), dryRun: values['dry-run'] === true });
+      const result = await runBackups(deps, {
+        ...(clusterId ? { clusterId } : {}),
+        dryRun: values['dry-run'] === true,
+      });
       if (values.json) console.log(JSON.stringify(result, null, 2));
       else {
         for (const o of result.outcomes) {
@@ -215,7 +219,9 @@ async function cmdBackup(args: string[]): Promise<number> {
           console.log(`${o.status.padEnd(8)} ${o.clusterId}: ${detail}`);
         }
       }
-      return result.outcomes.some((o) => o.status === 'failed' || o.status === 'skipped') ? EXIT.failed : EXIT.ok;
+      return result.outcomes.some((o) => o.status === 'failed' || o.status === 'skipped')
+        ? EXIT.failed
+        : EXIT.ok;
     }
     await reconcileBackups(deps, clusterId ? { clusterId } : {});
     const view = await backupView(deps.store, clusterId);
@@ -238,7 +244,8 @@ async function cmdDrill(args: string[]): Promise<number> {
     return values.help ? EXIT.ok : EXIT.usage;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-  if (sub !== 'run' && sub !== 'status') throw new UsageError(`unknown drill command "${sub}" (expected run or status)`);
+  if (sub !== 'run' && sub !== 'status')
+    throw new UsageError(`unknown drill command "${sub}" (expected run or status)`);
   const config = await loadConfig(configFile(values.config));
   const deps = await clusterJobDeps(config, stderrLogger(logLevel(values['log-level'])));
   const clusterId = values.cluster;
@@ -250,7 +257,8 @@ async function cmdDrill(args: string[]): Promise<number> {
       process.stderr.write(`Started ${started} drill(s).\n`);
       if (!values['no-wait']) {
         // The CLI may wait; functions never do (the schedule advances their drills).
-        const limit = Math.max(...Object.values(config.jurisdictions).map((j) => j.drill.rtoMinutes)) * 60_000 + 60_000;
+        const limit =
+          Math.max(...Object.values(config.jurisdictions).map((j) => j.drill.rtoMinutes)) * 60_000 + 60_000;
         const deadline = Date.now() + limit;
         while (results.some((r) => r.drill && r.drill.phase !== 'done') && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 1000));

@@ -62,7 +62,10 @@ export interface KubeApi {
    * existing one is returned with `created: false` (so a retried invocation finds its own
    * resource). `dryRun` asks the server to validate without storing.
    */
-  create<T extends KubeObject>(object: T, options?: { dryRun?: boolean }): Promise<{ object: T; created: boolean }>;
+  create<T extends KubeObject>(
+    object: T,
+    options?: { dryRun?: boolean },
+  ): Promise<{ object: T; created: boolean }>;
   /** Deletes an object; `false` when it was already gone. */
   delete(ref: KubeRef): Promise<boolean>;
 }
@@ -92,7 +95,11 @@ export interface BucketLocator {
    * Azure storage account's location. `cluster` tells whose credentials to use. Rejects
    * when the bucket cannot be found or read.
    */
-  locate(bucket: BucketRef, cluster: Cluster, options?: { signal?: AbortSignal }): Promise<{ cloud: RegionCloud; region: string }>;
+  locate(
+    bucket: BucketRef,
+    cluster: Cluster,
+    options?: { signal?: AbortSignal },
+  ): Promise<{ cloud: RegionCloud; region: string }>;
 }
 
 /** One stored item: a key inside a namespace and its JSON-serialisable value. */

@@ -111,7 +111,8 @@ function resolvePaths(config: FleetConfig, file: string | undefined): FleetConfi
   if (config.clouds.gcp?.credentialsFile)
     config.clouds.gcp.credentialsFile = abs(config.clouds.gcp.credentialsFile);
   for (const o of config.kubeAccess.overrides) if (o.caFile) o.caFile = abs(o.caFile);
-  if (config.kubeAccess.gcp.auth === 'token-file') config.kubeAccess.gcp.file = abs(config.kubeAccess.gcp.file);
+  if (config.kubeAccess.gcp.auth === 'token-file')
+    config.kubeAccess.gcp.file = abs(config.kubeAccess.gcp.file);
   if (config.state.type === 'sqlite') config.state.path = abs(config.state.path);
   return config;
 }

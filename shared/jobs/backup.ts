@@ -10,13 +10,21 @@ import { type BucketCache, type CheckedLocation, type Finding, preflight } from 
 import {
   backupName,
   buildBackup,
+  LABELS,
   rateMs,
   SYSTEM_NAMESPACES,
-  LABELS,
   type VeleroBackup,
   windowStart,
 } from '../velero/resources.ts';
-import { type ClusterJobDeps, type ClusterScope, forEachCluster, inventory, NS, recordFindings, runId } from './fleet.ts';
+import {
+  type ClusterJobDeps,
+  type ClusterScope,
+  forEachCluster,
+  inventory,
+  NS,
+  recordFindings,
+  runId,
+} from './fleet.ts';
 
 /** What the job remembers of each Backup it created or observed. */
 export interface BackupRecord {
@@ -65,7 +73,11 @@ async function resolveNamespaces(
   if (!wanted.includes('*')) return [...wanted].sort();
   const all = await api.list('v1', 'Namespace');
   return all
-    .filter((ns) => !SYSTEM_NAMESPACES.includes(ns.metadata.name ?? '') && ns.metadata.labels?.[LABELS.scratch] !== 'true')
+    .filter(
+      (ns) =>
+        !SYSTEM_NAMESPACES.includes(ns.metadata.name ?? '') &&
+        ns.metadata.labels?.[LABELS.scratch] !== 'true',
+    )
     .map((ns) => ns.metadata.name!)
     .sort();
 }
@@ -137,7 +149,10 @@ async function backupCluster(
         ]
       : checked.findings;
     await recordFindings(deps.store, 'backup', cluster.id, findings);
-    deps.logger.warn('Backup preflight failed', { cluster: cluster.id, findings: findings.map((f) => f.kind) });
+    deps.logger.warn('Backup preflight failed', {
+      cluster: cluster.id,
+      findings: findings.map((f) => f.kind),
+    });
     return { clusterId: cluster.id, status: 'skipped', findings };
   }
   try {
@@ -191,7 +206,11 @@ export async function run(
   const cache: BucketCache = new Map();
   const dryRun = options.dryRun ?? false;
   const outcomes = await forEachCluster(clusters, deps.config.kubeAccess.concurrency * 4, (cluster) =>
-    backupCluster(deps, cluster, id, { dryRun, cache, ...(options.signal ? { signal: options.signal } : {}) }),
+    backupCluster(deps, cluster, id, {
+      dryRun,
+      cache,
+      ...(options.signal ? { signal: options.signal } : {}),
+    }),
   );
   const count = (s: BackupOutcome['status']) => outcomes.filter((o) => o.status === s).length;
   deps.logger.info('Backups requested', {

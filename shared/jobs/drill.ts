@@ -25,7 +25,15 @@ import {
   type VeleroRestore,
   windowStart,
 } from '../velero/resources.ts';
-import { type ClusterJobDeps, type ClusterScope, forEachCluster, inventory, NS, recordFindings, runId } from './fleet.ts';
+import {
+  type ClusterJobDeps,
+  type ClusterScope,
+  forEachCluster,
+  inventory,
+  NS,
+  recordFindings,
+  runId,
+} from './fleet.ts';
 
 const DAY_MS = 86_400_000;
 /** Scratch namespaces older than this that no active drill owns are removed by the sweeper. */
@@ -107,11 +115,14 @@ async function drillTarget(deps: ClusterJobDeps, source: Cluster): Promise<Clust
     );
   }
   if (target_.jurisdiction !== source.jurisdiction) {
-    throw new ResidencyError(`refusing a restore drill of ${source.id} on ${target_.id}: another jurisdiction`, {
-      jurisdiction: source.jurisdiction,
-      targetRegion: target_.region,
-      targetCountry: target_.country ?? undefined,
-    });
+    throw new ResidencyError(
+      `refusing a restore drill of ${source.id} on ${target_.id}: another jurisdiction`,
+      {
+        jurisdiction: source.jurisdiction,
+        targetRegion: target_.region,
+        targetCountry: target_.country ?? undefined,
+      },
+    );
   }
   return target_;
 }
@@ -129,7 +140,14 @@ async function start(deps: ClusterJobDeps, source: Cluster, id: string, run: str
   if (namespaces.length === 0 || namespaces.includes('*')) {
     throw new DrillRefusedError(`backup ${backup.metadata.name} does not list its namespaces`);
   }
-  const restore = buildRestore({ name: id, namespace, backupName: backup.metadata.name!, namespaces, scratchPrefix: prefix, runId: run });
+  const restore = buildRestore({
+    name: id,
+    namespace,
+    backupName: backup.metadata.name!,
+    namespaces,
+    scratchPrefix: prefix,
+    runId: run,
+  });
   assertScratchOnly(restore, prefix);
   const scratch = Object.values(restore.spec.namespaceMapping ?? {});
   const drill: DrillRecord = {
@@ -166,12 +184,21 @@ async function start(deps: ClusterJobDeps, source: Cluster, id: string, run: str
       await api.create({
         apiVersion: 'v1',
         kind: 'Namespace',
-        metadata: { name: ns, labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.scratch]: 'true', [LABELS.drill]: id } },
+        metadata: {
+          name: ns,
+          labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.scratch]: 'true', [LABELS.drill]: id },
+        },
       });
     }
     const { object } = await api.create<VeleroRestore>(restore);
-    if (object.metadata.labels?.[LABELS.drill] !== id) throw new UnsafeRestoreError('a Restore of that name exists and is not this drill\'s', id);
-    deps.logger.info('Drill started', { cluster: source.id, target: target.id, drill: id, backup: drill.backupName });
+    if (object.metadata.labels?.[LABELS.drill] !== id)
+      throw new UnsafeRestoreError("a Restore of that name exists and is not this drill's", id);
+    deps.logger.info('Drill started', {
+      cluster: source.id,
+      target: target.id,
+      drill: id,
+      backup: drill.backupName,
+    });
   } catch (error) {
     fail(drill, `could not start: ${errorInfo(error).message}`);
   }
@@ -195,7 +222,12 @@ function elapsedSeconds(deps: ClusterJobDeps, since: string): number {
 async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): Promise<void> {
   const namespace = deps.config.velero.namespace;
   if (drill.phase === 'restoring') {
-    const restore = await api.read<VeleroRestore>({ apiVersion: VELERO_API, kind: 'Restore', name: drill.id, namespace });
+    const restore = await api.read<VeleroRestore>({
+      apiVersion: VELERO_API,
+      kind: 'Restore',
+      name: drill.id,
+      namespace,
+    });
     const phase = restore?.status?.phase;
     if (!restore) fail(drill, 'the Restore disappeared');
     else if (!isTerminalRestore(phase)) {
@@ -206,7 +238,11 @@ async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): 
       drill.restorePhase = phase!;
       drill.itemsRestored = restore.status?.progress?.itemsRestored ?? null;
       if (phase === 'Completed' || phase === 'PartiallyFailed') drill.phase = 'verifying';
-      else fail(drill, `restore ended ${phase}${restore.status?.failureReason ? `: ${restore.status.failureReason}` : ''}`);
+      else
+        fail(
+          drill,
+          `restore ended ${phase}${restore.status?.failureReason ? `: ${restore.status.failureReason}` : ''}`,
+        );
     }
   }
   if (drill.phase === 'verifying') {
@@ -226,12 +262,16 @@ async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): 
       if (drill.backupItems !== null && drill.itemsRestored !== drill.backupItems) {
         reasons.push(`restored ${drill.itemsRestored ?? 0} of ${drill.backupItems} backed-up items`);
       }
-      if (drill.rtoSeconds > drill.rtoTargetSeconds) reasons.push(`RTO ${drill.rtoSeconds} s exceeds the target of ${drill.rtoTargetSeconds} s`);
+      if (drill.rtoSeconds > drill.rtoTargetSeconds)
+        reasons.push(`RTO ${drill.rtoSeconds} s exceeds the target of ${drill.rtoTargetSeconds} s`);
       drill.result = reasons.length === 0 ? 'pass' : 'fail';
       drill.reasons.push(...reasons);
       drill.phase = 'cleaning';
     } else if (elapsedSeconds(deps, drill.restoreCreatedAt) > drill.rtoTargetSeconds) {
-      fail(drill, `${workloads.length - ready} of ${workloads.length} workloads not ready within the RTO target of ${drill.rtoTargetSeconds} s`);
+      fail(
+        drill,
+        `${workloads.length - ready} of ${workloads.length} workloads not ready within the RTO target of ${drill.rtoTargetSeconds} s`,
+      );
     }
   }
   if (drill.phase === 'cleaning') {
@@ -243,7 +283,12 @@ async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): 
       drill.phase = 'done';
       drill.finishedAt = deps.clock.now().toISOString();
       drill.result ??= 'fail';
-      deps.logger.info('Drill finished', { cluster: drill.sourceClusterId, drill: drill.id, result: drill.result, rtoSeconds: drill.rtoSeconds });
+      deps.logger.info('Drill finished', {
+        cluster: drill.sourceClusterId,
+        drill: drill.id,
+        result: drill.result,
+        rtoSeconds: drill.rtoSeconds,
+      });
     }
   }
 }
@@ -275,8 +320,12 @@ async function stepCluster(
   options: { start: 'due' | 'force' | 'never'; run: string },
 ): Promise<DrillStepResult> {
   const now = deps.clock.now();
-  const drills = (await deps.store.list<DrillRecord>(NS.drills, { prefix: `${cluster.id}/` })).map((i) => i.value);
-  let drill = drills.filter((d) => d.phase !== 'done').sort((a, b) => (a.startedAt < b.startedAt ? -1 : 1))[0];
+  const drills = (await deps.store.list<DrillRecord>(NS.drills, { prefix: `${cluster.id}/` })).map(
+    (i) => i.value,
+  );
+  let drill = drills
+    .filter((d) => d.phase !== 'done')
+    .sort((a, b) => (a.startedAt < b.startedAt ? -1 : 1))[0];
   const findings: Finding[] = [];
   let started = false;
   let attempted = drill !== undefined;
@@ -288,7 +337,10 @@ async function stepCluster(
         drill = await start(deps, cluster, id, options.run);
         started = true;
       } catch (error) {
-        const refused = error instanceof DrillRefusedError || error instanceof ResidencyError || error instanceof UnsafeRestoreError;
+        const refused =
+          error instanceof DrillRefusedError ||
+          error instanceof ResidencyError ||
+          error instanceof UnsafeRestoreError;
         findings.push({
           clusterId: cluster.id,
           jurisdiction: cluster.jurisdiction,
@@ -308,8 +360,13 @@ async function stepCluster(
       await sweep(deps, api, new Set([drill.id]));
     } catch (error) {
       // A drill that fails half-way still owns scratch namespaces: move it to cleaning, retried next step.
-      if (drill.phase === 'restoring' || drill.phase === 'verifying') fail(drill, `step failed: ${errorInfo(error).message}`);
-      deps.logger.warn('Drill step failed', { cluster: cluster.id, drill: drill.id, error: errorInfo(error) });
+      if (drill.phase === 'restoring' || drill.phase === 'verifying')
+        fail(drill, `step failed: ${errorInfo(error).message}`);
+      deps.logger.warn('Drill step failed', {
+        cluster: cluster.id,
+        drill: drill.id,
+        error: errorInfo(error),
+      });
     }
     await save(deps, drill);
   }

@@ -49,7 +49,8 @@ export interface ClusterScope {
 
 /** The saved inventory, narrowed to a scope. */
 export async function inventory(store: StateStore, scope: ClusterScope | string = {}): Promise<Cluster[]> {
-  const { clusterId, jurisdiction } = typeof scope === 'string' ? { clusterId: scope, jurisdiction: undefined } : scope;
+  const { clusterId, jurisdiction } =
+    typeof scope === 'string' ? { clusterId: scope, jurisdiction: undefined } : scope;
   if (clusterId) {
     const one = await store.get<Cluster>(INVENTORY, clusterId);
     if (!one) throw new UnknownClusterError(clusterId);
@@ -61,11 +62,19 @@ export async function inventory(store: StateStore, scope: ClusterScope | string 
 
 /** A run id: sortable by time, unique across concurrent invocations. */
 export function runId(now: Date): string {
-  return `${now.toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${randomUUID().slice(0, 8)}`;
+  return `${now
+    .toISOString()
+    .replace(/[-:.TZ]/g, '')
+    .slice(0, 14)}-${randomUUID().slice(0, 8)}`;
 }
 
 /** Replaces the open findings of `job` for a cluster (an empty list closes them). */
-export async function recordFindings(store: StateStore, job: string, clusterId: string, findings: Finding[]): Promise<void> {
+export async function recordFindings(
+  store: StateStore,
+  job: string,
+  clusterId: string,
+  findings: Finding[],
+): Promise<void> {
   if (findings.length === 0) await store.deleteMany(NS.findings, [`${job}/${clusterId}`]);
   else await store.putMany(NS.findings, [{ key: `${job}/${clusterId}`, value: findings }]);
 }

@@ -9,7 +9,14 @@ import { errorInfo } from '../runtime/errors.ts';
 import type { Finding } from '../velero/preflight.ts';
 import { isTerminalBackup, LABELS, MANAGED_BY, VELERO_API, type VeleroBackup } from '../velero/resources.ts';
 import type { BackupRecord } from './backup.ts';
-import { type ClusterJobDeps, type ClusterScope, forEachCluster, inventory, NS, recordFindings } from './fleet.ts';
+import {
+  type ClusterJobDeps,
+  type ClusterScope,
+  forEachCluster,
+  inventory,
+  NS,
+  recordFindings,
+} from './fleet.ts';
 
 /** Per-cluster backup summary, as `backup status` shows it and the compliance snapshot reads it. */
 export interface BackupStatus {
@@ -62,9 +69,19 @@ async function reconcileCluster(deps: ClusterJobDeps, cluster: Cluster, signal?:
   const now = deps.clock.now();
   const findings: Finding[] = [];
   const finding = (kind: Finding['kind'], severity: Finding['severity'], message: string) =>
-    findings.push({ clusterId: cluster.id, jurisdiction: cluster.jurisdiction, kind, severity, message, at: now.toISOString() });
+    findings.push({
+      clusterId: cluster.id,
+      jurisdiction: cluster.jurisdiction,
+      kind,
+      severity,
+      message,
+      at: now.toISOString(),
+    });
   const known = new Map(
-    (await deps.store.list<BackupRecord>(NS.backups, { prefix: `${cluster.id}/` })).map((i) => [i.value.name, i.value]),
+    (await deps.store.list<BackupRecord>(NS.backups, { prefix: `${cluster.id}/` })).map((i) => [
+      i.value.name,
+      i.value,
+    ]),
   );
   let recorded = 0;
   try {
@@ -96,11 +113,15 @@ async function reconcileCluster(deps: ClusterJobDeps, cluster: Cluster, signal?:
 
   const records = [...known.values()].sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
   const last = records.at(-1)!;
-  const completed = records.filter((r) => r.phase === 'Completed' && r.completedAt).sort((a, b) => (a.completedAt! < b.completedAt! ? -1 : 1));
+  const completed = records
+    .filter((r) => r.phase === 'Completed' && r.completedAt)
+    .sort((a, b) => (a.completedAt! < b.completedAt! ? -1 : 1));
   const good = completed.at(-1);
   const targetHours = deps.config.jurisdictions[cluster.jurisdiction]?.backup.rpoHours;
   const rpoTargetSeconds = targetHours === undefined ? null : targetHours * 3600;
-  const rpoSeconds = good ? Math.max(0, Math.round((now.getTime() - Date.parse(good.completedAt!)) / 1000)) : null;
+  const rpoSeconds = good
+    ? Math.max(0, Math.round((now.getTime() - Date.parse(good.completedAt!)) / 1000))
+    : null;
   const rpoOk = rpoSeconds === null || rpoTargetSeconds === null ? null : rpoSeconds <= rpoTargetSeconds;
   if (last.phase !== 'Completed' && isTerminalBackup(last.phase)) {
     const detail = last.validationErrors?.join('; ') ?? `${last.errors ?? 0} error(s)`;
@@ -115,7 +136,9 @@ async function reconcileCluster(deps: ClusterJobDeps, cluster: Cluster, signal?:
     clusterId: cluster.id,
     jurisdiction: cluster.jurisdiction,
     lastBackup: { name: last.name, phase: last.phase, completedAt: last.completedAt ?? null },
-    lastCompleted: good ? { name: good.name, completedAt: good.completedAt!, itemsBackedUp: good.itemsBackedUp ?? null } : null,
+    lastCompleted: good
+      ? { name: good.name, completedAt: good.completedAt!, itemsBackedUp: good.itemsBackedUp ?? null }
+      : null,
     rpoSeconds,
     rpoTargetSeconds,
     rpoOk,

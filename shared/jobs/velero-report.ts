@@ -1,8 +1,8 @@
 /** Views of the Velero records for `backup status` and `drill status`: JSON shapes and tables. */
 import type { StateStore } from '../ports.ts';
 import type { Finding } from '../velero/preflight.ts';
-import { inventory, NS } from './fleet.ts';
 import type { DrillRecord } from './drill.ts';
+import { inventory, NS } from './fleet.ts';
 import type { BackupStatus } from './reconcile-backups.ts';
 
 export interface ClusterBackupView {
@@ -17,7 +17,9 @@ export interface ClusterBackupView {
 }
 
 async function findingsOf(store: StateStore, jobs: string[], clusterId: string): Promise<Finding[]> {
-  const lists = await Promise.all(jobs.map((job) => store.get<Finding[]>(NS.findings, `${job}/${clusterId}`)));
+  const lists = await Promise.all(
+    jobs.map((job) => store.get<Finding[]>(NS.findings, `${job}/${clusterId}`)),
+  );
   return lists.flatMap((l) => l ?? []);
 }
 
@@ -100,10 +102,25 @@ export async function drillView(store: StateStore, clusterId?: string): Promise<
 
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [headers, ...rows].map((r) => `  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}`).join('\n');
+  return [headers, ...rows]
+    .map(
+      (r) =>
+        `  ${r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd()}`,
+    )
+    .join('\n');
 }
 
-const duration = (s: number | null) => (s === null ? '-' : s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+const duration = (s: number | null) =>
+  s === null
+    ? '-'
+    : s < 120
+      ? `${s} s`
+      : s < 7200
+        ? `${Math.round(s / 60)} min`
+        : `${(s / 3600).toFixed(1)} h`;
 
 export function renderBackupView(view: ClusterBackupView[]): string {
   const rows = view.map((v) => [
@@ -115,7 +132,9 @@ export function renderBackupView(view: ClusterBackupView[]): string {
     v.rpoOk === null ? '-' : v.rpoOk ? 'ok' : 'EXCEEDED',
     v.findings.map((f) => f.kind).join(', ') || '-',
   ]);
-  const out = [table(['CLUSTER', 'JURISDICTION', 'LAST BACKUP', 'RPO', 'TARGET', 'RPO OK', 'FINDINGS'], rows)];
+  const out = [
+    table(['CLUSTER', 'JURISDICTION', 'LAST BACKUP', 'RPO', 'TARGET', 'RPO OK', 'FINDINGS'], rows),
+  ];
   const findings = view.flatMap((v) => v.findings);
   if (findings.length > 0) {
     out.push('', `Findings (${findings.length}):`);

@@ -10,6 +10,9 @@ export const ClusterJobRequest = z.strictObject({
  * A regional deployment (role `regional`) serves one jurisdiction, named by
  * `FLEETWARD_JURISDICTION`; it refuses to act on clusters of any other.
  */
-export function regionalScope(request: { clusterId?: string | undefined }, env: NodeJS.ProcessEnv = process.env) {
+export function regionalScope(
+  request: { clusterId?: string | undefined },
+  env: NodeJS.ProcessEnv = process.env,
+) {
   return { clusterId: request.clusterId, jurisdiction: env.FLEETWARD_JURISDICTION || undefined };
 }

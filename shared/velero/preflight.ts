@@ -60,7 +60,14 @@ export type BucketCache = Map<string, Promise<{ cloud: RegionCloud; region: stri
 export async function preflight(
   api: KubeApi,
   cluster: Cluster,
-  deps: { buckets: BucketLocator; residency: Residency; namespace: string; now: Date; cache: BucketCache; signal?: AbortSignal },
+  deps: {
+    buckets: BucketLocator;
+    residency: Residency;
+    namespace: string;
+    now: Date;
+    cache: BucketCache;
+    signal?: AbortSignal;
+  },
 ): Promise<PreflightResult> {
   const finding = (kind: FindingKind, severity: Finding['severity'], message: string): Finding => ({
     clusterId: cluster.id,
@@ -75,21 +82,40 @@ export async function preflight(
   const [backupsCrd, bslCrd, deployment] = await Promise.all([
     crd('backups.velero.io'),
     crd('backupstoragelocations.velero.io'),
-    api.read<Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'velero', namespace: deps.namespace }),
+    api.read<Deployment>({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: 'velero',
+      namespace: deps.namespace,
+    }),
   ]);
   if (!backupsCrd || !bslCrd) {
-    return { ok: false, findings: [finding('velero-missing', 'high', 'Velero is not installed (its CRDs are missing)')], locations: [] };
+    return {
+      ok: false,
+      findings: [finding('velero-missing', 'high', 'Velero is not installed (its CRDs are missing)')],
+      locations: [],
+    };
   }
   const available =
     (deployment?.status?.availableReplicas ?? 0) > 0 ||
     deployment?.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True');
   if (!available) {
     const why = deployment ? 'has no available replica' : `is not deployed in namespace ${deps.namespace}`;
-    return { ok: false, findings: [finding('velero-unavailable', 'high', `the Velero server ${why}`)], locations: [] };
+    return {
+      ok: false,
+      findings: [finding('velero-unavailable', 'high', `the Velero server ${why}`)],
+      locations: [],
+    };
   }
-  const bsls = await api.list<BackupStorageLocation>(VELERO_API, 'BackupStorageLocation', { namespace: deps.namespace });
+  const bsls = await api.list<BackupStorageLocation>(VELERO_API, 'BackupStorageLocation', {
+    namespace: deps.namespace,
+  });
   if (bsls.length === 0) {
-    return { ok: false, findings: [finding('bsl-missing', 'high', 'Velero has no BackupStorageLocation')], locations: [] };
+    return {
+      ok: false,
+      findings: [finding('bsl-missing', 'high', 'Velero has no BackupStorageLocation')],
+      locations: [],
+    };
   }
   const findings: Finding[] = [];
   const locations: CheckedLocation[] = [];
@@ -98,7 +124,13 @@ export async function preflight(
       const name = bsl.metadata.name ?? '(unnamed)';
       if (bsl.status?.phase !== 'Available') {
         const detail = bsl.status?.message ? `: ${bsl.status.message}` : '';
-        findings.push(finding('bsl-unavailable', 'high', `storage location ${name} is ${bsl.status?.phase ?? 'not validated'}${detail}`));
+        findings.push(
+          finding(
+            'bsl-unavailable',
+            'high',
+            `storage location ${name} is ${bsl.status?.phase ?? 'not validated'}${detail}`,
+          ),
+        );
         return;
       }
       const ref: BucketRef = {
@@ -116,7 +148,13 @@ export async function preflight(
         }
         where = await lookup;
       } catch (error) {
-        findings.push(finding('bsl-unlocatable', 'high', `cannot tell where bucket ${ref.bucket} of ${name} is: ${errorInfo(error).message}`));
+        findings.push(
+          finding(
+            'bsl-unlocatable',
+            'high',
+            `cannot tell where bucket ${ref.bucket} of ${name} is: ${errorInfo(error).message}`,
+          ),
+        );
         return;
       }
       try {

@@ -11,7 +11,12 @@ export const VELERO_API = 'velero.io/v1';
 /** Backup phases after which Velero never changes the Backup again. */
 export const TERMINAL_BACKUP_PHASES = ['Completed', 'PartiallyFailed', 'Failed', 'FailedValidation'] as const;
 /** Restore phases after which Velero never changes the Restore again. */
-export const TERMINAL_RESTORE_PHASES = ['Completed', 'PartiallyFailed', 'Failed', 'FailedValidation'] as const;
+export const TERMINAL_RESTORE_PHASES = [
+  'Completed',
+  'PartiallyFailed',
+  'Failed',
+  'FailedValidation',
+] as const;
 
 export const LABELS = {
   managedBy: 'app.kubernetes.io/managed-by',
@@ -104,7 +109,8 @@ const UNITS: Record<string, number> = { minute: 60_000, hour: 3_600_000, day: 86
 /** Milliseconds of an EventBridge `rate(N unit)` expression. */
 export function rateMs(expression: string): number {
   const m = /^rate\((\d+) (minute|hour|day)s?\)$/.exec(expression);
-  if (!m || Number(m[1]) < 1) throw new FleetwardError(`unsupported schedule "${expression}": expected rate(N minutes|hours|days)`);
+  if (!m || Number(m[1]) < 1)
+    throw new FleetwardError(`unsupported schedule "${expression}": expected rate(N minutes|hours|days)`);
   return Number(m[1]) * UNITS[m[2]!]!;
 }
 
@@ -187,7 +193,10 @@ export function assertScratchOnly(restore: VeleroRestore, scratchPrefix: string)
   for (const ns of included) {
     const target = mapping[ns];
     if (!target?.startsWith(scratchPrefix)) {
-      throw new UnsafeRestoreError(`refusing a restore that writes namespace "${target ?? ns}" (not a scratch namespace)`, name);
+      throw new UnsafeRestoreError(
+        `refusing a restore that writes namespace "${target ?? ns}" (not a scratch namespace)`,
+        name,
+      );
     }
   }
   for (const target of Object.values(mapping)) {
@@ -199,7 +208,11 @@ export function assertScratchOnly(restore: VeleroRestore, scratchPrefix: string)
 
 /** A DNS-1123 label of at most 63 characters, keeping the end distinct with a short hash. */
 export function dnsLabel(value: string): string {
-  const clean = value.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '');
+  const clean = value
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/-+/g, '-')
+    .replace(/^-|-$/g, '');
   if (clean.length <= 63) return clean;
   let h = 0;
   for (const ch of value) h = (Math.imul(h, 31) + ch.charCodeAt(0)) >>> 0;

@@ -11,8 +11,8 @@ import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { stringify } from 'yaml';
 import { createLimiter } from '../../shared/runtime/concurrency.ts';
 import { type ArmManagedCluster, aksCluster, startArmFake } from './arm-fake.ts';
-import type { BucketSeed } from './bucket-writers.ts';
 import { startAwsProxy } from './aws-proxy.ts';
+import type { BucketSeed } from './bucket-writers.ts';
 import { FaultInjector, RequestLog } from './faults.ts';
 import {
   AWS_ACCOUNTS,

@@ -45,7 +45,8 @@ export interface VeleroFleet {
 
 /** The id discovery gives a seeded cluster. */
 export function seedClusterId(c: SeedCluster): string {
-  if (c.cloud === 'azure') return `azure/${c.scope}/${(c.resourceGroup ?? 'rg-sandbox').toLowerCase()}/${c.name}`;
+  if (c.cloud === 'azure')
+    return `azure/${c.scope}/${(c.resourceGroup ?? 'rg-sandbox').toLowerCase()}/${c.name}`;
   return `${c.cloud}/${c.scope}/${c.region}/${c.name}`;
 }
 
@@ -53,9 +54,19 @@ function bucketFor(c: SeedCluster, region: string): BucketSeed {
   const gcpRegion = region.replace(/-[a-z]$/, '');
   switch (c.cloud) {
     case 'aws':
-      return { provider: 'aws', bucket: `fw-velero-${c.scope}-${region}`, config: { region }, location: region };
+      return {
+        provider: 'aws',
+        bucket: `fw-velero-${c.scope}-${region}`,
+        config: { region },
+        location: region,
+      };
     case 'gcp':
-      return { provider: 'gcp', bucket: `fw-velero-${c.scope}-${gcpRegion}`, config: {}, location: gcpRegion };
+      return {
+        provider: 'gcp',
+        bucket: `fw-velero-${c.scope}-${gcpRegion}`,
+        config: {},
+        location: gcpRegion,
+      };
     default: {
       const account = `fwvelero${region.replace(/[^a-z0-9]/g, '')}`.slice(0, 24);
       return {
@@ -73,7 +84,9 @@ function aksKubeconfig(server: string, ca: string, token: string, name: string):
   return stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name, cluster: { server, 'certificate-authority-data': Buffer.from(ca).toString('base64') } }],
+    clusters: [
+      { name, cluster: { server, 'certificate-authority-data': Buffer.from(ca).toString('base64') } },
+    ],
     users: [{ name: `clusterUser_${name}`, user: { token } }],
     contexts: [{ name, context: { cluster: name, user: `clusterUser_${name}` } }],
     'current-context': name,
@@ -99,7 +112,12 @@ export async function startVeleroFleet(options: {
     stops.push(() => gcs.stop());
     const azurite = await startAzurite({ dir: options.dir });
     stops.push(() => azurite.stop());
-    const writer = createBucketWriter({ s3Endpoint: options.motoUrl, gcsEndpoint: gcs.endpoint, azurite, arm: options.arm });
+    const writer = createBucketWriter({
+      s3Endpoint: options.motoUrl,
+      gcsEndpoint: gcs.endpoint,
+      azurite,
+      arm: options.arm,
+    });
     stops.push(async () => writer.close());
     const kube = await startKubeFleetFake({
       faults: options.faults,
@@ -108,9 +126,17 @@ export async function startVeleroFleet(options: {
       // Velero's files land in the location's real bucket; keys arrive as `[prefix/]backups/<name>/<file>`.
       writeBackupObjects: (location, backupName, files) =>
         writer.writeBackupObjects(
-          { provider: location.provider, bucket: location.bucket, ...(location.prefix ? { prefix: location.prefix } : {}), config: location.config ?? {} },
+          {
+            provider: location.provider,
+            bucket: location.bucket,
+            ...(location.prefix ? { prefix: location.prefix } : {}),
+            config: location.config ?? {},
+          },
           backupName,
-          files.map((f) => ({ key: f.key.slice(f.key.indexOf(`backups/${backupName}/`) + `backups/${backupName}/`.length), body: f.body })),
+          files.map((f) => ({
+            key: f.key.slice(f.key.indexOf(`backups/${backupName}/`) + `backups/${backupName}/`.length),
+            body: f.body,
+          })),
         ),
     });
     stops.push(() => kube.stop());
@@ -131,7 +157,14 @@ export async function startVeleroFleet(options: {
       const bucket = bucketFor(c, outside ? OUTSIDE_REGION : c.region);
       const install: VeleroInstall | false = withVelero
         ? {
-            locations: [{ name: 'default', provider: bucket.provider as 'aws', bucket: bucket.bucket, config: bucket.config }],
+            locations: [
+              {
+                name: 'default',
+                provider: bucket.provider as 'aws',
+                bucket: bucket.bucket,
+                config: bucket.config,
+              },
+            ],
             backupDelayMs: options.delays?.backupMs ?? 200,
             restoreDelayMs: options.delays?.restoreMs ?? 200,
             readyDelayMs: options.delays?.readyMs ?? 300,
@@ -143,7 +176,13 @@ export async function startVeleroFleet(options: {
           : c.cloud === 'gcp'
             ? GKE_TOKEN
             : AKS_TOKEN;
-      const cluster = kube.addCluster({ key, name: c.name, token, gitVersion: `v${c.version.replace(/^v/, '')}`, velero: install });
+      const cluster = kube.addCluster({
+        key,
+        name: c.name,
+        token,
+        gitVersion: `v${c.version.replace(/^v/, '')}`,
+        velero: install,
+      });
       cluster.seedWorkloads('shop', { deployments: 2, statefulsets: 1 });
       cluster.seedWorkloads('payments', { deployments: 1, statefulsets: 1 });
       keys.set(id, key);

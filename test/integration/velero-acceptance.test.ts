@@ -1,0 +1,137 @@
+/**
+ * Acceptance of backups and drills: the CLI, as a user runs it, against the whole sandbox
+ * (discover, backup run, backup status, drill run, drill status).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClusterBackupView, ClusterDrillView } from '../../shared/jobs/velero-report.ts';
+import { createBucketWriter } from '../sandbox/bucket-writers.ts';
+import { type Sandbox, startSandbox } from '../sandbox/index.ts';
+
+function fleetward(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/fleetward.ts', ...args, '--log-level', 'error'], {
+      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function json<T>(args: string[]): Promise<T> {
+  const { stdout, stderr, code } = await fleetward([...args, '--json']);
+  try {
+    return JSON.parse(stdout) as T;
+  } catch {
+    throw new Error(`fleetward ${args.join(' ')} printed no JSON (exit ${code}): ${stderr}`);
+  }
+}
+
+describe('backups and drills against the sandbox', () => {
+  let sandbox: Sandbox;
+  let config: string[];
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ clusters: 24, dir: mkdtempSync(join(tmpdir(), 'fleetward-velero-')) });
+    config = ['--config', sandbox.configPath];
+    expect((await fleetward(['discover', ...config])).code).toBe(0);
+  });
+  afterAll(async () => {
+    await sandbox?.stop();
+  });
+
+  it('backs up every cluster with Velero inside its jurisdiction and reports an RPO, with findings for the rest', async () => {
+    const run = await fleetward(['backup', 'run', ...config]);
+    expect(run.code).toBe(1); // some clusters have findings
+    await new Promise((r) => setTimeout(r, 600)); // the simulator completes Backups after 200 ms
+
+    const { clusters } = await json<{ clusters: ClusterBackupView[] }>(['backup', 'status', ...config]);
+
+    const withVelero = clusters.filter(
+      (c) => sandbox.veleroBuckets.has(c.clusterId) && c.jurisdiction !== 'unassigned',
+    );
+    const backedUp = withVelero.filter((c) => !c.findings.some((f) => f.kind === 'bsl-outside-jurisdiction'));
+    expect(backedUp.length).toBeGreaterThan(10);
+    for (const c of backedUp) {
+      expect(c.lastBackup?.phase, c.clusterId).toBe('Completed');
+      expect(c.rpoSeconds).toBeGreaterThanOrEqual(0);
+      expect(c.rpoOk).toBe(true);
+      expect(c.findings).toEqual([]);
+    }
+    const without = clusters.filter(
+      (c) => !sandbox.veleroBuckets.has(c.clusterId) && c.jurisdiction !== 'unassigned',
+    );
+    expect(without.length).toBeGreaterThan(0);
+    for (const c of without) expect(c.findings.map((f) => f.kind)).toEqual(['velero-missing']);
+    for (const c of clusters.filter((x) => x.jurisdiction === 'unassigned')) {
+      expect(c.findings.map((f) => f.kind)).toEqual(['unassigned']);
+      expect(c.lastBackup).toBeNull();
+    }
+    const misplaced = clusters.filter((c) => c.findings.some((f) => f.kind === 'bsl-outside-jurisdiction'));
+    expect(misplaced).toHaveLength(1);
+    expect(misplaced[0]?.lastBackup).toBeNull();
+  });
+
+  it('wrote every backup into its in-jurisdiction bucket and nothing into the misplaced one', async () => {
+    const writer = createBucketWriter({ s3Endpoint: sandbox.moto.url });
+    try {
+      const { clusters } = await json<{ clusters: ClusterBackupView[] }>(['backup', 'status', ...config]);
+      for (const c of clusters.filter(
+        (x) => x.clusterId.startsWith('aws/') && sandbox.veleroBuckets.has(x.clusterId),
+      )) {
+        const bucket = sandbox.veleroBuckets.get(c.clusterId)!;
+        const files = c.lastBackup ? await writer.readBackupObjects(bucket, c.lastBackup.name) : [];
+        if (c.findings.some((f) => f.kind === 'bsl-outside-jurisdiction')) {
+          const window = clusters.find((x) => x.lastBackup)!.lastBackup!.name;
+          expect(await writer.readBackupObjects(bucket, window)).toEqual([]);
+        } else if (c.jurisdiction !== 'unassigned') {
+          expect(files.map((f) => f.key)).toContain('velero-backup.json');
+        }
+      }
+    } finally {
+      writer.close();
+    }
+  });
+
+  it('creates no second Backup when run twice in one window', async () => {
+    const again = await fleetward(['backup', 'run', ...config, '--json']);
+    const result = JSON.parse(again.stdout) as { outcomes: { status: string }[] };
+
+    expect(result.outcomes.filter((o) => o.status === 'created')).toEqual([]);
+    expect(result.outcomes.filter((o) => o.status === 'exists').length).toBeGreaterThan(10);
+    for (const cluster of sandbox.kube!.clusters()) {
+      expect(cluster.objects('velero.io/v1', 'Backup', 'velero').length).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('runs restore drills with a measured RTO and leaves no scratch namespace behind', async () => {
+    const run = await fleetward(['drill', 'run', ...config]);
+    expect(run.stderr).toMatch(/Started \d+ drill/);
+
+    const { clusters } = await json<{ clusters: ClusterDrillView[] }>(['drill', 'status', ...config]);
+
+    const drilled = clusters.filter((c) => c.drill);
+    expect(drilled.length).toBeGreaterThan(10);
+    for (const c of drilled) {
+      expect(c.drill?.phase, c.clusterId).toBe('done');
+      expect(c.drill?.result).toBe('pass');
+      expect(c.drill?.rtoSeconds).toBeGreaterThan(0);
+      expect(c.drill?.withinRto).toBe(true);
+      expect(c.drill?.itemsRestored).toBe(c.drill?.backupItems);
+      expect(c.drill?.scratchNamespacesLeft).toBe(0);
+    }
+    for (const cluster of sandbox.kube!.clusters()) {
+      const scratch = cluster
+        .objects('v1', 'Namespace')
+        .filter((ns) => ns.metadata.name?.startsWith('fw-drill-'));
+      expect(scratch, cluster.key).toEqual([]);
+    }
+  });
+});
