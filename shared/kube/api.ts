@@ -21,6 +21,7 @@
  * Tokens are never put in messages, logs or errors.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
 import {
   ApiException,
   createConfiguration,
@@ -175,6 +176,49 @@ function redact(text: string, secrets: Iterable<string>): string {
   return out;
 }
 
+/**
+ * Resource names of the types Fleetward uses, as every API server publishes them. With
+ * these known, the client skips one discovery request per API group per connection: a
+ * quarter of all calls in a pass over the fleet. Other types are still discovered.
+ */
+const KNOWN_RESOURCES: Record<string, { name: string; kind: string; namespaced: boolean }[]> = {
+  v1: [{ name: 'namespaces', kind: 'Namespace', namespaced: false }],
+  'apps/v1': [
+    { name: 'deployments', kind: 'Deployment', namespaced: true },
+    { name: 'statefulsets', kind: 'StatefulSet', namespaced: true },
+  ],
+  'apiextensions.k8s.io/v1': [
+    { name: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false },
+  ],
+  'velero.io/v1': [
+    { name: 'backups', kind: 'Backup', namespaced: true },
+    { name: 'restores', kind: 'Restore', namespaced: true },
+    { name: 'backupstoragelocations', kind: 'BackupStorageLocation', namespaced: true },
+  ],
+};
+
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+
+/**
+ * Connection pools shared by every connection to the same origin with the same TLS
+ * settings (several clusters behind one proxy, or reconnects in a warm Lambda): the same
+ * keep-alive connections, one TLS handshake. Keyed by origin, CA digest and TLS options;
+ * tokens are per request, never part of a pool.
+ */
+const POOLS = new Map<string, Dispatcher>();
+
+class KnownResourcesObjectApi extends KubernetesObjectApi {
+  constructor(configuration: ConstructorParameters<typeof KubernetesObjectApi>[0]) {
+    super(configuration);
+    for (const [groupVersion, resources] of Object.entries(KNOWN_RESOURCES)) {
+      this.apiVersionResourceCache[groupVersion] = {
+        groupVersion,
+        resources: resources.map((r) => ({ ...r, singularName: r.kind.toLowerCase(), verbs: [] })),
+      };
+    }
+  }
+}
+
 /** Names the object of a call in messages (` ns/name`, ` name`, ` in namespace ns`). */
 function describeRef(ref: { name?: string | undefined; namespace?: string | undefined }): string {
   if (!ref.name) return ref.namespace ? ` in namespace ${ref.namespace}` : '';
@@ -224,11 +268,31 @@ export function createKubeApi(options: KubeApiOptions): KubeApi {
   });
 
   const attempts = new AsyncLocalStorage<Attempt>();
+  /**
+   * The client builds a new undici Agent (so a new TLS handshake) for every request; using
+   * one shared pool instead reuses keep-alive connections, which dominates the cost of a
+   * pass over many clusters.
+   */
+  const poolKey = JSON.stringify([
+    url.origin,
+    options.ca ? createHash('sha256').update(options.ca).digest('hex') : '',
+    options.tlsServerName ?? '',
+    options.insecureSkipTlsVerify === true,
+  ]);
+  let pool = POOLS.get(poolKey);
   const auth = {
     getName: () => 'fleetward bearer token',
     async applySecurityAuthentication(context: RequestContext): Promise<void> {
       // TLS (CA, server name) as the KubeConfig says; the client makes an undici agent for it.
       await kc.applySecurityAuthentication(context);
+      const fresh = context.getDispatcher();
+      if (!pool && fresh) {
+        pool = fresh;
+        POOLS.set(poolKey, fresh);
+      } else if (fresh && fresh !== pool) {
+        fresh.close().catch(() => {});
+        context.setDispatcher(pool!);
+      }
       const attempt = attempts.getStore();
       if (attempt) context.setHeaderParam('Authorization', `Bearer ${attempt.token}`);
       context.setHeaderParam('User-Agent', 'fleetward');
@@ -255,12 +319,12 @@ export function createKubeApi(options: KubeApiOptions): KubeApi {
           throw new AttemptTimeout(timeoutMs, { cause: error });
         throw error;
       } finally {
-        // The client builds an undici Agent for every request and never closes it.
-        dispatcher?.close().catch(() => {});
+        // Any agent other than the shared pool was made for this request only.
+        if (dispatcher && dispatcher !== pool) dispatcher.close().catch(() => {});
       }
     },
   });
-  const objects = new KubernetesObjectApi(
+  const objects = new KnownResourcesObjectApi(
     createConfiguration({
       baseServer: new ServerConfiguration(server, {}),
       authMethods: { default: auth },

@@ -79,8 +79,9 @@ export async function preflight(
   });
   const crd = (name: string) =>
     api.read({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', name });
-  const [backupsCrd, bslCrd, deployment] = await Promise.all([
-    crd('backups.velero.io'),
+  // The first read also discovers the apiextensions group; the next two share that discovery.
+  const backupsCrd = await crd('backups.velero.io');
+  const [bslCrd, deployment] = await Promise.all([
     crd('backupstoragelocations.velero.io'),
     api.read<Deployment>({
       apiVersion: 'apps/v1',

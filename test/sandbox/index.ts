@@ -48,6 +48,8 @@ export interface SandboxOptions {
   velero?: boolean;
   /** Velero simulator timings (ms). */
   veleroDelays?: { backupMs?: number; restoreMs?: number; readyMs?: number };
+  /** Every cloud cluster gets a healthy Velero (no deliberate gaps): for benchmarks. */
+  veleroEverywhere?: boolean;
 }
 
 export interface Sandbox {
@@ -255,6 +257,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         faults,
         log,
         ...(options.veleroDelays ? { delays: options.veleroDelays } : {}),
+        ...(options.veleroEverywhere ? { noGaps: true } : {}),
       });
       const v = velero;
       stops.push(() => v.stop());

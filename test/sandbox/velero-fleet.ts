@@ -102,6 +102,8 @@ export async function startVeleroFleet(options: {
   faults: FaultInjector;
   log: RequestLog;
   delays?: { backupMs?: number; restoreMs?: number; readyMs?: number };
+  /** Leave the deliberate gaps out: every cloud cluster gets Velero in its own region (benchmarks). */
+  noGaps?: boolean;
 }): Promise<VeleroFleet> {
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
@@ -150,9 +152,15 @@ export async function startVeleroFleet(options: {
     cloud.forEach((c, i) => {
       const id = seedClusterId(c);
       const key = `c${i}`;
-      const withVelero = i % 7 !== 3;
+      const withVelero = options.noGaps || i % 7 !== 3;
       // One EU cluster keeps its backups in a US bucket: preflight must refuse it.
-      const outside = withVelero && !misplaced && c.region.startsWith('eu-') && c.cloud === 'aws' && i > 0;
+      const outside =
+        !options.noGaps &&
+        withVelero &&
+        !misplaced &&
+        c.region.startsWith('eu-') &&
+        c.cloud === 'aws' &&
+        i > 0;
       if (outside) misplaced = true;
       const bucket = bucketFor(c, outside ? OUTSIDE_REGION : c.region);
       const install: VeleroInstall | false = withVelero
@@ -188,7 +196,10 @@ export async function startVeleroFleet(options: {
       keys.set(id, key);
       if (withVelero) {
         buckets.set(id, bucket);
-        seeds.set(`${bucket.provider}/${bucket.bucket}/${bucket.config.storageAccount ?? ''}`, bucket);
+        seeds.set(
+          `${bucket.provider}/${bucket.bucket}/${bucket.config.storageAccount ?? ''}/${bucket.subscriptionId ?? ''}`,
+          bucket,
+        );
       }
       if (c.cloud === 'azure') {
         const armId = managedClusterId(c.scope, c.resourceGroup ?? 'rg-sandbox', c.name);

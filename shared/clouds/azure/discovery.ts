@@ -22,7 +22,6 @@
  *   by default), as sovereign clouds expect.
  */
 import { readFileSync } from 'node:fs';
-import { getCACertificates } from 'node:tls';
 import { ContainerServiceClient, type ManagedCluster } from '@azure/arm-containerservice';
 import type { AzureConfig } from '../../config/schema.ts';
 import type { ClusterStatus, DiscoveredCluster, EndpointAccess } from '../../model.ts';
@@ -262,7 +261,8 @@ export function connectionOf(config: AzureConfig): Connection {
   let ca: string[] | undefined;
   if (config.caFile !== undefined) {
     try {
-      ca = [...getCACertificates('default'), readFileSync(config.caFile, 'utf8')];
+      // The configured CA is the trust anchor of the configured endpoint, and only of it.
+      ca = [readFileSync(config.caFile, 'utf8')];
     } catch (error) {
       throw new ConfigError(
         [

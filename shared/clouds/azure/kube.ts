@@ -123,24 +123,36 @@ export function createKubeSource(config: FleetConfig, _ctx: AdapterContext): Kub
     return credential;
   };
 
+  const clients = new Map<string, ContainerServiceClient>();
+
   async function userKubeconfig(cluster: Cluster, signal: AbortSignal | undefined): Promise<UserKubeconfig> {
     const config = settings(cluster);
     connection ??= connectionOf(config);
     const conn = connection;
     const cred = await credentialOf(config);
-    const client = new ContainerServiceClient(
-      cred,
-      cluster.scope,
-      clientOptions(conn, requestPolicy(conn, config.timeoutMs, signal, OPERATION)),
-    );
-    let result: Awaited<ReturnType<typeof client.managedClusters.listClusterUserCredentials>>;
+    // One client (and connection pool) per subscription; the caller's signal goes with each call.
+    let client = clients.get(cluster.scope);
+    if (!client) {
+      client = new ContainerServiceClient(
+        cred,
+        cluster.scope,
+        clientOptions(conn, requestPolicy(conn, config.timeoutMs, undefined, OPERATION)),
+      );
+      clients.set(cluster.scope, client);
+    }
+    const subscriptionClient = client;
+    let result: Awaited<ReturnType<ContainerServiceClient['managedClusters']['listClusterUserCredentials']>>;
     try {
       result = await withRetry(
         () =>
-          client.managedClusters.listClusterUserCredentials(resourceGroup(cluster), cluster.name, {
-            ...(access.auth === 'aad' ? { format: 'exec' } : {}),
-            ...(signal ? { abortSignal: signal } : {}),
-          }),
+          subscriptionClient.managedClusters.listClusterUserCredentials(
+            resourceGroup(cluster),
+            cluster.name,
+            {
+              ...(access.auth === 'aad' ? { format: 'exec' } : {}),
+              ...(signal ? { abortSignal: signal } : {}),
+            },
+          ),
         classify,
         { maxAttempts: config.maxAttempts, signal },
       );
