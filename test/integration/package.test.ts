@@ -60,6 +60,42 @@ describe('serverless package', () => {
     expect(lint.status, lint.stdout + lint.stderr).toBe(0);
   });
 
+  it('bundles every function so that it loads as Lambda loads it', async () => {
+    const task = mkdtempSync(join(tmpdir(), 'fleetward-bundles-'));
+    for (const zip of readdirSync(out).filter((f) => f.endsWith('.zip'))) {
+      expect(spawnSync('unzip', ['-q', '-o', resolve(out, zip), '-d', task]).status).toBe(0);
+      const name = zip.replace(/\.zip$/, '');
+      const bundle = pathToFileURL(join(task, 'functions', name, 'handler.mjs')).href;
+      const module = await import(/* @vite-ignore */ bundle);
+      expect(typeof module.handler, name).toBe('function');
+    }
+  });
+
+  it('gives every function only the IAM actions it needs, none with a wildcard', () => {
+    const template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
+    const role = template.Resources.IamRoleLambdaExecution.Properties.Policies[0].PolicyDocument
+      .Statement as {
+      Action: string[];
+    }[];
+    const actions = role.flatMap((s) => s.Action).sort();
+
+    expect(actions.every((a) => !a.includes('*'))).toBe(true);
+    expect(actions).toEqual(
+      [
+        'dynamodb:BatchWriteItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'logs:CreateLogGroup',
+        'logs:CreateLogStream',
+        'logs:PutLogEvents',
+        'logs:TagResource',
+        'sts:AssumeRole',
+      ].sort(),
+    );
+  });
+
   describe('the discover-clusters bundle', () => {
     let sandbox: Sandbox;
     const task = mkdtempSync(join(tmpdir(), 'fleetward-task-'));

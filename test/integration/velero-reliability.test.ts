@@ -163,6 +163,17 @@ describe('backups and drills when things go wrong', () => {
     expect(backupsOn(kube).filter((b) => b.metadata.name === name)).toHaveLength(1);
   });
 
+  it('validates on the server and creates nothing in a dry run', async () => {
+    const { cluster, kube } = healthy('aws');
+    const d = await deps(manualClock('2026-04-10T10:00:00Z'));
+
+    const { outcomes } = await backup(d, { clusterId: cluster.id, dryRun: true });
+
+    expect(outcomes[0]).toMatchObject({ status: 'planned', backup: 'fleetward-202604100000' });
+    expect(backupsOn(kube).some((b) => b.metadata.name === 'fleetward-202604100000')).toBe(false);
+    expect(await d.store.list('backups')).toEqual([]);
+  });
+
   it('creates exactly one Backup when two invocations of one window race', async () => {
     const { cluster, kube } = healthy('aws');
     const clock = manualClock('2026-05-01T10:00:00Z');
