@@ -2,13 +2,13 @@
  * Acceptance: the CLI against the whole sandbox (moto + proxy, GKE gRPC fake, ARM fake,
  * kubeconfig fakes), run as a separate process exactly as a user runs it.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster, DiscoveryFailure, InventoryDiff } from '../../shared/model.ts';
+import { runFleetwardJson } from '../sandbox/cli.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 
 interface DiscoverJson {
@@ -17,29 +17,9 @@ interface DiscoverJson {
   failures: DiscoveryFailure[];
 }
 
-/** Runs `fleetward discover --json` in its own process (async, so the in-process fakes keep answering). */
+/** `fleetward discover --json` in its own process. */
 function discover(configPath: string): Promise<{ code: number | null; json: DiscoverJson; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['bin/fleetward.ts', 'discover', '--config', configPath, '--json'],
-      {
-        env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      try {
-        resolve({ code, json: JSON.parse(stdout) as DiscoverJson, stderr });
-      } catch {
-        reject(new Error(`discover printed no JSON (exit ${code}): ${stderr}`));
-      }
-    });
-  });
+  return runFleetwardJson<DiscoverJson>(['discover', '--config', configPath]);
 }
 
 const FIELDS = [

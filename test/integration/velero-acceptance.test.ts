@@ -2,36 +2,20 @@
  * Acceptance of backups and drills: the CLI, as a user runs it, against the whole sandbox
  * (discover, backup run, backup status, drill run, drill status).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterBackupView, ClusterDrillView } from '../../shared/jobs/velero-report.ts';
 import { createBucketWriter } from '../sandbox/bucket-writers.ts';
+import { runFleetward, runFleetwardJson } from '../sandbox/cli.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 
-function fleetward(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/fleetward.ts', ...args, '--log-level', 'error'], {
-      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The CLI in its own process, quiet logs. */
+const fleetward = (args: string[]) => runFleetward([...args, '--log-level', 'error']);
 
 async function json<T>(args: string[]): Promise<T> {
-  const { stdout, stderr, code } = await fleetward([...args, '--json']);
-  try {
-    return JSON.parse(stdout) as T;
-  } catch {
-    throw new Error(`fleetward ${args.join(' ')} printed no JSON (exit ${code}): ${stderr}`);
-  }
+  return (await runFleetwardJson<T>([...args, '--log-level', 'error'])).json;
 }
 
 describe('backups and drills against the sandbox', () => {

@@ -22,7 +22,14 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
-import { type Fault, FaultInjector, type RequestInfo, RequestLog } from './faults.ts';
+import {
+  type Fault,
+  FaultInjector,
+  holdResponse,
+  type RequestInfo,
+  RequestLog,
+  sendTruncatedJson,
+} from './faults.ts';
 import { localCert } from './tls.ts';
 
 /** The placeholder subscription of the ARM REST reference examples. */
@@ -507,19 +514,11 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
         );
         return true;
       case 'timeout':
-        held.add(res);
-        res.once('close', () => held.delete(res));
+        holdResponse(res, held);
         return true;
-      case 'malformed': {
-        const text = JSON.stringify(body());
-        const truncated = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
-        res.writeHead(200, {
-          'content-type': 'application/json; charset=utf-8',
-          'content-length': Buffer.byteLength(truncated),
-        });
-        res.end(truncated);
+      case 'malformed':
+        sendTruncatedJson(res, body());
         return true;
-      }
     }
   };
 

@@ -113,3 +113,28 @@ export class RequestLog {
     return this.entries.filter((e) => e.cloud === cloud && (!operation || e.operation === operation)).length;
   }
 }
+
+/** Minimal response surface the HTTP fakes answer faults on (node:http's ServerResponse fits). */
+interface FaultResponse {
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  end(body?: string): unknown;
+  once(event: 'close', listener: () => void): unknown;
+}
+
+/** The `timeout` fault: keep the request open, unanswered, until the client gives up or the fake stops. */
+export function holdResponse<R extends FaultResponse>(res: R, held: Set<R>): void {
+  held.add(res);
+  res.once('close', () => held.delete(res));
+}
+
+/** The `malformed` fault: a 200 whose JSON body is cut in half. */
+export function sendTruncatedJson(
+  res: FaultResponse,
+  body: unknown,
+  contentType = 'application/json; charset=utf-8',
+): void {
+  const text = JSON.stringify(body);
+  const truncated = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
+  res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(truncated) });
+  res.end(truncated);
+}

@@ -25,7 +25,14 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { type Fault, FaultInjector, type RequestInfo, RequestLog } from './faults.ts';
+import {
+  type Fault,
+  FaultInjector,
+  holdResponse,
+  type RequestInfo,
+  RequestLog,
+  sendTruncatedJson,
+} from './faults.ts';
 
 /** Where a bucket keeps its data, as GCS names the kinds. */
 export type GcsLocationType = 'region' | 'dual-region' | 'multi-region';
@@ -422,19 +429,11 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
         sendError(res, fault.status);
         return true;
       case 'timeout':
-        held.add(res);
-        res.once('close', () => held.delete(res));
+        holdResponse(res, held);
         return true;
-      case 'malformed': {
-        const text = JSON.stringify(body());
-        const truncated = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
-        res.writeHead(200, {
-          'content-type': 'application/json; charset=UTF-8',
-          'content-length': Buffer.byteLength(truncated),
-        });
-        res.end(truncated);
+      case 'malformed':
+        sendTruncatedJson(res, body(), 'application/json; charset=UTF-8');
         return true;
-      }
     }
   };
 

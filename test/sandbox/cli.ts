@@ -1,0 +1,35 @@
+/**
+ * Runs the Fleetward CLI as a user does, in its own Node process; asynchronous, so fakes
+ * running in the test's process keep answering meanwhile.
+ */
+import { spawn } from 'node:child_process';
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runFleetward(args: string[]): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/fleetward.ts', ...args], {
+      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Runs the CLI and parses its `--json` output; rejects, with stderr, when there is none. */
+export async function runFleetwardJson<T>(args: string[]): Promise<CliRun & { json: T }> {
+  const run = await runFleetward([...args, '--json']);
+  try {
+    return { ...run, json: JSON.parse(run.stdout) as T };
+  } catch {
+    throw new Error(`fleetward ${args.join(' ')} printed no JSON (exit ${run.code}): ${run.stderr}`);
+  }
+}
