@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { configJsonSchema, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
 import { run as runBackups } from '../shared/jobs/backup.ts';
-import { run as runDiscover } from '../shared/jobs/discover.ts';
+import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
 import { renderDiscoverTable } from '../shared/jobs/discover-report.ts';
 import { step as drillStep } from '../shared/jobs/drill.ts';
 import { run as reconcileBackups } from '../shared/jobs/reconcile-backups.ts';
@@ -175,6 +175,27 @@ function logLevel(value: string | undefined): LogLevel {
   return value as LogLevel;
 }
 
+/**
+ * Cluster jobs act on the saved inventory; on a fresh state store there is none yet, so the
+ * CLI discovers first (the deployed functions rely on the discovery schedule instead).
+ */
+async function clusterJobDepsWithInventory(config: FleetConfig, logger: ReturnType<typeof stderrLogger>) {
+  const deps = await clusterJobDeps(config, logger);
+  if ((await deps.store.list(INVENTORY)).length === 0) {
+    process.stderr.write('The inventory is empty: discovering clusters first...\n');
+    const discovery = await discoverDeps(config, logger);
+    try {
+      const result = await runDiscover(discovery);
+      process.stderr.write(
+        `Discovered ${result.clusters.length} clusters (${result.failures.length} scope failures).\n`,
+      );
+    } finally {
+      await discovery.store.close();
+    }
+  }
+  return deps;
+}
+
 /** Options every cluster job command takes. */
 const CLUSTER_JOB_OPTIONS = {
   config: { type: 'string' },
@@ -199,7 +220,7 @@ async function cmdBackup(args: string[]): Promise<number> {
   if (sub !== 'run' && sub !== 'status')
     throw new UsageError(`unknown backup command "${sub}" (expected run or status)`);
   const config = await loadConfig(configFile(values.config));
-  const deps = await clusterJobDeps(config, stderrLogger(logLevel(values['log-level'])));
+  const deps = await clusterJobDepsWithInventory(config, stderrLogger(logLevel(values['log-level'])));
   const clusterId = values.cluster;
   try {
     if (sub === 'run') {
@@ -247,7 +268,7 @@ async function cmdDrill(args: string[]): Promise<number> {
   if (sub !== 'run' && sub !== 'status')
     throw new UsageError(`unknown drill command "${sub}" (expected run or status)`);
   const config = await loadConfig(configFile(values.config));
-  const deps = await clusterJobDeps(config, stderrLogger(logLevel(values['log-level'])));
+  const deps = await clusterJobDepsWithInventory(config, stderrLogger(logLevel(values['log-level'])));
   const clusterId = values.cluster;
   const scope = clusterId ? { clusterId } : {};
   try {

@@ -70,6 +70,10 @@ export function renderDiscoverTable(result: DiscoverResult, config: FleetConfig)
   if (lines.length > MAX_DIFF_LINES)
     out.push(`  ... and ${lines.length - MAX_DIFF_LINES} more (use --json for all)`);
   if (result.stale.length > 0) out.push(`Kept as last seen (scope failed): ${result.stale.length}`);
+  if (result.residencyFindings.length > 0) {
+    out.push(`Residency findings (${result.residencyFindings.length}):`);
+    for (const f of result.residencyFindings) out.push(`  ${f.kind}: ${f.message}`);
+  }
   if (result.failures.length > 0) {
     out.push(`Failures (${result.failures.length}):`);
     for (const f of result.failures) {

@@ -16,7 +16,7 @@ import {
   UNASSIGNED,
 } from '../model.ts';
 import type { Clock, ClusterDiscovery, Log, StateStore } from '../ports.ts';
-import { type Residency, regionCountry } from '../residency/index.ts';
+import { type Residency, type ResidencyFinding, regionCountry } from '../residency/index.ts';
 import { errorInfo } from '../runtime/errors.ts';
 
 /** State-store namespace of the inventory (one item per cluster id). */
@@ -38,6 +38,8 @@ export interface DiscoverResult {
   failures: DiscoveryFailure[];
   /** Ids kept from the previous inventory because their scope failed this run. */
   stale: string[];
+  /** Jurisdictions with nowhere to keep their data (no in-country region, no live exception) or expired exceptions. */
+  residencyFindings: ResidencyFinding[];
   startedAt: string;
   durationMs: number;
 }
@@ -206,5 +208,7 @@ export async function run(
   if (diff.added.length + diff.removed.length + diff.changed.length > 0)
     deps.logger.info('Inventory changed', { diff });
   for (const failure of found.failures) deps.logger.warn('Discovery scope failed', { failure });
-  return { clusters, diff, failures: found.failures, stale, startedAt, durationMs };
+  const residencyFindings = deps.residency.findings();
+  for (const finding of residencyFindings) deps.logger.warn('Residency finding', { finding });
+  return { clusters, diff, failures: found.failures, stale, residencyFindings, startedAt, durationMs };
 }

@@ -210,6 +210,28 @@ describe('discover', () => {
     expect(result.diff.removed).toEqual([]);
   });
 
+  it('reports a jurisdiction whose data has nowhere to go, and not once an exception allows a country', async () => {
+    const { deps } = setup();
+    const kenya = (exceptions: { allowCountries: string[]; reason: string; expires: string }[]) =>
+      new Residency(
+        { ke: { preset: 'ke-dpa', exceptions } },
+        { now: () => new Date('2026-11-21T00:00:00Z') },
+      );
+
+    const without = await run({ ...deps, residency: kenya([]) });
+    const withException = await run({
+      ...deps,
+      residency: kenya([
+        { allowCountries: ['ZA'], reason: 'no in-country region yet', expires: '2027-06-30' },
+      ]),
+    });
+
+    expect(without.residencyFindings.map((f) => [f.jurisdiction, f.kind])).toEqual([
+      ['ke', 'no-in-country-region'],
+    ]);
+    expect(withException.residencyFindings).toEqual([]);
+  });
+
   it('rejects when the signal is aborted and saves nothing', async () => {
     const { aws, deps, store } = setup();
     const controller = new AbortController();
