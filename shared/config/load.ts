@@ -8,6 +8,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { Residency, regionCountry } from '../residency/index.ts';
 import { ConfigError, type ConfigIssue, ResidencyError } from '../runtime/errors.ts';
+import { comparableKey, gcpLabelKey, tagProblems } from '../tags/rules.ts';
 import { FleetConfig } from './schema.ts';
 
 /** Where the CLI looks for the config when `--config` is not given. */
@@ -76,6 +77,7 @@ function residencyIssues(config: FleetConfig): ConfigIssue[] {
       }
     }
   }
+  issues.push(...tagPolicyIssues(config));
   config.clouds.kubeconfig?.forEach((source, i) => {
     source.contexts.forEach((ctx, k) => {
       if (ctx.country !== undefined) return;
@@ -93,6 +95,37 @@ function residencyIssues(config: FleetConfig): ConfigIssue[] {
       }
     });
   });
+  return issues;
+}
+
+/**
+ * Tag policy keys that one cloud cannot hold apart (two keys becoming one GCP label, or one
+ * Azure key ignoring case), and keys or defaults that break a cloud's rules.
+ */
+function tagPolicyIssues(config: FleetConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const keys = [...Object.keys(config.policies.tags.required), ...config.policies.tags.derived];
+  // Only the clouds the fleet uses constrain its tags.
+  for (const cloud of (['aws', 'gcp', 'azure'] as const).filter((c) => config.clouds[c] !== undefined)) {
+    const seen = new Map<string, string>();
+    for (const key of keys) {
+      const path =
+        key in config.policies.tags.required ? `policies.tags.required.${key}` : 'policies.tags.derived';
+      const same = comparableKey(cloud, key);
+      const other = seen.get(same);
+      if (other !== undefined && other !== key) {
+        const what =
+          cloud === 'gcp' ? `both become GCP label "${same}"` : `${cloud} does not tell them apart`;
+        issues.push({ path, message: `keys "${other}" and "${key}" collide: ${what}` });
+      }
+      seen.set(same, key);
+      const value = config.policies.tags.required[key]?.default ?? '';
+      // GCP keys are written in their label form; values are written as they are everywhere.
+      for (const problem of tagProblems(cloud, cloud === 'gcp' ? gcpLabelKey(key) : key, value)) {
+        issues.push({ path, message: `${cloud}: ${problem}` });
+      }
+    }
+  }
   return issues;
 }
 

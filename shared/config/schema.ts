@@ -280,9 +280,56 @@ export const VeleroConfig = z.strictObject({
     .default('fw-drill-'),
 });
 
+/** Keys Fleetward derives itself and may write; everything else it only reports. */
+export const DERIVED_TAG_KEYS = ['jurisdiction', 'region', 'cloud', 'managed-by', 'country'] as const;
+
+const RegexSource = z.string().refine(
+  (source) => {
+    try {
+      new RegExp(source, 'u');
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: 'expected a valid regular expression' },
+);
+
+export const RequiredTag = z
+  .strictObject({
+    /** Allowed values; any other value is invalid. */
+    values: z.array(z.string()).min(1).optional(),
+    /** A regular expression every value must match (anchored). */
+    pattern: RegexSource.optional(),
+    /** Written when the tag is missing; without a default a missing tag is a finding, never invented. */
+    default: z.string().optional(),
+  })
+  .refine((t) => t.default === undefined || t.values === undefined || t.values.includes(t.default), {
+    error: 'expected the default to be one of the allowed values',
+    path: ['default'],
+  })
+  .refine(
+    (t) =>
+      t.default === undefined ||
+      t.pattern === undefined ||
+      new RegExp(`^(?:${t.pattern})$`, 'u').test(t.default),
+    {
+      error: 'expected the default to match the pattern',
+      path: ['default'],
+    },
+  );
+
+export const TagPolicy = z.strictObject({
+  /** Tags every cluster must carry, by key. */
+  required: z.record(z.string().min(1), RequiredTag).default({}),
+  /** Keys Fleetward fills from what it knows about the cluster. */
+  derived: z.array(z.enum(DERIVED_TAG_KEYS)).default(['jurisdiction', 'region', 'cloud', 'managed-by']),
+});
+
 export const PoliciesConfig = z.strictObject({
   /** Changes one mutating run may apply before it refuses the whole apply. */
   maxChanges: positiveInt().default(25),
+  tags: TagPolicy.prefault({}),
   discovery: z
     .strictObject({
       /** Whether discovery calls each kubeconfig context's API for its version. */
@@ -344,3 +391,4 @@ export type JurisdictionConfig = z.infer<typeof Jurisdiction>;
 export type ResidencyException = z.infer<typeof ResidencyException>;
 export type KubeAccessConfig = z.infer<typeof KubeAccessConfig>;
 export type VeleroConfig = z.infer<typeof VeleroConfig>;
+export type TagPolicy = z.infer<typeof TagPolicy>;
