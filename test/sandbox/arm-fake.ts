@@ -15,6 +15,25 @@
  * - `GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}`
  *   (operation `storageAccounts.getProperties`): a StorageAccount from `setStorageAccount`.
  *
+ * - `PATCH /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}`
+ *   with `{ tags }` (operation `managedClusters.updateTags`, what `managedClusters.beginUpdateTags` sends):
+ *   the body's tags REPLACE the cluster's tags (callers merge themselves); a body without `tags` leaves
+ *   them as they are. Tag rules as ARM documents them (see `validateArmTags`). The answer is ARM's
+ *   synchronous form of a long-running PATCH: 200 with the updated ManagedCluster and no
+ *   `Azure-AsyncOperation` / `Location` header, so the SDK poller finishes at once on the body's
+ *   `provisioningState` (a cluster whose state is not terminal, e.g. `Updating`, would make the
+ *   poller GET the cluster until it is; keep such clusters out of tag tests).
+ * - Consumption budgets (`Microsoft.Consumption/budgets`) at subscription scope
+ *   `/subscriptions/{sub}/providers/Microsoft.Consumption/budgets[/{name}]` and resource-group scope
+ *   `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Consumption/budgets[/{name}]`:
+ *   `PUT` (operation `budgets.createOrUpdate`: 201 on create, 200 on update; a body `eTag` that differs
+ *   from the stored one answers 412 `PreconditionFailed`; a start date not on the first day of a month,
+ *   and other invalid bodies, answer 400 `BadRequest`), `GET` (`budgets.get`, 404 `NotFound`), `DELETE`
+ *   (`budgets.delete`: 200, or 204 when there is no such budget) and `GET` of the collection
+ *   (`budgets.list`, only the budgets of exactly that scope, paged by `nextLink`). `currentSpend` is in
+ *   the subscription's billing currency (`setBillingCurrency`, default USD) and its amount comes from
+ *   `setScopeSpend` (default 0). Budget calls accept any subscription.
+ *
  * Every request needs `Authorization: Bearer <token>` (any non-empty token, or exactly `token` when given)
  * and an `api-version` query parameter, as ARM does. Paths match case-insensitively, as in ARM.
  */
@@ -369,6 +388,202 @@ export function storageAccount(
   };
 }
 
+// --- tags ---
+
+/** ARM's documented tag limits ("Use tags to organize your Azure resources", Limitations). */
+export const ARM_TAG_LIMITS = {
+  maxTags: 50,
+  maxNameLength: 512,
+  maxValueLength: 256,
+  /** Characters a tag name may not contain. */
+  reservedNameCharacters: ['<', '>', '%', '&', '\\', '?', '/'],
+} as const;
+
+/** An ARM error (`{ error: { code, message } }`) with its HTTP status. */
+export interface ArmError {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/**
+ * Checks tags the way ARM does on a write; returns the error ARM answers, or undefined.
+ * Codes: `InvalidRequestContent` (not an object of strings, or two names equal but for case, since tag
+ * names are case-insensitive), `TooManyTags` (more than 50), `InvalidTagNameLength` (> 512),
+ * `InvalidTagValueLength` (> 256), `InvalidTagNameCharacters` (one of `<>%&\?/` or a control character).
+ */
+export function validateArmTags(tags: unknown): ArmError | undefined {
+  const bad = (code: string, message: string): ArmError => ({ status: 400, code, message });
+  if (!isPlainObject(tags)) return bad('InvalidRequestContent', "The property 'tags' must be an object.");
+  const entries = Object.entries(tags);
+  const notString = entries.find(([, v]) => typeof v !== 'string');
+  if (notString) return bad('InvalidRequestContent', `The value of tag '${notString[0]}' must be a string.`);
+  if (entries.length > ARM_TAG_LIMITS.maxTags)
+    return bad(
+      'TooManyTags',
+      `The resource has ${entries.length} tags; at most ${ARM_TAG_LIMITS.maxTags} tags are allowed.`,
+    );
+  const seen = new Map<string, string>();
+  for (const [name, value] of entries as [string, string][]) {
+    if (name.length > ARM_TAG_LIMITS.maxNameLength)
+      return bad(
+        'InvalidTagNameLength',
+        `The tag name '${name.slice(0, 32)}...' exceeds the maximum length of '${ARM_TAG_LIMITS.maxNameLength}' characters.`,
+      );
+    if (value.length > ARM_TAG_LIMITS.maxValueLength)
+      return bad(
+        'InvalidTagValueLength',
+        `The value of tag '${name}' exceeds the maximum length of '${ARM_TAG_LIMITS.maxValueLength}' characters.`,
+      );
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what ARM refuses.
+    if (/[<>%&\\?/\u0000-\u001f\u007f]/.test(name))
+      return bad(
+        'InvalidTagNameCharacters',
+        `The tag names '${name}' have reserved characters '<,>,%,&,\\,?,/' or control characters.`,
+      );
+    const other = seen.get(name.toLowerCase());
+    if (other !== undefined)
+      return bad(
+        'InvalidRequestContent',
+        `The tag names '${other}' and '${name}' differ only in case; tag names are case-insensitive.`,
+      );
+    seen.set(name.toLowerCase(), name);
+  }
+  return undefined;
+}
+
+// --- consumption budgets ---
+
+/** The api-version `@azure/arm-consumption` 9 sends (the fake accepts any). */
+export const CONSUMPTION_API_VERSION = '2021-10-01';
+
+/** One comparison of a budget filter (`dimensions` or `tags`). */
+export interface ArmBudgetComparison {
+  name: string;
+  operator: 'In' | (string & {});
+  values: string[];
+}
+
+/** A budget notification, keyed by a name of the caller's choice in `properties.notifications`. */
+export interface ArmBudgetNotification {
+  enabled: boolean;
+  operator: 'EqualTo' | 'GreaterThan' | 'GreaterThanOrEqualTo' | (string & {});
+  threshold: number;
+  contactEmails: string[];
+  contactRoles?: string[];
+  /** Action group ARM ids. */
+  contactGroups?: string[];
+  thresholdType?: 'Actual' | 'Forecasted' | (string & {});
+  locale?: string;
+}
+
+/** `properties` of a Budget as ARM serialises them. */
+export interface ArmBudgetProperties {
+  category: 'Cost' | (string & {});
+  amount: number;
+  timeGrain: string;
+  timePeriod: { startDate: string; endDate?: string };
+  filter?: {
+    and?: { dimensions?: ArmBudgetComparison; tags?: ArmBudgetComparison }[];
+    not?: { dimensions?: ArmBudgetComparison; tags?: ArmBudgetComparison };
+    dimensions?: ArmBudgetComparison;
+    tags?: ArmBudgetComparison;
+  };
+  notifications?: Record<string, ArmBudgetNotification>;
+  currentSpend?: { amount: number; unit: string };
+  forecastSpend?: { amount: number; unit: string };
+  [key: string]: unknown;
+}
+
+/** A Budget resource as ARM serialises it. */
+export interface ArmBudget {
+  id: string;
+  name: string;
+  type: 'Microsoft.Consumption/budgets';
+  eTag: string;
+  properties: ArmBudgetProperties;
+}
+
+/** What `setScopeSpend` takes: the cost of the current period so far, and optionally a forecast. */
+export interface BudgetSpend {
+  current: number;
+  forecast?: number;
+}
+
+const BUDGET_TIME_GRAINS = [
+  'Monthly',
+  'Quarterly',
+  'Annually',
+  'BillingMonth',
+  'BillingQuarter',
+  'BillingAnnual',
+];
+const BUDGET_OPERATORS = ['EqualTo', 'GreaterThan', 'GreaterThanOrEqualTo'];
+const BUDGET_THRESHOLD_TYPES = ['Actual', 'Forecasted'];
+
+/** Canonical budget scope: `/subscriptions/{sub}` or `/subscriptions/{sub}/resourceGroups/{rg}`. */
+export function budgetScope(subscriptionId: string, resourceGroup?: string): string {
+  return resourceGroup === undefined
+    ? `/subscriptions/${subscriptionId}`
+    : `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}`;
+}
+
+/** The ARM id of a budget at a scope (as `budgetScope` gives it, with or without the leading slash). */
+export function budgetId(scope: string, name: string): string {
+  return `/${scope.replace(/^\/+|\/+$/g, '')}/providers/Microsoft.Consumption/budgets/${name}`;
+}
+
+/** Checks a Budget PUT body the way the Consumption RP does; returns the 400 it answers, or undefined. */
+export function validateBudgetBody(body: unknown): ArmError | undefined {
+  const bad = (message: string): ArmError => ({ status: 400, code: 'BadRequest', message });
+  if (!isPlainObject(body) || !isPlainObject(body.properties))
+    return bad("The request body must be a Budget with 'properties'.");
+  if (body.eTag !== undefined && typeof body.eTag !== 'string') return bad("'eTag' must be a string.");
+  const p = body.properties;
+  if (p.category !== 'Cost')
+    return bad(`Budget category '${String(p.category)}' is not supported; use 'Cost'.`);
+  if (typeof p.amount !== 'number' || !Number.isFinite(p.amount) || p.amount <= 0)
+    return bad('Budget amount must be a number greater than 0.');
+  if (typeof p.timeGrain !== 'string' || !BUDGET_TIME_GRAINS.includes(p.timeGrain))
+    return bad(
+      `Budget time grain '${String(p.timeGrain)}' is not valid; use one of ${BUDGET_TIME_GRAINS.join(', ')}.`,
+    );
+  const period = p.timePeriod;
+  if (!isPlainObject(period) || typeof period.startDate !== 'string')
+    return bad("Budget 'timePeriod.startDate' is required.");
+  const start = Date.parse(period.startDate);
+  const day = /^\d{4}-\d{2}-(\d{2})/.exec(period.startDate)?.[1];
+  if (Number.isNaN(start) || day === undefined)
+    return bad(`Budget start date '${period.startDate}' is not a date.`);
+  if (day !== '01')
+    return bad(
+      `The start date '${period.startDate}' of the budget must be the first day of a month and before the end date.`,
+    );
+  if (period.endDate !== undefined) {
+    const end = typeof period.endDate === 'string' ? Date.parse(period.endDate) : Number.NaN;
+    if (Number.isNaN(end) || end <= start)
+      return bad(`Budget end date '${String(period.endDate)}' must be a date after the start date.`);
+  }
+  if (p.notifications !== undefined) {
+    if (!isPlainObject(p.notifications)) return bad("Budget 'notifications' must be an object.");
+    const entries = Object.entries(p.notifications);
+    if (entries.length > 5) return bad('A budget can have at most 5 notifications.');
+    for (const [key, n] of entries) {
+      if (!isPlainObject(n)) return bad(`Notification '${key}' must be an object.`);
+      if (typeof n.enabled !== 'boolean') return bad(`Notification '${key}': 'enabled' is required.`);
+      if (typeof n.operator !== 'string' || !BUDGET_OPERATORS.includes(n.operator))
+        return bad(`Notification '${key}': operator '${String(n.operator)}' is not valid.`);
+      if (typeof n.threshold !== 'number' || n.threshold <= 0 || n.threshold > 1000)
+        return bad(`Notification '${key}': threshold must be greater than 0 and at most 1000.`);
+      if (!Array.isArray(n.contactEmails)) return bad(`Notification '${key}': 'contactEmails' is required.`);
+      if (n.contactEmails.length > 50) return bad(`Notification '${key}': at most 50 contact emails.`);
+      if (n.thresholdType !== undefined && !BUDGET_THRESHOLD_TYPES.includes(String(n.thresholdType)))
+        return bad(`Notification '${key}': thresholdType '${String(n.thresholdType)}' is not valid.`);
+    }
+  }
+  return undefined;
+}
+
 export interface ArmFakeOptions {
   faults?: FaultInjector;
   log?: RequestLog;
@@ -402,10 +617,29 @@ export interface ArmFake {
   ): ArmStorageAccount;
   /** The kubeconfig `listClusterUserCredential` answers for a cluster (by ARM id); without one it answers 404. */
   setUserCredentials(clusterId: string, kubeconfigYaml: string): void;
+  /**
+   * Test hook: replaces a cluster's tags behind the clients' backs (as another writer would), without a
+   * request. Throws for an unknown cluster id. Returns the updated cluster.
+   */
+  setClusterTags(clusterId: string, tags: Record<string, string>): ArmManagedCluster;
+  /** The ISO 4217 billing currency of a subscription (default `USD`); budgets report spend in it. */
+  setBillingCurrency(subscriptionId: string, currency: string): void;
+  /** The spend budgets at a scope (`budgetScope(...)`, case-insensitive) report (default 0, no forecast). */
+  setScopeSpend(scope: string, spend: BudgetSpend): void;
   /** Requests seen so far, optionally only one operation and/or scope. */
   requests(filter?: { operation?: string; scope?: string }): RequestInfo[];
   /** Closes every connection (answering held requests by dropping them) and the server. */
   stop(): Promise<void>;
+}
+
+/** A budget as the fake keeps it (spend is added when it is answered). */
+interface StoredBudget {
+  id: string;
+  name: string;
+  /** Canonical scope, e.g. `/subscriptions/{sub}/resourceGroups/{rg}`. */
+  scope: string;
+  eTag: string;
+  properties: ArmBudgetProperties;
 }
 
 /** What the request log needs to know about one request, filled in while it is handled. */
@@ -426,6 +660,24 @@ const USER_CREDENTIAL_PATH =
 const DIAGNOSTICS_PATH =
   /^(\/subscriptions\/([^/]+)\/resourcegroups\/[^/]+\/providers\/microsoft\.containerservice\/managedclusters\/[^/]+)\/providers\/microsoft\.insights\/diagnosticsettings\/?$/i;
 
+const BUDGETS_PATH =
+  /^\/+(subscriptions\/([^/]+)(?:\/resourcegroups\/([^/]+))?)\/providers\/microsoft\.consumption\/budgets\/?$/i;
+const BUDGET_PATH =
+  /^\/+(subscriptions\/([^/]+)(?:\/resourcegroups\/([^/]+))?)\/providers\/microsoft\.consumption\/budgets\/([^/]+)\/?$/i;
+
+/** Reads a request body as JSON: `undefined` for an empty body, an `Error` when it is not JSON. */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
 const ERROR_CODES: Record<number, string> = {
   400: 'BadRequest',
   401: 'AuthenticationFailed',
@@ -433,6 +685,7 @@ const ERROR_CODES: Record<number, string> = {
   404: 'NotFound',
   408: 'RequestTimeout',
   409: 'Conflict',
+  412: 'PreconditionFailed',
   429: 'TooManyRequests',
   500: 'InternalServerError',
   502: 'BadGateway',
@@ -469,6 +722,13 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
   const storageSubscriptions = new Set<string>();
   /** Kubeconfig YAML by lower-cased cluster ARM id. */
   const userCredentials = new Map<string, string>();
+  /** Budgets by lower-cased `budgetId`, in creation order. */
+  const budgetStore = new Map<string, StoredBudget>();
+  /** Billing currency by lower-cased subscription id. */
+  const currencies = new Map<string, string>();
+  /** Spend by lower-cased scope. */
+  const spends = new Map<string, BudgetSpend>();
+  let eTagCounter = 0;
   const held = new Set<ServerResponse>();
   const stopping = new AbortController();
   let endpoint = '';
@@ -550,6 +810,53 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
     return undefined;
   };
 
+  /** Replaces the tags of a stored cluster (a new object, so callers' inputs are never mutated). */
+  const replaceClusterTags = (clusterId: string, tags: Record<string, string>): ArmManagedCluster => {
+    const wanted = clusterId.toLowerCase();
+    for (const clusters of subscriptions.values()) {
+      const index = clusters.findIndex((c) => typeof c.id === 'string' && c.id.toLowerCase() === wanted);
+      const current = clusters[index];
+      if (!current) continue;
+      const now = new Date().toISOString();
+      const updated = {
+        ...current,
+        tags: { ...tags },
+        ...(current.systemData ? { systemData: { ...current.systemData, lastModifiedAt: now } } : {}),
+      } as ArmManagedCluster;
+      clusters[index] = updated;
+      return updated;
+    }
+    throw new RangeError(`no cluster ${clusterId} in the ARM fake`);
+  };
+
+  const budgetKey = (scope: string, name: string) => budgetId(scope, name).toLowerCase();
+  const budgetsAt = (scope: string) => {
+    const prefix = `${budgetId(scope, '').toLowerCase()}`;
+    return [...budgetStore.entries()]
+      .filter(([key]) => key.startsWith(prefix) && !key.slice(prefix.length).includes('/'))
+      .map(([, b]) => b);
+  };
+  const nextETag = () => {
+    eTagCounter += 1;
+    return `"1d${(Date.now() * 16 + eTagCounter).toString(16).slice(-13).padStart(13, '0')}"`;
+  };
+  const budgetView = (b: StoredBudget, sub: string): ArmBudget => {
+    const unit = currencies.get(sub.toLowerCase()) ?? 'USD';
+    const spend = spends.get(b.scope.toLowerCase());
+    return {
+      id: b.id,
+      name: b.name,
+      type: 'Microsoft.Consumption/budgets',
+      eTag: b.eTag,
+      properties: {
+        ...b.properties,
+        currentSpend: { amount: spend?.current ?? 0, unit },
+        ...(spend?.forecast === undefined ? {} : { forecastSpend: { amount: spend.forecast, unit } }),
+      },
+    };
+  };
+  const budgetViewOrEmpty = (b: StoredBudget | undefined, sub: string) => (b ? budgetView(b, sub) : {});
+
   const handle = async (req: IncomingMessage, res: ServerResponse, info: RequestContext) => {
     const url = new URL(req.url ?? '/', endpoint);
     const path = url.pathname;
@@ -558,17 +865,41 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
     const diag = list || get ? null : DIAGNOSTICS_PATH.exec(path);
     const account = list || get || diag ? null : STORAGE_ACCOUNT_PATH.exec(path);
     const credential = list || get || diag || account ? null : USER_CREDENTIAL_PATH.exec(path);
+    const budgets = list || get || diag || account || credential ? null : BUDGETS_PATH.exec(path);
+    const budget = list || get || diag || account || credential || budgets ? null : BUDGET_PATH.exec(path);
+    const patch = get !== null && req.method === 'PATCH';
+    const budgetOperation = ({ PUT: 'createOrUpdate', DELETE: 'delete' } as Record<string, string>)[
+      req.method ?? ''
+    ];
     // Name the request first, so even a refused one is logged with its operation and scope.
     if (list) Object.assign(info, { operation: 'managedClusters.list', scope: list[1] });
-    else if (get) Object.assign(info, { operation: 'managedClusters.get', scope: get[1] });
+    else if (get)
+      Object.assign(info, {
+        operation: patch ? 'managedClusters.updateTags' : 'managedClusters.get',
+        scope: get[1],
+      });
+    else if (budgets) Object.assign(info, { operation: 'budgets.list', scope: budgets[2] });
+    else if (budget)
+      Object.assign(info, { operation: `budgets.${budgetOperation ?? 'get'}`, scope: budget[2] });
     else if (diag) Object.assign(info, { operation: 'diagnosticSettings.list', scope: diag[2] });
     else if (account) Object.assign(info, { operation: 'storageAccounts.getProperties', scope: account[1] });
     else if (credential)
       Object.assign(info, { operation: 'managedClusters.listClusterUserCredentials', scope: credential[2] });
 
-    const method = credential ? 'POST' : 'GET';
-    if (req.method !== method) {
-      sendError(res, 405, 'MethodNotAllowed', `The fake answers ${method} here, not ${req.method}.`);
+    const methods = credential
+      ? ['POST']
+      : get
+        ? ['GET', 'PATCH']
+        : budget
+          ? ['GET', 'PUT', 'DELETE']
+          : ['GET'];
+    if (!methods.includes(req.method ?? '')) {
+      sendError(
+        res,
+        405,
+        'MethodNotAllowed',
+        `The fake answers ${methods.join(', ')} here, not ${req.method}.`,
+      );
       return;
     }
     const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
@@ -619,6 +950,44 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
         return;
       }
       sendJson(res, 200, page(clusters));
+      return;
+    }
+
+    if (get && patch) {
+      const [, sub, rg, name] = get as unknown as [string, string, string, string];
+      const body = await readJson(req);
+      const found = () => findCluster(managedClusterId(sub, rg, name));
+      if (applyFault(res, await takeFault(info), () => found() ?? {})) return;
+      if (!knownSubscription(res, sub)) return;
+      if (body instanceof Error || !isPlainObject(body)) {
+        sendError(
+          res,
+          400,
+          'InvalidRequestContent',
+          `The request content was invalid and could not be deserialized: ${body instanceof Error ? body.message : 'expected a TagsObject'}.`,
+        );
+        return;
+      }
+      const invalid = body.tags === undefined ? undefined : validateArmTags(body.tags);
+      if (invalid) {
+        sendError(res, invalid.status, invalid.code, invalid.message);
+        return;
+      }
+      const cluster = found();
+      if (!cluster?.id) {
+        sendError(
+          res,
+          404,
+          'ResourceNotFound',
+          `The Resource 'Microsoft.ContainerService/managedClusters/${name}' under resource group '${rg}' was not found.`,
+        );
+        return;
+      }
+      const updated =
+        body.tags === undefined
+          ? cluster
+          : replaceClusterTags(cluster.id, body.tags as Record<string, string>);
+      sendJson(res, 200, updated);
       return;
     }
 
@@ -715,6 +1084,109 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
       return;
     }
 
+    if (budgets) {
+      const [, rawScope, sub] = budgets as unknown as [string, string, string];
+      const scope = `/${rawScope}`;
+      const skipToken = url.searchParams.get('$skipToken') ?? url.searchParams.get('$skiptoken');
+      const offset = skipToken === null ? 0 : decodeSkipToken(skipToken);
+      const page = () => {
+        const all = budgetsAt(scope).map((b) => budgetView(b, sub));
+        const start = offset ?? 0;
+        const value = all.slice(start, start + pageSize);
+        const next = start + pageSize;
+        if (next >= all.length) return { value };
+        const link = new URL(path, endpoint);
+        link.searchParams.set('api-version', apiVersion);
+        link.searchParams.set('$skipToken', encodeSkipToken(next));
+        return { value, nextLink: link.toString() };
+      };
+      if (applyFault(res, await takeFault(info), page)) return;
+      if (offset === undefined) {
+        sendError(res, 400, 'InvalidSkipToken', `The skip token '${skipToken}' is not valid.`);
+        return;
+      }
+      sendJson(res, 200, page());
+      return;
+    }
+
+    if (budget) {
+      const [, rawScope, sub, , name] = budget as unknown as [string, string, string, string, string];
+      const scope = `/${rawScope}`;
+      const key = budgetKey(scope, name);
+      const stored = () => budgetStore.get(key);
+      const notFound = () =>
+        sendError(res, 404, 'NotFound', `Budget '${name}' was not found at scope '${scope}'.`);
+      if (req.method === 'GET') {
+        if (applyFault(res, await takeFault(info), () => budgetViewOrEmpty(stored(), sub))) return;
+        const found = stored();
+        if (!found) {
+          notFound();
+          return;
+        }
+        sendJson(res, 200, budgetView(found, sub));
+        return;
+      }
+      if (req.method === 'DELETE') {
+        if (applyFault(res, await takeFault(info), () => ({}))) return;
+        if (!budgetStore.delete(key)) {
+          res.writeHead(204, { 'x-ms-request-id': randomUUID() });
+          res.end();
+          return;
+        }
+        res.writeHead(200, { 'content-length': 0, 'x-ms-request-id': randomUUID() });
+        res.end();
+        return;
+      }
+      // PUT
+      const body = await readJson(req);
+      if (applyFault(res, await takeFault(info), () => budgetViewOrEmpty(stored(), sub))) return;
+      if (body instanceof Error) {
+        sendError(
+          res,
+          400,
+          'InvalidRequestContent',
+          `The request content was invalid and could not be deserialized: ${body.message}.`,
+        );
+        return;
+      }
+      const invalid = validateBudgetBody(body);
+      if (invalid) {
+        sendError(res, invalid.status, invalid.code, invalid.message);
+        return;
+      }
+      const input = body as { eTag?: string; properties: ArmBudgetProperties };
+      const existing = stored();
+      if (existing && input.eTag !== undefined && input.eTag !== existing.eTag) {
+        sendError(
+          res,
+          412,
+          'PreconditionFailed',
+          `The eTag ${input.eTag} of budget '${name}' does not match the current eTag ${existing.eTag}; get the budget and try again.`,
+        );
+        return;
+      }
+      const { currentSpend: _c, forecastSpend: _f, ...properties } = input.properties;
+      if (properties.timePeriod.endDate === undefined) {
+        // ARM: "If not provided, we default this to 10 years from the start date."
+        const end = new Date(Date.parse(properties.timePeriod.startDate));
+        end.setUTCFullYear(end.getUTCFullYear() + 10);
+        properties.timePeriod = {
+          ...properties.timePeriod,
+          endDate: `${end.toISOString().slice(0, 19)}Z`,
+        };
+      }
+      const record: StoredBudget = {
+        id: existing?.id ?? budgetId(scope, name),
+        name: existing?.name ?? name,
+        scope: existing?.scope ?? scope,
+        eTag: nextETag(),
+        properties,
+      };
+      budgetStore.set(key, record);
+      sendJson(res, existing ? 200 : 201, budgetView(record, sub));
+      return;
+    }
+
     sendError(res, 404, 'NotFound', `The fake does not serve '${path}'.`);
   };
 
@@ -766,6 +1238,18 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
     },
     setUserCredentials(clusterId, kubeconfigYaml) {
       userCredentials.set(clusterId.toLowerCase(), kubeconfigYaml);
+    },
+    setClusterTags(clusterId, tags) {
+      const invalid = validateArmTags(tags);
+      if (invalid) throw new RangeError(`${invalid.code}: ${invalid.message}`);
+      return replaceClusterTags(clusterId, tags);
+    },
+    setBillingCurrency(subscriptionId, currency) {
+      if (!/^[A-Z]{3}$/.test(currency)) throw new RangeError(`not an ISO 4217 currency code: ${currency}`);
+      currencies.set(subscriptionId.toLowerCase(), currency);
+    },
+    setScopeSpend(scope, spend) {
+      spends.set(`/${scope.replace(/^\/+|\/+$/g, '')}`.toLowerCase(), { ...spend });
     },
     requests(filter = {}) {
       return log.entries.filter(
