@@ -1,8 +1,13 @@
 /**
  * A local GKE control plane: a gRPC server for `google.container.v1.ClusterManager`
- * (`ListClusters`, `GetCluster`) built from the proto that ships with
+ * (`ListClusters`, `GetCluster`, `SetLabels`) built from the proto that ships with
  * `@google-cloud/container`, so the real `ClusterManagerClient` talks to it unchanged
  * (plain-text gRPC on loopback, no credentials). Every other method answers UNIMPLEMENTED.
+ *
+ * `SetLabels` (REST `clusters.setResourceLabels`, the Node client's `setLabels`) behaves like GKE: the request's
+ * `labelFingerprint` must equal the cluster's current one, else FAILED_PRECONDITION
+ * (HTTP 400 `failedPrecondition`, GKE's own message) and nothing changes; on success the
+ * labels are replaced, a new fingerprint is computed and a finished `Operation` returned.
  *
  * Clusters are stored as full `google.container.v1.Cluster` messages and returned as the
  * real API returns them; faults and latency come from the shared {@link FaultInjector}
@@ -29,6 +34,12 @@ export interface GkeFake {
   setClusters(projectId: string, clusters: GkeClusterInput[]): void;
   /** Zones ListClusters reports in `missingZones` for a project (the API could not reach them). */
   setMissingZones(projectId: string, zones: string[]): void;
+  /**
+   * Replaces a cluster's labels behind every client's back (a concurrent update): the
+   * fingerprint changes as after a `SetLabels`. Returns the new fingerprint; throws when
+   * the cluster does not exist.
+   */
+  updateLabels(projectId: string, location: string, name: string, labels: Record<string, string>): string;
   /** Ends every call still in flight (injected timeouts included) and closes the server. */
   stop(): Promise<void>;
 }
@@ -77,11 +88,18 @@ const GRPC_CODE_OF_HTTP: Record<number, grpc.status> = {
   504: grpc.status.DEADLINE_EXCEEDED,
 };
 
-const HTTP_OF_GRPC_CODE: Partial<Record<grpc.status, number>> = Object.fromEntries(
-  Object.entries(GRPC_CODE_OF_HTTP).map(([http, code]) => [code, Number(http)]),
-);
+/** gRPC code → the HTTP status the REST surface gives the same failure (google/rpc/code.proto). */
+export const HTTP_OF_GRPC_CODE: Partial<Record<grpc.status, number>> = {
+  ...Object.fromEntries(Object.entries(GRPC_CODE_OF_HTTP).map(([http, code]) => [code, Number(http)])),
+  [grpc.status.UNKNOWN]: 500,
+  [grpc.status.ALREADY_EXISTS]: 409,
+  [grpc.status.FAILED_PRECONDITION]: 400,
+  [grpc.status.OUT_OF_RANGE]: 400,
+  [grpc.status.DATA_LOSS]: 500,
+};
 
-function grpcCodeOf(httpStatus: number): grpc.status {
+/** The gRPC code an injected HTTP error status becomes. */
+export function grpcCodeOf(httpStatus: number): grpc.status {
   return GRPC_CODE_OF_HTTP[httpStatus] ?? (httpStatus >= 500 ? grpc.status.INTERNAL : grpc.status.UNKNOWN);
 }
 
@@ -107,7 +125,11 @@ function varintField(fieldNumber: number, value: number): Buffer {
 }
 
 /** `grpc-status-details-bin`: Status{code, message, details: [Any(RetryInfo{retry_delay: Duration{seconds}})]}. */
-function retryInfoStatusDetails(code: grpc.status, message: string, retryAfterSeconds: number): Buffer {
+export function retryInfoStatusDetails(
+  code: grpc.status,
+  message: string,
+  retryAfterSeconds: number,
+): Buffer {
   const duration = varintField(1, retryAfterSeconds);
   const retryInfo = lengthDelimited(1, duration);
   const any = Buffer.concat([
@@ -169,6 +191,12 @@ function shortHash(text: string, length: number): string {
   return createHash('sha256').update(text).digest('hex').slice(0, length);
 }
 
+/** The `labelFingerprint` of a label set: 8 hex digits, the same for the same labels in any order. */
+export function labelFingerprint(labels: Record<string, string> | null | undefined): string {
+  const sorted = Object.entries(labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return shortHash(JSON.stringify(sorted), 8);
+}
+
 /**
  * A cluster with the defaults GKE gives a new Standard cluster: running, public endpoint,
  * Google-managed encryption (DECRYPTED application-layer secrets), system and workload
@@ -201,7 +229,7 @@ export function gkeCluster(partial: GkeClusterInput = {}): GkeClusterInput {
     status: 'RUNNING',
     createTime: '2025-03-14T09:26:53+00:00',
     resourceLabels: labels,
-    labelFingerprint: shortHash(JSON.stringify(labels), 8),
+    labelFingerprint: labelFingerprint(labels),
     network: 'default',
     subnetwork: 'default',
     clusterIpv4Cidr: '10.8.0.0/14',
@@ -248,10 +276,27 @@ function locationOf(cluster: GkeClusterInput): string {
 
 type Handler = grpc.handleUnaryCall<Record<string, unknown>, Record<string, unknown>>;
 
-export async function startGkeFake(
-  options: { faults?: FaultInjector; log?: RequestLog } = {},
-): Promise<GkeFake> {
-  const { faults, log } = options;
+/** A `SetLabels` request as the fake sees it, handed to {@link GkeFakeOptions.onSetLabels}. */
+export interface SetLabelsCall {
+  project: string;
+  location: string;
+  cluster: string;
+  resourceLabels: Record<string, string>;
+  labelFingerprint: string;
+}
+
+export interface GkeFakeOptions {
+  faults?: FaultInjector;
+  log?: RequestLog;
+  /**
+   * Runs when a `SetLabels` request arrives, before its fingerprint is checked: a test
+   * can call `updateLabels` here to lose the race against another writer.
+   */
+  onSetLabels?: (call: SetLabelsCall) => void;
+}
+
+export async function startGkeFake(options: GkeFakeOptions = {}): Promise<GkeFake> {
+  const { faults, log, onSetLabels } = options;
   const projects = new Map<string, GkeClusterInput[]>();
   const missingZones = new Map<string, string[]>();
   const stopping = new AbortController();
@@ -261,7 +306,7 @@ export async function startGkeFake(
   /** Runs one call: latency, fault, then the normal answer; records it in the log. */
   const serve =
     (
-      operation: 'ListClusters' | 'GetCluster',
+      operation: 'ListClusters' | 'GetCluster' | 'SetLabels',
       answer: (request: Record<string, unknown>) => AnswerResult,
     ): Handler =>
     (call, callback) => {
@@ -350,11 +395,14 @@ export async function startGkeFake(
     };
   });
 
-  const getCluster = serve('GetCluster', (request) => {
+  /** The stored cluster a request names, or the error GKE answers. */
+  const findCluster = (
+    request: Record<string, unknown>,
+  ): { name: ParsedName; cluster: GkeClusterInput } | { error: { code: grpc.status; message: string } } => {
     const name = parseName(request);
     if (!name) return { error: { code: grpc.status.INVALID_ARGUMENT, message: 'Invalid name.' } };
     const clusters = projects.get(name.project);
-    if (!clusters) return notFound(name.project);
+    if (!clusters) return notFound(name.project) as { error: { code: grpc.status; message: string } };
     const found = clusters.find((c) => c.name === name.cluster && locationOf(c) === name.location);
     if (!found) {
       return {
@@ -364,11 +412,80 @@ export async function startGkeFake(
         },
       };
     }
-    return { response: found as Record<string, unknown> };
+    return { name, cluster: found };
+  };
+
+  const getCluster = serve('GetCluster', (request) => {
+    const found = findCluster(request);
+    if ('error' in found) return found;
+    return { response: found.cluster as Record<string, unknown> };
+  });
+
+  let operationCount = 0;
+
+  /** Replaces the labels, new fingerprint and etag, as every successful label write does. */
+  const writeLabels = (cluster: GkeClusterInput, labels: Record<string, string>): string => {
+    cluster.resourceLabels = { ...labels };
+    cluster.labelFingerprint = labelFingerprint(labels);
+    cluster.etag = shortHash(
+      `etag/${cluster.etag ?? ''}/${cluster.labelFingerprint}/${++operationCount}`,
+      16,
+    );
+    return cluster.labelFingerprint;
+  };
+
+  const setLabels = serve('SetLabels', (request) => {
+    const target = parseName(request);
+    if (target && onSetLabels) {
+      onSetLabels({
+        project: target.project,
+        location: target.location,
+        cluster: target.cluster,
+        resourceLabels: { ...((request.resourceLabels as Record<string, string> | undefined) ?? {}) },
+        labelFingerprint: (request.labelFingerprint as string | undefined) ?? '',
+      });
+    }
+    const found = findCluster(request);
+    if ('error' in found) return found;
+    const { name, cluster } = found;
+    const supplied = (request.labelFingerprint as string | undefined) ?? '';
+    const expected = cluster.labelFingerprint ?? '';
+    if (supplied !== expected) {
+      // GKE's answer: HTTP 400, reason `failedPrecondition` (gRPC FAILED_PRECONDITION).
+      return {
+        error: {
+          code: grpc.status.FAILED_PRECONDITION,
+          message:
+            'Labels could not be set due to fingerprint mismatch; try again with the proper fingerprint: ' +
+            `incorrect fingerprint supplied was "${supplied}", the expected one is "${expected}".`,
+        },
+      };
+    }
+    const started = new Date();
+    writeLabels(cluster, (request.resourceLabels as Record<string, string> | undefined) ?? {});
+    const base = `https://container.googleapis.com/v1/projects/${name.project}/locations/${name.location}`;
+    const operationName = `operation-${operationCount}`;
+    return {
+      response: {
+        name: operationName,
+        zone: name.location,
+        operationType: 'SET_LABELS',
+        status: 'DONE',
+        selfLink: `${base}/operations/${operationName}`,
+        targetLink: `${base}/clusters/${name.cluster}`,
+        location: name.location,
+        startTime: started.toISOString(),
+        endTime: new Date().toISOString(),
+      },
+    };
   });
 
   const server = new grpc.Server();
-  server.addService(clusterManagerService(), { ListClusters: listClusters, GetCluster: getCluster });
+  server.addService(clusterManagerService(), {
+    ListClusters: listClusters,
+    GetCluster: getCluster,
+    SetLabels: setLabels,
+  });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(err) : resolve(p),
@@ -394,6 +511,11 @@ export async function startGkeFake(
     },
     setMissingZones(projectId, zones) {
       missingZones.set(projectId, [...zones]);
+    },
+    updateLabels(projectId, location, name, labels) {
+      const found = findCluster({ name: `projects/${projectId}/locations/${location}/clusters/${name}` });
+      if ('error' in found) throw new Error(found.error.message);
+      return writeLabels(found.cluster, labels);
     },
     async stop() {
       stopping.abort();
