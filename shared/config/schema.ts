@@ -326,6 +326,79 @@ export const TagPolicy = z.strictObject({
   derived: z.array(z.enum(DERIVED_TAG_KEYS)).default(['jurisdiction', 'region', 'cloud', 'managed-by']),
 });
 
+const Threshold = z.strictObject({
+  /** Percent of the budgeted amount (e.g. 80). */
+  percent: z.number().positive({ error: 'expected a positive percentage' }).max(1000),
+  /** Alert on spend so far, or on the spend forecast for the period. */
+  spend: z.enum(['actual', 'forecast']),
+});
+
+const BudgetCommon = {
+  /** Unique among budgets; the cloud-side budget is named `fleetward-<name>`, which marks it as Fleetward's. */
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,48}$/, { error: 'expected a lower-case name of at most 49 characters' }),
+  amount: z.number().positive({ error: 'expected a positive amount' }),
+  /** ISO 4217; must be the billing currency of the account, billing account or subscription. */
+  currency: z.string().regex(/^[A-Z]{3}$/, { error: 'expected an ISO 4217 currency code like "EUR"' }),
+  period: z.enum(['monthly', 'quarterly', 'annually']).default('monthly'),
+  thresholds: z.array(Threshold).min(1).max(5),
+};
+
+const TagFilter = z.strictObject({ key: nonEmpty('a tag key'), values: z.array(z.string()).min(1) });
+
+export const Budget = z.discriminatedUnion(
+  'cloud',
+  [
+    z.strictObject({
+      cloud: z.literal('aws'),
+      ...BudgetCommon,
+      scope: z.strictObject({
+        account: z.string().regex(/^\d{12}$/, { error: 'expected a 12-digit AWS account id' }),
+        /** A cost-allocation tag filter (`user:<key>`). */
+        tagFilter: TagFilter.optional(),
+      }),
+      notify: z
+        .strictObject({
+          emails: z.array(z.email()).default([]),
+          snsTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:/, { error: 'expected an SNS topic ARN' }).optional(),
+        })
+        .refine((n) => n.emails.length > 0 || n.snsTopicArn !== undefined, { error: 'expected emails or an SNS topic' }),
+    }),
+    z.strictObject({
+      cloud: z.literal('gcp'),
+      ...BudgetCommon,
+      scope: z.strictObject({
+        billingAccount: z.string().regex(/^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$/, {
+          error: 'expected a billing account id like 000000-000000-000000',
+        }),
+        /** Project ids; none: every project of the billing account. */
+        projects: z.array(z.string()).default([]),
+        labels: z.record(z.string(), z.array(z.string()).min(1)).default({}),
+      }),
+      notify: z.strictObject({
+        pubsubTopic: z.string().regex(/^projects\/[^/]+\/topics\/[^/]+$/, { error: 'expected projects/<p>/topics/<t>' }).optional(),
+        /** Cloud Monitoring notification channels (`projects/<p>/notificationChannels/<id>`). */
+        channels: z.array(z.string()).max(5).default([]),
+      }),
+    }),
+    z.strictObject({
+      cloud: z.literal('azure'),
+      ...BudgetCommon,
+      scope: z.strictObject({
+        subscription: z.guid({ error: 'expected a subscription id (uuid)' }),
+        resourceGroup: z.string().optional(),
+        tagFilter: TagFilter.optional(),
+      }),
+      notify: z
+        .strictObject({
+          emails: z.array(z.email()).default([]),
+          actionGroups: z.array(z.string()).default([]),
+        })
+        .refine((n) => n.emails.length > 0 || n.actionGroups.length > 0, { error: 'expected emails or action groups' }),
+    }),
+  ],
+  { error: 'expected cloud "aws", "gcp" or "azure"' },
+);
+
 export const PoliciesConfig = z.strictObject({
   /** Changes one mutating run may apply before it refuses the whole apply. */
   maxChanges: positiveInt().default(25),
@@ -358,10 +431,19 @@ export const FleetConfig = z
     policies: PoliciesConfig.prefault({}),
     kubeAccess: KubeAccessConfig.prefault({}),
     velero: VeleroConfig.prefault({}),
+    /** Budgets as desired state: created, updated, and deleted once they leave this list. */
+    budgets: z.array(Budget).default([]),
     slack: SlackConfig.optional(),
     state: StateConfig.default({ type: 'sqlite', path: '.fleetward/state.db' }),
   })
   .superRefine((cfg, ctx) => {
+    const names = new Set<string>();
+    cfg.budgets.forEach((b, i) => {
+      if (names.has(b.name)) {
+        ctx.addIssue({ code: 'custom', path: ['budgets', i, 'name'], message: `duplicate budget name "${b.name}"` });
+      }
+      names.add(b.name);
+    });
     const hooks = new Set(Object.keys(cfg.slack?.webhooks ?? {}));
     cfg.slack?.routes.forEach((route, i) => {
       if (!hooks.has(route.webhook)) {
@@ -392,3 +474,4 @@ export type ResidencyException = z.infer<typeof ResidencyException>;
 export type KubeAccessConfig = z.infer<typeof KubeAccessConfig>;
 export type VeleroConfig = z.infer<typeof VeleroConfig>;
 export type TagPolicy = z.infer<typeof TagPolicy>;
+export type BudgetConfig = z.infer<typeof Budget>;

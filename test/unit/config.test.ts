@@ -150,6 +150,7 @@ describe('config', () => {
     };
 
     expect(Object.keys(schema.properties).sort()).toEqual([
+      'budgets',
       'clouds',
       'jurisdictions',
       'kubeAccess',
