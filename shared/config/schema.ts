@@ -69,6 +69,8 @@ export const GcpProject = z.strictObject({
 export const GcpConfig = z.strictObject({
   /** `host:port` of the GKE API (default container.googleapis.com:443). */
   endpoint: z.string().optional(),
+  /** `host:port` of the Cloud Billing Budget API (default billingbudgets.googleapis.com:443). */
+  billingBudgetsEndpoint: z.string().optional(),
   /** Cloud Storage JSON API endpoint (default https://storage.googleapis.com), e.g. a local emulator. */
   storageEndpoint: EndpointUrl.optional(),
   /** No TLS and no credentials for GKE (gRPC) and Cloud Storage: only for local emulators on loopback. */

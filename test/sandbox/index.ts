@@ -28,6 +28,8 @@ import { type GkeClusterInput, gkeCluster, startGkeFake } from './gke-fake.ts';
 import { type KubeFake, type KubeFleetFake, startKubeFake } from './kube-fake.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { type MotoServer, startMoto } from './moto.ts';
+import { installBudgetsOverrides } from './aws-budgets.ts';
+import { DEFAULT_BILLING_ACCOUNT, startBillingBudgetsFake } from './billing-budgets-fake.ts';
 import { startVeleroFleet, type VeleroFleet } from './velero-fleet.ts';
 
 export interface SandboxOptions {
@@ -212,6 +214,52 @@ function azureInputs(fleet: SeedCluster[]) {
   return bySub;
 }
 
+/**
+ * One budget per AWS account and Azure subscription in use and one for the GCP billing
+ * account; the last AWS account in use is left uncovered on purpose (a coverage finding).
+ */
+function sandboxBudgets(fleet: SeedCluster[]) {
+  const thresholds = [
+    { percent: 80, spend: 'actual' },
+    { percent: 100, spend: 'forecast' },
+  ];
+  const used = (cloud: SeedCluster['cloud']) => [...new Set(fleet.filter((c) => c.cloud === cloud).map((c) => c.scope))].sort();
+  const accounts = used('aws');
+  return [
+    ...accounts.slice(0, Math.max(1, accounts.length - 1)).map((account) => ({
+      name: `aws-${account}`,
+      cloud: 'aws',
+      scope: { account, tagFilter: { key: 'environment', values: ['prod'] } },
+      amount: 5000,
+      currency: 'USD',
+      thresholds,
+      notify: { emails: ['finops@example.com'] },
+    })),
+    ...(used('gcp').length > 0
+      ? [
+          {
+            name: 'gcp-all-projects',
+            cloud: 'gcp',
+            scope: { billingAccount: DEFAULT_BILLING_ACCOUNT, projects: used('gcp') },
+            amount: 4000,
+            currency: 'EUR',
+            thresholds,
+            notify: { pubsubTopic: `projects/${used('gcp')[0]}/topics/budgets` },
+          },
+        ]
+      : []),
+    ...used('azure').map((subscription, i) => ({
+      name: `azure-${i + 1}`,
+      cloud: 'azure',
+      scope: { subscription },
+      amount: 2500,
+      currency: 'EUR',
+      thresholds,
+      notify: { emails: ['finops@example.com'] },
+    })),
+  ];
+}
+
 /** Starts every local cloud, seeds the fleet and writes the config. */
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const dir = resolve(options.dir ?? join('.fleetward', 'sandbox'));
@@ -235,9 +283,20 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     stops.push(() => proxy.stop());
     const gke = await startGkeFake({ faults, log });
     stops.push(() => gke.stop());
+    // Budgets: moto answers AWS Budgets (the proxy adds what moto lacks), a gRPC fake answers
+    // GCP's Billing Budget API (a EUR billing account), the ARM fake answers Azure's.
+    const removeBudgetOverrides = installBudgetsOverrides(proxy, moto.url);
+    stops.push(async () => removeBudgetOverrides());
+    const billing = await startBillingBudgetsFake({
+      faults,
+      log,
+      billingAccounts: { [DEFAULT_BILLING_ACCOUNT]: { currencyCode: 'EUR' } },
+    });
+    stops.push(() => billing.stop());
     const certDir = join(dir, 'tls');
     const arm = await startArmFake({ faults, log, certDir });
     stops.push(() => arm.stop());
+    for (const sub of AZURE_SUBSCRIPTIONS) arm.setBillingCurrency(sub, 'EUR');
 
     await seedAws(moto.url, fleet);
     // Every configured project and subscription exists, with or without clusters.
@@ -325,6 +384,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         ...(used('gcp') && {
           gcp: {
             endpoint: gke.endpoint,
+            billingBudgetsEndpoint: billing.endpoint,
             insecure: true,
             ...(velero && { storageEndpoint: velero.gcs.endpoint }),
             concurrency: options.concurrency?.gcp ?? 8,
@@ -365,6 +425,15 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
           ],
         },
       },
+      policies: {
+        tags: {
+          required: {
+            owner: { pattern: '[a-z0-9._-]+@example\\.com' },
+            environment: { values: ['prod', 'staging', 'dev'] },
+          },
+        },
+      },
+      budgets: sandboxBudgets(fleet),
       ...(velero && { kubeAccess: velero.kubeAccess }),
       state: { type: 'sqlite', path: join(dir, 'state.db') },
     };
