@@ -290,6 +290,32 @@ describe('backups and drills when things go wrong', () => {
     expect(scratchOn(kube)).toEqual([]);
   });
 
+  it('sweeps scratch namespaces left over from a crashed drill once they are a day old', async () => {
+    const { cluster, kube } = healthy('azure');
+    const clock = manualClock(new Date().toISOString());
+    const d = await deps(clock);
+    await withCompletedBackup(d, cluster);
+    const leftover = {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: 'fw-drill-crashed-shop',
+        labels: { 'fleetward.io/scratch': 'true', 'fleetward.io/drill': 'fleetward-drill-crashed' },
+      },
+    };
+    kube.apply(leftover);
+
+    await drillStep(d, { clusterId: cluster.id, start: 'force' });
+    expect(kube.object('v1', 'Namespace', 'fw-drill-crashed-shop'), 'younger than a day: kept').toBeDefined();
+    await drillUntilDone(d, cluster);
+    clock.advance(25 * 3600_000);
+    await drillStep(d, { clusterId: cluster.id, start: 'force' });
+    await drillUntilDone(d, cluster);
+
+    expect(kube.object('v1', 'Namespace', 'fw-drill-crashed-shop')).toBeUndefined();
+    expect(scratchOn(kube)).toEqual([]);
+  });
+
   it('refuses a drill on a cluster without a completed backup, with a finding', async () => {
     const { cluster } = healthy('aws');
     const d = await deps(manualClock('2026-10-01T10:00:00Z'));
