@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { configJsonSchema, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
 import { run as runBackups } from '../shared/jobs/backup.ts';
 import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
@@ -34,6 +35,7 @@ Commands:
   discover                 find every cluster, place it in a jurisdiction, diff and save the inventory
   backup run|status        request this window's Velero Backup per cluster; show phases and RPO
   drill run|status         restore the newest backup into scratch namespaces; show RTO and results
+  budgets plan|apply       make the clouds' budgets match fleet.yaml; report accounts without one
   config validate [FILE]   check a fleet.yaml; names the path of every bad field (exit 2 when invalid)
   config schema            print the JSON Schema of fleet.yaml
 
@@ -46,6 +48,7 @@ Exit codes: 0 done, 1 completed with failures, 2 bad usage or invalid config.
 Run 'fleetward <command> --help' for a command's options.`;
 
 const COMMAND_HELP: Record<string, string> = {
+  budgets: BUDGETS_HELP,
   discover: `Usage: fleetward discover [--config FILE] [--json] [--log-level LEVEL]
 
 Lists the clusters of every configured AWS account and region, GCP project, Azure
@@ -303,6 +306,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   discover: cmdDiscover,
   backup: cmdBackup,
   drill: cmdDrill,
+  budgets: cmdBudgets,
   config: cmdConfig,
 };
 

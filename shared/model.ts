@@ -102,3 +102,16 @@ export interface InventoryDiff {
 export function isRegionCloud(cloud: CloudId): cloud is RegionCloud {
   return cloud !== 'kubeconfig';
 }
+
+/**
+ * Something a person has to fix, about one cluster: recorded per job, reported, never
+ * thrown. Each job names its own kinds (`velero-missing`, `missing-tag`, `budget-missing`...).
+ */
+export interface Finding {
+  clusterId: string;
+  jurisdiction: string;
+  kind: string;
+  severity: 'low' | 'medium' | 'high' | 'critical';
+  message: string;
+  at: string;
+}

@@ -4,12 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FleetConfig } from '../config/schema.ts';
-import type { Cluster } from '../model.ts';
+import type { Cluster, Finding } from '../model.ts';
 import type { BucketLocator, Clock, KubeAccess, Log, StateStore } from '../ports.ts';
 import type { Residency } from '../residency/index.ts';
 import { createLimiter } from '../runtime/concurrency.ts';
 import { FleetwardError } from '../runtime/errors.ts';
-import type { Finding } from '../velero/preflight.ts';
 import { INVENTORY } from './discover.ts';
 
 export interface ClusterJobDeps {

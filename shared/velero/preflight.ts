@@ -4,7 +4,7 @@
  * and its bucket lies inside the cluster's jurisdiction. A failed check is a finding and a
  * skipped cluster, never a crash.
  */
-import type { Cluster, RegionCloud } from '../model.ts';
+import type { Finding as BaseFinding, Cluster, RegionCloud } from '../model.ts';
 import type { BucketLocator, BucketRef, KubeApi, KubeObject } from '../ports.ts';
 import type { Residency } from '../residency/index.ts';
 import { errorInfo, ResidencyError } from '../runtime/errors.ts';
@@ -25,15 +25,8 @@ export type FindingKind =
   | 'drill-refused'
   | 'drill-failed';
 
-/** Something a person has to fix; recorded, reported, never thrown. */
-export interface Finding {
-  clusterId: string;
-  jurisdiction: string;
-  kind: FindingKind;
-  severity: 'medium' | 'high' | 'critical';
-  message: string;
-  at: string;
-}
+/** A finding of the Velero jobs. */
+export type Finding = BaseFinding & { kind: FindingKind; severity: 'medium' | 'high' | 'critical' };
 
 /** A storage location that passed every check. */
 export interface CheckedLocation {

@@ -1,0 +1,137 @@
+/**
+ * `fleetward budgets plan|apply`: budgets in fleet.yaml as desired state.
+ * Exit codes: 0 done, 1 some cloud or budget failed or the apply was refused, 2 bad usage or config.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import {
+  apply,
+  budgetJobDeps,
+  closeBudgetJobDeps,
+  plan,
+  renderApply,
+  renderPlan,
+} from '../shared/jobs/budgets.ts';
+import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
+import { discoverDeps } from '../shared/runtime/deps.ts';
+import { ConfigError, FleetwardError } from '../shared/runtime/errors.ts';
+import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+
+const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+export const BUDGETS_HELP = `Usage:
+  fleetward budgets plan  [--config FILE] [--json] [--log-level LEVEL]
+  fleetward budgets apply [--max-changes N] [--config FILE] [--json] [--log-level LEVEL]
+
+Budgets in fleet.yaml are desired state. 'plan' lists the Fleetward-managed budgets (named
+fleetward-<name>) of every AWS account, GCP billing account and Azure subscription or
+resource group the config mentions and prints what 'apply' would do:
+  + create a missing budget, ~ update a drifted one (field: before -> after),
+  - delete a managed budget that left the config. Budgets not named fleetward-* are never touched.
+It also names every AWS, GCP and Azure cluster whose account, project or subscription no
+budget covers. 'apply' makes those changes; more than --max-changes (default
+policies.maxChanges) refuses all of them. One cloud failing does not stop the others.
+Runs discover first when the inventory is empty.
+
+Options:
+  --max-changes N   refuse an apply with more than N changes
+  --json            print {"changes": [...], "findings": [...], "failures": [...], "summary": "..."}
+Exit: 0 done, 1 some cloud or budget failed or the apply was refused, 2 bad usage or config.`;
+
+class UsageError extends FleetwardError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+function logLevel(value: string | undefined): LogLevel {
+  const levels = ['debug', 'info', 'warn', 'error', 'silent'];
+  if (value === undefined) return 'warn';
+  if (!levels.includes(value)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
+  return value as LogLevel;
+}
+
+function positiveInt(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`--max-changes must be a whole number, got "${value}"`);
+  return n;
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      'max-changes': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [sub, ...rest] = positionals;
+  if (values.help || !sub) {
+    console.log(BUDGETS_HELP);
+    return values.help ? EXIT.ok : EXIT.usage;
+  }
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  if (sub !== 'plan' && sub !== 'apply')
+    throw new UsageError(`unknown budgets command "${sub}" (expected plan or apply)`);
+  const maxChanges = positiveInt(values['max-changes']);
+  if (maxChanges !== undefined && sub !== 'apply')
+    throw new UsageError('--max-changes applies to "budgets apply" only');
+  const logger = stderrLogger(logLevel(values['log-level']));
+  const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
+  const deps = await budgetJobDeps(config, logger);
+  try {
+    // Coverage findings need the inventory; on a fresh state store there is none yet.
+    if ((await deps.store.list(INVENTORY)).length === 0) {
+      process.stderr.write('The inventory is empty: discovering clusters first...\n');
+      const discovery = await discoverDeps(config, logger);
+      try {
+        const result = await runDiscover(discovery);
+        process.stderr.write(
+          `Discovered ${result.clusters.length} clusters (${result.failures.length} scope failures).\n`,
+        );
+      } finally {
+        await discovery.store.close();
+      }
+    }
+    if (sub === 'plan') {
+      const result = await plan(deps);
+      console.log(values.json ? JSON.stringify(result, null, 2) : renderPlan(result));
+      return result.failures.length > 0 ? EXIT.failed : EXIT.ok;
+    }
+    const result = await apply(deps, maxChanges === undefined ? {} : { maxChanges });
+    console.log(values.json ? JSON.stringify(result, null, 2) : renderApply(result));
+    return result.refused || result.failures.length > 0 ? EXIT.failed : EXIT.ok;
+  } finally {
+    await closeBudgetJobDeps(deps);
+  }
+}
+
+/** `fleetward budgets ...`; prints its own usage and config errors, so it runs alone too. */
+export async function cmdBudgets(args: string[]): Promise<number> {
+  try {
+    return await run(args);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`fleetward: invalid config${error.file ? ` ${error.file}` : ''}:`);
+      for (const issue of error.issues) console.error(`  ${issue.path}: ${issue.message}`);
+      return EXIT.usage;
+    }
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`fleetward: ${(error as Error).message}\nRun 'fleetward budgets --help' for usage.`);
+      return EXIT.usage;
+    }
+    console.error(`fleetward: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+    return EXIT.failed;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await cmdBudgets(process.argv.slice(2));
+}

@@ -1,0 +1,395 @@
+/**
+ * AWS Budgets (`@aws-sdk/client-budgets`) behind the `BudgetProvider` port.
+ *
+ * Per account: STS AssumeRole into the account's configured `roleArn` (an account that is
+ * not in `clouds.aws.accounts` is reached with the base credentials), then DescribeBudgets
+ * (every page), and per Fleetward budget DescribeNotificationsForBudget and
+ * DescribeSubscribersForNotification. Budgets are COST budgets; `period` is `TimeUnit`
+ * (MONTHLY / QUARTERLY / ANNUALLY), a tag filter is `CostFilters.TagKeyValue`
+ * `user:<key>$<value>`, thresholds are PERCENTAGE notifications (ACTUAL / FORECASTED,
+ * GREATER_THAN) that all carry the same subscribers (EMAIL per address, SNS for the topic).
+ *
+ * Update: UpdateBudget when the amount, currency, period or tag filter differ; when the
+ * thresholds or targets differ, every notification is deleted and the wanted ones created
+ * (simpler than diffing subscribers, and AWS keeps no history on notifications).
+ *
+ * Currency: AWS has no API for an account's billing currency. The account's currency is
+ * taken from `BudgetLimit.Unit` of any budget listed in it, else assumed to be USD; a budget
+ * in another currency is refused before anything is sent.
+ */
+import {
+  type Budget,
+  BudgetsClient,
+  CreateBudgetCommand,
+  CreateNotificationCommand,
+  DeleteBudgetCommand,
+  DeleteNotificationCommand,
+  type Notification,
+  paginateDescribeBudgets,
+  paginateDescribeNotificationsForBudget,
+  paginateDescribeSubscribersForNotification,
+  type Subscriber,
+  UpdateBudgetCommand,
+} from '@aws-sdk/client-budgets';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import {
+  type ActualBudget,
+  BudgetCurrencyError,
+  type BudgetProvider,
+  configName,
+  type DesiredBudget,
+  managedName,
+} from '../../budgets/port.ts';
+import type { AwsConfig, BudgetConfig } from '../../config/schema.ts';
+import { createLimiter } from '../../runtime/concurrency.ts';
+import type { AdapterContext } from '../context.ts';
+import {
+  baseCredentials,
+  type Credentials,
+  createRequestHandler,
+  credentialsOf,
+  toCloudApiError,
+} from './discovery.ts';
+
+export const BUDGETS_ROLE_SESSION_NAME = 'fleetward-budgets';
+/** The currency assumed for an account none of whose budgets tells its billing currency. */
+export const DEFAULT_AWS_CURRENCY = 'USD';
+/** Budgets is a global service answered in us-east-1. */
+const BUDGETS_REGION = 'us-east-1';
+
+const TIME_UNIT = { monthly: 'MONTHLY', quarterly: 'QUARTERLY', annually: 'ANNUALLY' } as const;
+const PERIOD: Record<string, BudgetConfig['period']> = {
+  MONTHLY: 'monthly',
+  QUARTERLY: 'quarterly',
+  ANNUALLY: 'annually',
+};
+
+type AwsBudget = DesiredBudget<'aws'>;
+
+/** What an update or delete needs besides the normalised budget. */
+interface AwsNative {
+  account: string;
+  notifications: Notification[];
+}
+
+function tagFilterOf(filters: Budget['CostFilters']): AwsBudget['scope']['tagFilter'] {
+  const pairs = filters?.TagKeyValue ?? [];
+  const parsed = pairs
+    .map((p) => /^user:([^$]+)\$(.*)$/.exec(p))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ key: m[1]!, value: m[2]! }));
+  if (parsed.length === 0) return undefined;
+  const key = parsed[0]!.key;
+  // A filter on several keys cannot be said in the config: keep the odd ones visible so the plan shows drift.
+  return { key, values: parsed.map((p) => (p.key === key ? p.value : `${p.key}$${p.value}`)) };
+}
+
+function costFilters(desired: AwsBudget): Record<string, string[]> {
+  const f = desired.scope.tagFilter;
+  return f ? { TagKeyValue: f.values.map((v) => `user:${f.key}$${v}`) } : {};
+}
+
+function budgetOf(desired: AwsBudget): Budget {
+  return {
+    BudgetName: managedName(desired.name),
+    BudgetType: 'COST',
+    TimeUnit: TIME_UNIT[desired.period],
+    BudgetLimit: { Amount: String(desired.amount), Unit: desired.currency },
+    CostFilters: costFilters(desired),
+  };
+}
+
+function notificationsOf(desired: AwsBudget): { Notification: Notification; Subscribers: Subscriber[] }[] {
+  const subscribers: Subscriber[] = [
+    ...desired.notify.emails.map((Address) => ({ SubscriptionType: 'EMAIL' as const, Address })),
+    ...(desired.notify.snsTopicArn
+      ? [{ SubscriptionType: 'SNS' as const, Address: desired.notify.snsTopicArn }]
+      : []),
+  ];
+  return desired.thresholds.map((t) => ({
+    Notification: {
+      NotificationType: t.spend === 'actual' ? 'ACTUAL' : 'FORECASTED',
+      ComparisonOperator: 'GREATER_THAN',
+      Threshold: t.percent,
+      ThresholdType: 'PERCENTAGE',
+    },
+    Subscribers: subscribers,
+  }));
+}
+
+export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): BudgetProvider {
+  const limiter = createLimiter(config.concurrency);
+  const requestHandler = createRequestHandler(config);
+  const common = {
+    maxAttempts: config.maxAttempts,
+    retryMode: 'standard',
+    requestHandler,
+    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+  };
+  const sts = new STSClient({ ...common, ...baseCredentials(config), region: config.homeRegion });
+  /** Budgets clients per account, built once per provider (credentials refresh through AssumeRole again). */
+  const clients = new Map<string, Promise<BudgetsClient>>();
+  /** Billing currency per account, learnt from the budgets `list` saw. */
+  const currencies = new Map<string, string>();
+
+  const call = async <T>(operation: string, send: () => Promise<T>): Promise<T> =>
+    limiter(async () => {
+      try {
+        return await send();
+      } catch (error) {
+        throw toCloudApiError(error, operation);
+      }
+    });
+
+  async function assume(roleArn: string, externalId: string | undefined): Promise<Credentials> {
+    const out = await call('AssumeRole', () =>
+      sts.send(
+        new AssumeRoleCommand({
+          RoleArn: roleArn,
+          RoleSessionName: BUDGETS_ROLE_SESSION_NAME,
+          ...(externalId ? { ExternalId: externalId } : {}),
+        }),
+      ),
+    );
+    return credentialsOf(out);
+  }
+
+  function clientOf(account: string): Promise<BudgetsClient> {
+    let client = clients.get(account);
+    if (!client) {
+      const configured = config.accounts.find((a) => a.id === account);
+      client = (async () => {
+        if (!configured)
+          return new BudgetsClient({ ...common, ...baseCredentials(config), region: BUDGETS_REGION });
+        // Re-assumed when the temporary credentials are about to expire.
+        let current: Promise<Credentials> | undefined;
+        let expires = 0;
+        const credentials = (): Promise<Credentials> => {
+          if (!current || Date.now() > expires - 60_000) {
+            const next = assume(configured.roleArn, configured.externalId).then((c) => {
+              expires = c.expiration?.getTime() ?? Number.POSITIVE_INFINITY;
+              return c;
+            });
+            next.catch(() => {
+              if (current === next) current = undefined;
+            });
+            current = next;
+          }
+          return current;
+        };
+        await credentials();
+        return new BudgetsClient({ ...common, region: BUDGETS_REGION, credentials });
+      })();
+      client.catch(() => clients.delete(account));
+      clients.set(account, client);
+    }
+    return client;
+  }
+
+  async function describe(
+    client: BudgetsClient,
+    account: string,
+    budget: Budget,
+    signal?: AbortSignal,
+  ): Promise<ActualBudget | undefined> {
+    const name = configName(budget.BudgetName);
+    if (!name) return undefined;
+    const notifications: Notification[] = [];
+    await call('DescribeNotificationsForBudget', async () => {
+      for await (const page of paginateDescribeNotificationsForBudget(
+        { client },
+        { AccountId: account, BudgetName: budget.BudgetName! },
+      )) {
+        signal?.throwIfAborted();
+        notifications.push(...(page.Notifications ?? []));
+      }
+    });
+    const perNotification: Subscriber[][] = [];
+    for (const notification of notifications) {
+      const subs: Subscriber[] = [];
+      await call('DescribeSubscribersForNotification', async () => {
+        for await (const page of paginateDescribeSubscribersForNotification(
+          { client },
+          { AccountId: account, BudgetName: budget.BudgetName!, Notification: notification },
+        )) {
+          subs.push(...(page.Subscribers ?? []));
+        }
+      });
+      perNotification.push(subs);
+    }
+    const key = (s: Subscriber) => `${s.SubscriptionType}:${s.Address}`;
+    const union = new Map<string, Subscriber>();
+    for (const s of perNotification.flat()) union.set(key(s), s);
+    const signature = (subs: Subscriber[]) => subs.map(key).sort().join(',');
+    const uniform = perNotification.every((subs) => signature(subs) === signature(perNotification[0] ?? []));
+    const emails = [...union.values()].filter((s) => s.SubscriptionType === 'EMAIL').map((s) => s.Address!);
+    // Targets that differ per threshold cannot be said in the config: show them as drift.
+    if (!uniform) emails.push('(targets differ per threshold)');
+    const sns = [...union.values()].find((s) => s.SubscriptionType === 'SNS')?.Address;
+    const tagFilter = tagFilterOf(budget.CostFilters);
+    const actual: ActualBudget = {
+      cloud: 'aws',
+      name,
+      amount: Number(budget.BudgetLimit?.Amount ?? Number.NaN),
+      currency: budget.BudgetLimit?.Unit ?? null,
+      period:
+        PERIOD[budget.TimeUnit ?? ''] ?? (String(budget.TimeUnit).toLowerCase() as BudgetConfig['period']),
+      thresholds: notifications.map((n) => ({
+        percent: n.Threshold ?? 0,
+        spend: n.NotificationType === 'FORECASTED' ? 'forecast' : 'actual',
+      })),
+      scope: { account, ...(tagFilter ? { tagFilter } : {}) },
+      notify: { emails, ...(sns ? { snsTopicArn: sns } : {}) },
+      providerId: `${account}/${budget.BudgetName}`,
+      native: { account, notifications } satisfies AwsNative,
+    };
+    return actual;
+  }
+
+  async function listAccount(account: string, signal?: AbortSignal): Promise<ActualBudget[]> {
+    const client = await clientOf(account);
+    const budgets: Budget[] = [];
+    await call('DescribeBudgets', async () => {
+      for await (const page of paginateDescribeBudgets({ client }, { AccountId: account })) {
+        signal?.throwIfAborted();
+        budgets.push(...(page.Budgets ?? []));
+      }
+    });
+    const unit = budgets.find((b) => b.BudgetLimit?.Unit)?.BudgetLimit?.Unit;
+    if (unit) currencies.set(account, unit);
+    const described = await Promise.all(budgets.map((b) => describe(client, account, b, signal)));
+    return described.filter((b): b is ActualBudget => b !== undefined);
+  }
+
+  function checkCurrency(desired: AwsBudget): void {
+    const billing = currencies.get(desired.scope.account) ?? DEFAULT_AWS_CURRENCY;
+    if (desired.currency !== billing) {
+      throw new BudgetCurrencyError(
+        desired.name,
+        desired.currency,
+        billing,
+        `AWS account ${desired.scope.account}`,
+      );
+    }
+  }
+
+  const asAws = (desired: BudgetConfig): AwsBudget => {
+    if (desired.cloud !== 'aws') throw new TypeError(`not an aws budget: ${desired.name}`);
+    return desired;
+  };
+
+  return {
+    cloud: 'aws',
+    async list(scopes, options = {}) {
+      const all = await Promise.all([...new Set(scopes)].map((a) => listAccount(a, options.signal)));
+      return all.flat();
+    },
+    async create(input, options = {}) {
+      const desired = asAws(input);
+      checkCurrency(desired);
+      const client = await clientOf(desired.scope.account);
+      const sendOptions = options.signal ? { abortSignal: options.signal } : {};
+      await call('CreateBudget', () =>
+        client.send(
+          new CreateBudgetCommand({
+            AccountId: desired.scope.account,
+            Budget: budgetOf(desired),
+            NotificationsWithSubscribers: notificationsOf(desired),
+          }),
+          sendOptions,
+        ),
+      );
+      ctx.logger.info('Budget created', {
+        cloud: 'aws',
+        account: desired.scope.account,
+        budget: desired.name,
+      });
+    },
+    async update(input, actual, options = {}) {
+      const desired = asAws(input);
+      if (actual.cloud !== 'aws') throw new TypeError(`not an aws budget: ${actual.name}`);
+      checkCurrency(desired);
+      const native = actual.native as AwsNative;
+      const client = await clientOf(desired.scope.account);
+      const sendOptions = options.signal ? { abortSignal: options.signal } : {};
+      const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+      const sortedValues = (f: AwsBudget['scope']['tagFilter']) =>
+        f ? { key: f.key, values: [...f.values].sort() } : null;
+      const budgetDrift =
+        Number(actual.amount.toFixed(6)) !== Number(desired.amount.toFixed(6)) ||
+        actual.currency !== desired.currency ||
+        actual.period !== desired.period ||
+        !same(sortedValues(actual.scope.tagFilter), sortedValues(desired.scope.tagFilter));
+      if (budgetDrift) {
+        await call('UpdateBudget', () =>
+          client.send(
+            new UpdateBudgetCommand({ AccountId: desired.scope.account, NewBudget: budgetOf(desired) }),
+            sendOptions,
+          ),
+        );
+      }
+      const wanted = notificationsOf(desired);
+      const current = actual.thresholds.map((t) => `${t.spend}@${t.percent}`).sort();
+      const next = desired.thresholds.map((t) => `${t.spend}@${t.percent}`).sort();
+      const targets = (n: { emails: string[]; snsTopicArn?: string | undefined }) =>
+        JSON.stringify([[...n.emails].sort(), n.snsTopicArn ?? null]);
+      if (!same(current, next) || targets(actual.notify) !== targets(desired.notify)) {
+        for (const notification of native.notifications) {
+          await call('DeleteNotification', () =>
+            client.send(
+              new DeleteNotificationCommand({
+                AccountId: desired.scope.account,
+                BudgetName: managedName(desired.name),
+                Notification: notification,
+              }),
+              sendOptions,
+            ),
+          );
+        }
+        for (const n of wanted) {
+          await call('CreateNotification', () =>
+            client.send(
+              new CreateNotificationCommand({
+                AccountId: desired.scope.account,
+                BudgetName: managedName(desired.name),
+                Notification: n.Notification,
+                Subscribers: n.Subscribers,
+              }),
+              sendOptions,
+            ),
+          );
+        }
+      }
+      ctx.logger.info('Budget updated', {
+        cloud: 'aws',
+        account: desired.scope.account,
+        budget: desired.name,
+      });
+    },
+    async delete(actual, options = {}) {
+      if (actual.cloud !== 'aws') throw new TypeError(`not an aws budget: ${actual.name}`);
+      const client = await clientOf(actual.scope.account);
+      try {
+        await call('DeleteBudget', () =>
+          client.send(
+            new DeleteBudgetCommand({
+              AccountId: actual.scope.account,
+              BudgetName: managedName(actual.name),
+            }),
+            options.signal ? { abortSignal: options.signal } : {},
+          ),
+        );
+      } catch (error) {
+        if ((error as { cause?: { name?: string } }).cause?.name !== 'NotFoundException') throw error;
+      }
+      ctx.logger.info('Budget deleted', { cloud: 'aws', account: actual.scope.account, budget: actual.name });
+    },
+    async close() {
+      const settled = await Promise.allSettled(clients.values());
+      for (const s of settled) if (s.status === 'fulfilled') s.value.destroy();
+      clients.clear();
+      sts.destroy();
+      requestHandler.destroy();
+    },
+  };
+}
