@@ -5,7 +5,6 @@
  */
 import { parseArgs } from 'node:util';
 import { configJsonSchema, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
-import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
 import { run as runBackups } from '../shared/jobs/backup.ts';
 import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
@@ -16,6 +15,8 @@ import { backupView, drillView, renderBackupView, renderDrillView } from '../sha
 import { clusterJobDeps, discoverDeps } from '../shared/runtime/deps.ts';
 import { ConfigError, FleetwardError } from '../shared/runtime/errors.ts';
 import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
+import { cmdTags, TAGS_HELP } from './tags.ts';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -35,6 +36,7 @@ Commands:
   discover                 find every cluster, place it in a jurisdiction, diff and save the inventory
   backup run|status        request this window's Velero Backup per cluster; show phases and RPO
   drill run|status         restore the newest backup into scratch namespaces; show RTO and results
+  tags plan|apply          derive and default cost tags per cluster; report missing or invalid ones
   budgets plan|apply       make the clouds' budgets match fleet.yaml; report accounts without one
   config validate [FILE]   check a fleet.yaml; names the path of every bad field (exit 2 when invalid)
   config schema            print the JSON Schema of fleet.yaml
@@ -49,6 +51,7 @@ Run 'fleetward <command> --help' for a command's options.`;
 
 const COMMAND_HELP: Record<string, string> = {
   budgets: BUDGETS_HELP,
+  tags: TAGS_HELP,
   discover: `Usage: fleetward discover [--config FILE] [--json] [--log-level LEVEL]
 
 Lists the clusters of every configured AWS account and region, GCP project, Azure
@@ -307,6 +310,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   backup: cmdBackup,
   drill: cmdDrill,
   budgets: cmdBudgets,
+  tags: cmdTags,
   config: cmdConfig,
 };
 

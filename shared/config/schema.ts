@@ -337,7 +337,9 @@ const Threshold = z.strictObject({
 
 const BudgetCommon = {
   /** Unique among budgets; the cloud-side budget is named `fleetward-<name>`, which marks it as Fleetward's. */
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,48}$/, { error: 'expected a lower-case name of at most 49 characters' }),
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,48}$/, { error: 'expected a lower-case name of at most 49 characters' }),
   amount: z.number().positive({ error: 'expected a positive amount' }),
   /** ISO 4217; must be the billing currency of the account, billing account or subscription. */
   currency: z.string().regex(/^[A-Z]{3}$/, { error: 'expected an ISO 4217 currency code like "EUR"' }),
@@ -361,9 +363,14 @@ export const Budget = z.discriminatedUnion(
       notify: z
         .strictObject({
           emails: z.array(z.email()).default([]),
-          snsTopicArn: z.string().regex(/^arn:aws[a-z-]*:sns:/, { error: 'expected an SNS topic ARN' }).optional(),
+          snsTopicArn: z
+            .string()
+            .regex(/^arn:aws[a-z-]*:sns:/, { error: 'expected an SNS topic ARN' })
+            .optional(),
         })
-        .refine((n) => n.emails.length > 0 || n.snsTopicArn !== undefined, { error: 'expected emails or an SNS topic' }),
+        .refine((n) => n.emails.length > 0 || n.snsTopicArn !== undefined, {
+          error: 'expected emails or an SNS topic',
+        }),
     }),
     z.strictObject({
       cloud: z.literal('gcp'),
@@ -377,7 +384,10 @@ export const Budget = z.discriminatedUnion(
         labels: z.record(z.string(), z.array(z.string()).min(1)).default({}),
       }),
       notify: z.strictObject({
-        pubsubTopic: z.string().regex(/^projects\/[^/]+\/topics\/[^/]+$/, { error: 'expected projects/<p>/topics/<t>' }).optional(),
+        pubsubTopic: z
+          .string()
+          .regex(/^projects\/[^/]+\/topics\/[^/]+$/, { error: 'expected projects/<p>/topics/<t>' })
+          .optional(),
         /** Cloud Monitoring notification channels (`projects/<p>/notificationChannels/<id>`). */
         channels: z.array(z.string()).max(5).default([]),
       }),
@@ -395,7 +405,9 @@ export const Budget = z.discriminatedUnion(
           emails: z.array(z.email()).default([]),
           actionGroups: z.array(z.string()).default([]),
         })
-        .refine((n) => n.emails.length > 0 || n.actionGroups.length > 0, { error: 'expected emails or action groups' }),
+        .refine((n) => n.emails.length > 0 || n.actionGroups.length > 0, {
+          error: 'expected emails or action groups',
+        }),
     }),
   ],
   { error: 'expected cloud "aws", "gcp" or "azure"' },
@@ -442,7 +454,11 @@ export const FleetConfig = z
     const names = new Set<string>();
     cfg.budgets.forEach((b, i) => {
       if (names.has(b.name)) {
-        ctx.addIssue({ code: 'custom', path: ['budgets', i, 'name'], message: `duplicate budget name "${b.name}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['budgets', i, 'name'],
+          message: `duplicate budget name "${b.name}"`,
+        });
       }
       names.add(b.name);
     });

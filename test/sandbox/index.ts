@@ -11,7 +11,9 @@ import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { stringify } from 'yaml';
 import { createLimiter } from '../../shared/runtime/concurrency.ts';
 import { type ArmManagedCluster, aksCluster, startArmFake } from './arm-fake.ts';
+import { installBudgetsOverrides } from './aws-budgets.ts';
 import { startAwsProxy } from './aws-proxy.ts';
+import { DEFAULT_BILLING_ACCOUNT, startBillingBudgetsFake } from './billing-budgets-fake.ts';
 import type { BucketSeed } from './bucket-writers.ts';
 import { FaultInjector, RequestLog } from './faults.ts';
 import {
@@ -28,8 +30,6 @@ import { type GkeClusterInput, gkeCluster, startGkeFake } from './gke-fake.ts';
 import { type KubeFake, type KubeFleetFake, startKubeFake } from './kube-fake.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { type MotoServer, startMoto } from './moto.ts';
-import { installBudgetsOverrides } from './aws-budgets.ts';
-import { DEFAULT_BILLING_ACCOUNT, startBillingBudgetsFake } from './billing-budgets-fake.ts';
 import { startVeleroFleet, type VeleroFleet } from './velero-fleet.ts';
 
 export interface SandboxOptions {
@@ -223,7 +223,8 @@ function sandboxBudgets(fleet: SeedCluster[]) {
     { percent: 80, spend: 'actual' },
     { percent: 100, spend: 'forecast' },
   ];
-  const used = (cloud: SeedCluster['cloud']) => [...new Set(fleet.filter((c) => c.cloud === cloud).map((c) => c.scope))].sort();
+  const used = (cloud: SeedCluster['cloud']) =>
+    [...new Set(fleet.filter((c) => c.cloud === cloud).map((c) => c.scope))].sort();
   const accounts = used('aws');
   return [
     ...accounts.slice(0, Math.max(1, accounts.length - 1)).map((account) => ({
@@ -426,6 +427,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         },
       },
       policies: {
+        // Room for a first apply over the whole sandbox fleet (one change per cluster).
+        maxChanges: 500,
         tags: {
           required: {
             owner: { pattern: '[a-z0-9._-]+@example\\.com' },

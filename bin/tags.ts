@@ -1,0 +1,208 @@
+/**
+ * `fleetward tags plan|apply`: the tag policy of `fleet.yaml` against every cluster of the
+ * saved inventory (discovered first when the inventory is empty). Also runnable alone
+ * (`node bin/tags.ts plan ...`).
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import type { FleetConfig } from '../shared/config/schema.ts';
+import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
+import { apply, plan, type TagApplyResult, type TagJobDeps } from '../shared/jobs/tags.ts';
+import { type Log, systemClock } from '../shared/ports.ts';
+import { discoverDeps, stateConfig } from '../shared/runtime/deps.ts';
+import { ConfigError, FleetwardError } from '../shared/runtime/errors.ts';
+import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { openStateStore } from '../shared/state/index.ts';
+import { clusterLabel, planJson, renderClusterPlan, renderPlanText } from '../shared/tags/render.ts';
+import { createTaggers } from '../shared/tags/taggers.ts';
+
+const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+export const TAGS_HELP = `Usage:
+  fleetward tags plan  [--cluster ID] [--config FILE] [--json] [--log-level LEVEL]
+  fleetward tags apply [--cluster ID] [--max-changes N] [--dry-run] [--config FILE] [--json] [--log-level LEVEL]
+
+Checks every cluster of the saved inventory (or one) against policies.tags of the config.
+Tags are read fresh from each cloud (EKS tags, GKE labels, AKS tags); kubeconfig clusters
+have nothing to tag and are listed as not taggable.
+
+'plan' prints, per cluster, the tags Fleetward would write: the derived keys (jurisdiction,
+region, cloud, managed-by, country) and the defaults of missing required keys, and the
+findings: required tags that are missing (e.g. owner: never invented) or have a value the
+policy does not allow (never rewritten), and values a cloud would refuse (never sent).
+It writes nothing to any cloud; it records the plan and the findings in the state store.
+
+'apply' plans, then writes the planned values (and only those: existing tags are kept).
+Run by hand it applies in every stage; the scheduled reconcile-tags function only plans
+outside the prod stage. --dry-run plans without writing. A change is one cluster whose
+tags are written (as terraform counts resources): when the plan changes more clusters than
+--max-changes (default: policies.maxChanges), the whole apply is refused and nothing is
+written. One cluster failing never stops the others; the result names each.
+
+--json prints { clusters: [...], summary: {...} } for plan and the full result for apply.
+Exit: 0 done, 1 some cluster could not be read or written, or the apply was refused,
+2 bad usage or config. Findings alone do not fail the command.`;
+
+class TagsUsageError extends FleetwardError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+function logLevel(value: string | undefined): LogLevel {
+  const levels = ['debug', 'info', 'warn', 'error', 'silent'];
+  if (value === undefined) return 'warn';
+  if (!levels.includes(value)) throw new TagsUsageError(`--log-level must be one of ${levels.join(', ')}`);
+  return value as LogLevel;
+}
+
+function maxChangesOf(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value))
+    throw new TagsUsageError(`--max-changes must be a non-negative integer, got "${value}"`);
+  return Number(value);
+}
+
+/** Deps of the tag job; on an empty inventory, discovers first (as `backup` and `drill` do). */
+async function tagJobDeps(config: FleetConfig, logger: Log): Promise<TagJobDeps> {
+  const store = await openStateStore(stateConfig(config));
+  if ((await store.list(INVENTORY)).length === 0) {
+    process.stderr.write('The inventory is empty: discovering clusters first...\n');
+    const discovery = await discoverDeps(config, logger);
+    try {
+      const result = await runDiscover(discovery);
+      process.stderr.write(
+        `Discovered ${result.clusters.length} clusters (${result.failures.length} scope failures).\n`,
+      );
+    } finally {
+      await discovery.store.close();
+    }
+  }
+  return { config, store, taggers: createTaggers(config, { logger }), logger, clock: systemClock };
+}
+
+function renderApply(result: TagApplyResult): string {
+  const lines: string[] = [];
+  if (result.refused || result.dryRun) {
+    lines.push(renderPlanText(result.plans));
+    if (result.dryRun && !result.refused) lines.push('Dry run: nothing was written.');
+    return lines.join('\n');
+  }
+  const planOf = new Map(result.plans.map((p) => [p.clusterId, p]));
+  for (const o of [...result.outcomes].sort((a, b) => a.clusterId.localeCompare(b.clusterId))) {
+    const p = planOf.get(o.clusterId)!;
+    if (o.status === 'failed') {
+      lines.push(`x ${clusterLabel(p)}  failed: ${o.error.message}`);
+      for (const c of o.changes) lines.push(`    - ${c.key} = ${JSON.stringify(c.after)} (not written)`);
+      continue;
+    }
+    if (o.status === 'applied')
+      lines.push(...renderClusterPlan(p).map((l, i) => (i === 0 ? `${l}  applied` : l)));
+    else lines.push(...renderClusterPlan(p));
+  }
+  const s = result.summary;
+  lines.push(
+    '',
+    `Apply: ${s.changes} changes on ${s.clusters} clusters: ${s.applied} clusters applied, ${s.failed} failed; ${s.findings} findings.`,
+  );
+  return lines.join('\n');
+}
+
+/** `fleetward tags ...`; returns the exit code. */
+export async function cmdTags(args: string[]): Promise<number> {
+  let values: {
+    config?: string | undefined;
+    cluster?: string | undefined;
+    json?: boolean | undefined;
+    'log-level'?: string | undefined;
+    'max-changes'?: string | undefined;
+    'dry-run'?: boolean | undefined;
+    help?: boolean | undefined;
+  };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        cluster: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        'log-level': { type: 'string' },
+        'max-changes': { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    console.error(`fleetward: ${(error as Error).message}\nRun 'fleetward tags --help' for usage.`);
+    return EXIT.usage;
+  }
+  const [sub, ...rest] = positionals;
+  if (values.help || !sub) {
+    console.log(TAGS_HELP);
+    return values.help ? EXIT.ok : EXIT.usage;
+  }
+  let deps: TagJobDeps | undefined;
+  try {
+    if (rest.length > 0) throw new TagsUsageError(`unexpected argument "${rest[0]}"`);
+    if (sub !== 'plan' && sub !== 'apply')
+      throw new TagsUsageError(`unknown tags command "${sub}" (expected plan or apply)`);
+    if (sub === 'plan' && (values['max-changes'] !== undefined || values['dry-run'] !== undefined))
+      throw new TagsUsageError('--max-changes and --dry-run are options of "tags apply"');
+    const level = logLevel(values['log-level']);
+    const maxChanges = maxChangesOf(values['max-changes']);
+    const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
+    deps = await tagJobDeps(config, stderrLogger(level));
+    const scope = values.cluster ? { clusterId: values.cluster } : {};
+    const controller = new AbortController();
+    const interrupt = () => controller.abort(new FleetwardError('interrupted'));
+    process.once('SIGINT', interrupt);
+    try {
+      if (sub === 'plan') {
+        const result = await plan(deps, { ...scope, signal: controller.signal });
+        console.log(
+          values.json ? JSON.stringify(planJson(result.plans), null, 2) : renderPlanText(result.plans),
+        );
+        return result.summary.failed > 0 ? EXIT.failed : EXIT.ok;
+      }
+      // Run by hand, apply is the user's explicit action: it applies in every stage unless --dry-run.
+      const result = await apply(deps, {
+        ...scope,
+        maxChanges,
+        dryRun: values['dry-run'] === true,
+        signal: controller.signal,
+      });
+      console.log(values.json ? JSON.stringify(result, null, 2) : renderApply(result));
+      if (result.refused) {
+        console.error(`fleetward: ${result.refused.message}`);
+        return EXIT.failed;
+      }
+      return result.summary.failed > 0 ? EXIT.failed : EXIT.ok;
+    } finally {
+      process.off('SIGINT', interrupt);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`fleetward: invalid config${error.file ? ` ${error.file}` : ''}:`);
+      for (const issue of error.issues) console.error(`  ${issue.path}: ${issue.message}`);
+      return EXIT.usage;
+    }
+    if (error instanceof TagsUsageError) {
+      console.error(`fleetward: ${error.message}\nRun 'fleetward tags --help' for usage.`);
+      return EXIT.usage;
+    }
+    console.error(`fleetward: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+    return EXIT.failed;
+  } finally {
+    if (deps) {
+      await deps.taggers.close();
+      await deps.store.close();
+    }
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await cmdTags(process.argv.slice(2));
+}

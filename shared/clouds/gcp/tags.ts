@@ -1,0 +1,139 @@
+/**
+ * GKE resource labels. `SetLabels` replaces the whole label set and is guarded by the
+ * `labelFingerprint` of the labels it replaces, so a write is: `GetCluster` (labels and
+ * fingerprint), merge the changes in, `SetLabels` with that fingerprint. When another
+ * writer changed the labels in between, GKE answers FAILED_PRECONDITION ("fingerprint
+ * mismatch"): the labels are read again, merged again, and the write retried once; a second
+ * conflict fails the write (nothing of ours was written, nothing of theirs was lost).
+ * Transient errors (UNAVAILABLE, RESOURCE_EXHAUSTED, ...) are retried per call with
+ * `withRetry`, as in discovery.
+ */
+import { ClusterManagerClient } from '@google-cloud/container';
+import type { CallOptions } from 'google-gax';
+import type { GcpConfig } from '../../config/schema.ts';
+import type { Cluster } from '../../model.ts';
+import { createLimiter } from '../../runtime/concurrency.ts';
+import { CloudApiError } from '../../runtime/errors.ts';
+import { withRetry } from '../../runtime/retry.ts';
+import type { ClusterTagger } from '../../tags/port.ts';
+import type { AdapterContext } from '../context.ts';
+import { classify, clientOptions, grpcCode, HTTP_STATUS_OF_CODE } from './discovery.ts';
+
+const FAILED_PRECONDITION = 9;
+
+/** The resource name GKE knows a cluster by. */
+export function clusterName(cluster: Pick<Cluster, 'scope' | 'region' | 'name'>): string {
+  return `projects/${cluster.scope}/locations/${cluster.region}/clusters/${cluster.name}`;
+}
+
+/** Whether an error is GKE refusing a label write made against labels that changed meanwhile. */
+export function isFingerprintConflict(error: unknown): boolean {
+  if (grpcCode(error) !== FAILED_PRECONDITION) return false;
+  const text = `${(error as { details?: unknown }).details ?? ''} ${(error as Error).message ?? ''}`;
+  return /fingerprint/i.test(text);
+}
+
+function toCloudApiError(operation: string, cluster: Cluster, error: unknown): CloudApiError {
+  if (error instanceof CloudApiError) return error;
+  const code = grpcCode(error);
+  const detail = error instanceof Error ? error.message : String(error);
+  return new CloudApiError(
+    `gke ${operation} of ${cluster.id} failed: ${detail}`,
+    {
+      cloud: 'gcp',
+      operation,
+      status: code === undefined ? undefined : HTTP_STATUS_OF_CODE[code],
+      retryable: classify(error).retry,
+    },
+    { cause: error },
+  );
+}
+
+export function createTagger(config: GcpConfig, ctx: AdapterContext): ClusterTagger {
+  const options = clientOptions(config);
+  const limit = createLimiter(config.concurrency);
+  let client: ClusterManagerClient | undefined;
+  const clientOf = () => {
+    client ??= new ClusterManagerClient(options);
+    return client;
+  };
+
+  const call = <T>(operation: string, cluster: Cluster, fn: () => Promise<T>, signal?: AbortSignal) =>
+    limit(() =>
+      withRetry(fn, classify, {
+        maxAttempts: config.maxAttempts,
+        signal,
+        onRetry: ({ attempt, delayMs, error }) =>
+          ctx.logger.info('Call retried', {
+            operation,
+            cluster: cluster.id,
+            attempt,
+            delayMs,
+            code: grpcCode(error),
+          }),
+      }),
+    );
+
+  const callOptions = (signal?: AbortSignal): CallOptions => ({
+    retry: null,
+    timeout: config.timeoutMs,
+    ...(signal ? { signal } : {}),
+  });
+
+  async function get(cluster: Cluster, signal?: AbortSignal) {
+    try {
+      const [got] = await call(
+        'GetCluster',
+        cluster,
+        () => clientOf().getCluster({ name: clusterName(cluster) }, callOptions(signal)),
+        signal,
+      );
+      const labels: Record<string, string> = {};
+      for (const [k, v] of Object.entries(got.resourceLabels ?? {})) labels[k] = String(v);
+      return { labels, fingerprint: got.labelFingerprint ?? '' };
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      throw toCloudApiError('GetCluster', cluster, error);
+    }
+  }
+
+  return {
+    cloud: 'gcp',
+    async read(cluster, opts = {}) {
+      return (await get(cluster, opts.signal)).labels;
+    },
+    async write(cluster, changes, opts = {}) {
+      const { signal } = opts;
+      for (let attempt = 1; ; attempt++) {
+        const { labels, fingerprint } = await get(cluster, signal);
+        if (Object.entries(changes).every(([k, v]) => labels[k] === v)) return;
+        const merged = { ...labels, ...changes };
+        try {
+          await call(
+            'SetLabels',
+            cluster,
+            () =>
+              clientOf().setLabels(
+                { name: clusterName(cluster), resourceLabels: merged, labelFingerprint: fingerprint },
+                callOptions(signal),
+              ),
+            signal,
+          );
+          ctx.logger.info('Labels written', { cluster: cluster.id, keys: Object.keys(changes), attempt });
+          return;
+        } catch (error) {
+          if (signal?.aborted) throw error;
+          if (attempt === 1 && isFingerprintConflict(error)) {
+            ctx.logger.info('Labels changed meanwhile; reading them again', { cluster: cluster.id });
+            continue;
+          }
+          throw toCloudApiError('SetLabels', cluster, error);
+        }
+      }
+    },
+    async close() {
+      await client?.close().catch(() => undefined);
+      client = undefined;
+    },
+  };
+}

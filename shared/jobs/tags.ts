@@ -1,0 +1,282 @@
+/**
+ * The tag job: per cluster of the saved inventory, read its tags fresh from the cloud, plan
+ * (`shared/tags/plan.ts`) the derived and defaulted values it lacks and the findings (missing
+ * or invalid required tags), and, when applying, write the planned values through the
+ * cloud's {@link ClusterTagger}. Only derived and defaulted values are ever written.
+ *
+ * - Dry run is the default outside the `prod` stage (`dryRun` unset); an explicit
+ *   `dryRun: false` applies anywhere (the CLI's `tags apply` is that explicit action).
+ * - The change limit counts changed resources, as `terraform plan` does: a plan that would
+ *   write the tags of more clusters than `maxChanges` (default `policies.maxChanges`)
+ *   refuses the whole apply, and nothing is written.
+ * - Each cluster's write is independent: one failing (a cloud down) never stops the others,
+ *   and the outcome of each says `applied`, `failed` (with the error), `unchanged` or `planned`.
+ * - State store namespace `tags`: `plan/<cluster-id>` is the latest plan (the drift), and
+ *   `applied/<cluster-id>/<timestamp>` each applied change set. Open findings are kept
+ *   under `findings` / `tags/<cluster-id>`, like the other jobs'.
+ */
+import type { FleetConfig } from '../config/schema.ts';
+import type { Cluster } from '../model.ts';
+import type { Clock, Log, StateStore } from '../ports.ts';
+import { type ErrorInfo, errorInfo, FleetwardError } from '../runtime/errors.ts';
+import { changeSet, notTaggable, planTags, type TagChange, type TagFinding } from '../tags/plan.ts';
+import type { TaggerSet } from '../tags/port.ts';
+import { type ClusterTagPlan, type PlanSummary, summarise } from '../tags/render.ts';
+import { type ClusterScope, forEachCluster, inventory, NS, runId } from './fleet.ts';
+
+/** State-store namespace of the tag job. */
+export const TAGS_NS = 'tags';
+/** The job name findings are recorded under (`findings` / `tags/<cluster-id>`). */
+export const TAGS_JOB = 'tags';
+/** Clusters read and written at once (each cloud's tagger has its own call limit too). */
+const CLUSTER_CONCURRENCY = 32;
+
+export interface TagJobDeps {
+  config: FleetConfig;
+  store: StateStore;
+  taggers: TaggerSet;
+  logger: Log;
+  clock: Clock;
+}
+
+/** A finding as every job records it (`Finding` of the Velero jobs, with the tag kinds). */
+export interface TagFindingRecord {
+  clusterId: string;
+  jurisdiction: string;
+  kind: TagFinding['kind'];
+  severity: 'medium' | 'high' | 'critical';
+  message: string;
+  at: string;
+}
+
+/** What `plan/<cluster-id>` holds. */
+export interface StoredTagPlan {
+  runId: string;
+  at: string;
+  plan: ClusterTagPlan;
+}
+
+/** What `applied/<cluster-id>/<timestamp>` holds. */
+export interface AppliedTagRecord {
+  runId: string;
+  at: string;
+  clusterId: string;
+  changes: TagChange[];
+}
+
+export interface TagPlanResult {
+  runId: string;
+  plans: ClusterTagPlan[];
+  summary: PlanSummary;
+}
+
+export type TagOutcome = {
+  clusterId: string;
+  cloud: Cluster['cloud'];
+  changes: TagChange[];
+  findings: TagFinding[];
+} & (
+  | { status: 'applied' | 'unchanged' | 'planned' | 'not-taggable' }
+  | { status: 'failed'; error: ErrorInfo }
+);
+
+export interface TagApplyResult {
+  runId: string;
+  dryRun: boolean;
+  /** Set when the plan had more changes than allowed: nothing was written. */
+  refused?: { changes: number; clusters: number; maxChanges: number; message: string };
+  plans: ClusterTagPlan[];
+  outcomes: TagOutcome[];
+  summary: PlanSummary & { applied: number; failed: number };
+}
+
+export class TooManyChangesError extends FleetwardError {
+  readonly clusters: number;
+  readonly maxChanges: number;
+  constructor(changes: number, clusters: number, maxChanges: number) {
+    super(
+      `refusing to apply: the plan changes the tags of ${clusters} clusters (${changes} tag changes), more than the limit of ${maxChanges} (raise --max-changes or policies.maxChanges); nothing was written`,
+    );
+    this.name = 'TooManyChangesError';
+    this.clusters = clusters;
+    this.maxChanges = maxChanges;
+  }
+}
+
+type RunOptions = ClusterScope & { signal?: AbortSignal | undefined };
+
+async function planCluster(
+  deps: TagJobDeps,
+  cluster: Cluster,
+  signal?: AbortSignal,
+): Promise<ClusterTagPlan> {
+  const tagger = await deps.taggers.for(cluster.cloud);
+  if (!tagger) return notTaggable(cluster);
+  try {
+    const current = await tagger.read(cluster, signal ? { signal } : {});
+    return planTags(cluster, current, deps.config.policies.tags);
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    deps.logger.warn('Tags could not be read', { cluster: cluster.id, error: errorInfo(error) });
+    return { ...notTaggable(cluster), taggable: true, error: errorInfo(error) };
+  }
+}
+
+async function record(
+  deps: TagJobDeps,
+  run: string,
+  clusters: Cluster[],
+  plans: ClusterTagPlan[],
+): Promise<void> {
+  const at = deps.clock.now().toISOString();
+  const byId = new Map(clusters.map((c) => [c.id, c]));
+  const readable = plans.filter((p) => p.taggable && !p.error);
+  if (readable.length > 0) {
+    await deps.store.putMany(
+      TAGS_NS,
+      readable.map((plan) => ({
+        key: `plan/${plan.clusterId}`,
+        value: { runId: run, at, plan } satisfies StoredTagPlan,
+      })),
+    );
+  }
+  for (const plan of readable) {
+    const findings: TagFindingRecord[] = plan.findings.map((f) => ({
+      clusterId: plan.clusterId,
+      jurisdiction: byId.get(plan.clusterId)?.jurisdiction ?? 'unassigned',
+      kind: f.kind,
+      severity: 'medium',
+      message: f.message,
+      at,
+    }));
+    const key = `${TAGS_JOB}/${plan.clusterId}`;
+    if (findings.length === 0) await deps.store.deleteMany(NS.findings, [key]);
+    else await deps.store.putMany(NS.findings, [{ key, value: findings }]);
+  }
+}
+
+/** Reads every cluster's tags (or one's) and plans; records the plans and findings, writes nothing to any cloud. */
+export async function plan(deps: TagJobDeps, options: RunOptions = {}): Promise<TagPlanResult> {
+  const clusters = await inventory(deps.store, options);
+  const run = runId(deps.clock.now());
+  const plans = await forEachCluster(clusters, CLUSTER_CONCURRENCY, (c) =>
+    planCluster(deps, c, options.signal),
+  );
+  await record(deps, run, clusters, plans);
+  const summary = summarise(plans);
+  deps.logger.info('Tags planned', { runId: run, ...summary });
+  return { runId: run, plans, summary };
+}
+
+/**
+ * Plans, then writes the planned values (unless dry run or refused). Dry run defaults to
+ * `config.stage !== 'prod'`; changing more clusters than `maxChanges` refuses the whole apply.
+ */
+export async function apply(
+  deps: TagJobDeps,
+  options: RunOptions & { maxChanges?: number | undefined; dryRun?: boolean | undefined } = {},
+): Promise<TagApplyResult> {
+  const dryRun = options.dryRun ?? deps.config.stage !== 'prod';
+  const maxChanges = options.maxChanges ?? deps.config.policies.maxChanges;
+  const clusters = await inventory(deps.store, options);
+  const run = runId(deps.clock.now());
+  const { signal } = options;
+  const plans = await forEachCluster(clusters, CLUSTER_CONCURRENCY, (c) => planCluster(deps, c, signal));
+  await record(deps, run, clusters, plans);
+  const summary = summarise(plans);
+  const outcomeOf = (p: ClusterTagPlan, status: 'unchanged' | 'planned' | 'not-taggable'): TagOutcome => ({
+    clusterId: p.clusterId,
+    cloud: p.cloud,
+    changes: p.changes,
+    findings: p.findings,
+    status: p.changes.length === 0 && status === 'planned' ? 'unchanged' : status,
+  });
+  const failedRead = (p: ClusterTagPlan): TagOutcome | undefined =>
+    p.error
+      ? {
+          clusterId: p.clusterId,
+          cloud: p.cloud,
+          changes: [],
+          findings: [],
+          status: 'failed',
+          error: p.error,
+        }
+      : undefined;
+  const finish = (outcomes: TagOutcome[], refused?: TagApplyResult['refused']): TagApplyResult => {
+    const result: TagApplyResult = {
+      runId: run,
+      dryRun,
+      ...(refused ? { refused } : {}),
+      plans,
+      outcomes,
+      summary: {
+        ...summary,
+        applied: outcomes.filter((o) => o.status === 'applied').length,
+        failed: outcomes.filter((o) => o.status === 'failed').length,
+      },
+    };
+    deps.logger.info('Tags applied', {
+      runId: run,
+      dryRun,
+      refused: refused !== undefined,
+      ...result.summary,
+    });
+    return result;
+  };
+
+  // One change is one cluster whose tags are written (a resource, as terraform counts them).
+  if (summary.clusters > maxChanges) {
+    const error = new TooManyChangesError(summary.changes, summary.clusters, maxChanges);
+    deps.logger.warn('Tag apply refused', { runId: run, clusters: summary.clusters, maxChanges });
+    return finish(
+      plans.map((p) => failedRead(p) ?? outcomeOf(p, p.taggable ? 'planned' : 'not-taggable')),
+      { changes: summary.changes, clusters: summary.clusters, maxChanges, message: error.message },
+    );
+  }
+  if (dryRun) {
+    return finish(plans.map((p) => failedRead(p) ?? outcomeOf(p, p.taggable ? 'planned' : 'not-taggable')));
+  }
+
+  const byId = new Map(clusters.map((c) => [c.id, c]));
+  const outcomes = await forEachCluster(
+    clusters,
+    CLUSTER_CONCURRENCY,
+    async (cluster): Promise<TagOutcome> => {
+      const p = plans.find((x) => x.clusterId === cluster.id)!;
+      const failed = failedRead(p);
+      if (failed) return failed;
+      if (!p.taggable) return outcomeOf(p, 'not-taggable');
+      if (p.changes.length === 0) return outcomeOf(p, 'unchanged');
+      const tagger = (await deps.taggers.for(cluster.cloud))!;
+      try {
+        await tagger.write(byId.get(cluster.id)!, changeSet(p), signal ? { signal } : {});
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        deps.logger.warn('Tags could not be written', { cluster: cluster.id, error: errorInfo(error) });
+        return {
+          clusterId: p.clusterId,
+          cloud: p.cloud,
+          changes: p.changes,
+          findings: p.findings,
+          status: 'failed',
+          error: errorInfo(error),
+        };
+      }
+      const at = deps.clock.now().toISOString();
+      await deps.store.putMany(TAGS_NS, [
+        {
+          key: `applied/${cluster.id}/${at}`,
+          value: { runId: run, at, clusterId: cluster.id, changes: p.changes } satisfies AppliedTagRecord,
+        },
+      ]);
+      return {
+        clusterId: p.clusterId,
+        cloud: p.cloud,
+        changes: p.changes,
+        findings: p.findings,
+        status: 'applied',
+      };
+    },
+  );
+  return finish(outcomes);
+}
