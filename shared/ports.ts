@@ -140,3 +140,62 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => new Date() };
+
+/** One control-plane audit event as the log service returned it. */
+export interface AuditEvent {
+  /** `auditID` of the audit.k8s.io/v1 Event; `null` when the line could not be parsed. */
+  auditID: string | null;
+  /** When the log service received the event (ISO 8601); drives checkpoints and chunk dates. */
+  timestamp: string;
+  /** The event exactly as the log service returned it (kept verbatim, parseable or not). */
+  raw: string;
+}
+
+/** Reads a cluster's control-plane audit log from its cloud's log service. */
+export interface AuditLogSource {
+  /** Whether the cluster sends audit logs where this source reads them (else a finding). */
+  enabled(cluster: Cluster, options?: { signal?: AbortSignal }): Promise<{ enabled: boolean; reason?: string }>;
+  /**
+   * Events received in `[since, until)`, page by page (each page at most a few thousand
+   * events, so memory stays flat). Order within a page follows the service.
+   */
+  read(cluster: Cluster, window: { since: Date; until: Date }, options?: { signal?: AbortSignal }): AsyncIterable<AuditEvent[]>;
+}
+
+/** A stored object version. */
+export interface ArchivedObject {
+  key: string;
+  /** The version the store assigned (S3 VersionId, GCS generation, Azure versionId; local: a digest). */
+  version: string;
+}
+
+/**
+ * Write-once evidence storage for one bucket or container (Velero's ObjectStore, narrowed
+ * to what an immutable archive needs). Implementations never overwrite an object.
+ */
+export interface ArchiveStore {
+  /** `aws:<bucket>`, `gcs:<bucket>`, `azure:<account>/<container>`, `local:<dir>`. */
+  readonly id: string;
+  /** Cloud and region of the bucket, for the residency guard; `null` for a local directory. */
+  location(options?: { signal?: AbortSignal }): Promise<{ cloud: RegionCloud; region: string } | null>;
+  /**
+   * Fails (rejects with a `FleetwardError`) unless objects are write-once and kept at least
+   * `retentionDays`: S3 Object Lock COMPLIANCE default retention, a locked GCS retention
+   * policy, Azure version-level immutability.
+   */
+  assertImmutable(retentionDays: number, options?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Creates `key` from `body` only if no object has that key (conditional create), sending
+   * the checksum the store verifies. Rejects with `ObjectExistsError` when the key exists.
+   */
+  create(
+    key: string,
+    body: Uint8Array,
+    meta: { sha256: string; contentType: string },
+    options?: { signal?: AbortSignal },
+  ): Promise<ArchivedObject>;
+  /** Reads the bytes of an object; the given version, else the latest; `undefined` when absent. */
+  get(key: string, options?: { version?: string; signal?: AbortSignal }): Promise<Uint8Array | undefined>;
+  /** Every version of every object under `prefix`, in key order (versions newest first). */
+  list(prefix: string, options?: { signal?: AbortSignal }): Promise<{ key: string; versions: string[] }[]>;
+}

@@ -89,3 +89,23 @@ export function errorInfo(error: unknown): ErrorInfo {
   if (error instanceof Error) return { name: error.name, message: error.message };
   return { name: 'Error', message: String(error) };
 }
+
+/** A conditional create found the key taken: nothing was written. */
+export class ObjectExistsError extends FleetwardError {
+  readonly key: string;
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(`object ${key} already exists`, options);
+    this.name = 'ObjectExistsError';
+    this.key = key;
+  }
+}
+
+/** An evidence bucket is not write-once (or keeps objects too briefly): nothing is written there. */
+export class NotImmutableError extends FleetwardError {
+  readonly store: string;
+  constructor(message: string, store: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NotImmutableError';
+    this.store = store;
+  }
+}
