@@ -69,6 +69,8 @@ export const GcpProject = z.strictObject({
 export const GcpConfig = z.strictObject({
   /** `host:port` of the GKE API (default container.googleapis.com:443). */
   endpoint: z.string().optional(),
+  /** Cloud Logging API endpoint (default https://logging.googleapis.com), e.g. a local emulator. */
+  loggingEndpoint: EndpointUrl.optional(),
   /** `host:port` of the Cloud Billing Budget API (default billingbudgets.googleapis.com:443). */
   billingBudgetsEndpoint: z.string().optional(),
   /** Cloud Storage JSON API endpoint (default https://storage.googleapis.com), e.g. a local emulator. */
@@ -116,6 +118,10 @@ export const AzureSubscription = z.strictObject({
 export const AzureConfig = z.strictObject({
   /** Azure Resource Manager endpoint (https only). */
   endpoint: EndpointUrl.default('https://management.azure.com'),
+  /** Log Analytics query endpoint (default https://api.loganalytics.io). */
+  logAnalyticsEndpoint: EndpointUrl.optional(),
+  /** Blob endpoint of a storage account; `{account}` is replaced (default https://{account}.blob.core.windows.net). */
+  blobEndpoint: z.string().default('https://{account}.blob.core.windows.net'),
   /** Extra CA certificate (PEM file) trusted for the ARM endpoint, e.g. a local emulator's. */
   caFile: z.string().optional(),
   credential: AzureCredential.default({ type: 'default' }),
