@@ -17,6 +17,21 @@
  *   `x-goog-stored-content-encoding: identity`, which the client validates the download with
  * - `DELETE /storage/v1/b/{bucket}/o/{object}` (`objects.delete`)
  *
+ * Immutability (evidence buckets), as GCS behaves:
+ * - every write makes a new `generation` (int64 as a string, strictly increasing);
+ *   `generation=` on `objects.get` (metadata or media) reads that generation, current or not
+ * - a bucket with `versioning.enabled` keeps the replaced or deleted generation as a
+ *   non-current version (with `timeDeleted`); `versions=true` on `objects.list` lists every
+ *   version (by name, then generation ascending)
+ * - `ifGenerationMatch` on `objects.insert` (`0`: only if no live object has the name) →
+ *   412 `conditionNotMet`; `md5Hash` / `crc32c` sent in the upload metadata are checked
+ *   against the bytes (400 `invalid` on a mismatch)
+ * - a bucket created with `retentionDays` has a retention policy that is also enforced:
+ *   deleting or overwriting an object younger than the period → 403 `retentionPolicyNotMet`;
+ *   `locked` sets `isLocked` and versioning (the legacy `retentionPeriodSeconds` only reports
+ *   a policy and enforces nothing)
+ * - `alterObject` (a test hook, not an API) writes a new generation past every rule: tampering
+ *
  * Errors use Google's JSON error body (`{"error":{"code","message","errors":[{"domain","reason","message"}]}}`).
  * Resumable uploads are not implemented (501); upload with `resumable: false`.
  * Without `token` any request is accepted, with or without credentials (like an emulator);
@@ -41,8 +56,14 @@ export interface GcsBucketOptions {
   /** Default: from the location (`EU`/`US`/`ASIA` multi-region, `EUR4`/`NAM4`/… dual-region, else region). */
   locationType?: GcsLocationType;
   storageClass?: string;
-  /** A retention policy of this many seconds. */
+  /** A retention policy of this many seconds (reported only, not enforced). */
   retentionPeriodSeconds?: number;
+  /** A retention policy of this many days, enforced on delete and overwrite like GCS. */
+  retentionDays?: number;
+  /** Locks the retention policy (`isLocked: true`) and turns versioning on. */
+  locked?: boolean;
+  /** Object versioning (`versioning.enabled`); default: on when `locked`. */
+  versioning?: boolean;
   /** Regions of a configurable dual-region (`customPlacementConfig.dataLocations`). */
   dataLocations?: string[];
   /** ISO 8601 creation time (default: now). */
@@ -73,6 +94,7 @@ export interface GcsBucketResource {
   rpo?: string;
   customPlacementConfig?: { dataLocations: string[] };
   retentionPolicy?: { retentionPeriod: string; effectiveTime: string; isLocked?: boolean };
+  versioning?: { enabled: boolean };
 }
 
 /** An object resource exactly as the JSON API serialises it. */
@@ -96,6 +118,8 @@ export interface GcsObjectResource {
   timeStorageClassUpdated: string;
   timeFinalized: string;
   metadata?: Record<string, string>;
+  /** Set on a non-current version: when it stopped being the live one. */
+  timeDeleted?: string;
 }
 
 /** A stored object: its resource and its bytes. */
@@ -132,8 +156,15 @@ export interface GcsFake {
   log: RequestLog;
   /** Creates (or replaces) a bucket; `location` is stored upper case, as GCS reports it. */
   createBucket(name: string, location: string, options?: GcsBucketOptions): GcsBucketResource;
-  /** The objects of a bucket in name order (empty for an unknown bucket). */
+  /** The live objects of a bucket in name order (empty for an unknown bucket). */
   objects(bucket: string): GcsStoredObject[];
+  /** Every version of the objects of a bucket (live and non-current), by name then generation. */
+  versions(bucket: string, name?: string): GcsStoredObject[];
+  /**
+   * Test hook, tampering: writes `bytes` as a NEW generation of `name`, past retention and
+   * preconditions (the replaced generation is kept when versioning is on).
+   */
+  alterObject(bucket: string, name: string, bytes: Uint8Array): GcsStoredObject;
   /** Requests of this fake, optionally of one operation and/or bucket. */
   requests(filter?: { operation?: string; bucket?: string }): GcsRequestInfo[];
   stop(): Promise<void>;
@@ -213,6 +244,10 @@ const REASONS: Record<number, { reason: string; message: string }> = {
   403: { reason: 'forbidden', message: 'Access denied.' },
   404: { reason: 'notFound', message: 'Not Found' },
   409: { reason: 'conflict', message: 'Conflict' },
+  412: {
+    reason: 'conditionNotMet',
+    message: 'At least one of the pre-conditions you specified did not hold.',
+  },
   429: {
     reason: 'rateLimitExceeded',
     message: 'The project exceeded the rate limit for creating and deleting buckets.',
@@ -224,8 +259,20 @@ const REASONS: Record<number, { reason: string; message: string }> = {
 
 interface Bucket {
   resource: GcsBucketResource;
+  /** Live objects by name. */
   objects: Map<string, GcsStoredObject>;
+  /** Non-current versions (versioned buckets only). */
+  noncurrent: GcsStoredObject[];
+  /** Whether the retention policy blocks deletes and overwrites (buckets made with `retentionDays`). */
+  enforceRetention: boolean;
 }
+
+const byNameThenGeneration = (x: GcsStoredObject, y: GcsStoredObject): number =>
+  x.name < y.name
+    ? -1
+    : x.name > y.name
+      ? 1
+      : Number(BigInt(x.resource.generation) - BigInt(y.resource.generation));
 
 /** What the log needs to know about one request, filled in while it is handled. */
 interface RequestContext {
@@ -356,22 +403,59 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
       locationType,
       ...(locationType === 'region' ? {} : { rpo: 'DEFAULT' }),
       ...(dataLocations?.length ? { customPlacementConfig: { dataLocations } } : {}),
-      ...(bucketOptions.retentionPeriodSeconds === undefined
-        ? {}
-        : {
-            retentionPolicy: {
-              retentionPeriod: String(bucketOptions.retentionPeriodSeconds),
-              effectiveTime: created,
-            },
-          }),
     };
+    const seconds =
+      bucketOptions.retentionDays === undefined
+        ? bucketOptions.retentionPeriodSeconds
+        : bucketOptions.retentionDays * 86_400;
+    if (seconds !== undefined) {
+      resource.retentionPolicy = {
+        retentionPeriod: String(seconds),
+        effectiveTime: created,
+        ...(bucketOptions.locked === undefined ? {} : { isLocked: bucketOptions.locked }),
+      };
+    }
+    if (bucketOptions.versioning ?? bucketOptions.locked) resource.versioning = { enabled: true };
     return resource;
   };
 
-  const createBucket = (name: string, location: string, bucketOptions?: GcsBucketOptions) => {
+  const createBucket = (name: string, location: string, bucketOptions: GcsBucketOptions = {}) => {
     const resource = bucketResource(name, location, bucketOptions);
-    buckets.set(name, { resource, objects: buckets.get(name)?.objects ?? new Map() });
+    const previous = buckets.get(name);
+    buckets.set(name, {
+      resource,
+      objects: previous?.objects ?? new Map(),
+      noncurrent: previous?.noncurrent ?? [],
+      enforceRetention: bucketOptions.retentionDays !== undefined,
+    });
     return resource;
+  };
+
+  /** When an object's retention ends, or `undefined` when the bucket enforces none. */
+  const retainedUntil = (bucket: Bucket, object: GcsStoredObject): Date | undefined => {
+    const period = bucket.resource.retentionPolicy?.retentionPeriod;
+    if (!bucket.enforceRetention || period === undefined) return undefined;
+    const until = new Date(Date.parse(object.resource.timeCreated) + Number(period) * 1000);
+    return until.getTime() > Date.now() ? until : undefined;
+  };
+
+  /** Takes the live object of `name` out of the live set, keeping it as non-current when versioning is on. */
+  const retire = (bucket: Bucket, name: string) => {
+    const live = bucket.objects.get(name);
+    if (!live) return;
+    bucket.objects.delete(name);
+    if (bucket.resource.versioning?.enabled) {
+      live.resource.timeDeleted = new Date().toISOString();
+      bucket.noncurrent.push(live);
+    }
+  };
+
+  /** The object of `name` at `generation` (current or not), else the live one. */
+  const findObject = (bucket: Bucket, name: string, generation: string | null) => {
+    const live = bucket.objects.get(name);
+    if (generation === null) return live;
+    if (live?.resource.generation === generation) return live;
+    return bucket.noncurrent.find((o) => o.name === name && o.resource.generation === generation);
   };
 
   const storeObject = (bucket: Bucket, name: string, body: Buffer, meta: Record<string, unknown>) => {
@@ -408,6 +492,7 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
         : {}),
     };
     const stored: GcsStoredObject = { name, body, resource };
+    retire(bucket, name);
     bucket.objects.set(name, stored);
     return stored;
   };
@@ -532,30 +617,44 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
           Math.min(1000, Number(url.searchParams.get('maxResults') ?? 1000) || 1000),
         );
         const pageToken = url.searchParams.get('pageToken');
-        const after = pageToken ? Buffer.from(pageToken, 'base64url').toString('utf8') : '';
+        const versions = url.searchParams.get('versions') === 'true';
+        // The page token is the last (name, generation) consumed.
+        const [afterName, afterGeneration] = pageToken
+          ? Buffer.from(pageToken, 'base64url').toString('utf8').split('\n')
+          : [];
+        const consumed = (o: GcsStoredObject) =>
+          afterName !== undefined &&
+          (o.name < afterName ||
+            (o.name === afterName && BigInt(o.resource.generation) <= BigInt(afterGeneration ?? '0')));
         const listing = () => {
           const items: GcsObjectResource[] = [];
           const prefixes = new Set<string>();
           let nextPageToken: string | undefined;
-          const names = [...(found?.objects.keys() ?? [])].sort();
-          // The page token is the last name consumed; names folded into a prefix count as consumed.
-          let last: string | undefined;
-          for (const name of names) {
-            if (!name.startsWith(prefix) || (after && name <= after)) continue;
+          const all = [...(found?.objects.values() ?? []), ...(versions ? (found?.noncurrent ?? []) : [])];
+          all.sort(byNameThenGeneration);
+          // Objects folded into a prefix count as consumed.
+          let last: GcsStoredObject | undefined;
+          for (const object of all) {
+            const name = object.name;
+            if (!name.startsWith(prefix) || consumed(object)) continue;
             const restOfName = name.slice(prefix.length);
             const cut = delimiter ? restOfName.indexOf(delimiter) : -1;
             const folded = cut >= 0 ? prefix + restOfName.slice(0, cut + delimiter.length) : undefined;
             if (folded !== undefined && prefixes.has(folded)) {
-              last = name;
+              last = object;
               continue;
             }
             if (items.length + prefixes.size >= maxResults) {
-              if (last !== undefined) nextPageToken = Buffer.from(last, 'utf8').toString('base64url');
+              if (last !== undefined) {
+                nextPageToken = Buffer.from(`${last.name}\n${last.resource.generation}`, 'utf8').toString(
+                  'base64url',
+                );
+              }
               break;
             }
             if (folded !== undefined) prefixes.add(folded);
-            else items.push(found!.objects.get(name)!.resource);
-            last = name;
+            else items.push(object.resource);
+            last = object;
           }
           return {
             kind: 'storage#objects',
@@ -572,7 +671,8 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
       case 'objects.get':
       case 'objects.delete': {
         const found = buckets.get(bucketName!);
-        const object = found?.objects.get(objectName!);
+        const generation = url.searchParams.get('generation');
+        const object = found && findObject(found, objectName!, generation);
         if (applyFault(res, await takeFault(info), () => object?.resource ?? {})) return;
         if (!found) return noBucket(res);
         if (!object) {
@@ -580,7 +680,23 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
           return;
         }
         if (info.operation === 'objects.delete') {
-          found.objects.delete(object.name);
+          const until = retainedUntil(found, object);
+          if (until) {
+            sendError(
+              res,
+              403,
+              `Object '${bucketName}/${objectName}' is subject to bucket's retention policy or object retention and cannot be deleted or overwritten until ${until.toISOString()}`,
+              'retentionPolicyNotMet',
+            );
+            return;
+          }
+          if (generation !== null && found.objects.get(object.name) !== object) {
+            found.noncurrent = found.noncurrent.filter((o) => o !== object);
+          } else if (generation !== null) {
+            found.objects.delete(object.name);
+          } else {
+            retire(found, object.name);
+          }
           res.writeHead(204);
           res.end();
           return;
@@ -644,6 +760,40 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
           sendError(res, 400, 'Required parameter: name', 'required');
           return;
         }
+        const live = found.objects.get(name);
+        const ifGenerationMatch = url.searchParams.get('ifGenerationMatch');
+        if (ifGenerationMatch !== null && (live?.resource.generation ?? '0') !== ifGenerationMatch) {
+          sendError(res, 412);
+          return;
+        }
+        if (typeof meta.md5Hash === 'string' && meta.md5Hash !== md5Base64(data)) {
+          sendError(
+            res,
+            400,
+            `Provided MD5 hash "${meta.md5Hash}" doesn't match calculated MD5 hash "${md5Base64(data)}".`,
+            'invalid',
+          );
+          return;
+        }
+        if (typeof meta.crc32c === 'string' && meta.crc32c !== crc32cBase64(data)) {
+          sendError(
+            res,
+            400,
+            `Provided CRC32C "${meta.crc32c}" doesn't match calculated CRC32C "${crc32cBase64(data)}".`,
+            'invalid',
+          );
+          return;
+        }
+        const until = live && retainedUntil(found, live);
+        if (until) {
+          sendError(
+            res,
+            403,
+            `Object '${found.resource.name}/${name}' is subject to bucket's retention policy or object retention and cannot be deleted or overwritten until ${until.toISOString()}`,
+            'retentionPolicyNotMet',
+          );
+          return;
+        }
         sendJson(res, 200, storeObject(found, name, data, meta).resource);
         return;
       }
@@ -696,6 +846,22 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
       const found = buckets.get(bucket);
       if (!found) return [];
       return [...found.objects.values()].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+    },
+    versions(bucket, name) {
+      const found = buckets.get(bucket);
+      if (!found) return [];
+      return [...found.objects.values(), ...found.noncurrent]
+        .filter((o) => name === undefined || o.name === name)
+        .sort(byNameThenGeneration);
+    },
+    alterObject(bucket, name, bytes) {
+      const found = buckets.get(bucket);
+      if (!found) throw new Error(`gcs fake: no bucket ${bucket}`);
+      const live = found.objects.get(name);
+      return storeObject(found, name, Buffer.from(bytes), {
+        contentType: live?.resource.contentType,
+        ...(live?.resource.metadata ? { metadata: live.resource.metadata } : {}),
+      });
     },
     requests(filter = {}) {
       return entries.filter(

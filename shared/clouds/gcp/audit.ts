@@ -1,0 +1,534 @@
+/**
+ * GKE control-plane audit logs: the source that reads them from Cloud Logging, and the
+ * Cloud Storage archive they are written to.
+ *
+ * Audit source (`createAuditSource`):
+ * - GKE writes Admin Activity audit logs (every Kubernetes API write) to Cloud Audit Logs
+ *   always; they cannot be switched off. Data Access audit logs (reads: get, list, watch)
+ *   are written only when the project's IAM audit config enables DATA_READ / DATA_WRITE for
+ *   the Kubernetes Engine API. `enabled` therefore reports the cluster's `auditLogging` from
+ *   discovery (`false` only when the cluster's `loggingService` is `none`); `null` (unknown)
+ *   counts as enabled. It makes no call.
+ * - `read` calls `entries.list` (`POST /v2/entries:list`) with plain `fetch`:
+ *   `resourceNames: ['projects/<cluster.scope>']`, `orderBy: 'timestamp asc'`,
+ *   `pageSize: 1000`, following `nextPageToken`, and the filter
+ *   `resource.type="k8s_cluster" AND resource.labels.cluster_name="<name>" AND
+ *   resource.labels.location="<region>" AND logName:"cloudaudit.googleapis.com" AND
+ *   timestamp>="<since>" AND timestamp<"<until>"` (every audit log kind: activity,
+ *   data_access, system_event, policy). Each page is one yielded batch.
+ *   Plain fetch rather than `@google-cloud/logging`: that client speaks gRPC (or its REST
+ *   fallback through gax), which cannot be pointed at a plain-HTTP loopback fake without
+ *   credentials as simply, and its paging hides the page boundaries we yield.
+ * - An event is `{auditID: insertId, timestamp, raw}`: GKE uses the Kubernetes audit
+ *   event's `auditID` as the entry's `insertId`; `timestamp` is the entry's `timestamp` as
+ *   returned (the field the window filters on, so checkpoints line up with the filter);
+ *   `raw` is the entry as JSON. An entry without a string `insertId` gets `auditID: null`.
+ * - Connection: `loggingEndpoint` replaces `https://logging.googleapis.com` (https unless on
+ *   loopback). Requests carry a Google access token (google-auth-library, `credentialsFile`
+ *   else application default credentials, scope `logging.read`), except with `insecure`,
+ *   which needs a loopback `loggingEndpoint` and sends no `Authorization` at all.
+ * - Retries: `withRetry` (`maxAttempts`) on 408/429/5xx, network errors and the per-attempt
+ *   `timeoutMs` deadline, honouring `Retry-After`. Failures reject with {@link CloudApiError}
+ *   (operation `entries.list`).
+ *
+ * Archive (`createGcsArchiveStore`), with `@google-cloud/storage` (the client of
+ * `storageOptions`, so `storageEndpoint` / `insecure` / `credentialsFile` apply as for the
+ * bucket locator):
+ * - `location`: the bucket's location, lower case; multi- and dual-regions are refused
+ *   (`regionOfBucket`).
+ * - `assertImmutable(days)`: the bucket's retention policy must be locked
+ *   (`isLocked: true`) and at least `days × 86400` seconds, else {@link NotImmutableError}.
+ * - `create`: a simple (non-resumable) upload with `ifGenerationMatch: 0` (only if no live
+ *   object has the key), the MD5 and CRC32C of the bytes in the object metadata (Cloud
+ *   Storage refuses the upload when they do not match what it received) and the client's
+ *   check of the answer; 412 → {@link ObjectExistsError}. When an earlier attempt of the
+ *   same call may have written the object (a retry after a lost answer), a 412 on a retry
+ *   whose existing object carries our SHA-256 counts as our own write. The SHA-256 is kept
+ *   in the object's custom metadata (`sha256`). `version` is the object's `generation`.
+ * - `get`: the object's bytes (of `version` = generation when given), validated by the
+ *   client; `undefined` on 404.
+ * - `list`: `objects.list` with `versions: true` (non-current generations too), grouped per
+ *   key in key order, generations newest first.
+ * Retries as for the locator (408/429/5xx, network errors); failures become
+ * {@link CloudApiError} (operation `buckets.get`, `objects.insert`, `objects.get`, `objects.list`).
+ */
+import { createHash } from 'node:crypto';
+import { CRC32C, type File, Storage } from '@google-cloud/storage';
+import type { GcpConfig } from '../../config/schema.ts';
+import type { Cluster } from '../../model.ts';
+import type { ArchivedObject, ArchiveStore, AuditEvent, AuditLogSource } from '../../ports.ts';
+import {
+  CloudApiError,
+  ConfigError,
+  errorInfo,
+  NotImmutableError,
+  ObjectExistsError,
+} from '../../runtime/errors.ts';
+import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
+import type { AdapterContext } from '../context.ts';
+import { regionOfBucket, storageOptions } from './buckets.ts';
+import { isLoopback } from './discovery.ts';
+
+const CLOUD = 'gcp';
+const LIST_OPERATION = 'entries.list';
+const DEFAULT_LOGGING_ENDPOINT = 'https://logging.googleapis.com';
+const LOGGING_READ_SCOPE = 'https://www.googleapis.com/auth/logging.read';
+/** The most entries one `entries.list` page may hold. */
+export const AUDIT_PAGE_SIZE = 1000;
+const RETRYABLE_NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+]);
+
+// --- audit source ---
+
+/** A string literal of the logging query language. */
+function quote(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/** The `entries.list` filter for one cluster's audit entries in `[since, until)`. */
+export function auditFilter(cluster: Pick<Cluster, 'name' | 'region'>, since: Date, until: Date): string {
+  return [
+    'resource.type="k8s_cluster"',
+    `resource.labels.cluster_name=${quote(cluster.name)}`,
+    `resource.labels.location=${quote(cluster.region)}`,
+    'logName:"cloudaudit.googleapis.com"',
+    `timestamp>=${quote(since.toISOString())}`,
+    `timestamp<${quote(until.toISOString())}`,
+  ].join(' AND ');
+}
+
+/** The `entries:list` URL for a config; refuses `insecure` without a loopback `loggingEndpoint`. */
+export function loggingListUrl(config: GcpConfig): string {
+  const endpoint = new URL(config.loggingEndpoint ?? DEFAULT_LOGGING_ENDPOINT);
+  const loopback = isLoopback(endpoint.hostname.replace(/^\[|\]$/g, ''));
+  if (config.insecure && (config.loggingEndpoint === undefined || !loopback)) {
+    throw new ConfigError([
+      {
+        path: 'clouds.gcp.insecure',
+        message:
+          'insecure (no credentials) needs a loopback loggingEndpoint: cloud logging is never called without credentials',
+      },
+    ]);
+  }
+  if (endpoint.protocol !== 'https:' && !loopback) {
+    throw new ConfigError([
+      {
+        path: 'clouds.gcp.loggingEndpoint',
+        message: 'expected an https URL (requests to it carry a bearer token)',
+      },
+    ]);
+  }
+  return `${endpoint.origin}${endpoint.pathname.replace(/\/+$/, '')}/v2/entries:list`;
+}
+
+/** An HTTP answer that was not a success, kept for classification before it is wrapped. */
+class HttpStatusError extends Error {
+  readonly status: number;
+  readonly retryAfterMs: number | undefined;
+  constructor(status: number, message: string, retryAfterMs: number | undefined) {
+    super(message);
+    this.name = 'HttpStatusError';
+    this.status = status;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** Whether a fetch failure (status, network, deadline) is worth another attempt. */
+function classifyFetch(error: unknown): RetryDecision {
+  if (error instanceof HttpStatusError) {
+    const retry = error.status === 408 || error.status === 429 || error.status >= 500;
+    return { retry, afterMs: error.retryAfterMs };
+  }
+  if (error instanceof SyntaxError) return { retry: true }; // a cut-off body
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name === 'TimeoutError') return { retry: true };
+  const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
+  const code = cause?.code ?? (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code)) return { retry: true };
+  return { retry: error instanceof TypeError && error.message === 'fetch failed' };
+}
+
+/** The message of Google's JSON error body, else the status text. */
+function googleErrorMessage(text: string, fallback: string): string {
+  try {
+    const message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+    if (typeof message === 'string' && message !== '') return message;
+  } catch {
+    // not JSON
+  }
+  return fallback;
+}
+
+interface ListPage {
+  entries?: unknown;
+  nextPageToken?: unknown;
+}
+
+function toEvent(entry: unknown): AuditEvent {
+  const raw = JSON.stringify(entry);
+  const { insertId, timestamp } = (entry ?? {}) as { insertId?: unknown; timestamp?: unknown };
+  if (typeof timestamp !== 'string') {
+    throw new CloudApiError('entries.list returned an entry without a timestamp', {
+      cloud: CLOUD,
+      operation: LIST_OPERATION,
+      retryable: false,
+    });
+  }
+  return { auditID: typeof insertId === 'string' && insertId !== '' ? insertId : null, timestamp, raw };
+}
+
+/**
+ * The Cloud Logging audit source of a GCP config (see the module comment); throws
+ * {@link ConfigError} for bad connection settings.
+ */
+export function createAuditSource(config: GcpConfig, ctx: AdapterContext): AuditLogSource {
+  const url = loggingListUrl(config);
+  let auth: Promise<{ getAccessToken(): Promise<string | null | undefined> }> | undefined;
+  const authorization = async (): Promise<Record<string, string>> => {
+    if (config.insecure) return {};
+    auth ??= import('google-auth-library').then(
+      ({ GoogleAuth }) =>
+        new GoogleAuth({
+          scopes: LOGGING_READ_SCOPE,
+          ...(config.credentialsFile ? { keyFilename: config.credentialsFile } : {}),
+        }),
+    );
+    let token: string | null | undefined;
+    try {
+      token = await (await auth).getAccessToken();
+    } catch (error) {
+      auth = undefined;
+      throw new CloudApiError(
+        `gcp access token: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+        { cloud: CLOUD, operation: 'GetAccessToken', retryable: false },
+        { cause: error },
+      );
+    }
+    if (!token) {
+      throw new CloudApiError('gcp access token: the credentials gave no token', {
+        cloud: CLOUD,
+        operation: 'GetAccessToken',
+        retryable: false,
+      });
+    }
+    return { authorization: `Bearer ${token}` };
+  };
+
+  const fetchPage = async (body: unknown, signal: AbortSignal | undefined): Promise<ListPage> => {
+    const deadline = AbortSignal.timeout(config.timeoutMs);
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json', ...(await authorization()) },
+      body: JSON.stringify(body),
+      signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
+    });
+    const text = await response.text();
+    if (!response.ok) {
+      throw new HttpStatusError(
+        response.status,
+        googleErrorMessage(text, response.statusText),
+        parseRetryAfter(response.headers.get('retry-after')),
+      );
+    }
+    const page = JSON.parse(text) as ListPage;
+    if (
+      page === null ||
+      typeof page !== 'object' ||
+      (page.entries !== undefined && !Array.isArray(page.entries))
+    ) {
+      throw new SyntaxError('entries.list answered something that is not a list response');
+    }
+    return page;
+  };
+
+  return {
+    async enabled(cluster) {
+      if (cluster.auditLogging === false) {
+        return {
+          enabled: false,
+          reason:
+            'the cluster sends nothing to cloud logging (loggingService none), so its control-plane audit logs cannot be read there',
+        };
+      }
+      return { enabled: true };
+    },
+
+    async *read(cluster, window, readOptions = {}) {
+      const { signal } = readOptions;
+      const base = {
+        resourceNames: [`projects/${cluster.scope}`],
+        filter: auditFilter(cluster, window.since, window.until),
+        orderBy: 'timestamp asc',
+        pageSize: AUDIT_PAGE_SIZE,
+      };
+      let pageToken: string | undefined;
+      let pages = 0;
+      do {
+        signal?.throwIfAborted();
+        const body = pageToken === undefined ? base : { ...base, pageToken };
+        let page: ListPage;
+        try {
+          page = await withRetry(() => fetchPage(body, signal), classifyFetch, {
+            maxAttempts: config.maxAttempts,
+            signal,
+            onRetry: ({ attempt, delayMs, error }) =>
+              ctx.logger.info('Call retried', {
+                operation: LIST_OPERATION,
+                cluster: cluster.id,
+                attempt,
+                delayMs,
+                error: errorInfo(error),
+              }),
+          });
+        } catch (error) {
+          if (signal?.aborted) throw signal.reason;
+          if (error instanceof CloudApiError) throw error;
+          const status = error instanceof HttpStatusError ? error.status : undefined;
+          const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
+          throw new CloudApiError(
+            `reading the audit log of gke cluster ${cluster.id} failed${status === undefined ? '' : ` (${status})`}: ${detail}`,
+            { cloud: CLOUD, operation: LIST_OPERATION, status, retryable: classifyFetch(error).retry },
+            { cause: error },
+          );
+        }
+        pages++;
+        const entries = (page.entries as unknown[] | undefined) ?? [];
+        if (entries.length > 0) yield entries.map(toEvent);
+        pageToken =
+          typeof page.nextPageToken === 'string' && page.nextPageToken !== ''
+            ? page.nextPageToken
+            : undefined;
+      } while (pageToken !== undefined);
+      ctx.logger.debug('Audit log read', { cloud: CLOUD, cluster: cluster.id, pages });
+    },
+  };
+}
+
+// --- archive store ---
+
+interface ApiErrorLike {
+  code?: unknown;
+  type?: unknown;
+  message?: unknown;
+}
+
+function statusOf(error: unknown): number | undefined {
+  const code = (error as ApiErrorLike | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function classifyStorage(error: unknown): RetryDecision {
+  const { code, type } = (error ?? {}) as ApiErrorLike;
+  if (typeof code === 'number') return { retry: code === 408 || code === 429 || code >= 500 };
+  if (typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code)) return { retry: true };
+  return { retry: type === 'request-timeout' };
+}
+
+/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+const compareGenerations = (a: string, b: string): number => {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x > y ? -1 : x < y ? 1 : 0;
+};
+
+/**
+ * The write-once Cloud Storage archive of one evidence bucket (see the module comment);
+ * throws {@link ConfigError} for bad connection settings.
+ */
+export function createGcsArchiveStore(
+  config: GcpConfig,
+  evidence: { bucket: string; location: string },
+  ctx: AdapterContext,
+): ArchiveStore {
+  const options = storageOptions(config);
+  const id = `gcs:${evidence.bucket}`;
+  let storage: Storage | undefined;
+  const bucket = () => {
+    storage ??= new Storage(options);
+    return storage.bucket(evidence.bucket);
+  };
+
+  /** Runs one call with our retries; wraps what it finally throws (and passes `passThrough` statuses as they are). */
+  const call = async <T>(
+    operation: string,
+    target: string,
+    fn: (attempt: number) => Promise<T>,
+    signal: AbortSignal | undefined,
+  ): Promise<T> => {
+    signal?.throwIfAborted();
+    try {
+      return await withRetry((attempt) => abortable(fn(attempt), signal), classifyStorage, {
+        maxAttempts: config.maxAttempts,
+        signal,
+        onRetry: ({ attempt, delayMs, error }) =>
+          ctx.logger.info('Call retried', {
+            operation,
+            store: id,
+            attempt,
+            delayMs,
+            error: errorInfo(error),
+          }),
+      });
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      if (error instanceof CloudApiError || error instanceof ObjectExistsError) throw error;
+      const status = statusOf(error);
+      const { message } = (error ?? {}) as ApiErrorLike;
+      const detail = typeof message === 'string' ? message.split('\n')[0] : String(error);
+      throw new CloudApiError(
+        `${id}: ${operation} of ${target} failed${status === undefined ? '' : ` (${status})`}: ${detail}`,
+        { cloud: CLOUD, operation, status, retryable: classifyStorage(error).retry },
+        { cause: error },
+      );
+    }
+  };
+
+  const metadata = (signal: AbortSignal | undefined) =>
+    call('buckets.get', evidence.bucket, async () => (await bucket().getMetadata())[0], signal);
+
+  return {
+    id,
+
+    async location(locationOptions = {}) {
+      const region = regionOfBucket(evidence.bucket, await metadata(locationOptions.signal));
+      return { cloud: CLOUD, region };
+    },
+
+    async assertImmutable(retentionDays, assertOptions = {}) {
+      const policy = (await metadata(assertOptions.signal)).retentionPolicy;
+      const seconds = Number(policy?.retentionPeriod ?? Number.NaN);
+      const needed = retentionDays * 86_400;
+      if (!policy || !Number.isFinite(seconds)) {
+        throw new NotImmutableError(
+          `gcs bucket ${evidence.bucket} has no retention policy: objects could be deleted or overwritten`,
+          id,
+        );
+      }
+      if (seconds < needed) {
+        throw new NotImmutableError(
+          `gcs bucket ${evidence.bucket} keeps objects ${seconds} s, less than the ${retentionDays} days (${needed} s) required`,
+          id,
+        );
+      }
+      if (policy.isLocked !== true) {
+        throw new NotImmutableError(
+          `gcs bucket ${evidence.bucket} has a retention policy that is not locked: it could be shortened or removed`,
+          id,
+        );
+      }
+    },
+
+    async create(key, body, meta, createOptions = {}): Promise<ArchivedObject> {
+      const { signal } = createOptions;
+      const data = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+      const crc = new CRC32C();
+      crc.update(data);
+      const md5Hash = createHash('md5').update(data).digest('base64');
+      const file = bucket().file(key);
+      return call(
+        'objects.insert',
+        key,
+        async (attempt) => {
+          try {
+            await file.save(data, {
+              resumable: false,
+              validation: 'md5',
+              contentType: meta.contentType,
+              preconditionOpts: { ifGenerationMatch: 0 },
+              metadata: { md5Hash, crc32c: crc.toString(), metadata: { sha256: meta.sha256 } },
+            });
+          } catch (error) {
+            if (statusOf(error) !== 412) throw error;
+            if (attempt > 1) {
+              // An earlier attempt may have written it and lost the answer: ours if the digest matches.
+              const [existing] = await bucket().file(key).getMetadata();
+              if (existing.metadata?.sha256 === meta.sha256 && existing.generation !== undefined) {
+                return { key, version: String(existing.generation) };
+              }
+            }
+            throw new ObjectExistsError(key, { cause: error });
+          }
+          const generation = file.metadata.generation;
+          if (generation === undefined) {
+            throw new CloudApiError(`${id}: objects.insert of ${key} answered no generation`, {
+              cloud: CLOUD,
+              operation: 'objects.insert',
+              retryable: false,
+            });
+          }
+          return { key, version: String(generation) };
+        },
+        signal,
+      );
+    },
+
+    async get(key, getOptions = {}) {
+      const { version, signal } = getOptions;
+      let file: File;
+      if (version === undefined) file = bucket().file(key);
+      else {
+        if (!/^\d+$/.test(version)) return undefined;
+        file = bucket().file(key, { generation: version });
+      }
+      return call(
+        'objects.get',
+        key,
+        async () => {
+          try {
+            const [bytes] = await file.download();
+            return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+          } catch (error) {
+            if (statusOf(error) === 404) return undefined;
+            throw error;
+          }
+        },
+        signal,
+      );
+    },
+
+    async list(prefix, listOptions = {}) {
+      const [files] = await call(
+        'objects.list',
+        prefix,
+        () => bucket().getFiles({ prefix, versions: true, autoPaginate: true }),
+        listOptions.signal,
+      );
+      const byKey = new Map<string, string[]>();
+      for (const file of files) {
+        const generation = file.metadata.generation ?? file.generation;
+        if (generation === undefined) continue;
+        const versions = byKey.get(file.name) ?? [];
+        versions.push(String(generation));
+        byKey.set(file.name, versions);
+      }
+      return [...byKey.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([key, versions]) => ({ key, versions: versions.sort(compareGenerations) }));
+    },
+  };
+}
