@@ -145,7 +145,7 @@ export const systemClock: Clock = { now: () => new Date() };
 export interface AuditEvent {
   /** `auditID` of the audit.k8s.io/v1 Event; `null` when the line could not be parsed. */
   auditID: string | null;
-  /** When the log service received the event (ISO 8601); drives checkpoints and chunk dates. */
+  /** The log service's timestamp of the event, the one time windows filter on (ISO 8601); drives checkpoints and chunk dates. */
   timestamp: string;
   /** The event exactly as the log service returned it (kept verbatim, parseable or not). */
   raw: string;

@@ -120,6 +120,11 @@ export const AzureConfig = z.strictObject({
   endpoint: EndpointUrl.default('https://management.azure.com'),
   /** Log Analytics query endpoint (default https://api.loganalytics.io). */
   logAnalyticsEndpoint: EndpointUrl.optional(),
+  /**
+   * Shared-key access to evidence storage accounts, read from a file holding the account key
+   * (for emulators and accounts without Entra ID data access); default: the credential above.
+   */
+  storageKeyFile: z.string().optional(),
   /** Blob endpoint of a storage account; `{account}` is replaced (default https://{account}.blob.core.windows.net). */
   blobEndpoint: z.string().default('https://{account}.blob.core.windows.net'),
   /** Extra CA certificate (PEM file) trusted for the ARM endpoint, e.g. a local emulator's. */
@@ -155,6 +160,9 @@ export const EvidenceBuckets = z.strictObject({
       storageAccount: nonEmpty('a storage account'),
       container: nonEmpty('a container'),
       region: RegionName,
+      /** Where the storage account lives in ARM (its location is checked against the jurisdiction). */
+      resourceGroup: z.string().optional(),
+      subscriptionId: z.guid().optional(),
     })
     .optional(),
 });

@@ -1,0 +1,113 @@
+/**
+ * Which log source reads a cluster's audit log and which write-once store archives it.
+ * The store is the cluster's jurisdiction's evidence bucket on the cluster's own cloud,
+ * else any evidence bucket of that jurisdiction, else (local runs without evidence
+ * buckets) a write-once directory under `.fleetward/evidence/`, marked not compliant.
+ * Cloud modules are imported on first use, so a bundle loads only what it needs.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FleetConfig } from '../config/schema.ts';
+import type { Cluster, RegionCloud } from '../model.ts';
+import type { ArchiveStore, AuditLogSource, Log } from '../ports.ts';
+import { ConfigError, FleetwardError } from '../runtime/errors.ts';
+import { LocalArchiveStore } from './local-store.ts';
+
+export interface AuditWiring {
+  sources: { for(cluster: Cluster): AuditLogSource | undefined };
+  archives: { for(cluster: Cluster): Promise<ArchiveStore> };
+}
+
+export class NoEvidenceStoreError extends FleetwardError {
+  constructor(jurisdiction: string) {
+    super(`jurisdiction "${jurisdiction}" has no evidence bucket for audit archives`);
+    this.name = 'NoEvidenceStoreError';
+  }
+}
+
+/** Directory of local, non-compliant evidence (only used when a jurisdiction has no evidence bucket). */
+export const LOCAL_EVIDENCE_DIR = join('.fleetward', 'evidence');
+
+export async function createAuditWiring(
+  config: FleetConfig,
+  ctx: { logger: Log; localEvidenceDir?: string },
+): Promise<AuditWiring> {
+  // One source per configured cloud (cheap objects; clients connect on first read).
+  const sources = new Map<RegionCloud, AuditLogSource>();
+  const { aws, gcp, azure } = config.clouds;
+  if (aws) sources.set('aws', (await import('../clouds/aws/audit.ts')).createAuditSource(aws, ctx));
+  if (gcp) sources.set('gcp', (await import('../clouds/gcp/audit.ts')).createAuditSource(gcp, ctx));
+  if (azure) sources.set('azure', (await import('../clouds/azure/audit.ts')).createAuditSource(azure, ctx));
+  const stores = new Map<string, Promise<ArchiveStore>>();
+
+  async function store(jurisdiction: string, cloud: RegionCloud): Promise<ArchiveStore> {
+    const evidence = config.jurisdictions[jurisdiction]?.evidence;
+    const choice =
+      (evidence?.[cloud] ? cloud : (['aws', 'gcp', 'azure'] as const).find((c) => evidence?.[c])) ?? 'local';
+    const key = `${jurisdiction}/${choice}`;
+    let made = stores.get(key);
+    if (!made) {
+      made = (async (): Promise<ArchiveStore> => {
+        if (choice === 'aws') {
+          const aws = config.clouds.aws;
+          if (!aws)
+            throw new ConfigError([
+              { path: `jurisdictions.${jurisdiction}.evidence.aws`, message: 'needs clouds.aws' },
+            ]);
+          return (await import('../clouds/aws/audit.ts')).createS3ArchiveStore(aws, evidence!.aws!, ctx);
+        }
+        if (choice === 'gcp') {
+          const gcp = config.clouds.gcp;
+          if (!gcp)
+            throw new ConfigError([
+              { path: `jurisdictions.${jurisdiction}.evidence.gcp`, message: 'needs clouds.gcp' },
+            ]);
+          return (await import('../clouds/gcp/audit.ts')).createGcsArchiveStore(gcp, evidence!.gcp!, ctx);
+        }
+        if (choice === 'azure') {
+          const azure = config.clouds.azure;
+          const e = evidence!.azure!;
+          if (!azure)
+            throw new ConfigError([
+              { path: `jurisdictions.${jurisdiction}.evidence.azure`, message: 'needs clouds.azure' },
+            ]);
+          const { StorageSharedKeyCredential } = await import('@azure/storage-blob');
+          const credential = azure.storageKeyFile
+            ? new StorageSharedKeyCredential(
+                e.storageAccount,
+                readFileSync(azure.storageKeyFile, 'utf8').trim(),
+              )
+            : undefined;
+          const account =
+            e.resourceGroup && (e.subscriptionId ?? azure.subscriptions[0]?.id)
+              ? {
+                  subscriptionId: e.subscriptionId ?? azure.subscriptions[0]!.id,
+                  resourceGroup: e.resourceGroup,
+                }
+              : undefined;
+          return (await import('../clouds/azure/audit.ts')).createBlobArchiveStore(azure, e, {
+            ...ctx,
+            ...(credential ? { credential } : {}),
+            ...(account ? { account } : {}),
+          });
+        }
+        return new LocalArchiveStore(join(ctx.localEvidenceDir ?? LOCAL_EVIDENCE_DIR, jurisdiction));
+      })();
+      stores.set(key, made);
+    }
+    return made;
+  }
+
+  return {
+    sources: {
+      for(cluster) {
+        return cluster.cloud === 'kubeconfig' ? undefined : sources.get(cluster.cloud);
+      },
+    },
+    archives: {
+      for(cluster) {
+        return store(cluster.jurisdiction, cluster.cloud === 'kubeconfig' ? 'aws' : cluster.cloud);
+      },
+    },
+  };
+}

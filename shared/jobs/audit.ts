@@ -1,0 +1,736 @@
+/**
+ * The audit-archive jobs.
+ *
+ * `collect` copies each cluster's control-plane audit log into its jurisdiction's
+ * write-once archive as a hash chain of gzipped NDJSON chunks (see `shared/audit/`).
+ * Before anything is written, the archive must pass the residency guard on its location
+ * and `assertImmutable` with the jurisdiction's retention; a failure is a finding and
+ * nothing is written. An archive whose `location()` is `null` (a local directory) is
+ * allowed only when it declares `compliantStorage: false`; its manifests say so.
+ *
+ * Per chunk the writes happen in this order: (0) the head in the state store records the
+ * chunk as `pending` (key, SHA-256, the checkpoint it leads to), (1) the chunk object is
+ * created (conditional create), (2) its manifest is created, (3) the head advances and the
+ * pending record is cleared — one atomic item put. A run killed at any point is resumed by
+ * the next: a pending chunk found in the archive with the recorded SHA-256 is adopted
+ * (manifest created if missing, head advanced), one not found is forgotten. So the
+ * checkpoint only moves once the chunk and its manifest are durable, and nothing is
+ * written twice.
+ *
+ * The read window starts `overlapMs` (default 10 min) before the checkpoint's last
+ * timestamp, to catch events the log service received late; events already archived are
+ * dropped by their dedup key (auditID; `sha256:<raw>` for unparseable lines). The head
+ * keeps the keys of archived events within the overlap window, so that list stays bounded.
+ * The checkpoint assumes the service returns events in timestamp order give or take the
+ * overlap (the log services do): an event older than the overlap behind one already in an
+ * earlier chunk of the same run could be missed after a crash.
+ *
+ * `verify` walks each cluster's chain from seq 1, recomputes every hash and names the first
+ * chunk that is missing, altered, has another version, or does not link to its predecessor.
+ */
+import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import {
+  CHUNK_CONTENT_TYPE,
+  chunkEvents,
+  clusterPrefix,
+  eventKey,
+  parseArchiveKey,
+  sha256Hex,
+} from '../audit/chunks.ts';
+import {
+  AUDIT_NS,
+  type AuditCheckpoint,
+  type ChainHead,
+  encodeManifest,
+  headKey,
+  MANIFEST_CONTENT_TYPE,
+  MANIFEST_SCHEMA,
+  type Manifest,
+  manifestKey,
+  type PendingChunk,
+  parseManifest,
+} from '../audit/manifest.ts';
+import type { FleetConfig } from '../config/schema.ts';
+import type { Cluster, Finding } from '../model.ts';
+import type { ArchiveStore, AuditEvent, AuditLogSource, Clock, Log, StateStore } from '../ports.ts';
+import type { Residency } from '../residency/index.ts';
+import {
+  type ErrorInfo,
+  errorInfo,
+  FleetwardError,
+  ObjectExistsError,
+  ResidencyError,
+} from '../runtime/errors.ts';
+import { type ClusterScope, forEachCluster, inventory, recordFindings, runId } from './fleet.ts';
+
+/** The job name findings are recorded under (`findings` / `audit/<cluster-id>`). */
+export const AUDIT_JOB = 'audit';
+export const DEFAULT_OVERLAP_MS = 10 * 60_000;
+export const DEFAULT_LOOKBACK_MS = 24 * 60 * 60_000;
+
+export interface AuditJobDeps {
+  config: Pick<FleetConfig, 'jurisdictions'>;
+  store: StateStore;
+  residency: Residency;
+  logger: Log;
+  clock: Clock;
+  /** The audit log source of a cluster's cloud; `undefined` when there is none (a finding). */
+  sources: { for(cluster: Cluster): AuditLogSource | undefined };
+  /** The archive of a cluster's jurisdiction (and cloud). May reject (a finding). */
+  archives: { for(cluster: Cluster): Promise<ArchiveStore> };
+}
+
+export interface CollectOptions extends ClusterScope {
+  signal?: AbortSignal | undefined;
+  /** How far before the checkpoint each run re-reads (default 10 minutes). */
+  overlapMs?: number | undefined;
+  /** How far back the first run of a cluster reads (default 1 day). */
+  lookbackMs?: number | undefined;
+  /** Chunk bounds (defaults 20 000 events, 16 MiB uncompressed). */
+  maxEvents?: number | undefined;
+  maxBytes?: number | undefined;
+  /** Clusters collected at once (default 4). */
+  concurrency?: number | undefined;
+}
+
+export interface CollectStats {
+  /** Chunks written by this run (adopted ones excluded). */
+  chunks: number;
+  events: number;
+  malformed: number;
+  /** Events dropped because they were already archived (overlap re-reads). */
+  duplicates: number;
+  /** Chunks of an interrupted run adopted into the chain. */
+  recovered: number;
+  /** Seq of the chain head after the run. */
+  head: number;
+  compliantStorage: boolean;
+}
+
+export type CollectOutcome =
+  | ({ clusterId: string; status: 'archived' | 'up-to-date' } & CollectStats)
+  | { clusterId: string; status: 'skipped'; findings: Finding[] }
+  | ({ clusterId: string; status: 'failed'; error: ErrorInfo } & CollectStats);
+
+export interface CollectResult {
+  runId: string;
+  outcomes: CollectOutcome[];
+}
+
+/** The archive holds something other than what the chain head expects: nothing more is written. */
+export class ChainConflictError extends FleetwardError {
+  readonly key: string;
+  constructor(message: string, key: string) {
+    super(message);
+    this.name = 'ChainConflictError';
+    this.key = key;
+  }
+}
+
+type Sig = { signal?: AbortSignal };
+const sig = (signal: AbortSignal | undefined): Sig => (signal ? { signal } : {});
+
+const EMPTY_HEAD: ChainHead = {
+  seq: 0,
+  sha256: null,
+  key: null,
+  version: null,
+  checkpoint: null,
+  pending: null,
+};
+
+/** Dedup keys with their timestamps (ms), trimmed to a window. */
+class SeenSet {
+  readonly #map = new Map<string, number>();
+  #adds = 0;
+  has(key: string): boolean {
+    return this.#map.has(key);
+  }
+  set(key: string, ms: number): void {
+    this.#map.set(key, ms);
+    this.#adds++;
+  }
+  /** Drops keys older than `floor` (every call when `force`, else every few thousand adds). */
+  trim(floor: number, force = false): void {
+    if (!force && this.#adds < 5_000) return;
+    this.#adds = 0;
+    for (const [key, ms] of this.#map) if (ms < floor) this.#map.delete(key);
+  }
+  entries(): [string, number][] {
+    return [...this.#map];
+  }
+}
+
+function toCheckpoint(seen: SeenSet, lastTimestamp: string): AuditCheckpoint {
+  const entries = seen.entries().sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
+  return {
+    lastTimestamp,
+    seenIds: entries.map(([k]) => k),
+    seenTimestamps: entries.map(([, ms]) => new Date(ms).toISOString()),
+  };
+}
+
+/** The version of an existing object whose latest bytes must hash to `sha256`. @throws ChainConflictError */
+async function existingVersion(archive: ArchiveStore, key: string, sha256: string, s: Sig): Promise<string> {
+  const entry = (await archive.list(key, s)).find((e) => e.key === key);
+  const bytes = await archive.get(key, s);
+  const version = entry?.versions[0];
+  if (!bytes || version === undefined) throw new ChainConflictError(`object ${key} vanished`, key);
+  if (sha256Hex(bytes) !== sha256) {
+    throw new ChainConflictError(`object ${key} exists with other content than the chain expects`, key);
+  }
+  return version;
+}
+
+/** Creates a chunk's manifest, or accepts an existing identical one. @throws ChainConflictError */
+async function ensureManifest(archive: ArchiveStore, manifest: Manifest, s: Sig): Promise<void> {
+  const key = manifestKey(manifest.key);
+  const body = encodeManifest(manifest);
+  try {
+    await archive.create(key, body, { sha256: sha256Hex(body), contentType: MANIFEST_CONTENT_TYPE }, s);
+  } catch (error) {
+    if (!(error instanceof ObjectExistsError)) throw error;
+    const bytes = await archive.get(key, s);
+    let found: Manifest | undefined;
+    try {
+      found = bytes ? parseManifest(bytes) : undefined;
+    } catch {
+      found = undefined;
+    }
+    const same =
+      found !== undefined &&
+      (['clusterId', 'seq', 'key', 'version', 'sha256', 'previousSha256'] as const).every(
+        (k) => found[k] === manifest[k],
+      );
+    if (!same) throw new ChainConflictError(`manifest ${key} differs from the chunk it describes`, key);
+  }
+}
+
+/** Keys of the lines of a chunk (best effort: the JSON `auditID`, else `sha256:<line>`). */
+async function lineKeys(body: Uint8Array): Promise<string[]> {
+  const keys: string[] = [];
+  for (const line of await gunzipLines(body)) {
+    let id: unknown;
+    try {
+      id = (JSON.parse(line) as { auditID?: unknown } | null)?.auditID;
+    } catch {
+      id = undefined;
+    }
+    keys.push(typeof id === 'string' ? id : `sha256:${sha256Hex(line)}`);
+  }
+  return keys;
+}
+
+async function gunzipLines(body: Uint8Array): Promise<string[]> {
+  const parts: Buffer[] = [];
+  for await (const part of Readable.from([body]).pipe(createGunzip())) parts.push(part as Buffer);
+  const text = Buffer.concat(parts).toString('utf8');
+  if (text === '') return [];
+  return text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
+}
+
+/** Counts the lines of a gzipped NDJSON body, streaming; `undefined` when it is not gzip. */
+async function countLines(body: Uint8Array): Promise<number | undefined> {
+  try {
+    let n = 0;
+    for await (const part of Readable.from([body]).pipe(createGunzip())) {
+      for (const byte of part as Buffer) if (byte === 0x0a) n++;
+    }
+    return n;
+  } catch {
+    return undefined;
+  }
+}
+
+const ms = (ts: string | undefined | null): number => (ts ? Date.parse(ts) : Number.NaN);
+
+async function putHead(deps: AuditJobDeps, clusterId: string, head: ChainHead): Promise<void> {
+  await deps.store.putMany(AUDIT_NS, [{ key: headKey(clusterId), value: head }]);
+}
+
+/** Steps 1–3 of a chunk whose pending record is already durable; returns the advanced head. */
+async function completeChunk(
+  deps: AuditJobDeps,
+  archive: ArchiveStore,
+  pending: PendingChunk,
+  body: Uint8Array | undefined,
+  s: Sig,
+): Promise<ChainHead> {
+  const m = pending.manifest;
+  let version: string;
+  if (body === undefined) {
+    version = await existingVersion(archive, m.key, m.sha256, s);
+  } else {
+    try {
+      version = (await archive.create(m.key, body, { sha256: m.sha256, contentType: CHUNK_CONTENT_TYPE }, s))
+        .version;
+    } catch (error) {
+      if (!(error instanceof ObjectExistsError)) throw error;
+      version = await existingVersion(archive, m.key, m.sha256, s);
+    }
+  }
+  await ensureManifest(archive, { ...m, version, createdAt: deps.clock.now().toISOString() }, s);
+  const next: ChainHead = {
+    seq: m.seq,
+    sha256: m.sha256,
+    key: m.key,
+    version,
+    checkpoint: pending.checkpoint,
+    pending: null,
+  };
+  await putHead(deps, m.clusterId, next);
+  return next;
+}
+
+/**
+ * Resumes an interrupted run: adopts a pending chunk the archive holds, forgets one it does
+ * not, and adopts chunks beyond the head that have a valid manifest linking to it (a head
+ * lost from the state store). @throws ChainConflictError when the archive disagrees.
+ */
+async function recover(
+  deps: AuditJobDeps,
+  archive: ArchiveStore,
+  cluster: Cluster,
+  head: ChainHead,
+  overlapMs: number,
+  s: Sig,
+): Promise<{ head: ChainHead; recovered: number }> {
+  let recovered = 0;
+  if (head.pending) {
+    const exists = (await archive.list(head.pending.manifest.key, s)).some(
+      (e) => e.key === head.pending?.manifest.key,
+    );
+    if (exists) {
+      head = await completeChunk(deps, archive, head.pending, undefined, s);
+      recovered++;
+    } else {
+      head = { ...head, pending: null };
+    }
+  }
+  const listing = await archive.list(clusterPrefix(cluster.id), s);
+  const beyond = new Map<number, { chunk?: string; manifest?: string }>();
+  for (const { key } of listing) {
+    const parsed = parseArchiveKey(cluster.id, key);
+    if (!parsed || parsed.seq <= head.seq) continue;
+    const slot = beyond.get(parsed.seq) ?? {};
+    slot[parsed.kind] = key;
+    beyond.set(parsed.seq, slot);
+  }
+  while (beyond.size > 0) {
+    const seq = head.seq + 1;
+    const slot = beyond.get(seq);
+    const key = slot?.chunk ?? slot?.manifest ?? [...beyond.values()][0]?.chunk ?? clusterPrefix(cluster.id);
+    if (!slot?.chunk || !slot.manifest) {
+      throw new ChainConflictError(
+        `archive holds objects beyond the chain head (seq ${head.seq}) it cannot adopt`,
+        key,
+      );
+    }
+    const manifestBytes = await archive.get(slot.manifest, s);
+    const body = await archive.get(slot.chunk, s);
+    let manifest: Manifest;
+    try {
+      manifest = parseManifest(manifestBytes ?? new Uint8Array());
+    } catch {
+      throw new ChainConflictError(`manifest ${slot.manifest} cannot be read`, slot.manifest);
+    }
+    if (
+      !body ||
+      manifest.seq !== seq ||
+      manifest.key !== slot.chunk ||
+      manifest.clusterId !== cluster.id ||
+      manifest.previousSha256 !== head.sha256 ||
+      sha256Hex(body) !== manifest.sha256
+    ) {
+      throw new ChainConflictError(
+        `chunk ${slot.chunk} beyond the chain head does not continue the chain`,
+        slot.chunk,
+      );
+    }
+    // Best effort: the checkpoint learns the chunk's events from its lines.
+    const last =
+      head.checkpoint && ms(head.checkpoint.lastTimestamp) > ms(manifest.lastTimestamp)
+        ? head.checkpoint.lastTimestamp
+        : manifest.lastTimestamp;
+    const seen = new SeenSet();
+    head.checkpoint?.seenIds.forEach((id, i) => {
+      seen.set(id, ms(head.checkpoint?.seenTimestamps[i]) || ms(head.checkpoint?.lastTimestamp));
+    });
+    for (const k of await lineKeys(body)) seen.set(k, ms(manifest.lastTimestamp));
+    seen.trim(ms(last) - overlapMs, true);
+    head = {
+      seq,
+      sha256: manifest.sha256,
+      key: manifest.key,
+      version: manifest.version,
+      checkpoint: toCheckpoint(seen, last),
+      pending: null,
+    };
+    await putHead(deps, cluster.id, head);
+    beyond.delete(seq);
+    recovered++;
+  }
+  return { head, recovered };
+}
+
+async function collectCluster(
+  deps: AuditJobDeps,
+  cluster: Cluster,
+  options: CollectOptions,
+): Promise<CollectOutcome> {
+  const now = deps.clock.now();
+  const s = sig(options.signal);
+  const finding = (kind: string, severity: Finding['severity'], message: string): Finding => ({
+    clusterId: cluster.id,
+    jurisdiction: cluster.jurisdiction,
+    kind,
+    severity,
+    message,
+    at: now.toISOString(),
+  });
+  const skip = async (f: Finding): Promise<CollectOutcome> => {
+    await recordFindings(deps.store, AUDIT_JOB, cluster.id, [f]);
+    deps.logger.warn('Audit collection skipped', { cluster: cluster.id, finding: f.kind });
+    return { clusterId: cluster.id, status: 'skipped', findings: [f] };
+  };
+  const guarded = async <T>(
+    fn: () => Promise<T>,
+  ): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> => {
+    try {
+      return { ok: true, value: await fn() };
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      return { ok: false, error };
+    }
+  };
+
+  const source = deps.sources.for(cluster);
+  if (!source)
+    return skip(finding('audit-logging-off', 'high', `no audit log source for ${cluster.cloud} clusters`));
+  const enabled = await guarded(() => source.enabled(cluster, s));
+  if (!enabled.ok) {
+    return skip(
+      finding(
+        'audit-source-unreachable',
+        'high',
+        `cannot read the audit log: ${errorInfo(enabled.error).message}`,
+      ),
+    );
+  }
+  if (!enabled.value.enabled) {
+    const why = enabled.value.reason ? `: ${enabled.value.reason}` : '';
+    return skip(finding('audit-logging-off', 'high', `control-plane audit logging is off${why}`));
+  }
+  const jurisdiction = deps.config.jurisdictions[cluster.jurisdiction];
+  if (!jurisdiction) {
+    return skip(
+      finding(
+        'unassigned',
+        'high',
+        'cluster is in no configured jurisdiction: its audit log is not archived',
+      ),
+    );
+  }
+  const archived = await guarded(() => deps.archives.for(cluster));
+  if (!archived.ok) {
+    return skip(
+      finding('archive-unavailable', 'high', `no audit archive: ${errorInfo(archived.error).message}`),
+    );
+  }
+  const archive = archived.value;
+  const located = await guarded(() => archive.location(s));
+  if (!located.ok) {
+    return skip(
+      finding(
+        'archive-unavailable',
+        'high',
+        `cannot locate ${archive.id}: ${errorInfo(located.error).message}`,
+      ),
+    );
+  }
+  const declaredNonCompliant = (archive as { compliantStorage?: unknown }).compliantStorage === false;
+  if (located.value === null) {
+    if (!declaredNonCompliant) {
+      return skip(
+        finding(
+          'archive-outside-jurisdiction',
+          'critical',
+          `the location of ${archive.id} is unknown; residency cannot be verified`,
+        ),
+      );
+    }
+  } else {
+    try {
+      deps.residency.assertResidency(
+        { jurisdiction: cluster.jurisdiction, clusterId: cluster.id },
+        { cloud: located.value.cloud, region: located.value.region, what: 'audit archive' },
+      );
+    } catch (error) {
+      if (!(error instanceof ResidencyError)) throw error;
+      return skip(finding('archive-outside-jurisdiction', 'critical', error.message));
+    }
+  }
+  const immutable = await guarded(() => archive.assertImmutable(jurisdiction.audit.retentionDays, s));
+  if (!immutable.ok) {
+    return skip(
+      finding(
+        'archive-not-immutable',
+        'critical',
+        `${archive.id} is not write-once: ${errorInfo(immutable.error).message}`,
+      ),
+    );
+  }
+  const compliantStorage = located.value !== null && !declaredNonCompliant;
+
+  const stats: CollectStats = {
+    chunks: 0,
+    events: 0,
+    malformed: 0,
+    duplicates: 0,
+    recovered: 0,
+    head: 0,
+    compliantStorage,
+  };
+  const overlapMs = options.overlapMs ?? DEFAULT_OVERLAP_MS;
+  try {
+    const stored = (await deps.store.get<ChainHead>(AUDIT_NS, headKey(cluster.id))) ?? EMPTY_HEAD;
+    const recovery = await recover(deps, archive, cluster, stored, overlapMs, s);
+    let head = recovery.head;
+    stats.recovered = recovery.recovered;
+    stats.head = head.seq;
+
+    const nowMs = now.getTime();
+    const checkpoint = head.checkpoint;
+    let lastTimestamp = checkpoint?.lastTimestamp ?? null;
+    let lastMs = ms(lastTimestamp);
+    if (Number.isNaN(lastMs)) lastMs = Number.NEGATIVE_INFINITY;
+    const orNow = (t: number) => (Number.isNaN(t) ? nowMs : t);
+    // `durable`: keys of archived events (the checkpoint's); `seen`: those plus what this run passed on.
+    const durable = new SeenSet();
+    const seen = new SeenSet();
+    checkpoint?.seenIds.forEach((id, i) => {
+      const t = orNow(ms(checkpoint.seenTimestamps[i]));
+      durable.set(id, t);
+      seen.set(id, t);
+    });
+    const since =
+      checkpoint && Number.isFinite(lastMs)
+        ? lastMs - overlapMs
+        : nowMs - (options.lookbackMs ?? DEFAULT_LOOKBACK_MS);
+    if (since >= nowMs) {
+      await recordFindings(deps.store, AUDIT_JOB, cluster.id, []);
+      return { clusterId: cluster.id, status: 'up-to-date', ...stats };
+    }
+    let readMax = lastMs;
+    const fresh = async function* (pages: AsyncIterable<AuditEvent[]>): AsyncGenerator<AuditEvent[]> {
+      for await (const page of pages) {
+        const out: AuditEvent[] = [];
+        for (const event of page) {
+          const key = eventKey(event);
+          if (seen.has(key)) {
+            stats.duplicates++;
+            continue;
+          }
+          const t = orNow(ms(event.timestamp));
+          if (t > readMax) readMax = t;
+          seen.set(key, t);
+          out.push(event);
+        }
+        seen.trim(readMax - overlapMs);
+        if (out.length > 0) yield out;
+      }
+    };
+    const pages = source.read(cluster, { since: new Date(since), until: now }, s);
+    const chunks = chunkEvents(fresh(pages), {
+      clusterId: cluster.id,
+      firstSeq: head.seq + 1,
+      maxEvents: options.maxEvents,
+      maxBytes: options.maxBytes,
+    });
+    for await (const chunk of chunks) {
+      options.signal?.throwIfAborted();
+      for (const id of chunk.ids) durable.set(id.key, orNow(ms(id.timestamp)));
+      const chunkLast = ms(chunk.lastTimestamp);
+      if (lastTimestamp === null || chunkLast > lastMs) {
+        lastTimestamp = chunk.lastTimestamp;
+        lastMs = Number.isNaN(chunkLast) ? lastMs : chunkLast;
+      }
+      durable.trim(lastMs - overlapMs, true);
+      const pending: PendingChunk = {
+        manifest: {
+          schema: MANIFEST_SCHEMA,
+          clusterId: cluster.id,
+          seq: chunk.seq,
+          key: chunk.key,
+          sha256: chunk.sha256,
+          events: chunk.events,
+          malformed: chunk.malformed,
+          firstTimestamp: chunk.firstTimestamp,
+          lastTimestamp: chunk.lastTimestamp,
+          previousSha256: head.sha256,
+          compliantStorage,
+        },
+        checkpoint: toCheckpoint(durable, lastTimestamp),
+      };
+      await putHead(deps, cluster.id, { ...head, pending });
+      head = await completeChunk(deps, archive, pending, chunk.body, s);
+      stats.chunks++;
+      stats.events += chunk.events;
+      stats.malformed += chunk.malformed;
+      stats.head = head.seq;
+    }
+    await recordFindings(deps.store, AUDIT_JOB, cluster.id, []);
+    deps.logger.info('Audit log archived', { cluster: cluster.id, ...stats });
+    return { clusterId: cluster.id, status: stats.chunks > 0 ? 'archived' : 'up-to-date', ...stats };
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    if (error instanceof ChainConflictError) {
+      await recordFindings(deps.store, AUDIT_JOB, cluster.id, [
+        finding('audit-chain-conflict', 'critical', `${error.message}; run audit verify`),
+      ]);
+    }
+    deps.logger.warn('Audit collection failed', { cluster: cluster.id, error: errorInfo(error) });
+    return { clusterId: cluster.id, status: 'failed', error: errorInfo(error), ...stats };
+  }
+}
+
+/** Archives new audit events of every cluster in scope (one cluster's failure never stops the others). */
+export async function collect(deps: AuditJobDeps, options: CollectOptions = {}): Promise<CollectResult> {
+  const clusters = await inventory(deps.store, options);
+  const id = runId(deps.clock.now());
+  const outcomes = await forEachCluster(clusters, options.concurrency ?? 4, (cluster) =>
+    collectCluster(deps, cluster, options),
+  );
+  return { runId: id, outcomes };
+}
+
+export type ChainProblem = 'missing' | 'altered' | 'extra-version' | 'broken-link' | 'gap';
+
+export interface VerifyClusterResult {
+  clusterId: string;
+  ok: boolean;
+  /** Chunks checked good before the first problem. */
+  chunks: number;
+  events: number;
+  /** The first bad chunk; `key` is `null` for a gap (no object names the seq). */
+  firstProblem?: { seq: number; key: string | null; problem: ChainProblem; detail: string };
+  /** The archive could not be read at all. */
+  error?: ErrorInfo;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  clusters: VerifyClusterResult[];
+}
+
+async function verifyCluster(
+  deps: Pick<AuditJobDeps, 'store' | 'archives'>,
+  cluster: Cluster,
+  s: Sig,
+): Promise<VerifyClusterResult> {
+  const result: VerifyClusterResult = { clusterId: cluster.id, ok: true, chunks: 0, events: 0 };
+  const fail = (
+    seq: number,
+    key: string | null,
+    problem: ChainProblem,
+    detail: string,
+  ): VerifyClusterResult => ({
+    ...result,
+    ok: false,
+    firstProblem: { seq, key, problem, detail },
+  });
+  const archive = await deps.archives.for(cluster);
+  const head = await deps.store.get<ChainHead>(AUDIT_NS, headKey(cluster.id));
+  const listing = await archive.list(clusterPrefix(cluster.id), s);
+  const versions = new Map(listing.map((e) => [e.key, e.versions]));
+  const chunksBySeq = new Map<number, string[]>();
+  const manifestsBySeq = new Map<number, string[]>();
+  let top = head?.seq ?? 0;
+  for (const { key } of listing) {
+    const parsed = parseArchiveKey(cluster.id, key);
+    if (!parsed) continue;
+    const index = parsed.kind === 'chunk' ? chunksBySeq : manifestsBySeq;
+    index.set(parsed.seq, [...(index.get(parsed.seq) ?? []), key]);
+    top = Math.max(top, parsed.seq);
+  }
+  let previous: string | null = null;
+  for (let seq = 1; seq <= top; seq++) {
+    const manifestKeys = manifestsBySeq.get(seq) ?? [];
+    const chunkKeys = chunksBySeq.get(seq) ?? [];
+    if (manifestKeys.length === 0 && chunkKeys.length === 0) {
+      if (head && seq === head.seq && head.key)
+        return fail(seq, head.key, 'missing', 'the chain head is missing');
+      return fail(seq, null, 'gap', 'no chunk and no manifest for this seq');
+    }
+    const mKey = manifestKeys[0];
+    if (mKey === undefined) return fail(seq, chunkKeys[0] ?? null, 'missing', 'manifest missing');
+    if (manifestKeys.length > 1)
+      return fail(seq, manifestKeys[1] ?? mKey, 'altered', 'two manifests for one seq');
+    if ((versions.get(mKey) ?? []).length > 1)
+      return fail(seq, mKey, 'extra-version', 'manifest has another version');
+    let manifest: Manifest;
+    try {
+      manifest = parseManifest((await archive.get(mKey, s)) ?? new Uint8Array());
+    } catch {
+      return fail(seq, mKey, 'altered', 'manifest unreadable');
+    }
+    if (manifest.seq !== seq || manifest.clusterId !== cluster.id || manifestKey(manifest.key) !== mKey) {
+      return fail(seq, mKey, 'altered', 'manifest names another chunk');
+    }
+    const chunkVersions = versions.get(manifest.key);
+    if (!chunkVersions) return fail(seq, manifest.key, 'missing', 'chunk missing');
+    if (chunkKeys.length > 1)
+      return fail(
+        seq,
+        chunkKeys.find((k) => k !== manifest.key) ?? manifest.key,
+        'altered',
+        'two chunks for one seq',
+      );
+    if (!chunkVersions.includes(manifest.version)) {
+      return fail(seq, manifest.key, 'altered', 'the recorded version of the chunk is gone');
+    }
+    if (chunkVersions.length > 1)
+      return fail(seq, manifest.key, 'extra-version', 'chunk has another version');
+    const body = await archive.get(manifest.key, { version: manifest.version, ...s });
+    if (!body) return fail(seq, manifest.key, 'missing', 'chunk missing');
+    if (sha256Hex(body) !== manifest.sha256)
+      return fail(seq, manifest.key, 'altered', 'SHA-256 differs from the manifest');
+    if ((await countLines(body)) !== manifest.events) {
+      return fail(seq, manifest.key, 'altered', 'event count differs from the manifest');
+    }
+    if (manifest.previousSha256 !== previous) {
+      return fail(
+        seq,
+        manifest.key,
+        'broken-link',
+        'previousSha256 is not the previous chunk\u2019s SHA-256',
+      );
+    }
+    if (head && seq === head.seq && head.sha256 !== manifest.sha256) {
+      return fail(seq, manifest.key, 'altered', 'SHA-256 differs from the chain head');
+    }
+    previous = manifest.sha256;
+    result.chunks++;
+    result.events += manifest.events;
+  }
+  return result;
+}
+
+/** Walks every chain in scope; `ok` is false when any chunk is missing, altered, re-versioned or unlinked. */
+export async function verify(
+  deps: Pick<AuditJobDeps, 'store' | 'archives'>,
+  scope: ClusterScope & { signal?: AbortSignal | undefined } = {},
+): Promise<VerifyResult> {
+  const clusters = await inventory(deps.store, scope);
+  const s = sig(scope.signal);
+  const results = await forEachCluster(clusters, 4, async (cluster) => {
+    try {
+      return await verifyCluster(deps, cluster, s);
+    } catch (error) {
+      if (scope.signal?.aborted) throw error;
+      return { clusterId: cluster.id, ok: false, chunks: 0, events: 0, error: errorInfo(error) };
+    }
+  });
+  return { ok: results.every((r) => r.ok), clusters: results };
+}

@@ -1,0 +1,538 @@
+import { mkdtemp, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+import { clusterPrefix, eventKey, parseArchiveKey, sha256Hex } from '../../shared/audit/chunks.ts';
+import { LocalArchiveStore } from '../../shared/audit/local-store.ts';
+import { AUDIT_NS, type ChainHead, headKey, parseManifest } from '../../shared/audit/manifest.ts';
+import { Jurisdiction } from '../../shared/config/schema.ts';
+import { type AuditJobDeps, type CollectOptions, collect, verify } from '../../shared/jobs/audit.ts';
+import { INVENTORY } from '../../shared/jobs/discover.ts';
+import type { Cluster, Finding } from '../../shared/model.ts';
+import type {
+  ArchivedObject,
+  ArchiveStore,
+  AuditEvent,
+  AuditLogSource,
+  StateStore,
+  StoredItem,
+} from '../../shared/ports.ts';
+import { Residency } from '../../shared/residency/index.ts';
+import { NotImmutableError } from '../../shared/runtime/errors.ts';
+import { silentLogger } from '../../shared/runtime/logger.ts';
+import { SqliteStateStore } from '../../shared/state/sqlite.ts';
+
+const T0 = Date.parse('2026-11-21T10:00:00Z');
+const MIN = 60_000;
+const at = (minutes: number) => new Date(T0 + minutes * MIN);
+
+const cluster: Cluster = {
+  id: 'aws/111111111111/eu-central-1/payments',
+  cloud: 'aws',
+  scope: '111111111111',
+  region: 'eu-central-1',
+  name: 'payments',
+  kubernetesVersion: '1.32',
+  endpoint: null,
+  endpointAccess: 'private',
+  secretsEncryptionKey: null,
+  auditLogging: true,
+  tags: {},
+  status: 'running',
+  providerStatus: 'ACTIVE',
+  createdAt: null,
+  country: 'DE',
+  jurisdiction: 'eu',
+};
+
+/** An event the source serves once the clock reaches `arrival` (late arrivals have arrival > timestamp). */
+interface SourceEvent extends AuditEvent {
+  arrival: number;
+}
+
+function ev(id: string, minutes: number, arrivalMinutes = minutes): SourceEvent {
+  const timestamp = at(minutes).toISOString();
+  return {
+    auditID: id,
+    timestamp,
+    raw: JSON.stringify({ kind: 'Event', auditID: id, verb: 'get', stageTimestamp: timestamp }),
+    arrival: T0 + arrivalMinutes * MIN,
+  };
+}
+
+function malformed(tag: string, minutes: number): SourceEvent {
+  return {
+    auditID: null,
+    timestamp: at(minutes).toISOString(),
+    raw: `{"broken": ${tag}`,
+    arrival: T0 + minutes * MIN,
+  };
+}
+
+class MemorySource implements AuditLogSource {
+  events: SourceEvent[] = [];
+  on = true;
+  readonly clock: { t: number };
+  constructor(clock: { t: number }) {
+    this.clock = clock;
+  }
+  async enabled() {
+    return this.on ? { enabled: true } : { enabled: false, reason: 'api log type not enabled' };
+  }
+  async *read(_c: Cluster, window: { since: Date; until: Date }): AsyncIterable<AuditEvent[]> {
+    const visible = this.events
+      .filter((e) => e.arrival <= this.clock.t)
+      .filter(
+        (e) =>
+          Date.parse(e.timestamp) >= window.since.getTime() &&
+          Date.parse(e.timestamp) < window.until.getTime(),
+      )
+      .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
+      .map(({ auditID, timestamp, raw }) => ({ auditID, timestamp, raw }));
+    for (let i = 0; i < visible.length; i += 3) yield visible.slice(i, i + 3);
+  }
+}
+
+/** Test-only: rewrites an object's file in a LocalArchiveStore directory (simulated tampering). */
+async function tamper(dir: string, key: string, bytes: Uint8Array): Promise<void> {
+  await writeFile(join(dir, ...key.split('/')), bytes);
+}
+
+/** Delegates to a store; tests override single methods. */
+class Wrapped implements ArchiveStore {
+  readonly id: string;
+  compliantStorage: boolean | undefined;
+  readonly inner: ArchiveStore;
+  constructor(inner: ArchiveStore) {
+    this.inner = inner;
+    this.id = inner.id;
+    this.compliantStorage = (inner as { compliantStorage?: boolean }).compliantStorage;
+  }
+  location(o?: { signal?: AbortSignal }) {
+    return this.inner.location(o);
+  }
+  assertImmutable(days: number, o?: { signal?: AbortSignal }) {
+    return this.inner.assertImmutable(days, o);
+  }
+  create(
+    key: string,
+    body: Uint8Array,
+    meta: { sha256: string; contentType: string },
+  ): Promise<ArchivedObject> {
+    return this.inner.create(key, body, meta);
+  }
+  get(key: string, o?: { version?: string }) {
+    return this.inner.get(key, o);
+  }
+  list(prefix: string) {
+    return this.inner.list(prefix);
+  }
+}
+
+/** Seeded PRNG (mulberry32): trials are random but reproducible. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class Crash extends Error {}
+
+/** Counts durable steps (head puts, chunk and manifest creates) and crashes at one, before or after it happens. */
+class Faults {
+  step = 0;
+  crashAt = -1;
+  after = false;
+  crashed: string | undefined;
+  async around<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const n = this.step++;
+    if (n !== this.crashAt) return fn();
+    this.crashed = `${what}${this.after ? ' (after)' : ''}`;
+    if (this.after) await fn();
+    throw new Crash(`injected crash at ${what}`);
+  }
+}
+
+function faultyStore(inner: StateStore, faults: Faults): StateStore {
+  return {
+    get: (ns, key) => inner.get(ns, key),
+    list: (ns, o) => inner.list(ns, o),
+    putMany: (ns: string, items: StoredItem[]) =>
+      ns === AUDIT_NS ? faults.around('head put', () => inner.putMany(ns, items)) : inner.putMany(ns, items),
+    deleteMany: (ns, keys) => inner.deleteMany(ns, keys),
+    close: () => inner.close(),
+  };
+}
+
+class FaultyArchive extends Wrapped {
+  readonly faults: Faults;
+  constructor(inner: ArchiveStore, faults: Faults) {
+    super(inner);
+    this.faults = faults;
+  }
+  override create(key: string, body: Uint8Array, meta: { sha256: string; contentType: string }) {
+    return this.faults.around(key.endsWith('.manifest.json') ? 'manifest create' : 'chunk create', () =>
+      this.inner.create(key, body, meta),
+    );
+  }
+}
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+async function setup(
+  options: { archive?: (local: LocalArchiveStore) => ArchiveStore; faults?: Faults } = {},
+) {
+  const dir = await mkdtemp(join(tmpdir(), 'fleetward-audit-'));
+  dirs.push(dir);
+  const clock = { t: T0 };
+  const raw = new SqliteStateStore({ path: ':memory:' });
+  await raw.putMany(INVENTORY, [{ key: cluster.id, value: cluster }]);
+  const store = options.faults ? faultyStore(raw, options.faults) : raw;
+  const local = new LocalArchiveStore(dir);
+  let archive: ArchiveStore = options.archive ? options.archive(local) : local;
+  if (options.faults) archive = new FaultyArchive(archive, options.faults);
+  const source = new MemorySource(clock);
+  const deps: AuditJobDeps = {
+    config: { jurisdictions: { eu: Jurisdiction.parse({ preset: 'eu-gdpr' }) } },
+    store,
+    residency: new Residency({ eu: { preset: 'eu-gdpr' } }),
+    logger: silentLogger,
+    clock: { now: () => new Date(clock.t) },
+    sources: { for: () => source },
+    archives: { for: async () => archive },
+  };
+  return { dir, clock, raw, store, local, archive, source, deps };
+}
+
+/** Dedup keys of every event in the archive, one entry per archived line. */
+async function archivedKeys(local: LocalArchiveStore): Promise<string[]> {
+  const keys: string[] = [];
+  for (const { key } of await local.list(clusterPrefix(cluster.id))) {
+    if (parseArchiveKey(cluster.id, key)?.kind !== 'chunk') continue;
+    const text = gunzipSync((await local.get(key))!).toString('utf8');
+    for (const line of text.split('\n').slice(0, -1)) {
+      let id: unknown;
+      try {
+        id = JSON.parse(line).auditID;
+      } catch {}
+      keys.push(typeof id === 'string' ? id : `sha256:${sha256Hex(line)}`);
+    }
+  }
+  return keys.sort();
+}
+
+const sourceKeys = (events: SourceEvent[], upTo: number) =>
+  events
+    .filter((e) => e.arrival <= upTo && Date.parse(e.timestamp) < upTo)
+    .map(eventKey)
+    .sort();
+
+const findings = (store: StateStore) => store.get<Finding[]>('findings', `audit/${cluster.id}`);
+const OPTS: CollectOptions = { maxEvents: 4 };
+
+describe('audit collect', () => {
+  it('archives a chain, and a second run writes only the new events', async () => {
+    const { deps, source, clock, local } = await setup();
+    source.events = Array.from({ length: 10 }, (_, i) => ev(`a${i}`, i));
+    clock.t = at(12).getTime();
+    const first = await collect(deps, OPTS);
+    expect(first.outcomes[0]).toMatchObject({
+      status: 'archived',
+      chunks: 3,
+      events: 10,
+      head: 3,
+      compliantStorage: false,
+    });
+
+    source.events.push(ev('b1', 13), ev('b2', 14), malformed('x', 15));
+    clock.t = at(20).getTime();
+    const second = await collect(deps, OPTS);
+    expect(second.outcomes[0]).toMatchObject({ status: 'archived', events: 3, malformed: 1, head: 4 });
+    expect((second.outcomes[0] as { duplicates: number }).duplicates).toBeGreaterThan(0);
+    expect(await archivedKeys(local)).toEqual(sourceKeys(source.events, clock.t));
+
+    const manifest = parseManifest(
+      (await local.get(`audit/${cluster.id}/2026/11/21/00000004.ndjson.gz.manifest.json`))!,
+    );
+    expect(manifest).toMatchObject({
+      schema: 'fleetward.audit.manifest/v1',
+      seq: 4,
+      events: 3,
+      malformed: 1,
+      compliantStorage: false,
+    });
+    const third = await collect(deps, OPTS);
+    expect(third.outcomes[0]).toMatchObject({ status: 'up-to-date', chunks: 0 });
+    expect(await verify(deps)).toMatchObject({ ok: true, clusters: [{ ok: true, chunks: 4, events: 13 }] });
+  });
+
+  it('archives a late arrival inside the overlap exactly once, and keeps the seen list bounded', async () => {
+    const { deps, source, clock, local, raw } = await setup();
+    source.events = [ev('e1', 1), ev('e2', 20), ev('late', 25, 35), ev('e3', 29)];
+    clock.t = at(30).getTime();
+    await collect(deps, OPTS);
+    expect(await archivedKeys(local)).toEqual(['e1', 'e2', 'e3']);
+    const head = await raw.get<ChainHead>(AUDIT_NS, headKey(cluster.id));
+    expect(head?.checkpoint?.seenIds.sort()).toEqual(['e2', 'e3']); // e1 is older than the overlap
+
+    clock.t = at(40).getTime();
+    const second = await collect(deps, OPTS);
+    expect(second.outcomes[0]).toMatchObject({ events: 1 });
+    clock.t = at(45).getTime();
+    await collect(deps, OPTS);
+    expect(await archivedKeys(local)).toEqual(['e1', 'e2', 'e3', 'late']);
+    expect((await verify(deps)).ok).toBe(true);
+  });
+
+  it('re-adopts the chain when the head is lost from the state store, without duplicates', async () => {
+    const { deps, source, clock, local, raw } = await setup();
+    source.events = Array.from({ length: 9 }, (_, i) => ev(`a${i}`, i));
+    clock.t = at(10).getTime();
+    await collect(deps, OPTS);
+    await raw.deleteMany(AUDIT_NS, [headKey(cluster.id)]);
+    source.events.push(ev('b1', 11));
+    clock.t = at(15).getTime();
+    const again = await collect(deps, OPTS);
+    expect(again.outcomes[0]).toMatchObject({ recovered: 3, events: 1 });
+    expect(await archivedKeys(local)).toEqual(sourceKeys(source.events, clock.t));
+    expect((await verify(deps)).ok).toBe(true);
+  });
+
+  it('leaves no gap and no duplicate when runs are killed at random points (60 trials)', async () => {
+    const crashedAt = new Set<string>();
+    for (let trial = 0; trial < 60; trial++) {
+      const random = prng(trial + 1);
+      const faults = new Faults();
+      const { deps, source, clock, local } = await setup({ faults });
+      const events: SourceEvent[] = [];
+      for (let i = 0; i < 40; i++) {
+        const minute = i * 0.75;
+        // Some events arrive late (within the overlap), a few lines are unparseable.
+        const late = random() < 0.15 ? minute + 1 + random() * 6 : minute;
+        events.push(i % 13 === 5 ? malformed(`m${i}`, minute) : ev(`t${trial}-${i}`, minute, late));
+      }
+      source.events = events;
+      for (const minutes of [12, 24, 36]) {
+        clock.t = at(minutes).getTime();
+        faults.step = 0;
+        faults.crashAt = Math.floor(random() * 16);
+        faults.after = random() < 0.5;
+        faults.crashed = undefined;
+        const crashed = await collect(deps, OPTS);
+        if (faults.crashed) {
+          crashedAt.add(faults.crashed);
+          expect(crashed.outcomes[0]?.status).toBe('failed');
+        }
+        faults.crashAt = -1;
+        const clean = await collect(deps, OPTS);
+        expect(clean.outcomes[0]?.status).not.toBe('failed');
+        expect(await archivedKeys(local), `trial ${trial} at ${minutes} min`).toEqual(
+          sourceKeys(events, clock.t),
+        );
+      }
+      clock.t = at(50).getTime();
+      await collect(deps, OPTS);
+      expect(await archivedKeys(local)).toEqual(sourceKeys(events, Number.POSITIVE_INFINITY));
+      const verified = await verify(deps);
+      expect(verified.ok, JSON.stringify(verified)).toBe(true);
+    }
+    // Every kind of step was hit, before and after it took effect.
+    for (const what of ['head put', 'chunk create', 'manifest create']) {
+      expect(crashedAt).toContain(what);
+      expect(crashedAt).toContain(`${what} (after)`);
+    }
+  });
+});
+
+describe('audit sink checks', () => {
+  const nothingWritten = async (dir: string, raw: StateStore) => {
+    expect((await readdir(dir)).filter((f) => f !== '.staging')).toEqual([]);
+    expect(await raw.get(AUDIT_NS, headKey(cluster.id))).toBeUndefined();
+  };
+
+  it('audit logging off: a finding, nothing written', async () => {
+    const { deps, source, clock, dir, raw } = await setup();
+    source.events = [ev('a', 1)];
+    source.on = false;
+    clock.t = at(5).getTime();
+    const result = await collect(deps);
+    expect(result.outcomes[0]).toMatchObject({ status: 'skipped' });
+    expect((await findings(raw))?.map((f) => f.kind)).toEqual(['audit-logging-off']);
+    await nothingWritten(dir, raw);
+  });
+
+  it('an archive that is not immutable: a finding, nothing written', async () => {
+    const { deps, source, clock, dir, raw } = await setup({
+      archive: (local) =>
+        Object.assign(new Wrapped(local), {
+          assertImmutable: async () => {
+            throw new NotImmutableError('no object lock default retention', local.id);
+          },
+        }),
+    });
+    source.events = [ev('a', 1)];
+    clock.t = at(5).getTime();
+    await collect(deps);
+    const [f] = (await findings(raw)) ?? [];
+    expect(f).toMatchObject({ kind: 'archive-not-immutable', severity: 'critical' });
+    expect(f?.message).toContain('no object lock');
+    await nothingWritten(dir, raw);
+  });
+
+  it('an archive outside the jurisdiction: a finding, nothing written', async () => {
+    const { deps, source, clock, dir, raw } = await setup({
+      archive: (local) =>
+        Object.assign(new Wrapped(local), {
+          location: async () => ({ cloud: 'aws' as const, region: 'us-east-1' }),
+        }),
+    });
+    source.events = [ev('a', 1)];
+    clock.t = at(5).getTime();
+    await collect(deps);
+    expect((await findings(raw))?.map((f) => f.kind)).toEqual(['archive-outside-jurisdiction']);
+    await nothingWritten(dir, raw);
+  });
+
+  it('an archive of unknown location that does not declare itself local: a finding, nothing written', async () => {
+    const { deps, source, clock, dir, raw } = await setup({
+      archive: (local) => Object.assign(new Wrapped(local), { compliantStorage: undefined }),
+    });
+    source.events = [ev('a', 1)];
+    clock.t = at(5).getTime();
+    await collect(deps);
+    expect((await findings(raw))?.map((f) => f.kind)).toEqual(['archive-outside-jurisdiction']);
+    await nothingWritten(dir, raw);
+  });
+
+  it('an in-jurisdiction compliant archive is used and manifests say compliantStorage: true', async () => {
+    const { deps, source, clock, local, raw } = await setup({
+      archive: (l) =>
+        Object.assign(new Wrapped(l), {
+          compliantStorage: undefined,
+          location: async () => ({ cloud: 'aws' as const, region: 'eu-central-1' }),
+        }),
+    });
+    source.events = [ev('a', 1)];
+    clock.t = at(5).getTime();
+    const result = await collect(deps);
+    expect(result.outcomes[0]).toMatchObject({ status: 'archived', compliantStorage: true });
+    const [manifestEntry] = (await local.list(clusterPrefix(cluster.id))).filter((e) =>
+      e.key.endsWith('.json'),
+    );
+    expect(parseManifest((await local.get(manifestEntry!.key))!).compliantStorage).toBe(true);
+    expect(await findings(raw)).toBeUndefined();
+  });
+});
+
+describe('audit verify', () => {
+  async function archivedChain(archive?: (local: LocalArchiveStore) => ArchiveStore) {
+    const env = await setup(archive ? { archive } : {});
+    env.source.events = Array.from({ length: 16 }, (_, i) => ev(`a${i}`, i));
+    env.clock.t = at(20).getTime();
+    await collect(env.deps, OPTS);
+    const entries = await env.local.list(clusterPrefix(cluster.id));
+    const chunk = (seq: number) =>
+      entries.find((e) => parseArchiveKey(cluster.id, e.key)?.seq === seq && !e.key.endsWith('.json'))!.key;
+    return { ...env, chunk };
+  }
+
+  const cases: {
+    name: string;
+    mutate: (env: Awaited<ReturnType<typeof archivedChain>>) => Promise<void>;
+    expected: { seq: number; problem: string };
+  }[] = [
+    {
+      name: 'altered chunk bytes',
+      mutate: async ({ dir, chunk }) => tamper(dir, chunk(2), new TextEncoder().encode('tampered')),
+      expected: { seq: 2, problem: 'altered' },
+    },
+    {
+      name: 'deleted chunk',
+      mutate: async ({ dir, chunk }) => unlink(join(dir, ...chunk(3).split('/'))),
+      expected: { seq: 3, problem: 'missing' },
+    },
+    {
+      name: 'reordered chunks (files swapped)',
+      mutate: async ({ dir, chunk }) => {
+        const [a, b] = [join(dir, ...chunk(2).split('/')), join(dir, ...chunk(3).split('/'))];
+        await rename(a, `${a}.swap`);
+        await rename(b, a);
+        await rename(`${a}.swap`, b);
+      },
+      expected: { seq: 2, problem: 'altered' },
+    },
+    {
+      name: 'deleted chunk and manifest in the middle',
+      mutate: async ({ dir, chunk }) => {
+        await unlink(join(dir, ...chunk(2).split('/')));
+        await unlink(join(dir, ...`${chunk(2)}.manifest.json`.split('/')));
+      },
+      expected: { seq: 2, problem: 'gap' },
+    },
+    {
+      name: 'deleted last chunk and manifest (the head names it)',
+      mutate: async ({ dir, chunk }) => {
+        await unlink(join(dir, ...chunk(4).split('/')));
+        await unlink(join(dir, ...`${chunk(4)}.manifest.json`.split('/')));
+      },
+      expected: { seq: 4, problem: 'missing' },
+    },
+    {
+      name: 'rewritten manifest with a broken link',
+      mutate: async ({ dir, chunk, local }) => {
+        const key = `${chunk(3)}.manifest.json`;
+        const m = parseManifest((await local.get(key))!);
+        await tamper(
+          dir,
+          key,
+          new TextEncoder().encode(JSON.stringify({ ...m, previousSha256: 'f'.repeat(64) })),
+        );
+      },
+      expected: { seq: 3, problem: 'broken-link' },
+    },
+  ];
+
+  for (const c of cases) {
+    it(`fails on ${c.name}, naming the first bad chunk`, async () => {
+      const env = await archivedChain();
+      expect((await verify(env.deps)).ok).toBe(true);
+      await c.mutate(env);
+      const result = await verify(env.deps);
+      expect(result.ok).toBe(false);
+      const problem = result.clusters[0]?.firstProblem;
+      expect(problem).toMatchObject({ seq: c.expected.seq, problem: c.expected.problem });
+      if (c.expected.problem !== 'gap') {
+        expect(problem?.key).toBe(env.chunk(c.expected.seq));
+      }
+      expect(result.clusters[0]?.chunks).toBe(c.expected.seq - 1);
+    });
+  }
+
+  it('fails on a second version of a chunk (a locked bucket accepts newer versions)', async () => {
+    let extra: string | undefined;
+    const env = await archivedChain((local) =>
+      Object.assign(new Wrapped(local), {
+        list: async (prefix: string) =>
+          (await local.list(prefix)).map((e) =>
+            e.key === extra ? { ...e, versions: ['newer', ...e.versions] } : e,
+          ),
+      }),
+    );
+    extra = env.chunk(3);
+    const result = await verify(env.deps);
+    expect(result.clusters[0]?.firstProblem).toMatchObject({
+      seq: 3,
+      key: env.chunk(3),
+      problem: 'extra-version',
+    });
+  });
+});
