@@ -154,12 +154,19 @@ export interface AuditEvent {
 /** Reads a cluster's control-plane audit log from its cloud's log service. */
 export interface AuditLogSource {
   /** Whether the cluster sends audit logs where this source reads them (else a finding). */
-  enabled(cluster: Cluster, options?: { signal?: AbortSignal }): Promise<{ enabled: boolean; reason?: string }>;
+  enabled(
+    cluster: Cluster,
+    options?: { signal?: AbortSignal },
+  ): Promise<{ enabled: boolean; reason?: string }>;
   /**
    * Events received in `[since, until)`, page by page (each page at most a few thousand
    * events, so memory stays flat). Order within a page follows the service.
    */
-  read(cluster: Cluster, window: { since: Date; until: Date }, options?: { signal?: AbortSignal }): AsyncIterable<AuditEvent[]>;
+  read(
+    cluster: Cluster,
+    window: { since: Date; until: Date },
+    options?: { signal?: AbortSignal },
+  ): AsyncIterable<AuditEvent[]>;
 }
 
 /** A stored object version. */

@@ -140,7 +140,8 @@ function resolvePaths(config: FleetConfig, file: string | undefined): FleetConfi
   const azureCredential = config.clouds.azure?.credential;
   if (azureCredential?.type === 'access-token' && azureCredential.file)
     azureCredential.file = abs(azureCredential.file);
-  if (config.clouds.azure?.storageKeyFile) config.clouds.azure.storageKeyFile = abs(config.clouds.azure.storageKeyFile);
+  if (config.clouds.azure?.storageKeyFile)
+    config.clouds.azure.storageKeyFile = abs(config.clouds.azure.storageKeyFile);
   if (config.clouds.azure?.caFile) config.clouds.azure.caFile = abs(config.clouds.azure.caFile);
   if (config.clouds.gcp?.credentialsFile)
     config.clouds.gcp.credentialsFile = abs(config.clouds.gcp.credentialsFile);
