@@ -14,7 +14,7 @@ import {
 } from '../shared/jobs/budgets.ts';
 import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
 import { discoverDeps } from '../shared/runtime/deps.ts';
-import { ConfigError, FleetwardError } from '../shared/runtime/errors.ts';
+import { ConfigError, UsageError } from '../shared/runtime/errors.ts';
 import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -37,13 +37,6 @@ Options:
   --max-changes N   refuse an apply with more than N changes
   --json            print {"changes": [...], "findings": [...], "failures": [...], "summary": "..."}
 Exit: 0 done, 1 some cloud or budget failed or the apply was refused, 2 bad usage or config.`;
-
-class UsageError extends FleetwardError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
 
 function logLevel(value: string | undefined): LogLevel {
   const levels = ['debug', 'info', 'warn', 'error', 'silent'];

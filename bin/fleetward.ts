@@ -13,19 +13,13 @@ import { step as drillStep } from '../shared/jobs/drill.ts';
 import { run as reconcileBackups } from '../shared/jobs/reconcile-backups.ts';
 import { backupView, drillView, renderBackupView, renderDrillView } from '../shared/jobs/velero-report.ts';
 import { clusterJobDeps, discoverDeps } from '../shared/runtime/deps.ts';
-import { ConfigError, FleetwardError } from '../shared/runtime/errors.ts';
+import { ConfigError, FleetwardError, UsageError } from '../shared/runtime/errors.ts';
 import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { AUDIT_HELP, cmdAudit } from './audit.ts';
 import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
 import { cmdTags, TAGS_HELP } from './tags.ts';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
-class UsageError extends FleetwardError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
 
 const HELP = `fleetward — Kubernetes fleet automation across AWS, GCP and Azure, inside each jurisdiction
 
@@ -38,6 +32,7 @@ Commands:
   drill run|status         restore the newest backup into scratch namespaces; show RTO and results
   tags plan|apply          derive and default cost tags per cluster; report missing or invalid ones
   budgets plan|apply       make the clouds' budgets match fleet.yaml; report accounts without one
+  audit collect|verify     archive control-plane audit logs write-once in-jurisdiction; verify the chains
   config validate [FILE]   check a fleet.yaml; names the path of every bad field (exit 2 when invalid)
   config schema            print the JSON Schema of fleet.yaml
 
@@ -51,6 +46,7 @@ Run 'fleetward <command> --help' for a command's options.`;
 
 const COMMAND_HELP: Record<string, string> = {
   budgets: BUDGETS_HELP,
+  audit: AUDIT_HELP,
   tags: TAGS_HELP,
   discover: `Usage: fleetward discover [--config FILE] [--json] [--log-level LEVEL]
 
@@ -310,6 +306,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   backup: cmdBackup,
   drill: cmdDrill,
   budgets: cmdBudgets,
+  audit: cmdAudit,
   tags: cmdTags,
   config: cmdConfig,
 };

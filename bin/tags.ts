@@ -10,7 +10,7 @@ import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
 import { apply, plan, type TagApplyResult, type TagJobDeps } from '../shared/jobs/tags.ts';
 import { type Log, systemClock } from '../shared/ports.ts';
 import { discoverDeps, stateConfig } from '../shared/runtime/deps.ts';
-import { ConfigError, FleetwardError } from '../shared/runtime/errors.ts';
+import { ConfigError, FleetwardError, UsageError } from '../shared/runtime/errors.ts';
 import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { openStateStore } from '../shared/state/index.ts';
 import { clusterLabel, planJson, renderClusterPlan, renderPlanText } from '../shared/tags/render.ts';
@@ -43,24 +43,17 @@ written. One cluster failing never stops the others; the result names each.
 Exit: 0 done, 1 some cluster could not be read or written, or the apply was refused,
 2 bad usage or config. Findings alone do not fail the command.`;
 
-class TagsUsageError extends FleetwardError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
 function logLevel(value: string | undefined): LogLevel {
   const levels = ['debug', 'info', 'warn', 'error', 'silent'];
   if (value === undefined) return 'warn';
-  if (!levels.includes(value)) throw new TagsUsageError(`--log-level must be one of ${levels.join(', ')}`);
+  if (!levels.includes(value)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
   return value as LogLevel;
 }
 
 function maxChangesOf(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value))
-    throw new TagsUsageError(`--max-changes must be a non-negative integer, got "${value}"`);
+    throw new UsageError(`--max-changes must be a non-negative integer, got "${value}"`);
   return Number(value);
 }
 
@@ -146,11 +139,11 @@ export async function cmdTags(args: string[]): Promise<number> {
   }
   let deps: TagJobDeps | undefined;
   try {
-    if (rest.length > 0) throw new TagsUsageError(`unexpected argument "${rest[0]}"`);
+    if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
     if (sub !== 'plan' && sub !== 'apply')
-      throw new TagsUsageError(`unknown tags command "${sub}" (expected plan or apply)`);
+      throw new UsageError(`unknown tags command "${sub}" (expected plan or apply)`);
     if (sub === 'plan' && (values['max-changes'] !== undefined || values['dry-run'] !== undefined))
-      throw new TagsUsageError('--max-changes and --dry-run are options of "tags apply"');
+      throw new UsageError('--max-changes and --dry-run are options of "tags apply"');
     const level = logLevel(values['log-level']);
     const maxChanges = maxChangesOf(values['max-changes']);
     const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
@@ -189,7 +182,7 @@ export async function cmdTags(args: string[]): Promise<number> {
       for (const issue of error.issues) console.error(`  ${issue.path}: ${issue.message}`);
       return EXIT.usage;
     }
-    if (error instanceof TagsUsageError) {
+    if (error instanceof UsageError) {
       console.error(`fleetward: ${error.message}\nRun 'fleetward tags --help' for usage.`);
       return EXIT.usage;
     }

@@ -4,6 +4,7 @@
  */
 import { createDiscoveries } from '../clouds/registry.ts';
 import type { FleetConfig } from '../config/schema.ts';
+import type { AuditJobDeps } from '../jobs/audit.ts';
 import type { DiscoverDeps } from '../jobs/discover.ts';
 import type { ClusterJobDeps } from '../jobs/fleet.ts';
 import type { CloudId } from '../model.ts';
@@ -45,5 +46,22 @@ export async function clusterJobDeps(config: FleetConfig, logger: Log): Promise<
     residency: new Residency(config.jurisdictions),
     logger,
     clock: systemClock,
+  };
+}
+
+/** What the audit collection and verification jobs need: log sources and write-once archives per cluster. */
+export async function auditJobDeps(config: FleetConfig, logger: Log): Promise<AuditJobDeps> {
+  const [{ createAuditWiring }, store] = await Promise.all([
+    import('../audit/wiring.ts'),
+    openStateStore(stateConfig(config)),
+  ]);
+  const wiring = await createAuditWiring(config, { logger });
+  return {
+    config,
+    store,
+    residency: new Residency(config.jurisdictions),
+    logger,
+    clock: systemClock,
+    ...wiring,
   };
 }

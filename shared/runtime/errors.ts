@@ -109,3 +109,11 @@ export class NotImmutableError extends FleetwardError {
     this.store = store;
   }
 }
+
+/** The command line was wrong (exit 2); the message says what and how to fix it. */
+export class UsageError extends FleetwardError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}

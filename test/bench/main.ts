@@ -3,6 +3,7 @@
  * operation and the ratio to its lower bound, measured side by side in one run, and exits
  * 1 when a target is missed.
  */
+import { benchAudit } from './audit.ts';
 import { benchBackup } from './backup.ts';
 import { benchDiscover } from './discover.ts';
 
@@ -14,6 +15,11 @@ const BENCHES: Record<string, { run: (args: string[]) => Promise<number>; about:
     run: benchDiscover,
     about:
       '1,000 clusters (600 EKS, 250 GKE, 150 AKS), 20 ms latency: ratio <= 1.5, one DescribeCluster per EKS cluster, no per-cluster GKE/AKS calls',
+  },
+  audit: {
+    run: benchAudit,
+    about:
+      '1 GB of audit events through collect into a local archive: >= 0.8x gzip -c | sha256sum MB/s, peak RSS < 256 MB',
   },
   backup: {
     run: benchBackup,

@@ -91,6 +91,13 @@ describe('serverless package', () => {
         'logs:CreateLogStream',
         'logs:PutLogEvents',
         'logs:TagResource',
+        's3:GetBucketLocation',
+        's3:GetBucketObjectLockConfiguration',
+        's3:GetBucketVersioning',
+        's3:GetObject',
+        's3:GetObjectVersion',
+        's3:ListBucketVersions',
+        's3:PutObject',
         'sts:AssumeRole',
       ].sort(),
     );

@@ -1,0 +1,99 @@
+/**
+ * `fleetward audit collect|verify`: archive control-plane audit logs into write-once,
+ * in-jurisdiction storage, and walk the hash chains to prove nothing was altered.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import { type CollectResult, collect, type VerifyResult, verify } from '../shared/jobs/audit.ts';
+import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
+import { auditJobDeps, discoverDeps } from '../shared/runtime/deps.ts';
+import { UsageError } from '../shared/runtime/errors.ts';
+import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+
+export const AUDIT_HELP = `Usage:
+  fleetward audit collect [--cluster ID] [--jurisdiction J] [--config FILE] [--json]
+  fleetward audit verify  [--cluster ID] [--jurisdiction J] [--config FILE] [--json]
+
+'collect' reads each cluster's control-plane audit log (EKS: CloudWatch Logs; GKE: Cloud
+Logging; AKS: Log Analytics) from its checkpoint, with an overlap that catches late
+arrivals (deduplicated by auditID), and archives gzipped NDJSON chunks with a manifest
+per chunk into the jurisdiction's evidence bucket — only after checking that the bucket is
+write-once (Object Lock COMPLIANCE / locked retention / version-level immutability) for
+the jurisdiction's retention and lies inside the jurisdiction. Clusters without audit
+logging, or whose bucket fails a check, get a finding and nothing is written.
+'verify' walks each cluster's chain, recomputes every hash, and names the first missing,
+altered, extra-version, broken or gapped chunk.
+Exit: 0 done and every chain intact, 1 a finding, failure or broken chain, 2 bad usage or config.`;
+
+const OPTIONS = {
+  config: { type: 'string' },
+  cluster: { type: 'string' },
+  jurisdiction: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function renderCollect(result: CollectResult): string {
+  const lines = result.outcomes.map((o) => {
+    if (o.status === 'skipped')
+      return `skipped   ${o.clusterId}: ${o.findings.map((f) => f.message).join('; ')}`;
+    const stats = `${o.events} events in ${o.chunks} chunk(s), ${o.malformed} malformed kept, ${o.duplicates} duplicates dropped`;
+    if (o.status === 'failed')
+      return `failed    ${o.clusterId}: ${o.error.message} (${stats} before the failure)`;
+    return `${o.status.padEnd(9)} ${o.clusterId}: ${stats}${o.compliantStorage ? '' : ' [local, not compliant storage]'}`;
+  });
+  return lines.join('\n');
+}
+
+function renderVerify(result: VerifyResult): string {
+  const lines = result.clusters.map((c) => {
+    if (c.ok) return `intact    ${c.clusterId}: ${c.chunks} chunk(s), ${c.events} events`;
+    if (c.firstProblem) {
+      return `BROKEN    ${c.clusterId}: chunk ${c.firstProblem.seq} ${c.firstProblem.key ?? ''} ${c.firstProblem.problem}: ${c.firstProblem.detail}`;
+    }
+    return `ERROR     ${c.clusterId}: ${c.error?.message ?? 'unknown error'}`;
+  });
+  lines.push(result.ok ? 'Every chain is intact.' : 'Some chain is broken.');
+  return lines.join('\n');
+}
+
+export async function cmdAudit(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: OPTIONS });
+  const [sub, ...rest] = positionals;
+  if (values.help || !sub) {
+    console.log(AUDIT_HELP);
+    return values.help ? 0 : 2;
+  }
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  if (sub !== 'collect' && sub !== 'verify')
+    throw new UsageError(`unknown audit command "${sub}" (expected collect or verify)`);
+  const levels = ['debug', 'info', 'warn', 'error', 'silent'];
+  const level = values['log-level'] ?? 'warn';
+  if (!levels.includes(level)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
+  const logger = stderrLogger(level as LogLevel);
+  const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
+  const deps = await auditJobDeps(config, logger);
+  const scope = { clusterId: values.cluster, jurisdiction: values.jurisdiction };
+  try {
+    if ((await deps.store.list(INVENTORY)).length === 0) {
+      process.stderr.write('The inventory is empty: discovering clusters first...\n');
+      const discovery = await discoverDeps(config, logger);
+      try {
+        await runDiscover(discovery);
+      } finally {
+        await discovery.store.close();
+      }
+    }
+    if (sub === 'collect') {
+      const result = await collect(deps, scope);
+      console.log(values.json ? JSON.stringify(result, null, 2) : renderCollect(result));
+      return result.outcomes.some((o) => o.status === 'skipped' || o.status === 'failed') ? 1 : 0;
+    }
+    const result = await verify(deps, scope);
+    console.log(values.json ? JSON.stringify(result, null, 2) : renderVerify(result));
+    return result.ok ? 0 : 1;
+  } finally {
+    await deps.store.close();
+  }
+}

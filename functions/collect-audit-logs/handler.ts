@@ -1,0 +1,38 @@
+/**
+ * `collect-audit-logs`: every 10 minutes, in the `regional` role only. Audit logs are
+ * personal data, so they are read and archived inside their jurisdiction: a regional
+ * deployment serves the one jurisdiction named by `FLEETWARD_JURISDICTION` and refuses
+ * clusters of any other; the home role refuses to run at all.
+ */
+import { parser } from '@aws-lambda-powertools/parser/middleware';
+import { collect } from '../../shared/jobs/audit.ts';
+import { auditJobDeps } from '../../shared/runtime/deps.ts';
+import { FleetwardError } from '../../shared/runtime/errors.ts';
+import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { regionalScope } from '../../shared/runtime/scope.ts';
+import { Request } from './schema.ts';
+
+export const handler = lambdaHandler()
+  .use(parser({ schema: Request }))
+  .handler(async (event: Request, _context, { signal }) => {
+    const scope = regionalScope(event);
+    if (process.env.FLEETWARD_ROLE !== 'regional' || !scope.jurisdiction) {
+      throw new FleetwardError(
+        'collect-audit-logs runs only in a regional deployment with FLEETWARD_JURISDICTION set',
+      );
+    }
+    const deps = await auditJobDeps(await deployedConfig(), logger);
+    try {
+      const result = await collect(deps, { ...scope, signal });
+      const count = (s: string) => result.outcomes.filter((o) => o.status === s).length;
+      return {
+        runId: result.runId,
+        archived: count('archived'),
+        upToDate: count('up-to-date'),
+        skipped: count('skipped'),
+        failed: count('failed'),
+      };
+    } finally {
+      await deps.store.close();
+    }
+  });

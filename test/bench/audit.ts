@@ -1,0 +1,301 @@
+/**
+ * `npm run bench -- audit`: `--mb` (default 1024) MB of synthetic audit.k8s.io/v1 Event
+ * lines through the whole `collect` pipeline (read, parse, dedupe, gzip, hash, chain) into
+ * a local write-once evidence store, for one cluster.
+ *
+ * Measured side by side in one run, over the same file: the baseline `gzip -c | sha256sum`
+ * (the compress-and-hash work alone, in two native processes) and the pipeline. Targets:
+ * pipeline throughput >= 0.8x the baseline's, peak RSS < 256 MB.
+ *
+ * `--parse json` (default) gets each line's `auditID` and `stageTimestamp` with
+ * `JSON.parse`; `--parse scan` extracts the two fields by string search instead.
+ */
+
+import { spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { LocalArchiveStore } from '../../shared/audit/local-store.ts';
+import { Jurisdiction } from '../../shared/config/schema.ts';
+import { type AuditJobDeps, collect } from '../../shared/jobs/audit.ts';
+import { INVENTORY } from '../../shared/jobs/discover.ts';
+import type { Cluster } from '../../shared/model.ts';
+import type { AuditEvent, AuditLogSource } from '../../shared/ports.ts';
+import { Residency } from '../../shared/residency/index.ts';
+import { silentLogger } from '../../shared/runtime/logger.ts';
+import { SqliteStateStore } from '../../shared/state/sqlite.ts';
+import { auditEventLine } from '../sandbox/aws-audit.ts';
+
+const TARGET_RATIO = 0.8;
+const TARGET_RSS_MB = 256;
+const MB = 1024 * 1024;
+const PAGE_EVENTS = 5_000;
+/** The events span this much time, inside the job's default first-run lookback (1 day). */
+const SPAN_MS = 20 * 60 * 60_000;
+/** Average line length of `auditEventLine` (bytes with the newline), to space timestamps. */
+const APPROX_LINE_BYTES = 890;
+const END = Date.parse('2026-11-21T10:00:00Z');
+
+const cluster: Cluster = {
+  id: 'aws/111111111111/eu-central-1/bench-audit',
+  cloud: 'aws',
+  scope: '111111111111',
+  region: 'eu-central-1',
+  name: 'bench-audit',
+  kubernetesVersion: '1.32',
+  endpoint: null,
+  endpointAccess: 'private',
+  secretsEncryptionKey: null,
+  auditLogging: true,
+  tags: {},
+  status: 'running',
+  providerStatus: 'ACTIVE',
+  createdAt: null,
+  country: 'DE',
+  jurisdiction: 'eu',
+};
+
+/** Deterministic PRNG (mulberry32), so runs with the same `--mb` write the same shapes. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Streams `bytes` of event lines (unique auditIDs, increasing timestamps) to `path`. */
+async function generate(path: string, bytes: number): Promise<{ bytes: number; events: number }> {
+  const out = createWriteStream(path);
+  const random = prng(42);
+  const spacing = SPAN_MS / Math.max(1, Math.ceil(bytes / APPROX_LINE_BYTES));
+  const start = END - SPAN_MS;
+  let written = 0;
+  let events = 0;
+  while (written < bytes) {
+    const lines: string[] = [];
+    for (let i = 0; i < 1_000 && written < bytes; i++) {
+      const line = `${auditEventLine(Math.round(start + events * spacing), random, randomUUID())}\n`;
+      written += Buffer.byteLength(line);
+      events++;
+      lines.push(line);
+    }
+    if (!out.write(lines.join(''))) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+  return { bytes: written, events };
+}
+
+const ID_FIELD = '"auditID":"';
+const TS_FIELD = '"stageTimestamp":"';
+
+/** The string value after `field` in `line`, or `null` (no escapes: IDs and timestamps have none). */
+function scanField(line: string, field: string): string | null {
+  const i = line.indexOf(field);
+  if (i < 0) return null;
+  const from = i + field.length;
+  const to = line.indexOf('"', from);
+  return to < 0 ? null : line.slice(from, to);
+}
+
+function parseJson(line: string): AuditEvent {
+  try {
+    const e = JSON.parse(line) as { auditID?: unknown; stageTimestamp?: unknown };
+    return {
+      auditID: typeof e.auditID === 'string' ? e.auditID : null,
+      timestamp: typeof e.stageTimestamp === 'string' ? e.stageTimestamp : '',
+      raw: line,
+    };
+  } catch {
+    return { auditID: null, timestamp: '', raw: line };
+  }
+}
+
+function parseScan(line: string): AuditEvent {
+  return { auditID: scanField(line, ID_FIELD), timestamp: scanField(line, TS_FIELD) ?? '', raw: line };
+}
+
+/** An audit log source over an NDJSON file: split by hand from 1 MiB reads, pages of {@link PAGE_EVENTS}. */
+class FileSource implements AuditLogSource {
+  readonly #path: string;
+  readonly #parse: (line: string) => AuditEvent;
+  constructor(path: string, parse: (line: string) => AuditEvent) {
+    this.#path = path;
+    this.#parse = parse;
+  }
+  async enabled(): Promise<{ enabled: boolean }> {
+    return { enabled: true };
+  }
+  async *read(): AsyncIterable<AuditEvent[]> {
+    let page: AuditEvent[] = [];
+    let rest: Buffer | undefined;
+    for await (const read of createReadStream(this.#path, { highWaterMark: MB })) {
+      const buf: Buffer = rest ? Buffer.concat([rest, read as Buffer]) : (read as Buffer);
+      let from = 0;
+      for (let nl = buf.indexOf(0x0a, from); nl >= 0; nl = buf.indexOf(0x0a, from)) {
+        if (nl > from) page.push(this.#parse(buf.toString('utf8', from, nl)));
+        from = nl + 1;
+        if (page.length >= PAGE_EVENTS) {
+          yield page;
+          page = [];
+        }
+      }
+      rest = from < buf.length ? buf.subarray(from) : undefined;
+    }
+    if (rest && rest.length > 0) page.push(this.#parse(rest.toString('utf8')));
+    if (page.length > 0) yield page;
+  }
+}
+
+/** Samples RSS every 50 ms. */
+function rssSampler(): { stop(): number } {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, process.memoryUsage().rss);
+    },
+  };
+}
+
+async function baseline(path: string): Promise<{ ms: number; digest: string }> {
+  const started = performance.now();
+  const child = spawn('sh', ['-c', 'gzip -c < "$1" | sha256sum', 'sh', path], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const [code] = (await once(child, 'close')) as [number | null];
+  const ms = performance.now() - started;
+  if (code !== 0) throw new Error(`gzip -c | sha256sum exited with ${code}`);
+  return { ms, digest: out.trim().split(/\s+/)[0] ?? '' };
+}
+
+async function pipeline(
+  path: string,
+  dir: string,
+  parse: (line: string) => AuditEvent,
+): Promise<{
+  ms: number;
+  peakRss: number;
+  chunks: number;
+  events: number;
+  duplicates: number;
+  status: string;
+}> {
+  const store = new SqliteStateStore({ path: ':memory:' });
+  try {
+    await store.putMany(INVENTORY, [{ key: cluster.id, value: cluster }]);
+    const archive = new LocalArchiveStore(join(dir, 'archive'));
+    const source = new FileSource(path, parse);
+    const now = new Date(END + 60_000);
+    const deps: AuditJobDeps = {
+      config: { jurisdictions: { eu: Jurisdiction.parse({ preset: 'eu-gdpr' }) } },
+      store,
+      residency: new Residency({ eu: { preset: 'eu-gdpr' } }),
+      logger: silentLogger,
+      clock: { now: () => now },
+      sources: { for: () => source },
+      archives: { for: async () => archive },
+    };
+    const rss = rssSampler();
+    const started = performance.now();
+    const result = await collect(deps);
+    const ms = performance.now() - started;
+    const peakRss = rss.stop();
+    const outcome = result.outcomes[0];
+    if (!outcome) throw new Error('collect returned no outcome');
+    if (outcome.status === 'skipped')
+      return { ms, peakRss, chunks: 0, events: 0, duplicates: 0, status: 'skipped' };
+    return {
+      ms,
+      peakRss,
+      chunks: outcome.chunks,
+      events: outcome.events,
+      duplicates: outcome.duplicates,
+      status: outcome.status,
+    };
+  } finally {
+    await store.close();
+  }
+}
+
+export async function benchAudit(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { mb: { type: 'string', default: '1024' }, parse: { type: 'string', default: 'json' } },
+  });
+  const mb = Number(values.mb);
+  if (!Number.isFinite(mb) || mb <= 0) {
+    console.log(`--mb must be a positive number, got ${values.mb}`);
+    return 2;
+  }
+  if (values.parse !== 'json' && values.parse !== 'scan') {
+    console.log(`--parse must be json or scan, got ${values.parse}`);
+    return 2;
+  }
+  const parse = values.parse === 'json' ? parseJson : parseScan;
+  for (const tool of ['gzip', 'sha256sum']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
+      console.log(`The baseline needs \`${tool}\` on the PATH; it was not found.`);
+      return 1;
+    }
+  }
+
+  const dir = await mkdtemp(join(tmpdir(), 'fleetward-bench-audit-'));
+  try {
+    const file = join(dir, 'events.ndjson');
+    process.stderr.write(`Generating ${mb} MB of audit events...\n`);
+    const input = await generate(file, Math.round(mb * MB));
+    const inputMb = input.bytes / MB;
+
+    process.stderr.write('Baseline: gzip -c | sha256sum...\n');
+    const base = await baseline(file);
+    process.stderr.write(`Pipeline: collect into a local archive (parse: ${values.parse})...\n`);
+    const run = await pipeline(file, dir, parse);
+    const maxRss = process.resourceUsage().maxRSS * 1024;
+
+    const baseMbs = inputMb / (base.ms / 1000);
+    const pipeMbs = inputMb / (run.ms / 1000);
+    const ratio = pipeMbs / baseMbs;
+    const peakMb = run.peakRss / MB;
+    const maxRssMb = maxRss / MB;
+    const worstRssMb = Math.max(peakMb, maxRssMb);
+    const complete = run.status === 'archived' && run.events === input.events;
+
+    const f = (n: number, d = 1) => n.toFixed(d);
+    console.log(`input                ${f(inputMb)} MB, ${input.events} events`);
+    console.log(`baseline             gzip -c | sha256sum: ${f(base.ms / 1000, 2)} s, ${f(baseMbs)} MB/s`);
+    console.log(
+      `pipeline             collect (parse: ${values.parse}): ${f(run.ms / 1000, 2)} s, ${f(pipeMbs)} MB/s`,
+    );
+    console.log(`ratio                ${f(ratio, 2)} of the baseline (target >= ${TARGET_RATIO})`);
+    console.log(
+      `peak RSS             ${f(peakMb)} MB sampled every 50 ms, ${f(maxRssMb)} MB maxRSS of the process (target < ${TARGET_RSS_MB})`,
+    );
+    console.log(
+      `written              ${run.chunks} chunks, ${run.events} events (${run.duplicates} duplicates dropped), status ${run.status}`,
+    );
+    const failures: string[] = [];
+    if (!complete) failures.push(`archived ${run.events} of ${input.events} events (${run.status})`);
+    if (ratio < TARGET_RATIO) failures.push(`ratio ${f(ratio, 2)} < ${TARGET_RATIO}`);
+    if (worstRssMb >= TARGET_RSS_MB) failures.push(`peak RSS ${f(worstRssMb)} MB >= ${TARGET_RSS_MB} MB`);
+    console.log(failures.length === 0 ? 'PASS' : `FAIL: ${failures.join('; ')}`);
+    return failures.length === 0 ? 0 : 1;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
