@@ -309,8 +309,14 @@ export async function seedAuditLogs(
       credentials: creds.get(cluster.account) ?? TESTING,
     });
     try {
-      await logs.send(new CreateLogGroupCommand({ logGroupName }));
-      await logs.send(new CreateLogStreamCommand({ logGroupName, logStreamName }));
+      // Seeding more events later appends to the same group and stream.
+      const exists = (error: unknown) => (error as Error).name === 'ResourceAlreadyExistsException';
+      await logs.send(new CreateLogGroupCommand({ logGroupName })).catch((error) => {
+        if (!exists(error)) throw error;
+      });
+      await logs.send(new CreateLogStreamCommand({ logGroupName, logStreamName })).catch((error) => {
+        if (!exists(error)) throw error;
+      });
       let batch: InputLogEvent[] = [];
       let bytes = 0;
       const flush = async () => {

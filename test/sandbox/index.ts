@@ -11,6 +11,7 @@ import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { stringify } from 'yaml';
 import { createLimiter } from '../../shared/runtime/concurrency.ts';
 import { type ArmManagedCluster, aksCluster, startArmFake } from './arm-fake.ts';
+import { type AuditFleet, startAuditFleet } from './audit-fleet.ts';
 import { installBudgetsOverrides } from './aws-budgets.ts';
 import { startAwsProxy } from './aws-proxy.ts';
 import { DEFAULT_BILLING_ACCOUNT, startBillingBudgetsFake } from './billing-budgets-fake.ts';
@@ -322,6 +323,23 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       const v = velero;
       stops.push(() => v.stop());
     }
+    // Audit logs and write-once evidence storage (uses the GCS fake and Azurite started above).
+    let audit: AuditFleet | undefined;
+    if (velero) {
+      audit = await startAuditFleet({
+        fleet,
+        dir,
+        certDir,
+        motoUrl: moto.url,
+        arm,
+        gcs: velero.gcs,
+        azurite: velero.azurite,
+        faults,
+        log,
+      });
+      const a = audit;
+      stops.push(() => a.stop());
+    }
 
     const kubeContexts = fleet.filter((c) => c.cloud === 'kubeconfig');
     const kubeFakes: KubeFake[] = [];
@@ -388,6 +406,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
             billingBudgetsEndpoint: billing.endpoint,
             insecure: true,
             ...(velero && { storageEndpoint: velero.gcs.endpoint }),
+            ...audit?.clouds.gcp,
             concurrency: options.concurrency?.gcp ?? 8,
             projects: GCP_PROJECTS.map((id) => ({ id })),
           },
@@ -397,6 +416,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
             endpoint: arm.endpoint,
             caFile: arm.caFile,
             credential: { type: 'access-token', file: azureTokenFile },
+            ...audit?.clouds.azure,
             concurrency: options.concurrency?.azure ?? 8,
             subscriptions: AZURE_SUBSCRIPTIONS.map((id) => ({ id })),
           },
@@ -412,11 +432,12 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         }),
       },
       jurisdictions: {
-        eu: { preset: 'eu-gdpr' },
-        in: { preset: 'in-dpdp' },
-        za: { preset: 'za-popia' },
+        eu: { preset: 'eu-gdpr', ...(audit && { evidence: audit.evidence.eu }) },
+        in: { preset: 'in-dpdp', ...(audit && { evidence: audit.evidence.in }) },
+        za: { preset: 'za-popia', ...(audit && { evidence: audit.evidence.za }) },
         ke: {
           preset: 'ke-dpa',
+          ...(audit && { evidence: audit.evidence.ke }),
           exceptions: [
             {
               allowCountries: ['ZA'],
