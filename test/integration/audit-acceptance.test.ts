@@ -38,8 +38,8 @@ describe('audit archiving against the sandbox', () => {
       ).toBe(true);
     }
     for (const o of archived) {
-      expect(o.events, o.clusterId).toBeGreaterThan(0);
-      expect(o.compliantStorage, o.clusterId).toBe(true);
+      expect(o, o.clusterId).toMatchObject({ events: expect.any(Number), compliantStorage: true });
+      expect(o.status === 'archived' && o.events).toBeGreaterThan(0);
     }
     const skipped = first.outcomes.filter((o) => o.status === 'skipped');
     const kinds = skipped.flatMap((o) => (o.status === 'skipped' ? o.findings.map((f) => f.kind) : []));
