@@ -12,15 +12,15 @@ import {
 } from '../../shared/clouds/aws/kube.ts';
 import { decodeEksToken, verifyEksToken } from '../sandbox/eks-token.ts';
 
-// Placeholders in the shape of the AWS documentation examples, not real keys.
+// Obvious placeholders (the emulators' "testing" convention), nothing key-shaped.
 const credentials = {
-  accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
-  secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+  accessKeyId: 'testing-access-key',
+  secretAccessKey: 'testing-secret-key',
 };
 const session = {
   ...credentials,
-  accessKeyId: 'ASIAIOSFODNN7EXAMPLE',
-  sessionToken: 'FwoGZXIvYXdzEXAMPLE+/=token',
+  accessKeyId: 'testing-session-key',
+  sessionToken: 'testing-session-token',
 };
 const AT = new Date('2025-03-14T09:26:53Z');
 
