@@ -5,10 +5,10 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import { type CollectResult, collect, type VerifyResult, verify } from '../shared/jobs/audit.ts';
-import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
-import { auditJobDeps, discoverDeps } from '../shared/runtime/deps.ts';
+import { auditJobDeps } from '../shared/runtime/deps.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { ensureInventory } from './inventory.ts';
 
 export const AUDIT_HELP = `Usage:
   fleetward audit collect [--cluster ID] [--jurisdiction J] [--config FILE] [--json]
@@ -76,15 +76,7 @@ export async function cmdAudit(args: string[]): Promise<number> {
   const deps = await auditJobDeps(config, logger);
   const scope = { clusterId: values.cluster, jurisdiction: values.jurisdiction };
   try {
-    if ((await deps.store.list(INVENTORY)).length === 0) {
-      process.stderr.write('The inventory is empty: discovering clusters first...\n');
-      const discovery = await discoverDeps(config, logger);
-      try {
-        await runDiscover(discovery);
-      } finally {
-        await discovery.store.close();
-      }
-    }
+    await ensureInventory(config, deps.store, logger);
     if (sub === 'collect') {
       const result = await collect(deps, scope);
       console.log(values.json ? JSON.stringify(result, null, 2) : renderCollect(result));

@@ -12,12 +12,12 @@ import {
   renderApply,
   renderPlan,
 } from '../shared/jobs/budgets.ts';
-import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
-import { discoverDeps } from '../shared/runtime/deps.ts';
 import { ConfigError, UsageError } from '../shared/runtime/errors.ts';
 import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+import { ensureInventory } from './inventory.ts';
 
 export const BUDGETS_HELP = `Usage:
   fleetward budgets plan  [--config FILE] [--json] [--log-level LEVEL]
@@ -80,19 +80,8 @@ async function run(args: string[]): Promise<number> {
   const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
   const deps = await budgetJobDeps(config, logger);
   try {
-    // Coverage findings need the inventory; on a fresh state store there is none yet.
-    if ((await deps.store.list(INVENTORY)).length === 0) {
-      process.stderr.write('The inventory is empty: discovering clusters first...\n');
-      const discovery = await discoverDeps(config, logger);
-      try {
-        const result = await runDiscover(discovery);
-        process.stderr.write(
-          `Discovered ${result.clusters.length} clusters (${result.failures.length} scope failures).\n`,
-        );
-      } finally {
-        await discovery.store.close();
-      }
-    }
+    // Coverage findings need the inventory.
+    await ensureInventory(config, deps.store, logger);
     if (sub === 'plan') {
       const result = await plan(deps);
       console.log(values.json ? JSON.stringify(result, null, 2) : renderPlan(result));

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { configJsonSchema, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
 import { run as runBackups } from '../shared/jobs/backup.ts';
-import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
+import { run as runDiscover } from '../shared/jobs/discover.ts';
 import { renderDiscoverTable } from '../shared/jobs/discover-report.ts';
 import { step as drillStep } from '../shared/jobs/drill.ts';
 import { run as reconcileBackups } from '../shared/jobs/reconcile-backups.ts';
@@ -17,6 +17,7 @@ import { ConfigError, FleetwardError, UsageError } from '../shared/runtime/error
 import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { AUDIT_HELP, cmdAudit } from './audit.ts';
 import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
+import { ensureInventory } from './inventory.ts';
 import { cmdTags, TAGS_HELP } from './tags.ts';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -183,18 +184,7 @@ function logLevel(value: string | undefined): LogLevel {
  */
 async function clusterJobDepsWithInventory(config: FleetConfig, logger: ReturnType<typeof stderrLogger>) {
   const deps = await clusterJobDeps(config, logger);
-  if ((await deps.store.list(INVENTORY)).length === 0) {
-    process.stderr.write('The inventory is empty: discovering clusters first...\n');
-    const discovery = await discoverDeps(config, logger);
-    try {
-      const result = await runDiscover(discovery);
-      process.stderr.write(
-        `Discovered ${result.clusters.length} clusters (${result.failures.length} scope failures).\n`,
-      );
-    } finally {
-      await discovery.store.close();
-    }
-  }
+  await ensureInventory(config, deps.store, logger);
   return deps;
 }
 

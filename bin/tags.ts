@@ -6,10 +6,9 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
-import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
 import { apply, plan, type TagApplyResult, type TagJobDeps } from '../shared/jobs/tags.ts';
 import { type Log, systemClock } from '../shared/ports.ts';
-import { discoverDeps, stateConfig } from '../shared/runtime/deps.ts';
+import { stateConfig } from '../shared/runtime/deps.ts';
 import { ConfigError, FleetwardError, UsageError } from '../shared/runtime/errors.ts';
 import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { openStateStore } from '../shared/state/index.ts';
@@ -17,6 +16,8 @@ import { clusterLabel, planJson, renderClusterPlan, renderPlanText } from '../sh
 import { createTaggers } from '../shared/tags/taggers.ts';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+import { ensureInventory } from './inventory.ts';
 
 export const TAGS_HELP = `Usage:
   fleetward tags plan  [--cluster ID] [--config FILE] [--json] [--log-level LEVEL]
@@ -60,18 +61,7 @@ function maxChangesOf(value: string | undefined): number | undefined {
 /** Deps of the tag job; on an empty inventory, discovers first (as `backup` and `drill` do). */
 async function tagJobDeps(config: FleetConfig, logger: Log): Promise<TagJobDeps> {
   const store = await openStateStore(stateConfig(config));
-  if ((await store.list(INVENTORY)).length === 0) {
-    process.stderr.write('The inventory is empty: discovering clusters first...\n');
-    const discovery = await discoverDeps(config, logger);
-    try {
-      const result = await runDiscover(discovery);
-      process.stderr.write(
-        `Discovered ${result.clusters.length} clusters (${result.failures.length} scope failures).\n`,
-      );
-    } finally {
-      await discovery.store.close();
-    }
-  }
+  await ensureInventory(config, store, logger);
   return { config, store, taggers: createTaggers(config, { logger }), logger, clock: systemClock };
 }
 
