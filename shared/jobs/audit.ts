@@ -8,19 +8,25 @@
  * nothing is written. An archive whose `location()` is `null` (a local directory) is
  * allowed only when it declares `compliantStorage: false`; its manifests say so.
  *
- * Per chunk the writes happen in this order: (0) the head in the state store records the
- * chunk as `pending` (key, SHA-256, the checkpoint it leads to), (1) the chunk object is
- * created (conditional create), (2) its manifest is created, (3) the head advances and the
- * pending record is cleared — one atomic item put. A run killed at any point is resumed by
- * the next: a pending chunk found in the archive with the recorded SHA-256 is adopted
- * (manifest created if missing, head advanced), one not found is forgotten. So the
- * checkpoint only moves once the chunk and its manifest are durable, and nothing is
- * written twice.
+ * Per chunk the writes happen in this order: (0) the seen shards (state items
+ * `seen/<cluster-id>/<yyyymmddhhmm>/<part>`) receive the short hashes of the chunk's dedup
+ * keys, tagged with the chunk's seq, (1) the head in the state store records the chunk as
+ * `pending` (key, SHA-256, the checkpoint it leads to), (2) the chunk object is created
+ * (conditional create), (3) its manifest is created, (4) the head advances and the pending
+ * record is cleared — one atomic item put, (5) seen shards wholly older than the new overlap
+ * window are deleted. A run killed at any point is resumed by the next: a pending chunk found
+ * in the archive with the recorded SHA-256 is adopted (manifest created if missing, head
+ * advanced), one not found is forgotten; seen-shard groups tagged with a seq beyond the head
+ * (a chunk that never became durable) are ignored and removed before anything else is
+ * written. So the checkpoint only moves once the chunk, its manifest and its dedup keys are
+ * durable, and nothing is written twice.
  *
  * The read window starts `overlapMs` (default 10 min) before the checkpoint's last
  * timestamp, to catch events the log service received late; events already archived are
- * dropped by their dedup key (auditID; `sha256:<raw>` for unparseable lines). The head
- * keeps the keys of archived events within the overlap window, so that list stays bounded.
+ * dropped by their dedup key (auditID; `sha256:<raw>` for unparseable lines), compared by its
+ * 96-bit hash ({@link seenHash}). The seen shards keep the hashes of archived events within
+ * the overlap window, one minute per item (split further past 15 000 events a minute), so the
+ * head stays a few hundred bytes and every item stays under ~250 KB whatever the event rate.
  * The checkpoint assumes the service returns events in timestamp order give or take the
  * overlap (the log services do): an event older than the overlap behind one already in an
  * earlier chunk of the same run could be missed after a crash.
@@ -50,6 +56,15 @@ import {
   manifestKey,
   type PendingChunk,
   parseManifest,
+  parseSeenShardKey,
+  SEEN_HASH_LENGTH,
+  SEEN_SHARD_MAX_HASHES,
+  type SeenShard,
+  seenHash,
+  seenMinute,
+  seenMinuteStart,
+  seenPrefix,
+  seenShardKey,
 } from '../audit/manifest.ts';
 import type { FleetConfig } from '../config/schema.ts';
 import type { Cluster, Finding } from '../model.ts';
@@ -162,13 +177,151 @@ class SeenSet {
   }
 }
 
-function toCheckpoint(seen: SeenSet, lastTimestamp: string): AuditCheckpoint {
-  const entries = seen.entries().sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
-  return {
-    lastTimestamp,
-    seenIds: entries.map(([k]) => k),
-    seenTimestamps: entries.map(([, ms]) => new Date(ms).toISOString()),
-  };
+/**
+ * The seen shards of one cluster (see {@link SeenShard}), held in memory for a run: per UTC
+ * minute, the hashes of archived events grouped by chunk seq. Written back minute by minute.
+ */
+class SeenShards {
+  readonly #store: StateStore;
+  readonly #clusterId: string;
+  /** minute → seq → hashes. */
+  readonly #minutes = new Map<string, Map<number, string[]>>();
+  /** minute → parts it has in the store. */
+  readonly #stored = new Map<string, number>();
+  readonly #dirty = new Set<string>();
+  /** The minute of the last `add` (events mostly come in time order). */
+  #lastMinute = '';
+  #lastMinuteStart = Number.NaN;
+
+  private constructor(store: StateStore, clusterId: string) {
+    this.#store = store;
+    this.#clusterId = clusterId;
+  }
+
+  static async load(store: StateStore, clusterId: string): Promise<SeenShards> {
+    const shards = new SeenShards(store, clusterId);
+    for (const item of await store.list<SeenShard>(AUDIT_NS, { prefix: seenPrefix(clusterId) })) {
+      const parsed = parseSeenShardKey(clusterId, item.key);
+      if (!parsed) continue;
+      shards.#stored.set(parsed.minute, Math.max(shards.#stored.get(parsed.minute) ?? 0, parsed.part + 1));
+      const groups = shards.#group(parsed.minute);
+      for (const [seq, hashes] of Object.entries(item.value ?? {})) {
+        if (typeof hashes !== 'string' || !/^\d+$/.test(seq)) continue;
+        const list = groups.get(Number(seq)) ?? [];
+        for (let i = 0; i + SEEN_HASH_LENGTH <= hashes.length; i += SEEN_HASH_LENGTH) {
+          list.push(hashes.slice(i, i + SEEN_HASH_LENGTH));
+        }
+        groups.set(Number(seq), list);
+      }
+    }
+    return shards;
+  }
+
+  #group(minute: string): Map<number, string[]> {
+    let groups = this.#minutes.get(minute);
+    if (!groups) {
+      groups = new Map();
+      this.#minutes.set(minute, groups);
+    }
+    return groups;
+  }
+
+  /** Records that chunk `seq` holds the event of dedup-key hash `hash` at `ms`. */
+  add(seq: number, hash: string, ms: number): void {
+    if (!(ms >= this.#lastMinuteStart && ms < this.#lastMinuteStart + 60_000)) {
+      this.#lastMinute = seenMinute(ms);
+      this.#lastMinuteStart = seenMinuteStart(this.#lastMinute);
+    }
+    const minute = this.#lastMinute;
+    const groups = this.#group(minute);
+    const list = groups.get(seq);
+    if (list) list.push(hash);
+    else groups.set(seq, [hash]);
+    this.#dirty.add(minute);
+  }
+
+  /** Forgets the groups of chunks beyond `seq` (never durable). */
+  dropBeyond(seq: number): void {
+    for (const [minute, groups] of this.#minutes) {
+      for (const s of groups.keys()) {
+        if (s > seq) {
+          groups.delete(s);
+          this.#dirty.add(minute);
+        }
+      }
+    }
+  }
+
+  /** Every hash with the end of its minute (an upper bound of its event's time, so trimming by it is safe). */
+  *entries(): Generator<[string, number]> {
+    for (const [minute, groups] of this.#minutes) {
+      const end = seenMinuteStart(minute) + 60_000 - 1;
+      for (const list of groups.values()) for (const h of list) yield [h, end];
+    }
+  }
+
+  /** Writes the changed minutes (all their parts in one call), then deletes parts they no longer need. */
+  async flush(): Promise<void> {
+    if (this.#dirty.size === 0) return;
+    const puts: { key: string; value: SeenShard }[] = [];
+    const deletes: string[] = [];
+    for (const minute of [...this.#dirty].sort()) {
+      const parts: SeenShard[] = [];
+      let current: SeenShard = {};
+      let count = 0;
+      const groups = [...(this.#minutes.get(minute) ?? new Map<number, string[]>())].sort(
+        (a, b) => a[0] - b[0],
+      );
+      for (const [seq, list] of groups) {
+        for (let i = 0; i < list.length; ) {
+          if (count === SEEN_SHARD_MAX_HASHES) {
+            parts.push(current);
+            current = {};
+            count = 0;
+          }
+          const take = list.slice(i, i + SEEN_SHARD_MAX_HASHES - count);
+          current[seq] = (current[seq] ?? '') + take.join('');
+          count += take.length;
+          i += take.length;
+        }
+      }
+      if (count > 0) parts.push(current);
+      parts.forEach((value, part) => {
+        puts.push({ key: seenShardKey(this.#clusterId, minute, part), value });
+      });
+      for (let part = parts.length; part < (this.#stored.get(minute) ?? 0); part++) {
+        deletes.push(seenShardKey(this.#clusterId, minute, part));
+      }
+      if (parts.length === 0) this.#minutes.delete(minute);
+      this.#stored.set(minute, parts.length);
+    }
+    if (puts.length > 0) await this.#store.putMany(AUDIT_NS, puts);
+    if (deletes.length > 0) await this.#store.deleteMany(AUDIT_NS, deletes);
+    this.#dirty.clear();
+  }
+
+  /**
+   * Deletes the minutes that end at or before `floor` (every event in them is older than the
+   * overlap window). Call only once a head whose window starts at `floor` is durable.
+   */
+  async trim(floor: number): Promise<void> {
+    const deletes: string[] = [];
+    for (const minute of new Set([...this.#minutes.keys(), ...this.#stored.keys()])) {
+      if (seenMinuteStart(minute) + 60_000 > floor) continue;
+      for (let part = 0; part < (this.#stored.get(minute) ?? 0); part++) {
+        deletes.push(seenShardKey(this.#clusterId, minute, part));
+      }
+      this.#minutes.delete(minute);
+      this.#stored.delete(minute);
+      this.#dirty.delete(minute);
+    }
+    if (deletes.length > 0) await this.#store.deleteMany(AUDIT_NS, deletes);
+  }
+}
+
+/** The checkpoint a head records: the seen keys live in seen shards. */
+function toCheckpoint(lastTimestamp: string): AuditCheckpoint {
+  return { lastTimestamp };
 }
 
 /** The version of an existing object whose latest bytes must hash to `sha256`. @throws ChainConflictError */
@@ -293,7 +446,7 @@ async function recover(
   archive: ArchiveStore,
   cluster: Cluster,
   head: ChainHead,
-  overlapMs: number,
+  shards: SeenShards,
   s: Sig,
 ): Promise<{ head: ChainHead; recovered: number }> {
   let recovered = 0;
@@ -348,23 +501,22 @@ async function recover(
         slot.chunk,
       );
     }
-    // Best effort: the checkpoint learns the chunk's events from its lines.
+    // Best effort: the seen shards learn the chunk's events from its lines (a group left by
+    // the run that wrote the chunk, if any, is kept too).
     const last =
       head.checkpoint && ms(head.checkpoint.lastTimestamp) > ms(manifest.lastTimestamp)
         ? head.checkpoint.lastTimestamp
         : manifest.lastTimestamp;
-    const seen = new SeenSet();
-    head.checkpoint?.seenIds.forEach((id, i) => {
-      seen.set(id, ms(head.checkpoint?.seenTimestamps[i]) || ms(head.checkpoint?.lastTimestamp));
-    });
-    for (const k of await lineKeys(body)) seen.set(k, ms(manifest.lastTimestamp));
-    seen.trim(ms(last) - overlapMs, true);
+    const lastMs = ms(manifest.lastTimestamp);
+    const at = Number.isNaN(lastMs) ? deps.clock.now().getTime() : lastMs;
+    for (const k of await lineKeys(body)) shards.add(seq, seenHash(k), at);
+    await shards.flush();
     head = {
       seq,
       sha256: manifest.sha256,
       key: manifest.key,
       version: manifest.version,
-      checkpoint: toCheckpoint(seen, last),
+      checkpoint: { ...head.checkpoint, lastTimestamp: last },
       pending: null,
     };
     await putHead(deps, cluster.id, head);
@@ -495,7 +647,8 @@ async function collectCluster(
   const overlapMs = options.overlapMs ?? DEFAULT_OVERLAP_MS;
   try {
     const stored = (await deps.store.get<ChainHead>(AUDIT_NS, headKey(cluster.id))) ?? EMPTY_HEAD;
-    const recovery = await recover(deps, archive, cluster, stored, overlapMs, s);
+    const shards = await SeenShards.load(deps.store, cluster.id);
+    const recovery = await recover(deps, archive, cluster, stored, shards, s);
     let head = recovery.head;
     stats.recovered = recovery.recovered;
     stats.head = head.seq;
@@ -506,14 +659,21 @@ async function collectCluster(
     let lastMs = ms(lastTimestamp);
     if (Number.isNaN(lastMs)) lastMs = Number.NEGATIVE_INFINITY;
     const orNow = (t: number) => (Number.isNaN(t) ? nowMs : t);
-    // `durable`: keys of archived events (the checkpoint's); `seen`: those plus what this run passed on.
-    const durable = new SeenSet();
-    const seen = new SeenSet();
-    checkpoint?.seenIds.forEach((id, i) => {
-      const t = orNow(ms(checkpoint.seenTimestamps[i]));
-      durable.set(id, t);
-      seen.set(id, t);
+    // Before anything else is written: forget the groups of chunks that never became durable,
+    // move a legacy head's seen keys into shards, drop minutes older than the window.
+    shards.dropBeyond(head.seq);
+    checkpoint?.seenIds?.forEach((id, i) => {
+      shards.add(head.seq, seenHash(id), orNow(ms(checkpoint.seenTimestamps?.[i])));
     });
+    await shards.flush();
+    if (Number.isFinite(lastMs)) await shards.trim(lastMs - overlapMs);
+    if (checkpoint?.seenIds) {
+      head = { ...head, checkpoint: toCheckpoint(checkpoint.lastTimestamp) };
+      await putHead(deps, cluster.id, head);
+    }
+    // `seen`: hashes of the dedup keys of archived events and of those this run passed on.
+    const seen = new SeenSet();
+    for (const [h, t] of shards.entries()) seen.set(h, t);
     const since =
       checkpoint && Number.isFinite(lastMs)
         ? lastMs - overlapMs
@@ -523,11 +683,13 @@ async function collectCluster(
       return { clusterId: cluster.id, status: 'up-to-date', ...stats };
     }
     let readMax = lastMs;
+    // Hashes of the events passed on to the chunker, in order (chunks keep that order).
+    let passed: string[] = [];
     const fresh = async function* (pages: AsyncIterable<AuditEvent[]>): AsyncGenerator<AuditEvent[]> {
       for await (const page of pages) {
         const out: AuditEvent[] = [];
         for (const event of page) {
-          const key = eventKey(event);
+          const key = seenHash(eventKey(event));
           if (seen.has(key)) {
             stats.duplicates++;
             continue;
@@ -535,6 +697,7 @@ async function collectCluster(
           const t = orNow(ms(event.timestamp));
           if (t > readMax) readMax = t;
           seen.set(key, t);
+          passed.push(key);
           out.push(event);
         }
         seen.trim(readMax - overlapMs);
@@ -550,13 +713,16 @@ async function collectCluster(
     });
     for await (const chunk of chunks) {
       options.signal?.throwIfAborted();
-      for (const id of chunk.ids) durable.set(id.key, orNow(ms(id.timestamp)));
+      const hashes = passed.slice(0, chunk.ids.length);
+      passed = passed.slice(chunk.ids.length);
+      chunk.ids.forEach((id, i) => {
+        shards.add(chunk.seq, hashes[i] ?? seenHash(id.key), orNow(ms(id.timestamp)));
+      });
       const chunkLast = ms(chunk.lastTimestamp);
       if (lastTimestamp === null || chunkLast > lastMs) {
         lastTimestamp = chunk.lastTimestamp;
         lastMs = Number.isNaN(chunkLast) ? lastMs : chunkLast;
       }
-      durable.trim(lastMs - overlapMs, true);
       const pending: PendingChunk = {
         manifest: {
           schema: MANIFEST_SCHEMA,
@@ -571,10 +737,12 @@ async function collectCluster(
           previousSha256: head.sha256,
           compliantStorage,
         },
-        checkpoint: toCheckpoint(durable, lastTimestamp),
+        checkpoint: toCheckpoint(lastTimestamp),
       };
+      await shards.flush();
       await putHead(deps, cluster.id, { ...head, pending });
       head = await completeChunk(deps, archive, pending, chunk.body, s);
+      if (Number.isFinite(lastMs)) await shards.trim(lastMs - overlapMs);
       stats.chunks++;
       stats.events += chunk.events;
       stats.malformed += chunk.malformed;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { type Chunk, chunkEvents, chunkKey, eventKey, parseArchiveKey } from '../../shared/audit/chunks.ts';
 import type { AuditEvent } from '../../shared/ports.ts';
@@ -69,6 +69,34 @@ describe('audit chunker', () => {
     for (const c of chunks) {
       expect(c.sha256).toBe(createHash('sha256').update(c.body).digest('hex'));
       expect(lines(c)).toHaveLength(c.events);
+    }
+  });
+
+  it('batches lines into large gzip writes without changing a byte of the chunk', async () => {
+    // ~3 000 lines of ~1 KB (several 64 KiB batches), multi-byte text and a line break.
+    const events = Array.from({ length: 3_000 }, (_, i) =>
+      event(
+        i,
+        i % 500 === 7
+          ? { auditID: null, raw: `bad \u00e9\u{1f600}\nline ${i}` }
+          : {
+              raw: JSON.stringify({ auditID: `id-${i}`, pad: '\u00fc'.repeat(i % 700), n: i }),
+            },
+      ),
+    );
+    const chunks = await all(events, { maxEvents: 1_300 });
+    expect(chunks.map((c) => c.events)).toEqual([1_300, 1_300, 400]);
+    let offset = 0;
+    for (const c of chunks) {
+      const text = events
+        .slice(offset, offset + c.events)
+        .map((e) => `${/[\r\n]/.test(e.raw) ? JSON.stringify(e.raw) : e.raw}\n`)
+        .join('');
+      offset += c.events;
+      // The same bytes as one gzip of the whole text (deflate does not depend on write sizes).
+      expect(Buffer.from(c.body).equals(gzipSync(text))).toBe(true);
+      expect(c.sha256).toBe(createHash('sha256').update(gzipSync(text)).digest('hex'));
+      expect(c.bytes).toBe(Buffer.byteLength(text));
     }
   });
 

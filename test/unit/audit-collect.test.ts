@@ -5,7 +5,17 @@ import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clusterPrefix, eventKey, parseArchiveKey, sha256Hex } from '../../shared/audit/chunks.ts';
 import { LocalArchiveStore } from '../../shared/audit/local-store.ts';
-import { AUDIT_NS, type ChainHead, headKey, parseManifest } from '../../shared/audit/manifest.ts';
+import {
+  AUDIT_NS,
+  type ChainHead,
+  headKey,
+  parseManifest,
+  SEEN_HASH_LENGTH,
+  type SeenShard,
+  seenHash,
+  seenPrefix,
+  seenShardKey,
+} from '../../shared/audit/manifest.ts';
 import { Jurisdiction } from '../../shared/config/schema.ts';
 import { type AuditJobDeps, type CollectOptions, collect, verify } from '../../shared/jobs/audit.ts';
 import { INVENTORY } from '../../shared/jobs/discover.ts';
@@ -73,6 +83,7 @@ function malformed(tag: string, minutes: number): SourceEvent {
 class MemorySource implements AuditLogSource {
   events: SourceEvent[] = [];
   on = true;
+  pageSize = 3;
   readonly clock: { t: number };
   constructor(clock: { t: number }) {
     this.clock = clock;
@@ -90,7 +101,7 @@ class MemorySource implements AuditLogSource {
       )
       .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
       .map(({ auditID, timestamp, raw }) => ({ auditID, timestamp, raw }));
-    for (let i = 0; i < visible.length; i += 3) yield visible.slice(i, i + 3);
+    for (let i = 0; i < visible.length; i += this.pageSize) yield visible.slice(i, i + this.pageSize);
   }
 }
 
@@ -144,7 +155,7 @@ function prng(seed: number): () => number {
 
 class Crash extends Error {}
 
-/** Counts durable steps (head puts, chunk and manifest creates) and crashes at one, before or after it happens. */
+/** Counts durable steps (head and seen-shard puts and deletes, chunk and manifest creates) and crashes at one, before or after it happens. */
 class Faults {
   step = 0;
   crashAt = -1;
@@ -164,8 +175,15 @@ function faultyStore(inner: StateStore, faults: Faults): StateStore {
     get: (ns, key) => inner.get(ns, key),
     list: (ns, o) => inner.list(ns, o),
     putMany: (ns: string, items: StoredItem[]) =>
-      ns === AUDIT_NS ? faults.around('head put', () => inner.putMany(ns, items)) : inner.putMany(ns, items),
-    deleteMany: (ns, keys) => inner.deleteMany(ns, keys),
+      ns === AUDIT_NS
+        ? faults.around(items[0]?.key.startsWith('seen/') ? 'seen put' : 'head put', () =>
+            inner.putMany(ns, items),
+          )
+        : inner.putMany(ns, items),
+    deleteMany: (ns, keys) =>
+      ns === AUDIT_NS
+        ? faults.around('seen delete', () => inner.deleteMany(ns, keys))
+        : inner.deleteMany(ns, keys),
     close: () => inner.close(),
   };
 }
@@ -188,15 +206,37 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
+/** Measures every item put, as the JSON of its value plus its key (UTF-8 bytes). */
+function measuredStore(inner: StateStore, sizes: Map<string, number>): StateStore {
+  return {
+    get: (ns, key) => inner.get(ns, key),
+    list: (ns, o) => inner.list(ns, o),
+    putMany: (ns: string, items: StoredItem[]) => {
+      for (const { key, value } of items) {
+        const bytes = Buffer.byteLength(JSON.stringify(value)) + Buffer.byteLength(key);
+        sizes.set(`${ns}/${key}`, Math.max(sizes.get(`${ns}/${key}`) ?? 0, bytes));
+      }
+      return inner.putMany(ns, items);
+    },
+    deleteMany: (ns, keys) => inner.deleteMany(ns, keys),
+    close: () => inner.close(),
+  };
+}
+
 async function setup(
-  options: { archive?: (local: LocalArchiveStore) => ArchiveStore; faults?: Faults } = {},
+  options: {
+    archive?: (local: LocalArchiveStore) => ArchiveStore;
+    faults?: Faults;
+    sizes?: Map<string, number>;
+  } = {},
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'fleetward-audit-'));
   dirs.push(dir);
   const clock = { t: T0 };
   const raw = new SqliteStateStore({ path: ':memory:' });
   await raw.putMany(INVENTORY, [{ key: cluster.id, value: cluster }]);
-  const store = options.faults ? faultyStore(raw, options.faults) : raw;
+  let store: StateStore = options.faults ? faultyStore(raw, options.faults) : raw;
+  if (options.sizes) store = measuredStore(store, options.sizes);
   const local = new LocalArchiveStore(dir);
   let archive: ArchiveStore = options.archive ? options.archive(local) : local;
   if (options.faults) archive = new FaultyArchive(archive, options.faults);
@@ -235,6 +275,18 @@ const sourceKeys = (events: SourceEvent[], upTo: number) =>
     .filter((e) => e.arrival <= upTo && Date.parse(e.timestamp) < upTo)
     .map(eventKey)
     .sort();
+
+/** Every hash in the cluster's seen shards, sorted. */
+async function seenHashes(store: StateStore): Promise<string[]> {
+  const out: string[] = [];
+  for (const { value } of await store.list<SeenShard>(AUDIT_NS, { prefix: seenPrefix(cluster.id) })) {
+    for (const hashes of Object.values(value)) {
+      for (let i = 0; i < hashes.length; i += SEEN_HASH_LENGTH)
+        out.push(hashes.slice(i, i + SEEN_HASH_LENGTH));
+    }
+  }
+  return out.sort();
+}
 
 const findings = (store: StateStore) => store.get<Finding[]>('findings', `audit/${cluster.id}`);
 const OPTS: CollectOptions = { maxEvents: 4 };
@@ -282,7 +334,13 @@ describe('audit collect', () => {
     await collect(deps, OPTS);
     expect(await archivedKeys(local)).toEqual(['e1', 'e2', 'e3']);
     const head = await raw.get<ChainHead>(AUDIT_NS, headKey(cluster.id));
-    expect(head?.checkpoint?.seenIds.sort()).toEqual(['e2', 'e3']); // e1 is older than the overlap
+    expect(head?.checkpoint).toEqual({ lastTimestamp: at(29).toISOString() });
+    // e1 is older than the overlap: its minute's shard is gone.
+    expect(await seenHashes(raw)).toEqual(['e2', 'e3'].map(seenHash).sort());
+    expect((await raw.list(AUDIT_NS, { prefix: seenPrefix(cluster.id) })).map((i) => i.key)).toEqual([
+      seenShardKey(cluster.id, '202611211020', 0),
+      seenShardKey(cluster.id, '202611211029', 0),
+    ]);
 
     clock.t = at(40).getTime();
     const second = await collect(deps, OPTS);
@@ -307,6 +365,110 @@ describe('audit collect', () => {
     expect((await verify(deps)).ok).toBe(true);
   });
 
+  it('keeps every state item under 400 000 bytes at 250 events/s over a 10-minute overlap', async () => {
+    const sizes = new Map<string, number>();
+    const { deps, source, clock, raw, local } = await setup({ sizes });
+    source.pageSize = 1_000;
+    // 150 000 events spread over 10 minutes (250/s), collected in one run.
+    source.events = Array.from({ length: 150_000 }, (_, i) => ev(`load-${i}`, 1 + i / 15_000));
+    clock.t = at(12).getTime();
+    const first = await collect(deps);
+    expect(first.outcomes[0]).toMatchObject({ status: 'archived', events: 150_000, chunks: 8 });
+    const items = [...sizes].filter(([key]) => key.startsWith(`${AUDIT_NS}/`));
+    expect(items.length).toBeGreaterThan(10);
+    for (const [key, bytes] of items) expect(bytes, key).toBeLessThan(400_000);
+    expect(sizes.get(`${AUDIT_NS}/${headKey(cluster.id)}`)).toBeLessThan(2_000);
+    expect((await seenHashes(raw)).length).toBe(150_000);
+
+    // The next run re-reads the whole overlap and drops every event of it as a duplicate.
+    source.events.push(ev('after', 11.5));
+    clock.t = at(13).getTime();
+    const second = await collect(deps);
+    expect(second.outcomes[0]).toMatchObject({ status: 'archived', events: 1, duplicates: 150_000 });
+    let lines = 0;
+    for (const { key } of await local.list(clusterPrefix(cluster.id))) {
+      if (parseArchiveKey(cluster.id, key)?.kind === 'chunk') {
+        lines +=
+          gunzipSync((await local.get(key))!)
+            .toString('utf8')
+            .split('\n').length - 1;
+      }
+    }
+    expect(lines).toBe(150_001);
+    for (const [key, bytes] of sizes) expect(bytes, key).toBeLessThan(400_000);
+  }, 60_000);
+
+  it('splits a minute of more than 15 000 events over several shard items', async () => {
+    const sizes = new Map<string, number>();
+    const { deps, source, clock, raw } = await setup({ sizes });
+    source.pageSize = 1_000;
+    // 40 000 events in one minute (667/s).
+    source.events = Array.from({ length: 40_000 }, (_, i) => ev(`burst-${i}`, 1 + i / 40_001));
+    clock.t = at(3).getTime();
+    expect((await collect(deps)).outcomes[0]).toMatchObject({ status: 'archived', events: 40_000 });
+    const keys = (await raw.list(AUDIT_NS, { prefix: seenPrefix(cluster.id) })).map((i) => i.key);
+    expect(keys).toEqual([0, 1, 2].map((p) => seenShardKey(cluster.id, '202611211001', p)));
+    expect((await seenHashes(raw)).length).toBe(40_000);
+    for (const [key, bytes] of sizes) expect(bytes, key).toBeLessThan(400_000);
+    source.events.push(ev('next', 2));
+    clock.t = at(4).getTime();
+    expect((await collect(deps)).outcomes[0]).toMatchObject({ events: 1, duplicates: 40_000 });
+  });
+
+  it('moves the seen keys of a legacy head into seen shards without duplicates', async () => {
+    const { deps, source, clock, local, raw } = await setup();
+    source.events = Array.from({ length: 9 }, (_, i) => ev(`a${i}`, i));
+    clock.t = at(10).getTime();
+    await collect(deps, OPTS);
+    // Rewrite the state as the previous version left it: keys in the head, no shards.
+    const head = (await raw.get<ChainHead>(AUDIT_NS, headKey(cluster.id)))!;
+    const ids = source.events.map(eventKey);
+    const legacy: ChainHead = {
+      ...head,
+      checkpoint: {
+        lastTimestamp: head.checkpoint!.lastTimestamp,
+        seenIds: ids,
+        seenTimestamps: source.events.map((e) => e.timestamp),
+      },
+    };
+    await raw.putMany(AUDIT_NS, [{ key: headKey(cluster.id), value: legacy }]);
+    const shardKeys = (await raw.list(AUDIT_NS, { prefix: seenPrefix(cluster.id) })).map((i) => i.key);
+    await raw.deleteMany(AUDIT_NS, shardKeys);
+    source.events.push(ev('b1', 9.5));
+    clock.t = at(15).getTime();
+    const again = await collect(deps, OPTS);
+    expect(again.outcomes[0]).toMatchObject({ status: 'archived', events: 1 });
+    expect(await archivedKeys(local)).toEqual(sourceKeys(source.events, clock.t));
+    const migrated = await raw.get<ChainHead>(AUDIT_NS, headKey(cluster.id));
+    expect(migrated?.checkpoint).toEqual({ lastTimestamp: at(9.5).toISOString() });
+    expect(await seenHashes(raw)).toEqual(
+      ['a0', 'a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7', 'a8', 'b1'].map(seenHash).sort(),
+    );
+  });
+
+  it('ignores and removes the seen keys of a chunk that never became durable', async () => {
+    const { deps, source, clock, local, raw, archive } = await setup({
+      archive: (l) => new Wrapped(l),
+    });
+    source.events = [ev('a', 1), ev('b', 2)];
+    clock.t = at(5).getTime();
+    await collect(deps, OPTS);
+    // A run writes the seen keys of chunk 2 (c, d) and dies before its chunk is created.
+    source.events.push(ev('c', 3), ev('d', 4));
+    clock.t = at(6).getTime();
+    const create = archive.create.bind(archive);
+    archive.create = async () => {
+      throw new Crash('killed');
+    };
+    expect((await collect(deps, OPTS)).outcomes[0]?.status).toBe('failed');
+    expect((await seenHashes(raw)).length).toBe(4);
+    archive.create = create;
+    const again = await collect(deps, OPTS);
+    expect(again.outcomes[0]).toMatchObject({ status: 'archived', events: 2 });
+    expect(await archivedKeys(local)).toEqual(['a', 'b', 'c', 'd']);
+    expect(await seenHashes(raw)).toEqual(['a', 'b', 'c', 'd'].map(seenHash).sort());
+  });
+
   it('leaves no gap and no duplicate when runs are killed at random points (60 trials)', async () => {
     const crashedAt = new Set<string>();
     for (let trial = 0; trial < 60; trial++) {
@@ -324,7 +486,7 @@ describe('audit collect', () => {
       for (const minutes of [12, 24, 36]) {
         clock.t = at(minutes).getTime();
         faults.step = 0;
-        faults.crashAt = Math.floor(random() * 16);
+        faults.crashAt = Math.floor(random() * 30);
         faults.after = random() < 0.5;
         faults.crashed = undefined;
         const crashed = await collect(deps, OPTS);
@@ -346,7 +508,7 @@ describe('audit collect', () => {
       expect(verified.ok, JSON.stringify(verified)).toBe(true);
     }
     // Every kind of step was hit, before and after it took effect.
-    for (const what of ['head put', 'chunk create', 'manifest create']) {
+    for (const what of ['seen put', 'head put', 'chunk create', 'manifest create', 'seen delete']) {
       expect(crashedAt).toContain(what);
       expect(crashedAt).toContain(`${what} (after)`);
     }
