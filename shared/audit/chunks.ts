@@ -11,7 +11,7 @@
  * zero-padded to 8 digits, and numbers the chunks of a cluster's chain in order.
  */
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
+import { setImmediate } from 'node:timers/promises';
 import { createGzip, type Gzip } from 'node:zlib';
 import type { AuditEvent } from '../ports.ts';
 
@@ -49,7 +49,7 @@ export interface Chunk {
   /** Earliest and latest event timestamp (unparseable timestamps are ignored unless no other exists). */
   firstTimestamp: string;
   lastTimestamp: string;
-  /** Dedup keys and timestamps of the events, in chunk order. */
+  /** Dedup keys and timestamps of the events, in chunk order (empty when `ChunkOptions.ids` is false). */
   ids: EventId[];
 }
 
@@ -59,6 +59,12 @@ export interface ChunkOptions {
   firstSeq: number;
   maxEvents?: number | undefined;
   maxBytes?: number | undefined;
+  /**
+   * Whether chunks list their events' {@link EventId}s (default true). A caller that tracks
+   * its events' keys itself passes `false`: `ids` is then empty, and a run does not keep an
+   * object per event alive until its chunk is sealed.
+   */
+  ids?: boolean | undefined;
 }
 
 /** Hex SHA-256 of bytes or a string (UTF-8). */
@@ -112,17 +118,36 @@ export function eventLine(event: AuditEvent): string {
   return /[\r\n]/.test(event.raw) ? JSON.stringify(event.raw) : event.raw;
 }
 
-/** Lines are handed to gzip in batches of about this many UTF-16 code units (one zlib call each). */
-const WRITE_BATCH = 64 * 1024;
+/** Lines are handed to gzip in batches of this many bytes (about one zlib call each). */
+const WRITE_BATCH = 256 * 1024;
+/** gzip's output buffer: large enough that a batch is compressed in one threadpool call. */
+const GZIP_CHUNK = 128 * 1024;
+/**
+ * Bytes gzip may hold queued before a write waits for it to drain: enough batches that the
+ * compressor (on the libuv threadpool) always has input while the main thread parses.
+ */
+const GZIP_QUEUE = 2 * 1024 * 1024;
+/** Batch buffers gzip is done with, reused (so a run allocates a few, not one per batch). */
+const freeBatches: Buffer[] = [];
+const MAX_FREE_BATCHES = 16;
+const takeBatch = (): Buffer => freeBatches.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH);
+/** The chunker lets the event loop run after about this many bytes of lines. */
+const YIELD_EVERY = 32 * 1024;
 
 /**
  * Builds one chunk: lines go through gzip, and the gzip output through SHA-256, as they come.
- * Lines are batched into ~64 KiB writes: deflate without flushes produces the same bytes
- * however its input is split, so the chunk (and its SHA-256) is the same as line by line.
+ * Lines are encoded straight into ~64 KiB buffers, each handed to gzip in one write; a write
+ * does not wait for its compression, only for gzip's queue to drain once it holds
+ * {@link GZIP_QUEUE} bytes, so compression overlaps with reading and parsing. Deflate without
+ * flushes produces the same bytes however its input is split, so the chunk (and its
+ * SHA-256) is the same as line by line.
  */
 class ChunkBuilder {
-  readonly #gzip: Gzip = createGzip();
-  #batch: string[] = [];
+  readonly #gzip: Gzip = createGzip({ chunkSize: GZIP_CHUNK });
+  /** Bytes written to gzip whose compression has not completed yet. */
+  #queued = 0;
+  #wake: (() => void) | undefined;
+  #batch: Buffer = takeBatch();
   #batchLength = 0;
   readonly #hash = createHash('sha256');
   readonly #parts: Buffer[] = [];
@@ -131,13 +156,18 @@ class ChunkBuilder {
   events = 0;
   malformed = 0;
   bytes = 0;
-  #first: { ms: number; ts: string } | undefined;
-  #last: { ms: number; ts: string } | undefined;
+  #firstMs = Number.NaN;
+  #firstTs = '';
+  #lastMs = Number.NaN;
+  #lastTs = '';
   #firstRaw = '';
   #lastRaw = '';
   firstEventTimestamp = '';
 
-  constructor() {
+  readonly #collectIds: boolean;
+
+  constructor(collectIds: boolean) {
+    this.#collectIds = collectIds;
     this.#gzip.on('data', (part: Buffer) => {
       this.#hash.update(part);
       this.#parts.push(part);
@@ -150,39 +180,94 @@ class ChunkBuilder {
     this.#ended.catch(() => {});
   }
 
-  async add(event: AuditEvent, line: string): Promise<void> {
+  /**
+   * Adds an event whose line is `line` (`size` = its UTF-8 bytes + 1 for the newline).
+   * Returns `false` when gzip's queue is full: await {@link drained} before adding more.
+   */
+  add(event: AuditEvent, line: string, size: number): boolean {
+    const timestamp = event.timestamp;
     if (this.events === 0) {
-      this.firstEventTimestamp = event.timestamp;
-      this.#firstRaw = event.timestamp;
+      this.firstEventTimestamp = timestamp;
+      this.#firstRaw = timestamp;
     }
-    this.#lastRaw = event.timestamp;
+    this.#lastRaw = timestamp;
     this.events++;
     if (event.auditID === null) this.malformed++;
-    this.bytes += Buffer.byteLength(line) + 1;
-    this.ids.push({ key: eventKey(event), timestamp: event.timestamp });
-    const ms = Date.parse(event.timestamp);
+    this.bytes += size;
+    if (this.#collectIds) this.ids.push({ key: eventKey(event), timestamp });
+    const ms = Date.parse(timestamp);
     if (!Number.isNaN(ms)) {
-      if (!this.#first || ms < this.#first.ms) this.#first = { ms, ts: event.timestamp };
-      if (!this.#last || ms > this.#last.ms) this.#last = { ms, ts: event.timestamp };
+      if (!(ms >= this.#firstMs)) {
+        this.#firstMs = ms;
+        this.#firstTs = timestamp;
+      }
+      if (!(ms <= this.#lastMs)) {
+        this.#lastMs = ms;
+        this.#lastTs = timestamp;
+      }
     }
-    this.#batch.push(line);
-    this.#batchLength += line.length + 1;
-    if (this.#batchLength >= WRITE_BATCH) await this.#flush();
+    if (size > WRITE_BATCH) {
+      // Larger than a batch: flush what is batched, then write the line on its own.
+      const ok = this.#flush();
+      const big = Buffer.allocUnsafeSlow(size);
+      big.write(line, 0, 'utf8');
+      big[size - 1] = 0x0a;
+      return this.#write(big, undefined) && ok;
+    }
+    let ok = true;
+    if (this.#batchLength + size > WRITE_BATCH) ok = this.#flush();
+    const at = this.#batchLength;
+    this.#batch.write(line, at, 'utf8');
+    this.#batch[at + size - 1] = 0x0a;
+    this.#batchLength = at + size;
+    return ok;
   }
 
-  async #flush(): Promise<void> {
-    if (this.#batch.length === 0) return;
-    const text = `${this.#batch.join('\n')}\n`;
-    this.#batch = [];
+  /** Hands the batched bytes to gzip (the buffer is gzip's until compressed: a new one follows). */
+  #flush(): boolean {
+    if (this.#batchLength === 0) return true;
+    const batch = this.#batch;
+    const data = this.#batchLength === WRITE_BATCH ? batch : batch.subarray(0, this.#batchLength);
+    this.#batch = takeBatch();
     this.#batchLength = 0;
-    if (!this.#gzip.write(text)) await once(this.#gzip, 'drain');
+    return this.#write(data, batch);
+  }
+
+  /**
+   * Writes to gzip; `false` once {@link GZIP_QUEUE} bytes are queued. `batch` (the buffer
+   * under `data`) goes back to the pool once gzip has consumed it without error.
+   */
+  #write(data: Buffer, batch: Buffer | undefined): boolean {
+    const n = data.byteLength;
+    this.#queued += n;
+    this.#gzip.write(data, (error) => {
+      if (!error && batch && freeBatches.length < MAX_FREE_BATCHES) freeBatches.push(batch);
+      this.#queued -= n;
+      if (this.#wake && this.#queued <= GZIP_QUEUE / 2) {
+        const wake = this.#wake;
+        this.#wake = undefined;
+        wake();
+      }
+    });
+    return this.#queued < GZIP_QUEUE;
+  }
+
+  /** Resolves once gzip's queue is down to half of {@link GZIP_QUEUE} (rejects when gzip fails). */
+  async drained(): Promise<void> {
+    if (this.#queued < GZIP_QUEUE) return;
+    const room = new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    });
+    await Promise.race([room, this.#ended]);
   }
 
   async finish(clusterId: string, seq: number): Promise<Chunk> {
-    await this.#flush();
+    this.#flush();
+    if (freeBatches.length < MAX_FREE_BATCHES) freeBatches.push(this.#batch);
     this.#gzip.end();
     await this.#ended;
     const body = Buffer.concat(this.#parts);
+    this.#parts.length = 0;
     return {
       clusterId,
       seq,
@@ -192,13 +277,15 @@ class ChunkBuilder {
       events: this.events,
       malformed: this.malformed,
       bytes: this.bytes,
-      firstTimestamp: this.#first?.ts ?? this.#firstRaw,
-      lastTimestamp: this.#last?.ts ?? this.#lastRaw,
+      firstTimestamp: Number.isNaN(this.#firstMs) ? this.#firstRaw : this.#firstTs,
+      lastTimestamp: Number.isNaN(this.#lastMs) ? this.#lastRaw : this.#lastTs,
       ids: this.ids,
     };
   }
 
   destroy(): void {
+    // The current batch was never handed to gzip: it can be reused.
+    if (freeBatches.length < MAX_FREE_BATCHES) freeBatches.push(this.#batch);
     this.#gzip.destroy();
   }
 }
@@ -217,6 +304,8 @@ export async function* chunkEvents(
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   let seq = options.firstSeq;
   let current: ChunkBuilder | undefined;
+  const collectIds = options.ids ?? true;
+  let sinceYield = 0;
   try {
     for await (const page of pages) {
       for (const event of page) {
@@ -227,8 +316,17 @@ export async function* chunkEvents(
           current = undefined;
           yield await done.finish(options.clusterId, seq++);
         }
-        current ??= new ChunkBuilder();
-        await current.add(event, line);
+        current ??= new ChunkBuilder(collectIds);
+        sinceYield += size;
+        if (!current.add(event, line, size)) {
+          sinceYield = 0;
+          await current.drained();
+        } else if (sinceYield >= YIELD_EVERY) {
+          // gzip's threadpool calls complete on the event loop: let it run often, so the
+          // next batch starts compressing as soon as the previous one is done.
+          sinceYield = 0;
+          await setImmediate();
+        }
       }
     }
     if (current) {

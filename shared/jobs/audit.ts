@@ -683,8 +683,11 @@ async function collectCluster(
       return { clusterId: cluster.id, status: 'up-to-date', ...stats };
     }
     let readMax = lastMs;
-    // Hashes of the events passed on to the chunker, in order (chunks keep that order).
+    // Hashes and times (ms) of the events passed on to the chunker, in order (chunks keep
+    // that order); entries before `passedFrom` belong to chunks already handled.
     let passed: string[] = [];
+    let passedMs: number[] = [];
+    let passedFrom = 0;
     const fresh = async function* (pages: AsyncIterable<AuditEvent[]>): AsyncGenerator<AuditEvent[]> {
       for await (const page of pages) {
         const out: AuditEvent[] = [];
@@ -698,6 +701,7 @@ async function collectCluster(
           if (t > readMax) readMax = t;
           seen.set(key, t);
           passed.push(key);
+          passedMs.push(t);
           out.push(event);
         }
         seen.trim(readMax - overlapMs);
@@ -710,14 +714,24 @@ async function collectCluster(
       firstSeq: head.seq + 1,
       maxEvents: options.maxEvents,
       maxBytes: options.maxBytes,
+      // The events' hashes and times are in `passed` / `passedMs`: no per-event ids needed.
+      ids: false,
     });
     for await (const chunk of chunks) {
       options.signal?.throwIfAborted();
-      const hashes = passed.slice(0, chunk.ids.length);
-      passed = passed.slice(chunk.ids.length);
-      chunk.ids.forEach((id, i) => {
-        shards.add(chunk.seq, hashes[i] ?? seenHash(id.key), orNow(ms(id.timestamp)));
-      });
+      // The chunk holds the next `chunk.events` events passed on, in order.
+      const end = passedFrom + chunk.events;
+      if (end > passed.length) throw new Error(`chunk ${chunk.seq} holds events never passed on`);
+      for (let j = passedFrom; j < end; j++) {
+        shards.add(chunk.seq, passed[j] as string, passedMs[j] as number);
+      }
+      passedFrom = end;
+      // Drop the handled prefix now and then (not per chunk: no copy of the whole list each time).
+      if (passedFrom >= 50_000 || passedFrom === passed.length) {
+        passed = passed.slice(passedFrom);
+        passedMs = passedMs.slice(passedFrom);
+        passedFrom = 0;
+      }
       const chunkLast = ms(chunk.lastTimestamp);
       if (lastTimestamp === null || chunkLast > lastMs) {
         lastTimestamp = chunk.lastTimestamp;

@@ -100,6 +100,46 @@ describe('audit chunker', () => {
     }
   });
 
+  it('keeps the bytes when gzip queues up (backpressure) and around lines larger than a batch', async () => {
+    // ~6 MB per chunk (more than gzip's write queue), with 300 KB lines (more than one batch).
+    const events = Array.from({ length: 4_000 }, (_, i) =>
+      event(i, {
+        raw:
+          i % 997 === 3
+            ? JSON.stringify({ auditID: `id-${i}`, big: 'y'.repeat(300_000 + i) })
+            : JSON.stringify({ auditID: `id-${i}`, pad: `${i}`.repeat(300 + (i % 900)) }),
+      }),
+    );
+    const chunks = await all(events, { maxEvents: 2_000, maxBytes: 64 * 1024 * 1024 });
+    expect(chunks.map((c) => c.events)).toEqual([2_000, 2_000]);
+    let offset = 0;
+    for (const c of chunks) {
+      const text = events
+        .slice(offset, offset + c.events)
+        .map((e) => `${e.raw}\n`)
+        .join('');
+      offset += c.events;
+      expect(c.bytes).toBe(Buffer.byteLength(text));
+      expect(Buffer.from(c.body).equals(gzipSync(text))).toBe(true);
+      expect(c.sha256).toBe(createHash('sha256').update(c.body).digest('hex'));
+    }
+  });
+
+  it('leaves `ids` empty when asked not to collect them, and nothing else changes', async () => {
+    const events = Array.from({ length: 25 }, (_, i) => event(i));
+    const withIds = await all(events, { maxEvents: 10 });
+    const without: Chunk[] = [];
+    for await (const c of chunkEvents(pages(events), {
+      clusterId: CLUSTER,
+      firstSeq: 1,
+      maxEvents: 10,
+      ids: false,
+    }))
+      without.push(c);
+    expect(without.map((c) => c.ids)).toEqual([[], [], []]);
+    expect(without.map((c) => ({ ...c, ids: [] }))).toEqual(withIds.map((c) => ({ ...c, ids: [] })));
+  });
+
   it('keeps malformed lines verbatim and counts them', async () => {
     const bad1: AuditEvent = { auditID: null, timestamp: '2026-11-21T10:00:05Z', raw: '{"auditID": "trunc' };
     const bad2: AuditEvent = {
