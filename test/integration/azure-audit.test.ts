@@ -164,7 +164,7 @@ describe('azure audit source', () => {
   });
 });
 
-describe('azure blob archive store behind the immutability proxy', () => {
+describe('azure blob archive store behind the immutability proxy, immutability through ARM', () => {
   let azurite: Azurite;
   let proxy: BlobImmutabilityProxy;
   let blobConfig: AzureConfig;
@@ -178,12 +178,22 @@ describe('azure blob archive store behind the immutability proxy', () => {
     await direct.createContainer('evidence-open');
     proxy.lockContainer('evidence-locked', 400);
     blobConfig = AzureConfig.parse({
+      endpoint: arm.endpoint,
+      caFile: arm.caFile,
       blobEndpoint: proxy.endpoint.replace(azurite.accountName, '{account}'),
       credential: { type: 'access-token', env: 'FLEETWARD_TEST_AZURE_TOKEN' },
       subscriptions: [{ id: SUB }],
       maxAttempts: 2,
     });
     credential = new StorageSharedKeyCredential(azurite.accountName, azurite.accountKey);
+    arm.setStorageAccount(SUB, 'rg-evidence', 'devstoreaccount1', { location: 'westeurope' });
+    const set = (container: string, spec: Parameters<ArmFake['setBlobContainer']>[4]) =>
+      arm.setBlobContainer(SUB, 'rg-evidence', 'devstoreaccount1', container, spec);
+    set('evidence-locked', { versionImmutability: true, policyDays: 400, locked: true });
+    set('evidence-unlocked', { versionImmutability: true, policyDays: 400, locked: false });
+    set('evidence-short', { versionImmutability: true, policyDays: 30, locked: true });
+    set('evidence-unversioned', { versionImmutability: false, policyDays: 400, locked: true });
+    set('evidence-nopolicy', { versionImmutability: true });
   });
 
   afterAll(async () => {
@@ -191,20 +201,74 @@ describe('azure blob archive store behind the immutability proxy', () => {
     await azurite?.stop();
   });
 
+  /** A store without ARM coordinates (blob data only). */
   const store = (container: string) =>
     createBlobArchiveStore(
       blobConfig,
       { storageAccount: 'devstoreaccount1', container, region: 'westeurope' },
       { logger: silent, credential },
     );
+  /** A store that knows where its account lives in ARM. */
+  const armStore = (container: string) =>
+    createBlobArchiveStore(
+      blobConfig,
+      { storageAccount: 'devstoreaccount1', container, region: 'westeurope' },
+      { logger: silent, credential, account: { subscriptionId: SUB, resourceGroup: 'rg-evidence' } },
+    );
+  const refusal = async (promise: Promise<unknown>): Promise<NotImmutableError> => {
+    const error = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(NotImmutableError);
+    return error as NotImmutableError;
+  };
 
-  it('passes assertImmutable only for a locked container with enough retention', async () => {
-    const locked = store('evidence-locked');
+  it('passes assertImmutable for a container whose locked version-level policy ARM reports', async () => {
+    const before = arm.requests({ operation: 'blobContainers.get' }).length;
+    const locked = armStore('evidence-locked');
     expect(locked.id).toBe('azure:devstoreaccount1/evidence-locked');
     await expect(locked.assertImmutable(400)).resolves.toBeUndefined();
-    await expect(locked.assertImmutable(500)).rejects.toBeInstanceOf(NotImmutableError);
-    await expect(store('evidence-open').assertImmutable(1)).rejects.toBeInstanceOf(NotImmutableError);
-    await expect(store('evidence-missing').assertImmutable(1)).rejects.toBeInstanceOf(NotImmutableError);
+    await expect(locked.assertImmutable(1)).resolves.toBeUndefined();
+    const seen = arm.requests({ operation: 'blobContainers.get' });
+    expect(seen.length - before).toBe(2);
+    expect(seen.at(-1)).toMatchObject({ scope: SUB, status: 200 });
+  });
+
+  it('refuses assertImmutable with the reason for every container that is not provably write-once', async () => {
+    const store400 = armStore('evidence-locked');
+    expect((await refusal(store400.assertImmutable(500))).message).toMatch(/400 day\(s\), less than the 500/);
+    expect((await refusal(armStore('evidence-unlocked').assertImmutable(1))).message).toMatch(
+      /unlocked, not locked/,
+    );
+    expect((await refusal(armStore('evidence-short').assertImmutable(400))).message).toMatch(
+      /30 day\(s\), less than the 400/,
+    );
+    expect((await refusal(armStore('evidence-unversioned').assertImmutable(1))).message).toMatch(
+      /version-level immutability is not enabled/,
+    );
+    expect((await refusal(armStore('evidence-nopolicy').assertImmutable(1))).message).toMatch(
+      /no default immutability policy/,
+    );
+    const missing = await refusal(armStore('evidence-missing').assertImmutable(1));
+    expect(missing.message).toMatch(/knows no container evidence-missing/);
+    expect(missing.store).toBe('azure:devstoreaccount1/evidence-missing');
+    expect(arm.requests({ operation: 'blobContainers.get' }).at(-1)).toMatchObject({ status: 404 });
+    const wrongGroup = createBlobArchiveStore(
+      blobConfig,
+      { storageAccount: 'devstoreaccount1', container: 'evidence-locked', region: 'westeurope' },
+      { logger: silent, credential, account: { subscriptionId: SUB, resourceGroup: 'rg-elsewhere' } },
+    );
+    expect((await refusal(wrongGroup.assertImmutable(1))).message).toMatch(/resource group rg-elsewhere/);
+  });
+
+  it('refuses assertImmutable without the resource group config, without asking ARM or the blob service', async () => {
+    const armBefore = arm.requests({ operation: 'blobContainers.get' }).length;
+    const proxyBefore = proxy.requests.length;
+    const error = await refusal(store('evidence-locked').assertImmutable(1));
+    expect(error.message).toMatch(/jurisdictions\.<id>\.evidence\.azure\.resourceGroup/);
+    expect(arm.requests({ operation: 'blobContainers.get' })).toHaveLength(armBefore);
+    expect(proxy.requests).toHaveLength(proxyBefore);
   });
 
   it('creates once, refuses a second create, keeps versions and reads them', async () => {
@@ -251,12 +315,6 @@ describe('azure blob archive store behind the immutability proxy', () => {
 
   it('location needs the account resource group, then reads it through ARM', async () => {
     await expect(store('evidence-locked').location()).rejects.toThrow(/resource group/);
-    arm.setStorageAccount(SUB, 'rg-evidence', 'devstoreaccount1', { location: 'westeurope' });
-    const located = createBlobArchiveStore(
-      { ...blobConfig, endpoint: arm.endpoint, caFile: arm.caFile },
-      { storageAccount: 'devstoreaccount1', container: 'evidence-locked', region: 'westeurope' },
-      { logger: silent, credential, account: { subscriptionId: SUB, resourceGroup: 'rg-evidence' } },
-    );
-    expect(await located.location()).toEqual({ cloud: 'azure', region: 'westeurope' });
+    expect(await armStore('evidence-locked').location()).toEqual({ cloud: 'azure', region: 'westeurope' });
   });
 });

@@ -14,6 +14,10 @@
  *   `{ kubeconfigs: [{ name: 'clusterUser', value: <base64 kubeconfig> }] }` from `setUserCredentials`.
  * - `GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}`
  *   (operation `storageAccounts.getProperties`): a StorageAccount from `setStorageAccount`.
+ * - `GET /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{account}/blobServices/default/containers/{container}`
+ *   (operation `blobContainers.get`): a BlobContainer from `setBlobContainer`, with its version-level
+ *   immutability (`immutableStorageWithVersioning`) and default version-level policy (`immutabilityPolicy`);
+ *   an unknown container answers 404 `ContainerNotFound`, an unknown account 404 `ResourceNotFound`.
  *
  * - `PATCH /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}`
  *   with `{ tags }` (operation `managedClusters.updateTags`, what `managedClusters.beginUpdateTags` sends):
@@ -388,6 +392,119 @@ export function storageAccount(
   };
 }
 
+/** Inputs of `setBlobContainer`. */
+export interface BlobContainerSpec {
+  /** Version-level immutability (`immutableStorageWithVersioning.enabled`). */
+  versionImmutability: boolean;
+  /** The default immutability policy's `immutabilityPeriodSinceCreationInDays`; without it the container has no policy. */
+  policyDays?: number;
+  /** Whether that policy is `Locked` (default `Unlocked`). */
+  locked?: boolean;
+  /** ISO 8601 (default 2025-01-15T09:45:00Z). */
+  modifiedAt?: string;
+}
+
+/** A BlobContainer resource as ARM serialises it (the reference example "GetContainers"). */
+export type ArmBlobContainer = {
+  id: string;
+  name: string;
+  type: 'Microsoft.Storage/storageAccounts/blobServices/containers';
+  etag: string;
+  properties: {
+    immutableStorageWithVersioning: { enabled: boolean; timeStamp?: string; migrationState?: string };
+    immutabilityPolicy?: {
+      immutabilityPeriodSinceCreationInDays: number;
+      state: 'Locked' | 'Unlocked';
+      allowProtectedAppendWrites: boolean;
+      allowProtectedAppendWritesAll: boolean;
+      etag: string;
+      updateHistory?: {
+        update: 'put' | 'lock' | 'extend';
+        immutabilityPeriodSinceCreationInDays: number;
+        timestamp: string;
+        objectIdentifier: string;
+        tenantId: string;
+        upn: string;
+        allowProtectedAppendWrites: boolean;
+        allowProtectedAppendWritesAll: boolean;
+      }[];
+    };
+    hasImmutabilityPolicy: boolean;
+    hasLegalHold: boolean;
+    publicAccess: 'None' | 'Blob' | 'Container';
+    lastModifiedTime: string;
+    [key: string]: unknown;
+  };
+};
+
+/** The ARM id of a blob container. */
+export function blobContainerId(
+  subscriptionId: string,
+  resourceGroup: string,
+  account: string,
+  container: string,
+): string {
+  return `${storageAccountId(subscriptionId, resourceGroup, account)}/blobServices/default/containers/${container}`;
+}
+
+/** Builds a BlobContainer in ARM's wire shape. */
+export function blobContainer(
+  subscriptionId: string,
+  resourceGroup: string,
+  account: string,
+  container: string,
+  spec: BlobContainerSpec,
+): ArmBlobContainer {
+  const modified = spec.modifiedAt ?? '2025-01-15T09:45:00.0000000Z';
+  const etag = `"0x8D${createHash('sha256').update(`${account}/${container}/${modified}`).digest('hex').slice(0, 13).toUpperCase()}"`;
+  const days = spec.policyDays;
+  const state = spec.locked ? 'Locked' : 'Unlocked';
+  const history = (update: 'put' | 'lock') => ({
+    update,
+    immutabilityPeriodSinceCreationInDays: days ?? 0,
+    timestamp: modified,
+    objectIdentifier: '00000000-0000-0000-0000-0000000000a1',
+    tenantId: '00000000-0000-0000-0000-0000000000b2',
+    upn: 'evidence-admin@contoso.example',
+    allowProtectedAppendWrites: false,
+    allowProtectedAppendWritesAll: false,
+  });
+  return {
+    id: blobContainerId(subscriptionId, resourceGroup, account, container),
+    name: container,
+    type: 'Microsoft.Storage/storageAccounts/blobServices/containers',
+    etag,
+    properties: {
+      deleted: false,
+      remainingRetentionDays: 0,
+      defaultEncryptionScope: '$account-encryption-key',
+      denyEncryptionScopeOverride: false,
+      publicAccess: 'None',
+      leaseStatus: 'Unlocked',
+      leaseState: 'Available',
+      lastModifiedTime: modified,
+      immutableStorageWithVersioning: spec.versionImmutability
+        ? { enabled: true, timeStamp: modified, migrationState: 'Completed' }
+        : { enabled: false },
+      ...(days === undefined
+        ? {}
+        : {
+            immutabilityPolicy: {
+              immutabilityPeriodSinceCreationInDays: days,
+              state,
+              allowProtectedAppendWrites: false,
+              allowProtectedAppendWritesAll: false,
+              etag,
+              updateHistory: spec.locked ? [history('put'), history('lock')] : [history('put')],
+            },
+          }),
+      hasImmutabilityPolicy: days !== undefined,
+      hasLegalHold: false,
+      legalHold: { hasLegalHold: false, tags: [] },
+    },
+  };
+}
+
 // --- tags ---
 
 /** ARM's documented tag limits ("Use tags to organize your Azure resources", Limitations). */
@@ -615,6 +732,17 @@ export interface ArmFake {
     name: string,
     spec: StorageAccountSpec,
   ): ArmStorageAccount;
+  /**
+   * Creates or replaces a blob container of a storage account (`blobContainers.get`); the account
+   * should be set with `setStorageAccount` too. Returns the resource.
+   */
+  setBlobContainer(
+    subscriptionId: string,
+    resourceGroup: string,
+    account: string,
+    container: string,
+    spec: BlobContainerSpec,
+  ): ArmBlobContainer;
   /** The kubeconfig `listClusterUserCredential` answers for a cluster (by ARM id); without one it answers 404. */
   setUserCredentials(clusterId: string, kubeconfigYaml: string): void;
   /**
@@ -655,6 +783,8 @@ const CLUSTER_PATH =
   /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.containerservice\/managedclusters\/([^/]+)\/?$/i;
 const STORAGE_ACCOUNT_PATH =
   /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.storage\/storageaccounts\/([^/]+)\/?$/i;
+const BLOB_CONTAINER_PATH =
+  /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.storage\/storageaccounts\/([^/]+)\/blobservices\/default\/containers\/([^/]+)\/?$/i;
 const USER_CREDENTIAL_PATH =
   /^(\/subscriptions\/([^/]+)\/resourcegroups\/[^/]+\/providers\/microsoft\.containerservice\/managedclusters\/[^/]+)\/listclusterusercredential\/?$/i;
 const DIAGNOSTICS_PATH =
@@ -720,6 +850,8 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
   /** Storage accounts by lower-cased ARM id. */
   const storageAccounts = new Map<string, ArmStorageAccount>();
   const storageSubscriptions = new Set<string>();
+  /** Blob containers by lower-cased ARM id. */
+  const blobContainers = new Map<string, ArmBlobContainer>();
   /** Kubeconfig YAML by lower-cased cluster ARM id. */
   const userCredentials = new Map<string, string>();
   /** Budgets by lower-cased `budgetId`, in creation order. */
@@ -864,9 +996,12 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
     const get = list ? null : CLUSTER_PATH.exec(path);
     const diag = list || get ? null : DIAGNOSTICS_PATH.exec(path);
     const account = list || get || diag ? null : STORAGE_ACCOUNT_PATH.exec(path);
-    const credential = list || get || diag || account ? null : USER_CREDENTIAL_PATH.exec(path);
-    const budgets = list || get || diag || account || credential ? null : BUDGETS_PATH.exec(path);
-    const budget = list || get || diag || account || credential || budgets ? null : BUDGET_PATH.exec(path);
+    const container = list || get || diag || account ? null : BLOB_CONTAINER_PATH.exec(path);
+    const credential = list || get || diag || account || container ? null : USER_CREDENTIAL_PATH.exec(path);
+    const budgets =
+      list || get || diag || account || container || credential ? null : BUDGETS_PATH.exec(path);
+    const budget =
+      list || get || diag || account || container || credential || budgets ? null : BUDGET_PATH.exec(path);
     const patch = get !== null && req.method === 'PATCH';
     const budgetOperation = ({ PUT: 'createOrUpdate', DELETE: 'delete' } as Record<string, string>)[
       req.method ?? ''
@@ -883,6 +1018,7 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
       Object.assign(info, { operation: `budgets.${budgetOperation ?? 'get'}`, scope: budget[2] });
     else if (diag) Object.assign(info, { operation: 'diagnosticSettings.list', scope: diag[2] });
     else if (account) Object.assign(info, { operation: 'storageAccounts.getProperties', scope: account[1] });
+    else if (container) Object.assign(info, { operation: 'blobContainers.get', scope: container[1] });
     else if (credential)
       Object.assign(info, { operation: 'managedClusters.listClusterUserCredentials', scope: credential[2] });
 
@@ -1068,6 +1204,38 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
       return;
     }
 
+    if (container) {
+      const [, sub, rg, name, containerName] = container as unknown as [
+        string,
+        string,
+        string,
+        string,
+        string,
+      ];
+      const found = () => blobContainers.get(blobContainerId(sub, rg, name, containerName).toLowerCase());
+      if (applyFault(res, await takeFault(info), () => found() ?? {})) return;
+      const resource = found();
+      if (resource) {
+        sendJson(res, 200, resource);
+        return;
+      }
+      if (!storageSubscriptions.has(sub.toLowerCase()) && !subscriptions.has(sub.toLowerCase())) {
+        sendError(res, 404, 'SubscriptionNotFound', `The subscription '${sub}' could not be found.`);
+        return;
+      }
+      if (!storageAccounts.has(storageAccountId(sub, rg, name).toLowerCase())) {
+        sendError(
+          res,
+          404,
+          'ResourceNotFound',
+          `The Resource 'Microsoft.Storage/storageAccounts/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+        );
+        return;
+      }
+      sendError(res, 404, 'ContainerNotFound', 'The specified container does not exist.');
+      return;
+    }
+
     if (credential) {
       const [, clusterPath] = credential as unknown as [string, string];
       const kubeconfig = () => userCredentials.get(clusterPath.toLowerCase());
@@ -1233,6 +1401,12 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
     setStorageAccount(subscriptionId, resourceGroup, name, spec) {
       const resource = storageAccount(subscriptionId, resourceGroup, name, spec);
       storageAccounts.set(resource.id.toLowerCase(), resource);
+      storageSubscriptions.add(subscriptionId.toLowerCase());
+      return resource;
+    },
+    setBlobContainer(subscriptionId, resourceGroup, account, container, spec) {
+      const resource = blobContainer(subscriptionId, resourceGroup, account, container, spec);
+      blobContainers.set(resource.id.toLowerCase(), resource);
       storageSubscriptions.add(subscriptionId.toLowerCase());
       return resource;
     },

@@ -84,6 +84,12 @@ export async function startAuditFleet(options: {
       options.arm.setStorageAccount(subscription, resourceGroup, options.azurite.accountName, {
         location: where.azure,
       });
+      // What assertImmutable reads: the container's version-level immutability and policy, through ARM.
+      options.arm.setBlobContainer(subscription, resourceGroup, options.azurite.accountName, container, {
+        versionImmutability: true,
+        policyDays: RETENTION_DAYS,
+        locked: true,
+      });
       evidence[jurisdiction] = {
         aws: { bucket, region: where.aws },
         gcp: { bucket: `${bucket}-gcs`, location: where.gcp },

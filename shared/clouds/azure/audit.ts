@@ -30,6 +30,7 @@
  */
 import { createHash } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
+import { type BlobContainer, StorageManagementClient } from '@azure/arm-storage';
 import { LogsQueryClient, LogsQueryResultStatus, type LogsTable } from '@azure/monitor-query-logs';
 import { ContainerClient, type StorageSharedKeyCredential } from '@azure/storage-blob';
 import type { AzureConfig } from '../../config/schema.ts';
@@ -51,6 +52,7 @@ import {
   classify,
   connectionOf,
   createCredential,
+  requestPolicy,
   type TokenCredential,
 } from './discovery.ts';
 
@@ -59,7 +61,8 @@ const CLOUD = 'azure';
 export const AUDIT_PAGE_ROWS = 5000;
 const MAX_TAKE = 500_000;
 const DIAGNOSTICS_API_VERSION = '2021-05-01-preview';
-const DAY_MS = 86_400_000;
+/** The operation name of the container read of `assertImmutable`. */
+const CONTAINER_OPERATION = 'blobContainers.get';
 
 // --- shared helpers ---
 
@@ -482,8 +485,8 @@ export interface BlobArchiveContext extends AdapterContext {
   /** Replaces the configured credential: a shared key (the emulator) or a token credential. */
   credential?: StorageSharedKeyCredential | TokenCredential;
   /**
-   * Where the storage account lives in ARM, for `location()`: the evidence config names only
-   * the account. Without it `location()` rejects.
+   * Where the storage account lives in ARM, for `location()` and `assertImmutable()`: the
+   * evidence config names only the account. Without it both reject.
    */
   account?: { subscriptionId: string; resourceGroup: string };
 }
@@ -508,14 +511,17 @@ function storageErrorCode(error: unknown): string | undefined {
  *
  * - `location`: the storage account's ARM location (the bucket locator of `buckets.ts`, so
  *   geo-redundant accounts are refused); needs `ctx.account`.
- * - `assertImmutable(days)`: container GetProperties must report version-level immutability
- *   (`x-ms-immutable-storage-with-versioning-enabled: true`) and an immutability policy
- *   (`x-ms-has-immutability-policy: true`); the policy must be locked
- *   (`x-ms-immutability-policy-mode: locked`) and hold at least `days` from now
- *   (`x-ms-immutability-policy-until-date`). The last two headers are what the sandbox proxy
- *   answers: the service returns them for blobs, not for containers, so against the real
- *   service this check fails closed (`NotImmutableError`) until the policy is read through ARM
- *   (`blobContainers.get`, `immutabilityPolicy`), which the ARM fake does not serve yet.
+ * - `assertImmutable(days)`: the container as ARM exposes it (`StorageManagementClient`
+ *   `blobContainers.get(resourceGroup, account, container)` of `@azure/arm-storage`, needs
+ *   `ctx.account`; client built as in `buckets.ts`: configured ARM endpoint, `caFile`, token
+ *   scope, the configured credential, or `ctx.credential` when it is a token credential, our
+ *   retry and per-attempt deadline) must have version-level immutability
+ *   (`immutableStorageWithVersioning.enabled`) and a default version-level policy
+ *   (`immutabilityPolicy`) that is `Locked` with `immutabilityPeriodSinceCreationInDays >= days`.
+ *   Anything else, a missing container or an unknown resource group included, is a
+ *   {@link NotImmutableError} naming the reason; other ARM failures are {@link CloudApiError}
+ *   (operation `blobContainers.get`). Blob data GetProperties headers are not used: the service
+ *   does not report a container's policy there.
  * - `create`: one Put Blob with `If-None-Match: *` and the body's MD5 (`x-ms-blob-content-md5`,
  *   which Put Blob verifies; locked containers need a checksum); 409/412 (`BlobAlreadyExists`, `ConditionNotMet`, `BlobImmutableDueToPolicy`)
  *   become {@link ObjectExistsError}. The version is the answer's `x-ms-version-id`.
@@ -562,6 +568,77 @@ export function createBlobArchiveStore(
   };
   const abortOpts = (signal: AbortSignal | undefined) => (signal ? { abortSignal: signal } : {});
 
+  let armCredential: Promise<TokenCredential> | undefined;
+  /** The container's ARM resource; `undefined` when ARM answers 404 (no such container, account or group). */
+  const readContainer = async (
+    subscriptionId: string,
+    resourceGroup: string,
+    signal: AbortSignal | undefined,
+  ): Promise<BlobContainer | undefined> => {
+    const operation = CONTAINER_OPERATION;
+    const connection = connectionOf(config);
+    const given = ctx.credential as Partial<TokenCredential> | undefined;
+    armCredential ??=
+      typeof given?.getToken === 'function'
+        ? Promise.resolve(given as TokenCredential)
+        : createCredential(config.credential);
+    let cred: TokenCredential;
+    try {
+      cred = await armCredential;
+    } catch (error) {
+      armCredential = undefined;
+      throw new CloudApiError(
+        `${id}: azure credential failed: ${clip(String((error as Error)?.message ?? error))}`,
+        { cloud: CLOUD, operation, retryable: false },
+        { cause: error },
+      );
+    }
+    const client = new StorageManagementClient(cred, subscriptionId, {
+      // `$host` builds the request URLs; `endpoint` is the client's base URL (as in buckets.ts).
+      $host: connection.endpoint,
+      endpoint: connection.endpoint,
+      credentialScopes: [connection.scope],
+      retryOptions: { maxRetries: 0 },
+      additionalPolicies: [
+        { policy: requestPolicy(connection, config.timeoutMs, signal, operation), position: 'perCall' },
+      ],
+      ...(connection.ca ? { tlsOptions: { ca: connection.ca } } : {}),
+      userAgentOptions: { userAgentPrefix: 'fleetward' },
+    });
+    try {
+      return await withRetry(
+        () =>
+          client.blobContainers.get(resourceGroup, evidence.storageAccount, evidence.container, {
+            ...abortOpts(signal),
+          }),
+        classify,
+        {
+          maxAttempts: config.maxAttempts,
+          signal,
+          onRetry: ({ attempt, delayMs, error }) =>
+            ctx.logger.info('Call retried', {
+              operation,
+              store: id,
+              attempt,
+              delayMs,
+              error: errorInfo(error),
+            }),
+        },
+      );
+    } catch (error) {
+      if (signal?.aborted) throw abortReason(signal);
+      if ((error as RestErrorLike)?.statusCode === 404) return undefined;
+      if (error instanceof CloudApiError) throw error;
+      const e = (error ?? {}) as RestErrorLike;
+      const status = typeof e.statusCode === 'number' ? e.statusCode : undefined;
+      throw new CloudApiError(
+        `${id}: reading the container through arm (resource group ${resourceGroup}, subscription ${subscriptionId}) failed${status === undefined ? '' : ` (${[status, e.code].filter(Boolean).join(' ')})`}: ${clip(String(e.message ?? error))}`,
+        { cloud: CLOUD, operation, status, retryable: classify(error).retry },
+        { cause: error },
+      );
+    }
+  };
+
   return {
     id,
 
@@ -606,36 +683,39 @@ export function createBlobArchiveStore(
     },
 
     async assertImmutable(retentionDays, options = {}) {
-      const client = await containerClient();
-      let props: Awaited<ReturnType<ContainerClient['getProperties']>>;
-      try {
-        props = await client.getProperties(abortOpts(options.signal));
-      } catch (error) {
-        if (options.signal?.aborted) throw abortReason(options.signal);
-        if ((error as RestErrorLike)?.statusCode === 404) {
-          throw new NotImmutableError(`${id}: the container does not exist`, id, { cause: error });
-        }
-        throw fail('container.getProperties', 'reading the container properties', error);
-      }
-      if (props.isImmutableStorageWithVersioningEnabled !== true) {
-        throw new NotImmutableError(`${id}: version-level immutability is not enabled on the container`, id);
-      }
-      if (props.hasImmutabilityPolicy !== true) {
-        throw new NotImmutableError(`${id}: the container has no immutability policy`, id);
-      }
-      const headers = props._response.headers;
-      const mode = headers.get('x-ms-immutability-policy-mode');
-      if (mode?.toLowerCase() !== 'locked') {
+      const { signal } = options;
+      signal?.throwIfAborted();
+      if (!ctx.account) {
         throw new NotImmutableError(
-          `${id}: the immutability policy is ${mode ? mode.toLowerCase() : 'of unknown state'}, not locked`,
+          `${id}: the resource group of storage account ${evidence.storageAccount} is not configured (jurisdictions.<id>.evidence.azure.resourceGroup), so the container's immutability policy cannot be read through ARM`,
           id,
         );
       }
-      const until = Date.parse(headers.get('x-ms-immutability-policy-until-date') ?? '');
-      const daysLeft = Number.isNaN(until) ? undefined : Math.floor((until - Date.now()) / DAY_MS);
-      if (daysLeft === undefined || daysLeft < retentionDays) {
+      const { subscriptionId, resourceGroup } = ctx.account;
+      const resource = await readContainer(subscriptionId, resourceGroup, signal);
+      if (!resource) {
         throw new NotImmutableError(
-          `${id}: the immutability policy keeps objects ${daysLeft === undefined ? 'for an unknown time' : `${daysLeft} day(s)`}, less than the ${retentionDays} required`,
+          `${id}: ARM knows no container ${evidence.container} in storage account ${evidence.storageAccount} (resource group ${resourceGroup}, subscription ${subscriptionId})`,
+          id,
+        );
+      }
+      if (resource.immutableStorageWithVersioning?.enabled !== true) {
+        throw new NotImmutableError(`${id}: version-level immutability is not enabled on the container`, id);
+      }
+      const policy = resource.immutabilityPolicy;
+      const days = policy?.immutabilityPeriodSinceCreationInDays;
+      if (!policy || typeof days !== 'number') {
+        throw new NotImmutableError(`${id}: the container has no default immutability policy`, id);
+      }
+      if (policy.state?.toLowerCase() !== 'locked') {
+        throw new NotImmutableError(
+          `${id}: the immutability policy is ${policy.state ? policy.state.toLowerCase() : 'of unknown state'}, not locked`,
+          id,
+        );
+      }
+      if (days < retentionDays) {
+        throw new NotImmutableError(
+          `${id}: the immutability policy keeps objects ${days} day(s), less than the ${retentionDays} required`,
           id,
         );
       }
