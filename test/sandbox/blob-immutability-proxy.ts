@@ -11,7 +11,8 @@
  *   `x-ms-immutable-storage-with-versioning-enabled: true` and `x-ms-has-immutability-policy:
  *   true` (the service's headers), plus the sandbox convention `x-ms-immutability-policy-mode:
  *   locked` and `x-ms-immutability-policy-until-date` (now + days), which the service sends for
- *   blobs, not containers. Overwrites and deletes of existing blobs answer 409
+ *   blobs, not containers. Fleetward does not rely on these headers: it checks immutability
+ *   through ARM (`blobContainers.get`, served by the ARM fake). Overwrites and deletes of existing blobs answer 409
  *   `BlobImmutableDueToPolicy` (a conditional create with `If-None-Match: *` answers 409
  *   `BlobAlreadyExists`, as the service does first).
  * - `alterBlob` writes a new version behind the lock (as a privileged writer or a later
