@@ -24,25 +24,17 @@
  * {@link CloudApiError} (`operation` `AssumeRole` or `GetBucketLocation`).
  */
 import { GetBucketLocationCommand, S3Client } from '@aws-sdk/client-s3';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import type { AwsAccount, AwsConfig } from '../../config/schema.ts';
+import type { AwsConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
 import type { BucketLocator, BucketRef } from '../../ports.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
 import type { AdapterContext } from '../context.ts';
-import {
-  baseCredentials,
-  type Credentials,
-  createRequestHandler,
-  credentialsOf,
-  toCloudApiError,
-} from './discovery.ts';
+import { baseCredentials, createRequestHandler, toCloudApiError } from './discovery.ts';
+import { createRoleSessions } from './sessions.ts';
 
 /** The role session name of the locator's AssumeRole calls (shows in CloudTrail). */
 export const BUCKET_ROLE_SESSION_NAME = 'fleetward-bucket-locator';
-/** Assumed-role credentials are assumed again when they expire within this long. */
-const REFRESH_BEFORE_MS = 5 * 60_000;
 /** An AWS region name (`eu-central-1`, `us-gov-west-1`, `cn-north-1`). */
 const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 
@@ -78,7 +70,7 @@ export function createBucketLocator(config: AwsConfig, ctx: AdapterContext): Buc
     retryMode: 'standard',
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
   };
-  const assumed = new Map<string, Promise<Credentials>>();
+  const sessions = createRoleSessions(config, BUCKET_ROLE_SESSION_NAME);
 
   /** Runs one AWS call in a limiter slot; SDK errors come out as `CloudApiError`, an abort as the signal's reason. */
   const call = <T>(
@@ -102,56 +94,6 @@ export function createBucketLocator(config: AwsConfig, ctx: AdapterContext): Buc
       }
     });
 
-  async function assumeRole(account: AwsAccount, signal: AbortSignal | undefined): Promise<Credentials> {
-    const requestHandler = createRequestHandler(config);
-    const sts = new STSClient({ ...common, ...base, requestHandler, region: config.homeRegion });
-    try {
-      const out = await call('AssumeRole', `role ${account.roleArn}`, signal, () =>
-        sts.send(
-          new AssumeRoleCommand({
-            RoleArn: account.roleArn,
-            RoleSessionName: BUCKET_ROLE_SESSION_NAME,
-            ...(account.externalId ? { ExternalId: account.externalId } : {}),
-          }),
-          signal ? { abortSignal: signal } : {},
-        ),
-      );
-      return credentialsOf(out);
-    } finally {
-      sts.destroy();
-      requestHandler.destroy();
-    }
-  }
-
-  /** The account's role credentials, assumed once and kept until shortly before they expire. */
-  async function accountCredentials(
-    account: AwsAccount,
-    signal: AbortSignal | undefined,
-  ): Promise<Credentials> {
-    const cached = assumed.get(account.id);
-    if (cached) {
-      const credentials = await cached.catch(() => undefined);
-      if (
-        credentials &&
-        (credentials.expiration === undefined ||
-          credentials.expiration.getTime() - Date.now() > REFRESH_BEFORE_MS)
-      ) {
-        return credentials;
-      }
-      if (assumed.get(account.id) === cached) assumed.delete(account.id);
-    }
-    let pending = assumed.get(account.id);
-    if (!pending) {
-      pending = assumeRole(account, signal);
-      assumed.set(account.id, pending);
-      // A failure is not kept: the next bucket of the account tries again.
-      pending.catch(() => {
-        if (assumed.get(account.id) === pending) assumed.delete(account.id);
-      });
-    }
-    return pending;
-  }
-
   return {
     async locate(bucket: BucketRef, cluster: Cluster, options = {}) {
       const { signal } = options;
@@ -165,7 +107,7 @@ export function createBucketLocator(config: AwsConfig, ctx: AdapterContext): Buc
       }
       const account =
         cluster.cloud === 'aws' ? config.accounts.find((a) => a.id === cluster.scope) : undefined;
-      const credentials = account ? { credentials: await accountCredentials(account, signal) } : base;
+      const credentials = account ? { credentials: await sessions.credentials(account) } : base;
       const bslRegion = bucket.config.region;
       const region =
         bslRegion && AWS_REGION.test(bslRegion)

@@ -1,0 +1,79 @@
+/**
+ * Assumed-role credentials per AWS account, shared by every caller of one adapter: one
+ * AssumeRole per account (concurrent callers wait for the same one), kept until shortly
+ * before the credentials expire, and never kept when the call failed.
+ */
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import type { AwsAccount, AwsConfig } from '../../config/schema.ts';
+import {
+  baseCredentials,
+  type Credentials,
+  createRequestHandler,
+  credentialsOf,
+  toCloudApiError,
+} from './discovery.ts';
+
+/** Credentials are assumed again when they expire within this long. */
+export const REFRESH_BEFORE_MS = 5 * 60_000;
+
+export interface RoleSessions {
+  /** The account's role credentials (the SDK's retries and timeouts bound the call, not a caller's signal). */
+  credentials(account: AwsAccount): Promise<Credentials>;
+  /** Releases the STS client. */
+  close(): void;
+}
+
+export function createRoleSessions(
+  config: AwsConfig,
+  sessionName: string,
+  clock: () => number = Date.now,
+): RoleSessions {
+  const requestHandler = createRequestHandler(config);
+  let sts: STSClient | undefined;
+  const cache = new Map<string, { credentials: Promise<Credentials>; until: number }>();
+
+  const assume = async (account: AwsAccount): Promise<Credentials> => {
+    sts ??= new STSClient({
+      maxAttempts: config.maxAttempts,
+      retryMode: 'standard',
+      requestHandler,
+      region: config.homeRegion,
+      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+      ...baseCredentials(config),
+    });
+    try {
+      const out = await sts.send(
+        new AssumeRoleCommand({
+          RoleArn: account.roleArn,
+          RoleSessionName: sessionName,
+          ...(account.externalId ? { ExternalId: account.externalId } : {}),
+        }),
+      );
+      return credentialsOf(out);
+    } catch (error) {
+      throw toCloudApiError(error, 'AssumeRole');
+    }
+  };
+
+  return {
+    credentials(account) {
+      const cached = cache.get(account.id);
+      if (cached && clock() < cached.until) return cached.credentials;
+      const entry = { credentials: assume(account), until: Number.POSITIVE_INFINITY };
+      cache.set(account.id, entry);
+      entry.credentials.then(
+        (c) => {
+          if (c.expiration) entry.until = c.expiration.getTime() - REFRESH_BEFORE_MS;
+        },
+        () => {
+          if (cache.get(account.id) === entry) cache.delete(account.id);
+        },
+      );
+      return entry.credentials;
+    },
+    close() {
+      sts?.destroy();
+      requestHandler.destroy();
+    },
+  };
+}
