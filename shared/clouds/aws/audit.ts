@@ -37,11 +37,10 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsAccount, AwsConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
 import type { ArchiveStore, AuditEvent, AuditLogSource } from '../../ports.ts';
-import { createLimiter, type Limiter } from '../../runtime/concurrency.ts';
+import { createLimiter } from '../../runtime/concurrency.ts';
 import {
   CloudApiError,
   errorInfo,
@@ -51,13 +50,8 @@ import {
 } from '../../runtime/errors.ts';
 import type { AdapterContext } from '../context.ts';
 import { regionOfLocationConstraint } from './buckets.ts';
-import {
-  baseCredentials,
-  type Credentials,
-  createRequestHandler,
-  credentialsOf,
-  toCloudApiError,
-} from './discovery.ts';
+import { baseCredentials, type Credentials, createRequestHandler } from './discovery.ts';
+import { caller, createRoleSessions } from './sessions.ts';
 
 /** The role session name of the audit reader's AssumeRole calls (shows in CloudTrail). */
 export const AUDIT_ROLE_SESSION_NAME = 'fleetward-audit';
@@ -65,8 +59,6 @@ export const AUDIT_ROLE_SESSION_NAME = 'fleetward-audit';
 export const AUDIT_STREAM_PREFIX = 'kube-apiserver-audit-';
 /** Events asked per FilterLogEvents page (the API maximum). */
 export const AUDIT_PAGE_SIZE = 10_000;
-/** Assumed-role credentials are assumed again when they expire within this long. */
-const REFRESH_BEFORE_MS = 5 * 60_000;
 
 /** The CloudWatch Logs group EKS sends a cluster's control-plane logs to. */
 export function auditLogGroup(clusterName: string): string {
@@ -110,30 +102,6 @@ function sdkStatus(error: unknown): number | undefined {
 
 const sendOptions = (signal: AbortSignal | undefined) => (signal ? { abortSignal: signal } : {});
 
-/** Runs one AWS call in a limiter slot; SDK errors come out as `CloudApiError` (prefixed with `what`), an abort as the signal's reason. */
-function caller(limiter: Limiter) {
-  return <T>(
-    operation: string,
-    what: string,
-    signal: AbortSignal | undefined,
-    send: () => Promise<T>,
-  ): Promise<T> =>
-    limiter(async () => {
-      signal?.throwIfAborted();
-      try {
-        return await send();
-      } catch (error) {
-        signal?.throwIfAborted();
-        const wrapped = toCloudApiError(error, operation);
-        throw new CloudApiError(
-          `${what}: ${wrapped.message}`,
-          { cloud: 'aws', operation, status: wrapped.status, retryable: wrapped.retryable },
-          { cause: wrapped.cause ?? error },
-        );
-      }
-    });
-}
-
 function commonClientConfig(config: AwsConfig) {
   return {
     maxAttempts: config.maxAttempts,
@@ -156,9 +124,9 @@ export function createAuditSource(
     throw new RangeError(`pageSize must be an integer in 1..${AUDIT_PAGE_SIZE}, got ${pageSize}`);
   }
   const call = caller(createLimiter(config.concurrency));
-  const base = baseCredentials(config);
+  const _base = baseCredentials(config);
   const common = commonClientConfig(config);
-  const assumed = new Map<string, Promise<Credentials>>();
+  const sessions = createRoleSessions(config, AUDIT_ROLE_SESSION_NAME);
 
   function accountOf(cluster: Cluster): AwsAccount {
     if (cluster.cloud !== 'aws') {
@@ -173,53 +141,11 @@ export function createAuditSource(
     return account;
   }
 
-  async function assumeRole(account: AwsAccount, signal: AbortSignal | undefined): Promise<Credentials> {
-    const requestHandler = createRequestHandler(config);
-    const sts = new STSClient({ ...common, ...base, requestHandler, region: config.homeRegion });
-    try {
-      const out = await call('AssumeRole', `role ${account.roleArn}`, signal, () =>
-        sts.send(
-          new AssumeRoleCommand({
-            RoleArn: account.roleArn,
-            RoleSessionName: AUDIT_ROLE_SESSION_NAME,
-            ...(account.externalId ? { ExternalId: account.externalId } : {}),
-          }),
-          sendOptions(signal),
-        ),
-      );
-      return credentialsOf(out);
-    } finally {
-      sts.destroy();
-      requestHandler.destroy();
-    }
-  }
-
-  /** The account's role credentials, assumed once and kept until shortly before they expire. */
-  async function credentialsFor(account: AwsAccount, signal: AbortSignal | undefined): Promise<Credentials> {
-    const cached = assumed.get(account.id);
-    if (cached) {
-      const credentials = await cached.catch(() => undefined);
-      if (
-        credentials &&
-        (credentials.expiration === undefined ||
-          credentials.expiration.getTime() - Date.now() > REFRESH_BEFORE_MS)
-      ) {
-        return credentials;
-      }
-      if (assumed.get(account.id) === cached) assumed.delete(account.id);
-    }
-    let pending = assumed.get(account.id);
-    if (!pending) {
-      const started = assumeRole(account, signal);
-      pending = started;
-      assumed.set(account.id, started);
-      // A failure is not kept: the next call tries again.
-      started.catch(() => {
-        if (assumed.get(account.id) === started) assumed.delete(account.id);
-      });
-    }
-    return pending;
-  }
+  /** The account's role credentials (one AssumeRole per account, shared, renewed before expiry). */
+  const credentialsFor = (account: AwsAccount, signal: AbortSignal | undefined): Promise<Credentials> => {
+    signal?.throwIfAborted();
+    return sessions.credentials(account);
+  };
 
   return {
     async enabled(cluster, opts = {}) {

@@ -30,8 +30,8 @@ import type { BucketLocator, BucketRef } from '../../ports.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
 import type { AdapterContext } from '../context.ts';
-import { baseCredentials, createRequestHandler, toCloudApiError } from './discovery.ts';
-import { createRoleSessions } from './sessions.ts';
+import { baseCredentials, createRequestHandler } from './discovery.ts';
+import { caller, createRoleSessions } from './sessions.ts';
 
 /** The role session name of the locator's AssumeRole calls (shows in CloudTrail). */
 export const BUCKET_ROLE_SESSION_NAME = 'fleetward-bucket-locator';
@@ -72,27 +72,7 @@ export function createBucketLocator(config: AwsConfig, ctx: AdapterContext): Buc
   };
   const sessions = createRoleSessions(config, BUCKET_ROLE_SESSION_NAME);
 
-  /** Runs one AWS call in a limiter slot; SDK errors come out as `CloudApiError`, an abort as the signal's reason. */
-  const call = <T>(
-    operation: string,
-    what: string,
-    signal: AbortSignal | undefined,
-    send: () => Promise<T>,
-  ): Promise<T> =>
-    limiter(async () => {
-      signal?.throwIfAborted();
-      try {
-        return await send();
-      } catch (error) {
-        signal?.throwIfAborted();
-        const wrapped = toCloudApiError(error, operation);
-        throw new CloudApiError(
-          `${what}: ${wrapped.message}`,
-          { cloud: 'aws', operation, status: wrapped.status, retryable: wrapped.retryable },
-          { cause: wrapped.cause ?? error },
-        );
-      }
-    });
+  const call = caller(limiter);
 
   return {
     async locate(bucket: BucketRef, cluster: Cluster, options = {}) {

@@ -5,6 +5,8 @@
  */
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsAccount, AwsConfig } from '../../config/schema.ts';
+import type { Limiter } from '../../runtime/concurrency.ts';
+import { CloudApiError } from '../../runtime/errors.ts';
 import {
   baseCredentials,
   type Credentials,
@@ -76,4 +78,28 @@ export function createRoleSessions(
       requestHandler.destroy();
     },
   };
+}
+
+/** Runs one AWS call in a limiter slot; SDK errors come out as `CloudApiError` (prefixed with `what`), an abort as the signal's reason. */
+export function caller(limiter: Limiter) {
+  return <T>(
+    operation: string,
+    what: string,
+    signal: AbortSignal | undefined,
+    send: () => Promise<T>,
+  ): Promise<T> =>
+    limiter(async () => {
+      signal?.throwIfAborted();
+      try {
+        return await send();
+      } catch (error) {
+        signal?.throwIfAborted();
+        const wrapped = toCloudApiError(error, operation);
+        throw new CloudApiError(
+          `${what}: ${wrapped.message}`,
+          { cloud: 'aws', operation, status: wrapped.status, retryable: wrapped.retryable },
+          { cause: wrapped.cause ?? error },
+        );
+      }
+    });
 }
