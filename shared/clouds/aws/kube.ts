@@ -13,20 +13,14 @@
  */
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsAccount, AwsConfig, FleetConfig } from '../../config/schema.ts';
 import type { KubeEndpoint, KubeEndpointSource, KubeSourceContext } from '../../kube/access.ts';
 import type { Cluster } from '../../model.ts';
 import { CloudApiError, ConfigError } from '../../runtime/errors.ts';
-import {
-  baseCredentials,
-  type Credentials,
-  createRequestHandler,
-  credentialsOf,
-  toCloudApiError,
-} from './discovery.ts';
+import { type Credentials, createRequestHandler, toCloudApiError } from './discovery.ts';
+import { createRoleSessions, type RoleSessions } from './sessions.ts';
 
 export const EKS_TOKEN_PREFIX = 'k8s-aws-v1.';
 /** The signed header that binds a token to one cluster. */
@@ -37,8 +31,6 @@ export const PRESIGN_EXPIRES_SECONDS = 60;
 export const TOKEN_REUSE_MS = 10 * 60_000;
 /** Session name of the role assumed for Kubernetes access. */
 export const KUBE_SESSION_NAME = 'fleetward-kube';
-/** Assumed credentials are renewed this long before they expire. */
-const CREDENTIALS_MARGIN_MS = 5 * 60_000;
 
 type SourceData = string | ArrayBuffer | ArrayBufferView;
 
@@ -142,8 +134,6 @@ function accountOf(aws: AwsConfig, cluster: Cluster): AwsAccount {
 export function createKubeSource(config: FleetConfig, ctx: KubeSourceContext): KubeEndpointSource {
   const aws = config.clouds.aws;
   const now = (): Date => ctx.clock?.now() ?? new Date();
-  /** Assumed credentials per account, renewed shortly before they expire (`until`). */
-  const assumed = new Map<string, { credentials: Promise<Credentials>; until: number }>();
 
   /** Runs one AWS call with a client of its own (its handler is destroyed with it). */
   async function withClient<C extends { destroy(): void }, T>(
@@ -166,37 +156,10 @@ export function createKubeSource(config: FleetConfig, ctx: KubeSourceContext): K
   }
 
   /** Shared by every cluster of the account, so no caller's signal aborts it (the SDK's timeouts bound it). */
+  let sessions: RoleSessions | undefined;
   function credentialsFor(settings: AwsConfig, account: AwsAccount): Promise<Credentials> {
-    const cached = assumed.get(account.id);
-    if (cached && Date.now() < cached.until) return cached.credentials;
-    const fresh = withClient(
-      settings,
-      (common) => new STSClient({ ...common, ...baseCredentials(settings), region: settings.homeRegion }),
-      async (sts) => {
-        try {
-          const out = await sts.send(
-            new AssumeRoleCommand({
-              RoleArn: account.roleArn,
-              RoleSessionName: KUBE_SESSION_NAME,
-              ...(account.externalId ? { ExternalId: account.externalId } : {}),
-            }),
-          );
-          return credentialsOf(out);
-        } catch (error) {
-          throw toCloudApiError(error, 'AssumeRole');
-        }
-      },
-    );
-    const entry = { credentials: fresh, until: Number.POSITIVE_INFINITY };
-    assumed.set(account.id, entry);
-    fresh.then(
-      (credentials) => {
-        if (credentials.expiration) entry.until = credentials.expiration.getTime() - CREDENTIALS_MARGIN_MS;
-      },
-      // Not kept: the next token tries again.
-      () => assumed.get(account.id) === entry && assumed.delete(account.id),
-    );
-    return fresh;
+    sessions ??= createRoleSessions(settings, KUBE_SESSION_NAME, () => now().getTime());
+    return sessions.credentials(account);
   }
 
   async function describe(
