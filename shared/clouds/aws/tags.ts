@@ -6,14 +6,14 @@
  * runs inside the call's slot.
  */
 import { DescribeClusterCommand, EKSClient, TagResourceCommand } from '@aws-sdk/client-eks';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError } from '../../runtime/errors.ts';
 import type { ClusterTagger } from '../../tags/port.ts';
 import type { AdapterContext } from '../context.ts';
-import { baseCredentials, createRequestHandler, credentialsOf, toCloudApiError } from './discovery.ts';
+import { createRequestHandler, toCloudApiError } from './discovery.ts';
+import { createRoleSessions } from './sessions.ts';
 
 export const TAGS_ROLE_SESSION_NAME = 'fleetward-tags';
 
@@ -31,7 +31,7 @@ export function createTagger(config: AwsConfig, ctx: AdapterContext): ClusterTag
     requestHandler,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
   };
-  const sts = new STSClient({ ...common, ...baseCredentials(config), region: config.homeRegion });
+  const sessions = createRoleSessions(config, TAGS_ROLE_SESSION_NAME);
   const clients = new Map<string, Promise<EKSClient>>();
   const created: EKSClient[] = [];
 
@@ -46,7 +46,7 @@ export function createTagger(config: AwsConfig, ctx: AdapterContext): ClusterTag
       }
     });
 
-  async function eksFor(cluster: Cluster, signal?: AbortSignal): Promise<EKSClient> {
+  async function eksFor(cluster: Cluster, _signal?: AbortSignal): Promise<EKSClient> {
     const key = `${cluster.scope}/${cluster.region}`;
     let client = clients.get(key);
     if (!client) {
@@ -59,20 +59,13 @@ export function createTagger(config: AwsConfig, ctx: AdapterContext): ClusterTag
             retryable: false,
           });
         }
-        const out = await call(
-          'AssumeRole',
-          () =>
-            sts.send(
-              new AssumeRoleCommand({
-                RoleArn: account.roleArn,
-                RoleSessionName: TAGS_ROLE_SESSION_NAME,
-                ...(account.externalId ? { ExternalId: account.externalId } : {}),
-              }),
-              signal ? { abortSignal: signal } : {},
-            ),
-          signal,
-        );
-        const eks = new EKSClient({ ...common, region: cluster.region, credentials: credentialsOf(out) });
+        // A provider, so credentials renew before they expire; the first call fails fast when the role cannot be assumed.
+        await sessions.credentials(account);
+        const eks = new EKSClient({
+          ...common,
+          region: cluster.region,
+          credentials: () => sessions.credentials(account),
+        });
         created.push(eks);
         return eks;
       })();
@@ -115,7 +108,7 @@ export function createTagger(config: AwsConfig, ctx: AdapterContext): ClusterTag
     },
     async close() {
       for (const client of created) client.destroy();
-      sts.destroy();
+      sessions.close();
       requestHandler.destroy();
     },
   };
