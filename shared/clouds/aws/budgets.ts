@@ -31,7 +31,6 @@ import {
   type Subscriber,
   UpdateBudgetCommand,
 } from '@aws-sdk/client-budgets';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import {
   type ActualBudget,
   BudgetCurrencyError,
@@ -43,13 +42,8 @@ import {
 import type { AwsConfig, BudgetConfig } from '../../config/schema.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import type { AdapterContext } from '../context.ts';
-import {
-  baseCredentials,
-  type Credentials,
-  createRequestHandler,
-  credentialsOf,
-  toCloudApiError,
-} from './discovery.ts';
+import { baseCredentials, createRequestHandler, toCloudApiError } from './discovery.ts';
+import { createRoleSessions } from './sessions.ts';
 
 export const BUDGETS_ROLE_SESSION_NAME = 'fleetward-budgets';
 /** The currency assumed for an account none of whose budgets tells its billing currency. */
@@ -126,7 +120,7 @@ export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): Bu
     requestHandler,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
   };
-  const sts = new STSClient({ ...common, ...baseCredentials(config), region: config.homeRegion });
+  const sessions = createRoleSessions(config, BUDGETS_ROLE_SESSION_NAME);
   /** Budgets clients per account, built once per provider (credentials refresh through AssumeRole again). */
   const clients = new Map<string, Promise<BudgetsClient>>();
   /** Billing currency per account, learnt from the budgets `list` saw. */
@@ -141,19 +135,6 @@ export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): Bu
       }
     });
 
-  async function assume(roleArn: string, externalId: string | undefined): Promise<Credentials> {
-    const out = await call('AssumeRole', () =>
-      sts.send(
-        new AssumeRoleCommand({
-          RoleArn: roleArn,
-          RoleSessionName: BUDGETS_ROLE_SESSION_NAME,
-          ...(externalId ? { ExternalId: externalId } : {}),
-        }),
-      ),
-    );
-    return credentialsOf(out);
-  }
-
   function clientOf(account: string): Promise<BudgetsClient> {
     let client = clients.get(account);
     if (!client) {
@@ -161,22 +142,8 @@ export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): Bu
       client = (async () => {
         if (!configured)
           return new BudgetsClient({ ...common, ...baseCredentials(config), region: BUDGETS_REGION });
-        // Re-assumed when the temporary credentials are about to expire.
-        let current: Promise<Credentials> | undefined;
-        let expires = 0;
-        const credentials = (): Promise<Credentials> => {
-          if (!current || Date.now() > expires - 60_000) {
-            const next = assume(configured.roleArn, configured.externalId).then((c) => {
-              expires = c.expiration?.getTime() ?? Number.POSITIVE_INFINITY;
-              return c;
-            });
-            next.catch(() => {
-              if (current === next) current = undefined;
-            });
-            current = next;
-          }
-          return current;
-        };
+        // A provider, so credentials renew before they expire.
+        const credentials = () => sessions.credentials(configured);
         await credentials();
         return new BudgetsClient({ ...common, region: BUDGETS_REGION, credentials });
       })();
@@ -388,7 +355,7 @@ export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): Bu
       const settled = await Promise.allSettled(clients.values());
       for (const s of settled) if (s.status === 'fulfilled') s.value.destroy();
       clients.clear();
-      sts.destroy();
+      sessions.close();
       requestHandler.destroy();
     },
   };
