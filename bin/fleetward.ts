@@ -18,6 +18,7 @@ import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { AUDIT_HELP, cmdAudit } from './audit.ts';
 import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
 import { ensureInventory } from './inventory.ts';
+import { cmdSnapshot, SNAPSHOT_HELP } from './snapshot.ts';
 import { cmdTags, TAGS_HELP } from './tags.ts';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -34,6 +35,7 @@ Commands:
   tags plan|apply          derive and default cost tags per cluster; report missing or invalid ones
   budgets plan|apply       make the clouds' budgets match fleet.yaml; report accounts without one
   audit collect|verify     archive control-plane audit logs write-once in-jurisdiction; verify the chains
+  snapshot                 evaluate compliance controls; write and publish a snapshot per jurisdiction
   config validate [FILE]   check a fleet.yaml; names the path of every bad field (exit 2 when invalid)
   config schema            print the JSON Schema of fleet.yaml
 
@@ -49,6 +51,7 @@ const COMMAND_HELP: Record<string, string> = {
   budgets: BUDGETS_HELP,
   audit: AUDIT_HELP,
   tags: TAGS_HELP,
+  snapshot: SNAPSHOT_HELP,
   discover: `Usage: fleetward discover [--config FILE] [--json] [--log-level LEVEL]
 
 Lists the clusters of every configured AWS account and region, GCP project, Azure
@@ -298,6 +301,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   budgets: cmdBudgets,
   audit: cmdAudit,
   tags: cmdTags,
+  snapshot: cmdSnapshot,
   config: cmdConfig,
 };
 

@@ -5,6 +5,7 @@
  */
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { run } from '../../shared/jobs/backup.ts';
+import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { clusterJobDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
@@ -14,8 +15,10 @@ export const handler = lambdaHandler()
   .use(parser({ schema: Request }))
   .handler(async (event: Request, _context, { signal }) => {
     const deps = await clusterJobDeps(await deployedConfig(), logger);
+    const scope = regionalScope(event);
     try {
-      const result = await run(deps, { ...regionalScope(event), signal });
+      const result = await run(deps, { ...scope, signal });
+      await notifyAfterJob(deps, 'backup', { runId: result.runId, jurisdiction: scope.jurisdiction });
       const count = (s: string) => result.outcomes.filter((o) => o.status === s).length;
       return {
         runId: result.runId,

@@ -5,7 +5,8 @@
  * clusters of any other; the home role refuses to run at all.
  */
 import { parser } from '@aws-lambda-powertools/parser/middleware';
-import { collect } from '../../shared/jobs/audit.ts';
+import { AUDIT_JOB, collect } from '../../shared/jobs/audit.ts';
+import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { auditJobDeps } from '../../shared/runtime/deps.ts';
 import { FleetwardError } from '../../shared/runtime/errors.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
@@ -21,9 +22,14 @@ export const handler = lambdaHandler()
         'collect-audit-logs runs only in a regional deployment with FLEETWARD_JURISDICTION set',
       );
     }
-    const deps = await auditJobDeps(await deployedConfig(), logger);
+    const config = await deployedConfig();
+    const deps = await auditJobDeps(config, logger);
     try {
       const result = await collect(deps, { ...scope, signal });
+      await notifyAfterJob({ config, store: deps.store, logger }, AUDIT_JOB, {
+        runId: result.runId,
+        jurisdiction: scope.jurisdiction,
+      });
       const count = (s: string) => result.outcomes.filter((o) => o.status === s).length;
       return {
         runId: result.runId,

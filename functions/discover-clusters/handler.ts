@@ -1,6 +1,7 @@
 /** `discover-clusters`: every 15 minutes, rediscover the fleet, save the inventory, log and return the diff. */
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { run } from '../../shared/jobs/discover.ts';
+import { notifyAfterDiscovery } from '../../shared/notify/notifier.ts';
 import { discoverDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { DiscoverRequest } from './schema.ts';
@@ -8,9 +9,11 @@ import { DiscoverRequest } from './schema.ts';
 export const handler = lambdaHandler()
   .use(parser({ schema: DiscoverRequest }))
   .handler(async (event: DiscoverRequest, _context, { signal }) => {
-    const deps = await discoverDeps(await deployedConfig(), logger, event.clouds);
+    const config = await deployedConfig();
+    const deps = await discoverDeps(config, logger, event.clouds);
     try {
       const result = await run(deps, { signal });
+      await notifyAfterDiscovery({ config, store: deps.store, logger }, result);
       // The full inventory lives in the state store; the response stays small for any fleet size.
       return {
         status: result.failures.length > 0 ? 'partial' : 'complete',

@@ -1,6 +1,7 @@
 /** `reconcile-backups`: every 5 minutes; records terminal Backup phases and RPO per cluster, alerting on RPO breaches. */
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { run } from '../../shared/jobs/reconcile-backups.ts';
+import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { clusterJobDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
@@ -10,8 +11,10 @@ export const handler = lambdaHandler()
   .use(parser({ schema: Request }))
   .handler(async (event: Request, _context, { signal }) => {
     const deps = await clusterJobDeps(await deployedConfig(), logger);
+    const scope = regionalScope(event);
     try {
-      const result = await run(deps, { ...regionalScope(event), signal });
+      const result = await run(deps, { ...scope, signal });
+      await notifyAfterJob(deps, 'reconcile-backups', { jurisdiction: scope.jurisdiction });
       return {
         clusters: result.statuses.length,
         recorded: result.recorded,

@@ -5,6 +5,7 @@
  */
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { apply, budgetJobDeps, closeBudgetJobDeps } from '../../shared/jobs/budgets.ts';
+import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { Request } from './schema.ts';
 
@@ -16,6 +17,7 @@ export const handler = lambdaHandler()
     try {
       const dryRun = event.dryRun === true || config.stage !== 'prod';
       const result = await apply(deps, { dryRun, signal });
+      await notifyAfterJob(deps, 'budgets', { runId: result.runId });
       const count = (s: string) => result.changes.filter((c) => c.status === s).length;
       return {
         runId: result.runId,

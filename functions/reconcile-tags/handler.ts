@@ -6,7 +6,8 @@
  * apply and writes nothing.
  */
 import { parser } from '@aws-lambda-powertools/parser/middleware';
-import { apply } from '../../shared/jobs/tags.ts';
+import { apply, TAGS_JOB } from '../../shared/jobs/tags.ts';
+import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { systemClock } from '../../shared/ports.ts';
 import { stateConfig } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
@@ -21,11 +22,16 @@ export const handler = lambdaHandler()
     const config = await deployedConfig();
     const store = await openStateStore(stateConfig(config));
     const taggers = createTaggers(config, { logger });
+    const scope = regionalScope(event);
     try {
       const result = await apply(
         { config, store, taggers, logger, clock: systemClock },
-        { ...regionalScope(event), dryRun: config.stage !== 'prod', signal },
+        { ...scope, dryRun: config.stage !== 'prod', signal },
       );
+      await notifyAfterJob({ config, store, logger }, TAGS_JOB, {
+        runId: result.runId,
+        jurisdiction: scope.jurisdiction,
+      });
       return {
         runId: result.runId,
         dryRun: result.dryRun,

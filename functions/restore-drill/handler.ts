@@ -5,6 +5,7 @@
  */
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { step } from '../../shared/jobs/drill.ts';
+import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { clusterJobDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
@@ -14,8 +15,10 @@ export const handler = lambdaHandler()
   .use(parser({ schema: Request }))
   .handler(async (event: Request) => {
     const deps = await clusterJobDeps(await deployedConfig(), logger);
+    const scope = regionalScope(event);
     try {
-      const results = await step(deps, { ...regionalScope(event), start: 'due' });
+      const results = await step(deps, { ...scope, start: 'due' });
+      await notifyAfterJob(deps, 'restore-drill', { jurisdiction: scope.jurisdiction });
       return {
         started: results.filter((r) => r.started).length,
         active: results.filter((r) => r.drill && r.drill.phase !== 'done').length,

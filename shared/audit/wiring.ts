@@ -28,22 +28,25 @@ export class NoEvidenceStoreError extends FleetwardError {
 /** Directory of local, non-compliant evidence (only used when a jurisdiction has no evidence bucket). */
 export const LOCAL_EVIDENCE_DIR = join('.fleetward', 'evidence');
 
-export async function createAuditWiring(
+/** The write-once evidence stores of each jurisdiction (audit archives and compliance snapshots share them). */
+export interface EvidenceStores {
+  /** The store of `jurisdiction` on `cloud`, else on any cloud it has one, else a local directory. */
+  for(jurisdiction: string, cloud: RegionCloud): Promise<ArchiveStore>;
+  /** Every evidence bucket the jurisdiction configures (one per cloud), else its local directory. */
+  all(jurisdiction: string): Promise<ArchiveStore[]>;
+}
+
+const EVIDENCE_CLOUDS = ['aws', 'gcp', 'azure'] as const;
+
+export function createEvidenceStores(
   config: FleetConfig,
   ctx: { logger: Log; localEvidenceDir?: string },
-): Promise<AuditWiring> {
-  // One source per configured cloud (cheap objects; clients connect on first read).
-  const sources = new Map<RegionCloud, AuditLogSource>();
-  const { aws, gcp, azure } = config.clouds;
-  if (aws) sources.set('aws', (await import('../clouds/aws/audit.ts')).createAuditSource(aws, ctx));
-  if (gcp) sources.set('gcp', (await import('../clouds/gcp/audit.ts')).createAuditSource(gcp, ctx));
-  if (azure) sources.set('azure', (await import('../clouds/azure/audit.ts')).createAuditSource(azure, ctx));
+): EvidenceStores {
   const stores = new Map<string, Promise<ArchiveStore>>();
 
   async function store(jurisdiction: string, cloud: RegionCloud): Promise<ArchiveStore> {
     const evidence = config.jurisdictions[jurisdiction]?.evidence;
-    const choice =
-      (evidence?.[cloud] ? cloud : (['aws', 'gcp', 'azure'] as const).find((c) => evidence?.[c])) ?? 'local';
+    const choice = (evidence?.[cloud] ? cloud : EVIDENCE_CLOUDS.find((c) => evidence?.[c])) ?? 'local';
     const key = `${jurisdiction}/${choice}`;
     let made = stores.get(key);
     if (!made) {
@@ -99,6 +102,29 @@ export async function createAuditWiring(
   }
 
   return {
+    for: store,
+    all(jurisdiction) {
+      const evidence = config.jurisdictions[jurisdiction]?.evidence;
+      const clouds = EVIDENCE_CLOUDS.filter((c) => evidence?.[c]);
+      return Promise.all(
+        (clouds.length > 0 ? clouds : (['aws'] as const)).map((c) => store(jurisdiction, c)),
+      );
+    },
+  };
+}
+
+export async function createAuditWiring(
+  config: FleetConfig,
+  ctx: { logger: Log; localEvidenceDir?: string },
+): Promise<AuditWiring> {
+  // One source per configured cloud (cheap objects; clients connect on first read).
+  const sources = new Map<RegionCloud, AuditLogSource>();
+  const { aws, gcp, azure } = config.clouds;
+  if (aws) sources.set('aws', (await import('../clouds/aws/audit.ts')).createAuditSource(aws, ctx));
+  if (gcp) sources.set('gcp', (await import('../clouds/gcp/audit.ts')).createAuditSource(gcp, ctx));
+  if (azure) sources.set('azure', (await import('../clouds/azure/audit.ts')).createAuditSource(azure, ctx));
+  const evidence = createEvidenceStores(config, ctx);
+  return {
     sources: {
       for(cluster) {
         return cluster.cloud === 'kubeconfig' ? undefined : sources.get(cluster.cloud);
@@ -106,7 +132,7 @@ export async function createAuditWiring(
     },
     archives: {
       for(cluster) {
-        return store(cluster.jurisdiction, cluster.cloud === 'kubeconfig' ? 'aws' : cluster.cloud);
+        return evidence.for(cluster.jurisdiction, cluster.cloud === 'kubeconfig' ? 'aws' : cluster.cloud);
       },
     },
   };

@@ -67,8 +67,16 @@ import {
   seenShardKey,
 } from '../audit/manifest.ts';
 import type { FleetConfig } from '../config/schema.ts';
-import type { Cluster, Finding } from '../model.ts';
-import type { ArchiveStore, AuditEvent, AuditLogSource, Clock, Log, StateStore } from '../ports.ts';
+import type { Cluster, Finding, RegionCloud } from '../model.ts';
+import {
+  type ArchiveStore,
+  type AuditEvent,
+  type AuditLogSource,
+  type Clock,
+  type Log,
+  type StateStore,
+  systemClock,
+} from '../ports.ts';
 import type { Residency } from '../residency/index.ts';
 import {
   type ErrorInfo,
@@ -108,6 +116,39 @@ export interface CollectOptions extends ClusterScope {
   /** Clusters collected at once (default 4). */
   concurrency?: number | undefined;
 }
+
+/**
+ * `status/<cluster-id>`: what the last successful collection checked, as the compliance
+ * snapshot reads it (archive location, immutability, freshness of the chain).
+ */
+export interface AuditStatusRecord {
+  clusterId: string;
+  jurisdiction: string;
+  /** The archive's id (`aws:<bucket>`, `gcs:<bucket>`, `azure:<account>/<container>`, `local:<dir>`). */
+  archive: string;
+  /** Where the archive lives; `null` for a local directory. */
+  location: { cloud: RegionCloud; region: string } | null;
+  /** The residency guard passed for `location`. */
+  inJurisdiction: boolean;
+  /** `assertImmutable(retentionDays)` passed (and the store is not a local directory). */
+  compliantStorage: boolean;
+  retentionDays: number;
+  /** When this collection ran. */
+  checkedAt: string;
+  /** Time of the newest archived event (`null` before the first). */
+  lastEventAt: string | null;
+  /** Seq of the chain head. */
+  headSeq: number;
+}
+
+/** `verify/<cluster-id>`: the last `audit verify` of a cluster's chain. */
+export interface AuditVerifyRecord extends VerifyClusterResult {
+  verifiedAt: string;
+}
+
+/** Keys of the records above. */
+export const auditStatusKey = (clusterId: string) => `status/${clusterId}`;
+export const auditVerifyKey = (clusterId: string) => `verify/${clusterId}`;
 
 export interface CollectStats {
   /** Chunks written by this run (adopted ones excluded). */
@@ -634,6 +675,21 @@ async function collectCluster(
     );
   }
   const compliantStorage = located.value !== null && !declaredNonCompliant;
+  const recordStatus = async (lastEventAt: string | null) => {
+    const status: AuditStatusRecord = {
+      clusterId: cluster.id,
+      jurisdiction: cluster.jurisdiction,
+      archive: archive.id,
+      location: located.value,
+      inJurisdiction: located.value !== null,
+      compliantStorage,
+      retentionDays: jurisdiction.audit.retentionDays,
+      checkedAt: now.toISOString(),
+      lastEventAt,
+      headSeq: stats.head,
+    };
+    await deps.store.putMany(AUDIT_NS, [{ key: auditStatusKey(cluster.id), value: status }]);
+  };
 
   const stats: CollectStats = {
     chunks: 0,
@@ -680,6 +736,7 @@ async function collectCluster(
         : nowMs - (options.lookbackMs ?? DEFAULT_LOOKBACK_MS);
     if (since >= nowMs) {
       await recordFindings(deps.store, AUDIT_JOB, cluster.id, []);
+      await recordStatus(lastTimestamp);
       return { clusterId: cluster.id, status: 'up-to-date', ...stats };
     }
     let readMax = lastMs;
@@ -763,6 +820,7 @@ async function collectCluster(
       stats.head = head.seq;
     }
     await recordFindings(deps.store, AUDIT_JOB, cluster.id, []);
+    await recordStatus(lastTimestamp);
     deps.logger.info('Audit log archived', { cluster: cluster.id, ...stats });
     return { clusterId: cluster.id, status: stats.chunks > 0 ? 'archived' : 'up-to-date', ...stats };
   } catch (error) {
@@ -901,7 +959,7 @@ async function verifyCluster(
 
 /** Walks every chain in scope; `ok` is false when any chunk is missing, altered, re-versioned or unlinked. */
 export async function verify(
-  deps: Pick<AuditJobDeps, 'store' | 'archives'>,
+  deps: Pick<AuditJobDeps, 'store' | 'archives'> & { clock?: Clock },
   scope: ClusterScope & { signal?: AbortSignal | undefined } = {},
 ): Promise<VerifyResult> {
   const clusters = await inventory(deps.store, scope);
@@ -914,5 +972,10 @@ export async function verify(
       return { clusterId: cluster.id, ok: false, chunks: 0, events: 0, error: errorInfo(error) };
     }
   });
+  const verifiedAt = (deps.clock ?? systemClock).now().toISOString();
+  await deps.store.putMany(
+    AUDIT_NS,
+    results.map((r) => ({ key: auditVerifyKey(r.clusterId), value: { ...r, verifiedAt } })),
+  );
   return { ok: results.every((r) => r.ok), clusters: results };
 }

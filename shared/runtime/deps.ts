@@ -7,6 +7,7 @@ import type { FleetConfig } from '../config/schema.ts';
 import type { AuditJobDeps } from '../jobs/audit.ts';
 import type { DiscoverDeps } from '../jobs/discover.ts';
 import type { ClusterJobDeps } from '../jobs/fleet.ts';
+import type { SnapshotDeps } from '../jobs/snapshot.ts';
 import type { CloudId } from '../model.ts';
 import { type Log, systemClock } from '../ports.ts';
 import { Residency } from '../residency/index.ts';
@@ -63,5 +64,21 @@ export async function auditJobDeps(config: FleetConfig, logger: Log): Promise<Au
     logger,
     clock: systemClock,
     ...wiring,
+  };
+}
+
+/** What the snapshot job needs: the state store (evidence) and the jurisdictions' evidence stores. */
+export async function snapshotDeps(config: FleetConfig, logger: Log): Promise<SnapshotDeps> {
+  const [{ createEvidenceStores }, store] = await Promise.all([
+    import('../audit/wiring.ts'),
+    openStateStore(stateConfig(config)),
+  ]);
+  return {
+    config,
+    store,
+    residency: new Residency(config.jurisdictions),
+    logger,
+    clock: systemClock,
+    evidence: createEvidenceStores(config, { logger }),
   };
 }

@@ -98,6 +98,8 @@ describe('serverless package', () => {
         's3:GetObjectVersion',
         's3:ListBucketVersions',
         's3:PutObject',
+        'secretsmanager:GetSecretValue',
+        'ssm:GetParameter',
         'sts:AssumeRole',
       ].sort(),
     );

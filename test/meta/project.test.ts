@@ -98,3 +98,12 @@ describe('rooms', () => {
     expect(typeof adapter.createDiscovery).toBe('function');
   });
 });
+
+describe('compliance snapshot schema', () => {
+  it('publishes the JSON Schema the code generates (regenerate: npx fleetward snapshot --schema)', async () => {
+    const { snapshotJsonSchema } = await import('../../shared/compliance/schema.ts');
+    const published = JSON.parse(readFileSync('shared/compliance/snapshot.schema.json', 'utf8'));
+
+    expect(published).toEqual(snapshotJsonSchema());
+  });
+});
