@@ -7,7 +7,7 @@ import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import { type CollectResult, collect, type VerifyResult, verify } from '../shared/jobs/audit.ts';
 import { auditJobDeps } from '../shared/runtime/deps.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
-import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { ensureInventory } from './inventory.ts';
 
 export const AUDIT_HELP = `Usage:
@@ -68,10 +68,7 @@ export async function cmdAudit(args: string[]): Promise<number> {
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
   if (sub !== 'collect' && sub !== 'verify')
     throw new UsageError(`unknown audit command "${sub}" (expected collect or verify)`);
-  const levels = ['debug', 'info', 'warn', 'error', 'silent'];
-  const level = values['log-level'] ?? 'warn';
-  if (!levels.includes(level)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
-  const logger = stderrLogger(level as LogLevel);
+  const logger = stderrLogger(parseLogLevel(values['log-level']));
   const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
   const deps = await auditJobDeps(config, logger);
   const scope = { clusterId: values.cluster, jurisdiction: values.jurisdiction };

@@ -13,7 +13,7 @@ import {
   renderPlan,
 } from '../shared/jobs/budgets.ts';
 import { ConfigError, UsageError } from '../shared/runtime/errors.ts';
-import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -37,13 +37,6 @@ Options:
   --max-changes N   refuse an apply with more than N changes
   --json            print {"changes": [...], "findings": [...], "failures": [...], "summary": "..."}
 Exit: 0 done, 1 some cloud or budget failed or the apply was refused, 2 bad usage or config.`;
-
-function logLevel(value: string | undefined): LogLevel {
-  const levels = ['debug', 'info', 'warn', 'error', 'silent'];
-  if (value === undefined) return 'warn';
-  if (!levels.includes(value)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
-  return value as LogLevel;
-}
 
 function positiveInt(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -76,7 +69,7 @@ async function run(args: string[]): Promise<number> {
   const maxChanges = positiveInt(values['max-changes']);
   if (maxChanges !== undefined && sub !== 'apply')
     throw new UsageError('--max-changes applies to "budgets apply" only');
-  const logger = stderrLogger(logLevel(values['log-level']));
+  const logger = stderrLogger(parseLogLevel(values['log-level']));
   const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
   const deps = await budgetJobDeps(config, logger);
   try {

@@ -14,7 +14,7 @@ import { run as reconcileBackups } from '../shared/jobs/reconcile-backups.ts';
 import { backupView, drillView, renderBackupView, renderDrillView } from '../shared/jobs/velero-report.ts';
 import { clusterJobDeps, discoverDeps } from '../shared/runtime/deps.ts';
 import { ConfigError, FleetwardError, UsageError } from '../shared/runtime/errors.ts';
-import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { AUDIT_HELP, cmdAudit } from './audit.ts';
 import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
 import { ensureInventory } from './inventory.ts';
@@ -152,7 +152,7 @@ async function cmdDiscover(args: string[]): Promise<number> {
     console.log(COMMAND_HELP.discover);
     return EXIT.ok;
   }
-  const logger = stderrLogger(logLevel(values['log-level']));
+  const logger = stderrLogger(parseLogLevel(values['log-level']));
   const config = await loadConfig(configFile(values.config));
   const deps = await discoverDeps(config, logger);
   const clouds = deps.discoveries.map((d) => d.cloud).join(', ');
@@ -172,13 +172,6 @@ async function cmdDiscover(args: string[]): Promise<number> {
   } finally {
     await deps.store.close();
   }
-}
-
-function logLevel(value: string | undefined): LogLevel {
-  const levels = ['debug', 'info', 'warn', 'error', 'silent'];
-  if (value === undefined) return 'warn';
-  if (!levels.includes(value)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
-  return value as LogLevel;
 }
 
 /**
@@ -215,7 +208,7 @@ async function cmdBackup(args: string[]): Promise<number> {
   if (sub !== 'run' && sub !== 'status')
     throw new UsageError(`unknown backup command "${sub}" (expected run or status)`);
   const config = await loadConfig(configFile(values.config));
-  const deps = await clusterJobDepsWithInventory(config, stderrLogger(logLevel(values['log-level'])));
+  const deps = await clusterJobDepsWithInventory(config, stderrLogger(parseLogLevel(values['log-level'])));
   const clusterId = values.cluster;
   try {
     if (sub === 'run') {
@@ -263,7 +256,7 @@ async function cmdDrill(args: string[]): Promise<number> {
   if (sub !== 'run' && sub !== 'status')
     throw new UsageError(`unknown drill command "${sub}" (expected run or status)`);
   const config = await loadConfig(configFile(values.config));
-  const deps = await clusterJobDepsWithInventory(config, stderrLogger(logLevel(values['log-level'])));
+  const deps = await clusterJobDepsWithInventory(config, stderrLogger(parseLogLevel(values['log-level'])));
   const clusterId = values.cluster;
   const scope = clusterId ? { clusterId } : {};
   try {

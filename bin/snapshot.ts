@@ -12,7 +12,7 @@ import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import { type JurisdictionOutput, publish, type SnapshotResult } from '../shared/jobs/snapshot.ts';
 import { snapshotDeps } from '../shared/runtime/deps.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
-import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { ensureInventory } from './inventory.ts';
 
 export const SNAPSHOT_HELP = `Usage:
@@ -94,10 +94,7 @@ export async function cmdSnapshot(args: string[]): Promise<number> {
   const formats = parseFormats(values.format ?? 'json,html,md,csv');
   if (values.format !== undefined && values.out === undefined)
     throw new UsageError('--format needs --out DIR');
-  const levels = ['debug', 'info', 'warn', 'error', 'silent'];
-  const level = values['log-level'] ?? 'warn';
-  if (!levels.includes(level)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
-  const logger = stderrLogger(level as LogLevel);
+  const logger = stderrLogger(parseLogLevel(values['log-level']));
   const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
   const deps = await snapshotDeps(config, logger);
   try {

@@ -10,7 +10,7 @@ import { apply, plan, type TagApplyResult, type TagJobDeps } from '../shared/job
 import { type Log, systemClock } from '../shared/ports.ts';
 import { stateConfig } from '../shared/runtime/deps.ts';
 import { ConfigError, FleetwardError, UsageError } from '../shared/runtime/errors.ts';
-import { type LogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { openStateStore } from '../shared/state/index.ts';
 import { clusterLabel, planJson, renderClusterPlan, renderPlanText } from '../shared/tags/render.ts';
 import { createTaggers } from '../shared/tags/taggers.ts';
@@ -43,13 +43,6 @@ written. One cluster failing never stops the others; the result names each.
 --json prints { clusters: [...], summary: {...} } for plan and the full result for apply.
 Exit: 0 done, 1 some cluster could not be read or written, or the apply was refused,
 2 bad usage or config. Findings alone do not fail the command.`;
-
-function logLevel(value: string | undefined): LogLevel {
-  const levels = ['debug', 'info', 'warn', 'error', 'silent'];
-  if (value === undefined) return 'warn';
-  if (!levels.includes(value)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}`);
-  return value as LogLevel;
-}
 
 function maxChangesOf(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -134,7 +127,7 @@ export async function cmdTags(args: string[]): Promise<number> {
       throw new UsageError(`unknown tags command "${sub}" (expected plan or apply)`);
     if (sub === 'plan' && (values['max-changes'] !== undefined || values['dry-run'] !== undefined))
       throw new UsageError('--max-changes and --dry-run are options of "tags apply"');
-    const level = logLevel(values['log-level']);
+    const level = parseLogLevel(values['log-level']);
     const maxChanges = maxChangesOf(values['max-changes']);
     const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
     deps = await tagJobDeps(config, stderrLogger(level));

@@ -4,9 +4,18 @@
  * and writes structured log lines to stderr instead.
  */
 import type { Log } from '../ports.ts';
+import { UsageError } from './errors.ts';
 
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 export type LogLevel = keyof typeof LEVELS;
+
+/** The CLI's `--log-level` value: `warn` when absent, a `UsageError` naming the choices when unknown. */
+export function parseLogLevel(value: string | undefined): LogLevel {
+  if (value === undefined) return 'warn';
+  if (!Object.hasOwn(LEVELS, value))
+    throw new UsageError(`--log-level must be one of ${Object.keys(LEVELS).join(', ')}`);
+  return value as LogLevel;
+}
 
 /** A structured logger that writes one JSON line per record to stderr, at or above `level`. */
 export function stderrLogger(level: LogLevel = 'warn', service = 'fleetward'): Log {

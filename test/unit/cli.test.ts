@@ -32,6 +32,26 @@ describe('fleetward CLI', () => {
   });
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
+  it.each([
+    [['snapshot', '--out', 'x', '--format', 'json,pdf'], /unknown snapshot format "pdf"/],
+    [['snapshot', '--format', 'csv'], /--format needs --out DIR/],
+    [['snapshot', '--log-level', 'loud'], /--log-level must be one of debug, info, warn, error, silent/],
+  ])('rejects bad snapshot usage %j with exit 2, naming the bad value', (args, message) => {
+    const { code, stderr } = fleetward(args);
+
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+  });
+
+  it('prints the snapshot JSON Schema the repository publishes', () => {
+    const { code, stdout } = fleetward(['snapshot', '--schema']);
+
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout).$defs.JurisdictionSnapshot.properties.kind.const).toBe(
+      'fleetward.jurisdiction-snapshot',
+    );
+  });
+
   it('prints help that lists the commands', () => {
     const { code, stdout } = fleetward(['--help']);
 
