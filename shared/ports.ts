@@ -3,7 +3,7 @@
  * ports, and `shared/clouds/<cloud>/` (plus the storage adapters) implement them.
  * Keep each port small and every method documented (Velero's ObjectStore is the model).
  */
-import type { CloudId, Cluster, DiscoveryOutcome, RegionCloud } from './model.ts';
+import type { CloudId, Cluster, DiscoveredCluster, DiscoveryOutcome, RegionCloud } from './model.ts';
 
 /** Finds clusters in one cloud, across every scope (account+region, project, subscription, context) it was configured with. */
 export interface ClusterDiscovery {
@@ -15,6 +15,20 @@ export interface ClusterDiscovery {
    * other scopes; only an aborted `signal` rejects.
    */
   discover(options?: { signal?: AbortSignal }): Promise<DiscoveryOutcome>;
+  /**
+   * Reads one cluster by its coordinates (an event said it changed), mapped exactly as
+   * `discover` maps it: `scope` is the account / project / subscription, `region` the AWS
+   * region or GKE location (ignored by Azure, whose events do not carry it), `resourceGroup`
+   * the Azure resource group (required there). Resolves `null` when the cloud says the
+   * cluster does not exist (404, `ResourceNotFoundException`, `NOT_FOUND`). Rejects with a
+   * `ConfigError`, before any cloud call, when the scope (or AWS region) is not configured;
+   * with an `UnparseableClusterError` when the answer cannot be read; with a `CloudApiError`
+   * on any other failure. Absent on adapters without cloud events (kubeconfig).
+   */
+  describe?(
+    ref: { scope: string; region: string; name: string; resourceGroup?: string },
+    options?: { signal?: AbortSignal },
+  ): Promise<DiscoveredCluster | null>;
 }
 
 /** A Kubernetes object as the API serves it (only the fields every kind has are typed). */
@@ -106,6 +120,12 @@ export interface BucketLocator {
 export interface StoredItem<T = unknown> {
   key: string;
   value: T;
+  /**
+   * Epoch milliseconds after which the item no longer holds its key for
+   * {@link StateStore.putIfAbsent} (a lease, an idempotency record). `get` and `list` still
+   * return it and nothing deletes it; absent: the item never expires.
+   */
+  expiresAt?: number | undefined;
 }
 
 /**
@@ -119,6 +139,13 @@ export interface StateStore {
   list<T>(namespace: string, options?: { prefix?: string }): Promise<StoredItem<T>[]>;
   /** Creates or replaces items; all or nothing is not promised across batches, each item is atomic. */
   putMany(namespace: string, items: StoredItem[]): Promise<void>;
+  /**
+   * Creates `item` only if its key is free: no item has it, or the item holding it has an
+   * `expiresAt` at or before the store's clock. Returns whether it wrote. Atomic against
+   * concurrent callers (one of two racing creates wins), so it can guard work that must run
+   * once per key, such as a redelivered event.
+   */
+  putIfAbsent(namespace: string, item: StoredItem): Promise<boolean>;
   /** Deletes items by key; absent keys are ignored. */
   deleteMany(namespace: string, keys: string[]): Promise<void>;
   /** Releases connections or file handles. */

@@ -219,6 +219,39 @@ export const SecretRef = z.strictObject({
   name: nonEmpty('a variable, parameter or secret name'),
 });
 
+/** Authentication of the cloud event endpoints (Pub/Sub push, Event Grid webhook). */
+export const EventsConfig = z.strictObject({
+  gcp: z
+    .strictObject({
+      /** The audience of the push subscription's OIDC token (usually the endpoint URL). */
+      audience: z.url({ error: 'expected the push audience URL' }),
+      /** The service account the push subscription signs its tokens as. */
+      serviceAccountEmail: z.email({ error: 'expected a service account email' }),
+      jwksUrl: z.url().default('https://www.googleapis.com/oauth2/v3/certs'),
+      issuers: z.array(nonEmpty('an issuer')).min(1).optional(),
+    })
+    .optional(),
+  azure: z
+    .strictObject({
+      auth: z.discriminatedUnion(
+        'type',
+        [
+          /** A shared secret in the endpoint URL (`?code=`) or the `x-fleetward-secret` delivery header. */
+          z.strictObject({ type: z.literal('secret'), secret: SecretRef }),
+          /** Entra ID protected webhook delivery: a bearer token for `audience` from the tenant. */
+          z.strictObject({
+            type: z.literal('entra'),
+            tenantId: z.guid({ error: 'expected a tenant id (uuid)' }),
+            audience: nonEmpty('an audience'),
+            jwksUrl: z.url().optional(),
+          }),
+        ],
+        { error: 'expected type "secret" or "entra"' },
+      ),
+    })
+    .optional(),
+});
+
 export const Severity = z.enum(['info', 'low', 'medium', 'high', 'critical']);
 
 export const SlackConfig = z.strictObject({
@@ -463,6 +496,8 @@ export const FleetConfig = z
     budgets: z.array(Budget).default([]),
     slack: SlackConfig.optional(),
     state: StateConfig.default({ type: 'sqlite', path: '.fleetward/state.db' }),
+    /** How the cloud event endpoints authenticate their senders. */
+    events: EventsConfig.optional(),
   })
   .superRefine((cfg, ctx) => {
     const names = new Set<string>();
@@ -507,3 +542,4 @@ export type KubeAccessConfig = z.infer<typeof KubeAccessConfig>;
 export type VeleroConfig = z.infer<typeof VeleroConfig>;
 export type TagPolicy = z.infer<typeof TagPolicy>;
 export type BudgetConfig = z.infer<typeof Budget>;
+export type EventsConfig = z.infer<typeof EventsConfig>;

@@ -2,11 +2,12 @@
  * {@link StateStore} on one DynamoDB table, for the deployed (serverless) jobs.
  *
  * Layout: partition key `pk` (S) = namespace, sort key `sk` (S) = key, `value` = the
- * item's JSON text, `updatedAt` = ISO instant. The value is kept as a JSON string
+ * item's JSON text, `updatedAt` = ISO instant, `expiresAt` (N, epoch ms) only on items that expire. The value is kept as a JSON string
  * rather than a native map so DynamoDB's type rules (no empty sets, number precision,
  * nesting depth) never change what comes back.
  */
 import {
+  ConditionalCheckFailedException,
   CreateTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
@@ -20,13 +21,20 @@ import {
   type BatchWriteCommandOutput,
   DynamoDBDocumentClient,
   GetCommand,
+  PutCommand,
   QueryCommand,
   type QueryCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
 import { type Clock, type StateStore, type StoredItem, systemClock } from '../ports.ts';
 import { CloudApiError, FleetwardError } from '../runtime/errors.ts';
 import { type RetryOptions, withRetry } from '../runtime/retry.ts';
-import { assertStateKey, assertStatePrefix, encodeStateItem, StateWriteIncompleteError } from './index.ts';
+import {
+  assertStateKey,
+  assertStatePrefix,
+  encodeStateItem,
+  StateWriteIncompleteError,
+  stateExpiry,
+} from './index.ts';
 
 /** BatchWriteItem accepts at most this many requests. */
 export const BATCH_WRITE_LIMIT = 25;
@@ -177,11 +185,33 @@ export class DynamoStateStore implements StateStore {
     const updatedAt = this.clock.now().toISOString();
     // BatchWriteItem rejects a request naming one key twice; keep the last, as a sequence of puts would.
     const byKey = new Map<string, WriteRequest>();
-    for (const { key, value } of items) {
-      const json = encodeStateItem(namespace, key, value);
-      byKey.set(key, { PutRequest: { Item: { pk: namespace, sk: key, value: json, updatedAt } } });
+    for (const item of items) {
+      byKey.set(item.key, { PutRequest: { Item: this.itemOf(namespace, item, updatedAt) } });
     }
     await this.batchWrite(namespace, 'put', [...byKey.values()]);
+  }
+
+  /**
+   * Creates an item with one conditional PutItem (`attribute_not_exists(pk)` or an expired
+   * `expiresAt`); a failed condition resolves `false`, so of two racing creates exactly one wins.
+   */
+  async putIfAbsent(namespace: string, item: StoredItem): Promise<boolean> {
+    const now = this.clock.now();
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: this.itemOf(namespace, item, now.toISOString()),
+          ConditionExpression: 'attribute_not_exists(pk) OR (attribute_exists(#exp) AND #exp <= :now)',
+          ExpressionAttributeNames: { '#exp': 'expiresAt' },
+          ExpressionAttributeValues: { ':now': now.getTime() },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw wrap(error, 'PutItem', this.table);
+    }
   }
 
   /** Deletes items by key; absent keys are ignored. */
@@ -199,6 +229,19 @@ export class DynamoStateStore implements StateStore {
   /** Releases the client's sockets when this store created it; calling it again does nothing. */
   async close(): Promise<void> {
     if (this.ownsClient) this.client.destroy();
+  }
+
+  /** The table item of a store item; validates it (key, JSON value, size, expiry) first. */
+  private itemOf(namespace: string, item: StoredItem, updatedAt: string): Record<string, unknown> {
+    const json = encodeStateItem(namespace, item.key, item.value);
+    const expiresAt = stateExpiry(namespace, item);
+    return {
+      pk: namespace,
+      sk: item.key,
+      value: json,
+      updatedAt,
+      ...(expiresAt === null ? {} : { expiresAt }),
+    };
   }
 
   private async batchWrite(

@@ -154,6 +154,24 @@ export function encodeStateItem(namespace: string, key: string, value: unknown):
 }
 
 /**
+ * The expiry of an item as stores keep it: whole epoch milliseconds, or `null` (never).
+ * Throws {@link InvalidStateItemError} for a value that is not a finite number.
+ */
+export function stateExpiry(
+  namespace: string,
+  item: { key: string; expiresAt?: number | undefined },
+): number | null {
+  if (item.expiresAt === undefined) return null;
+  if (typeof item.expiresAt !== 'number' || !Number.isFinite(item.expiresAt)) {
+    throw new InvalidStateItemError(`state item "${item.key}" has an expiry that is not a finite number`, {
+      namespace,
+      key: item.key,
+    });
+  }
+  return Math.floor(item.expiresAt);
+}
+
+/**
  * Opens the state store `config` names. Only the chosen implementation (and its SDK)
  * is loaded. The caller owns the store and must `close()` it.
  */

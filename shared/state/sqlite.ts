@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { type Clock, type StateStore, type StoredItem, systemClock } from '../ports.ts';
-import { assertStateKey, assertStatePrefix, encodeStateItem } from './index.ts';
+import { assertStateKey, assertStatePrefix, encodeStateItem, stateExpiry } from './index.ts';
 
 /** Where the database lives when the configuration does not say. */
 export const DEFAULT_SQLITE_PATH = '.fleetward/state.db';
@@ -25,6 +25,7 @@ const SCHEMA = `
     key TEXT,
     value TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    expires_at INTEGER,
     PRIMARY KEY (namespace, key)
   )`;
 
@@ -51,7 +52,7 @@ export function prefixUpperBound(prefix: string): string | undefined {
 }
 
 /**
- * A {@link StateStore} on one SQLite table, `items(namespace, key, value, updated_at)`,
+ * A {@link StateStore} on one SQLite table, `items(namespace, key, value, updated_at, expires_at)`,
  * in WAL mode so readers (the CLI) never block the writer (a job). Values are stored
  * as JSON text; `putMany` and `deleteMany` each run in one transaction, so unlike
  * DynamoDB a whole call is atomic here. The same validation as every store applies
@@ -68,6 +69,7 @@ export class SqliteStateStore implements StateStore {
   private readonly listFromStmt: StatementSync;
   private readonly listRangeStmt: StatementSync;
   private readonly putStmt: StatementSync;
+  private readonly putIfAbsentStmt: StatementSync;
   private readonly deleteStmt: StatementSync;
 
   constructor(options: SqliteStateStoreOptions = {}) {
@@ -84,6 +86,10 @@ export class SqliteStateStore implements StateStore {
       // Another process (the CLI beside a running job) may hold the write lock for a moment.
       this.db.exec('PRAGMA busy_timeout = 5000');
       this.db.exec(SCHEMA);
+      // Files written before items could expire lack the column.
+      const columns = this.db.prepare('PRAGMA table_info(items)').all();
+      if (!columns.some((c) => c.name === 'expires_at'))
+        this.db.exec('ALTER TABLE items ADD COLUMN expires_at INTEGER');
       this.getStmt = this.db.prepare('SELECT value FROM items WHERE namespace = ? AND key = ?');
       this.listAllStmt = this.db.prepare('SELECT key, value FROM items WHERE namespace = ? ORDER BY key');
       this.listFromStmt = this.db.prepare(
@@ -93,8 +99,16 @@ export class SqliteStateStore implements StateStore {
         'SELECT key, value FROM items WHERE namespace = ? AND key >= ? AND key < ? ORDER BY key',
       );
       this.putStmt = this.db.prepare(
-        `INSERT INTO items (namespace, key, value, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+        `INSERT INTO items (namespace, key, value, updated_at, expires_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (namespace, key) DO UPDATE SET
+           value = excluded.value, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
+      );
+      // One statement, so the check and the write cannot interleave with another writer's.
+      this.putIfAbsentStmt = this.db.prepare(
+        `INSERT INTO items (namespace, key, value, updated_at, expires_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (namespace, key) DO UPDATE SET
+           value = excluded.value, updated_at = excluded.updated_at, expires_at = excluded.expires_at
+         WHERE items.expires_at IS NOT NULL AND items.expires_at <= ?`,
       );
       this.deleteStmt = this.db.prepare('DELETE FROM items WHERE namespace = ? AND key = ?');
     } catch (error) {
@@ -133,12 +147,31 @@ export class SqliteStateStore implements StateStore {
   async putMany(namespace: string, items: StoredItem[]): Promise<void> {
     assertStateKey(namespace);
     // Validate and serialise everything before the transaction, so a bad item writes nothing.
-    const rows = items.map((item) => [item.key, encodeStateItem(namespace, item.key, item.value)] as const);
+    const rows = items.map(
+      (item) =>
+        [item.key, encodeStateItem(namespace, item.key, item.value), stateExpiry(namespace, item)] as const,
+    );
     if (rows.length === 0) return;
     const updatedAt = this.clock.now().toISOString();
     this.transaction(() => {
-      for (const [key, json] of rows) this.putStmt.run(namespace, key, json, updatedAt);
+      for (const [key, json, expiresAt] of rows) this.putStmt.run(namespace, key, json, updatedAt, expiresAt);
     });
+  }
+
+  /** Creates an item unless its key is held by an unexpired item (one INSERT ... ON CONFLICT statement); returns whether it wrote. */
+  async putIfAbsent(namespace: string, item: StoredItem): Promise<boolean> {
+    const json = encodeStateItem(namespace, item.key, item.value);
+    const expiresAt = stateExpiry(namespace, item);
+    const now = this.clock.now();
+    const result = this.putIfAbsentStmt.run(
+      namespace,
+      item.key,
+      json,
+      now.toISOString(),
+      expiresAt,
+      now.getTime(),
+    );
+    return Number(result.changes) === 1;
   }
 
   /** Deletes items by key in one transaction; absent keys are ignored. */

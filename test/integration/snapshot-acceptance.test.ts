@@ -150,7 +150,12 @@ describe('compliance snapshots against the sandbox', () => {
 
   it('evaluates controls without evidence as unknown, never pass', () => {
     const eu = read(first, 'eu');
-    const jobControls = ['backup.rpo', 'backup.restore-drill', 'audit.archive-current', 'audit.chain-verified'];
+    const jobControls = [
+      'backup.rpo',
+      'backup.restore-drill',
+      'audit.archive-current',
+      'audit.chain-verified',
+    ];
     for (const c of eu.clusters) {
       for (const control of jobControls) {
         const r = c.results.find((x) => x.control === control);

@@ -1115,7 +1115,7 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
           res,
           404,
           'ResourceNotFound',
-          `The Resource 'Microsoft.ContainerService/managedClusters/${name}' under resource group '${rg}' was not found.`,
+          `The Resource 'Microsoft.ContainerService/managedClusters/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
         );
         return;
       }
@@ -1138,7 +1138,7 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
           res,
           404,
           'ResourceNotFound',
-          `The Resource 'Microsoft.ContainerService/managedClusters/${name}' under resource group '${rg}' was not found.`,
+          `The Resource 'Microsoft.ContainerService/managedClusters/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
         );
         return;
       }

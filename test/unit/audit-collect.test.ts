@@ -174,6 +174,7 @@ function faultyStore(inner: StateStore, faults: Faults): StateStore {
   return {
     get: (ns, key) => inner.get(ns, key),
     list: (ns, o) => inner.list(ns, o),
+    putIfAbsent: (ns, item) => inner.putIfAbsent(ns, item),
     putMany: (ns: string, items: StoredItem[]) =>
       ns === AUDIT_NS
         ? faults.around(items[0]?.key.startsWith('seen/') ? 'seen put' : 'head put', () =>
@@ -211,6 +212,7 @@ function measuredStore(inner: StateStore, sizes: Map<string, number>): StateStor
   return {
     get: (ns, key) => inner.get(ns, key),
     list: (ns, o) => inner.list(ns, o),
+    putIfAbsent: (ns, item) => inner.putIfAbsent(ns, item),
     putMany: (ns: string, items: StoredItem[]) => {
       for (const { key, value } of items) {
         const bytes = Buffer.byteLength(JSON.stringify(value)) + Buffer.byteLength(key);

@@ -554,7 +554,13 @@ describe('evaluateCluster', () => {
       /access denied/,
     ],
     ['never verified', cluster(), nothing, 'unknown', /never verified/],
-    ['verified an empty chain', cluster(), auditVerify({ chunks: 0, events: 0 }), 'unknown', /no archived chunk/],
+    [
+      'verified an empty chain',
+      cluster(),
+      auditVerify({ chunks: 0, events: 0 }),
+      'unknown',
+      /no archived chunk/,
+    ],
     ['unassigned cluster', unassigned(), nothing, 'not-applicable'],
   ]);
 
@@ -817,6 +823,7 @@ describe('loadEvidence', () => {
         return inner.list(ns, options);
       },
       putMany: (ns, items) => inner.putMany(ns, items),
+      putIfAbsent: (ns, item) => inner.putIfAbsent(ns, item),
       deleteMany: (ns, keys) => inner.deleteMany(ns, keys),
       close: () => inner.close(),
     };

@@ -152,6 +152,7 @@ describe('config', () => {
     expect(Object.keys(schema.properties).sort()).toEqual([
       'budgets',
       'clouds',
+      'events',
       'jurisdictions',
       'kubeAccess',
       'policies',
@@ -170,5 +171,43 @@ describe('config', () => {
 
     expect(issuesOf(() => parseConfig(input)).map((i) => i.path)).toContain('slack.webhooks.main.url');
     expect(readFileSync('fleet.example.yaml', 'utf8')).not.toMatch(/https:\/\/hooks\./);
+  });
+});
+
+describe('config events', () => {
+  it('accepts both event endpoints and fills the Google JWKS URL', () => {
+    const config = parseConfig({
+      ...minimal(),
+      events: {
+        gcp: {
+          audience: 'https://events.example.com/gcp',
+          serviceAccountEmail: 'push@p.iam.gserviceaccount.com',
+        },
+        azure: { auth: { type: 'secret', secret: { from: 'ssm', name: '/fleetward/eventgrid-secret' } } },
+      },
+    });
+
+    expect(config.events?.gcp?.jwksUrl).toBe('https://www.googleapis.com/oauth2/v3/certs');
+    expect(config.events?.azure?.auth.type).toBe('secret');
+  });
+
+  it.each([
+    [
+      { azure: { auth: { type: 'entra', tenantId: 'not-a-guid', audience: 'api://x' } } },
+      'events.azure.auth.tenantId',
+    ],
+    [{ azure: { auth: { type: 'basic' } } }, 'events.azure.auth.type'],
+    [
+      { gcp: { audience: 'https://x.example', serviceAccountEmail: 'nope' } },
+      'events.gcp.serviceAccountEmail',
+    ],
+    [
+      { gcp: { audience: 'https://x.example', serviceAccountEmail: 'a@b.example', typo: 1 } },
+      'events.gcp.typo',
+    ],
+  ])('names the bad field of events %j', (events, path) => {
+    const issues = issuesOf(() => parseConfig({ ...minimal(), events }));
+
+    expect(issues.map((i) => i.path)).toContain(path);
   });
 });

@@ -431,6 +431,7 @@ describe('notifyAfterJob', () => {
       get: () => Promise.reject(new Error('state unavailable')),
       list: () => Promise.reject(new Error('state unavailable')),
       putMany: () => Promise.reject(new Error('state unavailable')),
+      putIfAbsent: () => Promise.reject(new Error('state unavailable')),
       deleteMany: () => Promise.reject(new Error('state unavailable')),
       close: async () => undefined,
     };

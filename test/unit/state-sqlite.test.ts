@@ -23,6 +23,7 @@ describeStateStore('sqlite :memory:', async () => {
       get: (n, k) => store.get(n, k),
       list: (n, o) => store.list(n, o),
       putMany: (n, i) => store.putMany(n, i),
+      putIfAbsent: (n, i) => store.putIfAbsent(n, i),
       deleteMany: (n, k) => store.deleteMany(n, k),
       close: async () => {},
     }),

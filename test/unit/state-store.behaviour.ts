@@ -267,6 +267,77 @@ export function describeStateStore(name: string, setup: () => Promise<StateStore
       expect(await store.list(n)).toEqual([]);
     });
 
+    describe('putIfAbsent', () => {
+      it('creates an absent item once; later calls leave it as it is', async () => {
+        const n = ns('ifabsent');
+        expect(await store.putIfAbsent(n, { key: 'event/1', value: { status: 'first' } })).toBe(true);
+        expect(await store.putIfAbsent(n, { key: 'event/1', value: { status: 'second' } })).toBe(false);
+        expect(await store.get(n, 'event/1')).toEqual({ status: 'first' });
+        expect(await store.list(n)).toEqual([{ key: 'event/1', value: { status: 'first' } }]);
+      });
+
+      it.each([
+        ['an item without expiry', undefined, false],
+        ['an item that expires later', 60_000, false],
+        ['an expired item', -60_000, true],
+      ])('over %s writes: %s', async (_label, expiresIn, replaced) => {
+        // Prepare: the key is held, by putMany (it carries expiries too) or by putIfAbsent
+        const n = ns('expiry');
+        const expiresAt = expiresIn === undefined ? undefined : Date.now() + expiresIn;
+        await store.putMany(n, [{ key: 'held', value: 'old', expiresAt }]);
+        expect(await store.putIfAbsent(n, { key: 'lease', value: 'old', expiresAt })).toBe(true);
+
+        // Act
+        const wrote = [
+          await store.putIfAbsent(n, { key: 'held', value: 'new' }),
+          await store.putIfAbsent(n, { key: 'lease', value: 'new', expiresAt: Date.now() + 60_000 }),
+        ];
+
+        // Assess
+        expect(wrote).toEqual([replaced, replaced]);
+        expect(await store.get(n, 'held')).toBe(replaced ? 'new' : 'old');
+        expect(await store.get(n, 'lease')).toBe(replaced ? 'new' : 'old');
+      });
+
+      it('lets exactly one of many racing creates win, across connections', async () => {
+        // Prepare: two connections to the same data
+        const n = ns('race');
+        const other = await open();
+
+        // Act: 12 creates of one key at once, alternating connections
+        const results = await Promise.all(
+          Array.from({ length: 12 }, (_, i) =>
+            (i % 2 === 0 ? store : other).putIfAbsent(n, {
+              key: 'once',
+              value: i,
+              expiresAt: Date.now() + 60_000,
+            }),
+          ),
+        );
+
+        // Assess
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await store.get(n, 'once')).toBe(results.indexOf(true));
+      });
+
+      it('refuses what putMany refuses, and an expiry that is not a number', async () => {
+        const n = ns('ifabsent-invalid');
+        await expect(store.putIfAbsent(n, { key: '', value: 1 })).rejects.toBeInstanceOf(
+          InvalidStateItemError,
+        );
+        await expect(store.putIfAbsent(n, { key: 'v', value: () => 1 })).rejects.toBeInstanceOf(
+          InvalidStateItemError,
+        );
+        await expect(
+          store.putIfAbsent(n, { key: 'v', value: 1, expiresAt: Number.NaN }),
+        ).rejects.toBeInstanceOf(InvalidStateItemError);
+        await expect(
+          store.putIfAbsent(n, { key: 'big', value: 'x'.repeat(MAX_ITEM_BYTES) }),
+        ).rejects.toBeInstanceOf(StateItemTooLargeError);
+        expect(await store.list(n)).toEqual([]);
+      });
+    });
+
     it('refuses an item over 400 KB naming its key, and accepts one of exactly the limit', async () => {
       const n = ns('size');
       const error = await store

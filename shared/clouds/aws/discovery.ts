@@ -8,9 +8,18 @@
  * the nested fan-out never has more than `concurrency` calls in flight and never
  * leaves a slot idle while calls are queued. The SDK's standard retry (backoff with
  * jitter, Retry-After honoured) runs inside the slot of its call.
+ *
+ * `describe` (one cluster, for a cloud event) makes one DescribeCluster with the account's
+ * assumed-role credentials, kept by the adapter until shortly before they expire, and maps
+ * the answer with the same {@link normaliseCluster} as the list path.
  */
 import { DescribeRegionsCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { DescribeClusterCommand, EKSClient, ListClustersCommand } from '@aws-sdk/client-eks';
+import {
+  DescribeClusterCommand,
+  type DescribeClusterCommandOutput,
+  EKSClient,
+  ListClustersCommand,
+} from '@aws-sdk/client-eks';
 import { AssumeRoleCommand, type AssumeRoleCommandOutput, STSClient } from '@aws-sdk/client-sts';
 import { fromIni } from '@aws-sdk/credential-providers';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -25,7 +34,13 @@ import type {
 } from '../../model.ts';
 import type { ClusterDiscovery } from '../../ports.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
-import { CloudApiError, errorInfo, UnparseableClusterError } from '../../runtime/errors.ts';
+import {
+  CloudApiError,
+  ConfigError,
+  errorInfo,
+  FleetwardError,
+  UnparseableClusterError,
+} from '../../runtime/errors.ts';
 import type { AdapterContext } from '../context.ts';
 
 export const ROLE_SESSION_NAME = 'fleetward-discovery';
@@ -222,11 +237,127 @@ export function credentialsOf(out: AssumeRoleCommandOutput): Credentials {
   };
 }
 
+/** The options every AWS client of the adapter shares: retries, one socket pool, the endpoint override. */
+function clientConfig(config: AwsConfig, requestHandler: NodeHttpHandler) {
+  return {
+    maxAttempts: config.maxAttempts,
+    retryMode: 'standard',
+    requestHandler,
+    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+  };
+}
+
+/** The AssumeRole request for an account's configured role. */
+function assumeRoleCommand(account: AwsAccount): AssumeRoleCommand {
+  return new AssumeRoleCommand({
+    RoleArn: account.roleArn,
+    RoleSessionName: ROLE_SESSION_NAME,
+    ...(account.externalId ? { ExternalId: account.externalId } : {}),
+  });
+}
+
+/**
+ * The configured account of `ref`, whose region it must also list, else a `ConfigError` (before any
+ * call: an event for an account we were not given must never be answered with another
+ * account's credentials). An account with `regions: all` accepts any well-formed region.
+ */
+export function configuredTarget(config: AwsConfig, ref: { scope: string; region: string }): AwsAccount {
+  const index = config.accounts.findIndex((a) => a.id === ref.scope);
+  const account = config.accounts[index];
+  if (!account) {
+    throw new ConfigError([
+      { path: 'clouds.aws.accounts', message: `account ${ref.scope} is not configured` },
+    ]);
+  }
+  const allowed =
+    account.regions === 'all' ? REGION_NAME.test(ref.region) : account.regions.includes(ref.region);
+  if (!allowed) {
+    throw new ConfigError([
+      {
+        path: `clouds.aws.accounts.${index}.regions`,
+        message: `region "${ref.region}" is not configured for account ${ref.scope}`,
+      },
+    ]);
+  }
+  return account;
+}
+
+const REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+/** Cached credentials are replaced this long before they expire. */
+const CREDENTIALS_MARGIN_MS = 5 * 60_000;
+
 export function createDiscovery(config: AwsConfig, ctx: AdapterContext): ClusterDiscovery {
+  // Assumed-role credentials per account, reused by `describe` so a burst of events costs one
+  // AssumeRole per account, not one per event. A failed AssumeRole is not kept.
+  const sessions = new Map<string, Promise<Credentials>>();
   return {
     cloud: 'aws',
     discover: (options) => runDiscovery(config, ctx, options?.signal),
+    describe: (ref, options) => describeCluster(config, ctx, sessions, ref, options?.signal),
   };
+}
+
+/** `ResourceNotFoundException` (HTTP 404): the cluster does not exist in that account and region. */
+function isNotFound(error: unknown): boolean {
+  const e = error as SdkErrorShape | null;
+  return e?.name === 'ResourceNotFoundException' || statusOf(error) === 404;
+}
+
+async function describeCluster(
+  config: AwsConfig,
+  ctx: AdapterContext,
+  sessions: Map<string, Promise<Credentials>>,
+  ref: { scope: string; region: string; name: string },
+  signal?: AbortSignal,
+): Promise<DiscoveredCluster | null> {
+  const account = configuredTarget(config, ref);
+  if (!ref.name) throw new FleetwardError('an eks cluster reference needs a name');
+  signal?.throwIfAborted();
+  const requestHandler = createRequestHandler(config);
+  const common = clientConfig(config, requestHandler);
+  const sendOptions = signal ? { abortSignal: signal } : {};
+  const clients: { destroy(): void }[] = [];
+  try {
+    let session = sessions.get(account.id);
+    const now = Date.now();
+    const stale = async (s: Promise<Credentials>) => {
+      const c = await s.catch(() => undefined);
+      return !c || (c.expiration !== undefined && c.expiration.getTime() - CREDENTIALS_MARGIN_MS <= now);
+    };
+    if (!session || (await stale(session))) {
+      const sts = new STSClient({ ...common, ...baseCredentials(config), region: config.homeRegion });
+      clients.push(sts);
+      session = sts.send(assumeRoleCommand(account), sendOptions).then(credentialsOf, (error: unknown) => {
+        throw signal?.aborted ? abortReason(signal) : toCloudApiError(error, 'AssumeRole');
+      });
+      sessions.set(account.id, session);
+      session.catch(() => sessions.delete(account.id));
+    }
+    const credentials = await session;
+    const eks = new EKSClient({ ...common, region: ref.region, credentials });
+    clients.push(eks);
+    let out: DescribeClusterCommandOutput;
+    try {
+      out = await eks.send(new DescribeClusterCommand({ name: ref.name }), sendOptions);
+    } catch (error) {
+      if (signal?.aborted) throw abortReason(signal);
+      if (isNotFound(error)) {
+        ctx.logger.info('Cluster not found', { account: account.id, region: ref.region, cluster: ref.name });
+        return null;
+      }
+      if (isBadPayload(error)) {
+        throw new UnparseableClusterError(
+          `DescribeCluster answer could not be deserialised: ${String((error as Error)?.message ?? error).split('\n')[0]}`,
+          { cause: error },
+        );
+      }
+      throw toCloudApiError(error, 'DescribeCluster');
+    }
+    return normaliseCluster(out.cluster, { account: account.id, region: ref.region });
+  } finally {
+    for (const client of clients) client.destroy();
+    requestHandler.destroy();
+  }
 }
 
 async function runDiscovery(
@@ -238,12 +369,7 @@ async function runDiscovery(
   const limiter = createLimiter(config.concurrency);
   // One handler (one socket pool) for every client of the run; `requestTimeout` is per attempt.
   const requestHandler = createRequestHandler(config);
-  const common = {
-    maxAttempts: config.maxAttempts,
-    retryMode: 'standard',
-    requestHandler,
-    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-  };
+  const common = clientConfig(config, requestHandler);
   const clients: { destroy(): void }[] = [];
   const track = <C extends { destroy(): void }>(client: C): C => {
     clients.push(client);
@@ -389,16 +515,7 @@ async function runDiscovery(
     let credentials: Credentials;
     let regions: string[];
     try {
-      const out = await call('AssumeRole', () =>
-        sts.send(
-          new AssumeRoleCommand({
-            RoleArn: account.roleArn,
-            RoleSessionName: ROLE_SESSION_NAME,
-            ...(account.externalId ? { ExternalId: account.externalId } : {}),
-          }),
-          sendOptions,
-        ),
-      );
+      const out = await call('AssumeRole', () => sts.send(assumeRoleCommand(account), sendOptions));
       credentials = credentialsOf(out);
       regions = await regionsOf(account, credentials);
     } catch (error) {

@@ -20,6 +20,10 @@
  *   `tlsOptions.ca`; that option replaces the defaults, so they are passed along.
  * - the token scope is `<endpoint origin>/.default` (`https://management.azure.com/.default`
  *   by default), as sovereign clouds expect.
+ *
+ * `describe` (one cluster, for a cloud event) is one `managedClusters.get(resourceGroup, name)`
+ * through the same pipeline, retried the same way, and mapped like the list; ARM's 404
+ * `ResourceNotFound` / `ResourceGroupNotFound` is `null`.
  */
 import { readFileSync } from 'node:fs';
 import { ContainerServiceClient, type ManagedCluster } from '@azure/arm-containerservice';
@@ -130,32 +134,37 @@ function clip(text: string, max = 300): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
-/** Wraps an SDK, network or credential error once, where it enters. */
-function toCloudApiError(subscription: string, error: unknown): CloudApiError {
+/** Wraps an SDK, network or credential error once, where it enters; `what` names the call (default: the subscription's list). */
+function toCloudApiError(
+  subscription: string,
+  error: unknown,
+  operation: string = OPERATION,
+  what = `listing aks clusters of subscription ${subscription}`,
+): CloudApiError {
   if (error instanceof CloudApiError) return error;
-  const prefix = `listing aks clusters of subscription ${subscription} failed`;
+  const prefix = `${what} failed`;
   if (isRestError(error)) {
     if (error.code === 'PARSE_ERROR') {
       // The message of a parse error quotes the whole body; the failure says what matters.
       return new CloudApiError(
         `${prefix}: the response body is not valid JSON`,
-        { cloud: CLOUD, operation: OPERATION, retryable: false },
+        { cloud: CLOUD, operation, retryable: false },
         { cause: error },
       );
     }
     const status = error.statusCode;
     const arm = error.request ? armErrors.get(error.request) : undefined;
-    const what = [status, arm?.code ?? error.code].filter((p) => p !== undefined).join(' ');
+    const reason = [status, arm?.code ?? error.code].filter((p) => p !== undefined).join(' ');
     return new CloudApiError(
-      `${prefix}${what ? ` (${what})` : ''}: ${clip(arm?.message ?? error.message)}`,
-      { cloud: CLOUD, operation: OPERATION, status, retryable: classify(error).retry },
+      `${prefix}${reason ? ` (${reason})` : ''}: ${clip(arm?.message ?? error.message)}`,
+      { cloud: CLOUD, operation, status, retryable: classify(error).retry },
       { cause: error },
     );
   }
   const detail = error instanceof Error ? error.message : String(error);
   return new CloudApiError(
     `${prefix}: ${clip(detail)}`,
-    { cloud: CLOUD, operation: OPERATION, retryable: false },
+    { cloud: CLOUD, operation, retryable: false },
     {
       cause: error,
     },
@@ -481,19 +490,27 @@ export function createDiscovery(config: AzureConfig, ctx: AdapterContext): Clust
   const connection = connectionOf(config);
   const limiter = createLimiter(config.concurrency);
   let credential: Promise<TokenCredential> | undefined;
+  /** The credential, made on first use and kept; a failure is not kept, so the next call tries again. */
+  const credentialOf = async (): Promise<TokenCredential> => {
+    credential ??= createCredential(config.credential);
+    const pending = credential;
+    try {
+      return await pending;
+    } catch (error) {
+      if (credential === pending) credential = undefined;
+      throw error;
+    }
+  };
   return {
     cloud: CLOUD,
     async discover(options = {}) {
       const { signal } = options;
       signal?.throwIfAborted();
-      credential ??= createCredential(config.credential);
       let setupError: unknown;
       let cred: TokenCredential | undefined;
       try {
-        cred = await credential;
+        cred = await credentialOf();
       } catch (error) {
-        // Not kept: the next run tries again.
-        credential = undefined;
         setupError = error;
       }
       const subscriptions = config.subscriptions.map((s) => s.id);
@@ -512,7 +529,88 @@ export function createDiscovery(config: AzureConfig, ctx: AdapterContext): Clust
       signal?.throwIfAborted();
       return mergeScopes(CLOUD, subscriptions, results, ctx.logger);
     },
+    describe(ref, options = {}) {
+      return describeCluster(ref, credentialOf, { config, connection, limiter, ctx, signal: options.signal });
+    },
   };
+}
+
+const GET_OPERATION = 'managedClusters.get';
+/**
+ * ARM error codes of a 404 that mean the cluster is not there. A missing subscription is a
+ * failure, as when listing, and so is a 404 without an ARM code (a wrong endpoint or path).
+ */
+const ABSENT_CODES = new Set(['resourcenotfound', 'resourcegroupnotfound']);
+
+/** Whether ARM said the managed cluster (or its resource group) does not exist. */
+function isAbsent(error: unknown): boolean {
+  if (!isRestError(error) || error.statusCode !== 404) return false;
+  const code = (error.request ? armErrors.get(error.request)?.code : undefined) ?? error.code;
+  return code !== undefined && ABSENT_CODES.has(code.toLowerCase());
+}
+
+/**
+ * One managed cluster by resource group and name (`managedClusters.get`), in a configured
+ * subscription, mapped by {@link normaliseManagedCluster} like the list. The region of the
+ * ref is not used: AKS ids do not contain it, and Event Grid events do not carry it.
+ */
+async function describeCluster(
+  ref: { scope: string; region: string; name: string; resourceGroup?: string },
+  credentialOf: () => Promise<TokenCredential>,
+  run: RunContext,
+): Promise<DiscoveredCluster | null> {
+  const { config, connection, limiter, ctx, signal } = run;
+  // An event for a subscription we were not given makes no call at all. Ids compare in any case, as in ARM.
+  const subscription = config.subscriptions.find((s) => s.id.toLowerCase() === ref.scope.toLowerCase())?.id;
+  if (subscription === undefined) {
+    throw new ConfigError([
+      { path: 'clouds.azure.subscriptions', message: `subscription ${ref.scope} is not configured` },
+    ]);
+  }
+  const { resourceGroup, name } = ref;
+  if (!resourceGroup) {
+    throw new FleetwardError(`aks cluster "${ref.name}" cannot be described without its resource group`);
+  }
+  if (!name) throw new FleetwardError('an aks cluster reference needs a name');
+  signal?.throwIfAborted();
+  const what = `getting aks cluster ${name} of resource group ${resourceGroup} in subscription ${subscription}`;
+  let cluster: ManagedCluster;
+  try {
+    const credential = await credentialOf();
+    const client = new ContainerServiceClient(
+      credential,
+      subscription,
+      clientOptions(connection, requestPolicy(connection, config.timeoutMs, signal, GET_OPERATION)),
+    );
+    cluster = await withRetry(
+      () => limiter(() => client.managedClusters.get(resourceGroup, name)),
+      classify,
+      {
+        maxAttempts: config.maxAttempts,
+        signal,
+        onRetry: ({ attempt, delayMs, error }) =>
+          ctx.logger.info('Call retried', {
+            operation: GET_OPERATION,
+            subscription,
+            attempt,
+            delayMs,
+            error: errorInfo(error),
+          }),
+      },
+    );
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    if (isAbsent(error)) {
+      ctx.logger.info('Cluster not found', { subscription, resourceGroup, cluster: name });
+      return null;
+    }
+    const failure = toCloudApiError(subscription, error, GET_OPERATION, what);
+    if (isRestError(error) && error.code === 'PARSE_ERROR') {
+      throw new UnparseableClusterError(`${what}: the answer is not valid JSON`, { cause: failure });
+    }
+    throw failure;
+  }
+  return normaliseManagedCluster(subscription, cluster);
 }
 
 function scopeFailure(subscription: string, error: CloudApiError): ScopeResult {

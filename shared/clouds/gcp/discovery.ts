@@ -11,6 +11,10 @@
  * config) or application default credentials. `insecure` (plain-text gRPC, for a loopback
  * emulator) passes insecure channel credentials: gax then attaches no auth at all and the
  * auth library is never asked for a token.
+ *
+ * `describe` (one cluster, for a cloud event) is one `GetCluster` of
+ * `projects/<p>/locations/<l>/clusters/<n>` in a configured project, mapped with the same
+ * {@link normaliseCluster} as the list path; `NOT_FOUND` is `null`.
  */
 import { ClusterManagerClient, type protos } from '@google-cloud/container';
 import { type CallOptions, type ClientOptions, grpc } from 'google-gax';
@@ -18,7 +22,13 @@ import type { GcpConfig } from '../../config/schema.ts';
 import type { ClusterStatus, DiscoveredCluster, EndpointAccess } from '../../model.ts';
 import type { ClusterDiscovery } from '../../ports.ts';
 import { createLimiter, mapSettled } from '../../runtime/concurrency.ts';
-import { CloudApiError, ConfigError, errorInfo, UnparseableClusterError } from '../../runtime/errors.ts';
+import {
+  CloudApiError,
+  ConfigError,
+  errorInfo,
+  FleetwardError,
+  UnparseableClusterError,
+} from '../../runtime/errors.ts';
 import { type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import { failedScope, mergeScopes, type ScopeResult } from '../outcome.ts';
@@ -95,15 +105,20 @@ export function classify(error: unknown): RetryDecision {
   return { retry: code !== undefined && RETRYABLE_CODES.has(code), afterMs: retryInfoDelayMs(error) };
 }
 
-/** Wraps a gax / grpc-js / auth error once, where it enters. */
-function toCloudApiError(project: string, error: unknown): CloudApiError {
+/** Wraps a gax / grpc-js / auth error once, where it enters; `what` names the call (default: the project's list). */
+function toCloudApiError(
+  project: string,
+  error: unknown,
+  operation: string = OPERATION,
+  what = `listing gke clusters of project ${project}`,
+): CloudApiError {
   const code = grpcCode(error);
   const detail = error instanceof Error ? error.message : String(error);
   return new CloudApiError(
-    `listing gke clusters of project ${project} failed: ${detail}`,
+    `${what} failed: ${detail}`,
     {
       cloud: CLOUD,
-      operation: OPERATION,
+      operation,
       status: code === undefined ? undefined : HTTP_STATUS_OF_CODE[code],
       retryable: code !== undefined && RETRYABLE_CODES.has(code),
     },
@@ -303,11 +318,65 @@ function describe(cluster: GkeCluster): string {
 
 // --- the adapter ---
 
+const CODE_NOT_FOUND = 5;
+
+/** Whether a ref's part can stand in a resource name (`projects/<p>/locations/<l>/clusters/<n>`). */
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
 export function createDiscovery(config: GcpConfig, ctx: AdapterContext): ClusterDiscovery {
   // Validate the connection settings now, so a bad config fails at start-up, not per run.
   const options = clientOptions(config);
   return {
     cloud: CLOUD,
+    async describe(ref, describeOptions = {}) {
+      const { signal } = describeOptions;
+      // An event for a project we were not given makes no call at all.
+      const project = config.projects.find((p) => p.id === ref.scope)?.id;
+      if (project === undefined) {
+        throw new ConfigError([
+          { path: 'clouds.gcp.projects', message: `project ${ref.scope} is not configured` },
+        ]);
+      }
+      if (!SEGMENT.test(ref.region) || !SEGMENT.test(ref.name)) {
+        throw new FleetwardError(
+          `a gke cluster reference needs a location and a name, got "${ref.region}" and "${ref.name}"`,
+        );
+      }
+      signal?.throwIfAborted();
+      const name = `projects/${project}/locations/${ref.region}/clusters/${ref.name}`;
+      const what = `getting gke cluster ${name}`;
+      const callOptions: CallOptions = { retry: null, timeout: config.timeoutMs };
+      if (signal) callOptions.signal = signal;
+      const client = new ClusterManagerClient(options);
+      try {
+        let cluster: GkeCluster;
+        try {
+          await client.initialize();
+          [cluster] = await withRetry(() => client.getCluster({ name }, callOptions), classify, {
+            maxAttempts: config.maxAttempts,
+            signal,
+            onRetry: ({ attempt, delayMs, error }) =>
+              ctx.logger.info('Call retried', {
+                operation: 'GetCluster',
+                project,
+                attempt,
+                delayMs,
+                code: grpcCode(error),
+              }),
+          });
+        } catch (error) {
+          if (signal?.aborted) throw signal.reason ?? error;
+          if (grpcCode(error) === CODE_NOT_FOUND) {
+            ctx.logger.info('Cluster not found', { project, location: ref.region, cluster: ref.name });
+            return null;
+          }
+          throw toCloudApiError(project, error, 'GetCluster', what);
+        }
+        return normaliseCluster(project, cluster);
+      } finally {
+        await client.close().catch(() => undefined);
+      }
+    },
     async discover(discoverOptions = {}) {
       const { signal } = discoverOptions;
       signal?.throwIfAborted();
