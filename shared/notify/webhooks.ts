@@ -15,7 +15,13 @@ import type { z } from 'zod';
 import type { SecretRef as SecretRefSchema } from '../config/schema.ts';
 import { type Clock, type Log, systemClock } from '../ports.ts';
 import { FleetwardError } from '../runtime/errors.ts';
-import { awsSecretReaders, type SecretReaders } from '../runtime/secrets.ts';
+import {
+  awsSecretReaders,
+  clearSecretCache,
+  readSecret,
+  SecretReadError,
+  type SecretReaders,
+} from '../runtime/secrets.ts';
 import { webhookId } from './slack.ts';
 
 // The AWS secret readers moved to shared/runtime/secrets.ts (the Event Grid secret uses them too).
@@ -63,11 +69,9 @@ export interface WebhookResolverOptions {
   readers?: SecretReaders;
 }
 
-const cache = new Map<string, { url: string; expiresAt: number }>();
-
 /** Forgets every cached URL (the next resolve reads the source again). */
 export function clearWebhookCache(): void {
-  cache.clear();
+  clearSecretCache();
 }
 
 /**
@@ -127,27 +131,6 @@ export function createWebhookResolver(
   const ttlMs = options.ttlMs ?? WEBHOOK_CACHE_TTL_MS;
   const env = options.env ?? process.env;
 
-  async function read(webhook: string, ref: SecretRef): Promise<string | undefined> {
-    if (ref.from === 'env') return env[ref.name];
-    const readers = options.readers ?? awsSecretReaders();
-    try {
-      if (ref.from === 'ssm') return await readers.ssmParameter(ref.name);
-      const secret = await readers.secretString(ref.name);
-      return secret === undefined ? undefined : urlOfSecret(secret, webhook);
-    } catch (error) {
-      if (error instanceof WebhookResolveError) throw error;
-      const kind = error instanceof Error ? error.name : 'Error';
-      throw new WebhookResolveError(
-        `cannot read slack webhook "${webhook}" from ${ref.from} (${kind})`,
-        {
-          webhook,
-          source: ref.from,
-        },
-        { cause: error },
-      );
-    }
-  }
-
   return {
     async resolve(webhook) {
       const ref = webhooks[webhook];
@@ -157,20 +140,30 @@ export function createWebhookResolver(
           source: 'env',
         });
       }
-      const key = `${ref.from}:${ref.name}`;
-      const now = clock.now().getTime();
-      const hit = ref.from === 'env' ? undefined : cache.get(key);
-      if (hit && hit.expiresAt > now) return hit.url;
-      const value = await read(webhook, ref);
-      if (value === undefined || value.trim() === '') {
-        throw new WebhookResolveError(`slack webhook "${webhook}" from ${ref.from} is empty or missing`, {
-          webhook,
-          source: ref.from,
+      // One reader and one cache for every secret (`readSecret`); env is read every time.
+      let secret: string;
+      try {
+        secret = await readSecret(ref, {
+          clock,
+          ttlMs,
+          env,
+          ...(options.readers ? { readers: options.readers } : {}),
         });
+      } catch (error) {
+        if (!(error instanceof SecretReadError)) throw error;
+        // Reworded to name the webhook; the source's error class is kept, its text (which may quote the secret) is not.
+        const cause = error.cause;
+        const message =
+          cause === undefined
+            ? `slack webhook "${webhook}" from ${ref.from} is empty or missing`
+            : `cannot read slack webhook "${webhook}" from ${ref.from} (${cause instanceof Error ? cause.name : 'Error'})`;
+        throw new WebhookResolveError(message, { webhook, source: ref.from }, { cause: error });
       }
-      const url = assertWebhookUrl(value, webhook, ref.from);
-      // Environment variables are read every time (free, and tests change them); AWS reads are cached.
-      if (ref.from !== 'env') cache.set(key, { url, expiresAt: now + ttlMs });
+      const url = assertWebhookUrl(
+        ref.from === 'secretsmanager' ? urlOfSecret(secret, webhook) : secret,
+        webhook,
+        ref.from,
+      );
       options.logger?.debug('Slack webhook resolved', {
         webhook,
         source: ref.from,
