@@ -10,7 +10,7 @@
  * jitter, Retry-After honoured) runs inside the slot of its call.
  *
  * `describe` (one cluster, for a cloud event) makes one DescribeCluster with the account's
- * assumed-role credentials, kept by the adapter until shortly before they expire, and maps
+ * assumed-role credentials from the shared {@link RoleSessions} (renewed shortly before they expire), and maps
  * the answer with the same {@link normaliseCluster} as the list path.
  */
 import { DescribeRegionsCommand, EC2Client } from '@aws-sdk/client-ec2';
@@ -42,6 +42,7 @@ import {
   UnparseableClusterError,
 } from '../../runtime/errors.ts';
 import type { AdapterContext } from '../context.ts';
+import { createRoleSessions, type RoleSessions } from './sessions.ts';
 
 export const ROLE_SESSION_NAME = 'fleetward-discovery';
 /** Page size asked of ListClusters (the API maximum). */
@@ -283,13 +284,10 @@ export function configuredTarget(config: AwsConfig, ref: { scope: string; region
 }
 
 const REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d+$/;
-/** Cached credentials are replaced this long before they expire. */
-const CREDENTIALS_MARGIN_MS = 5 * 60_000;
-
 export function createDiscovery(config: AwsConfig, ctx: AdapterContext): ClusterDiscovery {
-  // Assumed-role credentials per account, reused by `describe` so a burst of events costs one
-  // AssumeRole per account, not one per event. A failed AssumeRole is not kept.
-  const sessions = new Map<string, Promise<Credentials>>();
+  // `describe` shares the adapters' cached AssumeRole per account (renewed before expiry, a
+  // failure not kept), so a burst of events costs one AssumeRole per account, not one per event.
+  const sessions = createRoleSessions(config, ROLE_SESSION_NAME);
   return {
     cloud: 'aws',
     discover: (options) => runDiscovery(config, ctx, options?.signal),
@@ -306,7 +304,7 @@ function isNotFound(error: unknown): boolean {
 async function describeCluster(
   config: AwsConfig,
   ctx: AdapterContext,
-  sessions: Map<string, Promise<Credentials>>,
+  sessions: RoleSessions,
   ref: { scope: string; region: string; name: string },
   signal?: AbortSignal,
 ): Promise<DiscoveredCluster | null> {
@@ -318,22 +316,9 @@ async function describeCluster(
   const sendOptions = signal ? { abortSignal: signal } : {};
   const clients: { destroy(): void }[] = [];
   try {
-    let session = sessions.get(account.id);
-    const now = Date.now();
-    const stale = async (s: Promise<Credentials>) => {
-      const c = await s.catch(() => undefined);
-      return !c || (c.expiration !== undefined && c.expiration.getTime() - CREDENTIALS_MARGIN_MS <= now);
-    };
-    if (!session || (await stale(session))) {
-      const sts = new STSClient({ ...common, ...baseCredentials(config), region: config.homeRegion });
-      clients.push(sts);
-      session = sts.send(assumeRoleCommand(account), sendOptions).then(credentialsOf, (error: unknown) => {
-        throw signal?.aborted ? abortReason(signal) : toCloudApiError(error, 'AssumeRole');
-      });
-      sessions.set(account.id, session);
-      session.catch(() => sessions.delete(account.id));
-    }
-    const credentials = await session;
+    const credentials = await sessions.credentials(account).catch((error: unknown) => {
+      throw signal?.aborted ? abortReason(signal) : error;
+    });
     const eks = new EKSClient({ ...common, region: ref.region, credentials });
     clients.push(eks);
     let out: DescribeClusterCommandOutput;
