@@ -27,8 +27,8 @@ export interface PreviousSnapshot {
 }
 
 /**
- * Compares this run's cluster results with the previous snapshot: the document itself
- * (with its SHA-256) or its compact form ({@link PreviousSnapshot}); both give the same diff.
+ * Compares this run's cluster results with the previous snapshot in its compact form
+ * ({@link PreviousSnapshot}; {@link compactSnapshot} reduces a document to it).
  *
  * - `newlyFailing`: a control was not `fail` (or absent) and is `fail` now. A cluster that was
  *   not in the previous snapshot lists its failing controls here, with `before: null`.
@@ -42,10 +42,9 @@ export interface PreviousSnapshot {
  * cluster id, then control id (code-unit order), so the same input gives the same document.
  */
 export function diffSnapshots(
-  previous: PreviousSnapshotDocument | PreviousSnapshot | null,
+  prior: PreviousSnapshot | null,
   clusters: readonly ClusterResult[],
 ): SnapshotDiff {
-  const prior = previous && 'snapshot' in previous ? compactSnapshot(previous) : previous;
   const diff: SnapshotDiff = {
     previous: prior ? { generatedAt: prior.generatedAt, sha256: prior.sha256 } : null,
     newlyFailing: [],
