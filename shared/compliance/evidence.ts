@@ -101,15 +101,20 @@ export async function loadEvidence(
   const out = new Map(clusters.map((c) => [c.id, emptyEvidence(c.id)]));
   const statusPrefix = auditStatusKey('');
   const verifyPrefix = auditVerifyKey('');
+  // One cluster (a cloud event): read only its records — backups and drills accumulate over
+  // the whole fleet's history, so listing those namespaces per event would grow without bound.
+  const one = clusters.length === 1 ? clusters[0]!.id : undefined;
+  const byPrefix = <T>(namespace: string, prefix = '') =>
+    store.list<T>(namespace, { prefix: one === undefined ? prefix : `${prefix}${one}` });
   const [statuses, backups, drills, auditStatuses, auditVerifies, findings, tagPlans, budgetPlan] =
     await Promise.all([
-      store.list<BackupStatus>(NS.backupStatus),
-      store.list<BackupRecord>(NS.backups),
-      store.list<DrillRecord>(NS.drills),
-      store.list<AuditStatusRecord>(AUDIT_NS, { prefix: statusPrefix }),
-      store.list<AuditVerifyRecord>(AUDIT_NS, { prefix: verifyPrefix }),
+      byPrefix<BackupStatus>(NS.backupStatus),
+      byPrefix<BackupRecord>(NS.backups),
+      byPrefix<DrillRecord>(NS.drills),
+      byPrefix<AuditStatusRecord>(AUDIT_NS, statusPrefix),
+      byPrefix<AuditVerifyRecord>(AUDIT_NS, verifyPrefix),
       store.list<Finding[]>(NS.findings),
-      store.list<StoredTagPlan>(TAGS_NS, { prefix: TAG_PLAN_PREFIX }),
+      byPrefix<StoredTagPlan>(TAGS_NS, TAG_PLAN_PREFIX),
       store.get<BudgetPlanResult>(BUDGETS_NS, BUDGET_PLAN_KEY),
     ]);
   const rec = <T>(namespace: string, item: StoredItem<T>): Recorded<T> => ({

@@ -850,6 +850,27 @@ describe('loadEvidence', () => {
     ).toBe(true);
   });
 
+  it('reads only the records of one cluster when asked about one (the event path)', async () => {
+    // Prepare: `prod` and `prod-2` share a key prefix; each has a backup, a drill and a status.
+    const prod = cluster();
+    const prod2 = cluster({ name: 'prod-2' });
+    for (const c of [prod, prod2])
+      await seed(all(backupStatus(hoursAgo(1)), backup('b1'), drill('d1'), auditStatus())(c));
+    const { wrapped, lists } = counting(store);
+
+    // Act
+    const evidence = await loadEvidence(wrapped, [prod]);
+
+    // Assess
+    const e = evidence.get(prod.id)!;
+    expect(e.backups.map((b) => b.recordId)).toEqual([`backups/${prod.id}/b1`]);
+    expect(e.drills).toHaveLength(1);
+    expect(e.backupStatus?.recordId).toBe(`backup-status/${prod.id}`);
+    expect(lists).toContain(`backups/${prod.id}`);
+    expect(lists).toContain(`drills/${prod.id}`);
+    expect(lists).not.toContain('backups/');
+  });
+
   it('gives each record to its own cluster, even when one id prefixes another', async () => {
     // Prepare: `.../prod` and `.../prod-2`, plus records of a cluster not asked about.
     const prod = cluster();
