@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Finds moto and the Pub/Sub emulator once per run and names what is missing in one line.
+    globalSetup: ['test/sandbox/global-setup.ts'],
     env: {
       // Nothing in a test may reach a real cloud: no metadata servers, no telemetry.
       METADATA_SERVER_DETECTION: 'none',

@@ -5,12 +5,12 @@
  * `pushConfig.oidcToken`, so the push auth relay adds the token that Google documents
  * (https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions, "JWT format").
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, type JWTPayload, jwtVerify, SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../sandbox/net.ts';
 import {
   type PubSubEmulator,
@@ -19,6 +19,7 @@ import {
   type PushAuthRelay,
   type PushTokenClaims,
   pubsubEmulatorJar,
+  pubsubEmulatorMissing,
   startPubSubEmulator,
   startPushAuthRelay,
 } from '../sandbox/pubsub-emulator.ts';
@@ -126,10 +127,20 @@ async function relayTo(path: string, audience = AUDIENCE): Promise<PushAuthRelay
   return relay;
 }
 
+/** Why the emulator cannot run here (no gcloud, no emulator component, no java), if it cannot. */
+const missing = pubsubEmulatorMissing();
+
+/** Skips the describe's tests, visibly and with the reason, where the emulator cannot run. */
+function needsEmulator(): void {
+  beforeEach((ctx) => {
+    if (missing) ctx.skip(`needs the Pub/Sub emulator: ${missing}`);
+  });
+}
+
 beforeAll(async () => {
   keys = await generateKeyPair('RS256');
   receiver = await startReceiver();
-  emulator = await startPubSubEmulator();
+  if (!missing) emulator = await startPubSubEmulator();
 }, 60_000);
 
 afterAll(async () => {
@@ -146,8 +157,10 @@ describe('pubsub emulator push delivery', () => {
   ];
   let relay: PushAuthRelay;
   let messageIds: string[];
+  needsEmulator();
 
   beforeAll(async () => {
+    if (missing) return;
     relay = await relayTo('/ack/204');
     await emulator.createTopic('fleet-events');
     await emulator.createPushSubscription('fleet-events-push', 'fleet-events', relay.url, {
@@ -343,7 +356,50 @@ describe('pubsub emulator push delivery', () => {
   });
 });
 
+describe('pubsub emulator availability', () => {
+  it('names an emulator directory without the jar as not found', () => {
+    // Prepare
+    const empty = mkdtempSync(join(tmpdir(), 'fleetward-no-pubsub-'));
+    try {
+      // Act
+      const act = () => pubsubEmulatorJar({ PUBSUB_EMULATOR_DIR: empty });
+
+      // Assess
+      expect(act).toThrow(PubSubEmulatorNotFoundError);
+      expect(act).toThrow(/gcloud components install pubsub-emulator/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('names a machine without gcloud as missing the emulator, with the install step', () => {
+    // Act
+    const reason = pubsubEmulatorMissing({}, () => undefined);
+
+    // Assess
+    expect(reason).toMatch(/^pubsub emulator not found: run `gcloud components install pubsub-emulator`/);
+  });
+
+  it('names a machine with the emulator but without java as missing java', () => {
+    // Prepare: an emulator directory with a jar, and a JAVA_HOME without java
+    const dir = mkdtempSync(join(tmpdir(), 'fleetward-pubsub-jar-'));
+    mkdirSync(join(dir, 'lib'));
+    writeFileSync(join(dir, 'lib', 'cloud-pubsub-emulator-0.8.0-all.jar'), '');
+    try {
+      // Act
+      const reason = pubsubEmulatorMissing({ PUBSUB_EMULATOR_DIR: dir, JAVA_HOME: join(dir, 'no-jdk') });
+
+      // Assess
+      expect(reason).toMatch(/^java not found/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('pubsub emulator helpers', () => {
+  needsEmulator();
+
   it.each([
     ['a too-short topic id', () => emulator.createTopic('ab')],
     ['a topic id starting with a digit', () => emulator.createTopic('1topic')],
@@ -373,21 +429,6 @@ describe('pubsub emulator helpers', () => {
     ).rejects.toThrow(/non-loopback/);
   });
 
-  it('names an emulator directory without the jar as not found', () => {
-    // Prepare
-    const empty = mkdtempSync(join(tmpdir(), 'fleetward-no-pubsub-'));
-    try {
-      // Act
-      const act = () => pubsubEmulatorJar({ PUBSUB_EMULATOR_DIR: empty });
-
-      // Assess
-      expect(act).toThrow(PubSubEmulatorNotFoundError);
-      expect(act).toThrow(/gcloud components install pubsub-emulator/);
-    } finally {
-      rmSync(empty, { recursive: true, force: true });
-    }
-  });
-
   it('finds the jar under CLOUDSDK_ROOT', () => {
     const sdkRoot = join(pubsubEmulatorJar(), '..', '..', '..', '..');
     expect(pubsubEmulatorJar({ CLOUDSDK_ROOT: sdkRoot }, () => undefined)).toMatch(
@@ -397,6 +438,8 @@ describe('pubsub emulator helpers', () => {
 });
 
 describe('pubsub emulator lifecycle', () => {
+  needsEmulator();
+
   const isAlive = (pid: number) => {
     try {
       process.kill(pid, 0);

@@ -44,7 +44,7 @@ import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 import { googlePushClaims, type JwksServer, startJwksServer } from '../sandbox/oidc.ts';
 import {
-  PubSubEmulatorNotFoundError,
+  pubsubEmulatorMissing,
   startPubSubEmulator,
   startPushAuthRelay,
 } from '../sandbox/pubsub-emulator.ts';
@@ -607,13 +607,9 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
   describe('Pub/Sub emulator end to end', () => {
     it('pushes a GKE notification through the OIDC relay to the endpoint: rediscovered and in Slack', async (ctx) => {
       // Prepare: emulator -> relay (adds Google's OIDC token) -> loopback server -> gcp handler
-      let emulator: Awaited<ReturnType<typeof startPubSubEmulator>>;
-      try {
-        emulator = await startPubSubEmulator({ projectId: 'fw-prod-core' });
-      } catch (error) {
-        if (error instanceof PubSubEmulatorNotFoundError) ctx.skip();
-        throw error;
-      }
+      const missing = pubsubEmulatorMissing();
+      if (missing) ctx.skip(`needs the Pub/Sub emulator: ${missing}`);
+      const emulator = await startPubSubEmulator({ projectId: 'fw-prod-core' });
       const statuses: number[] = [];
       const server: Server = createServer((req, res) => {
         const chunks: Buffer[] = [];

@@ -30,6 +30,9 @@ function hasMoto(python: string): boolean {
 export const MOTO_INSTRUCTION =
   "moto is not installed: run `python3 -m pip install 'moto[server]==5.2.1'` (or set FLEETWARD_MOTO_PYTHON to a Python that has it)";
 
+/** Set by the test run's global setup when no Python has moto (see `global-setup.ts`). */
+export const MOTO_MISSING_ENV = 'FLEETWARD_MOTO_MISSING';
+
 /**
  * The Python that has moto: `FLEETWARD_MOTO_PYTHON`, the system `python3`, or a venv under
  * `.fleetward/`; when none has it and `install` is on, creates that venv and installs moto
@@ -38,6 +41,9 @@ export const MOTO_INSTRUCTION =
 export function motoPython(
   options: { candidates?: string[]; install?: boolean; venvPython?: string } = {},
 ): string {
+  // The run's global setup looked once already and found none: fail at once, in one line,
+  // instead of every test file trying (and failing) the install again.
+  if (!options.candidates && process.env[MOTO_MISSING_ENV]) throw new Error(MOTO_INSTRUCTION);
   const venvPython = options.venvPython ?? VENV_PYTHON;
   const candidates = options.candidates ?? [
     ...(process.env.FLEETWARD_MOTO_PYTHON ? [process.env.FLEETWARD_MOTO_PYTHON] : []),

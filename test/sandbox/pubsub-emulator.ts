@@ -164,6 +164,33 @@ function javaCommand(env: NodeJS.ProcessEnv = process.env): string {
   return env.JAVA_HOME ? join(env.JAVA_HOME, 'bin', 'java') : 'java';
 }
 
+const JAVA_MISSING = 'java not found: install a java 17 runtime (or set JAVA_HOME)';
+
+let missingHere: { reason: string | undefined } | undefined;
+
+/**
+ * Why the emulator cannot run on this machine (its jar or java is missing; one of this
+ * project's machine images has no gcloud at all), or `undefined` when it can. Tests that need
+ * the emulator skip with this reason as the skip's note, so the skip is visible and counted;
+ * the rest of the suite runs. Checked once per process for the process' own environment.
+ */
+export function pubsubEmulatorMissing(
+  env: NodeJS.ProcessEnv = process.env,
+  sdkRoot: () => string | undefined = sdkRootFromGcloud,
+): string | undefined {
+  const own = env === process.env && sdkRoot === sdkRootFromGcloud;
+  if (own && missingHere) return missingHere.reason;
+  let reason: string | undefined;
+  try {
+    pubsubEmulatorJar(env, sdkRoot);
+    execFileSync(javaCommand(env), ['-version'], { stdio: 'ignore', timeout: 30_000 });
+  } catch (error) {
+    reason = error instanceof PubSubEmulatorNotFoundError ? error.message : JAVA_MISSING;
+  }
+  if (own) missingHere = { reason };
+  return reason;
+}
+
 function alive(pidOrGroup: number): boolean {
   try {
     process.kill(pidOrGroup, 0);
@@ -255,13 +282,9 @@ export async function startPubSubEmulator(options: PubSubEmulatorOptions = {}): 
   } catch (error) {
     await stop();
     if (spawnError) {
-      throw new PubSubEmulatorNotFoundError(
-        'java not found: install a java 17 runtime (or set JAVA_HOME)',
-        [],
-        {
-          cause: spawnError,
-        },
-      );
+      throw new PubSubEmulatorNotFoundError(JAVA_MISSING, [], {
+        cause: spawnError,
+      });
     }
     throw new PubSubEmulatorError(
       'pubsub emulator did not start',
