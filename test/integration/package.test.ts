@@ -31,7 +31,8 @@ describe('serverless package', () => {
         AWS_PROFILE: '',
       },
     });
-  });
+    // Longer than the packaging's own 180 s limit, so a slow machine fails with its output.
+  }, 200_000);
 
   it('builds one bundle per function without credentials or network', () => {
     expect(packaged.status, String(packaged.stderr) + String(packaged.stdout)).toBe(0);
