@@ -111,6 +111,48 @@ function notificationsOf(desired: AwsBudget): { Notification: Notification; Subs
   }));
 }
 
+/**
+ * A described budget in the config's shape, or `undefined` when Fleetward does not manage it:
+ * `notifications` as DescribeNotificationsForBudget listed them, `subscribers[i]` those of
+ * `notifications[i]`.
+ */
+export function fromAwsBudget(
+  account: string,
+  budget: Budget,
+  notifications: Notification[],
+  perNotification: Subscriber[][],
+): ActualBudget | undefined {
+  const name = configName(budget.BudgetName);
+  if (!name) return undefined;
+  const key = (s: Subscriber) => `${s.SubscriptionType}:${s.Address}`;
+  const union = new Map<string, Subscriber>();
+  for (const s of perNotification.flat()) union.set(key(s), s);
+  const signature = (subs: Subscriber[]) => subs.map(key).sort().join(',');
+  const uniform = perNotification.every((subs) => signature(subs) === signature(perNotification[0] ?? []));
+  const emails = [...union.values()].filter((s) => s.SubscriptionType === 'EMAIL').map((s) => s.Address!);
+  // Targets that differ per threshold cannot be said in the config: show them as drift.
+  if (!uniform) emails.push('(targets differ per threshold)');
+  const sns = [...union.values()].find((s) => s.SubscriptionType === 'SNS')?.Address;
+  const tagFilter = tagFilterOf(budget.CostFilters);
+  const actual: ActualBudget = {
+    cloud: 'aws',
+    name,
+    amount: Number(budget.BudgetLimit?.Amount ?? Number.NaN),
+    currency: budget.BudgetLimit?.Unit ?? null,
+    period:
+      PERIOD[budget.TimeUnit ?? ''] ?? (String(budget.TimeUnit).toLowerCase() as BudgetConfig['period']),
+    thresholds: notifications.map((n) => ({
+      percent: n.Threshold ?? 0,
+      spend: n.NotificationType === 'FORECASTED' ? 'forecast' : 'actual',
+    })),
+    scope: { account, ...(tagFilter ? { tagFilter } : {}) },
+    notify: { emails, ...(sns ? { snsTopicArn: sns } : {}) },
+    providerId: `${account}/${budget.BudgetName}`,
+    native: { account, notifications } satisfies AwsNative,
+  };
+  return actual;
+}
+
 export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): BudgetProvider {
   const limiter = createLimiter(config.concurrency);
   const requestHandler = createRequestHandler(config);
@@ -184,33 +226,7 @@ export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): Bu
       });
       perNotification.push(subs);
     }
-    const key = (s: Subscriber) => `${s.SubscriptionType}:${s.Address}`;
-    const union = new Map<string, Subscriber>();
-    for (const s of perNotification.flat()) union.set(key(s), s);
-    const signature = (subs: Subscriber[]) => subs.map(key).sort().join(',');
-    const uniform = perNotification.every((subs) => signature(subs) === signature(perNotification[0] ?? []));
-    const emails = [...union.values()].filter((s) => s.SubscriptionType === 'EMAIL').map((s) => s.Address!);
-    // Targets that differ per threshold cannot be said in the config: show them as drift.
-    if (!uniform) emails.push('(targets differ per threshold)');
-    const sns = [...union.values()].find((s) => s.SubscriptionType === 'SNS')?.Address;
-    const tagFilter = tagFilterOf(budget.CostFilters);
-    const actual: ActualBudget = {
-      cloud: 'aws',
-      name,
-      amount: Number(budget.BudgetLimit?.Amount ?? Number.NaN),
-      currency: budget.BudgetLimit?.Unit ?? null,
-      period:
-        PERIOD[budget.TimeUnit ?? ''] ?? (String(budget.TimeUnit).toLowerCase() as BudgetConfig['period']),
-      thresholds: notifications.map((n) => ({
-        percent: n.Threshold ?? 0,
-        spend: n.NotificationType === 'FORECASTED' ? 'forecast' : 'actual',
-      })),
-      scope: { account, ...(tagFilter ? { tagFilter } : {}) },
-      notify: { emails, ...(sns ? { snsTopicArn: sns } : {}) },
-      providerId: `${account}/${budget.BudgetName}`,
-      native: { account, notifications } satisfies AwsNative,
-    };
-    return actual;
+    return fromAwsBudget(account, budget, notifications, perNotification);
   }
 
   async function listAccount(account: string, signal?: AbortSignal): Promise<ActualBudget[]> {
