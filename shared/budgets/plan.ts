@@ -53,6 +53,8 @@ export function comparable(b: BudgetConfig | ActualBudget): Record<string, unkno
     currency: b.currency,
     period: b.period,
     thresholds: thresholds(b.thresholds),
+    // A configured budget has none; a listed one has those the config cannot say.
+    otherFilters: sorted('filtersNotInConfig' in b ? b.filtersNotInConfig : []),
   };
   switch (b.cloud) {
     case 'aws':
