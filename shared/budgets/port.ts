@@ -48,6 +48,11 @@ export type ActualBudget = DistributiveOmit<BudgetConfig, 'currency'> & {
    * update rewrites the budget's filter from the config, which removes them.
    */
   filtersNotInConfig?: string[];
+  /**
+   * What the adapter could not read (e.g. a notification entry that is not a notification):
+   * left out of the fields above, and each one a finding on this budget in the plan.
+   */
+  problems?: string[];
 };
 
 /** What names a budget's scope, per cloud (a `BudgetConfig` and an `ActualBudget` are both one). */

@@ -22,7 +22,7 @@
  * (`withRetry` with its `classify`), the pipeline's own retry off.
  */
 import { rootCertificates } from 'node:tls';
-import { type Budget, ConsumptionManagementClient } from '@azure/arm-consumption';
+import { type Budget, ConsumptionManagementClient, type Notification } from '@azure/arm-consumption';
 import {
   type ActualBudget,
   BudgetCurrencyError,
@@ -130,7 +130,21 @@ export function fromArmBudget(
 ): ActualBudget | undefined {
   const name = configName(b.name);
   if (!name) return undefined;
-  const notes = Object.values(b.notifications ?? {});
+  // A notification ARM answers must be an object with a numeric threshold; anything else
+  // (Microsoft's own "Budgets - List" example has `"thresholdType": "Actual"` among them, which
+  // the SDK turns into an object without a threshold) is left out and reported on the budget.
+  const problems: string[] = [];
+  const notes: Notification[] = [];
+  for (const [key, n] of Object.entries(b.notifications ?? {})) {
+    const entry = n as unknown;
+    if (
+      typeof entry === 'object' &&
+      entry !== null &&
+      typeof (entry as { threshold?: unknown }).threshold === 'number'
+    )
+      notes.push(n);
+    else problems.push(`notification "${key}" is not a notification object (no threshold); left out`);
+  }
   const key = (n: (typeof notes)[number]) =>
     JSON.stringify([[...(n.contactEmails ?? [])].sort(), [...(n.contactGroups ?? [])].sort()]);
   const uniform = notes.every((n) => key(n) === key(notes[0]!));
@@ -158,6 +172,7 @@ export function fromArmBudget(
     ...(b.eTag ? { etag: b.eTag } : {}),
     native: { timePeriod: b.timePeriod } satisfies AzureNative,
     ...(others.length > 0 ? { filtersNotInConfig: others } : {}),
+    ...(problems.length > 0 ? { problems } : {}),
   };
 }
 
