@@ -36,6 +36,32 @@ export interface CoverageFinding {
   at: string;
 }
 
+/** A managed budget the adapter could not read in full (see `ActualBudget.problems`). */
+export interface BudgetFinding {
+  address: string;
+  cloud: BudgetConfig['cloud'];
+  kind: 'budget-unreadable';
+  severity: 'medium';
+  message: string;
+  at: string;
+}
+
+/** One `budget-unreadable` finding per problem of each listed budget, in address order. */
+export function budgetFindings(actual: readonly ActualBudget[], now: Date): BudgetFinding[] {
+  return actual
+    .flatMap((a) =>
+      (a.problems ?? []).map((message) => ({
+        address: budgetAddress(a),
+        cloud: a.cloud,
+        kind: 'budget-unreadable' as const,
+        severity: 'medium' as const,
+        message,
+        at: now.toISOString(),
+      })),
+    )
+    .sort((x, y) => x.address.localeCompare(y.address));
+}
+
 const sorted = (values: readonly string[] | undefined): string[] => [...(values ?? [])].sort();
 
 function thresholds(t: BudgetConfig['thresholds']): string[] {
@@ -53,6 +79,8 @@ export function comparable(b: BudgetConfig | ActualBudget): Record<string, unkno
     currency: b.currency,
     period: b.period,
     thresholds: thresholds(b.thresholds),
+    // A configured budget has none; a listed one has those the config cannot say.
+    otherFilters: sorted('filtersNotInConfig' in b ? b.filtersNotInConfig : []),
   };
   switch (b.cloud) {
     case 'aws':
@@ -193,8 +221,15 @@ export function renderChanges(changes: readonly BudgetChange[]): string[] {
   return lines;
 }
 
-/** `Plan: N to create, N to update, N to delete; K clusters without a budget.` */
-export function summarise(changes: readonly BudgetChange[], findings: readonly CoverageFinding[]): string {
+/** `Plan: N to create, N to update, N to delete; K clusters without a budget[; U budgets not fully readable].` */
+export function summarise(
+  changes: readonly BudgetChange[],
+  findings: readonly CoverageFinding[],
+  unreadable: readonly BudgetFinding[] = [],
+): string {
   const n = (a: BudgetChange['action']) => changes.filter((c) => c.action === a).length;
-  return `Plan: ${n('create')} to create, ${n('update')} to update, ${n('delete')} to delete; ${findings.length} clusters without a budget.`;
+  const budgets = new Set(unreadable.map((f) => f.address)).size;
+  return `Plan: ${n('create')} to create, ${n('update')} to update, ${n('delete')} to delete; ${findings.length} clusters without a budget${
+    budgets > 0 ? `; ${budgets} budgets not fully readable` : ''
+  }.`;
 }

@@ -42,6 +42,17 @@ export type ActualBudget = DistributiveOmit<BudgetConfig, 'currency'> & {
   etag?: string;
   /** Provider data an update or delete needs (AWS notifications as described, Azure time period). */
   native?: unknown;
+  /**
+   * Every filter the budget has that the config cannot express, as canonical text (AWS
+   * `AZ=us-east-1`, Azure `dimensions:ResourceId In <values>`): drift, never ignored. An
+   * update rewrites the budget's filter from the config, which removes them.
+   */
+  filtersNotInConfig?: string[];
+  /**
+   * What the adapter could not read (e.g. a notification entry that is not a notification):
+   * left out of the fields above, and each one a finding on this budget in the plan.
+   */
+  problems?: string[];
 };
 
 /** What names a budget's scope, per cloud (a `BudgetConfig` and an `ActualBudget` are both one). */

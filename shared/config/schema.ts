@@ -352,6 +352,12 @@ export const RequiredTag = z
     pattern: RegexSource.optional(),
     /** Written when the tag is missing; without a default a missing tag is a finding, never invented. */
     default: z.string().optional(),
+    /**
+     * Lets Fleetward replace a value the cluster already holds under this key: the derived
+     * value (for a key in `derived`), or the `default` in place of a value the policy does not
+     * allow. Without it such a value is a finding and is never overwritten.
+     */
+    overwrite: z.boolean().optional(),
   })
   .refine((t) => t.default === undefined || t.values === undefined || t.values.includes(t.default), {
     error: 'expected the default to be one of the allowed values',

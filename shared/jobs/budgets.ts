@@ -15,6 +15,8 @@
  */
 import {
   type BudgetChange,
+  type BudgetFinding,
+  budgetFindings,
   type CoverageFinding,
   coverageFindings,
   type FieldDiff,
@@ -64,6 +66,11 @@ export interface BudgetPlanResult {
   at: string;
   changes: ChangeView[];
   findings: CoverageFinding[];
+  /**
+   * Managed budgets that could not be read in full (the rest of their cloud's plan stands).
+   * Absent in plans recorded before it existed.
+   */
+  budgetFindings?: BudgetFinding[];
   failures: BudgetFailure[];
   summary: string;
 }
@@ -81,6 +88,7 @@ export interface BudgetApplyResult {
   refused?: { changes: number; maxChanges: number };
   changes: ChangeOutcome[];
   findings: CoverageFinding[];
+  budgetFindings: BudgetFinding[];
   failures: BudgetFailure[];
   /** Clouds with a failure (listing or a change). */
   failedClouds: BudgetCloud[];
@@ -122,6 +130,7 @@ interface InternalPlan {
   at: Date;
   changes: BudgetChange[];
   findings: CoverageFinding[];
+  budgetFindings: BudgetFinding[];
   failures: BudgetFailure[];
 }
 
@@ -133,6 +142,7 @@ async function computePlan(deps: BudgetJobDeps, signal?: AbortSignal): Promise<I
   const scopes = scopesToList(config, known);
   const failures: BudgetFailure[] = [];
   const changes: BudgetChange[] = [];
+  const unreadable: BudgetFinding[] = [];
   const seen: KnownScopes = {};
   await Promise.all(
     BUDGET_CLOUDS.map(async (cloud) => {
@@ -144,6 +154,7 @@ async function computePlan(deps: BudgetJobDeps, signal?: AbortSignal): Promise<I
         const provider = await deps.providers.get(cloud);
         const actual = await provider.list(scopes[cloud], signal ? { signal } : {});
         changes.push(...planBudgets(desired, actual));
+        unreadable.push(...budgetFindings(actual, at));
         seen[cloud] = [...new Set([...desired.map(scopeKey), ...actual.map(scopeKey)])].sort();
       } catch (error) {
         if (signal?.aborted) throw error;
@@ -155,6 +166,9 @@ async function computePlan(deps: BudgetJobDeps, signal?: AbortSignal): Promise<I
     }),
   );
   changes.sort((a, b) => a.address.localeCompare(b.address));
+  unreadable.sort((a, b) => a.address.localeCompare(b.address));
+  for (const f of unreadable)
+    deps.logger.warn('Budget could not be read in full', { address: f.address, problem: f.message });
   failures.sort((a, b) => a.cloud.localeCompare(b.cloud));
   await store.putMany(BUDGETS_NS, [{ key: 'scopes', value: seen }]);
 
@@ -168,7 +182,7 @@ async function computePlan(deps: BudgetJobDeps, signal?: AbortSignal): Promise<I
     );
   const closed = clusters.filter((c) => !open.has(c.id)).map((c) => `budgets/${c.id}`);
   if (closed.length > 0) await store.deleteMany(NS.findings, closed);
-  return { id, at, changes, findings, failures };
+  return { id, at, changes, findings, budgetFindings: unreadable, failures };
 }
 
 async function recordPlan(deps: BudgetJobDeps, plan: InternalPlan): Promise<BudgetPlanResult> {
@@ -177,8 +191,9 @@ async function recordPlan(deps: BudgetJobDeps, plan: InternalPlan): Promise<Budg
     at: plan.at.toISOString(),
     changes: plan.changes.map(view),
     findings: plan.findings,
+    budgetFindings: plan.budgetFindings,
     failures: plan.failures,
-    summary: summarise(plan.changes, plan.findings),
+    summary: summarise(plan.changes, plan.findings, plan.budgetFindings),
   };
   await deps.store.putMany(BUDGETS_NS, [{ key: 'plan/latest', value: result }]);
   return result;
@@ -214,6 +229,7 @@ export async function apply(
     at: p.at.toISOString(),
     dryRun,
     findings: p.findings,
+    budgetFindings: p.budgetFindings,
   };
   const failedClouds = (failures: BudgetFailure[]) => [...new Set(failures.map((f) => f.cloud))].sort();
   if (dryRun) {
@@ -293,15 +309,21 @@ function renderFailures(failures: readonly BudgetFailure[]): string[] {
   );
 }
 
-function renderFindings(findings: readonly CoverageFinding[]): string[] {
-  return findings.map((f) => `? ${f.clusterId}: ${f.message}`);
+function renderFindings(
+  findings: readonly CoverageFinding[],
+  unreadable: readonly BudgetFinding[] = [],
+): string[] {
+  return [
+    ...unreadable.map((f) => `? ${f.address}: ${f.message}`),
+    ...findings.map((f) => `? ${f.clusterId}: ${f.message}`),
+  ];
 }
 
 /** Terraform-like text of a plan. */
 export function renderPlan(result: BudgetPlanResult): string {
   return [
     ...renderChangeViews(result.changes),
-    ...renderFindings(result.findings),
+    ...renderFindings(result.findings, result.budgetFindings ?? []),
     ...renderFailures(result.failures),
     result.summary,
   ].join('\n');
@@ -329,7 +351,7 @@ export function renderApply(result: BudgetApplyResult): string {
   });
   return [
     ...lines,
-    ...renderFindings(result.findings),
+    ...renderFindings(result.findings, result.budgetFindings),
     ...renderFailures(result.failures.filter((f) => !f.address)),
     result.summary,
   ].join('\n');

@@ -2,11 +2,14 @@
  * The tag plan of one cluster, computed without any I/O from its current tags (a fresh
  * read), the tag policy and the cluster's cloud:
  *  - derived keys (`jurisdiction`, `region`, `cloud`, `managed-by`, `country`) are set to
- *    what Fleetward knows, and overwritten when they say something else;
+ *    what Fleetward knows when they are missing; one that already holds another value was
+ *    set by someone else (`managed-by: terraform`, `region: emea`): a `conflicting-tag`
+ *    finding, never overwritten, unless the policy says `overwrite: true` for that key;
  *  - required keys that are missing get their `default`; without one they are a
  *    `missing-tag` finding (an owner is never invented);
  *  - a present required value outside `values` or not matching `pattern` is an
- *    `invalid-tag` finding and never rewritten;
+ *    `invalid-tag` finding and never rewritten (with `overwrite: true` and a `default`, the
+ *    default replaces it);
  *  - every value that would be written passes the cloud's rules (`tagProblems`), or it is
  *    dropped into an `unsendable-tag` finding and never sent.
  * On GCP keys are label keys (`gcpLabelKey`) and derived values are lower-cased; on Azure
@@ -36,6 +39,8 @@ export type TagFindingKind =
   | 'missing-tag'
   /** A required key's present value is not allowed by the policy (it is never rewritten). */
   | 'invalid-tag'
+  /** A derived key holds a value someone else set (never overwritten without `overwrite: true`). */
+  | 'conflicting-tag'
   /** A value Fleetward would write breaks the cloud's rules (it is never sent). */
   | 'unsendable-tag'
   /** Fleetward cannot derive the value (a cluster in no jurisdiction, a region without a country). */
@@ -161,6 +166,14 @@ export function planTags(cluster: Cluster, current: Record<string, string>, poli
       });
       continue;
     }
+    if (before !== null && before !== after && rule?.overwrite !== true) {
+      findings.push({
+        kind: 'conflicting-tag',
+        key,
+        message: `${key}: holds "${before}", not the derived "${after}"; not overwritten (set policies.tags.required.${policyKey}.overwrite: true to replace it)`,
+      });
+      continue;
+    }
     propose(key, before, after, 'derived');
   }
 
@@ -168,7 +181,9 @@ export function planTags(cluster: Cluster, current: Record<string, string>, poli
     if (derived.has(policyKey)) continue;
     const { key, before } = locate(policyKey);
     if (before !== null) {
-      if (!allowed(rule, before)) {
+      if (!allowed(rule, before) && rule.overwrite === true && rule.default !== undefined) {
+        propose(key, before, labelSafe(rule.default), 'default');
+      } else if (!allowed(rule, before)) {
         findings.push({
           kind: 'invalid-tag',
           key,

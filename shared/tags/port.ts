@@ -18,7 +18,8 @@ export interface ClusterTagger {
    * Sets or overwrites exactly the keys of `changes` and keeps every other tag of the
    * cluster: EKS `TagResource` (additive by nature), GKE read-merge-`SetLabels` guarded by
    * the label fingerprint (re-read and retried once when another writer got there first),
-   * AKS read-merge-`updateTags` (ARM replaces the whole set, so the merge is ours). Empty
+   * AKS read-merge-`updateTags` with `If-Match` on the eTag read (ARM replaces the whole set,
+   * so the merge is ours, and atomic: re-read and retried once on 412). Empty
    * `changes` (or changes already in place) make no write call. Rejects with a
    * `CloudApiError` when the write fails.
    */

@@ -9,7 +9,7 @@
  * at most 50 tags, names up to 512 and values up to 256 characters, no `<>%&\?/` in names, and
  * names are case-insensitive (two names equal but for case are refused).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { accessTokenCredential } from '../../shared/clouds/azure/discovery.ts';
 import {
   ARM_TAG_LIMITS,
   type ArmFake,
+  type ArmManagedCluster,
   aksCluster,
   EXAMPLE_SUBSCRIPTION,
   managedClusterId,
@@ -31,6 +32,11 @@ import { RequestLog } from '../sandbox/faults.ts';
 const TOKEN_ENV = 'FLEETWARD_CONTRACT_ARM_TOKEN';
 const credential = accessTokenCredential({ env: TOKEN_ENV }, { [TOKEN_ENV]: 'sandbox-token' });
 const CLUSTER_ID = managedClusterId(EXAMPLE_SUBSCRIPTION, 'rg-fleet', 'aks-1');
+/** The documented ManagedCluster sample (see arm-fake.contract.test.ts), beside the built clusters. */
+const sample = JSON.parse(
+  readFileSync(new URL('../fixtures/azure/aks-managed-cluster.json', import.meta.url), 'utf8'),
+) as ArmManagedCluster & { tags: Record<string, string> };
+const SAMPLE_SUBSCRIPTION = EXAMPLE_SUBSCRIPTION;
 
 let certDir: string;
 let fake: ArmFake;
@@ -81,6 +87,7 @@ beforeAll(async () => {
   fake.setClusters(EXAMPLE_SUBSCRIPTION, [
     aksCluster({ resourceGroup: 'rg-fleet', name: 'aks-1', tags: { env: 'prod', team: 'platform' } }),
     aksCluster({ resourceGroup: 'rg-fleet', name: 'aks-2', tags: { env: 'dev' } }),
+    sample,
   ]);
 });
 
@@ -90,6 +97,35 @@ afterAll(async () => {
 });
 
 describe('arm fake: AKS updateTags through the real ContainerServiceClient', () => {
+  it('honours If-Match with the eTag of the documented sample: 200 and a new eTag, then 412 for the stale one', async () => {
+    // The ManagedCluster of the REST reference example "Managed Clusters - Get" carries `eTag`.
+    const sampleTags = (tags: Record<string, string>, ifMatch?: string) =>
+      client(SAMPLE_SUBSCRIPTION).managedClusters.beginUpdateTagsAndWait(
+        'rg1',
+        'clustername1',
+        { tags },
+        ifMatch === undefined ? {} : { ifMatch },
+      );
+    const got = await client(SAMPLE_SUBSCRIPTION).managedClusters.get('rg1', 'clustername1');
+    expect(got.eTag).toBe(sample.eTag);
+
+    const updated = await sampleTags({ ...got.tags, team: 'platform' }, got.eTag);
+    expect(updated.tags).toEqual({ ...sample.tags, team: 'platform' });
+    expect(updated.eTag).toEqual(expect.any(String));
+    expect(updated.eTag).not.toBe(got.eTag);
+
+    await expect(sampleTags({ lost: 'yes' }, got.eTag)).rejects.toMatchObject({
+      statusCode: 412,
+      code: 'PreconditionFailed',
+    });
+    const after = await client(SAMPLE_SUBSCRIPTION).managedClusters.get('rg1', 'clustername1');
+    expect(after.tags).toEqual({ ...sample.tags, team: 'platform' });
+    expect(after.eTag).toBe(updated.eTag);
+    // A tag change behind the client's back is a change too.
+    fake.setClusterTags(sample.id, { other: 'writer' });
+    await expect(sampleTags({ lost: 'yes' }, updated.eTag)).rejects.toMatchObject({ statusCode: 412 });
+  });
+
   it('replaces the tags (no merge) and the get and the listing show them', async () => {
     const updated = await updateTags('aks-1', { costCenter: 'cc-42', owner: 'fleet' });
 

@@ -9,10 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTagger as createAksTagger } from '../../shared/clouds/azure/tags.ts';
 import { createTagger as createGkeTagger } from '../../shared/clouds/gcp/tags.ts';
 import { createDiscoveries } from '../../shared/clouds/registry.ts';
 import { loadConfig } from '../../shared/config/load.ts';
-import { GcpConfig } from '../../shared/config/schema.ts';
+import { AzureConfig, GcpConfig } from '../../shared/config/schema.ts';
 import { apply, type TagApplyResult } from '../../shared/jobs/tags.ts';
 import type { Cluster } from '../../shared/model.ts';
 import { systemClock } from '../../shared/ports.ts';
@@ -20,6 +21,7 @@ import { silentLogger } from '../../shared/runtime/logger.ts';
 import { openStateStore } from '../../shared/state/index.ts';
 import type { PlanJson } from '../../shared/tags/render.ts';
 import { createTaggers } from '../../shared/tags/taggers.ts';
+import { type ArmFake, aksCluster, startArmFake } from '../sandbox/arm-fake.ts';
 import { runFleetward, runFleetwardJson } from '../sandbox/cli.ts';
 import { RequestLog } from '../sandbox/faults.ts';
 import { type GkeFake, gkeCluster, startGkeFake } from '../sandbox/gke-fake.ts';
@@ -284,6 +286,123 @@ describe('GKE labels written while someone else writes them', () => {
       expect(await t.read(target)).toEqual({ team: 'platform', 'concurrent-2': 'yes' });
     } finally {
       raceOnce = 'never';
+      await t.close();
+    }
+  });
+});
+
+describe('AKS tags written while someone else writes them', () => {
+  const SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
+  const TOKEN_ENV = 'FLEETWARD_TAGS_TEST_ARM_TOKEN';
+  const log = new RequestLog();
+  let certDir: string;
+  let fake: ArmFake;
+  let races: 'never' | 'once' | 'always' = 'never';
+  let raced = 0;
+  const target: Cluster = {
+    id: `azure/${SUBSCRIPTION}/germanywestcentral/busy`,
+    cloud: 'azure',
+    scope: SUBSCRIPTION,
+    region: 'germanywestcentral',
+    name: 'busy',
+    resourceGroup: 'rg-fleet',
+    kubernetesVersion: null,
+    endpoint: null,
+    endpointAccess: 'public',
+    secretsEncryptionKey: null,
+    auditLogging: true,
+    tags: {},
+    status: 'running',
+    providerStatus: 'Succeeded',
+    createdAt: null,
+    country: 'DE',
+    jurisdiction: 'eu',
+  };
+
+  beforeAll(async () => {
+    process.env[TOKEN_ENV] = 'sandbox-token';
+    certDir = mkdtempSync(join(tmpdir(), 'fleetward-aks-tags-race-'));
+    fake = await startArmFake({
+      log,
+      certDir,
+      onClusterWrite: (cluster) => {
+        if (races === 'never' || (races === 'once' && raced > 0)) return;
+        raced++;
+        // Another writer adds its tag between our read and our write.
+        fake.setClusterTags(cluster.id, { ...cluster.tags, [`concurrent-${raced}`]: 'yes' });
+      },
+    });
+  });
+  afterAll(async () => {
+    delete process.env[TOKEN_ENV];
+    await fake?.stop();
+    if (certDir) rmSync(certDir, { recursive: true, force: true });
+  });
+
+  function setCluster(tags: Record<string, string>) {
+    fake.setClusters(SUBSCRIPTION, [
+      aksCluster({
+        subscriptionId: SUBSCRIPTION,
+        resourceGroup: 'rg-fleet',
+        name: 'busy',
+        location: 'germanywestcentral',
+        tags,
+      }),
+    ]);
+  }
+  function tagger() {
+    return createAksTagger(
+      AzureConfig.parse({
+        endpoint: fake.endpoint,
+        caFile: fake.caFile,
+        credential: { type: 'access-token', env: TOKEN_ENV },
+        maxAttempts: 1,
+        subscriptions: [{ id: SUBSCRIPTION }],
+      }),
+      { logger: silentLogger },
+    );
+  }
+
+  it('writes with If-Match on the eTag it read; on 412 re-reads once, and the concurrent tag survives', async () => {
+    setCluster({ team: 'platform' });
+    races = 'once';
+    raced = 0;
+    log.clear();
+    const t = tagger();
+    try {
+      await t.write(target, { jurisdiction: 'eu', 'managed-by': 'fleetward' });
+      expect(await t.read(target)).toEqual({
+        team: 'platform',
+        'concurrent-1': 'yes',
+        jurisdiction: 'eu',
+        'managed-by': 'fleetward',
+      });
+      expect(log.count('azure', 'managedClusters.updateTags')).toBe(2);
+    } finally {
+      races = 'never';
+      await t.close();
+    }
+  });
+
+  it('gives up after one retry when the tags keep changing, losing nothing', async () => {
+    setCluster({ team: 'platform' });
+    races = 'always';
+    raced = 0;
+    log.clear();
+    const t = tagger();
+    try {
+      await expect(t.write(target, { jurisdiction: 'eu' })).rejects.toMatchObject({
+        name: 'CloudApiError',
+        status: 412,
+      });
+      expect(log.count('azure', 'managedClusters.updateTags')).toBe(2);
+      expect(await t.read(target)).toEqual({
+        team: 'platform',
+        'concurrent-1': 'yes',
+        'concurrent-2': 'yes',
+      });
+    } finally {
+      races = 'never';
       await t.close();
     }
   });

@@ -22,7 +22,10 @@
  * - `PATCH /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}`
  *   with `{ tags }` (operation `managedClusters.updateTags`, what `managedClusters.beginUpdateTags` sends):
  *   the body's tags REPLACE the cluster's tags (callers merge themselves); a body without `tags` leaves
- *   them as they are. Tag rules as ARM documents them (see `validateArmTags`). The answer is ARM's
+ *   them as they are. Optimistic concurrency as the REST reference documents it (ManagedCluster
+ *   `eTag`, `If-Match` header): an `If-Match` that is not the cluster's current `eTag` answers 412
+ *   `PreconditionFailed` and changes nothing; every tag change (a PATCH or `setClusterTags`) gives the
+ *   cluster a new `eTag`. `onClusterWrite` runs just before a PATCH is applied (a concurrent writer). Tag rules as ARM documents them (see `validateArmTags`). The answer is ARM's
  *   synchronous form of a long-running PATCH: 200 with the updated ManagedCluster and no
  *   `Azure-AsyncOperation` / `Location` header, so the SDK poller finishes at once on the body's
  *   `provisioningState` (a cluster whose state is not terminal, e.g. `Updating`, would make the
@@ -274,6 +277,7 @@ export function aksCluster(spec: AksClusterSpec = {}): ArmManagedCluster {
     type: 'Microsoft.ContainerService/ManagedClusters',
     location,
     tags: spec.tags ?? {},
+    eTag: `"${createHash('sha256').update(`${id}/etag`).digest('hex').slice(0, 16)}"`,
     sku: { name: 'Base', tier: spec.skuTier ?? 'Standard' },
     identity: {
       type: 'SystemAssigned',
@@ -710,6 +714,11 @@ export interface ArmFakeOptions {
   certDir?: string;
   /** When set, the only bearer token accepted; others get 401 `InvalidAuthenticationToken`. */
   token?: string;
+  /**
+   * Test hook run when a tag PATCH of a cluster arrives, before its `If-Match` is checked and
+   * it is applied: where another writer gets in between a client's read and its write.
+   */
+  onClusterWrite?: (cluster: ArmManagedCluster) => void;
 }
 
 export interface ArmFake {
@@ -950,9 +959,11 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
       const current = clusters[index];
       if (!current) continue;
       const now = new Date().toISOString();
+      eTagCounter += 1;
       const updated = {
         ...current,
         tags: { ...tags },
+        eTag: `"${createHash('sha256').update(`${current.id}/${eTagCounter}/${now}`).digest('hex').slice(0, 16)}"`,
         ...(current.systemData ? { systemData: { ...current.systemData, lastModifiedAt: now } } : {}),
       } as ArmManagedCluster;
       clusters[index] = updated;
@@ -1109,6 +1120,8 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
         sendError(res, invalid.status, invalid.code, invalid.message);
         return;
       }
+      const existing = found();
+      if (existing?.id) options.onClusterWrite?.(existing as ArmManagedCluster);
       const cluster = found();
       if (!cluster?.id) {
         sendError(
@@ -1116,6 +1129,16 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
           404,
           'ResourceNotFound',
           `The Resource 'Microsoft.ContainerService/managedClusters/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+        );
+        return;
+      }
+      const ifMatch = req.headers['if-match'];
+      if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== cluster.eTag) {
+        sendError(
+          res,
+          412,
+          'PreconditionFailed',
+          `The condition specified using HTTP conditional header(s) is not met: If-Match ${ifMatch} is not the current eTag of managedCluster '${name}'.`,
         );
         return;
       }

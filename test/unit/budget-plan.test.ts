@@ -1,4 +1,6 @@
 /** The budget plan, pure: desired against actual, coverage findings, and the rendering. */
+import type { Budget as AwsBudget } from '@aws-sdk/client-budgets';
+import type { Budget as ArmBudget } from '@azure/arm-consumption';
 import { describe, expect, it } from 'vitest';
 import {
   coverageFindings,
@@ -8,10 +10,19 @@ import {
   summarise,
 } from '../../shared/budgets/plan.ts';
 import { type ActualBudget, budgetAddress, configName } from '../../shared/budgets/port.ts';
+import { fromAwsBudget } from '../../shared/clouds/aws/budgets.ts';
+import { fromArmBudget } from '../../shared/clouds/azure/budgets.ts';
+import { fromGcpBudget } from '../../shared/clouds/gcp/budgets.ts';
 import { Budget, type BudgetConfig } from '../../shared/config/schema.ts';
 import type { Cluster } from '../../shared/model.ts';
+import awsDescribeTag from '../fixtures/aws/budgets-describe-budget.json' with { type: 'json' };
+import awsDescribeAz from '../fixtures/aws/budgets-describe-budget-az-filter.json' with { type: 'json' };
+import azureCreateExample from '../fixtures/azure/consumption-budget.json' with { type: 'json' };
+import gcpBudget from '../fixtures/gcp/billing-budget.json' with { type: 'json' };
 
 const SUB = '11111111-1111-1111-1111-111111111111';
+/** The placeholder subscription of the ARM REST reference examples. */
+const EXAMPLE_SUB = '00000000-0000-0000-0000-000000000000';
 const thresholds = [
   { percent: 80, spend: 'actual' },
   { percent: 100, spend: 'forecast' },
@@ -181,5 +192,126 @@ describe('coverage', () => {
     const rg = Budget.parse({ ...azure, scope: { subscription: SUB, resourceGroup: 'RG-A' } });
     expect(covers(rg, cluster('azure', SUB, 'e', { resourceGroup: 'rg-a' }))).toBe(true);
     expect(covers(rg, cluster('azure', SUB, 'f', { resourceGroup: 'rg-b' }))).toBe(false);
+  });
+});
+
+/** An ARM Budget resource (`properties` nested) as `@azure/arm-consumption` hands it over (flattened). */
+function sdkBudget(
+  resource: { properties: Record<string, unknown> } & Record<string, unknown>,
+  name: string,
+) {
+  const { properties, ...envelope } = resource;
+  return { ...envelope, ...properties, name } as ArmBudget;
+}
+
+describe('filters the config cannot express are drift', () => {
+  it('AWS: a CostFilters dimension other than TagKeyValue (the CLI reference AZ example) is an update', () => {
+    const actual = fromAwsBudget(
+      '111122223333',
+      { ...awsDescribeAz.Budget, BudgetName: 'fleetward-example' } as unknown as AwsBudget,
+      [],
+      [],
+    )!;
+    const desired = Budget.parse({
+      ...aws,
+      name: 'example',
+      amount: 100,
+      scope: { account: '111122223333' },
+      thresholds: [{ percent: 80, spend: 'actual' }],
+    });
+    const changes = planBudgets(
+      [desired],
+      [{ ...actual, thresholds: desired.thresholds, notify: desired.notify } as ActualBudget],
+    );
+
+    expect(changes).toHaveLength(1);
+    expect(changes[0]).toMatchObject({
+      action: 'update',
+      diffs: [{ field: 'otherFilters', before: ['AZ=us-east-1'], after: [] }],
+    });
+  });
+
+  it('AWS: tag filters on a second key are drift, not folded into the first key', () => {
+    const actual = fromAwsBudget(
+      '111122223333',
+      {
+        ...awsDescribeTag.Budget,
+        BudgetName: 'fleetward-example',
+        CostFilters: { TagKeyValue: ['user:cost-center$example', 'user:team$payments'] },
+      } as unknown as AwsBudget,
+      [],
+      [],
+    )!;
+
+    expect(actual.scope).toMatchObject({ tagFilter: { key: 'cost-center', values: ['example'] } });
+    expect(actual.filtersNotInConfig).toEqual(['TagKeyValue=user:team$payments']);
+  });
+
+  it('Azure: filter.and with dimensions and a second tag term (the REST reference example) is an update', () => {
+    const actual = fromArmBudget(
+      EXAMPLE_SUB,
+      undefined,
+      sdkBudget(azureCreateExample.responses['200'].body, 'fleetward-example'),
+    )!;
+    const desired = Budget.parse({
+      ...azure,
+      name: 'example',
+      amount: 100.65,
+      currency: 'USD',
+      scope: { subscription: EXAMPLE_SUB, tagFilter: { key: 'category', values: ['Dev', 'Prod'] } },
+      thresholds: [{ percent: 80, spend: 'actual' }],
+      notify: {
+        emails: ['johndoe@contoso.com', 'janesmith@contoso.com'],
+        actionGroups: [
+          '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/MYDEVTESTRG/providers/microsoft.insights/actionGroups/SampleActionGroup',
+        ],
+      },
+    });
+    const changes = planBudgets([desired], [actual]);
+
+    expect(changes).toHaveLength(1);
+    expect(changes[0]).toMatchObject({ action: 'update' });
+    const diffs = (changes[0] as { diffs: { field: string; before: unknown; after: unknown }[] }).diffs;
+    expect(diffs).toEqual([
+      {
+        field: 'otherFilters',
+        before: [
+          expect.stringMatching(/^dimensions:ResourceId In .*virtualMachines\/MSVM2/),
+          'tags:department In engineering|sales',
+        ],
+        after: [],
+      },
+    ]);
+  });
+
+  it('Azure: a single tag term, top level or alone in filter.and, is the tag filter and no drift', () => {
+    const body = azureCreateExample.responses['200'].body;
+    for (const filter of [
+      { tags: { name: 'category', operator: 'In', values: ['Dev', 'Prod'] } },
+      { and: [{ tags: { name: 'category', operator: 'In', values: ['Dev', 'Prod'] } }] },
+    ]) {
+      const actual = fromArmBudget(
+        EXAMPLE_SUB,
+        undefined,
+        sdkBudget({ ...body, properties: { ...body.properties, filter } }, 'fleetward-example'),
+      )!;
+      expect(actual.scope).toMatchObject({ tagFilter: { key: 'category', values: ['Dev', 'Prod'] } });
+      expect(actual.filtersNotInConfig ?? []).toEqual([]);
+    }
+  });
+
+  it('GCP: services, subaccounts, resource ancestors and credit types are drift', () => {
+    const actual = fromGcpBudget('000000-000000-000000', {
+      ...gcpBudget,
+      displayName: 'fleetward-example',
+      budgetFilter: { ...gcpBudget.budgetFilter, labels: {} },
+    } as Parameters<typeof fromGcpBudget>[1])!;
+
+    expect(actual.filtersNotInConfig).toEqual([
+      'creditTypes=FREE_TIER|PROMOTION',
+      'resourceAncestors=folders/123456789012',
+      'services=services/6F81-5844-456A',
+      'subaccounts=billingAccounts/000000-000000-000001',
+    ]);
   });
 });

@@ -36,6 +36,12 @@ const policy = TagPolicy.parse({
   derived: ['jurisdiction', 'region', 'cloud', 'managed-by', 'country'],
 });
 
+/** The same policy, letting Fleetward correct `region`. */
+const overwriteRegion = TagPolicy.parse({
+  ...policy,
+  required: { ...policy.required, region: { overwrite: true } },
+});
+
 const complete = {
   owner: 'team@example.com',
   environment: 'prod',
@@ -95,12 +101,63 @@ describe('tag plan', () => {
     expect(plan.findings[1]!.message).toContain('"qa" is not one of "prod", "staging", "dev"');
   });
 
-  it('overwrites a wrong derived value', () => {
-    const plan = planTags(cluster(), { ...complete, region: 'us-east-1' }, policy);
+  it('never overwrites a derived key that holds another value: it is a finding', () => {
+    const plan = planTags(cluster(), { ...complete, 'managed-by': 'terraform', region: 'emea' }, policy);
+
+    expect(plan.changes).toEqual([]);
+    expect(plan.findings).toEqual([
+      {
+        kind: 'conflicting-tag',
+        key: 'region',
+        message: expect.stringContaining(
+          'region: holds "emea", not the derived "eu-central-1"; not overwritten',
+        ),
+      },
+      {
+        kind: 'conflicting-tag',
+        key: 'managed-by',
+        message: expect.stringContaining('managed-by: holds "terraform", not the derived "fleetward"'),
+      },
+    ]);
+    expect(plan.findings[0]!.message).toContain('policies.tags.required.region.overwrite');
+  });
+
+  it('overwrites a derived value only for keys the policy marks overwrite: true', () => {
+    const plan = planTags(
+      cluster(),
+      { ...complete, 'managed-by': 'terraform', region: 'us-east-1' },
+      overwriteRegion,
+    );
 
     expect(plan.changes).toEqual([
       { key: 'region', before: 'us-east-1', after: 'eu-central-1', source: 'derived' },
     ]);
+    expect(plan.findings.map((f) => [f.kind, f.key])).toEqual([['conflicting-tag', 'managed-by']]);
+  });
+
+  it('replaces a value the policy does not allow by the default only with overwrite: true', () => {
+    const strict = (overwrite?: boolean) =>
+      TagPolicy.parse({
+        required: {
+          environment: { values: ['prod', 'dev'], default: 'dev', ...(overwrite ? { overwrite } : {}) },
+        },
+        derived: [],
+      });
+
+    const kept = planTags(cluster(), { environment: 'qa' }, strict());
+    expect(kept.changes).toEqual([]);
+    expect(kept.findings.map((f) => [f.kind, f.key])).toEqual([['invalid-tag', 'environment']]);
+
+    const replaced = planTags(cluster(), { environment: 'qa' }, strict(true));
+    expect(replaced.changes).toEqual([{ key: 'environment', before: 'qa', after: 'dev', source: 'default' }]);
+    expect(replaced.findings).toEqual([]);
+    // A value the policy allows is the owner's choice, overwrite or not.
+    expect(planTags(cluster(), { environment: 'prod' }, strict(true)).changes).toEqual([]);
+  });
+
+  it('refuses overwrite as anything but a boolean (strict policy)', () => {
+    expect(() => TagPolicy.parse({ required: { region: { overwrite: 'yes' } } })).toThrow();
+    expect(() => TagPolicy.parse({ required: { region: { overwrites: true } } })).toThrow();
   });
 
   it('is a no-op when every tag is in place', () => {
@@ -165,7 +222,7 @@ describe('tag plan', () => {
       Region: 'westeurope',
     };
 
-    const plan = planTags(azure, current, policy);
+    const plan = planTags(azure, current, overwriteRegion);
 
     // `Jurisdiction` counts as present; `Region` is corrected under its own spelling.
     expect(plan.changes).toEqual([
@@ -193,11 +250,11 @@ describe('tag plan', () => {
 
   it('renders like terraform plan and as JSON', () => {
     const plans = [
-      planTags(cluster(), { owner: 'team@example.com', environment: 'prod', region: 'x' }, policy),
+      planTags(cluster(), { owner: 'team@example.com', environment: 'prod', region: 'x' }, overwriteRegion),
       planTags(
         cluster({ id: 'aws/1/eu-west-1/b', name: 'b', region: 'eu-west-1', country: 'IE' }),
         { ...without(complete, 'owner'), region: 'eu-west-1', country: 'ie' },
-        policy,
+        overwriteRegion,
       ),
     ];
     const text = renderPlanText(plans);

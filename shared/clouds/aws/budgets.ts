@@ -6,7 +6,7 @@
  * (every page), and per Fleetward budget DescribeNotificationsForBudget and
  * DescribeSubscribersForNotification. Budgets are COST budgets; `period` is `TimeUnit`
  * (MONTHLY / QUARTERLY / ANNUALLY), a tag filter is `CostFilters.TagKeyValue`
- * `user:<key>$<value>`, thresholds are PERCENTAGE notifications (ACTUAL / FORECASTED,
+ * `user:<key>$<value>` (any other filter is read too, and is drift: see `costFiltersOf`), thresholds are PERCENTAGE notifications (ACTUAL / FORECASTED,
  * GREATER_THAN) that all carry the same subscribers (EMAIL per address, SNS for the topic).
  *
  * Update: UpdateBudget when the amount, currency, period or tag filter differ; when the
@@ -66,16 +66,32 @@ interface AwsNative {
   notifications: Notification[];
 }
 
-function tagFilterOf(filters: Budget['CostFilters']): AwsBudget['scope']['tagFilter'] {
-  const pairs = filters?.TagKeyValue ?? [];
-  const parsed = pairs
-    .map((p) => /^user:([^$]+)\$(.*)$/.exec(p))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ key: m[1]!, value: m[2]! }));
-  if (parsed.length === 0) return undefined;
-  const key = parsed[0]!.key;
-  // A filter on several keys cannot be said in the config: keep the odd ones visible so the plan shows drift.
-  return { key, values: parsed.map((p) => (p.key === key ? p.value : `${p.key}$${p.value}`)) };
+/**
+ * The tag filter a budget's `CostFilters` say in the config's terms, and every other filter as
+ * `<dimension>=<values>`: other dimensions (`AZ`, `Service`, ...), `TagKeyValue` entries of a
+ * second key or in another form. Those cannot be said in the config, so the plan shows them
+ * as drift (an update writes the config's filter, which drops them).
+ */
+export function costFiltersOf(filters: Budget['CostFilters']): {
+  tagFilter?: AwsBudget['scope']['tagFilter'];
+  others: string[];
+} {
+  const others: string[] = [];
+  let tagFilter: AwsBudget['scope']['tagFilter'];
+  for (const [dimension, values] of Object.entries(filters ?? {})) {
+    if (dimension !== 'TagKeyValue') {
+      others.push(`${dimension}=${[...(values ?? [])].sort().join('|')}`);
+      continue;
+    }
+    for (const entry of values ?? []) {
+      const m = /^user:([^$]+)\$(.*)$/.exec(entry);
+      if (m && (tagFilter === undefined || tagFilter.key === m[1])) {
+        tagFilter ??= { key: m[1]!, values: [] };
+        tagFilter.values.push(m[2]!);
+      } else others.push(`TagKeyValue=${entry}`);
+    }
+  }
+  return { ...(tagFilter ? { tagFilter } : {}), others: others.sort() };
 }
 
 function costFilters(desired: AwsBudget): Record<string, string[]> {
@@ -109,6 +125,49 @@ function notificationsOf(desired: AwsBudget): { Notification: Notification; Subs
     },
     Subscribers: subscribers,
   }));
+}
+
+/**
+ * A described budget in the config's shape, or `undefined` when Fleetward does not manage it:
+ * `notifications` as DescribeNotificationsForBudget listed them, `subscribers[i]` those of
+ * `notifications[i]`.
+ */
+export function fromAwsBudget(
+  account: string,
+  budget: Budget,
+  notifications: Notification[],
+  perNotification: Subscriber[][],
+): ActualBudget | undefined {
+  const name = configName(budget.BudgetName);
+  if (!name) return undefined;
+  const key = (s: Subscriber) => `${s.SubscriptionType}:${s.Address}`;
+  const union = new Map<string, Subscriber>();
+  for (const s of perNotification.flat()) union.set(key(s), s);
+  const signature = (subs: Subscriber[]) => subs.map(key).sort().join(',');
+  const uniform = perNotification.every((subs) => signature(subs) === signature(perNotification[0] ?? []));
+  const emails = [...union.values()].filter((s) => s.SubscriptionType === 'EMAIL').map((s) => s.Address!);
+  // Targets that differ per threshold cannot be said in the config: show them as drift.
+  if (!uniform) emails.push('(targets differ per threshold)');
+  const sns = [...union.values()].find((s) => s.SubscriptionType === 'SNS')?.Address;
+  const { tagFilter, others } = costFiltersOf(budget.CostFilters);
+  const actual: ActualBudget = {
+    cloud: 'aws',
+    name,
+    amount: Number(budget.BudgetLimit?.Amount ?? Number.NaN),
+    currency: budget.BudgetLimit?.Unit ?? null,
+    period:
+      PERIOD[budget.TimeUnit ?? ''] ?? (String(budget.TimeUnit).toLowerCase() as BudgetConfig['period']),
+    thresholds: notifications.map((n) => ({
+      percent: n.Threshold ?? 0,
+      spend: n.NotificationType === 'FORECASTED' ? 'forecast' : 'actual',
+    })),
+    scope: { account, ...(tagFilter ? { tagFilter } : {}) },
+    notify: { emails, ...(sns ? { snsTopicArn: sns } : {}) },
+    providerId: `${account}/${budget.BudgetName}`,
+    native: { account, notifications } satisfies AwsNative,
+    ...(others.length > 0 ? { filtersNotInConfig: others } : {}),
+  };
+  return actual;
 }
 
 export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): BudgetProvider {
@@ -184,33 +243,7 @@ export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): Bu
       });
       perNotification.push(subs);
     }
-    const key = (s: Subscriber) => `${s.SubscriptionType}:${s.Address}`;
-    const union = new Map<string, Subscriber>();
-    for (const s of perNotification.flat()) union.set(key(s), s);
-    const signature = (subs: Subscriber[]) => subs.map(key).sort().join(',');
-    const uniform = perNotification.every((subs) => signature(subs) === signature(perNotification[0] ?? []));
-    const emails = [...union.values()].filter((s) => s.SubscriptionType === 'EMAIL').map((s) => s.Address!);
-    // Targets that differ per threshold cannot be said in the config: show them as drift.
-    if (!uniform) emails.push('(targets differ per threshold)');
-    const sns = [...union.values()].find((s) => s.SubscriptionType === 'SNS')?.Address;
-    const tagFilter = tagFilterOf(budget.CostFilters);
-    const actual: ActualBudget = {
-      cloud: 'aws',
-      name,
-      amount: Number(budget.BudgetLimit?.Amount ?? Number.NaN),
-      currency: budget.BudgetLimit?.Unit ?? null,
-      period:
-        PERIOD[budget.TimeUnit ?? ''] ?? (String(budget.TimeUnit).toLowerCase() as BudgetConfig['period']),
-      thresholds: notifications.map((n) => ({
-        percent: n.Threshold ?? 0,
-        spend: n.NotificationType === 'FORECASTED' ? 'forecast' : 'actual',
-      })),
-      scope: { account, ...(tagFilter ? { tagFilter } : {}) },
-      notify: { emails, ...(sns ? { snsTopicArn: sns } : {}) },
-      providerId: `${account}/${budget.BudgetName}`,
-      native: { account, notifications } satisfies AwsNative,
-    };
-    return actual;
+    return fromAwsBudget(account, budget, notifications, perNotification);
   }
 
   async function listAccount(account: string, signal?: AbortSignal): Promise<ActualBudget[]> {
@@ -286,7 +319,8 @@ export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): Bu
         Number(actual.amount.toFixed(6)) !== Number(desired.amount.toFixed(6)) ||
         actual.currency !== desired.currency ||
         actual.period !== desired.period ||
-        !same(sortedValues(actual.scope.tagFilter), sortedValues(desired.scope.tagFilter));
+        !same(sortedValues(actual.scope.tagFilter), sortedValues(desired.scope.tagFilter)) ||
+        (actual.filtersNotInConfig?.length ?? 0) > 0;
       if (budgetDrift) {
         await call('UpdateBudget', () =>
           client.send(

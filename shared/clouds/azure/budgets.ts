@@ -6,7 +6,8 @@
  * Mapping: category Cost; `timeGrain` Monthly / Quarterly / Annually; a new budget starts on
  * the first day of the current month (UTC) and keeps that start on every update, so runs in
  * later months change nothing (the start is never compared); a tag filter is
- * `filter.tags {name, operator In, values}`; thresholds are notifications keyed
+ * `filter.tags {name, operator In, values}` (every other filter term is read too, and is drift:
+ * see `budgetFilterOf`); thresholds are notifications keyed
  * `actual_<percent>` / `forecast_<percent>` (thresholdType Actual / Forecasted, operator
  * GreaterThan), each with the configured `contactEmails` and `contactGroups` (action groups).
  * Updates carry the listed `eTag` (a budget changed meanwhile answers 412 and is reported).
@@ -21,7 +22,7 @@
  * (`withRetry` with its `classify`), the pipeline's own retry off.
  */
 import { rootCertificates } from 'node:tls';
-import { type Budget, ConsumptionManagementClient } from '@azure/arm-consumption';
+import { type Budget, ConsumptionManagementClient, type Notification } from '@azure/arm-consumption';
 import {
   type ActualBudget,
   BudgetCurrencyError,
@@ -92,6 +93,35 @@ export function toArmBudget(desired: AzureBudget, timePeriod: NonNullable<Budget
   };
 }
 
+type Comparison = NonNullable<NonNullable<Budget['filter']>['tags']>;
+
+/**
+ * The tag filter a budget's `filter` says in the config's terms (one `tags` term with operator
+ * `In`, at the top or alone in `and`), and every other term as text: `dimensions:<name> <op>
+ * <values>`, a second `tags:<name> ...`, a `not:...`. Those cannot be said in the config, so
+ * the plan shows them as drift (an update writes the config's filter, which drops them).
+ */
+export function budgetFilterOf(filter: Budget['filter']): {
+  tagFilter?: AzureBudget['scope']['tagFilter'];
+  others: string[];
+} {
+  const others: string[] = [];
+  let tagFilter: AzureBudget['scope']['tagFilter'];
+  const text = (kind: string, c: Comparison) =>
+    `${kind}:${c.name} ${c.operator} ${[...(c.values ?? [])].sort().join('|')}`;
+  const term = (t: { dimensions?: Comparison; tags?: Comparison } | undefined, prefix = '') => {
+    if (t?.dimensions) others.push(`${prefix}${text('dimensions', t.dimensions)}`);
+    if (!t?.tags) return;
+    if (!prefix && tagFilter === undefined && t.tags.operator === 'In')
+      tagFilter = { key: t.tags.name, values: [...(t.tags.values ?? [])] };
+    else others.push(`${prefix}${text('tags', t.tags)}`);
+  };
+  term(filter);
+  for (const t of filter?.and ?? []) term(t);
+  if (filter?.not) term(filter.not, 'not:');
+  return { ...(tagFilter ? { tagFilter } : {}), others: others.sort() };
+}
+
 /** A listed budget in the config's shape, or `undefined` when Fleetward does not manage it. */
 export function fromArmBudget(
   subscription: string,
@@ -100,13 +130,27 @@ export function fromArmBudget(
 ): ActualBudget | undefined {
   const name = configName(b.name);
   if (!name) return undefined;
-  const notes = Object.values(b.notifications ?? {});
+  // A notification ARM answers must be an object with a numeric threshold; anything else
+  // (Microsoft's own "Budgets - List" example has `"thresholdType": "Actual"` among them, which
+  // the SDK turns into an object without a threshold) is left out and reported on the budget.
+  const problems: string[] = [];
+  const notes: Notification[] = [];
+  for (const [key, n] of Object.entries(b.notifications ?? {})) {
+    const entry = n as unknown;
+    if (
+      typeof entry === 'object' &&
+      entry !== null &&
+      typeof (entry as { threshold?: unknown }).threshold === 'number'
+    )
+      notes.push(n);
+    else problems.push(`notification "${key}" is not a notification object (no threshold); left out`);
+  }
   const key = (n: (typeof notes)[number]) =>
     JSON.stringify([[...(n.contactEmails ?? [])].sort(), [...(n.contactGroups ?? [])].sort()]);
   const uniform = notes.every((n) => key(n) === key(notes[0]!));
   const emails = [...new Set(notes.flatMap((n) => n.contactEmails ?? []))];
   if (!uniform) emails.push('(targets differ per threshold)');
-  const tags = b.filter?.tags ?? b.filter?.and?.find((f) => f.tags)?.tags;
+  const { tagFilter, others } = budgetFilterOf(b.filter);
   return {
     cloud: 'azure',
     name,
@@ -120,13 +164,15 @@ export function fromArmBudget(
     scope: {
       subscription,
       ...(resourceGroup ? { resourceGroup } : {}),
-      ...(tags ? { tagFilter: { key: tags.name, values: [...tags.values] } } : {}),
+      ...(tagFilter ? { tagFilter } : {}),
     },
     notify: { emails, actionGroups: [...new Set(notes.flatMap((n) => n.contactGroups ?? []))] },
     providerId:
       b.id ?? `/${armScope(subscription, resourceGroup)}/providers/Microsoft.Consumption/budgets/${b.name}`,
     ...(b.eTag ? { etag: b.eTag } : {}),
     native: { timePeriod: b.timePeriod } satisfies AzureNative,
+    ...(others.length > 0 ? { filtersNotInConfig: others } : {}),
+    ...(problems.length > 0 ? { problems } : {}),
   };
 }
 

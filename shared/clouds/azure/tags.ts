@@ -1,9 +1,13 @@
 /**
  * AKS resource tags through Azure Resource Manager. `managedClusters.updateTags` (PATCH
  * with a TagsObject) replaces the cluster's whole tag set, so a write is: `managedClusters.get`,
- * merge the changes into the tags it returned, `beginUpdateTagsAndWait` with the merged
- * set; existing tags are never dropped. Tag names are case-insensitive on ARM: a change
- * to `jurisdiction` lands on an existing `Jurisdiction` (its spelling kept), never beside it.
+ * merge the changes into the tags it returned, `beginUpdateTagsAndWait` with the merged set
+ * and `If-Match` set to the `eTag` that get returned. The merge is atomic: when another
+ * writer changed the cluster in between, ARM answers 412 and nothing is written; the write
+ * then re-reads and merges once more (a second 412 is an error), so a concurrent writer's
+ * tag is never lost. A cluster ARM answers without an `eTag` is not written at all. Tag
+ * names are case-insensitive on ARM: a change to `jurisdiction` lands on an existing
+ * `Jurisdiction` (its spelling kept), never beside it.
  * Every request passes discovery's request policy (same-origin check, per-attempt
  * deadline) and our retry (`withRetry` with discovery's `classify`).
  */
@@ -95,7 +99,10 @@ export function createTagger(config: AzureConfig, ctx: AdapterContext): ClusterT
     }
   }
 
-  async function read(cluster: Cluster, signal?: AbortSignal): Promise<Record<string, string>> {
+  async function readWithETag(
+    cluster: Cluster,
+    signal?: AbortSignal,
+  ): Promise<{ tags: Record<string, string>; eTag: string | undefined }> {
     const got = await call(
       'managedClusters.get',
       cluster,
@@ -104,31 +111,62 @@ export function createTagger(config: AzureConfig, ctx: AdapterContext): ClusterT
     );
     const tags: Record<string, string> = {};
     for (const [k, v] of Object.entries(got.tags ?? {})) tags[k] = String(v);
-    return tags;
+    return { tags, eTag: got.eTag };
   }
 
-  return {
-    cloud: 'azure',
-    read: (cluster, options = {}) => read(cluster, options.signal),
-    async write(cluster, changes, options = {}) {
-      const { signal } = options;
-      if (Object.keys(changes).length === 0) return;
-      const current = await read(cluster, signal);
-      const merged = mergeAzureTags(current, changes);
-      if (
-        Object.keys(merged).length === Object.keys(current).length &&
-        Object.entries(merged).every(([k, v]) => current[k] === v)
-      )
-        return;
+  /** Merges `changes` into what the cluster holds now; `false` when ARM refused it as stale (412). */
+  async function mergeOnce(
+    cluster: Cluster,
+    changes: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    const { tags: current, eTag } = await readWithETag(cluster, signal);
+    const merged = mergeAzureTags(current, changes);
+    if (
+      Object.keys(merged).length === Object.keys(current).length &&
+      Object.entries(merged).every(([k, v]) => current[k] === v)
+    )
+      return true;
+    if (!eTag) {
+      throw new CloudApiError(
+        `azure managedClusters.updateTags of ${cluster.id} not sent: the cluster has no eTag, so the write could drop another writer's tags`,
+        { cloud: 'azure', operation: 'managedClusters.updateTags', retryable: false },
+      );
+    }
+    try {
       await call(
         'managedClusters.updateTags',
         cluster,
         (client) =>
-          client.managedClusters.beginUpdateTagsAndWait(resourceGroup(cluster), cluster.name, {
-            tags: merged,
-          }),
+          client.managedClusters.beginUpdateTagsAndWait(
+            resourceGroup(cluster),
+            cluster.name,
+            { tags: merged },
+            // Atomic read-merge-write: ARM applies it only if nobody changed the cluster since our read.
+            { ifMatch: eTag },
+          ),
         signal,
       );
+      return true;
+    } catch (error) {
+      if ((error as CloudApiError).status === 412) return false;
+      throw error;
+    }
+  }
+
+  return {
+    cloud: 'azure',
+    read: async (cluster, options = {}) => (await readWithETag(cluster, options.signal)).tags,
+    async write(cluster, changes, options = {}) {
+      const { signal } = options;
+      if (Object.keys(changes).length === 0) return;
+      // One re-read and merge after a 412; a second 412 is reported (the tags keep changing).
+      if (!(await mergeOnce(cluster, changes, signal)) && !(await mergeOnce(cluster, changes, signal))) {
+        throw new CloudApiError(
+          `azure managedClusters.updateTags of ${cluster.id} failed (412 PreconditionFailed): the cluster changed between read and write twice; nothing was written`,
+          { cloud: 'azure', operation: 'managedClusters.updateTags', status: 412, retryable: false },
+        );
+      }
       ctx.logger.info('Tags written', { cluster: cluster.id, keys: Object.keys(changes) });
     },
     async close() {},

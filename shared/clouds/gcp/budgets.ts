@@ -125,6 +125,18 @@ export function fromGcpBudget(billingAccount: string, b: IBudget): ActualBudget 
     labels[k] = (v.values ?? []).map((x) => String(x.stringValue ?? x.numberValue ?? x.boolValue ?? ''));
   }
   const pubsubTopic = b.notificationsRule?.pubsubTopic || undefined;
+  // Filter fields the config cannot say: drift (an update writes the whole budget_filter).
+  const f = b.budgetFilter;
+  const others = (
+    [
+      ['creditTypes', f?.creditTypes],
+      ['resourceAncestors', f?.resourceAncestors],
+      ['services', f?.services],
+      ['subaccounts', f?.subaccounts],
+    ] as const
+  )
+    .filter(([, values]) => (values?.length ?? 0) > 0)
+    .map(([field, values]) => `${field}=${[...(values ?? [])].sort().join('|')}`);
   return {
     cloud: 'gcp',
     name,
@@ -149,6 +161,7 @@ export function fromGcpBudget(billingAccount: string, b: IBudget): ActualBudget 
     },
     providerId: b.name ?? '',
     ...(b.etag ? { etag: b.etag } : {}),
+    ...(others.length > 0 ? { filtersNotInConfig: others } : {}),
   };
 }
 
