@@ -218,7 +218,7 @@ function normalise(e: Delivered): ClusterEvent {
 /**
  * Reads an Event Grid request body (already JSON-parsed): an Event Grid schema array (or a
  * single event), a CloudEvents batch array, or a single CloudEvent. A subscription validation
- * event short-circuits into `validationResponse`. Any malformed element fails the whole body
+ * event sets `validationResponse`; the other events of its batch are read as usual. Any malformed element fails the whole body
  * with `MalformedEventError` (Event Grid then dead-letters it instead of retrying); unsupported
  * elements are counted in `ignored`.
  */
@@ -228,15 +228,15 @@ export function parseEventGridBody(body: unknown): EventGridBody {
   if (items.length === 0) throw new MalformedEventError('body: expected at least one event');
   const delivered = items.map((item, i) => readItem(item, i, batch));
 
-  const validation = delivered.find((e) => e.type === VALIDATION_EVENT);
-  if (validation) {
-    const code = isRecord(validation.data) ? str(validation.data.validationCode) : undefined;
-    if (!code) throw new MalformedEventError('data.validationCode: expected the validation code');
-    return { validationResponse: { validationResponse: code }, events: [], ignored: 0, ignoredReasons: [] };
-  }
-
   const result: EventGridBody = { events: [], ignored: 0, ignoredReasons: [] };
   for (const e of delivered) {
+    if (e.type === VALIDATION_EVENT) {
+      // The handshake is answered, and the other events of the same batch are still acted on.
+      const code = isRecord(e.data) ? str(e.data.validationCode) : undefined;
+      if (!code) throw new MalformedEventError('data.validationCode: expected the validation code');
+      result.validationResponse = { validationResponse: code };
+      continue;
+    }
     try {
       result.events.push(normalise(e));
     } catch (error) {

@@ -108,6 +108,22 @@ describe('parseEventGridBody', () => {
     expect(result.events).toEqual([]);
   });
 
+  it('answers the validation event and keeps the other events of its batch', () => {
+    // Prepare
+    const body = [
+      ...read('eventgrid-subscription-validation.json'),
+      ...read('eventgrid-resource-delete-aks.json'),
+    ];
+
+    // Act
+    const result = parseEventGridBody(body);
+
+    // Assess
+    expect(result.validationResponse).toEqual({ validationResponse: '512d38b6-c7b8-40c8-89fe-f46f9e9622b6' });
+    expect(result.events.map((e) => [e.type, e.cluster.name])).toEqual([['deleted', 'example-aks']]);
+    expect(result.ignored).toBe(0);
+  });
+
   it('counts events about other resources and types as ignored and keeps the rest', () => {
     const body = [
       ...read('eventgrid-resource-write-storage.json'),

@@ -160,6 +160,27 @@ describe('intakeAzure', () => {
     expect(result.events).toEqual([]);
   });
 
+  it('answers the validation handshake and returns the other events of its batch', async () => {
+    // Prepare
+    const body = JSON.stringify([
+      ...JSON.parse(text('azure/eventgrid-subscription-validation.json')),
+      ...JSON.parse(text('azure/eventgrid-resource-delete-aks.json')),
+    ]);
+
+    // Act
+    const result = await intakeAzure(request({ query: { code: SECRET }, body }), secret);
+
+    // Assess
+    expect(result.response.statusCode).toBe(200);
+    expect(JSON.parse(result.response.body)).toEqual({
+      validationResponse: '512d38b6-c7b8-40c8-89fe-f46f9e9622b6',
+      accepted: 1,
+      ignored: 0,
+    });
+    expect(result.validationResponse).toEqual({ validationResponse: '512d38b6-c7b8-40c8-89fe-f46f9e9622b6' });
+    expect(result.events.map((e) => e.type)).toEqual(['deleted']);
+  });
+
   it('answers the CloudEvents OPTIONS handshake', async () => {
     const req = request({
       method: 'OPTIONS',
