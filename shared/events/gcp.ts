@@ -83,8 +83,23 @@ export const PushEnvelopeSchema = z.object({
 });
 export type PushEnvelope = z.infer<typeof PushEnvelopeSchema>;
 
+/** The CloudEvents type of a Pub/Sub message (Eventarc, Pub/Sub push in CloudEvents format). */
+export const PUBSUB_CLOUDEVENT_TYPE = 'google.cloud.pubsub.topic.v1.messagePublished';
+
+/** A push in CloudEvents 1.0 structured mode: the push envelope is the event's `data`. */
+const PushCloudEventSchema = z.looseObject({
+  specversion: z.literal('1.0'),
+  type: z.literal(PUBSUB_CLOUDEVENT_TYPE, { error: `expected ${PUBSUB_CLOUDEVENT_TYPE}` }),
+  id: z.string().min(1),
+  time: z.string().optional(),
+  data: z.looseObject({ message: z.looseObject({}) }, { error: 'expected the push envelope' }),
+});
+
 /**
- * Validates a push request body (parsed JSON or the raw text). Pub/Sub sends both
+ * Validates a push request body (parsed JSON or the raw text): the wrapped push envelope
+ * `{message, subscription}` (also what binary-mode CloudEvents carry as their body), or a
+ * CloudEvents structured-mode event whose `data` is that envelope; a message without its own
+ * id or time then takes the event's `id` and `time`. Pub/Sub sends both
  * `messageId`/`publishTime` and their snake_case twins; either spelling is accepted.
  * Throws `MalformedEventError` naming the bad field.
  */
@@ -97,11 +112,21 @@ export function parsePushBody(body: unknown): PushEnvelope {
       throw new MalformedEventError('body: expected JSON', { cause: error });
     }
   }
+  let fallback: { id?: string; time?: string | undefined } = {};
+  if (isRecord(value) && 'specversion' in value) {
+    const event = parseOrMalformed(PushCloudEventSchema, value);
+    fallback = { id: event.id, time: event.time };
+    value = event.data;
+  }
   if (isRecord(value) && isRecord(value.message)) {
     const m = value.message;
     value = {
       ...value,
-      message: { ...m, messageId: m.messageId ?? m.message_id, publishTime: m.publishTime ?? m.publish_time },
+      message: {
+        ...m,
+        messageId: m.messageId ?? m.message_id ?? fallback.id,
+        publishTime: m.publishTime ?? m.publish_time ?? fallback.time,
+      },
     };
   }
   return parseOrMalformed(PushEnvelopeSchema, value);

@@ -54,6 +54,26 @@ describe('intakeGcp', () => {
     expect(result.events.map((e) => [e.type, e.cluster.name])).toEqual([['updated', 'test-cluster']]);
   });
 
+  it('accepts a push in CloudEvents structured mode', async () => {
+    // Prepare
+    const req = request({
+      headers: {
+        authorization: await bearer(),
+        'content-type': 'application/cloudevents+json; charset=utf-8',
+      },
+      body: text('gcp/cloudevent-notification-upgrade-available.json'),
+    });
+
+    // Act
+    const result = await intakeGcp(req, gcp);
+
+    // Assess
+    expect(result.response.statusCode).toBe(200);
+    expect(result.events.map((e) => [e.id, e.type, e.cluster.name])).toEqual([
+      ['2070443601311540', 'version-available', 'example-cluster'],
+    ]);
+  });
+
   it('decodes a base64 body from API Gateway', async () => {
     const event = {
       requestContext: { http: { method: 'POST' } },
