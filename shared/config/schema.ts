@@ -229,6 +229,8 @@ export const EventsConfig = z.strictObject({
       serviceAccountEmail: z.email({ error: 'expected a service account email' }),
       jwksUrl: z.url().default('https://www.googleapis.com/oauth2/v3/certs'),
       issuers: z.array(nonEmpty('an issuer')).min(1).optional(),
+      /** Oldest push token accepted, by its `iat`, in seconds (Google's push tokens live one hour). */
+      maxTokenAgeSec: positiveInt().max(3600, { error: 'expected at most 3600 seconds' }).default(3600),
     })
     .optional(),
   azure: z
@@ -243,6 +245,8 @@ export const EventsConfig = z.strictObject({
             type: z.literal('entra'),
             tenantId: z.guid({ error: 'expected a tenant id (uuid)' }),
             audience: nonEmpty('an audience'),
+            /** The client the token must be issued to (`azp`/`appid`); default: Event Grid's application id. */
+            clientAppId: z.guid({ error: 'expected an application id (uuid)' }).optional(),
             jwksUrl: z.url().optional(),
           }),
         ],

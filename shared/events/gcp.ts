@@ -31,8 +31,16 @@ export interface PushAuthOptions {
   jwksUrl?: string | undefined;
   issuers?: string[] | undefined;
   clockToleranceSec?: number | undefined;
+  /** Oldest token accepted, by its `iat`, in seconds (default {@link PUSH_TOKEN_MAX_AGE_SEC}). */
+  maxTokenAgeSec?: number | undefined;
   now?: Date | undefined;
 }
+
+/**
+ * Push tokens live one hour (Google signs them with `exp = iat + 3600`), so one issued earlier
+ * than that is refused whatever its `exp` says.
+ */
+export const PUSH_TOKEN_MAX_AGE_SEC = 3600;
 
 /** The claims of a verified push token that Fleetward reads. */
 export interface PushTokenClaims {
@@ -43,7 +51,8 @@ export interface PushTokenClaims {
 
 /**
  * Verifies the `Authorization: Bearer` OIDC token Pub/Sub attaches to push requests: RS256
- * signature against Google's keys (JWKS cached per URL), `aud`, `iss`, `exp`/`iat`, and that
+ * signature against Google's keys (JWKS cached per URL), `aud`, `iss`, `exp`, `iat` no older than
+ * `maxTokenAgeSec`, and that
  * `email` is the configured service account with `email_verified: true`.
  * Any failure is an `EventAuthError` (generic message, `reason` for logs).
  */
@@ -56,6 +65,7 @@ export async function verifyPushToken(
     audience: options.audience,
     issuers: options.issuers ?? GOOGLE_ISSUERS,
     clockToleranceSec: options.clockToleranceSec,
+    maxTokenAgeSec: options.maxTokenAgeSec ?? PUSH_TOKEN_MAX_AGE_SEC,
     now: options.now,
   });
   if (

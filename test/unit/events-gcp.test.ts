@@ -88,6 +88,12 @@ describe('verifyPushToken', () => {
       'exp',
     ],
     [
+      'a token issued more than an hour ago that has not expired yet',
+      async (s) =>
+        `Bearer ${await s.sign(googlePushClaims(AUDIENCE, PUSHER), { issuedAt: now() - 7200, ttlSec: 3 * 3600 })}`,
+      'iat',
+    ],
+    [
       'another service account',
       async (s) =>
         `Bearer ${await s.sign(googlePushClaims(AUDIENCE, 'intruder@other.iam.gserviceaccount.com'))}`,
