@@ -225,8 +225,32 @@ function fromNotification(envelope: PushEnvelope): ClusterEvent {
       });
       break;
     }
+    case 'SecurityBulletinEvent': {
+      const strings = (value: unknown) =>
+        Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : undefined;
+      const bulletinId = str(p.bulletinId);
+      const affectedSupportedMinors = strings(p.affectedSupportedMinors);
+      if (!bulletinId)
+        throw new MalformedEventError('message.attributes.payload.bulletinId: expected a value');
+      if (!affectedSupportedMinors)
+        throw new MalformedEventError('message.attributes.payload.affectedSupportedMinors: expected a list');
+      type = 'security-bulletin';
+      detail = compact({
+        bulletinId,
+        severity: str(p.severity),
+        briefDescription: str(p.briefDescription),
+        bulletinUri: str(p.bulletinUri),
+        cveIds: strings(p.cveIds),
+        affectedSupportedMinors,
+        patchedVersions: strings(p.patchedVersions) ?? [],
+        suggestedUpgradeTarget: str(p.suggestedUpgradeTarget),
+        manualStepsRequired: typeof p.manualStepsRequired === 'boolean' ? p.manualStepsRequired : undefined,
+        resourceTypeAffected: str(p.resourceTypeAffected),
+      });
+      break;
+    }
     default:
-      // SecurityBulletinEvent and anything newer: no cluster state change to act on.
+      // Anything newer: no cluster state change to act on.
       throw new UnsupportedEventError('gke notification without a cluster change', providerType);
   }
   return {

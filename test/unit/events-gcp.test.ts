@@ -282,7 +282,6 @@ describe('normalisePushMessage', () => {
   });
 
   it.each<[string, () => unknown]>([
-    ['a security bulletin', () => read('notification-security-bulletin.json')],
     [
       'an unknown notification type',
       () => {

@@ -123,7 +123,7 @@ describe('intakeGcp', () => {
   it('answers 202 and counts a message it does not act on', async () => {
     const req = request({
       headers: { authorization: await bearer() },
-      body: text('gcp/notification-security-bulletin.json'),
+      body: text('gcp/notification-upgrade.json').replace('UpgradeEvent', 'SomethingNewEvent'),
     });
 
     const result = await intakeGcp(req, gcp);
