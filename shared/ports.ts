@@ -31,6 +31,19 @@ export interface ClusterDiscovery {
   ): Promise<DiscoveredCluster | null>;
 }
 
+/**
+ * The configured GCP projects by number. GKE cluster notifications name a project by its
+ * number; the config and the inventory by its id.
+ */
+export interface ProjectDirectory {
+  /**
+   * The id of the configured project whose number is `number`, or `undefined` when no
+   * configured project has that number. Rejects with a `CloudApiError` when a number had to be
+   * looked up and the lookup failed (nothing is cached then, so the next call asks again).
+   */
+  projectIdOf(number: string, options?: { signal?: AbortSignal }): Promise<string | undefined>;
+}
+
 /** A Kubernetes object as the API serves it (only the fields every kind has are typed). */
 export interface KubeObject {
   apiVersion: string;

@@ -53,6 +53,14 @@ export function createAzureClusterEventsHandler(
         signal,
         lambdaContext: context,
       });
+      // A validation event in the batch is still answered (Event Grid reads `validationResponse`).
+      if (intake.validationResponse) {
+        return jsonResponse(200, {
+          ...intake.validationResponse,
+          accepted: result.handled.length,
+          ignored: intake.ignored + result.ignored,
+        });
+      }
       return jsonResponse(result.handled.length === 0 ? 202 : 200, {
         accepted: result.handled.length,
         ignored: intake.ignored + result.ignored,

@@ -64,6 +64,18 @@ export const AwsConfig = z.strictObject({
 
 export const GcpProject = z.strictObject({
   id: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, { error: 'expected a GCP project id' }),
+  /**
+   * The project number, as GKE cluster notifications name the project. Optional: when absent it
+   * is resolved once through Cloud Resource Manager (`resourcemanager.projects.get`).
+   */
+  number: z
+    .preprocess(
+      (value) => (typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value),
+      z.string({ error: 'expected a GCP project number (digits only)' }).regex(/^[1-9][0-9]{0,18}$/, {
+        error: 'expected a GCP project number (digits only)',
+      }),
+    )
+    .optional(),
 });
 
 export const GcpConfig = z.strictObject({
@@ -75,6 +87,8 @@ export const GcpConfig = z.strictObject({
   billingBudgetsEndpoint: z.string().optional(),
   /** Cloud Storage JSON API endpoint (default https://storage.googleapis.com), e.g. a local emulator. */
   storageEndpoint: EndpointUrl.optional(),
+  /** Cloud Resource Manager endpoint (default https://cloudresourcemanager.googleapis.com), e.g. a local fake. */
+  resourceManagerEndpoint: EndpointUrl.optional(),
   /** No TLS and no credentials for GKE (gRPC) and Cloud Storage: only for local emulators on loopback. */
   insecure: z.boolean().default(false),
   /** Workload Identity Federation / service account credentials file; default: application default credentials. */
@@ -82,7 +96,23 @@ export const GcpConfig = z.strictObject({
   concurrency: positiveInt().default(8),
   timeoutMs: positiveInt().default(30_000),
   maxAttempts: positiveInt().default(4),
-  projects: z.array(GcpProject).min(1, { error: 'expected at least one project' }),
+  projects: z
+    .array(GcpProject)
+    .min(1, { error: 'expected at least one project' })
+    .superRefine((projects, ctx) => {
+      const seen = new Set<string>();
+      projects.forEach((p, i) => {
+        if (p.number === undefined) return;
+        if (seen.has(p.number)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'number'],
+            message: `duplicate project number "${p.number}"`,
+          });
+        }
+        seen.add(p.number);
+      });
+    }),
 });
 
 export const AzureCredential = z.discriminatedUnion(
@@ -229,6 +259,8 @@ export const EventsConfig = z.strictObject({
       serviceAccountEmail: z.email({ error: 'expected a service account email' }),
       jwksUrl: z.url().default('https://www.googleapis.com/oauth2/v3/certs'),
       issuers: z.array(nonEmpty('an issuer')).min(1).optional(),
+      /** Oldest push token accepted, by its `iat`, in seconds (Google's push tokens live one hour). */
+      maxTokenAgeSec: positiveInt().max(3600, { error: 'expected at most 3600 seconds' }).default(3600),
     })
     .optional(),
   azure: z
@@ -243,6 +275,8 @@ export const EventsConfig = z.strictObject({
             type: z.literal('entra'),
             tenantId: z.guid({ error: 'expected a tenant id (uuid)' }),
             audience: nonEmpty('an audience'),
+            /** The client the token must be issued to (`azp`/`appid`); default: Event Grid's application id. */
+            clientAppId: z.guid({ error: 'expected an application id (uuid)' }).optional(),
             jwksUrl: z.url().optional(),
           }),
         ],

@@ -27,6 +27,8 @@ export type AzureEventAuth =
       tenantId: string;
       /** The application ID URI or client id the Event Grid subscription requests tokens for. */
       audience: string;
+      /** The client the token must be issued to (`azp`/`appid`); default {@link EVENT_GRID_APP_ID}. */
+      clientAppId?: string | undefined;
       /** Default: the tenant's v2.0 signing keys. */
       jwksUrl?: string | undefined;
       clockToleranceSec?: number | undefined;
@@ -39,6 +41,13 @@ export interface AzureAuthRequest {
   query: Record<string, string | undefined>;
 }
 
+/**
+ * The application id of Azure Event Grid's own Entra ID application, which Microsoft documents
+ * for Entra-protected webhook delivery ("Deliver events to Microsoft Entra protected
+ * endpoints"): Event Grid's delivery tokens name it as their client, `azp` (v2.0) or `appid` (v1.0).
+ */
+export const EVENT_GRID_APP_ID = '4962773b-9cdb-44cf-a8bf-237846a00ab7';
+
 /** The header carrying the shared secret when it is not in the `code` query parameter. */
 export const SECRET_HEADER = 'x-fleetward-secret';
 
@@ -49,7 +58,8 @@ function digest(value: string): Buffer {
 /**
  * Checks that a delivery comes from our Event Grid subscription: the shared secret from the
  * `code` query parameter or the `x-fleetward-secret` header, compared in constant time; or
- * an Entra ID bearer token for `audience` issued by the tenant (v1 or v2 issuer). Throws
+ * an Entra ID bearer token for `audience` issued by the tenant (v1 or v2 issuer) to Event
+ * Grid's application (`azp`/`appid`, see {@link EVENT_GRID_APP_ID}). Throws
  * `EventAuthError`.
  */
 export async function verifyEventGridRequest(request: AzureAuthRequest, auth: AzureEventAuth): Promise<void> {
@@ -73,6 +83,10 @@ export async function verifyEventGridRequest(request: AzureAuthRequest, auth: Az
   });
   if (claims.tid !== undefined && claims.tid !== auth.tenantId)
     throw new EventAuthError('token of another tenant');
+  // Any application of the tenant can get a token for the audience; only Event Grid's may deliver.
+  const client = claims.azp ?? claims.appid;
+  if (client !== (auth.clientAppId ?? EVENT_GRID_APP_ID))
+    throw new EventAuthError('token not issued to event grid');
 }
 
 /** The Event Grid schema: one element of the delivered array. */
@@ -218,7 +232,7 @@ function normalise(e: Delivered): ClusterEvent {
 /**
  * Reads an Event Grid request body (already JSON-parsed): an Event Grid schema array (or a
  * single event), a CloudEvents batch array, or a single CloudEvent. A subscription validation
- * event short-circuits into `validationResponse`. Any malformed element fails the whole body
+ * event sets `validationResponse`; the other events of its batch are read as usual. Any malformed element fails the whole body
  * with `MalformedEventError` (Event Grid then dead-letters it instead of retrying); unsupported
  * elements are counted in `ignored`.
  */
@@ -228,15 +242,15 @@ export function parseEventGridBody(body: unknown): EventGridBody {
   if (items.length === 0) throw new MalformedEventError('body: expected at least one event');
   const delivered = items.map((item, i) => readItem(item, i, batch));
 
-  const validation = delivered.find((e) => e.type === VALIDATION_EVENT);
-  if (validation) {
-    const code = isRecord(validation.data) ? str(validation.data.validationCode) : undefined;
-    if (!code) throw new MalformedEventError('data.validationCode: expected the validation code');
-    return { validationResponse: { validationResponse: code }, events: [], ignored: 0, ignoredReasons: [] };
-  }
-
   const result: EventGridBody = { events: [], ignored: 0, ignoredReasons: [] };
   for (const e of delivered) {
+    if (e.type === VALIDATION_EVENT) {
+      // The handshake is answered, and the other events of the same batch are still acted on.
+      const code = isRecord(e.data) ? str(e.data.validationCode) : undefined;
+      if (!code) throw new MalformedEventError('data.validationCode: expected the validation code');
+      result.validationResponse = { validationResponse: code };
+      continue;
+    }
     try {
       result.events.push(normalise(e));
     } catch (error) {

@@ -6,11 +6,11 @@
  */
 import type { Context } from 'aws-lambda';
 import { createDiscoveries } from '../clouds/registry.ts';
-import type { FleetConfig } from '../config/schema.ts';
+import type { FleetConfig, GcpConfig } from '../config/schema.ts';
 import { type ClusterEventDeps, type ClusterEventResult, handleClusterEvent } from '../jobs/cluster-event.ts';
 import { InvalidClusterRefError } from '../jobs/rediscover.ts';
 import { createNotifier } from '../notify/notifier.ts';
-import { type Log, systemClock } from '../ports.ts';
+import { type Log, type ProjectDirectory, systemClock } from '../ports.ts';
 import { Residency } from '../residency/index.ts';
 import { stateConfig } from '../runtime/deps.ts';
 import { ConfigError } from '../runtime/errors.ts';
@@ -19,6 +19,8 @@ import type { ClusterEvent, EventCloud } from './model.ts';
 
 /** The event path's deps plus how to release them. */
 export interface OpenedEventDeps extends ClusterEventDeps {
+  /** GCP only: maps the project numbers GKE notifications carry to configured project ids. */
+  projects?: ProjectDirectory | undefined;
   close(): Promise<void>;
 }
 
@@ -31,16 +33,21 @@ export type OpenEventDeps = (
 
 /** The deployed wiring: the configured discoveries of `clouds`, the state store, a notifier. */
 export const openEventDeps: OpenEventDeps = async (config, logger, clouds) => {
-  const [discoveries, store, notifier] = await Promise.all([
+  const gcp = clouds.includes('gcp') ? config.clouds.gcp : undefined;
+  const [discoveries, store, notifier, projects] = await Promise.all([
     createDiscoveries(config, { logger }, clouds),
     openStateStore(stateConfig(config)),
     createNotifier(config, { logger }),
+    gcp
+      ? import('../clouds/gcp/projects.ts').then((m) => directoryOf(gcp, logger, m.createProjectDirectory))
+      : undefined,
   ]);
   return {
     config,
     discoveries,
     store,
     notifier,
+    projects,
     residency: new Residency(config.jurisdictions),
     logger,
     clock: systemClock,
@@ -50,6 +57,55 @@ export const openEventDeps: OpenEventDeps = async (config, logger, clouds) => {
     },
   };
 };
+
+// One directory per GCP config for the life of the process: resolved numbers stay cached across invocations.
+const directories = new WeakMap<object, ProjectDirectory>();
+
+function directoryOf(
+  gcp: GcpConfig,
+  logger: Log,
+  create: (config: GcpConfig, ctx: { logger: Log }) => ProjectDirectory,
+): ProjectDirectory {
+  let directory = directories.get(gcp);
+  if (!directory) {
+    directory = create(gcp, { logger });
+    directories.set(gcp, directory);
+  }
+  return directory;
+}
+
+/** GCP project numbers are digits only; project ids start with a letter. */
+const PROJECT_NUMBER = /^[0-9]+$/;
+
+/**
+ * GKE cluster notifications name the project by its number: each GCP event whose scope is a
+ * number gets the configured project's id as its scope (and the number in `detail`). Events
+ * whose number belongs to no configured project come back in `unknown`. Other events pass as
+ * they are. Rejects (`CloudApiError`) when a number had to be looked up and the lookup failed.
+ */
+export async function withProjectIds(
+  events: readonly ClusterEvent[],
+  directory: ProjectDirectory | undefined,
+  signal?: AbortSignal,
+): Promise<{ events: ClusterEvent[]; unknown: ClusterEvent[] }> {
+  const out: { events: ClusterEvent[]; unknown: ClusterEvent[] } = { events: [], unknown: [] };
+  for (const event of events) {
+    const number = event.cluster.scope;
+    if (event.cluster.cloud !== 'gcp' || !directory || !PROJECT_NUMBER.test(number)) {
+      out.events.push(event);
+      continue;
+    }
+    const id = await directory.projectIdOf(number, signal ? { signal } : {});
+    if (id === undefined) out.unknown.push(event);
+    else
+      out.events.push({
+        ...event,
+        cluster: { ...event.cluster, scope: id },
+        detail: { ...event.detail, projectNumber: number },
+      });
+  }
+  return out;
+}
 
 /** How a handler reaches its config and deps; tests inject theirs. */
 export interface EventWiring {
@@ -85,7 +141,19 @@ export async function dispatchEvents(
   const clouds = [...new Set(events.map((e) => e.cluster.cloud))];
   const deps = await ctx.open(ctx.config, ctx.logger, clouds);
   try {
-    for (const event of events) {
+    const mapped = await withProjectIds(events, deps.projects, ctx.signal);
+    for (const event of mapped.unknown) {
+      result.ignored++;
+      ctx.logger.warn('Event ignored', {
+        eventId: event.id,
+        source: event.source,
+        providerType: event.providerType,
+        cluster: event.cluster,
+        reason: 'gcp project number of no configured project',
+        ignored: 1,
+      });
+    }
+    for (const event of mapped.events) {
       try {
         result.handled.push(
           await handleClusterEvent(deps, event, { signal: ctx.signal, lambdaContext: ctx.lambdaContext }),

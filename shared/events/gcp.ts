@@ -31,8 +31,16 @@ export interface PushAuthOptions {
   jwksUrl?: string | undefined;
   issuers?: string[] | undefined;
   clockToleranceSec?: number | undefined;
+  /** Oldest token accepted, by its `iat`, in seconds (default {@link PUSH_TOKEN_MAX_AGE_SEC}). */
+  maxTokenAgeSec?: number | undefined;
   now?: Date | undefined;
 }
+
+/**
+ * Push tokens live one hour (Google signs them with `exp = iat + 3600`), so one issued earlier
+ * than that is refused whatever its `exp` says.
+ */
+export const PUSH_TOKEN_MAX_AGE_SEC = 3600;
 
 /** The claims of a verified push token that Fleetward reads. */
 export interface PushTokenClaims {
@@ -43,7 +51,8 @@ export interface PushTokenClaims {
 
 /**
  * Verifies the `Authorization: Bearer` OIDC token Pub/Sub attaches to push requests: RS256
- * signature against Google's keys (JWKS cached per URL), `aud`, `iss`, `exp`/`iat`, and that
+ * signature against Google's keys (JWKS cached per URL), `aud`, `iss`, `exp`, `iat` no older than
+ * `maxTokenAgeSec`, and that
  * `email` is the configured service account with `email_verified: true`.
  * Any failure is an `EventAuthError` (generic message, `reason` for logs).
  */
@@ -56,6 +65,7 @@ export async function verifyPushToken(
     audience: options.audience,
     issuers: options.issuers ?? GOOGLE_ISSUERS,
     clockToleranceSec: options.clockToleranceSec,
+    maxTokenAgeSec: options.maxTokenAgeSec ?? PUSH_TOKEN_MAX_AGE_SEC,
     now: options.now,
   });
   if (
@@ -83,8 +93,23 @@ export const PushEnvelopeSchema = z.object({
 });
 export type PushEnvelope = z.infer<typeof PushEnvelopeSchema>;
 
+/** The CloudEvents type of a Pub/Sub message (Eventarc, Pub/Sub push in CloudEvents format). */
+export const PUBSUB_CLOUDEVENT_TYPE = 'google.cloud.pubsub.topic.v1.messagePublished';
+
+/** A push in CloudEvents 1.0 structured mode: the push envelope is the event's `data`. */
+const PushCloudEventSchema = z.looseObject({
+  specversion: z.literal('1.0'),
+  type: z.literal(PUBSUB_CLOUDEVENT_TYPE, { error: `expected ${PUBSUB_CLOUDEVENT_TYPE}` }),
+  id: z.string().min(1),
+  time: z.string().optional(),
+  data: z.looseObject({ message: z.looseObject({}) }, { error: 'expected the push envelope' }),
+});
+
 /**
- * Validates a push request body (parsed JSON or the raw text). Pub/Sub sends both
+ * Validates a push request body (parsed JSON or the raw text): the wrapped push envelope
+ * `{message, subscription}` (also what binary-mode CloudEvents carry as their body), or a
+ * CloudEvents structured-mode event whose `data` is that envelope; a message without its own
+ * id or time then takes the event's `id` and `time`. Pub/Sub sends both
  * `messageId`/`publishTime` and their snake_case twins; either spelling is accepted.
  * Throws `MalformedEventError` naming the bad field.
  */
@@ -97,11 +122,21 @@ export function parsePushBody(body: unknown): PushEnvelope {
       throw new MalformedEventError('body: expected JSON', { cause: error });
     }
   }
+  let fallback: { id?: string; time?: string | undefined } = {};
+  if (isRecord(value) && 'specversion' in value) {
+    const event = parseOrMalformed(PushCloudEventSchema, value);
+    fallback = { id: event.id, time: event.time };
+    value = event.data;
+  }
   if (isRecord(value) && isRecord(value.message)) {
     const m = value.message;
     value = {
       ...value,
-      message: { ...m, messageId: m.messageId ?? m.message_id, publishTime: m.publishTime ?? m.publish_time },
+      message: {
+        ...m,
+        messageId: m.messageId ?? m.message_id ?? fallback.id,
+        publishTime: m.publishTime ?? m.publish_time ?? fallback.time,
+      },
     };
   }
   return parseOrMalformed(PushEnvelopeSchema, value);
@@ -190,8 +225,32 @@ function fromNotification(envelope: PushEnvelope): ClusterEvent {
       });
       break;
     }
+    case 'SecurityBulletinEvent': {
+      const strings = (value: unknown) =>
+        Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : undefined;
+      const bulletinId = str(p.bulletinId);
+      const affectedSupportedMinors = strings(p.affectedSupportedMinors);
+      if (!bulletinId)
+        throw new MalformedEventError('message.attributes.payload.bulletinId: expected a value');
+      if (!affectedSupportedMinors)
+        throw new MalformedEventError('message.attributes.payload.affectedSupportedMinors: expected a list');
+      type = 'security-bulletin';
+      detail = compact({
+        bulletinId,
+        severity: str(p.severity),
+        briefDescription: str(p.briefDescription),
+        bulletinUri: str(p.bulletinUri),
+        cveIds: strings(p.cveIds),
+        affectedSupportedMinors,
+        patchedVersions: strings(p.patchedVersions) ?? [],
+        suggestedUpgradeTarget: str(p.suggestedUpgradeTarget),
+        manualStepsRequired: typeof p.manualStepsRequired === 'boolean' ? p.manualStepsRequired : undefined,
+        resourceTypeAffected: str(p.resourceTypeAffected),
+      });
+      break;
+    }
     default:
-      // SecurityBulletinEvent and anything newer: no cluster state change to act on.
+      // Anything newer: no cluster state change to act on.
       throw new UnsupportedEventError('gke notification without a cluster change', providerType);
   }
   return {

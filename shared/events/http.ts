@@ -41,6 +41,11 @@ export interface IntakeResult {
   ignored: number;
   /** Why the request was refused or events ignored, for logs (never a token or secret). */
   reason?: string;
+  /**
+   * Event Grid: the answer to a subscription validation event in the body. The handler keeps
+   * it in its final response when it also acts on the other events of the batch.
+   */
+  validationResponse?: { validationResponse: string };
 }
 
 /** Case-insensitive header lookup. */
@@ -160,9 +165,10 @@ export interface AzureIntakeOptions {
 
 /**
  * One Event Grid request: size limit, authentication (secret or Entra token), then the
- * CloudEvents OPTIONS handshake, an Event Grid validation event, or a batch of events.
- * 200 (handshake, validation response, or `{accepted, ignored}`), 202 `{ignored: n}` when
- * nothing in the batch is acted on, 400, 401, 405 or 413.
+ * CloudEvents OPTIONS handshake, an Event Grid validation event, or a batch of events (a
+ * validation event in a batch is answered and the other events are still returned).
+ * 200 (handshake, validation response, `{accepted, ignored}`, or both), 202 `{ignored: n}`
+ * when nothing in the batch is acted on, 400, 401, 405 or 413.
  */
 export async function intakeAzure(request: HttpRequest, options: AzureIntakeOptions): Promise<IntakeResult> {
   if (bodyBytes(request) > MAX_BODY_BYTES) return tooLarge();
@@ -177,10 +183,17 @@ export async function intakeAzure(request: HttpRequest, options: AzureIntakeOpti
       return { response: { statusCode: 200, headers: granted, body: '' }, events: [], ignored: 0 };
     }
     const body = parseEventGridBody(parseJson(bodyText(request)));
-    if (body.validationResponse) {
-      return { response: jsonResponse(200, body.validationResponse), events: [], ignored: 0 };
-    }
+    const validation = body.validationResponse;
     const reason = body.ignoredReasons.map((r) => `${r.providerType}: ${r.reason}`).join('; ') || undefined;
+    if (validation && body.events.length === 0) {
+      return {
+        response: jsonResponse(200, validation),
+        events: [],
+        ignored: body.ignored,
+        validationResponse: validation,
+        ...(reason ? { reason } : {}),
+      };
+    }
     if (body.events.length === 0) {
       return {
         response: jsonResponse(202, { ignored: body.ignored }),
@@ -190,10 +203,11 @@ export async function intakeAzure(request: HttpRequest, options: AzureIntakeOpti
       };
     }
     return {
-      response: jsonResponse(200, { accepted: body.events.length, ignored: body.ignored }),
+      response: jsonResponse(200, { ...validation, accepted: body.events.length, ignored: body.ignored }),
       events: body.events,
       ignored: body.ignored,
       ...(reason ? { reason } : {}),
+      ...(validation ? { validationResponse: validation } : {}),
     };
   } catch (error) {
     return refused(error);

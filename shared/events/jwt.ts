@@ -26,6 +26,8 @@ export interface BearerCheck {
   clockToleranceSec?: number | undefined;
   /** The time to verify against (tests); default now. */
   now?: Date | undefined;
+  /** Oldest `iat` accepted, in seconds before now (plus the tolerance); default: only `exp` limits. */
+  maxTokenAgeSec?: number | undefined;
 }
 
 /** The token from an `Authorization: Bearer <token>` header. */
@@ -38,7 +40,7 @@ export function bearerToken(authorization: string | undefined): string {
 
 /**
  * Verifies an `Authorization: Bearer` JWT and returns its claims. Every failure (no header,
- * bad signature, wrong audience or issuer, expired, JWKS unreachable) is an `EventAuthError`
+ * bad signature, wrong audience or issuer, expired or issued too long ago, JWKS unreachable) is an `EventAuthError`
  * whose `reason` says which, for logs.
  */
 export async function verifyBearer(
@@ -54,6 +56,7 @@ export async function verifyBearer(
       clockTolerance: check.clockToleranceSec ?? 60,
       currentDate: check.now,
       requiredClaims: ['exp', 'iat'],
+      ...(check.maxTokenAgeSec !== undefined ? { maxTokenAge: check.maxTokenAgeSec } : {}),
     });
     return payload;
   } catch (error) {

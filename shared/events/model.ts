@@ -14,6 +14,8 @@ export const CLUSTER_EVENT_TYPES = [
   'version-available',
   'support-ending',
   'support-ended',
+  /** A provider security bulletin about versions (GKE `SecurityBulletinEvent`): a finding, no cluster change. */
+  'security-bulletin',
 ] as const;
 export type ClusterEventType = (typeof CLUSTER_EVENT_TYPES)[number];
 

@@ -18,7 +18,8 @@ import type { Notifier } from '../notify/notifier.ts';
 import { errorInfo } from '../runtime/errors.ts';
 import { StateStorePersistenceLayer } from '../state/idempotency.ts';
 import type { DiscoverDeps } from './discover.ts';
-import { type RediscoverOutcome, rediscoverCluster } from './rediscover.ts';
+import { clusterIdOf, type RediscoverOutcome, rediscoverCluster } from './rediscover.ts';
+import { bulletinOf, recordBulletin } from './security-bulletin.ts';
 import { reevaluateCluster } from './snapshot.ts';
 
 /** The job name in reports, logs and the idempotency key prefix. */
@@ -52,6 +53,8 @@ export interface ClusterEventResult {
   notified: number;
   /** True when this delivery was a duplicate: the result is the first delivery's, nothing was done again. */
   replayed: boolean;
+  /** A security bulletin: the ids of the inventory's clusters it affects. */
+  affected?: string[] | undefined;
 }
 
 /** Options of {@link handleClusterEvent}. */
@@ -68,6 +71,7 @@ const SEVERITY: Record<ClusterEventType, Finding['severity']> = {
   'version-available': 'low',
   'support-ending': 'medium',
   'support-ended': 'high',
+  'security-bulletin': 'high',
 };
 
 function short(value: unknown): string {
@@ -87,11 +91,55 @@ export function describeEvent(
   return `${head}; ${diff}`;
 }
 
+/**
+ * A security bulletin changes no cluster: nothing is rediscovered. Its finding is recorded on
+ * every affected cluster of the inventory, and the clusters newly affected are reported.
+ */
+async function actOnBulletin(
+  deps: ClusterEventDeps,
+  event: ClusterEvent,
+): Promise<Omit<ClusterEventResult, 'replayed'>> {
+  const bulletin = bulletinOf(event);
+  const { affected, newFindings } = await recordBulletin(deps.store, bulletin, event.occurredAt);
+  let notified = 0;
+  if (newFindings.length > 0) {
+    try {
+      notified = (
+        await deps.notifier.notify({
+          job: CLUSTER_EVENT_JOB,
+          runId: event.id,
+          title: `Fleetward security bulletin ${bulletin.bulletinId}`,
+          findings: newFindings,
+        })
+      ).sent;
+    } catch (error) {
+      deps.logger.error('Slack notification failed', { eventId: event.id, error: errorInfo(error) });
+    }
+  }
+  deps.logger.info('Security bulletin handled', {
+    eventId: event.id,
+    bulletinId: bulletin.bulletinId,
+    affected: affected.length,
+    newFindings: newFindings.length,
+    notified,
+  });
+  return {
+    eventId: event.id,
+    clusterId: clusterIdOf(event.cluster),
+    outcome: 'unchanged',
+    fields: [],
+    changes: [],
+    notified,
+    affected: affected.map((c) => c.id),
+  };
+}
+
 async function act(
   deps: ClusterEventDeps,
   event: ClusterEvent,
   signal: AbortSignal | undefined,
 ): Promise<Omit<ClusterEventResult, 'replayed'>> {
+  if (event.type === 'security-bulletin') return actOnBulletin(deps, event);
   const found = await rediscoverCluster(deps, event.cluster, signal ? { signal } : {});
   const fields = found.diff.changed.find((c) => c.id === found.clusterId)?.fields ?? [];
 

@@ -1,6 +1,6 @@
 /**
  * The one way a Lambda handler is built: middy with Powertools Logger (Lambda
- * context in every record), an error boundary that logs once and rethrows, and an
+ * context in every record; the invocation event, when logged, redacted), an error boundary that logs once and rethrows, and an
  * abort signal that fires shortly before the function times out.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -10,6 +10,7 @@ import type { Context } from 'aws-lambda';
 import { loadConfig } from '../config/load.ts';
 import type { FleetConfig } from '../config/schema.ts';
 import { errorInfo } from './errors.ts';
+import { redactEventForLog } from './redact-event.ts';
 
 /** Module-scope logger: `POWERTOOLS_SERVICE_NAME` is the function's kebab-case name. */
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'fleetward' });
@@ -18,13 +19,24 @@ export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_N
 const TIMEOUT_EARLY_MS = 5_000;
 
 export function lambdaHandler<TEvent = unknown, TResult = unknown>() {
-  return middy<TEvent, TResult, Error, Context>({ timeoutEarlyInMillis: TIMEOUT_EARLY_MS })
-    .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use({
-      onError: (request) => {
-        logger.error('Handler failed', { error: errorInfo(request.error) });
-      },
-    });
+  return (
+    middy<TEvent, TResult, Error, Context>({ timeoutEarlyInMillis: TIMEOUT_EARLY_MS })
+      // Powertools would log the raw event (`POWERTOOLS_LOGGER_LOG_EVENT`): HTTP requests carry
+      // bearer tokens and the Event Grid secret, so the event is logged here, redacted, instead.
+      .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false }))
+      .use({
+        before: (request) => {
+          if (logger.shouldLogEvent()) {
+            logger.info('Lambda invocation event', { event: redactEventForLog(request.event) });
+          }
+        },
+      })
+      .use({
+        onError: (request) => {
+          logger.error('Handler failed', { error: errorInfo(request.error) });
+        },
+      })
+  );
 }
 
 let config: Promise<FleetConfig> | undefined;

@@ -41,6 +41,7 @@ import { discoverDeps } from '../../shared/runtime/deps.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
 import { IDEMPOTENCY_NS } from '../../shared/state/idempotency.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
+import { type CrmFake, startCrmFake } from '../sandbox/crm-fake.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 import { googlePushClaims, type JwksServer, startJwksServer } from '../sandbox/oidc.ts';
 import {
@@ -145,6 +146,9 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
   let sandbox: Sandbox;
   let sink: SlackSink;
   let jwks: JwksServer;
+  let crm: CrmFake;
+  /** The sandbox's GCP project numbers (project id -> number), as Cloud Resource Manager knows them. */
+  const projectNumbers = new Map<string, string>();
   let config: FleetConfig;
   let store: SqliteStateStore;
   let clusters: Cluster[];
@@ -158,14 +162,22 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
 
   beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fleetward-events-'));
-    [sandbox, sink, jwks] = await Promise.all([
+    [sandbox, sink, jwks, crm] = await Promise.all([
       startSandbox({ mix: { aws: 2, gcp: 2, azure: 2, kubeconfig: 0 }, velero: false, dir }),
       startSlackSink({ rateLimit: false }),
       startJwksServer(),
+      startCrmFake(),
     ]);
     process.env[SLACK_ENV] = sink.url('events');
     process.env[SECRET_ENV] = EVENTGRID_SECRET;
     const raw = parse(readFileSync(sandbox.configPath, 'utf8')) as Record<string, unknown>;
+    const rawGcp = (raw.clouds as { gcp: { projects: { id: string }[]; resourceManagerEndpoint?: string } })
+      .gcp;
+    rawGcp.projects.forEach((p, i) => {
+      projectNumbers.set(p.id, String(880000000001 + i));
+      crm.setProject(p.id, String(880000000001 + i));
+    });
+    rawGcp.resourceManagerEndpoint = crm.url;
     config = parseConfig({
       ...raw,
       slack: { webhooks: { events: { from: 'env', name: SLACK_ENV } }, routes: [{ webhook: 'events' }] },
@@ -205,7 +217,7 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
     delete process.env[SLACK_ENV];
     delete process.env[SECRET_ENV];
     await store?.close();
-    await Promise.all([sink?.stop(), jwks?.close()]);
+    await Promise.all([sink?.stop(), jwks?.close(), crm?.stop()]);
     await sandbox?.stop();
     if (sandbox) rmSync(sandbox.dir, { recursive: true, force: true });
   });
@@ -429,6 +441,94 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
     },
   );
 
+  it('gcp: a GKE notification naming the project number, as GKE sends it, rediscovers the cluster of the configured project', async () => {
+    // Prepare: the docs' UpgradeAvailableEvent with the real shape of `project_id` (the number)
+    const real = pick('gcp', 0);
+    const marker = `n${randomUUID().slice(0, 8)}`;
+    await setTag(real, 'fleetward-event', marker);
+    sandbox.log.clear();
+    const eventId = randomUUID();
+    const body = aim(SAMPLES[8]!, real, eventId) as { message: { attributes: Record<string, string> } };
+    body.message.attributes.project_id = projectNumbers.get(real.scope)!;
+    const since = Date.now();
+
+    // Act
+    const response = await deliver('gcp', body);
+
+    // Assess
+    expect(response.status).toBe(200);
+    const message = await waitForSlack(eventId, since);
+    expect(sandbox.log.count('gcp', 'GetCluster')).toBe(1);
+    expect((await store.get<Cluster>(INVENTORY, real.id))?.tags['fleetward-event']).toBe(marker);
+    expect(JSON.stringify(message.body)).toContain(real.id);
+  });
+
+  it('gcp: a GKE security bulletin becomes a finding on the affected clusters and a Slack message, without a cloud call', async () => {
+    // Prepare: the sample bulletin, aimed at the minor version of a sandbox cluster
+    const target = pick('gcp', 0);
+    const minor = target.kubernetesVersion!.split('.').slice(0, 2).join('.');
+    const body = aim(
+      { cloud: 'gcp', file: 'gcp/notification-security-bulletin.json', kind: 'update' },
+      target,
+      randomUUID(),
+    ) as { message: { attributes: Record<string, string> } };
+    const payload = JSON.parse(body.message.attributes.payload!);
+    const bulletinId = `GCP-TEST-${randomUUID().slice(0, 6)}`;
+    body.message.attributes.payload = JSON.stringify({
+      ...payload,
+      bulletinId,
+      affectedSupportedMinors: [minor],
+      patchedVersions: [`${minor}.999-gke.1`],
+      suggestedUpgradeTarget: `${minor}.999-gke.1`,
+    });
+    sandbox.log.clear();
+    const since = Date.now();
+
+    // Act
+    const response = await deliver('gcp', body);
+
+    // Assess
+    expect(response.status).toBe(200);
+    const message = await waitForSlack(bulletinId, since);
+    const affected = clusters.filter(
+      (c) => c.cloud === 'gcp' && c.kubernetesVersion?.startsWith(`${minor}.`),
+    );
+    for (const c of affected) {
+      const findings = await store.get<{ message: string }[]>('findings', `security-bulletin/${c.id}`);
+      expect(findings?.some((f) => f.message.startsWith(`${bulletinId}:`))).toBe(true);
+      expect(JSON.stringify(message.body)).toContain(c.id);
+    }
+    expect(sandbox.log.entries).toEqual([]);
+  });
+
+  it('azure: a batch with a validation event answers it and still acts on the other event', async () => {
+    // Prepare
+    const real = pick('azure', 0);
+    const marker = `v${randomUUID().slice(0, 8)}`;
+    await setTag(real, 'fleetward-event', marker);
+    sandbox.log.clear();
+    const eventId = randomUUID();
+    const sample = SAMPLES.find((x) => x.file === 'azure/eventgrid-resource-write-aks.json')!;
+    const body = [
+      ...(fixture('azure/eventgrid-subscription-validation.json') as unknown[]),
+      ...(aim(sample, real, eventId) as unknown[]),
+    ];
+    const since = Date.now();
+
+    // Act
+    const response = await deliver('azure', body);
+    await waitForSlack(eventId, since);
+
+    // Assess
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({
+      validationResponse: '512d38b6-c7b8-40c8-89fe-f46f9e9622b6',
+      accepted: 1,
+      ignored: 0,
+    });
+    expect((await store.get<Cluster>(INVENTORY, real.id))?.tags['fleetward-event']).toBe(marker);
+  });
+
   it('lets one of three concurrent deliveries act; the others are told it is in progress', async () => {
     // Prepare
     const real = pick('aws', 1);
@@ -555,7 +655,6 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
     });
 
     it.each([
-      ['gcp', 'gcp/notification-security-bulletin.json', 202],
       ['azure', 'azure/eventgrid-resource-write-storage.json', 202],
       ['azure', 'azure/eventgrid-subscription-validation.json', 200],
     ] as const)('%s %s (nothing to act on) -> %i without a cloud call', async (cloud, file, status) => {

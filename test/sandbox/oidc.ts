@@ -92,14 +92,27 @@ export function googlePushClaims(audience: string, email: string): JWTPayload {
   };
 }
 
-/** Claims of an Entra ID v2 access token for `audience` in `tenantId`. */
+/**
+ * The application id of Azure Event Grid's own Entra ID application (Microsoft's documented
+ * constant for Entra-protected webhook delivery); Event Grid's delivery tokens name it in `azp`
+ * (v2.0) or `appid` (v1.0).
+ */
+export const EVENT_GRID_APP_ID = '4962773b-9cdb-44cf-a8bf-237846a00ab7';
+
+/** Claims of an Entra ID v2 access token Event Grid gets for `audience` in `tenantId`. */
 export function entraClaims(tenantId: string, audience: string): JWTPayload {
   return {
     iss: `https://login.microsoftonline.com/${tenantId}/v2.0`,
     aud: audience,
     tid: tenantId,
     sub: 'eventgrid-delivery',
-    azp: '00000000-0000-0000-0000-0000000e0e0e',
+    azp: EVENT_GRID_APP_ID,
     ver: '2.0',
   };
+}
+
+/** The same token in the v1.0 shape: issuer `sts.windows.net`, the client in `appid`, no `azp`. */
+export function entraV1Claims(tenantId: string, audience: string): JWTPayload {
+  const { azp: _azp, ...v2 } = entraClaims(tenantId, audience);
+  return { ...v2, iss: `https://sts.windows.net/${tenantId}/`, appid: EVENT_GRID_APP_ID, ver: '1.0' };
 }

@@ -188,6 +188,7 @@ describe('config events', () => {
     });
 
     expect(config.events?.gcp?.jwksUrl).toBe('https://www.googleapis.com/oauth2/v3/certs');
+    expect(config.events?.gcp?.maxTokenAgeSec).toBe(3600);
     expect(config.events?.azure?.auth.type).toBe('secret');
   });
 
@@ -204,6 +205,23 @@ describe('config events', () => {
     [
       { gcp: { audience: 'https://x.example', serviceAccountEmail: 'a@b.example', typo: 1 } },
       'events.gcp.typo',
+    ],
+    [
+      { gcp: { audience: 'https://x.example', serviceAccountEmail: 'a@b.example', maxTokenAgeSec: 7200 } },
+      'events.gcp.maxTokenAgeSec',
+    ],
+    [
+      {
+        azure: {
+          auth: {
+            type: 'entra',
+            tenantId: '99999999-8888-7777-6666-555555555555',
+            audience: 'api://x',
+            clientAppId: 'event-grid',
+          },
+        },
+      },
+      'events.azure.auth.clientAppId',
     ],
   ])('names the bad field of events %j', (events, path) => {
     const issues = issuesOf(() => parseConfig({ ...minimal(), events }));

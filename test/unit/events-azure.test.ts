@@ -7,7 +7,7 @@ import {
   webhookValidationHeaders,
 } from '../../shared/events/azure.ts';
 import { EventAuthError, MalformedEventError } from '../../shared/events/model.ts';
-import { entraClaims, type JwksServer, startJwksServer } from '../sandbox/oidc.ts';
+import { entraClaims, entraV1Claims, type JwksServer, startJwksServer } from '../sandbox/oidc.ts';
 
 const TENANT = '99999999-8888-7777-6666-555555555555';
 const AUDIENCE = 'api://fleetward-events';
@@ -106,6 +106,22 @@ describe('parseEventGridBody', () => {
 
     expect(result.validationResponse).toEqual({ validationResponse: '512d38b6-c7b8-40c8-89fe-f46f9e9622b6' });
     expect(result.events).toEqual([]);
+  });
+
+  it('answers the validation event and keeps the other events of its batch', () => {
+    // Prepare
+    const body = [
+      ...read('eventgrid-subscription-validation.json'),
+      ...read('eventgrid-resource-delete-aks.json'),
+    ];
+
+    // Act
+    const result = parseEventGridBody(body);
+
+    // Assess
+    expect(result.validationResponse).toEqual({ validationResponse: '512d38b6-c7b8-40c8-89fe-f46f9e9622b6' });
+    expect(result.events.map((e) => [e.type, e.cluster.name])).toEqual([['deleted', 'example-aks']]);
+    expect(result.ignored).toBe(0);
   });
 
   it('counts events about other resources and types as ignored and keeps the rest', () => {
@@ -229,10 +245,7 @@ describe('verifyEventGridRequest', () => {
 
     it.each([
       ['a v2.0 token', () => entraClaims(TENANT, AUDIENCE)],
-      [
-        'a v1.0 token',
-        () => ({ ...entraClaims(TENANT, AUDIENCE), iss: `https://sts.windows.net/${TENANT}/`, ver: '1.0' }),
-      ],
+      ['a v1.0 token (client in appid)', () => entraV1Claims(TENANT, AUDIENCE)],
     ])('accepts %s for the audience', async (_what, claims) => {
       const token = await jwks.sign(claims());
 
@@ -248,6 +261,23 @@ describe('verifyEventGridRequest', () => {
       [
         'another tenant',
         async () => jwks.sign(entraClaims('00000000-0000-0000-0000-000000000001', AUDIENCE)),
+      ],
+      [
+        'a v2.0 token of another application in the tenant',
+        async () =>
+          jwks.sign({ ...entraClaims(TENANT, AUDIENCE), azp: '0a0a0a0a-0000-0000-0000-00000000abcd' }),
+      ],
+      [
+        'a v1.0 token of another application in the tenant',
+        async () =>
+          jwks.sign({ ...entraV1Claims(TENANT, AUDIENCE), appid: '0a0a0a0a-0000-0000-0000-00000000abcd' }),
+      ],
+      [
+        'a token that names no client application',
+        async () => {
+          const { azp: _azp, ...claims } = entraClaims(TENANT, AUDIENCE);
+          return jwks.sign(claims);
+        },
       ],
       [
         'a tenant claim that disagrees',

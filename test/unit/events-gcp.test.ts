@@ -88,6 +88,12 @@ describe('verifyPushToken', () => {
       'exp',
     ],
     [
+      'a token issued more than an hour ago that has not expired yet',
+      async (s) =>
+        `Bearer ${await s.sign(googlePushClaims(AUDIENCE, PUSHER), { issuedAt: now() - 7200, ttlSec: 3 * 3600 })}`,
+      'iat',
+    ],
+    [
       'another service account',
       async (s) =>
         `Bearer ${await s.sign(googlePushClaims(AUDIENCE, 'intruder@other.iam.gserviceaccount.com'))}`,
@@ -120,6 +126,42 @@ describe('parsePushBody', () => {
     expect(envelope.message.messageId).toBe('9800598855834432');
   });
 
+  it('unwraps a CloudEvents structured-mode push (the Pub/Sub conformance sample)', () => {
+    // Act
+    const envelope = parsePushBody(read('cloudevent-pubsub-text.json'));
+
+    // Assess
+    expect(envelope.subscription).toBe('projects/sample-project/subscriptions/sample-subscription');
+    expect(envelope.message.messageId).toBe('aaaaaa-1111-bbbb-2222-cccccccccccc');
+    expect(envelope.message.attributes).toEqual({ attr1: 'attr1-value' });
+    expect(Buffer.from(envelope.message.data!, 'base64').toString()).toBe('test message 3');
+  });
+
+  it('reads a GKE notification pushed as a structured CloudEvent like the wrapped push', () => {
+    // Prepare
+    const wrapped = normalisePushMessage(parsePushBody(read('notification-upgrade-available.json')));
+
+    // Act
+    const event = normalisePushMessage(parsePushBody(read('cloudevent-notification-upgrade-available.json')));
+
+    // Assess
+    expect(event).toEqual(wrapped);
+  });
+
+  it('takes the id and time of the CloudEvent when the message leaves them out', () => {
+    // Prepare
+    const body = read('cloudevent-pubsub-text.json');
+    delete body.data.message.messageId;
+    delete body.data.message.publishTime;
+
+    // Act
+    const envelope = parsePushBody(body);
+
+    // Assess
+    expect(envelope.message.messageId).toBe(body.id);
+    expect(envelope.message.publishTime).toBe(body.time);
+  });
+
   it.each<[string, unknown, string]>([
     ['text that is not JSON', 'not json', 'body'],
     ['no message', { subscription: 'projects/p/subscriptions/s' }, 'message'],
@@ -132,6 +174,12 @@ describe('parsePushBody', () => {
       'message.data',
     ],
     ['no publish time', { message: { data: '', messageId: '1' }, subscription: 's' }, 'message.publishTime'],
+    [
+      'a CloudEvent of another type',
+      { ...read('cloudevent-pubsub-text.json'), type: 'google.cloud.storage.object.v1.finalized' },
+      'type',
+    ],
+    ['a CloudEvent without data', { ...read('cloudevent-pubsub-text.json'), data: undefined }, 'data'],
   ])('rejects %s, naming the field', (_what, body, field) => {
     const error = (() => {
       try {
@@ -234,7 +282,6 @@ describe('normalisePushMessage', () => {
   });
 
   it.each<[string, () => unknown]>([
-    ['a security bulletin', () => read('notification-security-bulletin.json')],
     [
       'an unknown notification type',
       () => {

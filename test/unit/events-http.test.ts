@@ -54,6 +54,26 @@ describe('intakeGcp', () => {
     expect(result.events.map((e) => [e.type, e.cluster.name])).toEqual([['updated', 'test-cluster']]);
   });
 
+  it('accepts a push in CloudEvents structured mode', async () => {
+    // Prepare
+    const req = request({
+      headers: {
+        authorization: await bearer(),
+        'content-type': 'application/cloudevents+json; charset=utf-8',
+      },
+      body: text('gcp/cloudevent-notification-upgrade-available.json'),
+    });
+
+    // Act
+    const result = await intakeGcp(req, gcp);
+
+    // Assess
+    expect(result.response.statusCode).toBe(200);
+    expect(result.events.map((e) => [e.id, e.type, e.cluster.name])).toEqual([
+      ['2070443601311540', 'version-available', 'example-cluster'],
+    ]);
+  });
+
   it('decodes a base64 body from API Gateway', async () => {
     const event = {
       requestContext: { http: { method: 'POST' } },
@@ -103,7 +123,7 @@ describe('intakeGcp', () => {
   it('answers 202 and counts a message it does not act on', async () => {
     const req = request({
       headers: { authorization: await bearer() },
-      body: text('gcp/notification-security-bulletin.json'),
+      body: text('gcp/notification-upgrade.json').replace('UpgradeEvent', 'SomethingNewEvent'),
     });
 
     const result = await intakeGcp(req, gcp);
@@ -158,6 +178,27 @@ describe('intakeAzure', () => {
       validationResponse: '512d38b6-c7b8-40c8-89fe-f46f9e9622b6',
     });
     expect(result.events).toEqual([]);
+  });
+
+  it('answers the validation handshake and returns the other events of its batch', async () => {
+    // Prepare
+    const body = JSON.stringify([
+      ...JSON.parse(text('azure/eventgrid-subscription-validation.json')),
+      ...JSON.parse(text('azure/eventgrid-resource-delete-aks.json')),
+    ]);
+
+    // Act
+    const result = await intakeAzure(request({ query: { code: SECRET }, body }), secret);
+
+    // Assess
+    expect(result.response.statusCode).toBe(200);
+    expect(JSON.parse(result.response.body)).toEqual({
+      validationResponse: '512d38b6-c7b8-40c8-89fe-f46f9e9622b6',
+      accepted: 1,
+      ignored: 0,
+    });
+    expect(result.validationResponse).toEqual({ validationResponse: '512d38b6-c7b8-40c8-89fe-f46f9e9622b6' });
+    expect(result.events.map((e) => e.type)).toEqual(['deleted']);
   });
 
   it('answers the CloudEvents OPTIONS handshake', async () => {

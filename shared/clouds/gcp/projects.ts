@@ -1,0 +1,216 @@
+/**
+ * The configured GCP projects by number ({@link ProjectDirectory}). GKE cluster notifications
+ * carry the project number in their `project_id` attribute; the config and the inventory use
+ * project ids.
+ *
+ * A project's number comes from the config (`clouds.gcp.projects[].number`) when given. The
+ * numbers of the other configured projects are resolved the first time an unknown number is
+ * seen, with one Cloud Resource Manager v3 `projects.get` per project
+ * (`GET /v3/projects/{projectId}` answers `name: "projects/<number>"`), and cached for the
+ * life of the process: a project's number never changes. Only configured projects are ever
+ * looked up (permission `resourcemanager.projects.get` on them), never the number an event
+ * names, so an event cannot make Fleetward probe a project it does not watch.
+ *
+ * Transport: plain `fetch` with a Google access token (`google-auth-library`, the
+ * `credentialsFile` or application default credentials); `insecure` sends no credentials and
+ * needs a loopback `resourceManagerEndpoint`. Retries (`withRetry`, `maxAttempts`) on
+ * 408/429/5xx, network errors and the per-attempt `timeoutMs` deadline.
+ */
+import type { GcpConfig } from '../../config/schema.ts';
+import type { ProjectDirectory } from '../../ports.ts';
+import { CloudApiError, ConfigError, errorInfo } from '../../runtime/errors.ts';
+import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
+import type { AdapterContext } from '../context.ts';
+import { isLoopback } from './discovery.ts';
+
+const CLOUD = 'gcp';
+const OPERATION = 'projects.get';
+const DEFAULT_ENDPOINT = 'https://cloudresourcemanager.googleapis.com';
+const READ_SCOPE = ['https://www.googleapis.com/auth/cloud-platform.read-only'];
+const PROJECT_NUMBER = /^[0-9]+$/;
+
+/** Whether `scope` is a project number (ids start with a letter, numbers are digits only). */
+export function isProjectNumber(scope: string): boolean {
+  return PROJECT_NUMBER.test(scope);
+}
+
+/** The base URL of Cloud Resource Manager for a config; refuses `insecure` off loopback and plain http elsewhere. */
+export function resourceManagerUrl(config: GcpConfig): string {
+  const endpoint = new URL(config.resourceManagerEndpoint ?? DEFAULT_ENDPOINT);
+  const loopback = isLoopback(endpoint.hostname.replace(/^\[|\]$/g, ''));
+  if (config.insecure && (config.resourceManagerEndpoint === undefined || !loopback)) {
+    throw new ConfigError([
+      {
+        path: 'clouds.gcp.insecure',
+        message:
+          'insecure (no credentials) needs a loopback resourceManagerEndpoint: resource manager is never called without credentials',
+      },
+    ]);
+  }
+  if (endpoint.protocol !== 'https:' && !loopback) {
+    throw new ConfigError([
+      {
+        path: 'clouds.gcp.resourceManagerEndpoint',
+        message: 'expected an https endpoint (http only on loopback)',
+      },
+    ]);
+  }
+  return `${endpoint.origin}${endpoint.pathname.replace(/\/+$/, '')}`;
+}
+
+/** A non-success answer, kept for classification before it is wrapped. */
+class HttpStatusError extends Error {
+  readonly status: number;
+  readonly retryAfterMs: number | undefined;
+  constructor(status: number, message: string, retryAfterMs: number | undefined) {
+    super(message);
+    this.name = 'HttpStatusError';
+    this.status = status;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+function classify(error: unknown): RetryDecision {
+  if (error instanceof HttpStatusError) {
+    return {
+      retry: error.status === 408 || error.status === 429 || error.status >= 500,
+      afterMs: error.retryAfterMs,
+    };
+  }
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name === 'TimeoutError') return { retry: true };
+  return { retry: error instanceof TypeError };
+}
+
+function googleErrorMessage(text: string, fallback: string): string {
+  try {
+    const message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+    if (typeof message === 'string' && message !== '') return message.split('\n')[0]!;
+  } catch {
+    // not JSON
+  }
+  return fallback;
+}
+
+/**
+ * The configured projects of `config` by number (see the module comment). Throws
+ * `ConfigError` for bad connection settings, when the first lookup is needed.
+ */
+export function createProjectDirectory(config: GcpConfig, ctx: AdapterContext): ProjectDirectory {
+  /** project id -> number, from the config and from lookups (numbers never change). */
+  const numbers = new Map<string, string>();
+  for (const p of config.projects) if (p.number !== undefined) numbers.set(p.id, p.number);
+
+  let auth: Promise<{ getAccessToken(): Promise<string | null | undefined> }> | undefined;
+  const authorization = async (): Promise<Record<string, string>> => {
+    if (config.insecure) return {};
+    auth ??= import('google-auth-library').then(
+      ({ GoogleAuth }) =>
+        new GoogleAuth({
+          scopes: READ_SCOPE,
+          ...(config.credentialsFile ? { keyFilename: config.credentialsFile } : {}),
+        }),
+    );
+    let token: string | null | undefined;
+    try {
+      token = await (await auth).getAccessToken();
+    } catch (error) {
+      auth = undefined;
+      throw new CloudApiError(
+        `gcp access token: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+        { cloud: CLOUD, operation: 'GetAccessToken', retryable: false },
+        { cause: error },
+      );
+    }
+    if (!token) {
+      throw new CloudApiError('gcp access token: the credentials gave no token', {
+        cloud: CLOUD,
+        operation: 'GetAccessToken',
+        retryable: false,
+      });
+    }
+    return { authorization: `Bearer ${token}` };
+  };
+
+  const getNumber = async (projectId: string, signal: AbortSignal | undefined): Promise<string> => {
+    const url = `${resourceManagerUrl(config)}/v3/projects/${encodeURIComponent(projectId)}`;
+    try {
+      return await withRetry(
+        async () => {
+          const deadline = AbortSignal.timeout(config.timeoutMs);
+          const response = await fetch(url, {
+            headers: { accept: 'application/json', ...(await authorization()) },
+            signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
+          });
+          const text = await response.text();
+          if (!response.ok) {
+            throw new HttpStatusError(
+              response.status,
+              googleErrorMessage(text, response.statusText),
+              parseRetryAfter(response.headers.get('retry-after')),
+            );
+          }
+          const name = (JSON.parse(text) as { name?: unknown }).name;
+          const number = typeof name === 'string' ? /^projects\/([0-9]+)$/.exec(name)?.[1] : undefined;
+          if (!number) throw new SyntaxError('projects.get answered without a projects/<number> name');
+          return number;
+        },
+        classify,
+        {
+          maxAttempts: config.maxAttempts,
+          ...(signal ? { signal } : {}),
+          onRetry: ({ attempt, delayMs, error }) =>
+            ctx.logger.info('Call retried', {
+              operation: OPERATION,
+              project: projectId,
+              attempt,
+              delayMs,
+              error: errorInfo(error),
+            }),
+        },
+      );
+    } catch (error) {
+      if (error instanceof CloudApiError) throw error;
+      const status = error instanceof HttpStatusError ? error.status : undefined;
+      throw new CloudApiError(
+        `resource manager projects.get of ${projectId}: ${error instanceof Error ? error.message : String(error)}`,
+        { cloud: CLOUD, operation: OPERATION, status, retryable: classify(error).retry },
+        { cause: error },
+      );
+    }
+  };
+
+  // One resolution at a time: concurrent events share it instead of asking twice.
+  let resolving: Promise<void> | undefined;
+  const resolveMissing = async (signal: AbortSignal | undefined): Promise<void> => {
+    const missing = config.projects.filter((p) => !numbers.has(p.id));
+    const settled = await Promise.allSettled(missing.map((p) => getNumber(p.id, signal)));
+    settled.forEach((r, i) => {
+      if (r.status === 'fulfilled') numbers.set(missing[i]!.id, r.value);
+    });
+    ctx.logger.info('Project numbers resolved', {
+      projects: settled.filter((r) => r.status === 'fulfilled').length,
+      failed: settled.filter((r) => r.status === 'rejected').length,
+    });
+    // What was resolved stays cached; a failed project is asked again on the next unknown number.
+    const failure = settled.find((r) => r.status === 'rejected');
+    if (failure) throw failure.reason;
+  };
+
+  const lookup = (number: string): string | undefined => {
+    for (const [id, n] of numbers) if (n === number) return id;
+    return undefined;
+  };
+
+  return {
+    async projectIdOf(number, options = {}) {
+      const known = lookup(number);
+      if (known !== undefined || numbers.size === config.projects.length) return known;
+      resolving ??= resolveMissing(options.signal).finally(() => {
+        resolving = undefined;
+      });
+      await resolving;
+      return lookup(number);
+    },
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * Provider security bulletins (GKE `SecurityBulletinEvent`): which clusters of the inventory a
+ * bulletin affects, and their findings. A bulletin names the minor versions it affects
+ * (`affectedSupportedMinors`) and, per minor, the first patched version (`patchedVersions`); a
+ * GKE cluster is affected when its version is in an affected minor and below that minor's
+ * patched version (or its minor has no patched version yet).
+ *
+ * Findings are kept in the findings namespace as `security-bulletin/<cluster-id>` (one list
+ * per cluster, one finding per bulletin, its message starting with the bulletin id), where
+ * the compliance evidence reads every job's open findings. GKE sends the same bulletin once
+ * per cluster with notifications on, so a cluster that already has the bulletin's finding is
+ * not reported again.
+ */
+import type { ClusterEvent } from '../events/model.ts';
+import type { Cluster, Finding } from '../model.ts';
+import type { StateStore } from '../ports.ts';
+import { INVENTORY } from './discover.ts';
+import { NS } from './fleet.ts';
+
+/** The job name findings are recorded under (`findings` / `security-bulletin/<cluster-id>`). */
+export const SECURITY_BULLETIN_JOB = 'security-bulletin';
+/** The kind of a bulletin finding. */
+export const SECURITY_BULLETIN_KIND = 'security-bulletin';
+
+/** The facts of a bulletin Fleetward uses (from the event's `detail`). */
+export interface Bulletin {
+  bulletinId: string;
+  severity: Finding['severity'];
+  briefDescription: string | undefined;
+  cveIds: string[];
+  affectedSupportedMinors: string[];
+  patchedVersions: string[];
+  suggestedUpgradeTarget: string | undefined;
+  manualStepsRequired: boolean;
+}
+
+const strings = (value: unknown): string[] =>
+  Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+
+/** GKE's severity words (`Critical`, `High`, `Medium`, `Low`) as a finding severity; unknown: high. */
+function severityOf(value: unknown): Finding['severity'] {
+  const s = typeof value === 'string' ? value.toLowerCase() : '';
+  return s === 'critical' || s === 'high' || s === 'medium' || s === 'low' ? s : 'high';
+}
+
+/** The bulletin a `security-bulletin` event carries. */
+export function bulletinOf(event: ClusterEvent): Bulletin {
+  const d = event.detail;
+  return {
+    bulletinId: String(d.bulletinId),
+    severity: severityOf(d.severity),
+    briefDescription: typeof d.briefDescription === 'string' ? d.briefDescription : undefined,
+    cveIds: strings(d.cveIds),
+    affectedSupportedMinors: strings(d.affectedSupportedMinors),
+    patchedVersions: strings(d.patchedVersions),
+    suggestedUpgradeTarget:
+      typeof d.suggestedUpgradeTarget === 'string' ? d.suggestedUpgradeTarget : undefined,
+    manualStepsRequired: d.manualStepsRequired === true,
+  };
+}
+
+/** `1.22.6-gke.600` -> `[1, 22, 6, 600]`; undefined when it is not a version. */
+function parts(version: string): number[] | undefined {
+  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?(?:-gke\.(\d+))?/.exec(version.trim());
+  if (!m) return undefined;
+  return [Number(m[1]), Number(m[2]), Number(m[3] ?? 0), Number(m[4] ?? 0)];
+}
+
+function compare(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** Whether a GKE version is affected by the bulletin (see the module comment). */
+export function isAffected(version: string, bulletin: Bulletin): boolean {
+  const v = parts(version);
+  if (!v) return false;
+  const minor = `${v[0]}.${v[1]}`;
+  if (!bulletin.affectedSupportedMinors.includes(minor)) return false;
+  const patched = bulletin.patchedVersions
+    .map(parts)
+    .filter((p): p is number[] => p !== undefined && p[0] === v[0] && p[1] === v[1]);
+  return !patched.some((p) => compare(v, p) >= 0);
+}
+
+function message(bulletin: Bulletin, version: string): string {
+  const cves = bulletin.cveIds.length > 0 ? ` (${bulletin.cveIds.join(', ')})` : '';
+  const target = bulletin.suggestedUpgradeTarget
+    ? `upgrade to ${bulletin.suggestedUpgradeTarget} or a patched version`
+    : 'upgrade to a patched version';
+  const manual = bulletin.manualStepsRequired ? '; the bulletin requires manual steps' : '';
+  const about = bulletin.briefDescription ? ` ${bulletin.briefDescription}` : '';
+  return `${bulletin.bulletinId}: version ${version} is affected${cves}; ${target}${manual}.${about}`;
+}
+
+const ofBulletin = (bulletinId: string) => (f: Finding) =>
+  f.kind === SECURITY_BULLETIN_KIND && f.message.startsWith(`${bulletinId}:`);
+
+/**
+ * Records the bulletin's finding on every affected GKE cluster of the inventory that does not
+ * have it yet, keeping the cluster's findings of other bulletins. Returns every affected
+ * cluster and the findings that are new.
+ */
+export async function recordBulletin(
+  store: StateStore,
+  bulletin: Bulletin,
+  at: string,
+): Promise<{ affected: Cluster[]; newFindings: Finding[] }> {
+  const clusters = (await store.list<Cluster>(INVENTORY)).map((i) => i.value);
+  const affected = clusters.filter(
+    (c) => c.cloud === 'gcp' && c.kubernetesVersion !== null && isAffected(c.kubernetesVersion, bulletin),
+  );
+  const newFindings: Finding[] = [];
+  for (const cluster of affected) {
+    const key = `${SECURITY_BULLETIN_JOB}/${cluster.id}`;
+    const open = (await store.get<Finding[]>(NS.findings, key)) ?? [];
+    if (open.some(ofBulletin(bulletin.bulletinId))) continue;
+    const finding: Finding = {
+      clusterId: cluster.id,
+      jurisdiction: cluster.jurisdiction,
+      kind: SECURITY_BULLETIN_KIND,
+      severity: bulletin.severity,
+      message: message(bulletin, cluster.kubernetesVersion!),
+      at,
+    };
+    await store.putMany(NS.findings, [{ key, value: [...open, finding] }]);
+    newFindings.push(finding);
+  }
+  return { affected, newFindings };
+}
