@@ -13,6 +13,28 @@ export interface ScopeResult {
   complete: boolean;
 }
 
+/**
+ * Reports an unreachable endpoint once per scope: failures of one scope (cloud, scope,
+ * region) whose error is the same `EndpointUnreachableError` are merged into one, without
+ * the `cluster` of the per-cluster calls that hit it. Other failures stay as they are, in order.
+ */
+export function onePerScope(failures: readonly DiscoveryFailure[]): DiscoveryFailure[] {
+  const seen = new Set<string>();
+  const out: DiscoveryFailure[] = [];
+  for (const failure of failures) {
+    if (failure.error.name !== 'EndpointUnreachableError') {
+      out.push(failure);
+      continue;
+    }
+    const key = JSON.stringify([failure.cloud, failure.scope, failure.region ?? null, failure.error.message]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const { cluster: _cluster, ...scoped } = failure;
+    out.push({ ...scoped, kind: 'scope' });
+  }
+  return out;
+}
+
 /** A scope that produced nothing but one failure. */
 export function failedScope(cloud: CloudId, scope: string, error: unknown): ScopeResult {
   return {
@@ -32,7 +54,7 @@ export function mergeScopes(
   const outcome: DiscoveryOutcome = { clusters: [], failures: [], completedScopes: [] };
   results.forEach((part, i) => {
     outcome.clusters.push(...part.clusters);
-    outcome.failures.push(...part.failures);
+    outcome.failures.push(...onePerScope(part.failures));
     if (part.complete) outcome.completedScopes.push({ cloud, scope: scopes[i]! });
   });
   logger.info('Cloud discovered', {

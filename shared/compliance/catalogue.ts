@@ -148,6 +148,7 @@ export const EVIDENCE_SOURCES = {
   tagPlan: 'tags-plan',
   budgetPlan: 'budgets-plan',
   k8sSupport: 'k8s-support',
+  auditCoverage: 'audit-coverage',
 } as const;
 const E = EVIDENCE_SOURCES;
 
@@ -239,10 +240,11 @@ export const CONTROLS: readonly Control[] = Object.freeze([
       KE_DPA.s41,
       KE_DPA.s43,
     ],
-    evidence: [E.inventory, E.auditStatus, E.findings],
+    evidence: [E.inventory, E.auditCoverage, E.auditStatus, E.findings],
     remedy:
-      'Send control-plane audit logs to the cloud\u2019s log service: EKS cluster logging type "audit", GKE ' +
-      'loggingService other than "none", AKS diagnostic setting with the kube-audit categories.',
+      'Send control-plane audit logs to the cloud\u2019s log service: EKS cluster logging type "audit", AKS ' +
+      'diagnostic setting with the kube-audit categories. GKE always writes Admin Activity audit logs (whatever ' +
+      'its loggingService); to record reads too, enable Data Access audit logs for the Kubernetes Engine API.',
   },
   {
     id: 'audit.archive-current',

@@ -341,16 +341,52 @@ const privateEndpoint: Evaluator = (cluster) => {
 
 const LOGGING_REMEDY: Record<RegionCloud, string> = {
   aws: 'enable the "audit" log type (aws eks update-cluster-config --logging \'{"clusterLogging":[{"types":["audit"],"enabled":true}]}\')',
-  gcp: 'set loggingService to logging.googleapis.com/kubernetes (gcloud container clusters update --logging=SYSTEM,API_SERVER)',
+  gcp: 'check that Fleetward can read the project\u2019s Cloud Audit Logs (roles/logging.viewer; Data Access entries need roles/logging.privateLogViewer) and that no log sink or exclusion diverts them, then run discover and audit collect again',
   azure:
     'add a diagnostic setting on the cluster sending the kube-audit and kube-audit-admin categories to the Log Analytics workspace Fleetward reads',
 };
 
+/**
+ * What a cloud's control-plane audit log records whatever the cluster's settings say, where the
+ * provider documents a fixed split; the evidence of `audit.logging-enabled` quotes it.
+ *
+ * GKE (cloud.google.com/kubernetes-engine/docs/how-to/audit-logging and
+ * .../docs/concepts/audit-policy): the Kubernetes API server's entries go to the project's Cloud
+ * Audit Logs. Admin Activity audit logs ("admin write": creating, changing and deleting
+ * Kubernetes objects and cluster configuration) are always written and cannot be disabled; the
+ * cluster's `loggingService` (even `none`) does not affect them. Data Access audit logs
+ * (ADMIN_READ such as listing Pods, DATA_READ such as reading a Pod's logs, DATA_WRITE such as
+ * updating Pod status) are written only when the project's IAM audit config enables them, which
+ * discovery does not read.
+ */
+export const AUDIT_COVERAGE: Partial<
+  Record<RegionCloud, { reference: string; captured: string; notVerified: string }>
+> = {
+  gcp: {
+    reference: 'https://cloud.google.com/kubernetes-engine/docs/how-to/audit-logging',
+    captured:
+      'Admin Activity audit logs: every Kubernetes API write of objects and cluster configuration (create, update, patch, delete), always written to Cloud Audit Logs and impossible to disable, whatever the cluster\u2019s loggingService',
+    notVerified:
+      'Data Access audit logs: reads (ADMIN_READ such as listing Pods, DATA_READ such as reading Pod logs) and DATA_WRITE (such as updating Pod status), written only if the project\u2019s IAM audit config enables them for the Kubernetes Engine API; Fleetward does not read that config',
+  },
+};
+
 const auditLogging: Evaluator = (cluster, evidence) => {
   const ev = [inventoryItem(cluster, ['cloud', 'auditLogging'])];
+  const coverage = isRegionCloud(cluster.cloud) ? AUDIT_COVERAGE[cluster.cloud] : undefined;
+  if (coverage) ev.push(item(SRC.auditCoverage, null, null, { ...coverage }));
   const remedy = isRegionCloud(cluster.cloud)
     ? `${LOGGING_REMEDY[cluster.cloud]} on ${cluster.name}`
     : 'configure an audit policy and log backend on the API server, and an audit log source Fleetward can read';
+  if (coverage) {
+    // The provider writes this part of the audit log unconditionally, so neither an inventory
+    // `false` nor an `audit-logging-off` finding (both from records written before discovery
+    // stopped reading GKE's loggingService as an audit switch) can mean there is no audit trail.
+    return pass(
+      `control-plane writes of ${cluster.name} are always audited (Admin Activity audit logs); reads are audited only if Data Access audit logs are enabled for the project, which is not checked`,
+      ev,
+    );
+  }
   if (cluster.auditLogging === false) {
     return fail(`control-plane audit logging of ${cluster.name} is off (inventory)`, remedy, ev);
   }

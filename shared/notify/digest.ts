@@ -137,7 +137,7 @@ function fallbackText(input: DigestInput): string {
 }
 
 /** Builds the Block Kit digest of a job's findings and a snapshot's control changes (see the module comment). */
-export function buildDigest(input: DigestInput): SlackMessage {
+export function buildDigest(input: DigestInput): SlackMessage & { text: string } {
   const blocks: unknown[] = [];
   blocks.push({
     type: 'header',

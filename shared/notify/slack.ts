@@ -4,6 +4,8 @@
  * `Retry-After` honoured, 5xx and network errors retried with jittered exponential
  * backoff, other 4xx failed at once. Nothing is dropped silently: a message that cannot be
  * delivered rejects its `send` promise and is logged (with a short webhook id, never the URL).
+ * A 429's wait is the longer of its `Retry-After` header and a `retry_after` (seconds) in a
+ * JSON body (https://api.slack.com/docs/rate-limits; some webhook 429s carry only the body).
  *
  * Every message is redacted ({@link redact}) and fitted to Slack's limits
  * ({@link fitSlackLimits}) before it leaves the process.
@@ -13,9 +15,12 @@ import { type Clock, type Log, systemClock } from '../ports.ts';
 import { FleetwardError } from '../runtime/errors.ts';
 import { parseRetryAfter, sleep as realSleep, withRetry } from '../runtime/retry.ts';
 
-/** A Slack message: the fallback `text` and optional Block Kit `blocks`. */
+/**
+ * A Slack message: the fallback `text` and optional Block Kit `blocks`. Slack accepts a
+ * message with `blocks` and no `text` (notifications then show no preview), so `text` is optional.
+ */
 export interface SlackMessage {
-  text: string;
+  text?: string;
   blocks?: unknown[];
 }
 
@@ -109,8 +114,9 @@ function fitBlock(block: unknown): unknown {
  * texts and fields are truncated.
  */
 export function fitSlackLimits(message: SlackMessage): SlackMessage {
-  const out: SlackMessage = { text: truncate(message.text, SLACK_LIMITS.maxTextChars) };
-  if (message.blocks) {
+  const out: SlackMessage = {};
+  if (typeof message.text === 'string') out.text = truncate(message.text, SLACK_LIMITS.maxTextChars);
+  if (Array.isArray(message.blocks)) {
     let blocks = message.blocks.map(fitBlock);
     if (blocks.length > SLACK_LIMITS.maxBlocks) {
       const kept = SLACK_LIMITS.maxBlocks - 1;
@@ -122,6 +128,23 @@ export function fitSlackLimits(message: SlackMessage): SlackMessage {
     out.blocks = blocks;
   }
   return out;
+}
+
+/**
+ * The `retry_after` (seconds) of a JSON 429 body such as `{"ok":false,"error":"rate_limited","retry_after":1}`,
+ * in milliseconds; undefined for any other body.
+ */
+function bodyRetryAfterMs(body: string): number | undefined {
+  if (!body.trimStart().startsWith('{')) return undefined;
+  try {
+    const value = (JSON.parse(body) as { retry_after?: unknown }).retry_after;
+    const seconds = typeof value === 'string' && /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : value;
+    return typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0
+      ? Math.round(seconds * 1000)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The short id logs and errors use for a webhook: the first 8 hex chars of sha256(url). */
@@ -209,15 +232,17 @@ export function createSlackDelivery(options: SlackDeliveryOptions): SlackDeliver
     } finally {
       lane.nextAllowedAt = now() + minIntervalMs;
     }
-    const text = redact((await response.text().catch(() => '')).slice(0, 200)).trim();
+    const raw = await response.text().catch(() => '');
     if (response.ok) return undefined;
     if (response.status === 429) {
-      const retryAfterMs = Math.min(
-        maxDelayMs,
-        parseRetryAfter(response.headers.get('retry-after'), now()) ?? minIntervalMs,
-      );
-      return { retryAfterMs };
+      // Header and body may both be present; waiting the longer one satisfies both.
+      const hints = [
+        parseRetryAfter(response.headers.get('retry-after'), now()),
+        bodyRetryAfterMs(raw),
+      ].filter((ms): ms is number => ms !== undefined);
+      return { retryAfterMs: Math.min(maxDelayMs, hints.length > 0 ? Math.max(...hints) : minIntervalMs) };
     }
+    const text = redact(raw.slice(0, 200)).trim();
     const retryable = response.status >= 500;
     throw new SlackDeliveryError(
       `slack webhook ${lane.id} answered ${response.status}${text ? ` ${text}` : ''}${retryable ? '' : ' (not retried)'}`,

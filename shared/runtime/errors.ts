@@ -65,6 +65,52 @@ export class CloudApiError extends FleetwardError {
   }
 }
 
+/** Why an endpoint could not be reached (see `shared/runtime/network.ts`). */
+export type UnreachableReason =
+  | 'connection refused'
+  | 'dns lookup failed'
+  | 'tls certificate rejected'
+  | 'timed out'
+  | 'connection reset'
+  | 'answered an html page, not the api';
+
+/**
+ * A cloud endpoint could not be reached, or what answered is not the API (an HTML page):
+ * `cannot reach <service> at <endpoint>: <reason>`. A `CloudApiError`, so callers that
+ * retry or report cloud failures treat it as one.
+ */
+export class EndpointUnreachableError extends CloudApiError {
+  readonly service: string;
+  readonly endpoint: string;
+  readonly reason: UnreachableReason;
+  constructor(
+    details: {
+      cloud: string;
+      operation: string;
+      service: string;
+      endpoint: string;
+      reason: UnreachableReason;
+      status?: number | undefined;
+    },
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `cannot reach ${details.service} at ${details.endpoint}: ${details.reason}`,
+      {
+        cloud: details.cloud,
+        operation: details.operation,
+        status: details.status,
+        retryable: details.reason === 'timed out' || details.reason === 'connection reset',
+      },
+      options,
+    );
+    this.name = 'EndpointUnreachableError';
+    this.service = details.service;
+    this.endpoint = details.endpoint;
+    this.reason = details.reason;
+  }
+}
+
 /** A cloud returned a cluster payload we cannot turn into a `Cluster` record. */
 export class UnparseableClusterError extends FleetwardError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -4,6 +4,7 @@
  * `invalid_payload`, 404 `no_service`, 429 `rate_limited` with `Retry-After` — and the real
  * `createSlackDelivery` delivers to it within the 1-per-second limit without a 429.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSlackDelivery } from '../../shared/notify/slack.ts';
 import type { Log } from '../../shared/ports.ts';
@@ -82,6 +83,39 @@ describe('slack sink', () => {
     });
     expect((await post(url, JSON.stringify({ text: 'x' }))).status).toBe(500);
     expect(requests.count('slack', 'incoming-webhook')).toBeGreaterThan(0);
+  });
+
+  it('answers a scripted 429 with retry_after only in the JSON body, like the recorded sample', async () => {
+    const sample = JSON.parse(
+      readFileSync(new URL('../fixtures/slack/webhook-429-rate-limited.json', import.meta.url), 'utf8'),
+    );
+    const url = sink.url('body-429');
+    sink.failNext('body-429', { status: 429, retryAfterSeconds: 1, retryAfterIn: 'body' });
+    const got = await post(url, JSON.stringify({ text: 'x' }));
+    expect(got).toMatchObject({ status: 429, retryAfter: null });
+    expect(JSON.parse(got.body)).toEqual(sample);
+  });
+
+  it('the real delivery waits out a body-only retry_after and then delivers', async () => {
+    const delivery = createSlackDelivery({
+      logger: {
+        debug: () => undefined,
+        info: () => undefined,
+        warn: () => undefined,
+        error: () => undefined,
+      },
+      minIntervalMs: 50,
+    });
+    const url = sink.url('body-429-real');
+    sink.failNext('body-429-real', { status: 429, retryAfterSeconds: 1, retryAfterIn: 'body' });
+    const started = Date.now();
+    await delivery.send(url, {
+      blocks: [{ type: 'section', text: { type: 'mrkdwn', text: 'blocks only' } }],
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(sink.messages('body-429-real').map((m) => m.body)).toEqual([
+      { blocks: [{ type: 'section', text: { type: 'mrkdwn', text: 'blocks only' } }] },
+    ]);
   });
 
   it('the real delivery sends 5 messages in order within the rate limit, with no 429', async () => {

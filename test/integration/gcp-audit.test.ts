@@ -4,8 +4,10 @@
  * GCS fake's evidence buckets (retention policy, generations, conditional create).
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { auditFilter, createAuditSource, createGcsArchiveStore } from '../../shared/clouds/gcp/audit.ts';
+import { type GkeCluster, normaliseCluster } from '../../shared/clouds/gcp/discovery.ts';
 import { GcpConfig } from '../../shared/config/schema.ts';
 import type { Cluster } from '../../shared/model.ts';
 import type { AuditEvent, Log } from '../../shared/ports.ts';
@@ -101,6 +103,16 @@ describe('gcp audit source', () => {
     const off = await source.enabled(cluster('prod-eu', { auditLogging: false }));
     expect(off.enabled).toBe(false);
     expect(off.reason).toMatch(/loggingService none/);
+  });
+
+  it('reads a cluster discovered with loggingService none: its Admin Activity audit logs are still written', async () => {
+    // The recorded cluster of test/fixtures/gcp/README.md, as discovery reports it.
+    const sample = JSON.parse(
+      readFileSync(new URL('../fixtures/gcp/gke-cluster-logging-none.json', import.meta.url), 'utf8'),
+    ) as GkeCluster;
+    const discovered = { ...normaliseCluster(PROJECT, sample), country: 'US', jurisdiction: 'unassigned' };
+    const source = createAuditSource(config, { logger: silent });
+    await expect(source.enabled(discovered)).resolves.toEqual({ enabled: true });
   });
 
   it('reads exactly the entries of the cluster in [since, until), page by page', async () => {

@@ -147,8 +147,9 @@ describe('gcp discovery', () => {
       secretsEncryptionKey: null,
       tags: {},
     });
+    // loggingService none turns off system and workload logs, not GKE's Admin Activity audit logs.
     expect(byId['gcp/fleet-in-prod/asia-south1/api']).toMatchObject({
-      auditLogging: false,
+      auditLogging: true,
       status: 'updating',
       providerStatus: 'RECONCILING',
     });

@@ -170,7 +170,9 @@ export function generateFleet(options: { mix: FleetMix; seed?: number }): SeedCl
   const firstOf = (cloud: SeedCloud, skip = 0) => out.filter((c) => c.cloud === cloud)[skip];
   const encOff = firstOf('aws', 1) ?? firstOf('gcp', 1) ?? firstOf('azure', 1);
   if (encOff) encOff.encrypted = false;
-  const auditOff = firstOf('aws', 2) ?? firstOf('gcp', 2);
+  // Only EKS can have its control-plane audit log off: GKE always writes Admin Activity audit
+  // logs (loggingService none does not stop them) and AKS's setting is not in the inventory.
+  const auditOff = firstOf('aws', 2);
   if (auditOff) auditOff.auditLogging = false;
   ensureUncovered(out);
   return out;

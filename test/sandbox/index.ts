@@ -184,7 +184,6 @@ function gcpInputs(fleet: SeedCluster[]) {
             ipEndpointsConfig: { enabled: true, enablePublicEndpoint: false, privateEndpoint: '10.0.0.2' },
           },
         }),
-        ...(!c.auditLogging && { loggingService: 'none' }),
       }),
     );
     byProject.set(c.scope, list);

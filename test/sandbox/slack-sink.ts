@@ -8,6 +8,9 @@
  * - 404 `no_service` for a path that names no webhook (only names from `url(name)` exist)
  * - 429 `rate_limited` with `Retry-After` (seconds) when a webhook gets more than
  *   `rateLimit.perWindow` messages in `rateLimit.windowMs` (default 1 per 1000 ms; `false` turns it off)
+ * - a scripted 429 can instead carry the wait only in a JSON body,
+ *   `{"retry_after":1,"ok":false,"error":"rate_limited"}`, as a recorded webhook 429 does
+ *   (test/fixtures/slack/README.md)
  *
  * Faults: `failNext(name, …, times)`, or a shared `FaultInjector` (cloud `slack`, operation
  * `incoming-webhook`, scope = webhook name). Requests are recorded in `log` when given.
@@ -22,7 +25,7 @@ export interface SlackSinkMessage {
 }
 
 export type SlackSinkFailure =
-  | { status: 429; retryAfterSeconds?: number }
+  | { status: 429; retryAfterSeconds?: number; retryAfterIn?: 'header' | 'body' }
   | { status: 500 | 502 | 503 | 504 };
 
 export interface SlackSinkOptions {
@@ -96,6 +99,14 @@ export async function startSlackSink(options: SlackSinkOptions = {}): Promise<Sl
       return answer(res, 404, 'no_service');
     }
     const scripted = hook.failures.shift();
+    if (scripted?.status === 429 && scripted.retryAfterIn === 'body') {
+      await faults.delay();
+      record(429, 'throttle');
+      const wait = scripted.retryAfterSeconds ?? 1;
+      return answer(res, 429, JSON.stringify({ retry_after: wait, ok: false, error: 'rate_limited' }), {
+        'content-type': 'application/json; charset=utf-8',
+      });
+    }
     const fault: Fault | undefined = scripted
       ? scripted.status === 429
         ? {

@@ -2,7 +2,9 @@
  * Per-cluster evaluation of every control, from records written to a real (in-memory
  * SQLite) state store in the shapes the jobs write them, then read back by loadEvidence.
  */
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type GkeCluster, normaliseCluster } from '../../shared/clouds/gcp/discovery.ts';
 import { CONTROL_IDS } from '../../shared/compliance/catalogue.ts';
 import { countStatuses, type EvaluationContext, evaluateCluster } from '../../shared/compliance/evaluate.ts';
 import { type ClusterEvidence, emptyEvidence, loadEvidence } from '../../shared/compliance/evidence.ts';
@@ -926,5 +928,64 @@ describe('loadEvidence', () => {
     const c = cluster();
     const e: ClusterEvidence | undefined = (await loadEvidence(store, [c])).get(c.id);
     expect(e).toEqual(emptyEvidence(c.id));
+  });
+});
+
+describe('a GKE cluster with loggingService none (recorded sample, test/fixtures/gcp/README.md)', () => {
+  const sample = JSON.parse(
+    readFileSync(new URL('../fixtures/gcp/gke-cluster-logging-none.json', import.meta.url), 'utf8'),
+  ) as GkeCluster;
+  // Moved to an EU region so the archive controls have a jurisdiction to measure against.
+  const gke = (extra: Partial<Cluster> = {}): Cluster => ({
+    ...normaliseCluster('example-project', { ...sample, location: 'europe-west1' }),
+    country: 'BE',
+    jurisdiction: 'eu',
+    ...extra,
+  });
+
+  it('is discovered with its audit trail on: GKE always writes Admin Activity audit logs', () => {
+    expect(sample.loggingService).toBe('none');
+    expect(gke().auditLogging).toBe(true);
+  });
+
+  it('passes audit.logging-enabled, and the evidence says what is and is not captured', async () => {
+    // Act
+    const result = await resultOf('audit.logging-enabled', gke(), nothing);
+
+    // Assess
+    expect(result.status, result.reason).toBe('pass');
+    expect(result.reason).toMatch(/writes of standard-cluster-1 are always audited \(Admin Activity/);
+    expect(result.reason).toMatch(/reads are audited only if Data Access audit logs are enabled/);
+    const coverage = result.evidence.find((e) => e.source === 'audit-coverage');
+    expect(coverage?.values).toMatchObject({
+      captured: expect.stringMatching(
+        /^Admin Activity audit logs: .*impossible to disable, whatever .*loggingService/,
+      ),
+      notVerified: expect.stringMatching(/^Data Access audit logs: .*only if the project.s IAM audit config/),
+      reference: expect.stringMatching(/^https:\/\/cloud\.google\.com\/kubernetes-engine\//),
+    });
+    expect(ControlResult.parse(result)).toEqual(result);
+  });
+
+  it('is not failed by a record from before: inventory false or an audit-logging-off finding', async () => {
+    const result = await resultOf(
+      'audit.logging-enabled',
+      gke({ auditLogging: false }),
+      findings('audit', 'audit-logging-off'),
+    );
+    expect(result.status, result.reason).toBe('pass');
+  });
+
+  it('the archive controls measure its archive like any other cluster', async () => {
+    const results = await evaluate(gke(), auditStatus());
+    const status = (id: string) => results.find((r) => r.control === id)?.status;
+    expect(status('audit.archive-current')).toBe('pass');
+    expect(status('residency.audit-archive')).toBe('pass');
+  });
+
+  it('an EKS cluster with the audit log type off still fails (no such guarantee on AWS)', async () => {
+    const result = await resultOf('audit.logging-enabled', cluster({ auditLogging: false }), nothing);
+    expect(result.status).toBe('fail');
+    expect(result.evidence.some((e) => e.source === 'audit-coverage')).toBe(false);
   });
 });

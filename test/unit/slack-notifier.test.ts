@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   createSlackDelivery,
@@ -115,6 +116,67 @@ describe('createSlackDelivery', () => {
       ['m3', 7000],
     ]);
     expect(lines.some((l) => l.startsWith('warn slack webhook rate limited'))).toBe(true);
+  });
+
+  it('honours retry_after in a 429 JSON body that comes without a Retry-After header', async () => {
+    // The body a rate-limited incoming webhook returned (test/fixtures/slack/README.md): retry_after 1 s.
+    const body = readFileSync(
+      new URL('../fixtures/slack/webhook-429-rate-limited.json', import.meta.url),
+      'utf8',
+    );
+    const { vt, posts, delivery, lines } = setup({ [A]: [{ status: 429, body }] }, { minIntervalMs: 100 });
+    await vt.run(delivery.send(A, { text: 'x' }));
+    expect(posts.map((p) => p.at)).toEqual([0, 1000]);
+    expect(lines.find((l) => l.startsWith('warn slack webhook rate limited'))).toContain(
+      '"retryAfterMs":1000',
+    );
+  });
+
+  it('waits the longer of the Retry-After header and the body retry_after', async () => {
+    const { vt, posts, delivery } = setup(
+      {
+        [A]: [
+          {
+            status: 429,
+            body: JSON.stringify({ ok: false, error: 'rate_limited', retry_after: 3 }),
+            retryAfter: '1',
+          },
+          {
+            status: 429,
+            body: JSON.stringify({ ok: false, error: 'rate_limited', retry_after: 1 }),
+            retryAfter: '2',
+          },
+        ],
+      },
+      { minIntervalMs: 100 },
+    );
+    await vt.run(delivery.send(A, { text: 'x' }));
+    expect(posts.map((p) => p.at)).toEqual([0, 3000, 5000]);
+  });
+
+  it('ignores a body retry_after that is not a non-negative number', async () => {
+    const { vt, posts, delivery } = setup(
+      {
+        [A]: [
+          { status: 429, body: JSON.stringify({ ok: false, retry_after: 'soon' }) },
+          { status: 429, body: JSON.stringify({ ok: false, retry_after: -5 }) },
+          { status: 429, body: 'rate_limited' },
+        ],
+      },
+      { minIntervalMs: 100 },
+    );
+    await vt.run(delivery.send(A, { text: 'x' }));
+    expect(posts.map((p) => p.at)).toEqual([0, 100, 200, 300]);
+  });
+
+  it('fits and delivers a message with blocks and no top-level text', async () => {
+    const { vt, posts, delivery } = setup();
+    const blocks = [{ type: 'section', text: { type: 'mrkdwn', text: 'z'.repeat(4000) } }];
+    await vt.run(delivery.send(A, { blocks }));
+    const sent = posts[0]?.body;
+    expect(sent && 'text' in sent).toBe(false);
+    const text = (sent?.blocks?.[0] as { text: { text: string } } | undefined)?.text.text ?? '';
+    expect(text).toHaveLength(3000);
   });
 
   it('429 does not use up the 5xx attempts', async () => {
@@ -242,6 +304,10 @@ describe('helpers', () => {
     expect(redact('cluster prod-eu in eu-west-1: 3 findings')).toBe(
       'cluster prod-eu in eu-west-1: 3 findings',
     );
+  });
+  it('fitSlackLimits keeps a blocks-only message without text', () => {
+    const message = { blocks: [{ type: 'divider' }] };
+    expect(fitSlackLimits(message)).toEqual(message);
   });
   it('fitSlackLimits keeps a small message unchanged', () => {
     const message = { text: 'hi', blocks: [{ type: 'divider' }] };

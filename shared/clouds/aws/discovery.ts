@@ -41,7 +41,9 @@ import {
   FleetwardError,
   UnparseableClusterError,
 } from '../../runtime/errors.ts';
+import { hostFromError, unreachable } from '../../runtime/network.ts';
 import type { AdapterContext } from '../context.ts';
+import { onePerScope } from '../outcome.ts';
 import { createRoleSessions, type RoleSessions } from './sessions.ts';
 
 export const ROLE_SESSION_NAME = 'fleetward-discovery';
@@ -160,11 +162,41 @@ function isBadPayload(error: unknown): boolean {
   return okStatus && (e.name === 'SyntaxError' || typeof e.$responseBodyText === 'string');
 }
 
-/** Wraps an SDK or network error once, where it enters (a `CloudApiError` passes through unchanged). */
-export function toCloudApiError(error: unknown, operation: string): CloudApiError {
+/** The AWS service an operation belongs to, for messages (`cannot reach eks at …`). */
+const SERVICE_OF: Record<string, string> = {
+  AssumeRole: 'sts',
+  GetCallerIdentity: 'sts',
+  DescribeRegions: 'ec2',
+  ListClusters: 'eks',
+  DescribeCluster: 'eks',
+  TagResource: 'eks',
+  UntagResource: 'eks',
+  ListTagsForResource: 'eks',
+};
+
+/**
+ * Wraps an SDK or network error once, where it enters (a `CloudApiError` passes through unchanged).
+ * A refused connection, failed DNS lookup, rejected certificate, timeout, reset or HTML answer
+ * becomes an `EndpointUnreachableError` naming the service and `where.endpoint` (the configured
+ * endpoint; else the host the socket error names; else the service's regional AWS endpoint).
+ */
+export function toCloudApiError(
+  error: unknown,
+  operation: string,
+  where: { endpoint?: string | undefined; region?: string | undefined } = {},
+): CloudApiError {
   if (error instanceof CloudApiError) return error;
   const e = (error ?? {}) as SdkErrorShape;
   const status = statusOf(error);
+  const service = SERVICE_OF[operation] ?? 'aws';
+  const endpoint =
+    where.endpoint ??
+    hostFromError(error) ??
+    (where.region && service !== 'aws'
+      ? `https://${service}.${where.region}.amazonaws.com`
+      : `the ${service} endpoint`);
+  const down = unreachable(error, { cloud: 'aws', operation, service, endpoint, status });
+  if (down) return down;
   const name = e.name ?? 'Error';
   const retryable =
     status === 429 ||
@@ -336,7 +368,7 @@ async function describeCluster(
           { cause: error },
         );
       }
-      throw toCloudApiError(error, 'DescribeCluster');
+      throw toCloudApiError(error, 'DescribeCluster', { endpoint: config.endpoint, region: ref.region });
     }
     return normaliseCluster(out.cluster, { account: account.id, region: ref.region });
   } finally {
@@ -367,14 +399,14 @@ async function runDiscovery(
   const sendOptions = signal ? { abortSignal: signal } : {};
 
   /** Runs one AWS call in a limiter slot; SDK errors come out as `CloudApiError` (the SDK error as `cause`). */
-  const call = <T>(operation: string, send: () => Promise<T>): Promise<T> =>
+  const call = <T>(operation: string, send: () => Promise<T>, region?: string): Promise<T> =>
     limiter(async () => {
       if (signal?.aborted) throw abortReason(signal);
       try {
         return await send();
       } catch (error) {
         if (signal?.aborted) throw abortReason(signal);
-        throw toCloudApiError(error, operation);
+        throw toCloudApiError(error, operation, { endpoint: config.endpoint, region });
       }
     });
 
@@ -398,8 +430,10 @@ async function runDiscovery(
 
   async function describe(eks: EKSClient, account: string, region: string, name: string): Promise<boolean> {
     try {
-      const out = await call('DescribeCluster', () =>
-        eks.send(new DescribeClusterCommand({ name }), sendOptions),
+      const out = await call(
+        'DescribeCluster',
+        () => eks.send(new DescribeClusterCommand({ name }), sendOptions),
+        region,
       );
       clusters.push(normaliseCluster(out.cluster, { account, region }));
       return true;
@@ -444,8 +478,11 @@ async function runDiscovery(
     try {
       do {
         const token = nextToken;
-        const page = await call('ListClusters', () =>
-          eks.send(new ListClustersCommand({ maxResults: LIST_PAGE_SIZE, nextToken: token }), sendOptions),
+        const page = await call(
+          'ListClusters',
+          () =>
+            eks.send(new ListClustersCommand({ maxResults: LIST_PAGE_SIZE, nextToken: token }), sendOptions),
+          region,
         );
         for (const name of page.clusters ?? []) {
           const pending = describe(eks, account, region, name);
@@ -488,7 +525,11 @@ async function runDiscovery(
     const ec2 = track(new EC2Client({ ...common, region: config.homeRegion, credentials }));
     // Without AllRegions, DescribeRegions lists the regions enabled for the account; opt-in regions
     // not opted into are dropped as well in case an endpoint lists them.
-    const out = await call('DescribeRegions', () => ec2.send(new DescribeRegionsCommand({}), sendOptions));
+    const out = await call(
+      'DescribeRegions',
+      () => ec2.send(new DescribeRegionsCommand({}), sendOptions),
+      config.homeRegion,
+    );
     return (out.Regions ?? [])
       .filter((r) => r.OptInStatus !== 'not-opted-in')
       .map((r) => r.RegionName)
@@ -500,7 +541,11 @@ async function runDiscovery(
     let credentials: Credentials;
     let regions: string[];
     try {
-      const out = await call('AssumeRole', () => sts.send(assumeRoleCommand(account), sendOptions));
+      const out = await call(
+        'AssumeRole',
+        () => sts.send(assumeRoleCommand(account), sendOptions),
+        config.homeRegion,
+      );
       credentials = credentialsOf(out);
       regions = await regionsOf(account, credentials);
     } catch (error) {
@@ -523,7 +568,7 @@ async function runDiscovery(
 
   clusters.sort((a, b) => a.id.localeCompare(b.id));
   completedScopes.sort((a, b) => `${a.scope}/${a.region}`.localeCompare(`${b.scope}/${b.region}`));
-  return { clusters, failures, completedScopes };
+  return { clusters, failures: onePerScope(failures), completedScopes };
 }
 
 /** Temporary credentials of an assumed role. */

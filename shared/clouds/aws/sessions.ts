@@ -6,7 +6,7 @@
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsAccount, AwsConfig } from '../../config/schema.ts';
 import type { Limiter } from '../../runtime/concurrency.ts';
-import { CloudApiError } from '../../runtime/errors.ts';
+import { CloudApiError, EndpointUnreachableError } from '../../runtime/errors.ts';
 import {
   baseCredentials,
   type Credentials,
@@ -53,7 +53,7 @@ export function createRoleSessions(
       );
       return credentialsOf(out);
     } catch (error) {
-      throw toCloudApiError(error, 'AssumeRole');
+      throw toCloudApiError(error, 'AssumeRole', { endpoint: config.endpoint, region: config.homeRegion });
     }
   };
 
@@ -95,6 +95,8 @@ export function caller(limiter: Limiter) {
       } catch (error) {
         signal?.throwIfAborted();
         const wrapped = toCloudApiError(error, operation);
+        // Already says which service and endpoint could not be reached: keep it as it is.
+        if (wrapped instanceof EndpointUnreachableError) throw wrapped;
         throw new CloudApiError(
           `${what}: ${wrapped.message}`,
           { cloud: 'aws', operation, status: wrapped.status, retryable: wrapped.retryable },

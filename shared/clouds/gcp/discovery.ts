@@ -265,11 +265,13 @@ function labelsOf(labels: GkeCluster['resourceLabels']): Record<string, string> 
  * - `secretsEncryptionKey` is the Cloud KMS key of application-layer secrets encryption
  *   when it is in use; otherwise GKE still encrypts etcd at rest, with Google-managed keys,
  *   which is reported as `null` (no customer key).
- * - `auditLogging`: GKE always writes Admin Activity audit logs (Kubernetes API writes
- *   included) to Cloud Audit Logs, and they cannot be disabled; there is no per-cluster
- *   switch to read. We report `false` only when the cluster's `loggingService` is `none`,
- *   the one setting that says the cluster sends nothing to Cloud Logging, and `true`
- *   otherwise.
+ * - `auditLogging` is always `true`: GKE writes the Kubernetes API server's Admin Activity
+ *   audit logs (writes of Kubernetes objects and cluster configuration changes) to Cloud Audit
+ *   Logs, and they cannot be disabled (cloud.google.com/kubernetes-engine/docs/how-to/audit-logging).
+ *   `loggingService` / `loggingConfig` govern the cluster's system, workload and component logs,
+ *   not Cloud Audit Logs, so `loggingService: none` leaves the audit trail in place. Data Access
+ *   audit logs (reads) depend on the project's IAM audit config, which this adapter does not read;
+ *   the compliance evidence says so (shared/compliance/evaluate.ts, `AUDIT_COVERAGE`).
  */
 export function normaliseCluster(project: string, cluster: GkeCluster): DiscoveredCluster {
   const name = cluster.name;
@@ -295,7 +297,7 @@ export function normaliseCluster(project: string, cluster: GkeCluster): Discover
     endpointAccess: access,
     secretsEncryptionKey:
       encryptionState && KEY_IN_USE.has(encryptionState) ? text(encryption?.keyName) : null,
-    auditLogging: cluster.loggingService !== 'none',
+    auditLogging: true,
     tags: labelsOf(cluster.resourceLabels),
     status: (statusName && STATUS[statusName]) || 'unknown',
     providerStatus: statusName && statusName !== 'STATUS_UNSPECIFIED' ? statusName : null,

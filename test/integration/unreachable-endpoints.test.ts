@@ -1,0 +1,208 @@
+/**
+ * Cloud endpoints that cannot be talked to: a closed loopback port, a TLS server whose
+ * certificate is not trusted, and a server that answers HTML where the API answers JSON (a
+ * proxy's "Not Found" page behind a mistyped endpoint). Discovery reports each as
+ * `cannot reach <service> at <endpoint>: <reason>`, once per scope, never as the JSON parse
+ * error of the page (`SyntaxError: Unexpected token '<'`). Loopback only.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDiscovery } from '../../shared/clouds/aws/discovery.ts';
+import { AwsConfig } from '../../shared/config/schema.ts';
+import type { Log } from '../../shared/ports.ts';
+
+const ACCOUNT = '111122223333';
+const silent: Log = { debug() {}, info() {}, warn() {}, error() {} };
+const byRegion = <T extends { region?: string }>(items: T[]) =>
+  [...items].sort((a, b) => (a.region ?? '').localeCompare(b.region ?? ''));
+const NOT_FOUND_PAGE =
+  '<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>\n';
+
+/** An STS AssumeRole answer in the shape of the STS API reference example, with placeholder values. */
+const ASSUME_ROLE_XML = `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <Credentials>
+      <AccessKeyId>EXAMPLEKEYID</AccessKeyId>
+      <SecretAccessKey>example-secret</SecretAccessKey>
+      <SessionToken>example-session-token</SessionToken>
+      <Expiration>2099-01-01T00:00:00Z</Expiration>
+    </Credentials>
+    <AssumedRoleUser>
+      <Arn>arn:aws:sts::${ACCOUNT}:assumed-role/fleetward/fleetward-discovery</Arn>
+      <AssumedRoleId>AROAEXAMPLEID:fleetward-discovery</AssumedRoleId>
+    </AssumedRoleUser>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ResponseMetadata>
+</AssumeRoleResponse>`;
+
+function body(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+}
+
+/**
+ * STS answers AssumeRole; EKS gets the HTML page: for every call (`mode: 'all'`), or only for
+ * DescribeCluster after ListClusters named three clusters (`mode: 'describe'`).
+ */
+function proxyLike(mode: 'all' | 'describe') {
+  return async (req: IncomingMessage, res: ServerResponse) => {
+    const text = await body(req);
+    if (text.includes('Action=AssumeRole')) {
+      res.writeHead(200, { 'content-type': 'text/xml' });
+      return res.end(ASSUME_ROLE_XML);
+    }
+    if (mode === 'describe' && req.method === 'GET' && /\/clusters(\?|$)/.test(req.url ?? '')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ clusters: ['a', 'b', 'c'] }));
+    }
+    res.writeHead(404, { 'content-type': 'text/html' });
+    res.end(NOT_FOUND_PAGE);
+  };
+}
+
+const servers: Server[] = [];
+let dir: string;
+let tlsUrl: string;
+let htmlUrl: string;
+let describeHtmlUrl: string;
+
+async function listen(server: Server, scheme: 'http' | 'https'): Promise<string> {
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `${scheme}://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+/** A port that was just bound and released: nothing listens on it. */
+async function closedPort(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'fleetward-tls-'));
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  const tls = createHttpsServer(
+    { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+    (_req, res) => res.end('{}'),
+  );
+  tlsUrl = await listen(tls, 'https');
+  htmlUrl = await listen(createServer(proxyLike('all')), 'http');
+  describeHtmlUrl = await listen(createServer(proxyLike('describe')), 'http');
+});
+
+afterAll(async () => {
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function aws(endpoint: string) {
+  const config = AwsConfig.parse({
+    endpoint,
+    homeRegion: 'us-east-1',
+    concurrency: 2,
+    timeoutMs: 3_000,
+    maxAttempts: 1,
+    accounts: [
+      {
+        id: ACCOUNT,
+        roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`,
+        regions: ['eu-west-1', 'eu-central-1'],
+      },
+    ],
+  });
+  return createDiscovery(config, { logger: silent });
+}
+
+describe('unreachable aws endpoints', () => {
+  it('a closed port: one failure for the account, "connection refused"', async () => {
+    const endpoint = await closedPort();
+    const outcome = await aws(endpoint).discover();
+    expect(outcome.failures).toEqual([
+      {
+        cloud: 'aws',
+        scope: ACCOUNT,
+        kind: 'scope',
+        error: {
+          name: 'EndpointUnreachableError',
+          message: `cannot reach sts at ${endpoint}: connection refused`,
+        },
+      },
+    ]);
+  });
+
+  it('an untrusted TLS certificate: "tls certificate rejected"', async () => {
+    const outcome = await aws(tlsUrl).discover();
+    expect(outcome.failures.map((f) => f.error)).toEqual([
+      {
+        name: 'EndpointUnreachableError',
+        message: `cannot reach sts at ${tlsUrl}: tls certificate rejected`,
+      },
+    ]);
+  });
+
+  it('an HTML page where EKS answers JSON: one failure per region, not a JSON parse error', async () => {
+    const outcome = await aws(htmlUrl).discover();
+    expect(byRegion(outcome.failures)).toEqual(
+      ['eu-central-1', 'eu-west-1'].map((region) => ({
+        cloud: 'aws',
+        scope: ACCOUNT,
+        region,
+        kind: 'scope',
+        error: {
+          name: 'EndpointUnreachableError',
+          message: `cannot reach eks at ${htmlUrl}: answered an html page, not the api`,
+          status: 404,
+        },
+      })),
+    );
+    expect(JSON.stringify(outcome)).not.toContain('Unexpected token');
+  });
+
+  it('every DescribeCluster of a region answered by the page: once for the region, never once per cluster', async () => {
+    const outcome = await aws(describeHtmlUrl).discover();
+    expect(outcome.clusters).toEqual([]);
+    expect(outcome.completedScopes).toEqual([]);
+    expect(byRegion(outcome.failures)).toEqual(
+      ['eu-central-1', 'eu-west-1'].map((region) => ({
+        cloud: 'aws',
+        scope: ACCOUNT,
+        region,
+        kind: 'scope',
+        error: {
+          name: 'EndpointUnreachableError',
+          message: `cannot reach eks at ${describeHtmlUrl}: answered an html page, not the api`,
+          status: 404,
+        },
+      })),
+    );
+  });
+});
