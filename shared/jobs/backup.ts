@@ -46,6 +46,8 @@ export interface BackupRecord {
   errors?: number;
   warnings?: number;
   validationErrors?: string[];
+  /** Velero's `status.failureReason` of a Failed backup. */
+  failureReason?: string;
 }
 
 export type BackupOutcome =
@@ -183,7 +185,7 @@ async function backupCluster(
         bucket: { name: location.bucket, cloud: location.cloud, region: location.region },
         namespaces: object.spec.includedNamespaces ?? namespaces,
         createdAt: object.metadata.creationTimestamp ?? now.toISOString(),
-        phase: object.status?.phase ?? 'New',
+        phase: object.status?.phase || 'New',
       };
       await deps.store.putMany(NS.backups, [{ key: `${cluster.id}/${name}`, value: record }]);
     }

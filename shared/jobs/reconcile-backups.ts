@@ -23,7 +23,7 @@ export interface BackupStatus {
   clusterId: string;
   jurisdiction: string;
   /** Newest Backup of any phase. */
-  lastBackup: { name: string; phase: string; completedAt: string | null } | null;
+  lastBackup: { name: string; phase: string; completedAt: string | null; failureReason?: string } | null;
   /** Newest Completed Backup. */
   lastCompleted: { name: string; completedAt: string; itemsBackedUp: number | null } | null;
   rpoSeconds: number | null;
@@ -58,7 +58,8 @@ export function mergeBackup(
     createdAt: backup.metadata.creationTimestamp ?? '',
     phase: 'New',
   };
-  const out: BackupRecord = { ...base, phase: s.phase ?? base.phase };
+  // Velero leaves the phase empty (or absent) until its controller picks the Backup up: that is `New`.
+  const out: BackupRecord = { ...base, phase: s.phase || 'New' };
   if (s.startTimestamp) out.startedAt = s.startTimestamp;
   if (s.completionTimestamp) out.completedAt = s.completionTimestamp;
   if (s.expiration) out.expiresAt = s.expiration;
@@ -67,6 +68,7 @@ export function mergeBackup(
   if (s.errors !== undefined) out.errors = s.errors;
   if (s.warnings !== undefined) out.warnings = s.warnings;
   if (s.validationErrors?.length) out.validationErrors = s.validationErrors;
+  if (s.failureReason) out.failureReason = s.failureReason;
   return out;
 }
 
@@ -97,15 +99,25 @@ export function summarizeBackups(
     : null;
   const rpoOk = rpoSeconds === null || rpoTargetSeconds === null ? null : rpoSeconds <= rpoTargetSeconds;
   if (last.phase !== 'Completed' && isTerminalBackup(last.phase)) {
-    const detail = last.validationErrors?.join('; ') ?? `${last.errors ?? 0} error(s)`;
+    const detail = last.validationErrors?.join('; ') ?? last.failureReason ?? `${last.errors ?? 0} error(s)`;
     problems.push({
       kind: 'backup-failed',
       severity: 'high',
       message: `backup ${last.name} ended ${last.phase} (${detail})`,
     });
   }
-  if (!good)
+  // Velero always stamps a Completed backup's completion; one without it cannot give an RPO, and is not
+  // "no backup": it is named, so whoever reads the status looks at that Backup.
+  const untimed = records.filter((r) => r.phase === 'Completed' && !r.completedAt).at(-1);
+  if (untimed && (!good || untimed.createdAt > good.createdAt)) {
+    problems.push({
+      kind: 'backup-untimed',
+      severity: 'high',
+      message: `backup ${untimed.name} is Completed without a completionTimestamp: its age (RPO) cannot be measured`,
+    });
+  } else if (!good) {
     problems.push({ kind: 'no-completed-backup', severity: 'high', message: 'no Completed backup yet' });
+  }
   if (rpoOk === false) {
     problems.push({
       kind: 'rpo-exceeded',
@@ -114,7 +126,12 @@ export function summarizeBackups(
     });
   }
   return {
-    lastBackup: { name: last.name, phase: last.phase, completedAt: last.completedAt ?? null },
+    lastBackup: {
+      name: last.name,
+      phase: last.phase,
+      completedAt: last.completedAt ?? null,
+      ...(last.failureReason ? { failureReason: last.failureReason } : {}),
+    },
     lastCompleted: good
       ? { name: good.name, completedAt: good.completedAt!, itemsBackedUp: good.itemsBackedUp ?? null }
       : null,
