@@ -25,6 +25,7 @@ import {
   recordFindings,
   runId,
 } from './fleet.ts';
+import { mergeBackup } from './reconcile-backups.ts';
 
 /** What the job remembers of each Backup it created or observed. */
 export interface BackupRecord {
@@ -175,7 +176,7 @@ async function backupCluster(
     if (options.dryRun) return { clusterId: cluster.id, status: 'planned', backup: name, location };
     // A Backup found rather than created belongs to an earlier invocation of this window: keep its record.
     if (created || !(await deps.store.get(NS.backups, `${cluster.id}/${name}`))) {
-      const record: BackupRecord = {
+      const base: BackupRecord = {
         clusterId: cluster.id,
         jurisdiction: cluster.jurisdiction,
         name,
@@ -185,8 +186,11 @@ async function backupCluster(
         bucket: { name: location.bucket, cloud: location.cloud, region: location.region },
         namespaces: object.spec.includedNamespaces ?? namespaces,
         createdAt: object.metadata.creationTimestamp ?? now.toISOString(),
-        phase: object.status?.phase || 'New',
+        phase: 'New',
       };
+      // A Backup found may already be terminal, and the reconciler never rewrites a terminal record:
+      // record its whole status (completion, counts, failure) now, as the reconciler would.
+      const record = mergeBackup(base, object, cluster);
       await deps.store.putMany(NS.backups, [{ key: `${cluster.id}/${name}`, value: record }]);
     }
     deps.logger.info('Backup requested', { cluster: cluster.id, backup: name, created });

@@ -189,6 +189,22 @@ describe('backups and drills when things go wrong', () => {
     expect(backupsOn(kube).filter((x) => x.metadata.name === 'fleetward-202605010000')).toHaveLength(1);
   });
 
+  it('records a Backup an earlier invocation created with its whole status, completion included', async () => {
+    const { cluster } = healthy('aws');
+    const clock = manualClock('2026-05-20T10:00:00Z');
+    const first = await deps(clock);
+    await withCompletedBackup(first, cluster);
+    // Another invocation of the same window, with no record of it (e.g. the first crashed before saving).
+    const second = await deps(clock);
+
+    const { outcomes } = await backup(second, { clusterId: cluster.id });
+    const { statuses } = await reconcile(second, { clusterId: cluster.id });
+
+    expect(outcomes[0]).toMatchObject({ status: 'exists' });
+    expect(statuses[0]?.lastCompleted?.name).toBe('fleetward-202605200000');
+    expect(statuses[0]?.findings).toEqual([]);
+  });
+
   it('computes RPO from the injected clock and alerts past the target', async () => {
     const { cluster } = healthy('aws');
     const clock = manualClock('2026-06-01T10:00:00Z');
@@ -295,15 +311,33 @@ describe('backups and drills when things go wrong', () => {
     const clock = manualClock(new Date().toISOString());
     const d = await deps(clock);
     await withCompletedBackup(d, cluster);
-    const leftover = {
+    // A drill whose record names its scratch namespace, and the namespace it created, left behind.
+    const crashed = 'fleetward-drill-crashed';
+    await d.store.putMany('drills', [
+      {
+        key: `${cluster.id}/${crashed}`,
+        value: {
+          id: crashed,
+          sourceClusterId: cluster.id,
+          targetClusterId: cluster.id,
+          phase: 'done',
+          scratchNamespaces: ['fw-drill-crashed-shop'],
+          startedAt: new Date(clock.now().getTime() - 60_000).toISOString(),
+        },
+      },
+    ]);
+    kube.apply({
       apiVersion: 'v1',
       kind: 'Namespace',
       metadata: {
         name: 'fw-drill-crashed-shop',
-        labels: { 'fleetward.io/scratch': 'true', 'fleetward.io/drill': 'fleetward-drill-crashed' },
+        labels: {
+          'app.kubernetes.io/managed-by': 'fleetward',
+          'fleetward.io/scratch': 'true',
+          'fleetward.io/drill': crashed,
+        },
       },
-    };
-    kube.apply(leftover);
+    });
 
     await drillStep(d, { clusterId: cluster.id, start: 'force' });
     expect(kube.object('v1', 'Namespace', 'fw-drill-crashed-shop'), 'younger than a day: kept').toBeDefined();
@@ -314,6 +348,88 @@ describe('backups and drills when things go wrong', () => {
 
     expect(kube.object('v1', 'Namespace', 'fw-drill-crashed-shop')).toBeUndefined();
     expect(scratchOn(kube)).toEqual([]);
+  });
+
+  it.each([
+    ['a user namespace labelled fleetward.io/scratch=true', 'team-notes', { 'fleetward.io/scratch': 'true' }],
+    [
+      'a namespace with every Fleetward label but no drill record',
+      'fw-drill-unrecorded-shop',
+      {
+        'app.kubernetes.io/managed-by': 'fleetward',
+        'fleetward.io/scratch': 'true',
+        'fleetward.io/drill': 'fleetward-drill-unrecorded',
+      },
+    ],
+    [
+      'a prefixed namespace not managed by Fleetward',
+      'fw-drill-notours',
+      { 'fleetward.io/scratch': 'true', 'fleetward.io/drill': 'fleetward-drill-crashed2' },
+    ],
+  ])('never sweeps %s, and backs it up', async (_case, name, labels) => {
+    const { cluster, kube } = healthy('azure');
+    const clock = manualClock(new Date().toISOString());
+    const d = await deps(clock);
+    await withCompletedBackup(d, cluster);
+    await d.store.putMany('drills', [
+      {
+        key: `${cluster.id}/fleetward-drill-crashed2`,
+        value: {
+          id: 'fleetward-drill-crashed2',
+          sourceClusterId: cluster.id,
+          targetClusterId: cluster.id,
+          phase: 'done',
+          scratchNamespaces: ['fw-drill-notours'],
+          startedAt: new Date(clock.now().getTime() - 60_000).toISOString(),
+        },
+      },
+    ]);
+    kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+    try {
+      clock.advance(25 * 3600_000);
+      await drillStep(d, { clusterId: cluster.id, start: 'force' });
+      await drillUntilDone(d, cluster);
+
+      expect(kube.object('v1', 'Namespace', name), 'not a namespace a drill created').toBeDefined();
+      const { outcomes } = await backup(d, { clusterId: cluster.id });
+      const created = (outcomes[0] as { backup: string }).backup;
+      const spec = kube.object('velero.io/v1', 'Backup', created, 'velero')?.spec as {
+        includedNamespaces: string[];
+      };
+      expect(spec.includedNamespaces).toContain(name);
+    } finally {
+      kube.remove('v1', 'Namespace', name);
+    }
+  });
+
+  it('cleans up only the scratch namespaces its drill recorded', async () => {
+    const { cluster, kube } = healthy('aws');
+    const d = await deps(manualClock(new Date().toISOString()));
+    await withCompletedBackup(d, cluster);
+    const [started] = await drillStep(d, { clusterId: cluster.id, start: 'force' });
+    const id = started!.drill!.id;
+    // A namespace someone labelled as this drill's, with the scratch prefix: not one the drill created.
+    kube.apply({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: 'fw-drill-lookalike',
+        labels: {
+          'app.kubernetes.io/managed-by': 'fleetward',
+          'fleetward.io/scratch': 'true',
+          'fleetward.io/drill': id,
+        },
+      },
+    });
+    try {
+      const drill = await drillUntilDone(d, cluster);
+
+      expect(drill.scratchLeft).toBe(0);
+      expect(kube.object('v1', 'Namespace', 'fw-drill-lookalike')).toBeDefined();
+      for (const ns of drill.scratchNamespaces) expect(kube.object('v1', 'Namespace', ns)).toBeUndefined();
+    } finally {
+      kube.remove('v1', 'Namespace', 'fw-drill-lookalike');
+    }
   });
 
   it('refuses a drill on a cluster without a completed backup, with a finding', async () => {
