@@ -10,12 +10,14 @@ import { type BucketCache, type CheckedLocation, type Finding, preflight } from 
 import {
   backupName,
   buildBackup,
+  isDrillScratch,
   LABELS,
   rateMs,
   SYSTEM_NAMESPACES,
   type VeleroBackup,
   windowStart,
 } from '../velero/resources.ts';
+import { recordedScratch } from './drill.ts';
 import {
   type ClusterJobDeps,
   type ClusterScope,
@@ -70,16 +72,20 @@ export function backupWindow(deps: ClusterJobDeps, cluster: Cluster): Date {
 
 /** Namespaces a Backup includes: the policy's list, with `*` resolved to the cluster's non-system namespaces. */
 async function resolveNamespaces(
+  deps: ClusterJobDeps,
+  cluster: Cluster,
   api: Awaited<ReturnType<ClusterJobDeps['kube']['connect']>>,
   wanted: string[],
 ): Promise<string[]> {
   if (!wanted.includes('*')) return [...wanted].sort();
   const all = await api.list('v1', 'Namespace');
+  // Drill scratch space is skipped by the rule the sweeper deletes by: only namespaces a drill created.
+  const recorded = await recordedScratch(deps.store, cluster.id);
   return all
     .filter(
       (ns) =>
         !SYSTEM_NAMESPACES.includes(ns.metadata.name ?? '') &&
-        ns.metadata.labels?.[LABELS.scratch] !== 'true',
+        !isDrillScratch(ns, deps.config.velero.scratchPrefix, (id) => recorded.get(id)),
     )
     .map((ns) => ns.metadata.name!)
     .sort();
@@ -161,7 +167,7 @@ async function backupCluster(
   try {
     const window = backupWindow(deps, cluster);
     const name = backupName(window);
-    const namespaces = await resolveNamespaces(api, policy.includedNamespaces);
+    const namespaces = await resolveNamespaces(deps, cluster, api, policy.includedNamespaces);
     const backup = buildBackup({
       name,
       namespace,

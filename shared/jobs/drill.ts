@@ -15,6 +15,7 @@ import type { Finding } from '../velero/preflight.ts';
 import {
   assertScratchOnly,
   buildRestore,
+  isDrillScratch,
   isTerminalRestore,
   LABELS,
   MANAGED_BY,
@@ -178,7 +179,7 @@ async function start(deps: ClusterJobDeps, source: Cluster, id: string, run: str
   await save(deps, drill);
   const api = target.id === source.id ? sourceApi : await deps.kube.connect(target);
   try {
-    await sweep(deps, api, new Set([id]));
+    await sweep(deps, api, target.id, new Set([id]));
     // Scratch namespaces are created (labelled) by us, so the sweeper can always find them.
     for (const ns of scratch) {
       await api.create({
@@ -275,9 +276,14 @@ async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): 
     }
   }
   if (drill.phase === 'cleaning') {
-    const left = await api.list('v1', 'Namespace', { labelSelector: `${LABELS.drill}=${drill.id}` });
-    for (const ns of left) await api.delete({ apiVersion: 'v1', kind: 'Namespace', name: ns.metadata.name! });
-    const after = await api.list('v1', 'Namespace', { labelSelector: `${LABELS.drill}=${drill.id}` });
+    const prefix = deps.config.velero.scratchPrefix;
+    const ours = async () =>
+      (await api.list('v1', 'Namespace', { labelSelector: `${LABELS.drill}=${drill.id}` })).filter((ns) =>
+        isDrillScratch(ns, prefix, (id) => (id === drill.id ? drill.scratchNamespaces : undefined)),
+      );
+    for (const ns of await ours())
+      await api.delete({ apiVersion: 'v1', kind: 'Namespace', name: ns.metadata.name! });
+    const after = await ours();
     drill.scratchLeft = after.length;
     if (after.length === 0) {
       drill.phase = 'done';
@@ -293,10 +299,38 @@ async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): 
   }
 }
 
-/** Deletes scratch namespaces older than a day that no active drill owns (leftovers of crashed runs). */
-async function sweep(deps: ClusterJobDeps, api: KubeApi, active: Set<string>): Promise<number> {
+/** The scratch namespaces each drill that ran on `targetClusterId` recorded, by drill id. */
+export async function recordedScratch(
+  store: ClusterJobDeps['store'],
+  targetClusterId: string,
+): Promise<Map<string, readonly string[]>> {
+  const drills = await store.list<Pick<DrillRecord, 'id' | 'targetClusterId' | 'scratchNamespaces'>>(
+    NS.drills,
+  );
+  return new Map(
+    drills
+      .map((i) => i.value)
+      .filter((d) => d.targetClusterId === targetClusterId)
+      .map((d) => [d.id, d.scratchNamespaces ?? []]),
+  );
+}
+
+/**
+ * Deletes scratch namespaces older than a day that no active drill owns (leftovers of crashed
+ * runs): only namespaces a drill created and recorded (`isDrillScratch`), never one that merely
+ * carries a Fleetward label.
+ */
+async function sweep(
+  deps: ClusterJobDeps,
+  api: KubeApi,
+  targetClusterId: string,
+  active: Set<string>,
+): Promise<number> {
   const now = deps.clock.now().getTime();
-  const scratch = await api.list('v1', 'Namespace', { labelSelector: `${LABELS.scratch}=true` });
+  const recorded = await recordedScratch(deps.store, targetClusterId);
+  const scratch = (await api.list('v1', 'Namespace', { labelSelector: `${LABELS.scratch}=true` })).filter(
+    (ns) => isDrillScratch(ns, deps.config.velero.scratchPrefix, (id) => recorded.get(id)),
+  );
   let removed = 0;
   for (const ns of scratch) {
     const created = Date.parse(ns.metadata.creationTimestamp ?? '');
@@ -357,7 +391,7 @@ async function stepCluster(
       const [target] = await inventory(deps.store, drill.targetClusterId);
       const api = await deps.kube.connect(target!);
       await advance(deps, drill, api);
-      await sweep(deps, api, new Set([drill.id]));
+      await sweep(deps, api, drill.targetClusterId, new Set([drill.id]));
     } catch (error) {
       // A drill that fails half-way still owns scratch namespaces: move it to cleaning, retried next step.
       if (drill.phase === 'restoring' || drill.phase === 'verifying')

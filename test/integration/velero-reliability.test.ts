@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config/load.ts';
 import type { FleetConfig } from '../../shared/config/schema.ts';
-import { run as backup } from '../../shared/jobs/backup.ts';
+import { type BackupRecord, run as backup } from '../../shared/jobs/backup.ts';
 import { run as discover, INVENTORY } from '../../shared/jobs/discover.ts';
 import { type DrillRecord, step as drillStep } from '../../shared/jobs/drill.ts';
 import type { ClusterJobDeps } from '../../shared/jobs/fleet.ts';
@@ -190,10 +190,19 @@ describe('backups and drills when things go wrong', () => {
   });
 
   it('records a Backup an earlier invocation created with its whole status, completion included', async () => {
-    const { cluster } = healthy('aws');
+    const { cluster, kube } = healthy('aws');
     const clock = manualClock('2026-05-20T10:00:00Z');
     const first = await deps(clock);
-    await withCompletedBackup(first, cluster);
+    await backup(first, { clusterId: cluster.id });
+    await until(
+      () =>
+        (
+          kube.object('velero.io/v1', 'Backup', 'fleetward-202605200000', 'velero')?.status as {
+            phase?: string;
+          }
+        )?.phase === 'Completed' || undefined,
+      'the Backup to complete',
+    );
     // Another invocation of the same window, with no record of it (e.g. the first crashed before saving).
     const second = await deps(clock);
 
@@ -201,8 +210,13 @@ describe('backups and drills when things go wrong', () => {
     const { statuses } = await reconcile(second, { clusterId: cluster.id });
 
     expect(outcomes[0]).toMatchObject({ status: 'exists' });
-    expect(statuses[0]?.lastCompleted?.name).toBe('fleetward-202605200000');
-    expect(statuses[0]?.findings).toEqual([]);
+    const record = await second.store.get<BackupRecord>('backups', `${cluster.id}/fleetward-202605200000`);
+    expect(record).toMatchObject({
+      phase: 'Completed',
+      completedAt: expect.any(String),
+      itemsBackedUp: expect.any(Number),
+    });
+    expect(statuses[0]?.findings.map((f) => f.kind)).not.toContain('backup-untimed');
   });
 
   it('computes RPO from the injected clock and alerts past the target', async () => {
@@ -367,6 +381,8 @@ describe('backups and drills when things go wrong', () => {
       { 'fleetward.io/scratch': 'true', 'fleetward.io/drill': 'fleetward-drill-crashed2' },
     ],
   ])('never sweeps %s, and backs it up', async (_case, name, labels) => {
+    // Each case backs up in a window of its own (a day apart), so each creates its own Backup.
+    const days = name.length;
     const { cluster, kube } = healthy('azure');
     const clock = manualClock(new Date().toISOString());
     const d = await deps(clock);
@@ -386,7 +402,7 @@ describe('backups and drills when things go wrong', () => {
     ]);
     kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
     try {
-      clock.advance(25 * 3600_000);
+      clock.advance(days * 24 * 3600_000 + 3600_000);
       await drillStep(d, { clusterId: cluster.id, start: 'force' });
       await drillUntilDone(d, cluster);
 
