@@ -219,6 +219,18 @@ function elapsedSeconds(deps: ClusterJobDeps, since: string): number {
   return (deps.clock.now().getTime() - Date.parse(since)) / 1000;
 }
 
+/** Why a terminal Restore does not count as a good restore (empty: it does). */
+export function judgeRestore(restore: Pick<VeleroRestore, 'status'>, backupItems: number | null): string[] {
+  const reasons: string[] = [];
+  const phase = restore.status?.phase;
+  const itemsRestored = restore.status?.progress?.itemsRestored ?? null;
+  if (phase !== 'Completed') reasons.push(`restore ended ${phase}`);
+  if (backupItems !== null && itemsRestored !== backupItems) {
+    reasons.push(`restored ${itemsRestored ?? 0} of ${backupItems} backed-up items`);
+  }
+  return reasons;
+}
+
 /** Moves a drill at most one phase forward (verifying follows a completed restore at once). */
 async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): Promise<void> {
   const namespace = deps.config.velero.namespace;
@@ -258,11 +270,12 @@ async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): 
       const now = deps.clock.now();
       drill.verifiedAt = now.toISOString();
       drill.rtoSeconds = Math.round((now.getTime() - Date.parse(drill.restoreCreatedAt)) / 100) / 10;
-      const reasons: string[] = [];
-      if (drill.restorePhase !== 'Completed') reasons.push(`restore ended ${drill.restorePhase}`);
-      if (drill.backupItems !== null && drill.itemsRestored !== drill.backupItems) {
-        reasons.push(`restored ${drill.itemsRestored ?? 0} of ${drill.backupItems} backed-up items`);
-      }
+      const reasons = judgeRestore(
+        {
+          status: { phase: drill.restorePhase ?? '', progress: { itemsRestored: drill.itemsRestored ?? 0 } },
+        },
+        drill.backupItems,
+      );
       if (drill.rtoSeconds > drill.rtoTargetSeconds)
         reasons.push(`RTO ${drill.rtoSeconds} s exceeds the target of ${drill.rtoTargetSeconds} s`);
       drill.result = reasons.length === 0 ? 'pass' : 'fail';
