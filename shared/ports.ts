@@ -57,6 +57,8 @@ export interface KubeObject {
     annotations?: Record<string, string>;
     creationTimestamp?: string;
     resourceVersion?: string;
+    /** Which manager last wrote which fields, and when (`subresource: status` for status writes). */
+    managedFields?: { manager?: string; operation?: string; subresource?: string; time?: string }[];
   };
   spec?: unknown;
   status?: unknown;

@@ -10,12 +10,14 @@ import { type BucketCache, type CheckedLocation, type Finding, preflight } from 
 import {
   backupName,
   buildBackup,
+  isDrillScratch,
   LABELS,
   rateMs,
   SYSTEM_NAMESPACES,
   type VeleroBackup,
   windowStart,
 } from '../velero/resources.ts';
+import { recordedScratch } from './drill.ts';
 import {
   type ClusterJobDeps,
   type ClusterScope,
@@ -25,6 +27,7 @@ import {
   recordFindings,
   runId,
 } from './fleet.ts';
+import { mergeBackup } from './reconcile-backups.ts';
 
 /** What the job remembers of each Backup it created or observed. */
 export interface BackupRecord {
@@ -46,6 +49,8 @@ export interface BackupRecord {
   errors?: number;
   warnings?: number;
   validationErrors?: string[];
+  /** Velero's `status.failureReason` of a Failed backup. */
+  failureReason?: string;
 }
 
 export type BackupOutcome =
@@ -67,16 +72,20 @@ export function backupWindow(deps: ClusterJobDeps, cluster: Cluster): Date {
 
 /** Namespaces a Backup includes: the policy's list, with `*` resolved to the cluster's non-system namespaces. */
 async function resolveNamespaces(
+  deps: ClusterJobDeps,
+  cluster: Cluster,
   api: Awaited<ReturnType<ClusterJobDeps['kube']['connect']>>,
   wanted: string[],
 ): Promise<string[]> {
   if (!wanted.includes('*')) return [...wanted].sort();
   const all = await api.list('v1', 'Namespace');
+  // Drill scratch space is skipped by the rule the sweeper deletes by: only namespaces a drill created.
+  const recorded = await recordedScratch(deps.store, cluster.id);
   return all
     .filter(
       (ns) =>
         !SYSTEM_NAMESPACES.includes(ns.metadata.name ?? '') &&
-        ns.metadata.labels?.[LABELS.scratch] !== 'true',
+        !isDrillScratch(ns, deps.config.velero.scratchPrefix, (id) => recorded.get(id)),
     )
     .map((ns) => ns.metadata.name!)
     .sort();
@@ -158,7 +167,7 @@ async function backupCluster(
   try {
     const window = backupWindow(deps, cluster);
     const name = backupName(window);
-    const namespaces = await resolveNamespaces(api, policy.includedNamespaces);
+    const namespaces = await resolveNamespaces(deps, cluster, api, policy.includedNamespaces);
     const backup = buildBackup({
       name,
       namespace,
@@ -173,7 +182,7 @@ async function backupCluster(
     if (options.dryRun) return { clusterId: cluster.id, status: 'planned', backup: name, location };
     // A Backup found rather than created belongs to an earlier invocation of this window: keep its record.
     if (created || !(await deps.store.get(NS.backups, `${cluster.id}/${name}`))) {
-      const record: BackupRecord = {
+      const base: BackupRecord = {
         clusterId: cluster.id,
         jurisdiction: cluster.jurisdiction,
         name,
@@ -183,8 +192,11 @@ async function backupCluster(
         bucket: { name: location.bucket, cloud: location.cloud, region: location.region },
         namespaces: object.spec.includedNamespaces ?? namespaces,
         createdAt: object.metadata.creationTimestamp ?? now.toISOString(),
-        phase: object.status?.phase ?? 'New',
+        phase: 'New',
       };
+      // A Backup found may already be terminal, and the reconciler never rewrites a terminal record:
+      // record its whole status (completion, counts, failure) now, as the reconciler would.
+      const record = mergeBackup(base, object, cluster);
       await deps.store.putMany(NS.backups, [{ key: `${cluster.id}/${name}`, value: record }]);
     }
     deps.logger.info('Backup requested', { cluster: cluster.id, backup: name, created });

@@ -15,6 +15,7 @@ import type { Finding } from '../velero/preflight.ts';
 import {
   assertScratchOnly,
   buildRestore,
+  isDrillScratch,
   isTerminalRestore,
   LABELS,
   MANAGED_BY,
@@ -58,8 +59,22 @@ export interface DrillRecord {
   restorePhase: string | null;
   itemsRestored: number | null;
   workloads: { total: number; ready: number } | null;
+  /** Cluster time: when the restore was verified (the last of restore completion and workloads available). */
   verifiedAt: string | null;
+  /** verifiedAt - the Restore's creationTimestamp, both from the cluster's own objects. */
   rtoSeconds: number | null;
+  /** Restore status as Velero left it (terminal). */
+  restoreCompletedAt?: string | null;
+  restoreTotalItems?: number | null;
+  restoreErrors?: number;
+  restoreWarnings?: number;
+  restoreFailureReason?: string;
+  /** Our clock when the drill saw the restore verified. */
+  observedAt?: string | null;
+  /** observedAt - verifiedAt (>= 0): how late the poll came; not part of the RTO. */
+  pollLagMs?: number | null;
+  /** `cluster`: every time came from the objects; `observed`: some workload carried none, its time is observedAt. */
+  rtoEvidence?: 'cluster' | 'observed' | null;
   rtoTargetSeconds: number;
   scratchLeft: number | null;
   finishedAt: string | null;
@@ -178,7 +193,7 @@ async function start(deps: ClusterJobDeps, source: Cluster, id: string, run: str
   await save(deps, drill);
   const api = target.id === source.id ? sourceApi : await deps.kube.connect(target);
   try {
-    await sweep(deps, api, new Set([id]));
+    await sweep(deps, api, target.id, new Set([id]));
     // Scratch namespaces are created (labelled) by us, so the sweeper can always find them.
     for (const ns of scratch) {
       await api.create({
@@ -199,10 +214,11 @@ async function start(deps: ClusterJobDeps, source: Cluster, id: string, run: str
       drill: id,
       backup: drill.backupName,
     });
+    // RTO starts at the Restore's creation as the API server stamped it, not at our clock.
+    drill.restoreCreatedAt = object.metadata.creationTimestamp ?? deps.clock.now().toISOString();
   } catch (error) {
     fail(drill, `could not start: ${errorInfo(error).message}`);
   }
-  drill.restoreCreatedAt = deps.clock.now().toISOString();
   await save(deps, drill);
   return drill;
 }
@@ -218,6 +234,80 @@ function elapsedSeconds(deps: ClusterJobDeps, since: string): number {
   return (deps.clock.now().getTime() - Date.parse(since)) / 1000;
 }
 
+/**
+ * Why a terminal Restore does not count as a good restore (empty: it does). A restore is judged
+ * by its own status: phase Completed, no errors, and every item of its own plan restored
+ * (`progress.itemsRestored` of `progress.totalItems`). The backup's item count is no yardstick:
+ * Velero never restores nodes, events or its own resources, so a good restore of a good backup
+ * restores fewer items than were backed up. Warnings are recorded, not failed (Velero: warnings
+ * do not change the completion status).
+ */
+export function judgeRestore(restore: Pick<VeleroRestore, 'status'>, _backupItems?: number | null): string[] {
+  const reasons: string[] = [];
+  const s = restore.status ?? {};
+  if (s.phase !== 'Completed') {
+    reasons.push(`restore ended ${s.phase || 'New'}${s.failureReason ? `: ${s.failureReason}` : ''}`);
+  }
+  if ((s.errors ?? 0) > 0) reasons.push(`restore reported ${s.errors} error(s)`);
+  const total = s.progress?.totalItems;
+  const restored = s.progress?.itemsRestored ?? 0;
+  if (total !== undefined && restored < total) reasons.push(`restored ${restored} of ${total} items`);
+  return reasons;
+}
+
+/** A condition of a Deployment's status. */
+interface Condition {
+  type?: string;
+  status?: string;
+  reason?: string;
+  lastUpdateTime?: string;
+  lastTransitionTime?: string;
+}
+
+const latestTime = (times: (string | undefined)[]): string | null =>
+  times
+    .filter((t): t is string => !!t && !Number.isNaN(Date.parse(t)))
+    .sort((a, b) => Date.parse(a) - Date.parse(b))
+    .at(-1) ?? null;
+
+/**
+ * Whether a restored Deployment or StatefulSet is ready, and since when by the object's own
+ * evidence (null: ready, but the object carries no time for it). Deployment: ready replicas reach
+ * `spec.replicas`; the time is the later of the `Available`=True condition's `lastTransitionTime`
+ * and, when the rollout completed, the `Progressing` condition's `lastUpdateTime` (reason
+ * `NewReplicaSetAvailable`: all replicas updated and available). StatefulSet: ready (and, where
+ * reported, available) replicas reach `spec.replicas`; it has no condition with a time, so the
+ * time is the newest `managedFields` entry of a status write (`subresource: status`), the last
+ * time its controller changed the status.
+ */
+export function readySince(
+  w: KubeObject,
+  kind: string | undefined = w.kind,
+): { ready: boolean; at: string | null } {
+  const spec = (w.spec ?? {}) as { replicas?: number };
+  const status = (w.status ?? {}) as {
+    readyReplicas?: number;
+    availableReplicas?: number;
+    conditions?: Condition[];
+  };
+  const want = spec.replicas ?? 1;
+  const readyCount = (status.readyReplicas ?? 0) >= want;
+  if (kind === 'StatefulSet') {
+    const ready = readyCount && (status.availableReplicas === undefined || status.availableReplicas >= want);
+    if (!ready) return { ready: false, at: null };
+    const fields = w.metadata.managedFields ?? [];
+    return { ready, at: latestTime(fields.filter((f) => f.subresource === 'status').map((f) => f.time)) };
+  }
+  if (!readyCount) return { ready: false, at: null };
+  const conditions = status.conditions ?? [];
+  const available = conditions.find((c) => c.type === 'Available' && c.status === 'True');
+  const complete = conditions.find(
+    (c) => c.type === 'Progressing' && c.status === 'True' && c.reason === 'NewReplicaSetAvailable',
+  );
+  if (!available) return { ready: true, at: null };
+  return { ready: true, at: latestTime([available.lastTransitionTime, complete?.lastUpdateTime]) };
+}
+
 /** Moves a drill at most one phase forward (verifying follows a completed restore at once). */
 async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): Promise<void> {
   const namespace = deps.config.velero.namespace;
@@ -231,12 +321,18 @@ async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): 
     const phase = restore?.status?.phase;
     if (!restore) fail(drill, 'the Restore disappeared');
     else if (!isTerminalRestore(phase)) {
-      if (elapsedSeconds(deps, drill.restoreCreatedAt) > drill.rtoTargetSeconds) {
+      if (elapsedSeconds(deps, drill.startedAt) > drill.rtoTargetSeconds) {
         fail(drill, `restore still ${phase ?? 'New'} after the RTO target of ${drill.rtoTargetSeconds} s`);
       }
     } else {
       drill.restorePhase = phase!;
-      drill.itemsRestored = restore.status?.progress?.itemsRestored ?? null;
+      const st = restore.status ?? {};
+      drill.itemsRestored = st.progress?.itemsRestored ?? null;
+      drill.restoreTotalItems = st.progress?.totalItems ?? null;
+      drill.restoreCompletedAt = st.completionTimestamp ?? null;
+      drill.restoreErrors = st.errors ?? 0;
+      drill.restoreWarnings = st.warnings ?? 0;
+      if (st.failureReason) drill.restoreFailureReason = st.failureReason;
       if (phase === 'Completed' || phase === 'PartiallyFailed') drill.phase = 'verifying';
       else
         fail(
@@ -246,28 +342,50 @@ async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): 
     }
   }
   if (drill.phase === 'verifying') {
-    const workloads: Workload[] = [];
+    // Items of built-in lists carry no kind (like a real API server): keep the kind each came from.
+    const workloads: { w: Workload; kind: string }[] = [];
     for (const ns of drill.scratchNamespaces) {
-      workloads.push(...(await api.list<Workload>('apps/v1', 'Deployment', { namespace: ns })));
-      workloads.push(...(await api.list<Workload>('apps/v1', 'StatefulSet', { namespace: ns })));
+      for (const kind of ['Deployment', 'StatefulSet']) {
+        for (const w of await api.list<Workload>('apps/v1', kind, { namespace: ns }))
+          workloads.push({ w, kind });
+      }
     }
-    const ready = workloads.filter((w) => (w.status?.readyReplicas ?? 0) >= (w.spec?.replicas ?? 1)).length;
+    const evidence = workloads.map(({ w, kind }) => readySince(w, kind));
+    const ready = evidence.filter((e) => e.ready).length;
     drill.workloads = { total: workloads.length, ready };
     if (ready === workloads.length) {
       const now = deps.clock.now();
-      drill.verifiedAt = now.toISOString();
-      drill.rtoSeconds = Math.round((now.getTime() - Date.parse(drill.restoreCreatedAt)) / 100) / 10;
-      const reasons: string[] = [];
-      if (drill.restorePhase !== 'Completed') reasons.push(`restore ended ${drill.restorePhase}`);
-      if (drill.backupItems !== null && drill.itemsRestored !== drill.backupItems) {
-        reasons.push(`restored ${drill.itemsRestored ?? 0} of ${drill.backupItems} backed-up items`);
-      }
+      // The cluster's own times: restore completion and each workload's availability.
+      const times = [
+        drill.restoreCompletedAt ?? undefined,
+        ...evidence.map((e) => e.at ?? now.toISOString()),
+      ];
+      const verifiedAt = latestTime(times) ?? now.toISOString();
+      drill.verifiedAt = verifiedAt;
+      drill.observedAt = now.toISOString();
+      drill.pollLagMs = Math.max(0, now.getTime() - Date.parse(verifiedAt));
+      drill.rtoEvidence = evidence.every((e) => e.at !== null) ? 'cluster' : 'observed';
+      drill.rtoSeconds = Math.max(
+        0,
+        Math.round((Date.parse(verifiedAt) - Date.parse(drill.restoreCreatedAt)) / 100) / 10,
+      );
+      const reasons = judgeRestore({
+        status: {
+          phase: drill.restorePhase ?? '',
+          ...(drill.restoreErrors ? { errors: drill.restoreErrors } : {}),
+          ...(drill.restoreFailureReason ? { failureReason: drill.restoreFailureReason } : {}),
+          progress: {
+            ...(drill.restoreTotalItems != null ? { totalItems: drill.restoreTotalItems } : {}),
+            itemsRestored: drill.itemsRestored ?? 0,
+          },
+        },
+      });
       if (drill.rtoSeconds > drill.rtoTargetSeconds)
         reasons.push(`RTO ${drill.rtoSeconds} s exceeds the target of ${drill.rtoTargetSeconds} s`);
       drill.result = reasons.length === 0 ? 'pass' : 'fail';
       drill.reasons.push(...reasons);
       drill.phase = 'cleaning';
-    } else if (elapsedSeconds(deps, drill.restoreCreatedAt) > drill.rtoTargetSeconds) {
+    } else if (elapsedSeconds(deps, drill.startedAt) > drill.rtoTargetSeconds) {
       fail(
         drill,
         `${workloads.length - ready} of ${workloads.length} workloads not ready within the RTO target of ${drill.rtoTargetSeconds} s`,
@@ -275,9 +393,14 @@ async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): 
     }
   }
   if (drill.phase === 'cleaning') {
-    const left = await api.list('v1', 'Namespace', { labelSelector: `${LABELS.drill}=${drill.id}` });
-    for (const ns of left) await api.delete({ apiVersion: 'v1', kind: 'Namespace', name: ns.metadata.name! });
-    const after = await api.list('v1', 'Namespace', { labelSelector: `${LABELS.drill}=${drill.id}` });
+    const prefix = deps.config.velero.scratchPrefix;
+    const ours = async () =>
+      (await api.list('v1', 'Namespace', { labelSelector: `${LABELS.drill}=${drill.id}` })).filter((ns) =>
+        isDrillScratch(ns, prefix, (id) => (id === drill.id ? drill.scratchNamespaces : undefined)),
+      );
+    for (const ns of await ours())
+      await api.delete({ apiVersion: 'v1', kind: 'Namespace', name: ns.metadata.name! });
+    const after = await ours();
     drill.scratchLeft = after.length;
     if (after.length === 0) {
       drill.phase = 'done';
@@ -288,15 +411,44 @@ async function advance(deps: ClusterJobDeps, drill: DrillRecord, api: KubeApi): 
         drill: drill.id,
         result: drill.result,
         rtoSeconds: drill.rtoSeconds,
+        pollLagMs: drill.pollLagMs ?? null,
       });
     }
   }
 }
 
-/** Deletes scratch namespaces older than a day that no active drill owns (leftovers of crashed runs). */
-async function sweep(deps: ClusterJobDeps, api: KubeApi, active: Set<string>): Promise<number> {
+/** The scratch namespaces each drill that ran on `targetClusterId` recorded, by drill id. */
+export async function recordedScratch(
+  store: ClusterJobDeps['store'],
+  targetClusterId: string,
+): Promise<Map<string, readonly string[]>> {
+  const drills = await store.list<Pick<DrillRecord, 'id' | 'targetClusterId' | 'scratchNamespaces'>>(
+    NS.drills,
+  );
+  return new Map(
+    drills
+      .map((i) => i.value)
+      .filter((d) => d.targetClusterId === targetClusterId)
+      .map((d) => [d.id, d.scratchNamespaces ?? []]),
+  );
+}
+
+/**
+ * Deletes scratch namespaces older than a day that no active drill owns (leftovers of crashed
+ * runs): only namespaces a drill created and recorded (`isDrillScratch`), never one that merely
+ * carries a Fleetward label.
+ */
+async function sweep(
+  deps: ClusterJobDeps,
+  api: KubeApi,
+  targetClusterId: string,
+  active: Set<string>,
+): Promise<number> {
   const now = deps.clock.now().getTime();
-  const scratch = await api.list('v1', 'Namespace', { labelSelector: `${LABELS.scratch}=true` });
+  const recorded = await recordedScratch(deps.store, targetClusterId);
+  const scratch = (await api.list('v1', 'Namespace', { labelSelector: `${LABELS.scratch}=true` })).filter(
+    (ns) => isDrillScratch(ns, deps.config.velero.scratchPrefix, (id) => recorded.get(id)),
+  );
   let removed = 0;
   for (const ns of scratch) {
     const created = Date.parse(ns.metadata.creationTimestamp ?? '');
@@ -357,7 +509,7 @@ async function stepCluster(
       const [target] = await inventory(deps.store, drill.targetClusterId);
       const api = await deps.kube.connect(target!);
       await advance(deps, drill, api);
-      await sweep(deps, api, new Set([drill.id]));
+      await sweep(deps, api, drill.targetClusterId, new Set([drill.id]));
     } catch (error) {
       // A drill that fails half-way still owns scratch namespaces: move it to cleaning, retried next step.
       if (drill.phase === 'restoring' || drill.phase === 'verifying')

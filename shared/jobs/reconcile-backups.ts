@@ -23,7 +23,7 @@ export interface BackupStatus {
   clusterId: string;
   jurisdiction: string;
   /** Newest Backup of any phase. */
-  lastBackup: { name: string; phase: string; completedAt: string | null } | null;
+  lastBackup: { name: string; phase: string; completedAt: string | null; failureReason?: string } | null;
   /** Newest Completed Backup. */
   lastCompleted: { name: string; completedAt: string; itemsBackedUp: number | null } | null;
   rpoSeconds: number | null;
@@ -39,7 +39,12 @@ export interface ReconcileResult {
   recorded: number;
 }
 
-function merge(record: BackupRecord | undefined, backup: VeleroBackup, cluster: Cluster): BackupRecord {
+/** The record of `backup` after observing it: what the live object says, over what was known. */
+export function mergeBackup(
+  record: BackupRecord | undefined,
+  backup: VeleroBackup,
+  cluster: Pick<Cluster, 'id' | 'jurisdiction'>,
+): BackupRecord {
   const s = backup.status ?? {};
   const base: BackupRecord = record ?? {
     clusterId: cluster.id,
@@ -53,7 +58,8 @@ function merge(record: BackupRecord | undefined, backup: VeleroBackup, cluster: 
     createdAt: backup.metadata.creationTimestamp ?? '',
     phase: 'New',
   };
-  const out: BackupRecord = { ...base, phase: s.phase ?? base.phase };
+  // Velero leaves the phase empty (or absent) until its controller picks the Backup up: that is `New`.
+  const out: BackupRecord = { ...base, phase: s.phase || 'New' };
   if (s.startTimestamp) out.startedAt = s.startTimestamp;
   if (s.completionTimestamp) out.completedAt = s.completionTimestamp;
   if (s.expiration) out.expiresAt = s.expiration;
@@ -62,7 +68,78 @@ function merge(record: BackupRecord | undefined, backup: VeleroBackup, cluster: 
   if (s.errors !== undefined) out.errors = s.errors;
   if (s.warnings !== undefined) out.warnings = s.warnings;
   if (s.validationErrors?.length) out.validationErrors = s.validationErrors;
+  if (s.failureReason) out.failureReason = s.failureReason;
   return out;
+}
+
+export interface BackupSummary {
+  lastBackup: BackupStatus['lastBackup'];
+  lastCompleted: BackupStatus['lastCompleted'];
+  rpoSeconds: number | null;
+  rpoTargetSeconds: number | null;
+  rpoOk: boolean | null;
+  problems: Pick<Finding, 'kind' | 'severity' | 'message'>[];
+}
+
+/** The backup summary of one cluster from its records: last backup, last good one, RPO and what is wrong. */
+export function summarizeBackups(
+  list: BackupRecord[],
+  now: Date,
+  rpoTargetSeconds: number | null,
+): BackupSummary {
+  const problems: BackupSummary['problems'] = [];
+  const records = [...list].sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
+  const last = records.at(-1)!;
+  const completed = records
+    .filter((r) => r.phase === 'Completed' && r.completedAt)
+    .sort((a, b) => (a.completedAt! < b.completedAt! ? -1 : 1));
+  const good = completed.at(-1);
+  const rpoSeconds = good
+    ? Math.max(0, Math.round((now.getTime() - Date.parse(good.completedAt!)) / 1000))
+    : null;
+  const rpoOk = rpoSeconds === null || rpoTargetSeconds === null ? null : rpoSeconds <= rpoTargetSeconds;
+  if (last.phase !== 'Completed' && isTerminalBackup(last.phase)) {
+    const detail = last.validationErrors?.join('; ') ?? last.failureReason ?? `${last.errors ?? 0} error(s)`;
+    problems.push({
+      kind: 'backup-failed',
+      severity: 'high',
+      message: `backup ${last.name} ended ${last.phase} (${detail})`,
+    });
+  }
+  // Velero always stamps a Completed backup's completion; one without it cannot give an RPO, and is not
+  // "no backup": it is named, so whoever reads the status looks at that Backup.
+  const untimed = records.filter((r) => r.phase === 'Completed' && !r.completedAt).at(-1);
+  if (untimed && (!good || untimed.createdAt > good.createdAt)) {
+    problems.push({
+      kind: 'backup-untimed',
+      severity: 'high',
+      message: `backup ${untimed.name} is Completed without a completionTimestamp: its age (RPO) cannot be measured`,
+    });
+  } else if (!good) {
+    problems.push({ kind: 'no-completed-backup', severity: 'high', message: 'no Completed backup yet' });
+  }
+  if (rpoOk === false) {
+    problems.push({
+      kind: 'rpo-exceeded',
+      severity: 'critical',
+      message: `RPO ${rpoSeconds} s exceeds the target of ${rpoTargetSeconds} s`,
+    });
+  }
+  return {
+    lastBackup: {
+      name: last.name,
+      phase: last.phase,
+      completedAt: last.completedAt ?? null,
+      ...(last.failureReason ? { failureReason: last.failureReason } : {}),
+    },
+    lastCompleted: good
+      ? { name: good.name, completedAt: good.completedAt!, itemsBackedUp: good.itemsBackedUp ?? null }
+      : null,
+    rpoSeconds,
+    rpoTargetSeconds,
+    rpoOk,
+    problems,
+  };
 }
 
 async function reconcileCluster(deps: ClusterJobDeps, cluster: Cluster, signal?: AbortSignal) {
@@ -95,7 +172,7 @@ async function reconcileCluster(deps: ClusterJobDeps, cluster: Cluster, signal?:
       const before = known.get(backup.metadata.name!);
       // Terminal records never change again: skip the write (and keep the first observation).
       if (before && isTerminalBackup(before.phase)) continue;
-      const after = merge(before, backup, cluster);
+      const after = mergeBackup(before, backup, cluster);
       if (isTerminalBackup(after.phase)) recorded++;
       if (JSON.stringify(before) !== JSON.stringify(after)) updates.push(after);
       known.set(after.name, after);
@@ -111,34 +188,22 @@ async function reconcileCluster(deps: ClusterJobDeps, cluster: Cluster, signal?:
   }
   if (known.size === 0) return undefined;
 
-  const records = [...known.values()].sort((a, b) => (a.createdAt < b.createdAt ? -1 : 1));
-  const last = records.at(-1)!;
-  const completed = records
-    .filter((r) => r.phase === 'Completed' && r.completedAt)
-    .sort((a, b) => (a.completedAt! < b.completedAt! ? -1 : 1));
-  const good = completed.at(-1);
   const targetHours = deps.config.jurisdictions[cluster.jurisdiction]?.backup.rpoHours;
-  const rpoTargetSeconds = targetHours === undefined ? null : targetHours * 3600;
-  const rpoSeconds = good
-    ? Math.max(0, Math.round((now.getTime() - Date.parse(good.completedAt!)) / 1000))
-    : null;
-  const rpoOk = rpoSeconds === null || rpoTargetSeconds === null ? null : rpoSeconds <= rpoTargetSeconds;
-  if (last.phase !== 'Completed' && isTerminalBackup(last.phase)) {
-    const detail = last.validationErrors?.join('; ') ?? `${last.errors ?? 0} error(s)`;
-    finding('backup-failed', 'high', `backup ${last.name} ended ${last.phase} (${detail})`);
-  }
-  if (!good) finding('no-completed-backup', 'high', 'no Completed backup yet');
+  const summary = summarizeBackups(
+    [...known.values()],
+    now,
+    targetHours === undefined ? null : targetHours * 3600,
+  );
+  for (const p of summary.problems) finding(p.kind, p.severity, p.message);
+  const { rpoSeconds, rpoTargetSeconds, rpoOk } = summary;
   if (rpoOk === false) {
-    finding('rpo-exceeded', 'critical', `RPO ${rpoSeconds} s exceeds the target of ${rpoTargetSeconds} s`);
     deps.logger.warn('RPO target exceeded', { cluster: cluster.id, rpoSeconds, rpoTargetSeconds });
   }
   const status: BackupStatus = {
     clusterId: cluster.id,
     jurisdiction: cluster.jurisdiction,
-    lastBackup: { name: last.name, phase: last.phase, completedAt: last.completedAt ?? null },
-    lastCompleted: good
-      ? { name: good.name, completedAt: good.completedAt!, itemsBackedUp: good.itemsBackedUp ?? null }
-      : null,
+    lastBackup: summary.lastBackup,
+    lastCompleted: summary.lastCompleted,
     rpoSeconds,
     rpoTargetSeconds,
     rpoOk,

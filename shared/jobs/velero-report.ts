@@ -135,6 +135,14 @@ export function renderBackupView(view: ClusterBackupView[]): string {
   const out = [
     table(['CLUSTER', 'JURISDICTION', 'LAST BACKUP', 'RPO', 'TARGET', 'RPO OK', 'FINDINGS'], rows),
   ];
+  const failed = view.filter((v) => v.lastBackup?.failureReason);
+  if (failed.length > 0) {
+    out.push('', 'Failure reasons:');
+    for (const v of failed)
+      out.push(
+        `  ${v.clusterId}: ${v.lastBackup!.name} ${v.lastBackup!.phase}: ${v.lastBackup!.failureReason}`,
+      );
+  }
   const findings = view.flatMap((v) => v.findings);
   if (findings.length > 0) {
     out.push('', `Findings (${findings.length}):`);

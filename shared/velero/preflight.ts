@@ -21,6 +21,7 @@ export type FindingKind =
   | 'bsl-outside-jurisdiction'
   | 'backup-failed'
   | 'no-completed-backup'
+  | 'backup-untimed'
   | 'rpo-exceeded'
   | 'drill-refused'
   | 'drill-failed';

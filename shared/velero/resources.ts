@@ -206,6 +206,30 @@ export function assertScratchOnly(restore: VeleroRestore, scratchPrefix: string)
   }
 }
 
+/**
+ * Whether `namespace` is a scratch namespace a restore drill created: the scratch name prefix,
+ * `managed-by` Fleetward, the drill label, and listed in that drill's record (`recorded` gives
+ * the scratch namespaces a drill id recorded, or undefined for an unknown drill). Labels alone
+ * prove nothing: anyone can set them, and Fleetward never deletes or skips what it did not create.
+ */
+export function isDrillScratch(
+  namespace: KubeObject,
+  scratchPrefix: string,
+  recorded: (drillId: string) => readonly string[] | undefined,
+): boolean {
+  const name = namespace.metadata.name ?? '';
+  const labels = namespace.metadata.labels ?? {};
+  const drill = labels[LABELS.drill];
+  return (
+    scratchPrefix !== '' &&
+    name.startsWith(scratchPrefix) &&
+    labels[LABELS.managedBy] === MANAGED_BY &&
+    labels[LABELS.scratch] === 'true' &&
+    drill !== undefined &&
+    (recorded(drill)?.includes(name) ?? false)
+  );
+}
+
 /** A DNS-1123 label of at most 63 characters, keeping the end distinct with a short hash. */
 export function dnsLabel(value: string): string {
   const clean = value

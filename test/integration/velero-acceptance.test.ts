@@ -107,7 +107,8 @@ describe('backups and drills against the sandbox', () => {
     for (const c of drilled) {
       expect(c.drill?.phase, c.clusterId).toBe('done');
       expect(c.drill?.result).toBe('pass');
-      expect(c.drill?.rtoSeconds).toBeGreaterThan(0);
+      // Measured from the cluster's own (whole-second) timestamps: a fast sandbox restore may take 0 s.
+      expect(c.drill?.rtoSeconds).toBeGreaterThanOrEqual(0);
       expect(c.drill?.withinRto).toBe(true);
       expect(c.drill?.itemsRestored).toBe(c.drill?.backupItems);
       expect(c.drill?.scratchNamespacesLeft).toBe(0);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config/load.ts';
 import type { FleetConfig } from '../../shared/config/schema.ts';
-import { run as backup } from '../../shared/jobs/backup.ts';
+import { type BackupRecord, run as backup } from '../../shared/jobs/backup.ts';
 import { run as discover, INVENTORY } from '../../shared/jobs/discover.ts';
 import { type DrillRecord, step as drillStep } from '../../shared/jobs/drill.ts';
 import type { ClusterJobDeps } from '../../shared/jobs/fleet.ts';
@@ -189,6 +189,36 @@ describe('backups and drills when things go wrong', () => {
     expect(backupsOn(kube).filter((x) => x.metadata.name === 'fleetward-202605010000')).toHaveLength(1);
   });
 
+  it('records a Backup an earlier invocation created with its whole status, completion included', async () => {
+    const { cluster, kube } = healthy('aws');
+    const clock = manualClock('2026-05-20T10:00:00Z');
+    const first = await deps(clock);
+    await backup(first, { clusterId: cluster.id });
+    await until(
+      () =>
+        (
+          kube.object('velero.io/v1', 'Backup', 'fleetward-202605200000', 'velero')?.status as {
+            phase?: string;
+          }
+        )?.phase === 'Completed' || undefined,
+      'the Backup to complete',
+    );
+    // Another invocation of the same window, with no record of it (e.g. the first crashed before saving).
+    const second = await deps(clock);
+
+    const { outcomes } = await backup(second, { clusterId: cluster.id });
+    const { statuses } = await reconcile(second, { clusterId: cluster.id });
+
+    expect(outcomes[0]).toMatchObject({ status: 'exists' });
+    const record = await second.store.get<BackupRecord>('backups', `${cluster.id}/fleetward-202605200000`);
+    expect(record).toMatchObject({
+      phase: 'Completed',
+      completedAt: expect.any(String),
+      itemsBackedUp: expect.any(Number),
+    });
+    expect(statuses[0]?.findings.map((f) => f.kind)).not.toContain('backup-untimed');
+  });
+
   it('computes RPO from the injected clock and alerts past the target', async () => {
     const { cluster } = healthy('aws');
     const clock = manualClock('2026-06-01T10:00:00Z');
@@ -232,22 +262,31 @@ describe('backups and drills when things go wrong', () => {
   const scratchOn = (kube: KubeCluster) =>
     kube.objects('v1', 'Namespace').filter((n) => n.metadata.name?.startsWith('fw-drill-'));
 
-  it('measures RTO with the injected clock: restore created -> workloads ready', async () => {
+  it('measures RTO from the cluster timestamps, however late the poll, and records the poll lag', async () => {
     const { cluster, kube } = healthy('aws');
-    const clock = manualClock('2026-07-01T10:00:00Z');
+    const clock = manualClock(new Date().toISOString());
     const d = await deps(clock);
     await withCompletedBackup(d, cluster);
+    kube.velero!.config.readyDelayMs = 1_500;
+    try {
+      const [started] = await drillStep(d, { clusterId: cluster.id, start: 'force' });
+      expect(started?.started).toBe(true);
+      await new Promise((r) => setTimeout(r, 2_500)); // restore and readiness in the simulator
+      clock.advance(10 * 60_000); // the deployed drill polls every 10 minutes
+      const drill = await drillUntilDone(d, cluster);
 
-    const [started] = await drillStep(d, { clusterId: cluster.id, start: 'force' });
-    expect(started?.started).toBe(true);
-    await new Promise((r) => setTimeout(r, 300)); // restore and readiness in the simulator
-    clock.advance(42_000);
-    const drill = await drillUntilDone(d, cluster);
-
-    expect(drill.rtoSeconds).toBe(42);
-    expect(drill.result).toBe('pass');
-    expect(drill.itemsRestored).toBe(drill.backupItems);
-    expect(scratchOn(kube)).toEqual([]);
+      expect(drill.result).toBe('pass');
+      expect(drill.rtoEvidence).toBe('cluster');
+      expect(drill.rtoSeconds).toBeGreaterThanOrEqual(1);
+      expect(drill.rtoSeconds).toBeLessThanOrEqual(4);
+      expect(drill.rtoSeconds).toBe(
+        (Date.parse(drill.verifiedAt!) - Date.parse(drill.restoreCreatedAt)) / 1000,
+      );
+      expect(drill.pollLagMs).toBeGreaterThanOrEqual(590_000);
+      expect(scratchOn(kube)).toEqual([]);
+    } finally {
+      kube.velero!.config.readyDelayMs = 50;
+    }
   });
 
   it('fails a drill whose restore fails, and still removes its scratch namespaces', async () => {
@@ -295,15 +334,33 @@ describe('backups and drills when things go wrong', () => {
     const clock = manualClock(new Date().toISOString());
     const d = await deps(clock);
     await withCompletedBackup(d, cluster);
-    const leftover = {
+    // A drill whose record names its scratch namespace, and the namespace it created, left behind.
+    const crashed = 'fleetward-drill-crashed';
+    await d.store.putMany('drills', [
+      {
+        key: `${cluster.id}/${crashed}`,
+        value: {
+          id: crashed,
+          sourceClusterId: cluster.id,
+          targetClusterId: cluster.id,
+          phase: 'done',
+          scratchNamespaces: ['fw-drill-crashed-shop'],
+          startedAt: new Date(clock.now().getTime() - 60_000).toISOString(),
+        },
+      },
+    ]);
+    kube.apply({
       apiVersion: 'v1',
       kind: 'Namespace',
       metadata: {
         name: 'fw-drill-crashed-shop',
-        labels: { 'fleetward.io/scratch': 'true', 'fleetward.io/drill': 'fleetward-drill-crashed' },
+        labels: {
+          'app.kubernetes.io/managed-by': 'fleetward',
+          'fleetward.io/scratch': 'true',
+          'fleetward.io/drill': crashed,
+        },
       },
-    };
-    kube.apply(leftover);
+    });
 
     await drillStep(d, { clusterId: cluster.id, start: 'force' });
     expect(kube.object('v1', 'Namespace', 'fw-drill-crashed-shop'), 'younger than a day: kept').toBeDefined();
@@ -314,6 +371,90 @@ describe('backups and drills when things go wrong', () => {
 
     expect(kube.object('v1', 'Namespace', 'fw-drill-crashed-shop')).toBeUndefined();
     expect(scratchOn(kube)).toEqual([]);
+  });
+
+  it.each([
+    ['a user namespace labelled fleetward.io/scratch=true', 'team-notes', { 'fleetward.io/scratch': 'true' }],
+    [
+      'a namespace with every Fleetward label but no drill record',
+      'fw-drill-unrecorded-shop',
+      {
+        'app.kubernetes.io/managed-by': 'fleetward',
+        'fleetward.io/scratch': 'true',
+        'fleetward.io/drill': 'fleetward-drill-unrecorded',
+      },
+    ],
+    [
+      'a prefixed namespace not managed by Fleetward',
+      'fw-drill-notours',
+      { 'fleetward.io/scratch': 'true', 'fleetward.io/drill': 'fleetward-drill-crashed2' },
+    ],
+  ])('never sweeps %s, and backs it up', async (_case, name, labels) => {
+    // Each case backs up in a window of its own (a day apart), so each creates its own Backup.
+    const days = name.length;
+    const { cluster, kube } = healthy('azure');
+    const clock = manualClock(new Date().toISOString());
+    const d = await deps(clock);
+    await withCompletedBackup(d, cluster);
+    await d.store.putMany('drills', [
+      {
+        key: `${cluster.id}/fleetward-drill-crashed2`,
+        value: {
+          id: 'fleetward-drill-crashed2',
+          sourceClusterId: cluster.id,
+          targetClusterId: cluster.id,
+          phase: 'done',
+          scratchNamespaces: ['fw-drill-notours'],
+          startedAt: new Date(clock.now().getTime() - 60_000).toISOString(),
+        },
+      },
+    ]);
+    kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+    try {
+      clock.advance(days * 24 * 3600_000 + 3600_000);
+      await drillStep(d, { clusterId: cluster.id, start: 'force' });
+      await drillUntilDone(d, cluster);
+
+      expect(kube.object('v1', 'Namespace', name), 'not a namespace a drill created').toBeDefined();
+      const { outcomes } = await backup(d, { clusterId: cluster.id });
+      const created = (outcomes[0] as { backup: string }).backup;
+      const spec = kube.object('velero.io/v1', 'Backup', created, 'velero')?.spec as {
+        includedNamespaces: string[];
+      };
+      expect(spec.includedNamespaces).toContain(name);
+    } finally {
+      kube.remove('v1', 'Namespace', name);
+    }
+  });
+
+  it('cleans up only the scratch namespaces its drill recorded', async () => {
+    const { cluster, kube } = healthy('aws');
+    const d = await deps(manualClock(new Date().toISOString()));
+    await withCompletedBackup(d, cluster);
+    const [started] = await drillStep(d, { clusterId: cluster.id, start: 'force' });
+    const id = started!.drill!.id;
+    // A namespace someone labelled as this drill's, with the scratch prefix: not one the drill created.
+    kube.apply({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: 'fw-drill-lookalike',
+        labels: {
+          'app.kubernetes.io/managed-by': 'fleetward',
+          'fleetward.io/scratch': 'true',
+          'fleetward.io/drill': id,
+        },
+      },
+    });
+    try {
+      const drill = await drillUntilDone(d, cluster);
+
+      expect(drill.scratchLeft).toBe(0);
+      expect(kube.object('v1', 'Namespace', 'fw-drill-lookalike')).toBeDefined();
+      for (const ns of drill.scratchNamespaces) expect(kube.object('v1', 'Namespace', ns)).toBeUndefined();
+    } finally {
+      kube.remove('v1', 'Namespace', 'fw-drill-lookalike');
+    }
   });
 
   it('refuses a drill on a cluster without a completed backup, with a finding', async () => {

@@ -1941,6 +1941,21 @@ function watchWorkloads(store: KubeStore, defaultReadyMs: () => number): void {
       store.update(rt, namespace, name ?? '', (obj) => {
         if (obj.metadata.uid !== uid || obj.metadata.generation !== generation) return;
         obj.status = workloadStatus(obj, ready, store.timers.now());
+        // The controller's status write, as the API server records it (a StatefulSet's only time evidence).
+        obj.metadata.managedFields = [
+          ...((obj.metadata.managedFields as { subresource?: string }[] | undefined) ?? []).filter(
+            (f) => f.subresource !== 'status',
+          ),
+          {
+            manager: 'kube-controller-manager',
+            operation: 'Update',
+            apiVersion: 'apps/v1',
+            time: kubeTime(store.timers.now()),
+            fieldsType: 'FieldsV1',
+            fieldsV1: { 'f:status': {} },
+            subresource: 'status',
+          },
+        ];
       });
     store.timers.after(0, step(false));
     store.timers.after(delay, step(true));
