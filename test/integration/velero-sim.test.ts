@@ -355,10 +355,13 @@ describe('generic objects', () => {
 describe('Velero backups', () => {
   it('runs a Backup to Completed, counts items and writes the Velero layout', async () => {
     const api = objectApi(prod);
-    const created = await api.create(backup('nightly-1', { includedNamespaces: ['*'], ttl: '720h0m0s' }));
+    // Velero knows no Fleetward label: the caller leaves scratch namespaces out by name.
+    const created = await api.create(
+      backup('nightly-1', { includedNamespaces: ['*'], excludedNamespaces: ['fw-drill-*'], ttl: '720h0m0s' }),
+    );
     expect(created.metadata?.uid).toMatch(/^[0-9a-f-]{36}$/);
     const done = await settle(api, 'Backup', 'nightly-1');
-    // default (1) + shop (namespace, 3 Deployments, 1 StatefulSet) + billing (namespace, 1 + 1); scratch and system namespaces are left out
+    // default (1) + shop (namespace, 3 Deployments, 1 StatefulSet) + billing (namespace, 1 + 1); the excluded scratch and the system namespaces are left out
     expect(done.status).toMatchObject({
       phase: 'Completed',
       version: 1,
@@ -413,7 +416,10 @@ describe('Velero backups', () => {
   it('honours included and excluded namespaces, refusing a namespace in both', async () => {
     const api = objectApi(prod);
     await api.create(
-      backup('shop-only', { includedNamespaces: ['*'], excludedNamespaces: ['billing', 'default'] }),
+      backup('shop-only', {
+        includedNamespaces: ['*'],
+        excludedNamespaces: ['billing', 'default', 'fw-drill-*'],
+      }),
     );
     const done = await settle(api, 'Backup', 'shop-only');
     expect(done.status).toMatchObject({ phase: 'Completed', progress: { totalItems: 5, itemsBackedUp: 5 } });

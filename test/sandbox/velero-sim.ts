@@ -193,7 +193,6 @@ const DEFAULT_TTL = '720h0m0s';
 const FORMAT_VERSION = '1.1.0';
 /** Namespaces a `*` backup leaves out. */
 export const SIM_SYSTEM_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease'];
-export const SCRATCH_LABEL = 'fleetward.io/scratch';
 /** Resources Velero never restores. */
 const NON_RESTORABLE = [
   'nodes',
@@ -874,11 +873,8 @@ export function installVelero(host: VeleroHost, install: VeleroInstall): VeleroS
       const name = n.metadata.name ?? '';
       if (excluded.some((p) => glob(p, name))) return false;
       if (all && included.length <= 1) {
-        return (
-          !SIM_SYSTEM_NAMESPACES.includes(name) &&
-          name !== ns &&
-          n.metadata.labels?.[SCRATCH_LABEL] !== 'true'
-        );
+        // Velero itself knows no Fleetward label: what to leave out is the caller's exclude list.
+        return !SIM_SYSTEM_NAMESPACES.includes(name) && name !== ns;
       }
       return included.some((p) => glob(p, name));
     });
