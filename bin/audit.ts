@@ -22,8 +22,12 @@ write-once (Object Lock COMPLIANCE / locked retention / version-level immutabili
 the jurisdiction's retention and lies inside the jurisdiction. Clusters without audit
 logging, or whose bucket fails a check, get a finding and nothing is written.
 'verify' walks each cluster's chain, recomputes every hash, and names the first missing,
-altered, extra-version, broken or gapped chunk.
-Exit: 0 done and every chain intact, 1 a finding, failure or broken chain, 2 bad usage or config.`;
+altered, extra-version, broken or gapped chunk. Each cluster is 'intact', 'BROKEN' (possible
+tampering), 'UNVERIFIED' (the evidence store could not be reached or read: nothing is known)
+or 'nothing archived' (audit logging off, no configured jurisdiction, kubeconfig cluster, or
+no chunk yet); the last line counts each kind.
+Exit: 0 done and no chain broken or unverified, 1 a finding, failure, broken or unverified
+chain, 2 bad usage or config.`;
 
 const OPTIONS = {
   config: { type: 'string' },
@@ -46,15 +50,26 @@ function renderCollect(result: CollectResult): string {
   return lines.join('\n');
 }
 
-function renderVerify(result: VerifyResult): string {
+/** One line per cluster, then `N intact, N broken, N unverified, N nothing archived`. */
+export function renderVerify(result: VerifyResult): string {
   const lines = result.clusters.map((c) => {
-    if (c.ok) return `intact    ${c.clusterId}: ${c.chunks} chunk(s), ${c.events} events`;
-    if (c.firstProblem) {
-      return `BROKEN    ${c.clusterId}: chunk ${c.firstProblem.seq} ${c.firstProblem.key ?? ''} ${c.firstProblem.problem}: ${c.firstProblem.detail}`;
+    switch (c.status) {
+      case 'intact':
+        return `intact      ${c.clusterId}: ${c.chunks} chunk(s), ${c.events} events`;
+      case 'broken': {
+        const p = c.firstProblem;
+        return `BROKEN      ${c.clusterId}: chunk ${p?.seq ?? '?'} ${p?.key ?? ''} ${p?.problem ?? ''}: ${p?.detail ?? ''}`;
+      }
+      case 'unverified':
+        return `UNVERIFIED  ${c.clusterId}: the archive could not be read (${c.error?.message ?? 'unknown error'}); ${c.chunks} chunk(s) checked before`;
+      default:
+        return `nothing     ${c.clusterId}: nothing archived (${c.reason ?? 'no chunk'})`;
     }
-    return `ERROR     ${c.clusterId}: ${c.error?.message ?? 'unknown error'}`;
   });
-  lines.push(result.ok ? 'Every chain is intact.' : 'Some chain is broken.');
+  const n = result.counts;
+  lines.push(
+    `${n.intact} intact, ${n.broken} broken, ${n.unverified} unverified, ${n['nothing-archived']} nothing archived.`,
+  );
   return lines.join('\n');
 }
 

@@ -141,8 +141,9 @@ export interface AuditStatusRecord {
   headSeq: number;
 }
 
-/** `verify/<cluster-id>`: the last `audit verify` of a cluster's chain. */
-export interface AuditVerifyRecord extends VerifyClusterResult {
+/** `verify/<cluster-id>`: the last `audit verify` of a cluster's chain (records of older versions lack `status`). */
+export interface AuditVerifyRecord extends Omit<VerifyClusterResult, 'status'> {
+  status?: VerifyStatus;
   verifiedAt: string;
 }
 
@@ -847,29 +848,79 @@ export async function collect(deps: AuditJobDeps, options: CollectOptions = {}):
 
 export type ChainProblem = 'missing' | 'altered' | 'extra-version' | 'broken-link' | 'gap';
 
+/**
+ * What `verify` concluded of one cluster:
+ * - `intact`: every chunk from seq 1 to the head was read back and checks out;
+ * - `broken`: a chunk is missing, altered, re-versioned or unlinked (`firstProblem`): possible tampering;
+ * - `unverified`: the evidence store (or the state store) could not be reached or read (`error`):
+ *   nothing is known about the chain, which is never taken for tampering;
+ * - `nothing-archived`: there is no chain to verify (`reason`): audit logging off, a cluster in
+ *   no configured jurisdiction, a kubeconfig cluster (no audit log source), or no chunk yet.
+ */
+export type VerifyStatus = 'intact' | 'broken' | 'unverified' | 'nothing-archived';
+
 export interface VerifyClusterResult {
   clusterId: string;
+  status: VerifyStatus;
+  /** `false` when the chain is `broken` or `unverified`. */
   ok: boolean;
-  /** Chunks checked good before the first problem. */
+  /** Chunks checked good before the first problem (or before the store became unreadable). */
   chunks: number;
   events: number;
   /** The first bad chunk; `key` is `null` for a gap (no object names the seq). */
   firstProblem?: { seq: number; key: string | null; problem: ChainProblem; detail: string };
-  /** The archive could not be read at all. */
+  /** Why the chain is `unverified`: the archive could not be read. */
   error?: ErrorInfo;
+  /** Why there is `nothing-archived`. */
+  reason?: string;
 }
 
 export interface VerifyResult {
+  /** `false` when any chain is broken or unverified. */
   ok: boolean;
   clusters: VerifyClusterResult[];
+  /** Clusters per outcome. */
+  counts: Record<VerifyStatus, number>;
 }
 
-async function verifyCluster(
-  deps: Pick<AuditJobDeps, 'store' | 'archives'>,
+type VerifyDeps = Pick<AuditJobDeps, 'store' | 'archives'> & {
+  config?: AuditJobDeps['config'] | undefined;
+  clock?: Clock | undefined;
+};
+
+/** Why a cluster has no chain to verify, when collect never archives it; `undefined` when it does. */
+function notArchivedReason(cluster: Cluster, config: VerifyDeps['config']): string | undefined {
+  if (cluster.cloud === 'kubeconfig') return 'kubeconfig cluster: no audit log source';
+  if (cluster.jurisdiction === 'unassigned' || (config && !config.jurisdictions[cluster.jurisdiction]))
+    return 'cluster is in no configured jurisdiction';
+  if (cluster.auditLogging === false) return 'control-plane audit logging is off';
+  return undefined;
+}
+
+async function verifyCluster(deps: VerifyDeps, cluster: Cluster, s: Sig): Promise<VerifyClusterResult> {
+  const result: VerifyClusterResult = {
+    clusterId: cluster.id,
+    status: 'intact',
+    ok: true,
+    chunks: 0,
+    events: 0,
+  };
+  try {
+    return await walkChain(deps, cluster, result, s);
+  } catch (error) {
+    if (s.signal?.aborted) throw error;
+    // An unreachable or unreadable store says nothing about the chain: unverified, never broken.
+    return { ...result, status: 'unverified', ok: false, error: errorInfo(error) };
+  }
+}
+
+/** Walks the chain, counting good chunks in `result`; throws when a store cannot be read. */
+async function walkChain(
+  deps: VerifyDeps,
   cluster: Cluster,
+  result: VerifyClusterResult,
   s: Sig,
 ): Promise<VerifyClusterResult> {
-  const result: VerifyClusterResult = { clusterId: cluster.id, ok: true, chunks: 0, events: 0 };
   const fail = (
     seq: number,
     key: string | null,
@@ -877,11 +928,22 @@ async function verifyCluster(
     detail: string,
   ): VerifyClusterResult => ({
     ...result,
+    status: 'broken',
     ok: false,
     firstProblem: { seq, key, problem, detail },
   });
-  const archive = await deps.archives.for(cluster);
+  const nothing = (reason: string): VerifyClusterResult => ({
+    ...result,
+    status: 'nothing-archived',
+    reason,
+  });
   const head = await deps.store.get<ChainHead>(AUDIT_NS, headKey(cluster.id));
+  const started = head !== undefined && head !== null && (head.seq > 0 || Boolean(head.pending));
+  if (!started) {
+    const reason = notArchivedReason(cluster, deps.config);
+    if (reason) return nothing(reason);
+  }
+  const archive = await deps.archives.for(cluster);
   const listing = await archive.list(clusterPrefix(cluster.id), s);
   const versions = new Map(listing.map((e) => [e.key, e.versions]));
   const chunksBySeq = new Map<number, string[]>();
@@ -894,6 +956,7 @@ async function verifyCluster(
     index.set(parsed.seq, [...(index.get(parsed.seq) ?? []), key]);
     top = Math.max(top, parsed.seq);
   }
+  if (!started && top === 0) return nothing('no chunk archived yet');
   let previous: string | null = null;
   for (let seq = 1; seq <= top; seq++) {
     const manifestKeys = manifestsBySeq.get(seq) ?? [];
@@ -909,9 +972,12 @@ async function verifyCluster(
       return fail(seq, manifestKeys[1] ?? mKey, 'altered', 'two manifests for one seq');
     if ((versions.get(mKey) ?? []).length > 1)
       return fail(seq, mKey, 'extra-version', 'manifest has another version');
+    // A failed read (the store) propagates: unverified. Bytes that do not parse: altered.
+    const manifestBytes = await archive.get(mKey, s);
+    if (!manifestBytes) return fail(seq, mKey, 'missing', 'manifest missing');
     let manifest: Manifest;
     try {
-      manifest = parseManifest((await archive.get(mKey, s)) ?? new Uint8Array());
+      manifest = parseManifest(manifestBytes);
     } catch {
       return fail(seq, mKey, 'altered', 'manifest unreadable');
     }
@@ -957,25 +1023,28 @@ async function verifyCluster(
   return result;
 }
 
-/** Walks every chain in scope; `ok` is false when any chunk is missing, altered, re-versioned or unlinked. */
+/**
+ * Walks every chain in scope. `ok` is false when any chunk is missing, altered, re-versioned
+ * or unlinked (`broken`), or when a chain could not be read (`unverified`).
+ */
 export async function verify(
-  deps: Pick<AuditJobDeps, 'store' | 'archives'> & { clock?: Clock },
+  deps: VerifyDeps,
   scope: ClusterScope & { signal?: AbortSignal | undefined } = {},
 ): Promise<VerifyResult> {
   const clusters = await inventory(deps.store, scope);
   const s = sig(scope.signal);
-  const results = await forEachCluster(clusters, 4, async (cluster) => {
-    try {
-      return await verifyCluster(deps, cluster, s);
-    } catch (error) {
-      if (scope.signal?.aborted) throw error;
-      return { clusterId: cluster.id, ok: false, chunks: 0, events: 0, error: errorInfo(error) };
-    }
-  });
+  const results = await forEachCluster(clusters, 4, (cluster) => verifyCluster(deps, cluster, s));
   const verifiedAt = (deps.clock ?? systemClock).now().toISOString();
   await deps.store.putMany(
     AUDIT_NS,
     results.map((r) => ({ key: auditVerifyKey(r.clusterId), value: { ...r, verifiedAt } })),
   );
-  return { ok: results.every((r) => r.ok), clusters: results };
+  const counts: Record<VerifyStatus, number> = {
+    intact: 0,
+    broken: 0,
+    unverified: 0,
+    'nothing-archived': 0,
+  };
+  for (const r of results) counts[r.status]++;
+  return { ok: results.every((r) => r.ok), clusters: results, counts };
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
+import { renderVerify } from '../../bin/audit.ts';
 import { clusterPrefix, eventKey, parseArchiveKey, sha256Hex } from '../../shared/audit/chunks.ts';
 import { LocalArchiveStore } from '../../shared/audit/local-store.ts';
 import {
@@ -698,5 +699,103 @@ describe('audit verify', () => {
       key: env.chunk(3),
       problem: 'extra-version',
     });
+  });
+});
+
+describe('audit verify outcomes', () => {
+  it('reports an archive it cannot read as unverified with the error, never as broken', async () => {
+    const { deps, source, clock } = await setup();
+    source.events = Array.from({ length: 6 }, (_, i) => ev(`a${i}`, i));
+    clock.t = at(10).getTime();
+    await collect(deps, OPTS);
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' });
+    const down = new Wrapped(new LocalArchiveStore(tmpdir()));
+    down.list = async () => {
+      throw refused;
+    };
+
+    const result = await verify({ ...deps, archives: { for: async () => down } });
+
+    expect(result.ok).toBe(false);
+    expect(result.counts).toEqual({ intact: 0, broken: 0, unverified: 1, 'nothing-archived': 0 });
+    expect(result.clusters[0]).toMatchObject({ status: 'unverified', ok: false });
+    expect(result.clusters[0]?.firstProblem).toBeUndefined();
+    expect(result.clusters[0]?.error?.message).toContain('ECONNREFUSED');
+    const text = renderVerify(result);
+    expect(text).toMatch(/UNVERIFIED +aws\/111111111111\/eu-central-1\/payments: .*ECONNREFUSED/);
+    expect(text).not.toMatch(/broken\.|BROKEN|intact +aws/);
+    expect(text.split('\n').at(-1)).toBe('0 intact, 0 broken, 1 unverified, 0 nothing archived.');
+  });
+
+  it('reports a store that fails mid-chain as unverified, counting the chunks checked before', async () => {
+    const { deps, source, clock, local } = await setup();
+    source.events = Array.from({ length: 12 }, (_, i) => ev(`a${i}`, i));
+    clock.t = at(15).getTime();
+    await collect(deps, OPTS);
+    const flaky = new Wrapped(local);
+    let gets = 0;
+    flaky.get = async (key, o) => {
+      // Chunk 1: manifest and body read; the store then fails (a 503, a reset connection).
+      if (++gets > 2) throw new Error('503 slow down');
+      return local.get(key, o);
+    };
+
+    const result = await verify({ ...deps, archives: { for: async () => flaky } });
+
+    expect(result.clusters[0]).toMatchObject({ status: 'unverified', ok: false, chunks: 1 });
+    expect(result.clusters[0]?.error?.message).toContain('503');
+  });
+
+  it('reports clusters with nothing archived as nothing archived, never intact, and counts each kind', async () => {
+    const { deps, source, clock, raw } = await setup();
+    const others: Cluster[] = [
+      { ...cluster, id: 'aws/111111111111/eu-central-1/quiet', name: 'quiet', auditLogging: false },
+      { ...cluster, id: 'aws/111111111111/us-east-1/nowhere', name: 'nowhere', jurisdiction: 'unassigned' },
+      { ...cluster, id: 'kubeconfig/lab/lab', cloud: 'kubeconfig', name: 'lab', auditLogging: null },
+      { ...cluster, id: 'aws/111111111111/eu-central-1/fresh', name: 'fresh' },
+    ];
+    await raw.putMany(
+      INVENTORY,
+      others.map((c) => ({ key: c.id, value: c })),
+    );
+    source.events = Array.from({ length: 6 }, (_, i) => ev(`a${i}`, i));
+    clock.t = at(10).getTime();
+    await collect(deps, { ...OPTS, clusterId: cluster.id });
+    const touched: string[] = [];
+    const archives = {
+      for: async (c: Cluster) => {
+        touched.push(c.id);
+        return deps.archives.for(c);
+      },
+    };
+
+    const result = await verify({ ...deps, archives });
+
+    const byId = Object.fromEntries(result.clusters.map((c) => [c.clusterId, c]));
+    expect(byId[cluster.id]).toMatchObject({ status: 'intact', chunks: 2, events: 6 });
+    expect(byId['aws/111111111111/eu-central-1/quiet']).toMatchObject({
+      status: 'nothing-archived',
+      reason: 'control-plane audit logging is off',
+    });
+    expect(byId['aws/111111111111/us-east-1/nowhere']).toMatchObject({
+      status: 'nothing-archived',
+      reason: 'cluster is in no configured jurisdiction',
+    });
+    expect(byId['kubeconfig/lab/lab']).toMatchObject({
+      status: 'nothing-archived',
+      reason: 'kubeconfig cluster: no audit log source',
+    });
+    expect(byId['aws/111111111111/eu-central-1/fresh']).toMatchObject({
+      status: 'nothing-archived',
+      reason: 'no chunk archived yet',
+    });
+    // Clusters collect never archives are not looked up in any store.
+    expect(touched.sort()).toEqual([cluster.id, 'aws/111111111111/eu-central-1/fresh'].sort());
+    expect(result.counts).toEqual({ intact: 1, broken: 0, unverified: 0, 'nothing-archived': 4 });
+    expect(result.ok).toBe(true);
+    const text = renderVerify(result);
+    expect(text).toMatch(/nothing +kubeconfig\/lab\/lab: nothing archived \(kubeconfig cluster/);
+    expect(text).not.toMatch(/intact +aws\/111111111111\/eu-central-1\/quiet/);
+    expect(text.split('\n').at(-1)).toBe('1 intact, 0 broken, 0 unverified, 4 nothing archived.');
   });
 });
