@@ -5,8 +5,10 @@
  * write-once archive as a hash chain of gzipped NDJSON chunks (see `shared/audit/`).
  * Before anything is written, the archive must pass the residency guard on its location
  * and `assertImmutable` with the jurisdiction's retention; a failure is a finding and
- * nothing is written. An archive whose `location()` is `null` (a local directory) is
- * allowed only when it declares `compliantStorage: false`; its manifests say so.
+ * nothing is written. An archive whose `location()` is `null` (a local directory) has no
+ * region for the guard to check: it is refused (a finding) unless the run explicitly allows
+ * local evidence (`allowLocalEvidence`, the CLI's `--local-evidence`; never a deployed run)
+ * and the store declares `compliantStorage: false`; its manifests then say so.
  *
  * Per chunk the writes happen in this order: (0) the seen shards (state items
  * `seen/<cluster-id>/<yyyymmddhhmm>/<part>`) receive the short hashes of the chunk's dedup
@@ -102,6 +104,12 @@ export interface AuditJobDeps {
   sources: { for(cluster: Cluster): AuditLogSource | undefined };
   /** The archive of a cluster's jurisdiction (and cloud). May reject (a finding). */
   archives: { for(cluster: Cluster): Promise<ArchiveStore> };
+  /**
+   * Whether an archive without a location (a local directory, not compliant storage) may be
+   * written. Default false: the residency guard cannot judge it. Only a CLI run with
+   * `--local-evidence` sets it; a deployed run never does.
+   */
+  allowLocalEvidence?: boolean | undefined;
 }
 
 export interface CollectOptions extends ClusterScope {
@@ -654,6 +662,19 @@ async function collectCluster(
         ),
       );
     }
+    if (deps.allowLocalEvidence !== true) {
+      return skip(
+        finding(
+          'archive-not-compliant',
+          'critical',
+          `${archive.id} is a local directory, not compliant storage, and its residency cannot be verified; local evidence is not allowed in this run`,
+        ),
+      );
+    }
+    deps.logger.warn('Audit archive is local, not compliant storage', {
+      cluster: cluster.id,
+      archive: archive.id,
+    });
   } else {
     try {
       deps.residency.assertResidency(

@@ -231,6 +231,7 @@ async function setup(
     archive?: (local: LocalArchiveStore) => ArchiveStore;
     faults?: Faults;
     sizes?: Map<string, number>;
+    allowLocalEvidence?: boolean;
   } = {},
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'fleetward-audit-'));
@@ -252,6 +253,8 @@ async function setup(
     clock: { now: () => new Date(clock.t) },
     sources: { for: () => source },
     archives: { for: async () => archive },
+    // These tests archive into a local directory: a local run that passed --local-evidence.
+    allowLocalEvidence: options.allowLocalEvidence ?? true,
   };
   return { dir, clock, raw, store, local, archive, source, deps };
 }
@@ -575,6 +578,18 @@ describe('audit sink checks', () => {
     clock.t = at(5).getTime();
     await collect(deps);
     expect((await findings(raw))?.map((f) => f.kind)).toEqual(['archive-outside-jurisdiction']);
+    await nothingWritten(dir, raw);
+  });
+
+  it('a local directory without an explicit local-evidence allowance: a finding, nothing written', async () => {
+    const { deps, source, clock, dir, raw } = await setup({ allowLocalEvidence: false });
+    source.events = [ev('a', 1)];
+    clock.t = at(5).getTime();
+    const result = await collect(deps);
+    expect(result.outcomes[0]).toMatchObject({ status: 'skipped' });
+    const [f] = (await findings(raw)) ?? [];
+    expect(f).toMatchObject({ kind: 'archive-not-compliant', severity: 'critical' });
+    expect(f?.message).toContain('not compliant storage');
     await nothingWritten(dir, raw);
   });
 
