@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,7 +102,7 @@ class MemorySource implements AuditLogSource {
           Date.parse(e.timestamp) < window.until.getTime(),
       )
       .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
-      .map(({ auditID, timestamp, raw }) => ({ auditID, timestamp, raw }));
+      .map(({ arrival: _arrival, ...event }) => event);
     for (let i = 0; i < visible.length; i += this.pageSize) yield visible.slice(i, i + this.pageSize);
   }
 }
@@ -286,7 +287,8 @@ const sourceKeys = (events: SourceEvent[], upTo: number) =>
 async function seenHashes(store: StateStore): Promise<string[]> {
   const out: string[] = [];
   for (const { value } of await store.list<SeenShard>(AUDIT_NS, { prefix: seenPrefix(cluster.id) })) {
-    for (const hashes of Object.values(value)) {
+    for (const [group, hashes] of Object.entries(value)) {
+      if (group === 'v') continue;
       for (let i = 0; i < hashes.length; i += SEEN_HASH_LENGTH)
         out.push(hashes.slice(i, i + SEEN_HASH_LENGTH));
     }
@@ -812,5 +814,133 @@ describe('audit verify outcomes', () => {
     expect(text).toMatch(/nothing +kubeconfig\/lab\/lab: nothing archived \(kubeconfig cluster/);
     expect(text).not.toMatch(/intact +aws\/111111111111\/eu-central-1\/quiet/);
     expect(text.split('\n').at(-1)).toBe('1 intact, 0 broken, 0 unverified, 4 nothing archived.');
+  });
+});
+
+describe('audit dedup keys', () => {
+  /** Two real Event lines of one watch request: same auditID, stages ResponseStarted and ResponseComplete. */
+  const stages = readFileSync(new URL('../fixtures/audit/k8s-audit-stages.ndjson', import.meta.url), 'utf8')
+    .trim()
+    .split('\n');
+  /** An event as a source with record identities gives it (`recordId` like CloudWatch's eventId). */
+  function record(raw: string, minutes: number, recordId: string, arrivalMinutes = minutes): SourceEvent {
+    let auditID: string | null = null;
+    let stage: string | null = null;
+    try {
+      ({ auditID, stage } = JSON.parse(raw));
+    } catch {}
+    return {
+      auditID,
+      stage,
+      recordId,
+      timestamp: at(minutes).toISOString(),
+      raw,
+      arrival: T0 + arrivalMinutes * MIN,
+    };
+  }
+  /** Every archived line, sorted. */
+  async function archivedLines(local: LocalArchiveStore): Promise<string[]> {
+    const lines: string[] = [];
+    for (const { key } of await local.list(clusterPrefix(cluster.id))) {
+      if (parseArchiveKey(cluster.id, key)?.kind !== 'chunk') continue;
+      lines.push(
+        ...gunzipSync((await local.get(key))!)
+          .toString('utf8')
+          .split('\n')
+          .slice(0, -1),
+      );
+    }
+    return lines.sort();
+  }
+
+  it('archives every stage of one request (same auditID), and drops their re-reads', async () => {
+    const { deps, source, clock, local } = await setup();
+    const [started, complete] = stages as [string, string];
+    source.events = [record(started, 1, 'e-1'), record(complete, 2, 'e-2')];
+    clock.t = at(5).getTime();
+    const first = await collect(deps, OPTS);
+    clock.t = at(8).getTime();
+    const second = await collect(deps, OPTS);
+
+    expect(first.outcomes[0]).toMatchObject({ status: 'archived', events: 2, duplicates: 0 });
+    expect(second.outcomes[0]).toMatchObject({ status: 'up-to-date', events: 0, duplicates: 2 });
+    expect(await archivedLines(local)).toEqual([started, complete].sort());
+  });
+
+  it('archives identical unparseable lines that are distinct records, and drops their re-reads', async () => {
+    const { deps, source, clock, local } = await setup();
+    const line =
+      '{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"5f4c2b0e-trunc';
+    source.events = [record(line, 1, 'e-1'), record(line, 1, 'e-2'), record(line, 2, 'e-3', 6)];
+    clock.t = at(5).getTime();
+    const first = await collect(deps, OPTS);
+    clock.t = at(9).getTime();
+    const second = await collect(deps, OPTS);
+
+    expect(first.outcomes[0]).toMatchObject({ status: 'archived', events: 2, malformed: 2 });
+    expect(second.outcomes[0]).toMatchObject({ status: 'archived', events: 1, duplicates: 2 });
+    expect(await archivedLines(local)).toEqual([line, line, line]);
+  });
+
+  it('reads the seen shards of the previous version (bare auditID keys) without re-archiving', async () => {
+    const { deps, source, clock, local, raw } = await setup();
+    const [started, complete] = stages as [string, string];
+    source.events = [record(started, 1, 'e-1')];
+    clock.t = at(3).getTime();
+    await collect(deps, OPTS);
+    // Rewrite the seen shards as the previous version wrote them: hashes of the bare auditID, no mark.
+    const items = await raw.list<SeenShard>(AUDIT_NS, { prefix: seenPrefix(cluster.id) });
+    const auditID = JSON.parse(started).auditID as string;
+    await raw.putMany(
+      AUDIT_NS,
+      items.map(({ key }) => ({ key, value: { '1': seenHash(auditID) } })),
+    );
+    source.events.push(record(complete, 2, 'e-2'));
+    clock.t = at(6).getTime();
+    const again = await collect(deps, OPTS);
+
+    // The re-read ResponseStarted matches the legacy key; ResponseComplete (new) is archived.
+    expect(again.outcomes[0]).toMatchObject({ status: 'archived', events: 1, duplicates: 1 });
+    expect(await archivedLines(local)).toEqual([started, complete].sort());
+    expect((await verify(deps)).ok).toBe(true);
+  });
+
+  it('keeps every stage and distinct record when runs are killed at random points (40 trials)', async () => {
+    const [started, complete] = stages as [string, string];
+    for (let trial = 0; trial < 40; trial++) {
+      const random = prng(1_000 + trial);
+      const faults = new Faults();
+      const { deps, source, clock, local } = await setup({ faults });
+      const events: SourceEvent[] = [];
+      for (let i = 0; i < 30; i++) {
+        const minute = i * 0.75;
+        const late = random() < 0.15 ? minute + 1 + random() * 6 : minute;
+        const id = `${trial}-${i}`;
+        const line =
+          i % 7 === 3
+            ? 'not json'
+            : (i % 2 === 0 ? started : complete).replace(
+                'dcd6f8b9-346f-4c09-8273-e45ec3e5129d',
+                `req-${Math.floor(i / 2)}`,
+              );
+        events.push(record(line, minute, id, late));
+      }
+      source.events = events;
+      for (const minutes of [10, 20, 30]) {
+        clock.t = at(minutes).getTime();
+        faults.step = 0;
+        faults.crashAt = Math.floor(random() * 30);
+        faults.after = random() < 0.5;
+        await collect(deps, OPTS);
+        faults.crashAt = -1;
+        expect((await collect(deps, OPTS)).outcomes[0]?.status).not.toBe('failed');
+        const expected = events
+          .filter((e) => e.arrival <= clock.t && Date.parse(e.timestamp) < clock.t)
+          .map((e) => e.raw)
+          .sort();
+        expect(await archivedLines(local), `trial ${trial} at ${minutes} min`).toEqual(expected);
+      }
+      expect((await verify(deps)).ok).toBe(true);
+    }
   });
 });
