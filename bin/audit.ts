@@ -11,8 +11,8 @@ import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { ensureInventory } from './inventory.ts';
 
 export const AUDIT_HELP = `Usage:
-  fleetward audit collect [--cluster ID] [--jurisdiction J] [--config FILE] [--json]
-  fleetward audit verify  [--cluster ID] [--jurisdiction J] [--config FILE] [--json]
+  fleetward audit collect [--cluster ID] [--jurisdiction J] [--local-evidence] [--config FILE] [--json]
+  fleetward audit verify  [--cluster ID] [--jurisdiction J] [--local-evidence] [--config FILE] [--json]
 
 'collect' reads each cluster's control-plane audit log (EKS: CloudWatch Logs; GKE: Cloud
 Logging; AKS: Log Analytics) from its checkpoint, with an overlap that catches late
@@ -20,15 +20,27 @@ arrivals (deduplicated by auditID), and archives gzipped NDJSON chunks with a ma
 per chunk into the jurisdiction's evidence bucket — only after checking that the bucket is
 write-once (Object Lock COMPLIANCE / locked retention / version-level immutability) for
 the jurisdiction's retention and lies inside the jurisdiction. Clusters without audit
-logging, or whose bucket fails a check, get a finding and nothing is written.
+logging, or whose bucket fails a check, get a finding and nothing is written. A jurisdiction
+without an evidence bucket is a finding too, unless --local-evidence is given: its archives
+then go to a local directory (.fleetward/evidence/), which is NOT compliant storage (not
+write-once, no retention, no region for the residency guard to check).
 'verify' walks each cluster's chain, recomputes every hash, and names the first missing,
-altered, extra-version, broken or gapped chunk.
-Exit: 0 done and every chain intact, 1 a finding, failure or broken chain, 2 bad usage or config.`;
+altered, extra-version, broken or gapped chunk. Each cluster is 'intact', 'BROKEN' (possible
+tampering), 'UNVERIFIED' (the evidence store could not be reached or read: nothing is known)
+or 'nothing archived' (audit logging off, no configured jurisdiction, kubeconfig cluster, or
+no chunk yet); the last line counts each kind.
+Exit: 0 done and no chain broken or unverified, 1 a finding, failure, broken or unverified
+chain, 2 bad usage or config.`;
+
+/** Printed (stderr) by every run with `--local-evidence`. */
+export const LOCAL_EVIDENCE_WARNING =
+  'Warning: --local-evidence: jurisdictions without an evidence bucket write to .fleetward/evidence/, which is NOT compliant storage (not write-once, no retention, no residency check).';
 
 const OPTIONS = {
   config: { type: 'string' },
   cluster: { type: 'string' },
   jurisdiction: { type: 'string' },
+  'local-evidence': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -46,15 +58,26 @@ function renderCollect(result: CollectResult): string {
   return lines.join('\n');
 }
 
-function renderVerify(result: VerifyResult): string {
+/** One line per cluster, then `N intact, N broken, N unverified, N nothing archived`. */
+export function renderVerify(result: VerifyResult): string {
   const lines = result.clusters.map((c) => {
-    if (c.ok) return `intact    ${c.clusterId}: ${c.chunks} chunk(s), ${c.events} events`;
-    if (c.firstProblem) {
-      return `BROKEN    ${c.clusterId}: chunk ${c.firstProblem.seq} ${c.firstProblem.key ?? ''} ${c.firstProblem.problem}: ${c.firstProblem.detail}`;
+    switch (c.status) {
+      case 'intact':
+        return `intact      ${c.clusterId}: ${c.chunks} chunk(s), ${c.events} events`;
+      case 'broken': {
+        const p = c.firstProblem;
+        return `BROKEN      ${c.clusterId}: chunk ${p?.seq ?? '?'} ${p?.key ?? ''} ${p?.problem ?? ''}: ${p?.detail ?? ''}`;
+      }
+      case 'unverified':
+        return `UNVERIFIED  ${c.clusterId}: the archive could not be read (${c.error?.message ?? 'unknown error'}); ${c.chunks} chunk(s) checked before`;
+      default:
+        return `nothing     ${c.clusterId}: nothing archived (${c.reason ?? 'no chunk'})`;
     }
-    return `ERROR     ${c.clusterId}: ${c.error?.message ?? 'unknown error'}`;
   });
-  lines.push(result.ok ? 'Every chain is intact.' : 'Some chain is broken.');
+  const n = result.counts;
+  lines.push(
+    `${n.intact} intact, ${n.broken} broken, ${n.unverified} unverified, ${n['nothing-archived']} nothing archived.`,
+  );
   return lines.join('\n');
 }
 
@@ -70,7 +93,9 @@ export async function cmdAudit(args: string[]): Promise<number> {
     throw new UsageError(`unknown audit command "${sub}" (expected collect or verify)`);
   const logger = stderrLogger(parseLogLevel(values['log-level']));
   const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
-  const deps = await auditJobDeps(config, logger);
+  const localEvidence = values['local-evidence'];
+  if (localEvidence) process.stderr.write(`${LOCAL_EVIDENCE_WARNING}\n`);
+  const deps = await auditJobDeps(config, logger, { localEvidence });
   const scope = { clusterId: values.cluster, jurisdiction: values.jurisdiction };
   try {
     await ensureInventory(config, deps.store, logger);

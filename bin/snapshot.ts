@@ -13,11 +13,12 @@ import { type JurisdictionOutput, publish, type SnapshotResult } from '../shared
 import { snapshotDeps } from '../shared/runtime/deps.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { LOCAL_EVIDENCE_WARNING } from './audit.ts';
 import { ensureInventory } from './inventory.ts';
 
 export const SNAPSHOT_HELP = `Usage:
   fleetward snapshot [--out DIR] [--format json,html,md,csv] [--jurisdiction J]
-                     [--no-publish] [--config FILE] [--json]
+                     [--no-publish] [--local-evidence] [--config FILE] [--json]
 
 Evaluates every control of the compliance catalogue (region and storage residency, secrets
 encryption, private endpoint, audit logging and archives, backups within RPO, restore
@@ -30,9 +31,9 @@ and a "changed since last snapshot" section (newly failing, newly fixed).
 Each jurisdiction's files are published to its evidence bucket under
 snapshots/<jurisdiction>/<timestamp>/ with a manifest of SHA-256 hashes, after checking
 the bucket lies inside the jurisdiction and is write-once. A jurisdiction without an
-evidence bucket is published to a local directory (.fleetward/evidence/), which is not
-compliant storage. Clusters in no jurisdiction get an 'unassigned' snapshot that is
-written locally only.
+evidence bucket is not published (exit 1), unless --local-evidence is given: it is then
+published to a local directory (.fleetward/evidence/), which is NOT compliant storage.
+Clusters in no jurisdiction get an 'unassigned' snapshot that is written locally only.
 
 Options:
   --out DIR            also write DIR/<jurisdiction>/snapshot.<format> and
@@ -40,6 +41,8 @@ Options:
   --format LIST        formats written to --out (default: json,html,md,csv)
   --jurisdiction J     only this jurisdiction
   --no-publish         do not write to the evidence buckets
+  --local-evidence     publish a jurisdiction without an evidence bucket to a local
+                       directory (not compliant storage)
   --json               print the fleet summary and where each snapshot went as JSON
   --schema             print the JSON Schema of the snapshot documents and exit
 
@@ -53,6 +56,7 @@ const OPTIONS = {
   format: { type: 'string' },
   jurisdiction: { type: 'string' },
   'no-publish': { type: 'boolean', default: false },
+  'local-evidence': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   schema: { type: 'boolean', default: false },
   'log-level': { type: 'string' },
@@ -96,7 +100,9 @@ export async function cmdSnapshot(args: string[]): Promise<number> {
     throw new UsageError('--format needs --out DIR');
   const logger = stderrLogger(parseLogLevel(values['log-level']));
   const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
-  const deps = await snapshotDeps(config, logger);
+  const localEvidence = values['local-evidence'];
+  if (localEvidence) process.stderr.write(`${LOCAL_EVIDENCE_WARNING}\n`);
+  const deps = await snapshotDeps(config, logger, { localEvidence });
   try {
     await ensureInventory(config, deps.store, logger);
     process.stderr.write('Evaluating controls...\n');

@@ -187,6 +187,17 @@ export const systemClock: Clock = { now: () => new Date() };
 export interface AuditEvent {
   /** `auditID` of the audit.k8s.io/v1 Event; `null` when the line could not be parsed. */
   auditID: string | null;
+  /**
+   * `stage` of the Event (`RequestReceived`, `ResponseStarted`, `ResponseComplete`, `Panic`):
+   * Kubernetes writes one event per stage under the same `auditID`. `null`/absent when unknown.
+   */
+  stage?: string | null | undefined;
+  /**
+   * The log service's own identity of the record, stable across re-reads: CloudWatch Logs
+   * `eventId`; Cloud Logging `[logName, timestamp, insertId]` (`cloudLoggingRecordId` in shared/audit/chunks.ts);
+   * Log Analytics `_ItemId`. `null`/absent when the service gave none.
+   */
+  recordId?: string | null | undefined;
   /** The log service's timestamp of the event, the one time windows filter on (ISO 8601); drives checkpoints and chunk dates. */
   timestamp: string;
   /** The event exactly as the log service returned it (kept verbatim, parseable or not). */

@@ -2,7 +2,8 @@
  * `collect-audit-logs`: every 10 minutes, in the `regional` role only. Audit logs are
  * personal data, so they are read and archived inside their jurisdiction: a regional
  * deployment serves the one jurisdiction named by `FLEETWARD_JURISDICTION` and refuses
- * clusters of any other; the home role refuses to run at all.
+ * clusters of any other; the home role refuses to run at all. A jurisdiction without an
+ * evidence bucket gets a finding: a deployed run never falls back to a local directory.
  */
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { AUDIT_JOB, collect } from '../../shared/jobs/audit.ts';
@@ -23,7 +24,8 @@ export const handler = lambdaHandler()
       );
     }
     const config = await deployedConfig();
-    const deps = await auditJobDeps(config, logger);
+    // A deployed run never writes evidence to a local directory: no residency guard can judge it.
+    const deps = await auditJobDeps(config, logger, { localEvidence: false });
     try {
       const result = await collect(deps, { ...scope, signal });
       await notifyAfterJob({ config, store: deps.store, logger }, AUDIT_JOB, {

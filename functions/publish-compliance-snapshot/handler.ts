@@ -18,7 +18,8 @@ export const handler = lambdaHandler()
   .handler(async (event: Request, _context, { signal }) => {
     const { jurisdiction } = regionalScope({});
     const regional = process.env.FLEETWARD_ROLE === 'regional' && jurisdiction !== undefined;
-    const deps = await snapshotDeps(await deployedConfig(), logger);
+    // A deployed run never publishes to a local directory (not compliant storage).
+    const deps = await snapshotDeps(await deployedConfig(), logger, { localEvidence: false });
     try {
       const result = await publish(deps, {
         jurisdiction,

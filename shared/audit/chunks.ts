@@ -73,11 +73,63 @@ export function sha256Hex(data: Uint8Array | string): string {
 }
 
 /**
- * The key that deduplicates an event: its `auditID`, or `sha256:<hex of raw>` for an event
- * whose line could not be parsed (`auditID` null), so a re-read unparseable line is kept once.
+ * The key that deduplicates an event; two distinct events never share one:
+ * - a parsed Event with a stage: `k8s:<auditID>:<stage>` (Kubernetes writes one event per
+ *   stage under the same auditID, so auditID alone would merge them);
+ * - else the log service's identity of the record: `rec:<recordId>` (so identical unparseable
+ *   lines that are distinct records stay distinct);
+ * - else, for a source that gives neither, the legacy key: the `auditID`, or
+ *   `sha256:<hex of raw>` for an unparseable line.
+ * A re-read of the same record yields the same key, so the overlap window drops it.
  */
 export function eventKey(event: AuditEvent): string {
+  if (event.auditID !== null && typeof event.stage === 'string' && event.stage !== '')
+    return `k8s:${event.auditID}:${event.stage}`;
+  if (typeof event.recordId === 'string' && event.recordId !== '') return `rec:${event.recordId}`;
+  return legacyEventKey(event);
+}
+
+/** The key of the versions before {@link eventKey}: `auditID`, else `sha256:<raw>`. Kept to read their seen state. */
+export function legacyEventKey(event: Pick<AuditEvent, 'auditID' | 'raw'>): string {
   return event.auditID ?? `sha256:${sha256Hex(event.raw)}`;
+}
+
+/**
+ * Cloud Logging's identity of an entry: Logging treats entries with the same `logName`,
+ * `timestamp` and `insertId` as duplicates (LogEntry reference, `insertId`).
+ */
+export function cloudLoggingRecordId(logName: string, timestamp: string, insertId: string): string {
+  return JSON.stringify([logName, timestamp, insertId]);
+}
+
+/**
+ * The {@link eventKey} of an archived line, as far as the line itself tells (used when a
+ * chunk is adopted without its seen keys): an Event's `auditID`/`stage`, an AKSAudit row's
+ * `AuditId`/`Stage`, an AzureDiagnostics row's `log_s`, a Cloud Logging entry's identity.
+ * `undefined` when the line does not carry one (e.g. an unparseable CloudWatch message,
+ * whose `eventId` is not in the line).
+ */
+export function lineEventKey(line: string): string | undefined {
+  let o: unknown;
+  try {
+    o = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof o === 'string') return lineEventKey(o);
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return undefined;
+  const r = o as Record<string, unknown>;
+  const str = (v: unknown): v is string => typeof v === 'string' && v !== '';
+  if (str(r.auditID) && str(r.stage)) return `k8s:${r.auditID}:${r.stage}`;
+  if (str(r.AuditId) && str(r.Stage)) return `k8s:${r.AuditId}:${r.Stage}`;
+  if (str(r.log_s)) {
+    const inner = lineEventKey(r.log_s);
+    if (inner?.startsWith('k8s:')) return inner;
+  }
+  if (str(r._ItemId)) return `rec:${r._ItemId}`;
+  if (str(r.insertId) && str(r.logName) && str(r.timestamp))
+    return `rec:${cloudLoggingRecordId(r.logName, r.timestamp, r.insertId)}`;
+  return undefined;
 }
 
 /** `audit/<cluster-id>/` — every object of a cluster's chain is under it. */

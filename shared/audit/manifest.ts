@@ -64,6 +64,14 @@ export interface AuditCheckpoint {
  */
 export type SeenShard = Record<string, string>;
 
+/**
+ * The `v` entry of a seen shard written with the current dedup keys (`eventKey` in chunks.ts: (`k8s:<auditID>:<stage>`,
+ * `k8s:<auditID>:<stage>`, `rec:<recordId>`). A shard without it was written by an older version, whose keys were the
+ * bare `auditID` (or `sha256:<raw>`): its groups are read as legacy groups. Legacy groups are
+ * kept under `L<seq>` until they leave the overlap window, and matched by the legacy key only.
+ */
+export const SEEN_SHARD_VERSION = '2';
+
 /** Length of a {@link seenHash}. */
 export const SEEN_HASH_LENGTH = 16;
 /** Hashes per seen shard item (15 000 × 16 chars = 240 000 bytes). */

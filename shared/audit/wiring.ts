@@ -1,8 +1,10 @@
 /**
  * Which log source reads a cluster's audit log and which write-once store archives it.
  * The store is the cluster's jurisdiction's evidence bucket on the cluster's own cloud,
- * else any evidence bucket of that jurisdiction, else (local runs without evidence
- * buckets) a write-once directory under `.fleetward/evidence/`, marked not compliant.
+ * else any evidence bucket of that jurisdiction, else — only when the run allows local
+ * evidence (the CLI's `--local-evidence`; never a deployed run) — a write-once directory
+ * under `.fleetward/evidence/`, marked not compliant. Otherwise a jurisdiction without an
+ * evidence bucket has no store ({@link NoEvidenceStoreError}).
  * Cloud modules are imported on first use, so a bundle loads only what it needs.
  */
 import { readFileSync } from 'node:fs';
@@ -19,29 +21,39 @@ export interface AuditWiring {
 }
 
 export class NoEvidenceStoreError extends FleetwardError {
+  readonly jurisdiction: string;
   constructor(jurisdiction: string) {
-    super(`jurisdiction "${jurisdiction}" has no evidence bucket for audit archives`);
+    super(
+      `jurisdictions.${jurisdiction}.evidence names no evidence bucket (a local directory needs --local-evidence and is not compliant storage)`,
+    );
     this.name = 'NoEvidenceStoreError';
+    this.jurisdiction = jurisdiction;
   }
 }
 
-/** Directory of local, non-compliant evidence (only used when a jurisdiction has no evidence bucket). */
+/** Directory of local, non-compliant evidence (only with `localEvidence`, when a jurisdiction has no evidence bucket). */
 export const LOCAL_EVIDENCE_DIR = join('.fleetward', 'evidence');
 
 /** The write-once evidence stores of each jurisdiction (audit archives and compliance snapshots share them). */
 export interface EvidenceStores {
-  /** The store of `jurisdiction` on `cloud`, else on any cloud it has one, else a local directory. */
+  /** The store of `jurisdiction` on `cloud`, else on any cloud it has one, else a local directory (only with `localEvidence`). @throws NoEvidenceStoreError */
   for(jurisdiction: string, cloud: RegionCloud): Promise<ArchiveStore>;
-  /** Every evidence bucket the jurisdiction configures (one per cloud), else its local directory. */
+  /** Every evidence bucket the jurisdiction configures (one per cloud), else its local directory (only with `localEvidence`). @throws NoEvidenceStoreError */
   all(jurisdiction: string): Promise<ArchiveStore[]>;
 }
 
 const EVIDENCE_CLOUDS = ['aws', 'gcp', 'azure'] as const;
 
-export function createEvidenceStores(
-  config: FleetConfig,
-  ctx: { logger: Log; localEvidenceDir?: string },
-): EvidenceStores {
+/** How the evidence stores are built. */
+export interface EvidenceContext {
+  logger: Log;
+  /** Allow a local, non-compliant directory for a jurisdiction without an evidence bucket (default false). */
+  localEvidence?: boolean | undefined;
+  /** Where that directory is (default {@link LOCAL_EVIDENCE_DIR}). */
+  localEvidenceDir?: string | undefined;
+}
+
+export function createEvidenceStores(config: FleetConfig, ctx: EvidenceContext): EvidenceStores {
   const stores = new Map<string, Promise<ArchiveStore>>();
 
   async function store(jurisdiction: string, cloud: RegionCloud): Promise<ArchiveStore> {
@@ -94,6 +106,7 @@ export function createEvidenceStores(
             ...(account ? { account } : {}),
           });
         }
+        if (ctx.localEvidence !== true) throw new NoEvidenceStoreError(jurisdiction);
         return new LocalArchiveStore(join(ctx.localEvidenceDir ?? LOCAL_EVIDENCE_DIR, jurisdiction));
       })();
       stores.set(key, made);
@@ -113,10 +126,7 @@ export function createEvidenceStores(
   };
 }
 
-export async function createAuditWiring(
-  config: FleetConfig,
-  ctx: { logger: Log; localEvidenceDir?: string },
-): Promise<AuditWiring> {
+export async function createAuditWiring(config: FleetConfig, ctx: EvidenceContext): Promise<AuditWiring> {
   // One source per configured cloud (cheap objects; clients connect on first read).
   const sources = new Map<RegionCloud, AuditLogSource>();
   const { aws, gcp, azure } = config.clouds;

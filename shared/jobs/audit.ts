@@ -5,8 +5,10 @@
  * write-once archive as a hash chain of gzipped NDJSON chunks (see `shared/audit/`).
  * Before anything is written, the archive must pass the residency guard on its location
  * and `assertImmutable` with the jurisdiction's retention; a failure is a finding and
- * nothing is written. An archive whose `location()` is `null` (a local directory) is
- * allowed only when it declares `compliantStorage: false`; its manifests say so.
+ * nothing is written. An archive whose `location()` is `null` (a local directory) has no
+ * region for the guard to check: it is refused (a finding) unless the run explicitly allows
+ * local evidence (`allowLocalEvidence`, the CLI's `--local-evidence`; never a deployed run)
+ * and the store declares `compliantStorage: false`; its manifests then say so.
  *
  * Per chunk the writes happen in this order: (0) the seen shards (state items
  * `seen/<cluster-id>/<yyyymmddhhmm>/<part>`) receive the short hashes of the chunk's dedup
@@ -23,8 +25,11 @@
  *
  * The read window starts `overlapMs` (default 10 min) before the checkpoint's last
  * timestamp, to catch events the log service received late; events already archived are
- * dropped by their dedup key (auditID; `sha256:<raw>` for unparseable lines), compared by its
- * 96-bit hash ({@link seenHash}). The seen shards keep the hashes of archived events within
+ * dropped by their dedup key ({@link eventKey}: `k8s:<auditID>:<stage>` for an Event, else the
+ * log service's identity of the record, `rec:<recordId>`), compared by its 96-bit hash
+ * ({@link seenHash}); distinct events never share a key. Seen shards of older versions hold the
+ * bare `auditID` (or `sha256:<raw>`): they are read as legacy groups, matched by that legacy key
+ * until they leave the overlap window (so an upgrade re-archives nothing). The seen shards keep the hashes of archived events within
  * the overlap window, one minute per item (split further past 15 000 events a minute), so the
  * head stays a few hundred bytes and every item stays under ~250 KB whatever the event rate.
  * The checkpoint assumes the service returns events in timestamp order give or take the
@@ -41,6 +46,8 @@ import {
   chunkEvents,
   clusterPrefix,
   eventKey,
+  legacyEventKey,
+  lineEventKey,
   parseArchiveKey,
   sha256Hex,
 } from '../audit/chunks.ts';
@@ -59,6 +66,7 @@ import {
   parseSeenShardKey,
   SEEN_HASH_LENGTH,
   SEEN_SHARD_MAX_HASHES,
+  SEEN_SHARD_VERSION,
   type SeenShard,
   seenHash,
   seenMinute,
@@ -102,6 +110,12 @@ export interface AuditJobDeps {
   sources: { for(cluster: Cluster): AuditLogSource | undefined };
   /** The archive of a cluster's jurisdiction (and cloud). May reject (a finding). */
   archives: { for(cluster: Cluster): Promise<ArchiveStore> };
+  /**
+   * Whether an archive without a location (a local directory, not compliant storage) may be
+   * written. Default false: the residency guard cannot judge it. Only a CLI run with
+   * `--local-evidence` sets it; a deployed run never does.
+   */
+  allowLocalEvidence?: boolean | undefined;
 }
 
 export interface CollectOptions extends ClusterScope {
@@ -141,8 +155,9 @@ export interface AuditStatusRecord {
   headSeq: number;
 }
 
-/** `verify/<cluster-id>`: the last `audit verify` of a cluster's chain. */
-export interface AuditVerifyRecord extends VerifyClusterResult {
+/** `verify/<cluster-id>`: the last `audit verify` of a cluster's chain (records of older versions lack `status`). */
+export interface AuditVerifyRecord extends Omit<VerifyClusterResult, 'status'> {
+  status?: VerifyStatus;
   verifiedAt: string;
 }
 
@@ -203,6 +218,9 @@ class SeenSet {
   has(key: string): boolean {
     return this.#map.has(key);
   }
+  get size(): number {
+    return this.#map.size;
+  }
   set(key: string, ms: number): void {
     this.#map.set(key, ms);
     this.#adds++;
@@ -218,15 +236,20 @@ class SeenSet {
   }
 }
 
+/** A group of a seen shard: the hashes of chunk `seq`, current keys or legacy ones (`L<seq>`). */
+const groupKey = (seq: number, legacy: boolean): string => (legacy ? `L${seq}` : String(seq));
+const groupSeq = (key: string): number => Number(key.startsWith('L') ? key.slice(1) : key);
+
 /**
  * The seen shards of one cluster (see {@link SeenShard}), held in memory for a run: per UTC
- * minute, the hashes of archived events grouped by chunk seq. Written back minute by minute.
+ * minute, the hashes of archived events grouped by chunk seq (and by key version: groups read
+ * from shards of older versions are legacy groups). Written back minute by minute.
  */
 class SeenShards {
   readonly #store: StateStore;
   readonly #clusterId: string;
-  /** minute → seq → hashes. */
-  readonly #minutes = new Map<string, Map<number, string[]>>();
+  /** minute → group ({@link groupKey}) → hashes. */
+  readonly #minutes = new Map<string, Map<string, string[]>>();
   /** minute → parts it has in the store. */
   readonly #stored = new Map<string, number>();
   readonly #dirty = new Set<string>();
@@ -246,19 +269,27 @@ class SeenShards {
       if (!parsed) continue;
       shards.#stored.set(parsed.minute, Math.max(shards.#stored.get(parsed.minute) ?? 0, parsed.part + 1));
       const groups = shards.#group(parsed.minute);
-      for (const [seq, hashes] of Object.entries(item.value ?? {})) {
-        if (typeof hashes !== 'string' || !/^\d+$/.test(seq)) continue;
-        const list = groups.get(Number(seq)) ?? [];
+      // A shard without the version mark holds the bare keys of older versions: legacy groups.
+      const current = item.value?.v === SEEN_SHARD_VERSION;
+      for (const [name, hashes] of Object.entries(item.value ?? {})) {
+        if (typeof hashes !== 'string') continue;
+        let key: string;
+        if (/^\d+$/.test(name)) key = groupKey(Number(name), !current);
+        else if (/^L\d+$/.test(name)) key = name;
+        else continue;
+        const list = groups.get(key) ?? [];
         for (let i = 0; i + SEEN_HASH_LENGTH <= hashes.length; i += SEEN_HASH_LENGTH) {
           list.push(hashes.slice(i, i + SEEN_HASH_LENGTH));
         }
-        groups.set(Number(seq), list);
+        groups.set(key, list);
       }
+      // Rewritten (with the version mark) at the next flush.
+      if (!current) shards.#dirty.add(parsed.minute);
     }
     return shards;
   }
 
-  #group(minute: string): Map<number, string[]> {
+  #group(minute: string): Map<string, string[]> {
     let groups = this.#minutes.get(minute);
     if (!groups) {
       groups = new Map();
@@ -267,37 +298,82 @@ class SeenShards {
     return groups;
   }
 
-  /** Records that chunk `seq` holds the event of dedup-key hash `hash` at `ms`. */
-  add(seq: number, hash: string, ms: number): void {
+  /** Records that chunk `seq` holds the event of dedup-key hash `hash` at `ms` (`legacy`: a legacy key). */
+  add(seq: number, hash: string, ms: number, legacy = false): void {
     if (!(ms >= this.#lastMinuteStart && ms < this.#lastMinuteStart + 60_000)) {
       this.#lastMinute = seenMinute(ms);
       this.#lastMinuteStart = seenMinuteStart(this.#lastMinute);
     }
     const minute = this.#lastMinute;
     const groups = this.#group(minute);
-    const list = groups.get(seq);
+    const key = groupKey(seq, legacy);
+    const list = groups.get(key);
     if (list) list.push(hash);
-    else groups.set(seq, [hash]);
+    else groups.set(key, [hash]);
     this.#dirty.add(minute);
   }
 
   /** Forgets the groups of chunks beyond `seq` (never durable). */
   dropBeyond(seq: number): void {
     for (const [minute, groups] of this.#minutes) {
-      for (const s of groups.keys()) {
-        if (s > seq) {
-          groups.delete(s);
+      for (const key of groups.keys()) {
+        if (groupSeq(key) > seq) {
+          groups.delete(key);
           this.#dirty.add(minute);
         }
       }
     }
   }
 
-  /** Every hash with the end of its minute (an upper bound of its event's time, so trimming by it is safe). */
-  *entries(): Generator<[string, number]> {
+  /** Seqs that have legacy groups. */
+  legacySeqs(): Set<number> {
+    const seqs = new Set<number>();
+    for (const groups of this.#minutes.values())
+      for (const key of groups.keys()) if (key.startsWith('L')) seqs.add(groupSeq(key));
+    return seqs;
+  }
+
+  /**
+   * Replaces legacy hashes of chunk `seq` by current ones: `lines` are the chunk's lines with
+   * their candidate legacy keys' hashes and their current key's hash (if the line tells it).
+   * A legacy hash no line of the chunk explains is kept.
+   */
+  migrate(seq: number, lines: { legacy: string[]; current: string | undefined }[], ms: number): void {
+    const legacy = new Map<string, string>(); // hash → minute
+    for (const [minute, groups] of this.#minutes) {
+      for (const h of groups.get(groupKey(seq, true)) ?? []) legacy.set(h, minute);
+    }
+    const moved = new Set<string>();
+    for (const line of lines) {
+      if (line.current === undefined) continue;
+      const hit = line.legacy.find((h) => legacy.has(h));
+      if (hit === undefined) continue;
+      moved.add(hit);
+      this.add(seq, line.current, ms);
+    }
+    if (moved.size === 0) return;
+    for (const [minute, groups] of this.#minutes) {
+      const list = groups.get(groupKey(seq, true));
+      if (!list) continue;
+      const kept = list.filter((h) => !moved.has(h));
+      if (kept.length === list.length) continue;
+      if (kept.length > 0) groups.set(groupKey(seq, true), kept);
+      else groups.delete(groupKey(seq, true));
+      this.#dirty.add(minute);
+    }
+  }
+
+  /**
+   * Every hash with the end of its minute (an upper bound of its event's time, so trimming by
+   * it is safe) and whether it is a legacy key.
+   */
+  *entries(): Generator<[string, number, boolean]> {
     for (const [minute, groups] of this.#minutes) {
       const end = seenMinuteStart(minute) + 60_000 - 1;
-      for (const list of groups.values()) for (const h of list) yield [h, end];
+      for (const [key, list] of groups) {
+        const legacy = key.startsWith('L');
+        for (const h of list) yield [h, end, legacy];
+      }
     }
   }
 
@@ -308,20 +384,21 @@ class SeenShards {
     const deletes: string[] = [];
     for (const minute of [...this.#dirty].sort()) {
       const parts: SeenShard[] = [];
-      let current: SeenShard = {};
+      const fresh = (): SeenShard => ({ v: SEEN_SHARD_VERSION });
+      let current: SeenShard = fresh();
       let count = 0;
-      const groups = [...(this.#minutes.get(minute) ?? new Map<number, string[]>())].sort(
-        (a, b) => a[0] - b[0],
+      const groups = [...(this.#minutes.get(minute) ?? new Map<string, string[]>())].sort(
+        (a, b) => groupSeq(a[0]) - groupSeq(b[0]) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0),
       );
-      for (const [seq, list] of groups) {
+      for (const [key, list] of groups) {
         for (let i = 0; i < list.length; ) {
           if (count === SEEN_SHARD_MAX_HASHES) {
             parts.push(current);
-            current = {};
+            current = fresh();
             count = 0;
           }
           const take = list.slice(i, i + SEEN_SHARD_MAX_HASHES - count);
-          current[seq] = (current[seq] ?? '') + take.join('');
+          current[key] = (current[key] ?? '') + take.join('');
           count += take.length;
           i += take.length;
         }
@@ -401,19 +478,86 @@ async function ensureManifest(archive: ArchiveStore, manifest: Manifest, s: Sig)
   }
 }
 
-/** Keys of the lines of a chunk (best effort: the JSON `auditID`, else `sha256:<line>`). */
-async function lineKeys(body: Uint8Array): Promise<string[]> {
-  const keys: string[] = [];
+/**
+ * Dedup keys of the lines of a chunk, best effort: the line's {@link lineEventKey}; else (a
+ * line that does not carry its record's identity) the legacy key, the JSON `auditID` or
+ * `sha256:<line>`, marked `legacy`.
+ */
+async function lineKeys(body: Uint8Array): Promise<{ key: string; legacy: boolean }[]> {
+  const keys: { key: string; legacy: boolean }[] = [];
   for (const line of await gunzipLines(body)) {
+    const current = lineEventKey(line);
+    if (current !== undefined) {
+      keys.push({ key: current, legacy: false });
+      continue;
+    }
     let id: unknown;
     try {
       id = (JSON.parse(line) as { auditID?: unknown } | null)?.auditID;
     } catch {
       id = undefined;
     }
-    keys.push(typeof id === 'string' ? id : `sha256:${sha256Hex(line)}`);
+    keys.push({ key: typeof id === 'string' ? id : `sha256:${sha256Hex(line)}`, legacy: true });
   }
   return keys;
+}
+
+/** The keys older versions may have recorded for an archived line (`auditID`, `insertId`, `AuditId`, `sha256:<line>`). */
+function legacyLineKeys(line: string): string[] {
+  const keys: string[] = [];
+  try {
+    const o = JSON.parse(line) as Record<string, unknown> | null;
+    if (o && typeof o === 'object') {
+      for (const k of ['auditID', 'insertId', 'AuditId'] as const) {
+        if (typeof o[k] === 'string' && o[k] !== '') keys.push(o[k] as string);
+      }
+      if (typeof o.log_s === 'string') {
+        const id = (JSON.parse(o.log_s) as { auditID?: unknown } | null)?.auditID;
+        if (typeof id === 'string' && id !== '') keys.push(id);
+      }
+    }
+  } catch {}
+  keys.push(`sha256:${sha256Hex(line)}`);
+  return keys;
+}
+
+/**
+ * Moves the legacy seen keys (bare auditID, from older versions) of the chunks they name to
+ * current keys, by reading those chunks back: an older version's key cannot tell two stages
+ * of one request apart, the archived line can. Only once per chunk, on the first run after
+ * an upgrade; what no line explains stays a legacy key until it leaves the window.
+ */
+async function migrateLegacySeen(
+  archive: ArchiveStore,
+  cluster: Cluster,
+  shards: SeenShards,
+  s: Sig,
+): Promise<void> {
+  const seqs = shards.legacySeqs();
+  if (seqs.size === 0) return;
+  const chunks = new Map<number, string>();
+  for (const { key } of await archive.list(clusterPrefix(cluster.id), s)) {
+    const parsed = parseArchiveKey(cluster.id, key);
+    if (parsed?.kind === 'chunk' && seqs.has(parsed.seq)) chunks.set(parsed.seq, key);
+  }
+  for (const [seq, key] of chunks) {
+    const body = await archive.get(key, s);
+    if (!body) continue;
+    const manifestBytes = await archive.get(manifestKey(key), s);
+    let at = Number.NaN;
+    try {
+      at = ms(parseManifest(manifestBytes ?? new Uint8Array()).lastTimestamp);
+    } catch {}
+    if (Number.isNaN(at)) continue;
+    const lines = (await gunzipLines(body)).map((line) => {
+      const current = lineEventKey(line);
+      return {
+        legacy: legacyLineKeys(line).map(seenHash),
+        current: current === undefined ? undefined : seenHash(current),
+      };
+    });
+    shards.migrate(seq, lines, at);
+  }
 }
 
 async function gunzipLines(body: Uint8Array): Promise<string[]> {
@@ -550,7 +694,7 @@ async function recover(
         : manifest.lastTimestamp;
     const lastMs = ms(manifest.lastTimestamp);
     const at = Number.isNaN(lastMs) ? deps.clock.now().getTime() : lastMs;
-    for (const k of await lineKeys(body)) shards.add(seq, seenHash(k), at);
+    for (const k of await lineKeys(body)) shards.add(seq, seenHash(k.key), at, k.legacy);
     await shards.flush();
     head = {
       seq,
@@ -653,6 +797,19 @@ async function collectCluster(
         ),
       );
     }
+    if (deps.allowLocalEvidence !== true) {
+      return skip(
+        finding(
+          'archive-not-compliant',
+          'critical',
+          `${archive.id} is a local directory, not compliant storage, and its residency cannot be verified; local evidence is not allowed in this run`,
+        ),
+      );
+    }
+    deps.logger.warn('Audit archive is local, not compliant storage', {
+      cluster: cluster.id,
+      archive: archive.id,
+    });
   } else {
     try {
       deps.residency.assertResidency(
@@ -719,17 +876,21 @@ async function collectCluster(
     // move a legacy head's seen keys into shards, drop minutes older than the window.
     shards.dropBeyond(head.seq);
     checkpoint?.seenIds?.forEach((id, i) => {
-      shards.add(head.seq, seenHash(id), orNow(ms(checkpoint.seenTimestamps?.[i])));
+      shards.add(head.seq, seenHash(id), orNow(ms(checkpoint.seenTimestamps?.[i])), true);
     });
-    await shards.flush();
     if (Number.isFinite(lastMs)) await shards.trim(lastMs - overlapMs);
+    await migrateLegacySeen(archive, cluster, shards, s);
+    await shards.flush();
     if (checkpoint?.seenIds) {
       head = { ...head, checkpoint: toCheckpoint(checkpoint.lastTimestamp) };
       await putHead(deps, cluster.id, head);
     }
     // `seen`: hashes of the dedup keys of archived events and of those this run passed on.
+    // `legacySeen`: hashes of the keys older versions recorded (bare auditID), only until they
+    // leave the overlap window; an event matches them by its legacy key.
     const seen = new SeenSet();
-    for (const [h, t] of shards.entries()) seen.set(h, t);
+    const legacySeen = new SeenSet();
+    for (const [h, t, legacy] of shards.entries()) (legacy ? legacySeen : seen).set(h, t);
     const since =
       checkpoint && Number.isFinite(lastMs)
         ? lastMs - overlapMs
@@ -750,7 +911,7 @@ async function collectCluster(
         const out: AuditEvent[] = [];
         for (const event of page) {
           const key = seenHash(eventKey(event));
-          if (seen.has(key)) {
+          if (seen.has(key) || (legacySeen.size > 0 && legacySeen.has(seenHash(legacyEventKey(event))))) {
             stats.duplicates++;
             continue;
           }
@@ -762,6 +923,7 @@ async function collectCluster(
           out.push(event);
         }
         seen.trim(readMax - overlapMs);
+        legacySeen.trim(readMax - overlapMs);
         if (out.length > 0) yield out;
       }
     };
@@ -847,29 +1009,79 @@ export async function collect(deps: AuditJobDeps, options: CollectOptions = {}):
 
 export type ChainProblem = 'missing' | 'altered' | 'extra-version' | 'broken-link' | 'gap';
 
+/**
+ * What `verify` concluded of one cluster:
+ * - `intact`: every chunk from seq 1 to the head was read back and checks out;
+ * - `broken`: a chunk is missing, altered, re-versioned or unlinked (`firstProblem`): possible tampering;
+ * - `unverified`: the evidence store (or the state store) could not be reached or read (`error`):
+ *   nothing is known about the chain, which is never taken for tampering;
+ * - `nothing-archived`: there is no chain to verify (`reason`): audit logging off, a cluster in
+ *   no configured jurisdiction, a kubeconfig cluster (no audit log source), or no chunk yet.
+ */
+export type VerifyStatus = 'intact' | 'broken' | 'unverified' | 'nothing-archived';
+
 export interface VerifyClusterResult {
   clusterId: string;
+  status: VerifyStatus;
+  /** `false` when the chain is `broken` or `unverified`. */
   ok: boolean;
-  /** Chunks checked good before the first problem. */
+  /** Chunks checked good before the first problem (or before the store became unreadable). */
   chunks: number;
   events: number;
   /** The first bad chunk; `key` is `null` for a gap (no object names the seq). */
   firstProblem?: { seq: number; key: string | null; problem: ChainProblem; detail: string };
-  /** The archive could not be read at all. */
+  /** Why the chain is `unverified`: the archive could not be read. */
   error?: ErrorInfo;
+  /** Why there is `nothing-archived`. */
+  reason?: string;
 }
 
 export interface VerifyResult {
+  /** `false` when any chain is broken or unverified. */
   ok: boolean;
   clusters: VerifyClusterResult[];
+  /** Clusters per outcome. */
+  counts: Record<VerifyStatus, number>;
 }
 
-async function verifyCluster(
-  deps: Pick<AuditJobDeps, 'store' | 'archives'>,
+type VerifyDeps = Pick<AuditJobDeps, 'store' | 'archives'> & {
+  config?: AuditJobDeps['config'] | undefined;
+  clock?: Clock | undefined;
+};
+
+/** Why a cluster has no chain to verify, when collect never archives it; `undefined` when it does. */
+function notArchivedReason(cluster: Cluster, config: VerifyDeps['config']): string | undefined {
+  if (cluster.cloud === 'kubeconfig') return 'kubeconfig cluster: no audit log source';
+  if (cluster.jurisdiction === 'unassigned' || (config && !config.jurisdictions[cluster.jurisdiction]))
+    return 'cluster is in no configured jurisdiction';
+  if (cluster.auditLogging === false) return 'control-plane audit logging is off';
+  return undefined;
+}
+
+async function verifyCluster(deps: VerifyDeps, cluster: Cluster, s: Sig): Promise<VerifyClusterResult> {
+  const result: VerifyClusterResult = {
+    clusterId: cluster.id,
+    status: 'intact',
+    ok: true,
+    chunks: 0,
+    events: 0,
+  };
+  try {
+    return await walkChain(deps, cluster, result, s);
+  } catch (error) {
+    if (s.signal?.aborted) throw error;
+    // An unreachable or unreadable store says nothing about the chain: unverified, never broken.
+    return { ...result, status: 'unverified', ok: false, error: errorInfo(error) };
+  }
+}
+
+/** Walks the chain, counting good chunks in `result`; throws when a store cannot be read. */
+async function walkChain(
+  deps: VerifyDeps,
   cluster: Cluster,
+  result: VerifyClusterResult,
   s: Sig,
 ): Promise<VerifyClusterResult> {
-  const result: VerifyClusterResult = { clusterId: cluster.id, ok: true, chunks: 0, events: 0 };
   const fail = (
     seq: number,
     key: string | null,
@@ -877,11 +1089,22 @@ async function verifyCluster(
     detail: string,
   ): VerifyClusterResult => ({
     ...result,
+    status: 'broken',
     ok: false,
     firstProblem: { seq, key, problem, detail },
   });
-  const archive = await deps.archives.for(cluster);
+  const nothing = (reason: string): VerifyClusterResult => ({
+    ...result,
+    status: 'nothing-archived',
+    reason,
+  });
   const head = await deps.store.get<ChainHead>(AUDIT_NS, headKey(cluster.id));
+  const started = head !== undefined && head !== null && (head.seq > 0 || Boolean(head.pending));
+  if (!started) {
+    const reason = notArchivedReason(cluster, deps.config);
+    if (reason) return nothing(reason);
+  }
+  const archive = await deps.archives.for(cluster);
   const listing = await archive.list(clusterPrefix(cluster.id), s);
   const versions = new Map(listing.map((e) => [e.key, e.versions]));
   const chunksBySeq = new Map<number, string[]>();
@@ -894,6 +1117,7 @@ async function verifyCluster(
     index.set(parsed.seq, [...(index.get(parsed.seq) ?? []), key]);
     top = Math.max(top, parsed.seq);
   }
+  if (!started && top === 0) return nothing('no chunk archived yet');
   let previous: string | null = null;
   for (let seq = 1; seq <= top; seq++) {
     const manifestKeys = manifestsBySeq.get(seq) ?? [];
@@ -909,9 +1133,12 @@ async function verifyCluster(
       return fail(seq, manifestKeys[1] ?? mKey, 'altered', 'two manifests for one seq');
     if ((versions.get(mKey) ?? []).length > 1)
       return fail(seq, mKey, 'extra-version', 'manifest has another version');
+    // A failed read (the store) propagates: unverified. Bytes that do not parse: altered.
+    const manifestBytes = await archive.get(mKey, s);
+    if (!manifestBytes) return fail(seq, mKey, 'missing', 'manifest missing');
     let manifest: Manifest;
     try {
-      manifest = parseManifest((await archive.get(mKey, s)) ?? new Uint8Array());
+      manifest = parseManifest(manifestBytes);
     } catch {
       return fail(seq, mKey, 'altered', 'manifest unreadable');
     }
@@ -957,25 +1184,28 @@ async function verifyCluster(
   return result;
 }
 
-/** Walks every chain in scope; `ok` is false when any chunk is missing, altered, re-versioned or unlinked. */
+/**
+ * Walks every chain in scope. `ok` is false when any chunk is missing, altered, re-versioned
+ * or unlinked (`broken`), or when a chain could not be read (`unverified`).
+ */
 export async function verify(
-  deps: Pick<AuditJobDeps, 'store' | 'archives'> & { clock?: Clock },
+  deps: VerifyDeps,
   scope: ClusterScope & { signal?: AbortSignal | undefined } = {},
 ): Promise<VerifyResult> {
   const clusters = await inventory(deps.store, scope);
   const s = sig(scope.signal);
-  const results = await forEachCluster(clusters, 4, async (cluster) => {
-    try {
-      return await verifyCluster(deps, cluster, s);
-    } catch (error) {
-      if (scope.signal?.aborted) throw error;
-      return { clusterId: cluster.id, ok: false, chunks: 0, events: 0, error: errorInfo(error) };
-    }
-  });
+  const results = await forEachCluster(clusters, 4, (cluster) => verifyCluster(deps, cluster, s));
   const verifiedAt = (deps.clock ?? systemClock).now().toISOString();
   await deps.store.putMany(
     AUDIT_NS,
     results.map((r) => ({ key: auditVerifyKey(r.clusterId), value: { ...r, verifiedAt } })),
   );
-  return { ok: results.every((r) => r.ok), clusters: results };
+  const counts: Record<VerifyStatus, number> = {
+    intact: 0,
+    broken: 0,
+    unverified: 0,
+    'nothing-archived': 0,
+  };
+  for (const r of results) counts[r.status]++;
+  return { ok: results.every((r) => r.ok), clusters: results, counts };
 }

@@ -50,25 +50,43 @@ export async function clusterJobDeps(config: FleetConfig, logger: Log): Promise<
   };
 }
 
-/** What the audit collection and verification jobs need: log sources and write-once archives per cluster. */
-export async function auditJobDeps(config: FleetConfig, logger: Log): Promise<AuditJobDeps> {
+/** Whether a run may write evidence to a local, non-compliant directory (CLI `--local-evidence` only). */
+export interface EvidenceOptions {
+  localEvidence?: boolean | undefined;
+}
+
+/**
+ * What the audit collection and verification jobs need: log sources and write-once archives
+ * per cluster. Local evidence is refused unless `options.localEvidence` (never in a deployment).
+ */
+export async function auditJobDeps(
+  config: FleetConfig,
+  logger: Log,
+  options: EvidenceOptions = {},
+): Promise<AuditJobDeps> {
   const [{ createAuditWiring }, store] = await Promise.all([
     import('../audit/wiring.ts'),
     openStateStore(stateConfig(config)),
   ]);
-  const wiring = await createAuditWiring(config, { logger });
+  const localEvidence = options.localEvidence === true;
+  const wiring = await createAuditWiring(config, { logger, localEvidence });
   return {
     config,
     store,
     residency: new Residency(config.jurisdictions),
     logger,
     clock: systemClock,
+    allowLocalEvidence: localEvidence,
     ...wiring,
   };
 }
 
 /** What the snapshot job needs: the state store (evidence) and the jurisdictions' evidence stores. */
-export async function snapshotDeps(config: FleetConfig, logger: Log): Promise<SnapshotDeps> {
+export async function snapshotDeps(
+  config: FleetConfig,
+  logger: Log,
+  options: EvidenceOptions = {},
+): Promise<SnapshotDeps> {
   const [{ createEvidenceStores }, store] = await Promise.all([
     import('../audit/wiring.ts'),
     openStateStore(stateConfig(config)),
@@ -79,6 +97,6 @@ export async function snapshotDeps(config: FleetConfig, logger: Log): Promise<Sn
     residency: new Residency(config.jurisdictions),
     logger,
     clock: systemClock,
-    evidence: createEvidenceStores(config, { logger }),
+    evidence: createEvidenceStores(config, { logger, localEvidence: options.localEvidence === true }),
   };
 }

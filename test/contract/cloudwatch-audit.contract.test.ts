@@ -9,6 +9,7 @@ import { CloudWatchLogsClient, FilterLogEventsCommand } from '@aws-sdk/client-cl
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventKey } from '../../shared/audit/chunks.ts';
 import { AUDIT_STREAM_PREFIX, auditIdOf, toAuditEvents } from '../../shared/clouds/aws/audit.ts';
 import fixture from '../fixtures/aws/filter-log-events.json' with { type: 'json' };
 import { auditSeedKey, SEED_ROLE, type SeededAuditLog, seedAuditLogs } from '../sandbox/aws-audit.ts';
@@ -144,14 +145,18 @@ describe('FilterLogEvents contract', () => {
   });
 
   it('the audit mapping reads the documented sample and moto alike', async () => {
-    // The documented sample's messages are not audit Events: kept verbatim with a null auditID.
+    // The documented sample's messages are not audit Events: kept verbatim with a null auditID,
+    // each identified by its eventId (the only thing that tells two such records apart).
     expect(toAuditEvents(fixture.events)).toEqual(
       fixture.events.map((e) => ({
         auditID: null,
+        stage: null,
+        recordId: e.eventId,
         timestamp: new Date(e.timestamp).toISOString(),
         raw: e.message,
       })),
     );
+    expect(new Set(toAuditEvents(fixture.events).map(eventKey)).size).toBe(fixture.events.length);
     const out = await logs.send(
       new FilterLogEventsCommand({
         logGroupName: log.logGroupName,
@@ -160,12 +165,15 @@ describe('FilterLogEvents contract', () => {
       }),
     );
     expect(toAuditEvents(out.events)).toEqual(
-      log.lines.map((l) => ({
+      log.lines.map((l, i) => ({
         auditID: l.auditID,
+        stage: l.auditID === null ? null : 'ResponseComplete',
+        recordId: out.events?.[i]?.eventId,
         timestamp: new Date(l.timestamp).toISOString(),
         raw: l.message,
       })),
     );
+    expect(out.events?.every((e) => typeof e.eventId === 'string' && e.eventId !== '')).toBe(true);
     expect(auditIdOf('{"kind":"Event","auditID":"0c3b1e3e-8f4a-4f7e-9a53-2f1d7d0c9b11"}')).toBe(
       '0c3b1e3e-8f4a-4f7e-9a53-2f1d7d0c9b11',
     );

@@ -1,6 +1,10 @@
 /**
  * Acceptance of audit archiving: the CLI against the whole sandbox — collect into write-once
  * evidence buckets on every cloud, verify the chains, detect tampering, collect again.
+ *
+ * The first collect and verify run once, before any test (Prepare), so every test holds on its
+ * own, whatever the order, the shuffle seed or the name filter: no test relies on another
+ * having run (or not run) before it.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,22 +19,24 @@ import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 describe('audit archiving against the sandbox', () => {
   let sandbox: Sandbox;
   let config: string[];
-  let first: CollectResult;
+  let first: { code: number | null; json: CollectResult };
+  let verified: { code: number | null; json: VerifyResult };
 
   beforeAll(async () => {
     sandbox = await startSandbox({ clusters: 24, dir: mkdtempSync(join(tmpdir(), 'fleetward-audit-')) });
     config = ['--config', sandbox.configPath, '--log-level', 'error'];
+    first = await runFleetwardJson<CollectResult>(['audit', 'collect', ...config]);
+    verified = await runFleetwardJson<VerifyResult>(['audit', 'verify', ...config]);
   });
   afterAll(async () => {
     await sandbox?.stop();
   });
 
   it('archives every cluster with audit logging on, on all three clouds, and records findings for the others', async () => {
-    const run = await runFleetwardJson<CollectResult>(['audit', 'collect', ...config]);
-    first = run.json;
+    const run = first;
 
     expect(run.code).toBe(1); // findings for clusters without audit logging
-    const archived = first.outcomes.filter((o) => o.status === 'archived');
+    const archived = run.json.outcomes.filter((o) => o.status === 'archived');
     for (const cloud of ['aws', 'gcp', 'azure']) {
       expect(
         archived.some((o) => o.clusterId.startsWith(`${cloud}/`)),
@@ -41,17 +47,17 @@ describe('audit archiving against the sandbox', () => {
       expect(o, o.clusterId).toMatchObject({ events: expect.any(Number), compliantStorage: true });
       expect(o.status === 'archived' && o.events).toBeGreaterThan(0);
     }
-    const skipped = first.outcomes.filter((o) => o.status === 'skipped');
+    const skipped = run.json.outcomes.filter((o) => o.status === 'skipped');
     const kinds = skipped.flatMap((o) => (o.status === 'skipped' ? o.findings.map((f) => f.kind) : []));
     expect(kinds).toContain('audit-logging-off');
-    expect(first.outcomes.filter((o) => o.status === 'failed')).toEqual([]);
+    expect(run.json.outcomes.filter((o) => o.status === 'failed')).toEqual([]);
     // The seeded audit-off cluster and the AKS cluster without a diagnostic setting are among them.
     const auditOff = sandbox.fleet.filter((c) => c.cloud === 'aws' && !c.auditLogging).map((c) => c.name);
     for (const name of auditOff) expect(skipped.some((o) => o.clusterId.endsWith(`/${name}`))).toBe(true);
   });
 
   it('reports every chain intact', async () => {
-    const { code, json } = await runFleetwardJson<VerifyResult>(['audit', 'verify', ...config]);
+    const { code, json } = verified;
 
     expect(code).toBe(0);
     expect(json.ok).toBe(true);

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { cloudLoggingRecordId } from '../../shared/audit/chunks.ts';
 import { auditFilter, createAuditSource, createGcsArchiveStore } from '../../shared/clouds/gcp/audit.ts';
 import { type GkeCluster, normaliseCluster } from '../../shared/clouds/gcp/discovery.ts';
 import { GcpConfig } from '../../shared/config/schema.ts';
@@ -138,9 +139,11 @@ describe('gcp audit source', () => {
     expect(events.map((e) => e.auditID)).toEqual(expected.map((e) => e.insertId));
     expect(events[0]).toEqual({
       auditID: expected[0]!.insertId,
+      recordId: cloudLoggingRecordId(expected[0]!.logName, expected[0]!.timestamp, expected[0]!.insertId),
       timestamp: since.toISOString(),
       raw: JSON.stringify(expected[0]),
     });
+    expect(new Set(events.map((e) => e.recordId)).size).toBe(events.length);
     expect(JSON.parse(events[0]!.raw)).toEqual(expected[0]);
 
     const requests = logging.requests().slice(before);

@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
+import { renderVerify } from '../../bin/audit.ts';
 import { clusterPrefix, eventKey, parseArchiveKey, sha256Hex } from '../../shared/audit/chunks.ts';
 import { LocalArchiveStore } from '../../shared/audit/local-store.ts';
 import {
@@ -100,7 +102,7 @@ class MemorySource implements AuditLogSource {
           Date.parse(e.timestamp) < window.until.getTime(),
       )
       .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
-      .map(({ auditID, timestamp, raw }) => ({ auditID, timestamp, raw }));
+      .map(({ arrival: _arrival, ...event }) => event);
     for (let i = 0; i < visible.length; i += this.pageSize) yield visible.slice(i, i + this.pageSize);
   }
 }
@@ -230,6 +232,7 @@ async function setup(
     archive?: (local: LocalArchiveStore) => ArchiveStore;
     faults?: Faults;
     sizes?: Map<string, number>;
+    allowLocalEvidence?: boolean;
   } = {},
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'fleetward-audit-'));
@@ -251,6 +254,8 @@ async function setup(
     clock: { now: () => new Date(clock.t) },
     sources: { for: () => source },
     archives: { for: async () => archive },
+    // These tests archive into a local directory: a local run that passed --local-evidence.
+    allowLocalEvidence: options.allowLocalEvidence ?? true,
   };
   return { dir, clock, raw, store, local, archive, source, deps };
 }
@@ -282,7 +287,8 @@ const sourceKeys = (events: SourceEvent[], upTo: number) =>
 async function seenHashes(store: StateStore): Promise<string[]> {
   const out: string[] = [];
   for (const { value } of await store.list<SeenShard>(AUDIT_NS, { prefix: seenPrefix(cluster.id) })) {
-    for (const hashes of Object.values(value)) {
+    for (const [group, hashes] of Object.entries(value)) {
+      if (group === 'v') continue;
       for (let i = 0; i < hashes.length; i += SEEN_HASH_LENGTH)
         out.push(hashes.slice(i, i + SEEN_HASH_LENGTH));
     }
@@ -577,6 +583,18 @@ describe('audit sink checks', () => {
     await nothingWritten(dir, raw);
   });
 
+  it('a local directory without an explicit local-evidence allowance: a finding, nothing written', async () => {
+    const { deps, source, clock, dir, raw } = await setup({ allowLocalEvidence: false });
+    source.events = [ev('a', 1)];
+    clock.t = at(5).getTime();
+    const result = await collect(deps);
+    expect(result.outcomes[0]).toMatchObject({ status: 'skipped' });
+    const [f] = (await findings(raw)) ?? [];
+    expect(f).toMatchObject({ kind: 'archive-not-compliant', severity: 'critical' });
+    expect(f?.message).toContain('not compliant storage');
+    await nothingWritten(dir, raw);
+  });
+
   it('an in-jurisdiction compliant archive is used and manifests say compliantStorage: true', async () => {
     const { deps, source, clock, local, raw } = await setup({
       archive: (l) =>
@@ -698,5 +716,231 @@ describe('audit verify', () => {
       key: env.chunk(3),
       problem: 'extra-version',
     });
+  });
+});
+
+describe('audit verify outcomes', () => {
+  it('reports an archive it cannot read as unverified with the error, never as broken', async () => {
+    const { deps, source, clock } = await setup();
+    source.events = Array.from({ length: 6 }, (_, i) => ev(`a${i}`, i));
+    clock.t = at(10).getTime();
+    await collect(deps, OPTS);
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' });
+    const down = new Wrapped(new LocalArchiveStore(tmpdir()));
+    down.list = async () => {
+      throw refused;
+    };
+
+    const result = await verify({ ...deps, archives: { for: async () => down } });
+
+    expect(result.ok).toBe(false);
+    expect(result.counts).toEqual({ intact: 0, broken: 0, unverified: 1, 'nothing-archived': 0 });
+    expect(result.clusters[0]).toMatchObject({ status: 'unverified', ok: false });
+    expect(result.clusters[0]?.firstProblem).toBeUndefined();
+    expect(result.clusters[0]?.error?.message).toContain('ECONNREFUSED');
+    const text = renderVerify(result);
+    expect(text).toMatch(/UNVERIFIED +aws\/111111111111\/eu-central-1\/payments: .*ECONNREFUSED/);
+    expect(text).not.toMatch(/broken\.|BROKEN|intact +aws/);
+    expect(text.split('\n').at(-1)).toBe('0 intact, 0 broken, 1 unverified, 0 nothing archived.');
+  });
+
+  it('reports a store that fails mid-chain as unverified, counting the chunks checked before', async () => {
+    const { deps, source, clock, local } = await setup();
+    source.events = Array.from({ length: 12 }, (_, i) => ev(`a${i}`, i));
+    clock.t = at(15).getTime();
+    await collect(deps, OPTS);
+    const flaky = new Wrapped(local);
+    let gets = 0;
+    flaky.get = async (key, o) => {
+      // Chunk 1: manifest and body read; the store then fails (a 503, a reset connection).
+      if (++gets > 2) throw new Error('503 slow down');
+      return local.get(key, o);
+    };
+
+    const result = await verify({ ...deps, archives: { for: async () => flaky } });
+
+    expect(result.clusters[0]).toMatchObject({ status: 'unverified', ok: false, chunks: 1 });
+    expect(result.clusters[0]?.error?.message).toContain('503');
+  });
+
+  it('reports clusters with nothing archived as nothing archived, never intact, and counts each kind', async () => {
+    const { deps, source, clock, raw } = await setup();
+    const others: Cluster[] = [
+      { ...cluster, id: 'aws/111111111111/eu-central-1/quiet', name: 'quiet', auditLogging: false },
+      { ...cluster, id: 'aws/111111111111/us-east-1/nowhere', name: 'nowhere', jurisdiction: 'unassigned' },
+      { ...cluster, id: 'kubeconfig/lab/lab', cloud: 'kubeconfig', name: 'lab', auditLogging: null },
+      { ...cluster, id: 'aws/111111111111/eu-central-1/fresh', name: 'fresh' },
+    ];
+    await raw.putMany(
+      INVENTORY,
+      others.map((c) => ({ key: c.id, value: c })),
+    );
+    source.events = Array.from({ length: 6 }, (_, i) => ev(`a${i}`, i));
+    clock.t = at(10).getTime();
+    await collect(deps, { ...OPTS, clusterId: cluster.id });
+    const touched: string[] = [];
+    const archives = {
+      for: async (c: Cluster) => {
+        touched.push(c.id);
+        return deps.archives.for(c);
+      },
+    };
+
+    const result = await verify({ ...deps, archives });
+
+    const byId = Object.fromEntries(result.clusters.map((c) => [c.clusterId, c]));
+    expect(byId[cluster.id]).toMatchObject({ status: 'intact', chunks: 2, events: 6 });
+    expect(byId['aws/111111111111/eu-central-1/quiet']).toMatchObject({
+      status: 'nothing-archived',
+      reason: 'control-plane audit logging is off',
+    });
+    expect(byId['aws/111111111111/us-east-1/nowhere']).toMatchObject({
+      status: 'nothing-archived',
+      reason: 'cluster is in no configured jurisdiction',
+    });
+    expect(byId['kubeconfig/lab/lab']).toMatchObject({
+      status: 'nothing-archived',
+      reason: 'kubeconfig cluster: no audit log source',
+    });
+    expect(byId['aws/111111111111/eu-central-1/fresh']).toMatchObject({
+      status: 'nothing-archived',
+      reason: 'no chunk archived yet',
+    });
+    // Clusters collect never archives are not looked up in any store.
+    expect(touched.sort()).toEqual([cluster.id, 'aws/111111111111/eu-central-1/fresh'].sort());
+    expect(result.counts).toEqual({ intact: 1, broken: 0, unverified: 0, 'nothing-archived': 4 });
+    expect(result.ok).toBe(true);
+    const text = renderVerify(result);
+    expect(text).toMatch(/nothing +kubeconfig\/lab\/lab: nothing archived \(kubeconfig cluster/);
+    expect(text).not.toMatch(/intact +aws\/111111111111\/eu-central-1\/quiet/);
+    expect(text.split('\n').at(-1)).toBe('1 intact, 0 broken, 0 unverified, 4 nothing archived.');
+  });
+});
+
+describe('audit dedup keys', () => {
+  /** Two real Event lines of one watch request: same auditID, stages ResponseStarted and ResponseComplete. */
+  const stages = readFileSync(new URL('../fixtures/audit/k8s-audit-stages.ndjson', import.meta.url), 'utf8')
+    .trim()
+    .split('\n');
+  /** An event as a source with record identities gives it (`recordId` like CloudWatch's eventId). */
+  function record(raw: string, minutes: number, recordId: string, arrivalMinutes = minutes): SourceEvent {
+    let auditID: string | null = null;
+    let stage: string | null = null;
+    try {
+      ({ auditID, stage } = JSON.parse(raw));
+    } catch {}
+    return {
+      auditID,
+      stage,
+      recordId,
+      timestamp: at(minutes).toISOString(),
+      raw,
+      arrival: T0 + arrivalMinutes * MIN,
+    };
+  }
+  /** Every archived line, sorted. */
+  async function archivedLines(local: LocalArchiveStore): Promise<string[]> {
+    const lines: string[] = [];
+    for (const { key } of await local.list(clusterPrefix(cluster.id))) {
+      if (parseArchiveKey(cluster.id, key)?.kind !== 'chunk') continue;
+      lines.push(
+        ...gunzipSync((await local.get(key))!)
+          .toString('utf8')
+          .split('\n')
+          .slice(0, -1),
+      );
+    }
+    return lines.sort();
+  }
+
+  it('archives every stage of one request (same auditID), and drops their re-reads', async () => {
+    const { deps, source, clock, local } = await setup();
+    const [started, complete] = stages as [string, string];
+    source.events = [record(started, 1, 'e-1'), record(complete, 2, 'e-2')];
+    clock.t = at(5).getTime();
+    const first = await collect(deps, OPTS);
+    clock.t = at(8).getTime();
+    const second = await collect(deps, OPTS);
+
+    expect(first.outcomes[0]).toMatchObject({ status: 'archived', events: 2, duplicates: 0 });
+    expect(second.outcomes[0]).toMatchObject({ status: 'up-to-date', events: 0, duplicates: 2 });
+    expect(await archivedLines(local)).toEqual([started, complete].sort());
+  });
+
+  it('archives identical unparseable lines that are distinct records, and drops their re-reads', async () => {
+    const { deps, source, clock, local } = await setup();
+    const line =
+      '{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"5f4c2b0e-trunc';
+    source.events = [record(line, 1, 'e-1'), record(line, 1, 'e-2'), record(line, 2, 'e-3', 6)];
+    clock.t = at(5).getTime();
+    const first = await collect(deps, OPTS);
+    clock.t = at(9).getTime();
+    const second = await collect(deps, OPTS);
+
+    expect(first.outcomes[0]).toMatchObject({ status: 'archived', events: 2, malformed: 2 });
+    expect(second.outcomes[0]).toMatchObject({ status: 'archived', events: 1, duplicates: 2 });
+    expect(await archivedLines(local)).toEqual([line, line, line]);
+  });
+
+  it('reads the seen shards of the previous version (bare auditID keys) without re-archiving', async () => {
+    const { deps, source, clock, local, raw } = await setup();
+    const [started, complete] = stages as [string, string];
+    source.events = [record(started, 1, 'e-1')];
+    clock.t = at(3).getTime();
+    await collect(deps, OPTS);
+    // Rewrite the seen shards as the previous version wrote them: hashes of the bare auditID, no mark.
+    const items = await raw.list<SeenShard>(AUDIT_NS, { prefix: seenPrefix(cluster.id) });
+    const auditID = JSON.parse(started).auditID as string;
+    await raw.putMany(
+      AUDIT_NS,
+      items.map(({ key }) => ({ key, value: { '1': seenHash(auditID) } })),
+    );
+    source.events.push(record(complete, 2, 'e-2'));
+    clock.t = at(6).getTime();
+    const again = await collect(deps, OPTS);
+
+    // The re-read ResponseStarted matches the legacy key; ResponseComplete (new) is archived.
+    expect(again.outcomes[0]).toMatchObject({ status: 'archived', events: 1, duplicates: 1 });
+    expect(await archivedLines(local)).toEqual([started, complete].sort());
+    expect((await verify(deps)).ok).toBe(true);
+  });
+
+  it('keeps every stage and distinct record when runs are killed at random points (40 trials)', async () => {
+    const [started, complete] = stages as [string, string];
+    for (let trial = 0; trial < 40; trial++) {
+      const random = prng(1_000 + trial);
+      const faults = new Faults();
+      const { deps, source, clock, local } = await setup({ faults });
+      const events: SourceEvent[] = [];
+      for (let i = 0; i < 30; i++) {
+        const minute = i * 0.75;
+        const late = random() < 0.15 ? minute + 1 + random() * 6 : minute;
+        const id = `${trial}-${i}`;
+        const line =
+          i % 7 === 3
+            ? 'not json'
+            : (i % 2 === 0 ? started : complete).replace(
+                'dcd6f8b9-346f-4c09-8273-e45ec3e5129d',
+                `req-${Math.floor(i / 2)}`,
+              );
+        events.push(record(line, minute, id, late));
+      }
+      source.events = events;
+      for (const minutes of [10, 20, 30]) {
+        clock.t = at(minutes).getTime();
+        faults.step = 0;
+        faults.crashAt = Math.floor(random() * 30);
+        faults.after = random() < 0.5;
+        await collect(deps, OPTS);
+        faults.crashAt = -1;
+        expect((await collect(deps, OPTS)).outcomes[0]?.status).not.toBe('failed');
+        const expected = events
+          .filter((e) => e.arrival <= clock.t && Date.parse(e.timestamp) < clock.t)
+          .map((e) => e.raw)
+          .sort();
+        expect(await archivedLines(local), `trial ${trial} at ${minutes} min`).toEqual(expected);
+      }
+      expect((await verify(deps)).ok).toBe(true);
+    }
   });
 });

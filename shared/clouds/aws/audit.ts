@@ -67,22 +67,35 @@ export function auditLogGroup(clusterName: string): string {
 
 /** The `auditID` of one audit.k8s.io Event line; `null` when the line is not a JSON object with one. */
 export function auditIdOf(message: string): string | null {
+  return eventIdentityOf(message).auditID;
+}
+
+/** The `auditID` and `stage` of one audit.k8s.io Event line (`null` for what the line lacks). */
+export function eventIdentityOf(message: string): { auditID: string | null; stage: string | null } {
   try {
     const parsed: unknown = JSON.parse(message);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
-    const id = (parsed as Record<string, unknown>).auditID;
-    return typeof id === 'string' && id.length > 0 ? id : null;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      return { auditID: null, stage: null };
+    const { auditID, stage } = parsed as Record<string, unknown>;
+    const id = typeof auditID === 'string' && auditID.length > 0 ? auditID : null;
+    return { auditID: id, stage: id !== null && typeof stage === 'string' && stage !== '' ? stage : null };
   } catch {
-    return null;
+    return { auditID: null, stage: null };
   }
 }
 
-/** Turns one FilterLogEvents page into audit events (events without a timestamp or message are kept with what is there). */
+/**
+ * Turns one FilterLogEvents page into audit events (events without a timestamp or message are
+ * kept with what is there). `recordId` is the event's `eventId`, CloudWatch's identity of it.
+ */
 export function toAuditEvents(events: FilterLogEventsCommandOutput['events']): AuditEvent[] {
   return (events ?? []).map((e) => {
     const raw = e.message ?? '';
+    const { auditID, stage } = eventIdentityOf(raw);
     return {
-      auditID: auditIdOf(raw),
+      auditID,
+      stage,
+      recordId: e.eventId ?? null,
       timestamp: new Date(e.timestamp ?? 0).toISOString(),
       raw,
     };

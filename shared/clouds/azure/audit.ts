@@ -237,6 +237,20 @@ function auditIdOf(destination: AuditDestination, row: Record<string, unknown>):
   }
 }
 
+/** The Event's stage: AKSAudit's `Stage` column, or the `stage` of AzureDiagnostics' `log_s`. */
+function stageOf(destination: AuditDestination, row: Record<string, unknown>): string | null {
+  let stage: unknown;
+  if (destination.table !== 'AzureDiagnostics') stage = row.Stage;
+  else if (typeof row.log_s === 'string') {
+    try {
+      stage = (JSON.parse(row.log_s) as { stage?: unknown } | null)?.stage;
+    } catch {
+      stage = undefined;
+    }
+  }
+  return typeof stage === 'string' && stage !== '' ? stage : null;
+}
+
 function rowsOf(table: LogsTable): { object: Record<string, unknown>; time: number }[] {
   const names = table.columnDescriptors.map((c) => c.name ?? '');
   const timeIndex = names.indexOf('TimeGenerated');
@@ -443,8 +457,11 @@ export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext):
           const raw = JSON.stringify(object);
           if (time === since.getTime() && boundary.has(raw)) continue;
           if (time === last) nextBoundary.add(raw);
+          const auditID = auditIdOf(destination, object);
           events.push({
-            auditID: auditIdOf(destination, object),
+            auditID,
+            stage: auditID === null ? null : stageOf(destination, object),
+            recordId: typeof object._ItemId === 'string' && object._ItemId !== '' ? object._ItemId : null,
             timestamp: new Date(time).toISOString(),
             raw,
           });

@@ -54,6 +54,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CRC32C, type File, Storage } from '@google-cloud/storage';
+import { cloudLoggingRecordId } from '../../audit/chunks.ts';
 import type { GcpConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
 import type { ArchivedObject, ArchiveStore, AuditEvent, AuditLogSource } from '../../ports.ts';
@@ -172,7 +173,11 @@ interface ListPage {
 
 function toEvent(entry: unknown): AuditEvent {
   const raw = JSON.stringify(entry);
-  const { insertId, timestamp } = (entry ?? {}) as { insertId?: unknown; timestamp?: unknown };
+  const { insertId, timestamp, logName } = (entry ?? {}) as {
+    insertId?: unknown;
+    timestamp?: unknown;
+    logName?: unknown;
+  };
   if (typeof timestamp !== 'string') {
     throw new CloudApiError('entries.list returned an entry without a timestamp', {
       cloud: CLOUD,
@@ -180,7 +185,11 @@ function toEvent(entry: unknown): AuditEvent {
       retryable: false,
     });
   }
-  return { auditID: typeof insertId === 'string' && insertId !== '' ? insertId : null, timestamp, raw };
+  const id = typeof insertId === 'string' && insertId !== '' ? insertId : null;
+  // Logging's own identity of an entry: log name, timestamp and insertId together.
+  const recordId =
+    id !== null && typeof logName === 'string' ? cloudLoggingRecordId(logName, timestamp, id) : null;
+  return { auditID: id, recordId, timestamp, raw };
 }
 
 /**
