@@ -33,7 +33,13 @@ import { type Cluster, UNASSIGNED } from '../model.ts';
 import type { JobReport } from '../notify/notifier.ts';
 import type { ArchiveStore, Clock, Log, StateStore } from '../ports.ts';
 import { PRESETS, type Residency } from '../residency/index.ts';
-import { type ErrorInfo, errorInfo, ObjectExistsError, UsageError } from '../runtime/errors.ts';
+import {
+  type ErrorInfo,
+  errorInfo,
+  ObjectExistsError,
+  ResidencyError,
+  UsageError,
+} from '../runtime/errors.ts';
 import { inventory, runId } from './fleet.ts';
 
 /** State namespace: `latest/<jurisdiction>` and `statuses/<jurisdiction>/<cluster-id>`. */
@@ -55,6 +61,8 @@ export interface SnapshotDeps {
   clock: Clock;
   /** The jurisdiction's write-once evidence stores; absent: nothing is published. */
   evidence?: { all(jurisdiction: string): Promise<ArchiveStore[]> } | undefined;
+  /** Publishing into a local directory is allowed (the CLI's `--local-evidence`; never deployed). */
+  allowLocalEvidence?: boolean | undefined;
 }
 
 export interface SnapshotOptions {
@@ -200,12 +208,21 @@ async function publishTo(
   const s = signal ? { signal } : {};
   const j = output.jurisdiction;
   const located = await archive.location(s);
-  const compliantStorage =
-    located !== null && (archive as { compliantStorage?: unknown }).compliantStorage !== false;
+  const declaredLocal = (archive as { compliantStorage?: unknown }).compliantStorage === false;
+  const compliantStorage = located !== null && !declaredLocal;
   if (located) {
     deps.residency.assertResidency(
       { jurisdiction: j },
       { cloud: located.cloud, region: located.region, what: 'compliance snapshot' },
+    );
+  } else if (!declaredLocal || deps.allowLocalEvidence !== true) {
+    // Without a location the residency guard has nothing to compare: only a store that says it
+    // is a local directory, in a run that explicitly allows local evidence, may be written.
+    throw new ResidencyError(
+      declaredLocal
+        ? `${archive.id} is a local directory, not compliant storage; residency cannot be verified and local evidence is not allowed in this run`
+        : `the location of ${archive.id} is unknown; residency cannot be verified`,
+      { jurisdiction: j, targetRegion: 'unknown' },
     );
   }
   const retentionDays = deps.config.jurisdictions[j]?.audit.retentionDays ?? 400;

@@ -98,5 +98,6 @@ export async function snapshotDeps(
     logger,
     clock: systemClock,
     evidence: createEvidenceStores(config, { logger, localEvidence: options.localEvidence === true }),
+    allowLocalEvidence: options.localEvidence === true,
   };
 }

@@ -12,6 +12,7 @@ import { createEvidenceStores, NoEvidenceStoreError } from '../../shared/audit/w
 import { FleetConfig } from '../../shared/config/schema.ts';
 import { collect } from '../../shared/jobs/audit.ts';
 import { INVENTORY } from '../../shared/jobs/discover.ts';
+import { publish } from '../../shared/jobs/snapshot.ts';
 import type { Cluster, Finding } from '../../shared/model.ts';
 import { auditJobDeps, snapshotDeps } from '../../shared/runtime/deps.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
@@ -120,5 +121,77 @@ describe('evidence stores', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr.includes(LOCAL_EVIDENCE_WARNING)).toBe(warned);
     expect(LOCAL_EVIDENCE_WARNING).toMatch(/NOT compliant storage/);
+  });
+});
+
+describe('snapshot publishing guard', () => {
+  /** A store that cannot say where it is: a local directory, or one that claims nothing at all. */
+  function unlocatedStore(declaredLocal: boolean) {
+    const written: string[] = [];
+    const store = {
+      id: declaredLocal ? 'local:/evidence/eu' : 'mystery://evidence',
+      ...(declaredLocal ? { compliantStorage: false } : {}),
+      location: async () => null,
+      assertImmutable: async () => {},
+      create: async (key: string) => {
+        written.push(key);
+        return { key, version: '1' };
+      },
+      get: async () => null,
+    };
+    return { store, written };
+  }
+
+  it.each([
+    ['a store that does not know its location', false, undefined],
+    ['a local directory in a run that does not allow local evidence', true, undefined],
+    ['a local directory in a run that does not allow local evidence (explicit)', true, false],
+  ])('refuses to publish to %s and writes nothing', async (_what, declaredLocal, allow) => {
+    // Prepare
+    const { config } = await localConfig();
+    const deps = await snapshotDeps(config, silentLogger, { localEvidence: true });
+    const { store, written } = unlocatedStore(declaredLocal);
+    try {
+      await deps.store.putMany(INVENTORY, [{ key: cluster.id, value: cluster }]);
+
+      // Act
+      const result = await publish(
+        {
+          ...deps,
+          allowLocalEvidence: allow,
+          evidence: { all: async () => [store as never] },
+        },
+        { jurisdiction: 'eu' },
+      );
+
+      // Assess
+      const eu = result.jurisdictions.find((o) => o.jurisdiction === 'eu');
+      expect(written).toEqual([]);
+      expect(eu?.published).toEqual([]);
+      expect(eu?.publishError?.message).toMatch(/residency cannot be verified/);
+    } finally {
+      await deps.store.close();
+    }
+  });
+
+  it('publishes to a local directory when the run allows local evidence, marked not compliant', async () => {
+    const { config } = await localConfig();
+    const deps = await snapshotDeps(config, silentLogger, { localEvidence: true });
+    const { store, written } = unlocatedStore(true);
+    try {
+      await deps.store.putMany(INVENTORY, [{ key: cluster.id, value: cluster }]);
+
+      const result = await publish(
+        { ...deps, evidence: { all: async () => [store as never] } },
+        { jurisdiction: 'eu' },
+      );
+
+      const eu = result.jurisdictions.find((o) => o.jurisdiction === 'eu');
+      expect(eu?.publishError).toBeUndefined();
+      expect(eu?.published).toMatchObject([{ compliantStorage: false }]);
+      expect(written.length).toBeGreaterThan(1);
+    } finally {
+      await deps.store.close();
+    }
   });
 });
