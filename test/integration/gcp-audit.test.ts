@@ -95,15 +95,16 @@ beforeEach(() => {
 });
 
 describe('gcp audit source', () => {
-  it('reports clusters with cloud logging switched off as not enabled', async () => {
+  it('reads every GKE cluster: Admin Activity audit logs cannot be switched off', async () => {
     const source = createAuditSource(config, { logger: silent });
     await expect(source.enabled(cluster('prod-eu'))).resolves.toEqual({ enabled: true });
     await expect(source.enabled(cluster('prod-eu', { auditLogging: null }))).resolves.toEqual({
       enabled: true,
     });
-    const off = await source.enabled(cluster('prod-eu', { auditLogging: false }));
-    expect(off.enabled).toBe(false);
-    expect(off.reason).toMatch(/loggingService none/);
+    // An inventory record from before discovery stopped reading loggingService as an audit switch.
+    await expect(source.enabled(cluster('prod-eu', { auditLogging: false }))).resolves.toEqual({
+      enabled: true,
+    });
   });
 
   it('reads a cluster discovered with loggingService none: its Admin Activity audit logs are still written', async () => {

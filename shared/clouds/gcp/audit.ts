@@ -6,9 +6,9 @@
  * - GKE writes Admin Activity audit logs (every Kubernetes API write) to Cloud Audit Logs
  *   always; they cannot be switched off. Data Access audit logs (reads: get, list, watch)
  *   are written only when the project's IAM audit config enables DATA_READ / DATA_WRITE for
- *   the Kubernetes Engine API. `enabled` therefore reports the cluster's `auditLogging` from
- *   discovery (`false` only when the cluster's `loggingService` is `none`); `null` (unknown)
- *   counts as enabled. It makes no call.
+ *   the Kubernetes Engine API. A cluster's `loggingService` (even `none`) governs its system
+ *   and workload logs, not Cloud Audit Logs, so `enabled` is true for every GKE cluster
+ *   (whatever an older inventory record says). It makes no call.
  * - `read` calls `entries.list` (`POST /v2/entries:list`) with plain `fetch`:
  *   `resourceNames: ['projects/<cluster.scope>']`, `orderBy: 'timestamp asc'`,
  *   `pageSize: 1000`, following `nextPageToken`, and the filter
@@ -257,14 +257,7 @@ export function createAuditSource(config: GcpConfig, ctx: AdapterContext): Audit
   };
 
   return {
-    async enabled(cluster) {
-      if (cluster.auditLogging === false) {
-        return {
-          enabled: false,
-          reason:
-            'the cluster sends nothing to cloud logging (loggingService none), so its control-plane audit logs cannot be read there',
-        };
-      }
+    async enabled() {
       return { enabled: true };
     },
 
