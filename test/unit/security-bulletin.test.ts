@@ -13,7 +13,7 @@ import type { ClusterEvent } from '../../shared/events/model.ts';
 import { handleClusterEvent } from '../../shared/jobs/cluster-event.ts';
 import { INVENTORY } from '../../shared/jobs/discover.ts';
 import { NS } from '../../shared/jobs/fleet.ts';
-import { bulletinOf, isAffected } from '../../shared/jobs/security-bulletin.ts';
+import { type BulletinFinding, bulletinOf, isAffected } from '../../shared/jobs/security-bulletin.ts';
 import type { Cluster, Finding } from '../../shared/model.ts';
 import type { JobReport, Notifier } from '../../shared/notify/notifier.ts';
 import type { ClusterDiscovery } from '../../shared/ports.ts';
@@ -161,6 +161,28 @@ describe('handling a SecurityBulletinEvent', () => {
     expect(reports[0]!.findings.map((f) => f.clusterId)).toEqual([clusters[0]!.id]);
     expect(result.affected).toEqual([clusters[0]!.id]);
     expect(describes).toBe(0);
+  });
+
+  it('keeps the bulletin\u2019s facts on the finding, so the compliance control can re-check it later', async () => {
+    // Act
+    await handleClusterEvent(deps(), bulletinEvent());
+
+    // Assess
+    const [finding] = (await store.get<BulletinFinding[]>(
+      NS.findings,
+      `security-bulletin/${clusters[0]!.id}`,
+    ))!;
+    expect(finding?.bulletin).toEqual({
+      bulletinId: 'GCP-2022-005',
+      severity: 'medium',
+      cveIds: ['CVE-2021-43527'],
+      affectedSupportedMinors: ['1.18', '1.19', '1.20', '1.21', '1.22', '1.23'],
+      patchedVersions: expect.arrayContaining(['1.22.6-gke.600']),
+      suggestedUpgradeTarget: '1.22.6-gke.1000',
+      bulletinUri: 'https://cloud.google.com/kubernetes-engine/docs/security-bulletins#gcp-2022-005',
+      manualStepsRequired: false,
+      version: '1.22.5-gke.1000',
+    });
   });
 
   it('reports each cluster once per bulletin when GKE sends the bulletin for every cluster', async () => {
