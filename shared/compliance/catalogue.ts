@@ -21,7 +21,7 @@
 import type { Control, LawReference } from './schema.ts';
 
 /** Version of the catalogue (not of the snapshot format); see the module comment for when to bump it. */
-export const CATALOGUE_VERSION = '2026.11.0';
+export const CATALOGUE_VERSION = '2026.12.0';
 
 // The provisions cited, once each, so two controls citing the same provision cite it identically.
 const GDPR = {
@@ -334,6 +334,22 @@ export const CONTROLS: readonly Control[] = Object.freeze([
     references: [GDPR.art32_1b, GDPR.art32_1d, DPDP.s8_5, POPIA.s19_2, KE_DPA.s41],
     evidence: [E.inventory, E.k8sSupport],
     remedy: 'Upgrade the control plane (then the nodes) to a minor version in standard support.',
+  },
+  {
+    id: 'lifecycle.security-bulletins',
+    title: 'No open provider security bulletin affects the cluster\u2019s version',
+    rationale:
+      'A provider security bulletin names a vulnerability (CVEs) in the Kubernetes versions it affects and the ' +
+      'first patched version of each; a cluster still below that version runs a known weakness against which ' +
+      'a safeguard exists. Applying it is keeping safeguards up to date against a newly identified risk. GKE ' +
+      'publishes bulletins per cluster as cluster notifications; a cluster Fleetward received none for is not ' +
+      'evidence that none applies.',
+    severity: 'high',
+    references: [GDPR.art32_1b, DPDP.s8_5, POPIA.s19_2, KE_DPA.s41],
+    evidence: [E.inventory, E.findings, E.config],
+    remedy:
+      'Upgrade the control plane (then the nodes) to the bulletin\u2019s suggested upgrade target or a patched ' +
+      'version of its minor, and take the manual steps the bulletin names.',
   },
 ] satisfies Control[]);
 

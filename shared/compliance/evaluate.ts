@@ -9,6 +9,8 @@
  *  - `not-applicable` only when the control cannot apply:
  *      - kubeconfig clusters: required tags and budgets (no cloud resource or billing scope)
  *        and the provider's version support (no provider calendar);
+ *      - clusters other than GKE: provider security bulletins (only GKE publishes them per
+ *        cluster, as cluster notifications Fleetward receives);
  *      - no required tags configured: required tags;
  *      - clusters in no jurisdiction (`unassigned`): the controls measured against a
  *        jurisdiction's settings (backup storage and audit archive residency, audit archive,
@@ -23,6 +25,14 @@
 import { covers } from '../budgets/plan.ts';
 import { budgetAddress } from '../budgets/port.ts';
 import type { FleetConfig, JurisdictionConfig, ResidencyException } from '../config/schema.ts';
+import {
+  type BulletinFinding,
+  isAffected,
+  isReadableVersion,
+  patchedVersionFor,
+  SECURITY_BULLETIN_JOB,
+  SECURITY_BULLETIN_KIND,
+} from '../jobs/security-bulletin.ts';
 import { type Cluster, type Finding, isRegionCloud, type RegionCloud, UNASSIGNED } from '../model.ts';
 import { type Residency, regionCountry } from '../residency/index.ts';
 import { comparableKey } from '../tags/rules.ts';
@@ -820,6 +830,116 @@ const k8sSupport: Evaluator = (cluster, _evidence, ctx) => {
   }
 };
 
+/**
+ * Provider security bulletins, re-checked against the cluster's version now: a bulletin finding
+ * counts while the inventory version is still affected (in a listed minor, below its patched
+ * version), so an upgrade closes it without the record being deleted. A GKE cluster without any
+ * bulletin record is `unknown`, never `pass`: GKE sends bulletins only when the cluster's
+ * notification config publishes them to a topic pushed to Fleetward, which Fleetward cannot
+ * see, so silence is not evidence. A cluster that did receive bulletins, all patched in its
+ * version, passes: the intake demonstrably reaches it.
+ */
+const securityBulletins: Evaluator = (cluster, evidence, ctx) => {
+  const ev: EvidenceItem[] = [inventoryItem(cluster, ['cloud', 'kubernetesVersion'])];
+  if (cluster.cloud !== 'gcp') {
+    return notApplicable(
+      cluster.cloud === 'kubeconfig'
+        ? 'a kubeconfig cluster has no provider that publishes security bulletins for it'
+        : 'only GKE publishes provider security bulletins per cluster, as cluster notifications Fleetward receives; ' +
+            `${cluster.cloud === 'aws' ? 'EKS' : 'AKS'} sends no such notification`,
+      ev,
+    );
+  }
+  const record = evidence.findings[SECURITY_BULLETIN_JOB];
+  const recorded = (record?.value ?? []).filter(
+    (f): f is BulletinFinding => f.kind === SECURITY_BULLETIN_KIND,
+  );
+  if (!record || recorded.length === 0) {
+    const intake = ctx.config.events?.gcp !== undefined;
+    ev.push(
+      item(SRC.findings, null, null, { securityBulletins: 0 }),
+      configItem('events.gcp', intake ? 'configured' : null),
+    );
+    return unknown(
+      intake
+        ? 'no security bulletin is recorded for the cluster, but Fleetward cannot tell whether it receives the ' +
+            'cluster\u2019s bulletins (GKE sends them only when the cluster\u2019s notification config publishes ' +
+            'SecurityBulletinEvent to a Pub/Sub topic pushed to Fleetward): no bulletin received is not evidence ' +
+            'that none applies'
+        : 'no security bulletin is recorded for the cluster, and events.gcp is not configured, so Fleetward ' +
+            'receives no GKE cluster notifications: no bulletin received is not evidence that none applies',
+      ev,
+    );
+  }
+  const version = cluster.kubernetesVersion;
+  const readable = version !== null && isReadableVersion(version);
+  // A finding recorded without the bulletin's versions cannot be re-checked: it stays open.
+  const affectedNow = (f: BulletinFinding): boolean | null =>
+    f.bulletin === undefined ? null : readable ? isAffected(version!, f.bulletin) : null;
+  const open = recorded.filter((f) => f.bulletin === undefined || affectedNow(f) === true);
+  for (const f of recorded) {
+    const facts = f.bulletin;
+    ev.push(
+      item(SRC.findings, record.recordId, f.at, {
+        bulletinId: facts?.bulletinId ?? f.message.split(':')[0] ?? null,
+        severity: facts?.severity ?? f.severity,
+        cveIds: facts?.cveIds ?? null,
+        clusterVersion: version,
+        recordedVersion: facts?.version ?? null,
+        patchedVersion: facts && readable ? (patchedVersionFor(version!, facts) ?? null) : null,
+        suggestedUpgradeTarget: facts?.suggestedUpgradeTarget ?? null,
+        bulletinUri: facts?.bulletinUri ?? null,
+        manualStepsRequired: facts?.manualStepsRequired ?? null,
+        affected: affectedNow(f),
+        ...(facts === undefined ? { message: f.message } : {}),
+      }),
+    );
+  }
+  if (open.length > 0) {
+    const describe = (f: BulletinFinding) => {
+      const b = f.bulletin;
+      if (!b)
+        return `${f.message.split(':')[0]} (recorded without the bulletin\u2019s versions, so it cannot be re-checked against the version now)`;
+      const patched = readable ? patchedVersionFor(version!, b) : undefined;
+      return `${b.bulletinId} (${b.severity}${b.cveIds.length > 0 ? `, ${b.cveIds.join(', ')}` : ''}) affects ${version}${patched ? `, patched in ${patched}` : ', no patched version of its minor yet'}`;
+    };
+    const targets = [
+      ...new Set(open.map((f) => f.bulletin?.suggestedUpgradeTarget).filter((t): t is string => !!t)),
+    ];
+    const patchedVersions = [
+      ...new Set(
+        open
+          .map((f) => (f.bulletin && readable ? patchedVersionFor(version!, f.bulletin) : undefined))
+          .filter((p): p is string => p !== undefined),
+      ),
+    ];
+    const manual = open.some((f) => f.bulletin?.manualStepsRequired)
+      ? '; then take the manual steps the bulletin names'
+      : '';
+    const to =
+      targets.length > 0
+        ? `${targets.length === 1 ? targets[0] : `the newest of ${targets.join(', ')}`}${patchedVersions.length > 0 ? ` (at least ${patchedVersions.join(', ')})` : ''}`
+        : patchedVersions.length > 0
+          ? `at least ${patchedVersions.join(', ')}`
+          : 'a version the bulletin lists as patched';
+    return fail(
+      `open security bulletin${open.length > 1 ? 's' : ''}: ${open.map(describe).join('; ')}`,
+      `upgrade the control plane of ${cluster.name} (then its nodes) to ${to}${manual}`,
+      ev,
+    );
+  }
+  if (!readable) {
+    return unknown(
+      `${recorded.map((f) => f.bulletin!.bulletinId).join(', ')} cannot be re-checked: discovery did not report a readable Kubernetes version of the cluster (${version ?? 'none'})`,
+      ev,
+    );
+  }
+  return pass(
+    `every security bulletin received for the cluster (${recorded.map((f) => f.bulletin!.bulletinId).join(', ')}) is patched in its version ${version}`,
+    ev,
+  );
+};
+
 /** The evaluator of each control id; the catalogue order decides the result order. */
 const EVALUATORS: Readonly<Record<string, Evaluator>> = {
   'residency.cluster-region': clusterRegion,
@@ -835,6 +955,7 @@ const EVALUATORS: Readonly<Record<string, Evaluator>> = {
   'cost.required-tags': requiredTags,
   'cost.budget-coverage': budgetCoverage,
   'lifecycle.k8s-standard-support': k8sSupport,
+  'lifecycle.security-bulletins': securityBulletins,
 };
 
 /** The control ids that have an evaluator (the catalogue test checks every control has one). */

@@ -10,6 +10,11 @@
  * the compliance evidence reads every job's open findings. GKE sends the same bulletin once
  * per cluster with notifications on, so a cluster that already has the bulletin's finding is
  * not reported again.
+ *
+ * Each finding keeps the bulletin's facts (`bulletin`: minors, patched versions, CVEs, URI, the
+ * version it was found on), so the `lifecycle.security-bulletins` control re-checks it against
+ * the cluster's current inventory version: a cluster upgraded past the patched version no
+ * longer counts as affected, without anyone deleting the record.
  */
 import type { ClusterEvent } from '../events/model.ts';
 import type { Cluster, Finding } from '../model.ts';
@@ -31,8 +36,27 @@ export interface Bulletin {
   affectedSupportedMinors: string[];
   patchedVersions: string[];
   suggestedUpgradeTarget: string | undefined;
+  bulletinUri: string | undefined;
   manualStepsRequired: boolean;
 }
+
+/** What a bulletin finding records of its bulletin (JSON-safe: no `undefined`). */
+export interface BulletinFacts {
+  bulletinId: string;
+  /** GKE's severity, as a finding severity. */
+  severity: Finding['severity'];
+  cveIds: string[];
+  affectedSupportedMinors: string[];
+  patchedVersions: string[];
+  suggestedUpgradeTarget: string | null;
+  bulletinUri: string | null;
+  manualStepsRequired: boolean;
+  /** The cluster's version when the finding was recorded. */
+  version: string;
+}
+
+/** A `security-bulletin` finding; `bulletin` is absent only on findings recorded before it was kept. */
+export type BulletinFinding = Finding & { bulletin?: BulletinFacts };
 
 const strings = (value: unknown): string[] =>
   Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
@@ -55,6 +79,7 @@ export function bulletinOf(event: ClusterEvent): Bulletin {
     patchedVersions: strings(d.patchedVersions),
     suggestedUpgradeTarget:
       typeof d.suggestedUpgradeTarget === 'string' ? d.suggestedUpgradeTarget : undefined,
+    bulletinUri: typeof d.bulletinUri === 'string' ? d.bulletinUri : undefined,
     manualStepsRequired: d.manualStepsRequired === true,
   };
 }
@@ -74,8 +99,32 @@ function compare(a: number[], b: number[]): number {
   return 0;
 }
 
-/** Whether a GKE version is affected by the bulletin (see the module comment). */
-export function isAffected(version: string, bulletin: Bulletin): boolean {
+/** Whether a version string can be read as a GKE version (`1.22.6-gke.600`, `1.22.6`, `1.22`). */
+export function isReadableVersion(version: string): boolean {
+  return parts(version) !== undefined;
+}
+
+/** The bulletin's patched version of the minor `version` is in, when it names one. */
+export function patchedVersionFor(
+  version: string,
+  bulletin: Pick<Bulletin, 'patchedVersions'>,
+): string | undefined {
+  const v = parts(version);
+  if (!v) return undefined;
+  return bulletin.patchedVersions.find((p) => {
+    const q = parts(p);
+    return q !== undefined && q[0] === v[0] && q[1] === v[1];
+  });
+}
+
+/**
+ * Whether a GKE version is affected by the bulletin (see the module comment); a version that
+ * cannot be read is not (see {@link isReadableVersion}).
+ */
+export function isAffected(
+  version: string,
+  bulletin: Pick<Bulletin, 'affectedSupportedMinors' | 'patchedVersions'>,
+): boolean {
   const v = parts(version);
   if (!v) return false;
   const minor = `${v[0]}.${v[1]}`;
@@ -96,6 +145,33 @@ function message(bulletin: Bulletin, version: string): string {
   return `${bulletin.bulletinId}: version ${version} is affected${cves}; ${target}${manual}.${about}`;
 }
 
+/** The finding of `bulletin` on an affected cluster, with the bulletin's facts. */
+export function bulletinFinding(
+  cluster: Cluster & { kubernetesVersion: string },
+  bulletin: Bulletin,
+  at: string,
+): BulletinFinding {
+  return {
+    clusterId: cluster.id,
+    jurisdiction: cluster.jurisdiction,
+    kind: SECURITY_BULLETIN_KIND,
+    severity: bulletin.severity,
+    message: message(bulletin, cluster.kubernetesVersion),
+    at,
+    bulletin: {
+      bulletinId: bulletin.bulletinId,
+      severity: bulletin.severity,
+      cveIds: bulletin.cveIds,
+      affectedSupportedMinors: bulletin.affectedSupportedMinors,
+      patchedVersions: bulletin.patchedVersions,
+      suggestedUpgradeTarget: bulletin.suggestedUpgradeTarget ?? null,
+      bulletinUri: bulletin.bulletinUri ?? null,
+      manualStepsRequired: bulletin.manualStepsRequired,
+      version: cluster.kubernetesVersion,
+    },
+  };
+}
+
 const ofBulletin = (bulletinId: string) => (f: Finding) =>
   f.kind === SECURITY_BULLETIN_KIND && f.message.startsWith(`${bulletinId}:`);
 
@@ -111,21 +187,15 @@ export async function recordBulletin(
 ): Promise<{ affected: Cluster[]; newFindings: Finding[] }> {
   const clusters = (await store.list<Cluster>(INVENTORY)).map((i) => i.value);
   const affected = clusters.filter(
-    (c) => c.cloud === 'gcp' && c.kubernetesVersion !== null && isAffected(c.kubernetesVersion, bulletin),
+    (c): c is Cluster & { kubernetesVersion: string } =>
+      c.cloud === 'gcp' && c.kubernetesVersion !== null && isAffected(c.kubernetesVersion, bulletin),
   );
   const newFindings: Finding[] = [];
   for (const cluster of affected) {
     const key = `${SECURITY_BULLETIN_JOB}/${cluster.id}`;
     const open = (await store.get<Finding[]>(NS.findings, key)) ?? [];
     if (open.some(ofBulletin(bulletin.bulletinId))) continue;
-    const finding: Finding = {
-      clusterId: cluster.id,
-      jurisdiction: cluster.jurisdiction,
-      kind: SECURITY_BULLETIN_KIND,
-      severity: bulletin.severity,
-      message: message(bulletin, cluster.kubernetesVersion!),
-      at,
-    };
+    const finding = bulletinFinding(cluster, bulletin, at);
     await store.putMany(NS.findings, [{ key, value: [...open, finding] }]);
     newFindings.push(finding);
   }

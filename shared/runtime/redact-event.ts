@@ -1,9 +1,10 @@
 /**
  * What of a Lambda invocation event may be logged. HTTP requests (API Gateway v1/v2, function
  * URLs) carry credentials in headers (`Authorization: Bearer`, the Event Grid secret header,
- * cookies) and in the query string (Event Grid's `?code=`): their values are replaced before
- * Powertools logs the event (`POWERTOOLS_LOGGER_LOG_EVENT=true`). Names are kept, so a log
- * still shows which headers and parameters a request had.
+ * cookies), in the query string (Event Grid's `?code=`) and in URLs inside the body (the
+ * `data.validationUrl` of an Event Grid `SubscriptionValidationEvent` carries a `token=`): their
+ * values are replaced before Powertools logs the event (`POWERTOOLS_LOGGER_LOG_EVENT=true`).
+ * Names are kept, so a log still shows which headers and parameters a request had.
  */
 
 /** What replaces a value that may be a credential. */
@@ -82,10 +83,44 @@ function redactUrl(url: unknown): unknown {
   return at < 0 ? url : `${url.slice(0, at)}?${redactQueryString(url.slice(at + 1)) as string}`;
 }
 
+/** An http(s) URL with a query string, up to the first character no URL holds unescaped. */
+const URL_WITH_QUERY = /https?:\/\/[^\s"'<>?]*\?[^\s"'<>]*/gi;
+
+/** Text with the query values of every http(s) URL in it redacted. */
+function redactUrlsIn(text: string): string {
+  return text.replace(URL_WITH_QUERY, (url) => redactUrl(url) as string);
+}
+
+/** Every string inside a parsed JSON value with the URLs in it redacted. */
+function redactUrlsDeep(value: unknown): unknown {
+  if (typeof value === 'string') return redactUrlsIn(value);
+  if (Array.isArray(value)) return value.map(redactUrlsDeep);
+  if (isRecord(value))
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactUrlsDeep(v)]));
+  return value;
+}
+
+/**
+ * A request body with the query values of the URLs in it redacted. A JSON body is parsed, so
+ * escapes (`\u0026`) cannot hide a parameter from the redaction; any other text is scanned as
+ * it is. A base64 body is decoded first and encoded again (base64 hides nothing from a reader).
+ */
+function redactBody(body: unknown, isBase64Encoded: unknown): unknown {
+  if (typeof body !== 'string' || body === '') return body;
+  const text = isBase64Encoded === true ? Buffer.from(body, 'base64').toString('utf8') : body;
+  let redacted: string;
+  try {
+    redacted = JSON.stringify(redactUrlsDeep(JSON.parse(text)));
+  } catch {
+    redacted = redactUrlsIn(text);
+  }
+  return isBase64Encoded === true ? Buffer.from(redacted, 'utf8').toString('base64') : redacted;
+}
+
 /**
  * A copy of `event` safe to log: for an HTTP request, every header value not known to be
- * harmless, every query parameter value, cookies and the authorizer context are redacted;
- * any other event is returned as it is.
+ * harmless, every query parameter value (of the request and of URLs in its body), cookies
+ * and the authorizer context are redacted; any other event is returned as it is.
  */
 export function redactEventForLog(event: unknown): unknown {
   if (!isRecord(event) || !('headers' in event || 'multiValueHeaders' in event)) return event;
@@ -98,6 +133,7 @@ export function redactEventForLog(event: unknown): unknown {
   if ('rawQueryString' in out) out.rawQueryString = redactQueryString(out.rawQueryString);
   if ('cookies' in out && Array.isArray(out.cookies)) out.cookies = out.cookies.map(() => REDACTED);
   if ('path' in out) out.path = redactUrl(out.path);
+  if ('body' in out) out.body = redactBody(out.body, out.isBase64Encoded);
   if (isRecord(out.requestContext)) {
     const rc: Record<string, unknown> = { ...out.requestContext };
     if ('authorizer' in rc) rc.authorizer = REDACTED;

@@ -107,6 +107,17 @@ describe('control catalogue', () => {
       ]),
     );
   });
+
+  it('evaluates provider security bulletins (issue item 7) under the security-of-processing provisions', () => {
+    // Act
+    const control = CONTROLS.find((c) => c.id === 'lifecycle.security-bulletins');
+
+    // Assess
+    expect(control?.references.map((r) => `${r.law} ${r.cite}`)).toEqual(
+      expect.arrayContaining(['gdpr Art. 32(1)(b)', 'dpdp s. 8(5)', 'popia s. 19(2)', 'ke-dpa s. 41']),
+    );
+    expect(control?.evidence).toEqual(expect.arrayContaining(['inventory', 'findings']));
+  });
 });
 
 describe('kubernetes support calendar', () => {

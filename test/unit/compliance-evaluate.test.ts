@@ -10,11 +10,13 @@ import { countStatuses, type EvaluationContext, evaluateCluster } from '../../sh
 import { type ClusterEvidence, emptyEvidence, loadEvidence } from '../../shared/compliance/evidence.ts';
 import { ControlResult } from '../../shared/compliance/schema.ts';
 import { FleetConfig } from '../../shared/config/schema.ts';
+import { normalisePushMessage, parsePushBody } from '../../shared/events/gcp.ts';
 import type { AuditStatusRecord, AuditVerifyRecord } from '../../shared/jobs/audit.ts';
 import type { BackupRecord } from '../../shared/jobs/backup.ts';
 import type { BudgetPlanResult } from '../../shared/jobs/budgets.ts';
 import type { DrillRecord } from '../../shared/jobs/drill.ts';
 import type { BackupStatus } from '../../shared/jobs/reconcile-backups.ts';
+import { type Bulletin, bulletinFinding, bulletinOf } from '../../shared/jobs/security-bulletin.ts';
 import type { StoredTagPlan } from '../../shared/jobs/tags.ts';
 import type { Cluster, Finding } from '../../shared/model.ts';
 import type { StateStore, StoredItem } from '../../shared/ports.ts';
@@ -258,6 +260,24 @@ const budgetPlan =
       summary: 'no changes',
       ...extra,
     } satisfies BudgetPlanResult);
+
+/** GCP-2022-005, from the recorded SecurityBulletinEvent sample (test/fixtures/events/README.md). */
+function sampleBulletin(extra: Partial<Bulletin> = {}): Bulletin {
+  const body = JSON.parse(
+    readFileSync('test/fixtures/events/gcp/notification-security-bulletin.json', 'utf8'),
+  );
+  return { ...bulletinOf(normalisePushMessage(parsePushBody(body))), ...extra };
+}
+
+/** The findings the bulletin job records, as it records them, when the cluster ran `version`. */
+const bulletins =
+  (version: string, ...list: Bulletin[]): SeedFn =>
+  (c) =>
+    put(
+      'findings',
+      `security-bulletin/${c.id}`,
+      list.map((b) => bulletinFinding({ ...c, kubernetesVersion: version }, b, hoursAgo(48))),
+    );
 
 const nothing: SeedFn = () => [];
 
@@ -730,6 +750,134 @@ describe('evaluateCluster', () => {
     ['kubeconfig cluster', kubeconfigCluster(), nothing, 'not-applicable'],
   ]);
 
+  const gke = (extra: Partial<Cluster> = {}) =>
+    cluster({
+      cloud: 'gcp',
+      scope: 'proj-a',
+      region: 'europe-west3',
+      kubernetesVersion: '1.22.5-gke.1000',
+      ...extra,
+    });
+  const intake = () =>
+    context(
+      config({
+        events: {
+          gcp: {
+            audience: 'https://events.example.test/gcp',
+            serviceAccountEmail: 'push@p.iam.gserviceaccount.com',
+          },
+        },
+      }),
+    );
+  const other = sampleBulletin({
+    bulletinId: 'GCP-2023-001',
+    severity: 'high',
+    cveIds: ['CVE-2022-0001'],
+    affectedSupportedMinors: ['1.22'],
+    patchedVersions: ['1.22.9-gke.100'],
+    suggestedUpgradeTarget: '1.22.9-gke.100',
+  });
+
+  controlCases('lifecycle.security-bulletins', [
+    [
+      'GKE still on the version a bulletin affects',
+      gke(),
+      bulletins('1.22.5-gke.1000', sampleBulletin()),
+      'fail',
+      /GCP-2022-005.*1\.22\.5-gke\.1000.*1\.22\.6-gke\.600/,
+    ],
+    [
+      'GKE upgraded to the patched version since',
+      gke({ kubernetesVersion: '1.22.6-gke.600' }),
+      bulletins('1.22.5-gke.1000', sampleBulletin()),
+      'pass',
+      /GCP-2022-005/,
+    ],
+    [
+      'GKE upgraded to a minor the bulletin does not name',
+      gke({ kubernetesVersion: '1.24.1-gke.100' }),
+      bulletins('1.22.5-gke.1000', sampleBulletin()),
+      'pass',
+    ],
+    [
+      'GKE with one bulletin patched and another still open',
+      gke({ kubernetesVersion: '1.22.6-gke.600' }),
+      bulletins('1.22.5-gke.1000', sampleBulletin(), other),
+      'fail',
+      /^(?!.*GCP-2022-005).*GCP-2023-001/,
+    ],
+    [
+      'GKE with a bulletin but no version reported now',
+      gke({ kubernetesVersion: null }),
+      bulletins('1.22.5-gke.1000', sampleBulletin()),
+      'unknown',
+      /version/,
+    ],
+    [
+      'GKE with a bulletin finding recorded without its facts',
+      gke(),
+      findings('security-bulletin', 'security-bulletin'),
+      'fail',
+      /cannot be re-checked/,
+    ],
+    [
+      'GKE with no bulletin, no Pub/Sub intake configured',
+      gke(),
+      nothing,
+      'unknown',
+      /events\.gcp is not configured/,
+    ],
+    ['EKS: no bulletins through cluster notifications', cluster(), nothing, 'not-applicable', /only GKE/],
+    [
+      'AKS: no bulletins through cluster notifications',
+      cluster({ cloud: 'azure', scope: 'sub', region: 'westeurope', country: 'NL' }),
+      nothing,
+      'not-applicable',
+      /only GKE/,
+    ],
+    ['kubeconfig cluster', kubeconfigCluster(), nothing, 'not-applicable'],
+  ]);
+
+  controlCases(
+    'lifecycle.security-bulletins',
+    [
+      [
+        'GKE with no bulletin and the Pub/Sub intake configured',
+        gke(),
+        nothing,
+        'unknown',
+        /cannot tell whether .* receives/,
+      ],
+    ],
+    intake,
+  );
+
+  it('gives each bulletin\u2019s facts as evidence and the suggested upgrade as the remedy', async () => {
+    // Act
+    const result = await resultOf(
+      'lifecycle.security-bulletins',
+      gke(),
+      bulletins('1.22.5-gke.1000', sampleBulletin()),
+    );
+
+    // Assess
+    expect(result.remedy).toMatch(/1\.22\.6-gke\.1000/);
+    expect(result.evidence).toContainEqual({
+      source: 'findings',
+      recordId: `findings/security-bulletin/${gke().id}`,
+      observedAt: hoursAgo(48),
+      values: expect.objectContaining({
+        bulletinId: 'GCP-2022-005',
+        severity: 'medium',
+        cveIds: ['CVE-2021-43527'],
+        clusterVersion: '1.22.5-gke.1000',
+        patchedVersion: '1.22.6-gke.600',
+        bulletinUri: 'https://cloud.google.com/kubernetes-engine/docs/security-bulletins#gcp-2022-005',
+        affected: true,
+      }),
+    });
+  });
+
   it('recommends a minor still in standard support when support ended', async () => {
     const result = await resultOf(
       'lifecycle.k8s-standard-support',
@@ -774,11 +922,13 @@ describe('evaluateCluster results', () => {
         budgetPlan(),
       ),
     );
-    expect(results.filter((r) => r.status !== 'pass').map((r) => `${r.control}: ${r.reason}`)).toEqual([]);
+    // Only GKE publishes security bulletins as cluster notifications: not applicable to this EKS cluster.
+    const others = results.filter((r) => r.control !== 'lifecycle.security-bulletins');
+    expect(others.filter((r) => r.status !== 'pass').map((r) => `${r.control}: ${r.reason}`)).toEqual([]);
     expect(countStatuses(results)).toEqual({
-      pass: CONTROL_IDS.length,
+      pass: CONTROL_IDS.length - 1,
       fail: 0,
-      'not-applicable': 0,
+      'not-applicable': 1,
       unknown: 0,
     });
   });

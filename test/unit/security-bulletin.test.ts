@@ -7,13 +7,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { FleetConfig } from '../../shared/config/schema.ts';
+import { FleetConfig } from '../../shared/config/schema.ts';
 import { normalisePushMessage, parsePushBody } from '../../shared/events/gcp.ts';
 import type { ClusterEvent } from '../../shared/events/model.ts';
 import { handleClusterEvent } from '../../shared/jobs/cluster-event.ts';
 import { INVENTORY } from '../../shared/jobs/discover.ts';
 import { NS } from '../../shared/jobs/fleet.ts';
-import { bulletinOf, isAffected } from '../../shared/jobs/security-bulletin.ts';
+import { type BulletinFinding, bulletinOf, isAffected } from '../../shared/jobs/security-bulletin.ts';
+import { SNAPSHOTS_NS } from '../../shared/jobs/snapshot.ts';
 import type { Cluster, Finding } from '../../shared/model.ts';
 import type { JobReport, Notifier } from '../../shared/notify/notifier.ts';
 import type { ClusterDiscovery } from '../../shared/ports.ts';
@@ -163,6 +164,28 @@ describe('handling a SecurityBulletinEvent', () => {
     expect(describes).toBe(0);
   });
 
+  it('keeps the bulletin\u2019s facts on the finding, so the compliance control can re-check it later', async () => {
+    // Act
+    await handleClusterEvent(deps(), bulletinEvent());
+
+    // Assess
+    const [finding] = (await store.get<BulletinFinding[]>(
+      NS.findings,
+      `security-bulletin/${clusters[0]!.id}`,
+    ))!;
+    expect(finding?.bulletin).toEqual({
+      bulletinId: 'GCP-2022-005',
+      severity: 'medium',
+      cveIds: ['CVE-2021-43527'],
+      affectedSupportedMinors: ['1.18', '1.19', '1.20', '1.21', '1.22', '1.23'],
+      patchedVersions: expect.arrayContaining(['1.22.6-gke.600']),
+      suggestedUpgradeTarget: '1.22.6-gke.1000',
+      bulletinUri: 'https://cloud.google.com/kubernetes-engine/docs/security-bulletins#gcp-2022-005',
+      manualStepsRequired: false,
+      version: '1.22.5-gke.1000',
+    });
+  });
+
   it('reports each cluster once per bulletin when GKE sends the bulletin for every cluster', async () => {
     // Act
     await handleClusterEvent(deps(), bulletinEvent('1000000000000001'));
@@ -191,5 +214,73 @@ describe('handling a SecurityBulletinEvent', () => {
     // Assess
     const findings = await store.get<Finding[]>(NS.findings, `security-bulletin/${clusters[0]!.id}`);
     expect(findings?.map((f) => f.message.split(':')[0])).toEqual(['GCP-2021-001', 'GCP-2022-005']);
+  });
+});
+
+describe('a bulletin finding once the cluster is upgraded past its patched version', () => {
+  let store: SqliteStateStore;
+  const config = FleetConfig.parse({
+    version: 1,
+    clouds: { gcp: { projects: [{ id: 'example-project' }] } },
+    jurisdictions: { eu: { preset: 'eu-gdpr' } },
+  });
+  const before = cluster({ name: 'old', kubernetesVersion: '1.22.5-gke.1000' });
+  let now: Cluster = before;
+
+  beforeEach(async () => {
+    store = new SqliteStateStore({ path: ':memory:' });
+    await store.putMany(INVENTORY, [{ key: before.id, value: before }]);
+    now = before;
+  });
+  afterEach(() => store.close());
+
+  function deps() {
+    const gke: ClusterDiscovery = {
+      cloud: 'gcp',
+      async discover() {
+        throw new Error('not used');
+      },
+      async describe() {
+        const { jurisdiction: _j, ...discovered } = now;
+        return discovered;
+      },
+    };
+    return {
+      config,
+      discoveries: [gke],
+      store,
+      notifier: { notify: async () => ({ sent: 1, failed: 0 }), close: async () => {} } satisfies Notifier,
+      residency: new Residency(config.jurisdictions),
+      logger: silentLogger,
+      clock: { now: () => new Date('2023-02-01T00:00:00Z') },
+    };
+  }
+
+  /** GKE's UpgradeEvent sample, aimed at the cluster. */
+  function upgradeEvent(): ClusterEvent {
+    const event = normalisePushMessage(parsePushBody(read('notification-upgrade.json')));
+    return {
+      ...event,
+      cluster: { cloud: 'gcp', scope: before.scope, region: before.region, name: before.name },
+    };
+  }
+
+  it('no longer counts: the event path re-evaluates the control as fixed, and the record is kept', async () => {
+    // Prepare: the bulletin is recorded, the last snapshot saw the control fail
+    await handleClusterEvent(deps(), bulletinEvent());
+    await store.putMany(SNAPSHOTS_NS, [
+      { key: `statuses/eu/${before.id}`, value: { 'lifecycle.security-bulletins': 'fail' } },
+    ]);
+    now = { ...before, kubernetesVersion: '1.22.6-gke.1000' };
+
+    // Act
+    const result = await handleClusterEvent(deps(), upgradeEvent());
+
+    // Assess
+    expect(result.outcome).toBe('changed');
+    expect(result.changes).toContainEqual(
+      expect.objectContaining({ control: 'lifecycle.security-bulletins', before: 'fail', after: 'pass' }),
+    );
+    expect(await store.get<Finding[]>(NS.findings, `security-bulletin/${before.id}`)).toHaveLength(1);
   });
 });
