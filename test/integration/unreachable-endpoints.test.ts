@@ -17,6 +17,7 @@ import { createDiscovery } from '../../shared/clouds/aws/discovery.ts';
 import { createDiscovery as createAzureDiscovery } from '../../shared/clouds/azure/discovery.ts';
 import { createDiscovery as createGcpDiscovery } from '../../shared/clouds/gcp/discovery.ts';
 import { AwsConfig, AzureConfig, GcpConfig } from '../../shared/config/schema.ts';
+import { createKubeApi } from '../../shared/kube/api.ts';
 import type { Log } from '../../shared/ports.ts';
 import { freePort } from '../sandbox/net.ts';
 import { localCert } from '../sandbox/tls.ts';
@@ -84,6 +85,7 @@ let trustedHtmlUrl: string;
 let trustedHtmlOkUrl: string;
 let h2cHtmlUrl: string;
 let caFile: string;
+let ca: string;
 let gcpKeyFile: string;
 let armTokenFile: string;
 
@@ -136,6 +138,7 @@ beforeAll(async () => {
   // A trusted certificate (its CA given as caFile) in front of a web server's pages.
   const cert = localCert(join(dir, 'ca'));
   caFile = cert.caFile;
+  ca = cert.ca;
   trustedHtmlUrl = await listen(
     createHttpsServer({ key: cert.key, cert: cert.cert }, htmlPage(404)),
     'https',
@@ -355,4 +358,49 @@ describe('unreachable azure endpoints', () => {
       expect(JSON.stringify(outcome)).not.toMatch(/Unexpected token|not valid JSON/);
     },
   );
+});
+
+function kube(server: string, overrides: { ca?: string } = {}) {
+  return createKubeApi({
+    server,
+    token: async () => 'sandbox-token',
+    refresh: async () => 'sandbox-token',
+    timeoutMs: 3_000,
+    maxAttempts: 1,
+    cluster: 'aws/111122223333/eu-west-1/payments',
+    ...overrides,
+  });
+}
+
+describe('unreachable kubernetes api', () => {
+  it('a closed port: "cannot reach kubernetes api at <server>: connection refused"', async () => {
+    const server = await closedPort('https');
+    await expect(kube(server).list('v1', 'Namespace')).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach kubernetes api at ${server}: connection refused`,
+    });
+  });
+
+  it('an untrusted TLS certificate: "tls certificate rejected"', async () => {
+    await expect(kube(tlsUrl).list('v1', 'Namespace')).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach kubernetes api at ${tlsUrl}: tls certificate rejected`,
+    });
+  });
+
+  it.each([
+    ['200 to a list', () => trustedHtmlOkUrl, 200],
+    ['404 to a read (not taken for an absent object)', () => trustedHtmlUrl, 404],
+  ])('an HTML page with status %s: not the api', async (what, url, status) => {
+    const server = url();
+    const api = kube(server, { ca });
+    const call = what.includes('list')
+      ? api.list('v1', 'Namespace')
+      : api.read({ apiVersion: 'v1', kind: 'Namespace', name: 'velero' });
+    await expect(call).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach kubernetes api at ${server}: answered an html page, not the api`,
+      status,
+    });
+  });
 });
