@@ -13,11 +13,15 @@ import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBucketLocator as createS3Locator } from '../../shared/clouds/aws/buckets.ts';
 import { createDiscovery } from '../../shared/clouds/aws/discovery.ts';
+import { createBucketLocator as createAzureLocator } from '../../shared/clouds/azure/buckets.ts';
 import { createDiscovery as createAzureDiscovery } from '../../shared/clouds/azure/discovery.ts';
+import { createBucketLocator as createGcsLocator } from '../../shared/clouds/gcp/buckets.ts';
 import { createDiscovery as createGcpDiscovery } from '../../shared/clouds/gcp/discovery.ts';
 import { AwsConfig, AzureConfig, GcpConfig } from '../../shared/config/schema.ts';
 import { createKubeApi } from '../../shared/kube/api.ts';
+import type { Cluster } from '../../shared/model.ts';
 import type { Log } from '../../shared/ports.ts';
 import { freePort } from '../sandbox/net.ts';
 import { localCert } from '../sandbox/tls.ts';
@@ -401,6 +405,92 @@ describe('unreachable kubernetes api', () => {
       name: 'EndpointUnreachableError',
       message: `cannot reach kubernetes api at ${server}: answered an html page, not the api`,
       status,
+    });
+  });
+});
+
+function clusterOn(cloud: Cluster['cloud'], scope: string, region: string): Cluster {
+  return {
+    id: `${cloud}/${scope}/${region}/payments`,
+    cloud,
+    scope,
+    region,
+    name: 'payments',
+    kubernetesVersion: '1.31',
+    endpoint: null,
+    endpointAccess: 'public',
+    secretsEncryptionKey: null,
+    auditLogging: true,
+    tags: {},
+    status: 'running',
+    providerStatus: 'RUNNING',
+    createdAt: null,
+    country: 'DE',
+    jurisdiction: 'eu',
+    ...(cloud === 'azure' ? { resourceGroup: 'rg-fleet' } : {}),
+  };
+}
+
+describe('unreachable storage apis of the bucket locators', () => {
+  it('s3: an HTML page where GetBucketLocation answers XML is "cannot reach s3"', async () => {
+    const config = AwsConfig.parse({
+      endpoint: htmlUrl,
+      homeRegion: 'us-east-1',
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      accounts: [
+        { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+      ],
+    });
+    const locate = createS3Locator(config, { logger: silent }).locate(
+      { provider: 'aws', bucket: 'fw-backups-eu-central-1', config: { region: 'eu-central-1' } },
+      clusterOn('aws', ACCOUNT, 'eu-central-1'),
+    );
+    await expect(locate).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach s3 at ${htmlUrl}: answered an html page, not the api`,
+    });
+  });
+
+  it('cloud storage: a closed port is "cannot reach cloud storage … connection refused"', async () => {
+    const endpoint = await closedPort();
+    const config = GcpConfig.parse({
+      storageEndpoint: endpoint,
+      insecure: true,
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      projects: GCP_PROJECTS.map((id) => ({ id })),
+    });
+    const locate = createGcsLocator(config, { logger: silent }).locate(
+      { provider: 'gcp', bucket: 'fw-gke-backups-eu', config: {} },
+      clusterOn('gcp', GCP_PROJECTS[0]!, 'europe-west1'),
+    );
+    await expect(locate).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach cloud storage at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('azure storage accounts: a closed ARM port is "cannot reach arm … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    const config = AzureConfig.parse({
+      endpoint,
+      credential: { type: 'access-token', file: armTokenFile },
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      subscriptions: SUBSCRIPTIONS.map((id) => ({ id })),
+    });
+    const locate = createAzureLocator(config, { logger: silent }).locate(
+      {
+        provider: 'azure',
+        bucket: 'velero',
+        config: { storageAccount: 'fwbackupsweu', resourceGroup: 'rg-backups' },
+      },
+      clusterOn('azure', SUBSCRIPTIONS[0]!, 'westeurope'),
+    );
+    await expect(locate).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: connection refused`,
     });
   });
 });

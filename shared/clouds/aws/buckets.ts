@@ -72,7 +72,7 @@ export function createBucketLocator(config: AwsConfig, ctx: AdapterContext): Buc
   };
   const sessions = createRoleSessions(config, BUCKET_ROLE_SESSION_NAME);
 
-  const call = caller(limiter);
+  const call = caller(limiter, { endpoint: config.endpoint });
 
   return {
     async locate(bucket: BucketRef, cluster: Cluster, options = {}) {

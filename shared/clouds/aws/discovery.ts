@@ -146,6 +146,8 @@ interface SdkErrorShape {
   message?: string;
   $metadata?: { httpStatusCode?: number };
   $responseBodyText?: string;
+  /** The raw HTTP response, which smithy's deserializer attaches to the errors it raises. */
+  $response?: { headers?: Record<string, string | undefined> };
 }
 
 function statusOf(error: unknown): number | undefined {
@@ -172,12 +174,13 @@ const SERVICE_OF: Record<string, string> = {
   TagResource: 'eks',
   UntagResource: 'eks',
   ListTagsForResource: 'eks',
+  GetBucketLocation: 's3',
 };
 
 /**
  * Wraps an SDK or network error once, where it enters (a `CloudApiError` passes through unchanged).
  * A refused connection, failed DNS lookup, rejected certificate, timeout, reset or HTML answer
- * becomes an `EndpointUnreachableError` naming the service and `where.endpoint` (the configured
+ * (a parse error of markup, or an error response whose content type is HTML) becomes an `EndpointUnreachableError` naming the service and `where.endpoint` (the configured
  * endpoint; else the host the socket error names; else the service's regional AWS endpoint).
  */
 export function toCloudApiError(
@@ -195,7 +198,8 @@ export function toCloudApiError(
     (where.region && service !== 'aws'
       ? `https://${service}.${where.region}.amazonaws.com`
       : `the ${service} endpoint`);
-  const down = unreachable(error, { cloud: 'aws', operation, service, endpoint, status });
+  const contentType = e.$response?.headers?.['content-type'];
+  const down = unreachable(error, { cloud: 'aws', operation, service, endpoint, status, contentType });
   if (down) return down;
   const name = e.name ?? 'Error';
   const retryable =
