@@ -64,7 +64,7 @@ function body(req: IncomingMessage): Promise<string> {
  * STS answers AssumeRole; EKS gets the HTML page: for every call (`mode: 'all'`), or only for
  * DescribeCluster after ListClusters named three clusters (`mode: 'describe'`).
  */
-function proxyLike(mode: 'all' | 'describe') {
+function proxyLike(mode: 'all' | 'describe', pageStatus = 404) {
   return async (req: IncomingMessage, res: ServerResponse) => {
     const text = await body(req);
     if (text.includes('Action=AssumeRole')) {
@@ -75,7 +75,7 @@ function proxyLike(mode: 'all' | 'describe') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return res.end(JSON.stringify({ clusters: ['a', 'b', 'c'] }));
     }
-    res.writeHead(404, { 'content-type': 'text/html' });
+    res.writeHead(pageStatus, { 'content-type': 'text/html' });
     res.end(NOT_FOUND_PAGE);
   };
 }
@@ -86,6 +86,8 @@ let tlsUrl: string;
 let htmlUrl: string;
 let describeHtmlUrl: string;
 let trustedHtmlUrl: string;
+let portalUrl: string;
+let htmlOkUrl: string;
 let trustedHtmlOkUrl: string;
 let h2cHtmlUrl: string;
 let caFile: string;
@@ -139,6 +141,9 @@ beforeAll(async () => {
   tlsUrl = await listen(tls, 'https');
   htmlUrl = await listen(createServer(proxyLike('all')), 'http');
   describeHtmlUrl = await listen(createServer(proxyLike('describe')), 'http');
+  // A captive portal: 200 and an HTML page for every request, AssumeRole included.
+  portalUrl = await listen(createServer(htmlPage(200)), 'http');
+  htmlOkUrl = await listen(createServer(proxyLike('all', 200)), 'http');
   // A trusted certificate (its CA given as caFile) in front of a web server's pages.
   const cert = localCert(join(dir, 'ca'));
   caFile = cert.caFile;
@@ -223,6 +228,22 @@ describe('unreachable aws endpoints', () => {
       {
         name: 'EndpointUnreachableError',
         message: `cannot reach sts at ${tlsUrl}: tls certificate rejected`,
+      },
+    ]);
+  });
+
+  it('an HTML page with 200 where STS answers XML: "cannot reach sts", not "answered without credentials"', async () => {
+    const outcome = await aws(portalUrl).discover();
+    expect(outcome.failures).toEqual([
+      {
+        cloud: 'aws',
+        scope: ACCOUNT,
+        kind: 'scope',
+        error: {
+          name: 'EndpointUnreachableError',
+          message: `cannot reach sts at ${portalUrl}: answered an html page, not the api`,
+          status: 200,
+        },
       },
     ]);
   });
@@ -449,6 +470,27 @@ describe('unreachable storage apis of the bucket locators', () => {
     await expect(locate).rejects.toMatchObject({
       name: 'EndpointUnreachableError',
       message: `cannot reach s3 at ${htmlUrl}: answered an html page, not the api`,
+    });
+  });
+
+  it('s3: an HTML page with 200 is not a bucket in us-east-1 (no LocationConstraint)', async () => {
+    const config = AwsConfig.parse({
+      endpoint: htmlOkUrl,
+      homeRegion: 'us-east-1',
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      accounts: [
+        { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+      ],
+    });
+    const locate = createS3Locator(config, { logger: silent }).locate(
+      { provider: 'aws', bucket: 'fw-backups-eu-central-1', config: { region: 'eu-central-1' } },
+      clusterOn('aws', ACCOUNT, 'eu-central-1'),
+    );
+    await expect(locate).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach s3 at ${htmlOkUrl}: answered an html page, not the api`,
+      status: 200,
     });
   });
 

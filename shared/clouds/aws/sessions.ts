@@ -12,6 +12,7 @@ import {
   type Credentials,
   createRequestHandler,
   credentialsOf,
+  rejectHtmlAnswers,
   toCloudApiError,
 } from './discovery.ts';
 
@@ -35,14 +36,16 @@ export function createRoleSessions(
   const cache = new Map<string, { credentials: Promise<Credentials>; until: number }>();
 
   const assume = async (account: AwsAccount): Promise<Credentials> => {
-    sts ??= new STSClient({
-      maxAttempts: config.maxAttempts,
-      retryMode: 'standard',
-      requestHandler,
-      region: config.homeRegion,
-      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-      ...baseCredentials(config),
-    });
+    sts ??= rejectHtmlAnswers(
+      new STSClient({
+        maxAttempts: config.maxAttempts,
+        retryMode: 'standard',
+        requestHandler,
+        region: config.homeRegion,
+        ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+        ...baseCredentials(config),
+      }),
+    );
     try {
       const out = await sts.send(
         new AssumeRoleCommand({
