@@ -38,9 +38,12 @@ import {
 import type { KubeApi, KubeObject, KubeRef, Log } from '../ports.ts';
 import type { Limiter } from '../runtime/concurrency.ts';
 import { CloudApiError } from '../runtime/errors.ts';
+import { isHtmlContentType, unreachable } from '../runtime/network.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../runtime/retry.ts';
 
 const CLOUD = 'kube';
+/** The service named in `cannot reach kubernetes api at <server>: …`. */
+const SERVICE = 'kubernetes api';
 /** Objects asked per list page; further pages follow `metadata.continue`. */
 export const LIST_PAGE_SIZE = 500;
 
@@ -96,6 +99,21 @@ class Unauthorized extends Error {
     super('unauthorized', { cause });
     this.name = 'Unauthorized';
     this.generation = generation;
+  }
+}
+
+/**
+ * What answered is a web page (a proxy's, a login page), not the API server: whatever its
+ * status, it is neither an object nor a Kubernetes `Status` (a 404 page is not an absent object).
+ */
+class HtmlAnswer extends Error {
+  readonly status: number;
+  readonly contentType: string;
+  constructor(status: number, contentType: string) {
+    super(`answered ${status} with ${contentType}`);
+    this.name = 'HtmlAnswer';
+    this.status = status;
+    this.contentType = contentType;
   }
 }
 
@@ -306,6 +324,11 @@ export function createKubeApi(options: KubeApiOptions): KubeApi {
       if (attempt) request.setSignal(attempt.signal);
       try {
         const response = await fetchLibrary.send(request).toPromise();
+        const contentType = response.headers['content-type'];
+        if (isHtmlContentType(contentType)) {
+          await response.body.text().catch(() => undefined);
+          throw new HtmlAnswer(response.httpStatusCode, contentType!);
+        }
         // Read in full under the deadline, so a stalled body times out too.
         const text = await response.body.text();
         if (attempt) attempt.body = text;
@@ -409,6 +432,16 @@ export function createKubeApi(options: KubeApiOptions): KubeApi {
       status = 404;
       message = `${prefix}: the cluster does not serve this kind`;
     } else {
+      // A refused connection, failed DNS lookup, rejected certificate, reset or web page.
+      const down = unreachable(cause, {
+        cloud: CLOUD,
+        operation,
+        service: SERVICE,
+        endpoint: server,
+        status: cause instanceof HtmlAnswer ? cause.status : undefined,
+        contentType: cause instanceof HtmlAnswer ? cause.contentType : undefined,
+      });
+      if (down) return down;
       const code = networkCode(cause);
       const detail = cause instanceof Error ? cause.message : String(cause);
       message = `${prefix}: ${code ? `${code}: ` : ''}${clip(detail)}`;

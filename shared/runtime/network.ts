@@ -100,8 +100,12 @@ export function hostFromError(error: unknown): string | undefined {
   return undefined;
 }
 
-/** `scheme://host[:port][/path]` of a URL, without user info, query or fragment (never a secret). */
+/**
+ * `scheme://host[:port][/path]` of a URL, without user info, query or fragment (never a secret).
+ * A gRPC `host:port` (no scheme) is kept as it is, without any user info.
+ */
 export function safeEndpoint(url: string): string {
+  if (!url.includes('://')) return url.replace(/^[^@/]*@/, '').split(/[?#/]/)[0] ?? url;
   try {
     const u = new URL(url);
     const path = u.pathname === '/' ? '' : u.pathname;
@@ -111,19 +115,36 @@ export function safeEndpoint(url: string): string {
   }
 }
 
+/** Whether a response's content type is a web page (`text/html`, `application/xhtml+xml`). */
+export function isHtmlContentType(contentType: string | null | undefined): boolean {
+  return typeof contentType === 'string' && /^\s*(?:text\/html|application\/xhtml\+xml)\b/i.test(contentType);
+}
+
 /**
  * An {@link EndpointUnreachableError} for `error` when it is a network, DNS, TLS or HTML-answer
  * failure against `endpoint` (a URL or host; user info and query are dropped), else `undefined`.
+ * `contentType`, the content type of the answer when the caller saw one, makes any failure of a
+ * web page's answer an HTML answer (whatever the client made of the page).
  */
 export function unreachable(
   error: unknown,
-  where: { cloud: string; operation: string; service: string; endpoint: string; status?: number | undefined },
+  where: {
+    cloud: string;
+    operation: string;
+    service: string;
+    endpoint: string;
+    status?: number | undefined;
+    contentType?: string | null | undefined;
+  },
 ): EndpointUnreachableError | undefined {
   if (error instanceof EndpointUnreachableError) return error;
-  const reason = unreachableReason(error);
+  const { contentType, ...details } = where;
+  const reason = isHtmlContentType(contentType)
+    ? 'answered an html page, not the api'
+    : unreachableReason(error);
   if (!reason) return undefined;
   return new EndpointUnreachableError(
-    { ...where, endpoint: safeEndpoint(where.endpoint), reason },
+    { ...details, endpoint: safeEndpoint(where.endpoint), reason },
     { cause: error },
   );
 }

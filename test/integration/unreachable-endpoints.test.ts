@@ -6,17 +6,29 @@
  * error of the page (`SyntaxError: Unexpected token '<'`). Loopback only.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createH2cServer, createSecureServer, type Http2Server } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBucketLocator as createS3Locator } from '../../shared/clouds/aws/buckets.ts';
 import { createDiscovery } from '../../shared/clouds/aws/discovery.ts';
-import { AwsConfig } from '../../shared/config/schema.ts';
+import { createBucketLocator as createAzureLocator } from '../../shared/clouds/azure/buckets.ts';
+import { createDiscovery as createAzureDiscovery } from '../../shared/clouds/azure/discovery.ts';
+import { createBucketLocator as createGcsLocator } from '../../shared/clouds/gcp/buckets.ts';
+import { createDiscovery as createGcpDiscovery } from '../../shared/clouds/gcp/discovery.ts';
+import { AwsConfig, AzureConfig, GcpConfig } from '../../shared/config/schema.ts';
+import { createKubeApi } from '../../shared/kube/api.ts';
+import type { Cluster } from '../../shared/model.ts';
 import type { Log } from '../../shared/ports.ts';
+import { freePort } from '../sandbox/net.ts';
+import { localCert } from '../sandbox/tls.ts';
 
 const ACCOUNT = '111122223333';
+const GCP_PROJECTS = ['fleet-eu-prod', 'fleet-in-prod'];
+const SUBSCRIPTIONS = ['aaaaaaaa-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-000000000002'];
 const silent: Log = { debug() {}, info() {}, warn() {}, error() {} };
 const byRegion = <T extends { region?: string }>(items: T[]) =>
   [...items].sort((a, b) => (a.region ?? '').localeCompare(b.region ?? ''));
@@ -52,7 +64,7 @@ function body(req: IncomingMessage): Promise<string> {
  * STS answers AssumeRole; EKS gets the HTML page: for every call (`mode: 'all'`), or only for
  * DescribeCluster after ListClusters named three clusters (`mode: 'describe'`).
  */
-function proxyLike(mode: 'all' | 'describe') {
+function proxyLike(mode: 'all' | 'describe', pageStatus = 404) {
   return async (req: IncomingMessage, res: ServerResponse) => {
     const text = await body(req);
     if (text.includes('Action=AssumeRole')) {
@@ -63,31 +75,42 @@ function proxyLike(mode: 'all' | 'describe') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return res.end(JSON.stringify({ clusters: ['a', 'b', 'c'] }));
     }
-    res.writeHead(404, { 'content-type': 'text/html' });
+    res.writeHead(pageStatus, { 'content-type': 'text/html' });
     res.end(NOT_FOUND_PAGE);
   };
 }
 
-const servers: Server[] = [];
+const servers: (Server | Http2Server)[] = [];
 let dir: string;
 let tlsUrl: string;
 let htmlUrl: string;
 let describeHtmlUrl: string;
+let trustedHtmlUrl: string;
+let portalUrl: string;
+let htmlOkUrl: string;
+let trustedHtmlOkUrl: string;
+let h2cHtmlUrl: string;
+let caFile: string;
+let ca: string;
+let gcpKeyFile: string;
+let armTokenFile: string;
 
-async function listen(server: Server, scheme: 'http' | 'https'): Promise<string> {
+async function listen(server: Server | Http2Server, scheme: 'http' | 'https'): Promise<string> {
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return `${scheme}://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
 
 /** A port that was just bound and released: nothing listens on it. */
-async function closedPort(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
+async function closedPort(scheme: 'http' | 'https' = 'http'): Promise<string> {
+  return `${scheme}://127.0.0.1:${await freePort()}`;
 }
+
+/** An HTML page for every request, with `status`. */
+const htmlPage = (status: number) => (_req: unknown, res: ServerResponse) => {
+  res.writeHead(status, { 'content-type': 'text/html' });
+  res.end(NOT_FOUND_PAGE);
+};
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fleetward-tls-'));
@@ -110,13 +133,53 @@ beforeAll(async () => {
     ],
     { stdio: 'ignore' },
   );
-  const tls = createHttpsServer(
-    { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+  // HTTP/2 as well as HTTP/1.1, so a gRPC client gets as far as the certificate.
+  const tls = createSecureServer(
+    { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')), allowHTTP1: true },
     (_req, res) => res.end('{}'),
   );
   tlsUrl = await listen(tls, 'https');
   htmlUrl = await listen(createServer(proxyLike('all')), 'http');
   describeHtmlUrl = await listen(createServer(proxyLike('describe')), 'http');
+  // A captive portal: 200 and an HTML page for every request, AssumeRole included.
+  portalUrl = await listen(createServer(htmlPage(200)), 'http');
+  htmlOkUrl = await listen(createServer(proxyLike('all', 200)), 'http');
+  // A trusted certificate (its CA given as caFile) in front of a web server's pages.
+  const cert = localCert(join(dir, 'ca'));
+  caFile = cert.caFile;
+  ca = cert.ca;
+  trustedHtmlUrl = await listen(
+    createHttpsServer({ key: cert.key, cert: cert.cert }, htmlPage(404)),
+    'https',
+  );
+  trustedHtmlOkUrl = await listen(
+    createHttpsServer({ key: cert.key, cert: cert.cert }, htmlPage(200)),
+    'https',
+  );
+  // HTTP/2 without TLS, as a plain-text gRPC client speaks it, answering a web server's page.
+  h2cHtmlUrl = await listen(
+    createH2cServer((_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/html' });
+      res.end(NOT_FOUND_PAGE);
+    }),
+    'http',
+  );
+  // A service account key whose token endpoint is a closed loopback port: no call may need a token.
+  gcpKeyFile = join(dir, 'gcp-key.json');
+  writeFileSync(
+    gcpKeyFile,
+    JSON.stringify({
+      type: 'service_account',
+      project_id: GCP_PROJECTS[0],
+      private_key_id: 'example',
+      private_key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      client_email: `fleetward@${GCP_PROJECTS[0]}.iam.gserviceaccount.com`,
+      client_id: '000000000000000000000',
+      token_uri: `${await closedPort()}/token`,
+    }),
+  );
+  armTokenFile = join(dir, 'arm-token');
+  writeFileSync(armTokenFile, 'sandbox-token\n');
 });
 
 afterAll(async () => {
@@ -169,6 +232,22 @@ describe('unreachable aws endpoints', () => {
     ]);
   });
 
+  it('an HTML page with 200 where STS answers XML: "cannot reach sts", not "answered without credentials"', async () => {
+    const outcome = await aws(portalUrl).discover();
+    expect(outcome.failures).toEqual([
+      {
+        cloud: 'aws',
+        scope: ACCOUNT,
+        kind: 'scope',
+        error: {
+          name: 'EndpointUnreachableError',
+          message: `cannot reach sts at ${portalUrl}: answered an html page, not the api`,
+          status: 200,
+        },
+      },
+    ]);
+  });
+
   it('an HTML page where EKS answers JSON: one failure per region, not a JSON parse error', async () => {
     const outcome = await aws(htmlUrl).discover();
     expect(byRegion(outcome.failures)).toEqual(
@@ -204,5 +283,256 @@ describe('unreachable aws endpoints', () => {
         },
       })),
     );
+  });
+});
+
+/** `host:port` of a URL, as GcpConfig.endpoint takes it. */
+const hostPort = (url: string) => new URL(url).host;
+
+function gcp(endpoint: string, overrides: Record<string, unknown> = {}) {
+  const config = GcpConfig.parse({
+    endpoint,
+    insecure: true,
+    concurrency: 2,
+    timeoutMs: 3_000,
+    maxAttempts: 1,
+    projects: GCP_PROJECTS.map((id) => ({ id })),
+    ...overrides,
+  });
+  return createGcpDiscovery(config, { logger: silent });
+}
+
+/** One failure per project, each `message` (and `status`, when given). */
+const perProject = (message: string, status?: number) =>
+  GCP_PROJECTS.map((scope) => ({
+    cloud: 'gcp',
+    scope,
+    kind: 'scope',
+    error: { name: 'EndpointUnreachableError', message, ...(status === undefined ? {} : { status }) },
+  }));
+
+describe('unreachable gcp endpoints', () => {
+  it('a closed port: one failure per project, "connection refused"', async () => {
+    const endpoint = hostPort(await closedPort());
+    const outcome = await gcp(endpoint).discover();
+    expect(outcome.failures).toEqual(perProject(`cannot reach gke at ${endpoint}: connection refused`));
+  });
+
+  it('an untrusted TLS certificate: "tls certificate rejected", and no token is asked for', async () => {
+    const endpoint = hostPort(tlsUrl);
+    const outcome = await gcp(endpoint, { insecure: false, credentialsFile: gcpKeyFile }).discover();
+    expect(outcome.failures).toEqual(perProject(`cannot reach gke at ${endpoint}: tls certificate rejected`));
+  });
+
+  it('a web server answering an HTML page over HTTP/2: not the api', async () => {
+    const endpoint = hostPort(h2cHtmlUrl);
+    const outcome = await gcp(endpoint).discover();
+    expect(outcome.failures).toEqual(
+      perProject(`cannot reach gke at ${endpoint}: answered an html page, not the api`, 404),
+    );
+  });
+});
+
+function azure(endpoint: string, overrides: Record<string, unknown> = {}) {
+  const config = AzureConfig.parse({
+    endpoint,
+    credential: { type: 'access-token', file: armTokenFile },
+    concurrency: 2,
+    timeoutMs: 3_000,
+    maxAttempts: 1,
+    subscriptions: SUBSCRIPTIONS.map((id) => ({ id })),
+    ...overrides,
+  });
+  return createAzureDiscovery(config, { logger: silent });
+}
+
+/** One failure per subscription, each `message` (and `status`, when given). */
+const perSubscription = (message: string, status?: number) =>
+  SUBSCRIPTIONS.map((scope) => ({
+    cloud: 'azure',
+    scope,
+    kind: 'scope',
+    error: { name: 'EndpointUnreachableError', message, ...(status === undefined ? {} : { status }) },
+  }));
+
+describe('unreachable azure endpoints', () => {
+  it('a closed port: one failure per subscription, "connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    const outcome = await azure(endpoint).discover();
+    expect(outcome.failures).toEqual(perSubscription(`cannot reach arm at ${endpoint}: connection refused`));
+  });
+
+  it('an untrusted TLS certificate: "tls certificate rejected"', async () => {
+    const outcome = await azure(tlsUrl).discover();
+    expect(outcome.failures).toEqual(
+      perSubscription(`cannot reach arm at ${tlsUrl}: tls certificate rejected`),
+    );
+  });
+
+  it.each([
+    ['404', () => trustedHtmlUrl, 404],
+    ['200', () => trustedHtmlOkUrl, 200],
+  ])(
+    'an HTML page with status %s where ARM answers JSON: not a JSON parse error',
+    async (_status, url, status) => {
+      const endpoint = url();
+      const outcome = await azure(endpoint, { caFile }).discover();
+      expect(outcome.failures).toEqual(
+        perSubscription(`cannot reach arm at ${endpoint}: answered an html page, not the api`, status),
+      );
+      expect(JSON.stringify(outcome)).not.toMatch(/Unexpected token|not valid JSON/);
+    },
+  );
+});
+
+function kube(server: string, overrides: { ca?: string } = {}) {
+  return createKubeApi({
+    server,
+    token: async () => 'sandbox-token',
+    refresh: async () => 'sandbox-token',
+    timeoutMs: 3_000,
+    maxAttempts: 1,
+    cluster: 'aws/111122223333/eu-west-1/payments',
+    ...overrides,
+  });
+}
+
+describe('unreachable kubernetes api', () => {
+  it('a closed port: "cannot reach kubernetes api at <server>: connection refused"', async () => {
+    const server = await closedPort('https');
+    await expect(kube(server).list('v1', 'Namespace')).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach kubernetes api at ${server}: connection refused`,
+    });
+  });
+
+  it('an untrusted TLS certificate: "tls certificate rejected"', async () => {
+    await expect(kube(tlsUrl).list('v1', 'Namespace')).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach kubernetes api at ${tlsUrl}: tls certificate rejected`,
+    });
+  });
+
+  it.each([
+    ['200 to a list', () => trustedHtmlOkUrl, 200],
+    ['404 to a read (not taken for an absent object)', () => trustedHtmlUrl, 404],
+  ])('an HTML page with status %s: not the api', async (what, url, status) => {
+    const server = url();
+    const api = kube(server, { ca });
+    const call = what.includes('list')
+      ? api.list('v1', 'Namespace')
+      : api.read({ apiVersion: 'v1', kind: 'Namespace', name: 'velero' });
+    await expect(call).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach kubernetes api at ${server}: answered an html page, not the api`,
+      status,
+    });
+  });
+});
+
+function clusterOn(cloud: Cluster['cloud'], scope: string, region: string): Cluster {
+  return {
+    id: `${cloud}/${scope}/${region}/payments`,
+    cloud,
+    scope,
+    region,
+    name: 'payments',
+    kubernetesVersion: '1.31',
+    endpoint: null,
+    endpointAccess: 'public',
+    secretsEncryptionKey: null,
+    auditLogging: true,
+    tags: {},
+    status: 'running',
+    providerStatus: 'RUNNING',
+    createdAt: null,
+    country: 'DE',
+    jurisdiction: 'eu',
+    ...(cloud === 'azure' ? { resourceGroup: 'rg-fleet' } : {}),
+  };
+}
+
+describe('unreachable storage apis of the bucket locators', () => {
+  it('s3: an HTML page where GetBucketLocation answers XML is "cannot reach s3"', async () => {
+    const config = AwsConfig.parse({
+      endpoint: htmlUrl,
+      homeRegion: 'us-east-1',
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      accounts: [
+        { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+      ],
+    });
+    const locate = createS3Locator(config, { logger: silent }).locate(
+      { provider: 'aws', bucket: 'fw-backups-eu-central-1', config: { region: 'eu-central-1' } },
+      clusterOn('aws', ACCOUNT, 'eu-central-1'),
+    );
+    await expect(locate).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach s3 at ${htmlUrl}: answered an html page, not the api`,
+    });
+  });
+
+  it('s3: an HTML page with 200 is not a bucket in us-east-1 (no LocationConstraint)', async () => {
+    const config = AwsConfig.parse({
+      endpoint: htmlOkUrl,
+      homeRegion: 'us-east-1',
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      accounts: [
+        { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+      ],
+    });
+    const locate = createS3Locator(config, { logger: silent }).locate(
+      { provider: 'aws', bucket: 'fw-backups-eu-central-1', config: { region: 'eu-central-1' } },
+      clusterOn('aws', ACCOUNT, 'eu-central-1'),
+    );
+    await expect(locate).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach s3 at ${htmlOkUrl}: answered an html page, not the api`,
+      status: 200,
+    });
+  });
+
+  it('cloud storage: a closed port is "cannot reach cloud storage … connection refused"', async () => {
+    const endpoint = await closedPort();
+    const config = GcpConfig.parse({
+      storageEndpoint: endpoint,
+      insecure: true,
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      projects: GCP_PROJECTS.map((id) => ({ id })),
+    });
+    const locate = createGcsLocator(config, { logger: silent }).locate(
+      { provider: 'gcp', bucket: 'fw-gke-backups-eu', config: {} },
+      clusterOn('gcp', GCP_PROJECTS[0]!, 'europe-west1'),
+    );
+    await expect(locate).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach cloud storage at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('azure storage accounts: a closed ARM port is "cannot reach arm … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    const config = AzureConfig.parse({
+      endpoint,
+      credential: { type: 'access-token', file: armTokenFile },
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      subscriptions: SUBSCRIPTIONS.map((id) => ({ id })),
+    });
+    const locate = createAzureLocator(config, { logger: silent }).locate(
+      {
+        provider: 'azure',
+        bucket: 'velero',
+        config: { storageAccount: 'fwbackupsweu', resourceGroup: 'rg-backups' },
+      },
+      clusterOn('azure', SUBSCRIPTIONS[0]!, 'westeurope'),
+    );
+    await expect(locate).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: connection refused`,
+    });
   });
 });

@@ -138,4 +138,29 @@ describe('unreachable', () => {
     );
     expect(safeEndpoint('https://host.example')).toBe('https://host.example');
   });
+
+  it('safeEndpoint leaves a gRPC host:port as it is', () => {
+    expect(safeEndpoint('localhost:8443')).toBe('localhost:8443');
+    expect(safeEndpoint('container.googleapis.com:443')).toBe('container.googleapis.com:443');
+    expect(safeEndpoint('[::1]:8443')).toBe('[::1]:8443');
+  });
+
+  it('an answer whose content type is a web page is "answered an html page", whatever the error', () => {
+    const where = {
+      cloud: 'azure',
+      operation: 'managedClusters.list',
+      service: 'arm',
+      endpoint: 'https://arm',
+    };
+    const page = unreachable(new TypeError("Cannot read properties of undefined (reading 'map')"), {
+      ...where,
+      status: 200,
+      contentType: 'text/html; charset=utf-8',
+    });
+    expect(page?.message).toBe('cannot reach arm at https://arm: answered an html page, not the api');
+    expect(page?.status).toBe(200);
+    expect(
+      unreachable(new Error('bad request'), { ...where, status: 400, contentType: 'application/json' }),
+    ).toBe(undefined);
+  });
 });

@@ -30,7 +30,7 @@ import type { BucketLocator, BucketRef } from '../../ports.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
 import type { AdapterContext } from '../context.ts';
-import { baseCredentials, createRequestHandler } from './discovery.ts';
+import { baseCredentials, createRequestHandler, rejectHtmlAnswers } from './discovery.ts';
 import { caller, createRoleSessions } from './sessions.ts';
 
 /** The role session name of the locator's AssumeRole calls (shows in CloudTrail). */
@@ -72,7 +72,7 @@ export function createBucketLocator(config: AwsConfig, ctx: AdapterContext): Buc
   };
   const sessions = createRoleSessions(config, BUCKET_ROLE_SESSION_NAME);
 
-  const call = caller(limiter);
+  const call = caller(limiter, { endpoint: config.endpoint });
 
   return {
     async locate(bucket: BucketRef, cluster: Cluster, options = {}) {
@@ -96,14 +96,17 @@ export function createBucketLocator(config: AwsConfig, ctx: AdapterContext): Buc
             ? cluster.region
             : config.homeRegion;
       const requestHandler = createRequestHandler(config);
-      const s3 = new S3Client({
-        ...common,
-        ...credentials,
-        requestHandler,
-        region,
-        forcePathStyle: config.endpoint !== undefined,
-        followRegionRedirects: true,
-      });
+      // An HTML page parses as a GetBucketLocation answer without a constraint, i.e. us-east-1.
+      const s3 = rejectHtmlAnswers(
+        new S3Client({
+          ...common,
+          ...credentials,
+          requestHandler,
+          region,
+          forcePathStyle: config.endpoint !== undefined,
+          followRegionRedirects: true,
+        }),
+      );
       try {
         const out = await call('GetBucketLocation', `s3 bucket ${name}`, signal, () =>
           s3.send(new GetBucketLocationCommand({ Bucket: name }), signal ? { abortSignal: signal } : {}),

@@ -41,7 +41,7 @@ import {
   FleetwardError,
   UnparseableClusterError,
 } from '../../runtime/errors.ts';
-import { hostFromError, unreachable } from '../../runtime/network.ts';
+import { hostFromError, isHtmlContentType, unreachable } from '../../runtime/network.ts';
 import type { AdapterContext } from '../context.ts';
 import { onePerScope } from '../outcome.ts';
 import { createRoleSessions, type RoleSessions } from './sessions.ts';
@@ -146,6 +146,8 @@ interface SdkErrorShape {
   message?: string;
   $metadata?: { httpStatusCode?: number };
   $responseBodyText?: string;
+  /** The raw HTTP response, which smithy's deserializer attaches to the errors it raises. */
+  $response?: { headers?: Record<string, string | undefined> };
 }
 
 function statusOf(error: unknown): number | undefined {
@@ -162,6 +164,53 @@ function isBadPayload(error: unknown): boolean {
   return okStatus && (e.name === 'SyntaxError' || typeof e.$responseBodyText === 'string');
 }
 
+/** An HTML answer, raised by {@link rejectHtmlAnswers} in the shape of an SDK error (`$metadata`, `$response`). */
+class HtmlAnswerError extends Error {
+  readonly $metadata: { httpStatusCode: number };
+  readonly $response: { headers: Record<string, string | undefined> };
+  constructor(status: number, headers: Record<string, string | undefined>) {
+    super(`answered ${status} with ${headers['content-type']}`);
+    this.name = 'HtmlAnswerError';
+    this.$metadata = { httpStatusCode: status };
+    this.$response = { headers };
+  }
+}
+
+/** The parts of a smithy client this module adds a middleware to. */
+interface WithMiddlewareStack {
+  middlewareStack: {
+    addRelativeTo(
+      middleware: (
+        next: (args: unknown) => Promise<{ response: unknown }>,
+      ) => (args: unknown) => Promise<{ response: unknown }>,
+      options: { name: string; relation: 'before' | 'after'; toMiddleware: string },
+    ): void;
+  };
+}
+
+/**
+ * Makes `client` fail every call that an HTML page answers, whatever its status, before the
+ * SDK parses it: XML parsers (STS, S3) take a page for an answer without fields, so a captive
+ * portal's 200 would read as "AssumeRole answered without credentials" or as a bucket in
+ * us-east-1. The error reaches {@link toCloudApiError} as an HTML answer.
+ */
+export function rejectHtmlAnswers<C extends object>(client: C): C {
+  (client as unknown as WithMiddlewareStack).middlewareStack.addRelativeTo(
+    (next) => async (args) => {
+      const result = await next(args);
+      const response = result.response as { statusCode?: number; headers?: Record<string, string> };
+      const headers = response?.headers ?? {};
+      if (isHtmlContentType(headers['content-type'])) {
+        throw new HtmlAnswerError(response.statusCode ?? 0, headers);
+      }
+      return result;
+    },
+    // Between the deserializer and the transport: the raw response, before it is parsed.
+    { name: 'fleetwardRejectHtmlAnswers', relation: 'after', toMiddleware: 'deserializerMiddleware' },
+  );
+  return client;
+}
+
 /** The AWS service an operation belongs to, for messages (`cannot reach eks at …`). */
 const SERVICE_OF: Record<string, string> = {
   AssumeRole: 'sts',
@@ -172,12 +221,13 @@ const SERVICE_OF: Record<string, string> = {
   TagResource: 'eks',
   UntagResource: 'eks',
   ListTagsForResource: 'eks',
+  GetBucketLocation: 's3',
 };
 
 /**
  * Wraps an SDK or network error once, where it enters (a `CloudApiError` passes through unchanged).
  * A refused connection, failed DNS lookup, rejected certificate, timeout, reset or HTML answer
- * becomes an `EndpointUnreachableError` naming the service and `where.endpoint` (the configured
+ * (a parse error of markup, or an error response whose content type is HTML) becomes an `EndpointUnreachableError` naming the service and `where.endpoint` (the configured
  * endpoint; else the host the socket error names; else the service's regional AWS endpoint).
  */
 export function toCloudApiError(
@@ -195,7 +245,8 @@ export function toCloudApiError(
     (where.region && service !== 'aws'
       ? `https://${service}.${where.region}.amazonaws.com`
       : `the ${service} endpoint`);
-  const down = unreachable(error, { cloud: 'aws', operation, service, endpoint, status });
+  const contentType = e.$response?.headers?.['content-type'];
+  const down = unreachable(error, { cloud: 'aws', operation, service, endpoint, status, contentType });
   if (down) return down;
   const name = e.name ?? 'Error';
   const retryable =
@@ -426,7 +477,7 @@ async function runDiscovery(
 
   // Base credentials assume each account's role: a named profile when configured, else the default chain.
   const base = baseCredentials(config);
-  const sts = track(new STSClient({ ...common, ...base, region: config.homeRegion }));
+  const sts = track(rejectHtmlAnswers(new STSClient({ ...common, ...base, region: config.homeRegion })));
 
   async function describe(eks: EKSClient, account: string, region: string, name: string): Promise<boolean> {
     try {

@@ -12,6 +12,7 @@ import {
   type Credentials,
   createRequestHandler,
   credentialsOf,
+  rejectHtmlAnswers,
   toCloudApiError,
 } from './discovery.ts';
 
@@ -35,14 +36,16 @@ export function createRoleSessions(
   const cache = new Map<string, { credentials: Promise<Credentials>; until: number }>();
 
   const assume = async (account: AwsAccount): Promise<Credentials> => {
-    sts ??= new STSClient({
-      maxAttempts: config.maxAttempts,
-      retryMode: 'standard',
-      requestHandler,
-      region: config.homeRegion,
-      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-      ...baseCredentials(config),
-    });
+    sts ??= rejectHtmlAnswers(
+      new STSClient({
+        maxAttempts: config.maxAttempts,
+        retryMode: 'standard',
+        requestHandler,
+        region: config.homeRegion,
+        ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+        ...baseCredentials(config),
+      }),
+    );
     try {
       const out = await sts.send(
         new AssumeRoleCommand({
@@ -80,8 +83,11 @@ export function createRoleSessions(
   };
 }
 
-/** Runs one AWS call in a limiter slot; SDK errors come out as `CloudApiError` (prefixed with `what`), an abort as the signal's reason. */
-export function caller(limiter: Limiter) {
+/**
+ * Runs one AWS call in a limiter slot; SDK errors come out as `CloudApiError` (prefixed with `what`), an abort as the signal's reason.
+ * `where.endpoint` (the configured endpoint) is what an unreachable endpoint's error names.
+ */
+export function caller(limiter: Limiter, where: { endpoint?: string | undefined } = {}) {
   return <T>(
     operation: string,
     what: string,
@@ -94,7 +100,7 @@ export function caller(limiter: Limiter) {
         return await send();
       } catch (error) {
         signal?.throwIfAborted();
-        const wrapped = toCloudApiError(error, operation);
+        const wrapped = toCloudApiError(error, operation, where);
         // Already says which service and endpoint could not be reached: keep it as it is.
         if (wrapped instanceof EndpointUnreachableError) throw wrapped;
         throw new CloudApiError(

@@ -27,6 +27,7 @@ import type { Cluster } from '../../model.ts';
 import type { BucketLocator, BucketRef } from '../../ports.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
+import { unreachable } from '../../runtime/network.ts';
 import { withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import {
@@ -36,6 +37,7 @@ import {
   createCredential,
   regionOf,
   requestPolicy,
+  SERVICE,
   type TokenCredential,
 } from './discovery.ts';
 
@@ -105,10 +107,25 @@ interface RestErrorLike {
   message?: string;
 }
 
-function toCloudApiError(ref: StorageAccountRef, error: unknown): CloudApiError {
+/**
+ * Wraps an SDK, network or credential error once. A `RestError` of the pipeline to ARM at
+ * `endpoint` that says the endpoint was not reached (refused, DNS, TLS, timeout, an HTML page)
+ * is `cannot reach arm at <endpoint>: <reason>`; a credential's errors are not about ARM.
+ */
+function toCloudApiError(ref: StorageAccountRef, error: unknown, endpoint?: string): CloudApiError {
   if (error instanceof CloudApiError) return error;
   const e = (error ?? {}) as RestErrorLike;
   const status = typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  if (endpoint !== undefined && e.name === 'RestError') {
+    const down = unreachable(error, {
+      cloud: CLOUD,
+      operation: OPERATION,
+      service: SERVICE,
+      endpoint,
+      status,
+    });
+    if (down) return down;
+  }
   const what = [status, e.code].filter((p) => p !== undefined).join(' ');
   const detail = typeof e.message === 'string' ? e.message : String(error);
   return new CloudApiError(
@@ -187,7 +204,7 @@ export function createBucketLocator(config: AzureConfig, ctx: AdapterContext): B
         );
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
-        const wrapped = toCloudApiError(ref, error);
+        const wrapped = toCloudApiError(ref, error, connection.endpoint);
         ctx.logger.debug('Bucket location failed', {
           cloud: CLOUD,
           bucket: bucket.bucket,

@@ -34,16 +34,20 @@ import { createLimiter, type Limiter } from '../../runtime/concurrency.ts';
 import {
   CloudApiError,
   ConfigError,
+  EndpointUnreachableError,
   errorInfo,
   FleetwardError,
   UnparseableClusterError,
 } from '../../runtime/errors.ts';
+import { unreachable } from '../../runtime/network.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import { failedScope, mergeScopes, type ScopeResult } from '../outcome.ts';
 
 const CLOUD = 'azure';
 const OPERATION = 'managedClusters.list';
+/** The service named in `cannot reach arm at <endpoint>: …`. */
+export const SERVICE = 'arm';
 /** How long a token of an `access-token` credential is taken to be valid (it is read again after). */
 const ACCESS_TOKEN_LIFETIME_MS = 5 * 60_000;
 
@@ -134,14 +138,31 @@ function clip(text: string, max = 300): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
-/** Wraps an SDK, network or credential error once, where it enters; `what` names the call (default: the subscription's list). */
+/**
+ * Wraps an SDK, network or credential error once, where it enters; `what` names the call (default:
+ * the subscription's list). A refused connection, failed DNS lookup, rejected certificate, timeout
+ * or unparseable HTML answer of the pipeline to ARM at `endpoint` becomes `cannot reach arm at
+ * <endpoint>: <reason>` (see `shared/runtime/network.ts`). Only the pipeline's `RestError`s are
+ * classified: a credential's network failure is about its token endpoint, not ARM.
+ */
 function toCloudApiError(
   subscription: string,
   error: unknown,
   operation: string = OPERATION,
   what = `listing aks clusters of subscription ${subscription}`,
+  endpoint?: string,
 ): CloudApiError {
   if (error instanceof CloudApiError) return error;
+  if (endpoint !== undefined && isRestError(error)) {
+    const down = unreachable(error, {
+      cloud: CLOUD,
+      operation,
+      service: SERVICE,
+      endpoint,
+      status: error.statusCode,
+    });
+    if (down) return down;
+  }
   const prefix = `${what} failed`;
   if (isRestError(error)) {
     if (error.code === 'PARSE_ERROR') {
@@ -296,7 +317,9 @@ export function connectionOf(config: AzureConfig): Connection {
 /**
  * The policy every request of a run passes: same-origin check, then a per-attempt deadline
  * joined to the caller's signal. A deadline that fires becomes a retryable `CloudApiError`
- * naming `operation` (default `managedClusters.list`).
+ * naming `operation` (default `managedClusters.list`). An answer that is an HTML page (a
+ * proxy's or web server's, whatever its status) becomes `cannot reach arm at <endpoint>:
+ * answered an html page, not the api`, before the client takes the page for an ARM answer.
  */
 export function requestPolicy(
   connection: Connection,
@@ -320,6 +343,15 @@ export function requestPolicy(
       request.abortSignal = AbortSignal.any(signals);
       try {
         const response = await next(request);
+        const page = unreachable(undefined, {
+          cloud: CLOUD,
+          operation,
+          service: SERVICE,
+          endpoint: connection.endpoint,
+          status: response.status,
+          contentType: response.headers.get('content-type'),
+        });
+        if (page) throw page;
         if (response.status >= 400) {
           const arm = armErrorOf(response.bodyAsText);
           if (arm) armErrors.set(request, arm);
@@ -521,7 +553,10 @@ export function createDiscovery(config: AzureConfig, ctx: AdapterContext): Clust
             : listSubscription(subscription, cred, { config, connection, limiter, ctx, signal }).catch(
                 (error) => {
                   if (signal?.aborted) throw error;
-                  return scopeFailure(subscription, toCloudApiError(subscription, error));
+                  return scopeFailure(
+                    subscription,
+                    toCloudApiError(subscription, error, OPERATION, undefined, connection.endpoint),
+                  );
                 },
               ),
         ),
@@ -604,8 +639,12 @@ async function describeCluster(
       ctx.logger.info('Cluster not found', { subscription, resourceGroup, cluster: name });
       return null;
     }
-    const failure = toCloudApiError(subscription, error, GET_OPERATION, what);
-    if (isRestError(error) && error.code === 'PARSE_ERROR') {
+    const failure = toCloudApiError(subscription, error, GET_OPERATION, what, connection.endpoint);
+    if (
+      isRestError(error) &&
+      error.code === 'PARSE_ERROR' &&
+      !(failure instanceof EndpointUnreachableError)
+    ) {
       throw new UnparseableClusterError(`${what}: the answer is not valid JSON`, { cause: failure });
     }
     throw failure;
@@ -675,7 +714,10 @@ async function listSubscription(
       });
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      const failed = scopeFailure(subscription, toCloudApiError(subscription, error));
+      const failed = scopeFailure(
+        subscription,
+        toCloudApiError(subscription, error, OPERATION, undefined, connection.endpoint),
+      );
       return { ...failed, clusters: result.clusters, failures: [...result.failures, ...failed.failures] };
     }
     for (const item of page.items) {

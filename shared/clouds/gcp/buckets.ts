@@ -30,6 +30,7 @@ import type { Cluster } from '../../model.ts';
 import type { BucketLocator, BucketRef } from '../../ports.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError, ConfigError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
+import { unreachable } from '../../runtime/network.ts';
 import { type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import { isLoopback } from './discovery.ts';
@@ -107,6 +108,18 @@ interface ApiErrorLike {
   code?: unknown;
   type?: unknown;
   message?: unknown;
+  /** gaxios' response, when there was one (headers as a `Headers` or a plain object). */
+  response?: { headers?: { get?: (name: string) => string | null } & Record<string, unknown> };
+}
+
+/** Where the client goes without a configured storage endpoint. */
+const DEFAULT_STORAGE_ENDPOINT = 'https://storage.googleapis.com';
+
+/** The content type of the answer an error carries, if any. */
+function contentTypeOf(error: ApiErrorLike): string | undefined {
+  const headers = error.response?.headers;
+  const value = typeof headers?.get === 'function' ? headers.get('content-type') : headers?.['content-type'];
+  return typeof value === 'string' ? value : undefined;
 }
 
 function classify(error: unknown): RetryDecision {
@@ -116,10 +129,23 @@ function classify(error: unknown): RetryDecision {
   return { retry: type === 'request-timeout' };
 }
 
-function toCloudApiError(name: string, error: unknown): CloudApiError {
+/**
+ * Wraps a client error once; a refused connection, failed DNS lookup, rejected certificate,
+ * timeout or HTML page at `endpoint` is `cannot reach cloud storage at <endpoint>: <reason>`.
+ */
+function toCloudApiError(name: string, error: unknown, endpoint: string): CloudApiError {
   if (error instanceof CloudApiError) return error;
   const { code, message } = (error ?? {}) as ApiErrorLike;
   const status = typeof code === 'number' ? code : undefined;
+  const down = unreachable(error, {
+    cloud: CLOUD,
+    operation: OPERATION,
+    service: 'cloud storage',
+    endpoint,
+    status,
+    contentType: contentTypeOf((error ?? {}) as ApiErrorLike),
+  });
+  if (down) return down;
   const detail = typeof message === 'string' ? message.split('\n')[0] : String(error);
   return new CloudApiError(
     `gcs bucket ${name}: buckets.get failed${status === undefined ? '' : ` (${status})`}: ${detail}`,
@@ -180,7 +206,7 @@ export function createBucketLocator(config: GcpConfig, ctx: AdapterContext): Buc
         );
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
-        const wrapped = toCloudApiError(name, error);
+        const wrapped = toCloudApiError(name, error, config.storageEndpoint ?? DEFAULT_STORAGE_ENDPOINT);
         ctx.logger.debug('Bucket location failed', { cloud: CLOUD, bucket: name, error: errorInfo(wrapped) });
         throw wrapped;
       }

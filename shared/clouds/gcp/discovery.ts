@@ -29,6 +29,7 @@ import {
   FleetwardError,
   UnparseableClusterError,
 } from '../../runtime/errors.ts';
+import { unreachable } from '../../runtime/network.ts';
 import { type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import { failedScope, mergeScopes, type ScopeResult } from '../outcome.ts';
@@ -36,6 +37,10 @@ import { failedScope, mergeScopes, type ScopeResult } from '../outcome.ts';
 const CLOUD = 'gcp';
 const OPERATION = 'ListClusters';
 const DEFAULT_PORT = 443;
+/** The service named in `cannot reach gke at <endpoint>: …`. */
+const SERVICE = 'gke';
+/** Where the client goes without a configured endpoint. */
+export const DEFAULT_ENDPOINT = 'container.googleapis.com:443';
 
 /** A cluster as the GKE v1 API returns it. */
 export type GkeCluster = protos.google.container.v1.ICluster;
@@ -105,15 +110,95 @@ export function classify(error: unknown): RetryDecision {
   return { retry: code !== undefined && RETRYABLE_CODES.has(code), afterMs: retryInfoDelayMs(error) };
 }
 
-/** Wraps a gax / grpc-js / auth error once, where it enters; `what` names the call (default: the project's list). */
-function toCloudApiError(
+/**
+ * Response metadata key under which {@link keepAnswerContentType} leaves the content type of an
+ * answer that was not gRPC on the call's status.
+ */
+const ANSWER_CONTENT_TYPE = 'x-fleetward-answer-content-type';
+
+/**
+ * A grpc-js interceptor that keeps the content type of an answer that is not gRPC (a web
+ * server's or a proxy's HTML page): grpc-js reports such an answer only as "Received HTTP status
+ * code 404" and drops its headers, so the content type is copied onto the failed call's status
+ * metadata, where {@link toCloudApiError} reads it.
+ */
+export const keepAnswerContentType: grpc.Interceptor = (options, nextCall) => {
+  let contentType: string | undefined;
+  return new grpc.InterceptingCall(nextCall(options), {
+    start(metadata, _listener, next) {
+      next(metadata, {
+        onReceiveMetadata(received, next) {
+          const value = received.get('content-type')[0];
+          if (typeof value === 'string') contentType = value;
+          next(received);
+        },
+        onReceiveStatus(status, next) {
+          if (status.code !== grpc.status.OK && contentType && !/^application\/grpc/i.test(contentType)) {
+            status.metadata.set(ANSWER_CONTENT_TYPE, contentType);
+          }
+          next(status);
+        },
+      });
+    },
+  });
+};
+
+/** Per-call options: no gax retries (ours count the attempts), one deadline per attempt, the interceptor above. */
+export function callOptionsOf(timeoutMs: number, signal?: AbortSignal): CallOptions {
+  // A fresh `options` object per call: gax writes the attempt's deadline into it.
+  const callOptions: CallOptions = {
+    retry: null,
+    timeout: timeoutMs,
+    otherArgs: { options: { interceptors: [keepAnswerContentType] } },
+  };
+  if (signal) callOptions.signal = signal;
+  return callOptions;
+}
+
+/** The HTTP status and content type of an answer that was not gRPC, as {@link keepAnswerContentType} kept them. */
+function nonGrpcAnswer(error: unknown): { status: number | undefined; contentType: string } | undefined {
+  const metadata = (error as { metadata?: { get?: (key: string) => unknown[] } } | null)?.metadata;
+  const contentType = typeof metadata?.get === 'function' ? metadata.get(ANSWER_CONTENT_TYPE)[0] : undefined;
+  if (typeof contentType !== 'string') return undefined;
+  const details = (error as { details?: unknown }).details;
+  const status = /Received HTTP status code (\d{3})/.exec(typeof details === 'string' ? details : '')?.[1];
+  return { status: status === undefined ? undefined : Number(status), contentType };
+}
+
+/**
+ * Failures of the auth library's call credentials (fetching a token) reach us as gRPC statuses
+ * too; their network errors are about the token endpoint, not the GKE endpoint.
+ */
+const CALL_CREDENTIALS_FAILURE = /Getting metadata from plugin failed/i;
+
+/**
+ * Wraps a gax / grpc-js / auth error once, where it enters; `what` names the call (default: the
+ * project's list). A refused connection, failed DNS lookup, rejected certificate, timeout or an
+ * HTML page instead of gRPC becomes `cannot reach gke at <endpoint>: <reason>` (see
+ * `shared/runtime/network.ts`), `endpoint` being the configured `host:port`.
+ */
+export function toCloudApiError(
   project: string,
   error: unknown,
   operation: string = OPERATION,
   what = `listing gke clusters of project ${project}`,
+  endpoint: string = DEFAULT_ENDPOINT,
 ): CloudApiError {
+  if (error instanceof CloudApiError) return error;
   const code = grpcCode(error);
   const detail = error instanceof Error ? error.message : String(error);
+  if (!CALL_CREDENTIALS_FAILURE.test(detail)) {
+    const answer = nonGrpcAnswer(error);
+    const down = unreachable(error, {
+      cloud: CLOUD,
+      operation,
+      service: SERVICE,
+      endpoint,
+      status: answer?.status,
+      contentType: answer?.contentType,
+    });
+    if (down) return down;
+  }
   return new CloudApiError(
     `${what} failed: ${detail}`,
     {
@@ -148,6 +233,11 @@ export function parseEndpoint(endpoint: string): ParsedEndpoint {
   const port = m[2] === undefined ? DEFAULT_PORT : Number(m[2]);
   if (port < 1 || port > 65_535) throw endpointIssue(`port ${port} is out of range`);
   return { servicePath, hostname: servicePath.replace(/^\[|\]$/g, ''), port };
+}
+
+/** The GKE endpoint a config talks to, as `host:port`, for messages. */
+export function endpointOfConfig(config: Pick<GcpConfig, 'endpoint'>): string {
+  return config.endpoint?.trim() || DEFAULT_ENDPOINT;
 }
 
 /** Whether a host name or address is the local machine (`localhost`, `127.0.0.0/8`, `::1`). */
@@ -347,8 +437,7 @@ export function createDiscovery(config: GcpConfig, ctx: AdapterContext): Cluster
       signal?.throwIfAborted();
       const name = `projects/${project}/locations/${ref.region}/clusters/${ref.name}`;
       const what = `getting gke cluster ${name}`;
-      const callOptions: CallOptions = { retry: null, timeout: config.timeoutMs };
-      if (signal) callOptions.signal = signal;
+      const callOptions = callOptionsOf(config.timeoutMs, signal);
       const client = new ClusterManagerClient(options);
       try {
         let cluster: GkeCluster;
@@ -372,7 +461,7 @@ export function createDiscovery(config: GcpConfig, ctx: AdapterContext): Cluster
             ctx.logger.info('Cluster not found', { project, location: ref.region, cluster: ref.name });
             return null;
           }
-          throw toCloudApiError(project, error, 'GetCluster', what);
+          throw toCloudApiError(project, error, 'GetCluster', what, endpointOfConfig(config));
         }
         return normaliseCluster(project, cluster);
       } finally {
@@ -383,6 +472,9 @@ export function createDiscovery(config: GcpConfig, ctx: AdapterContext): Cluster
       const { signal } = discoverOptions;
       signal?.throwIfAborted();
       const projects = config.projects.map((p) => p.id);
+      const endpoint = endpointOfConfig(config);
+      const wrap = (project: string, error: unknown) =>
+        toCloudApiError(project, error, OPERATION, undefined, endpoint);
       const client = new ClusterManagerClient(options);
       let results: ScopeResult[];
       try {
@@ -398,13 +490,13 @@ export function createDiscovery(config: GcpConfig, ctx: AdapterContext): Cluster
         const settled = await mapSettled(projects, limiter, (project) =>
           setupError === undefined
             ? listProject(client, project, config, ctx, signal)
-            : Promise.resolve(scopeFailure(project, toCloudApiError(project, setupError))),
+            : Promise.resolve(scopeFailure(project, wrap(project, setupError))),
         );
         signal?.throwIfAborted();
         results = settled.map((result, i) =>
           result.status === 'fulfilled'
             ? result.value
-            : scopeFailure(projects[i]!, toCloudApiError(projects[i]!, result.reason)),
+            : scopeFailure(projects[i]!, wrap(projects[i]!, result.reason)),
         );
       } finally {
         await client.close().catch(() => undefined);
@@ -433,9 +525,7 @@ async function listProject(
   signal: AbortSignal | undefined,
 ): Promise<ScopeResult> {
   const request = { parent: `projects/${project}/locations/-` };
-  // No gax retries (ours count the attempts); one deadline per attempt.
-  const callOptions: CallOptions = { retry: null, timeout: config.timeoutMs };
-  if (signal) callOptions.signal = signal;
+  const callOptions = callOptionsOf(config.timeoutMs, signal);
   let response: protos.google.container.v1.IListClustersResponse;
   try {
     [response] = await withRetry(() => client.listClusters(request, callOptions), classify, {
@@ -452,7 +542,10 @@ async function listProject(
     });
   } catch (error) {
     if (signal?.aborted) throw error;
-    return scopeFailure(project, toCloudApiError(project, error));
+    return scopeFailure(
+      project,
+      toCloudApiError(project, error, OPERATION, undefined, endpointOfConfig(config)),
+    );
   }
 
   const result: ScopeResult = { clusters: [], failures: [], complete: true };
