@@ -15,11 +15,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBucketLocator as createS3Locator } from '../../shared/clouds/aws/buckets.ts';
 import { createDiscovery } from '../../shared/clouds/aws/discovery.ts';
+import { createKubeSource as createEksSource } from '../../shared/clouds/aws/kube.ts';
 import { createBucketLocator as createAzureLocator } from '../../shared/clouds/azure/buckets.ts';
 import { createDiscovery as createAzureDiscovery } from '../../shared/clouds/azure/discovery.ts';
+import { createKubeSource as createAksSource } from '../../shared/clouds/azure/kube.ts';
 import { createBucketLocator as createGcsLocator } from '../../shared/clouds/gcp/buckets.ts';
 import { createDiscovery as createGcpDiscovery } from '../../shared/clouds/gcp/discovery.ts';
-import { AwsConfig, AzureConfig, GcpConfig } from '../../shared/config/schema.ts';
+import { createKubeSource as createGkeSource } from '../../shared/clouds/gcp/kube.ts';
+import { AwsConfig, AzureConfig, FleetConfig, GcpConfig } from '../../shared/config/schema.ts';
 import { createKubeApi } from '../../shared/kube/api.ts';
 import type { Cluster } from '../../shared/model.ts';
 import type { Log } from '../../shared/ports.ts';
@@ -533,6 +536,137 @@ describe('unreachable storage apis of the bucket locators', () => {
     await expect(locate).rejects.toMatchObject({
       name: 'EndpointUnreachableError',
       message: `cannot reach arm at ${endpoint}: connection refused`,
+    });
+  });
+});
+
+/** A fleet config with one cloud, as the kube credential sources read it. */
+function fleetWith(clouds: Record<string, unknown>) {
+  return FleetConfig.parse({
+    version: 1,
+    clouds,
+    jurisdictions: {},
+    kubeAccess: {
+      gcp: { auth: 'token-file', file: armTokenFile },
+      azure: { auth: 'cluster-user-credentials' },
+    },
+  });
+}
+
+describe('unreachable cloud apis of the kube credential sources', () => {
+  const eksSource = (endpoint: string) =>
+    createEksSource(
+      fleetWith({
+        aws: {
+          endpoint,
+          homeRegion: 'us-east-1',
+          maxAttempts: 1,
+          timeoutMs: 3_000,
+          accounts: [
+            { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+          ],
+        },
+      }),
+      { logger: silent },
+    );
+
+  it('eks: an HTML page where DescribeCluster answers JSON names the configured endpoint', async () => {
+    const endpoint = eksSource(htmlUrl).endpoint(clusterOn('aws', ACCOUNT, 'eu-central-1'), {});
+    await expect(endpoint).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach eks at ${htmlUrl}: answered an html page, not the api`,
+      status: 404,
+    });
+  });
+
+  it('eks: an HTML page with 200 is not a cluster without an endpoint', async () => {
+    const endpoint = eksSource(htmlOkUrl).endpoint(clusterOn('aws', ACCOUNT, 'eu-central-1'), {});
+    await expect(endpoint).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach eks at ${htmlOkUrl}: answered an html page, not the api`,
+      status: 200,
+    });
+  });
+
+  const gkeSource = (endpoint: string, overrides: Record<string, unknown> = {}) =>
+    createGkeSource(
+      fleetWith({
+        gcp: {
+          endpoint,
+          insecure: true,
+          maxAttempts: 1,
+          timeoutMs: 3_000,
+          projects: GCP_PROJECTS.map((id) => ({ id })),
+          ...overrides,
+        },
+      }),
+      { logger: silent },
+    );
+  const gkeCluster = () => clusterOn('gcp', GCP_PROJECTS[0]!, 'europe-west1');
+
+  it('gke: a closed port is "cannot reach gke … connection refused"', async () => {
+    const endpoint = hostPort(await closedPort());
+    await expect(gkeSource(endpoint).endpoint(gkeCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach gke at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('gke: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    const endpoint = hostPort(tlsUrl);
+    const source = gkeSource(endpoint, { insecure: false, credentialsFile: gcpKeyFile });
+    await expect(source.endpoint(gkeCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach gke at ${endpoint}: tls certificate rejected`,
+    });
+  });
+
+  it('gke: a web server answering an HTML page over HTTP/2 is not the api', async () => {
+    const endpoint = hostPort(h2cHtmlUrl);
+    await expect(gkeSource(endpoint).endpoint(gkeCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach gke at ${endpoint}: answered an html page, not the api`,
+      status: 404,
+    });
+  });
+
+  const aksSource = (endpoint: string, overrides: Record<string, unknown> = {}) =>
+    createAksSource(
+      fleetWith({
+        azure: {
+          endpoint,
+          credential: { type: 'access-token', file: armTokenFile },
+          maxAttempts: 1,
+          timeoutMs: 3_000,
+          subscriptions: SUBSCRIPTIONS.map((id) => ({ id })),
+          ...overrides,
+        },
+      }),
+      { logger: silent },
+    );
+  const aksCluster = () => clusterOn('azure', SUBSCRIPTIONS[0]!, 'westeurope');
+
+  it('aks: a closed ARM port is "cannot reach arm … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    await expect(aksSource(endpoint).endpoint(aksCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('aks: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    await expect(aksSource(tlsUrl).endpoint(aksCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${tlsUrl}: tls certificate rejected`,
+    });
+  });
+
+  it('aks: an HTML page where ARM answers JSON is not the api', async () => {
+    const source = aksSource(trustedHtmlUrl, { caFile });
+    await expect(source.endpoint(aksCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${trustedHtmlUrl}: answered an html page, not the api`,
+      status: 404,
     });
   });
 });
