@@ -19,13 +19,14 @@ import { createKubeSource as createEksSource } from '../../shared/clouds/aws/kub
 import { createBucketLocator as createAzureLocator } from '../../shared/clouds/azure/buckets.ts';
 import { createDiscovery as createAzureDiscovery } from '../../shared/clouds/azure/discovery.ts';
 import { createKubeSource as createAksSource } from '../../shared/clouds/azure/kube.ts';
+import { createAuditSource as createLoggingSource } from '../../shared/clouds/gcp/audit.ts';
 import { createBucketLocator as createGcsLocator } from '../../shared/clouds/gcp/buckets.ts';
 import { createDiscovery as createGcpDiscovery } from '../../shared/clouds/gcp/discovery.ts';
 import { createKubeSource as createGkeSource } from '../../shared/clouds/gcp/kube.ts';
 import { AwsConfig, AzureConfig, FleetConfig, GcpConfig } from '../../shared/config/schema.ts';
 import { createKubeApi } from '../../shared/kube/api.ts';
 import type { Cluster } from '../../shared/model.ts';
-import type { Log } from '../../shared/ports.ts';
+import type { AuditLogSource, Log } from '../../shared/ports.ts';
 import { freePort } from '../sandbox/net.ts';
 import { localCert } from '../sandbox/tls.ts';
 
@@ -667,6 +668,56 @@ describe('unreachable cloud apis of the kube credential sources', () => {
       name: 'EndpointUnreachableError',
       message: `cannot reach arm at ${trustedHtmlUrl}: answered an html page, not the api`,
       status: 404,
+    });
+  });
+});
+
+/** Reads every page of a source for one cluster (the audit job reads them the same way). */
+async function readAll(source: AuditLogSource, cluster: Cluster): Promise<number> {
+  let events = 0;
+  const window = { since: new Date('2026-12-01T00:00:00Z'), until: new Date('2026-12-01T01:00:00Z') };
+  for await (const page of source.read(cluster, window)) events += page.length;
+  return events;
+}
+
+describe('unreachable log apis of the audit sources', () => {
+  const loggingSource = (loggingEndpoint: string) =>
+    createLoggingSource(
+      GcpConfig.parse({
+        loggingEndpoint,
+        insecure: true,
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        projects: GCP_PROJECTS.map((id) => ({ id })),
+      }),
+      { logger: silent },
+    );
+  const gkeCluster = () => clusterOn('gcp', GCP_PROJECTS[0]!, 'europe-west1');
+
+  it('cloud logging: a closed port is "cannot reach cloud logging … connection refused"', async () => {
+    const endpoint = await closedPort();
+    await expect(readAll(loggingSource(endpoint), gkeCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach cloud logging at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('cloud logging: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    await expect(readAll(loggingSource(tlsUrl), gkeCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach cloud logging at ${tlsUrl}: tls certificate rejected`,
+    });
+  });
+
+  it.each([
+    ['200', () => portalUrl, 200],
+    ['404', () => htmlUrl, 404],
+  ])('cloud logging: an HTML page with status %s is not a JSON parse error', async (_s, url, status) => {
+    const endpoint = url();
+    await expect(readAll(loggingSource(endpoint), gkeCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach cloud logging at ${endpoint}: answered an html page, not the api`,
+      status,
     });
   });
 });
