@@ -13,6 +13,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAuditSource as createCloudWatchSource } from '../../shared/clouds/aws/audit.ts';
 import { createBucketLocator as createS3Locator } from '../../shared/clouds/aws/buckets.ts';
 import { createDiscovery } from '../../shared/clouds/aws/discovery.ts';
 import { createKubeSource as createEksSource } from '../../shared/clouds/aws/kube.ts';
@@ -681,6 +682,36 @@ async function readAll(source: AuditLogSource, cluster: Cluster): Promise<number
 }
 
 describe('unreachable log apis of the audit sources', () => {
+  const cloudWatchSource = (endpoint: string) =>
+    createCloudWatchSource(
+      AwsConfig.parse({
+        endpoint,
+        homeRegion: 'us-east-1',
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        accounts: [
+          { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+        ],
+      }),
+      { logger: silent },
+    );
+
+  it.each([
+    ['200', () => htmlOkUrl, 200],
+    ['404', () => htmlUrl, 404],
+  ])(
+    'cloudwatch logs: an HTML page with status %s names the configured endpoint',
+    async (_s, url, status) => {
+      const endpoint = url();
+      const read = readAll(cloudWatchSource(endpoint), clusterOn('aws', ACCOUNT, 'eu-central-1'));
+      await expect(read).rejects.toMatchObject({
+        name: 'EndpointUnreachableError',
+        message: `cannot reach cloudwatch logs at ${endpoint}: answered an html page, not the api`,
+        status,
+      });
+    },
+  );
+
   const loggingSource = (loggingEndpoint: string) =>
     createLoggingSource(
       GcpConfig.parse({

@@ -222,6 +222,7 @@ const SERVICE_OF: Record<string, string> = {
   UntagResource: 'eks',
   ListTagsForResource: 'eks',
   GetBucketLocation: 's3',
+  FilterLogEvents: 'cloudwatch logs',
 };
 
 /**
