@@ -17,6 +17,7 @@ import { createAuditSource as createCloudWatchSource } from '../../shared/clouds
 import { createBucketLocator as createS3Locator } from '../../shared/clouds/aws/buckets.ts';
 import { createDiscovery } from '../../shared/clouds/aws/discovery.ts';
 import { createKubeSource as createEksSource } from '../../shared/clouds/aws/kube.ts';
+import { createAuditSource as createLogAnalyticsSource } from '../../shared/clouds/azure/audit.ts';
 import { createBucketLocator as createAzureLocator } from '../../shared/clouds/azure/buckets.ts';
 import { createDiscovery as createAzureDiscovery } from '../../shared/clouds/azure/discovery.ts';
 import { createKubeSource as createAksSource } from '../../shared/clouds/azure/kube.ts';
@@ -748,6 +749,97 @@ describe('unreachable log apis of the audit sources', () => {
     await expect(readAll(loggingSource(endpoint), gkeCluster())).rejects.toMatchObject({
       name: 'EndpointUnreachableError',
       message: `cannot reach cloud logging at ${endpoint}: answered an html page, not the api`,
+      status,
+    });
+  });
+});
+
+/** A diagnostic setting that sends the kube-audit log to a workspace (shape of the ARM reference). */
+const DIAGNOSTIC_SETTINGS = {
+  value: [
+    {
+      name: 'fleetward-audit',
+      properties: {
+        workspaceId: `/subscriptions/${SUBSCRIPTIONS[0]}/resourceGroups/rg-logs/providers/Microsoft.OperationalInsights/workspaces/fw-logs`,
+        workspaceCustomerId: '00000000-0000-4000-8000-0000000000aa',
+        logs: [{ category: 'kube-audit', enabled: true }],
+      },
+    },
+  ],
+};
+
+describe('unreachable arm and log analytics apis of the aks audit source', () => {
+  let diagnosticsUrl: string;
+  beforeAll(async () => {
+    const cert = localCert(join(dir, 'ca'));
+    diagnosticsUrl = await listen(
+      createHttpsServer({ key: cert.key, cert: cert.cert }, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(DIAGNOSTIC_SETTINGS));
+      }),
+      'https',
+    );
+  });
+
+  const aksAudit = (endpoint: string, overrides: Record<string, unknown> = {}) =>
+    createLogAnalyticsSource(
+      AzureConfig.parse({
+        endpoint,
+        credential: { type: 'access-token', file: armTokenFile },
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        subscriptions: SUBSCRIPTIONS.map((id) => ({ id })),
+        ...overrides,
+      }),
+      { logger: silent },
+    );
+  const aksCluster = () => clusterOn('azure', SUBSCRIPTIONS[0]!, 'westeurope');
+
+  it('arm: a closed port is "cannot reach arm … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    await expect(aksAudit(endpoint).enabled(aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('arm: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    await expect(aksAudit(tlsUrl).enabled(aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${tlsUrl}: tls certificate rejected`,
+    });
+  });
+
+  it.each([
+    ['200', () => trustedHtmlOkUrl, 200],
+    ['404', () => trustedHtmlUrl, 404],
+  ])('arm: an HTML page with status %s is not the api', async (_s, url, status) => {
+    const endpoint = url();
+    await expect(aksAudit(endpoint, { caFile }).enabled(aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: answered an html page, not the api`,
+      status,
+    });
+  });
+
+  it('log analytics: a closed port is "cannot reach log analytics … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    const source = aksAudit(diagnosticsUrl, { caFile, logAnalyticsEndpoint: endpoint });
+    await expect(readAll(source, aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach log analytics at ${endpoint}: connection refused`,
+    });
+  });
+
+  it.each([
+    ['200', () => trustedHtmlOkUrl, 200],
+    ['404', () => trustedHtmlUrl, 404],
+  ])('log analytics: an HTML page with status %s is not a JSON parse error', async (_s, url, status) => {
+    const endpoint = url();
+    const source = aksAudit(diagnosticsUrl, { caFile, logAnalyticsEndpoint: endpoint });
+    await expect(readAll(source, aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach log analytics at ${endpoint}: answered an html page, not the api`,
       status,
     });
   });
