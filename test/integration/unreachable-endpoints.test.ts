@@ -17,14 +17,17 @@ import { createAuditSource as createCloudWatchSource } from '../../shared/clouds
 import { createBucketLocator as createS3Locator } from '../../shared/clouds/aws/buckets.ts';
 import { createDiscovery } from '../../shared/clouds/aws/discovery.ts';
 import { createKubeSource as createEksSource } from '../../shared/clouds/aws/kube.ts';
+import { createTagger as createEksTagger } from '../../shared/clouds/aws/tags.ts';
 import { createAuditSource as createLogAnalyticsSource } from '../../shared/clouds/azure/audit.ts';
 import { createBucketLocator as createAzureLocator } from '../../shared/clouds/azure/buckets.ts';
 import { createDiscovery as createAzureDiscovery } from '../../shared/clouds/azure/discovery.ts';
 import { createKubeSource as createAksSource } from '../../shared/clouds/azure/kube.ts';
+import { createTagger as createAksTagger } from '../../shared/clouds/azure/tags.ts';
 import { createAuditSource as createLoggingSource } from '../../shared/clouds/gcp/audit.ts';
 import { createBucketLocator as createGcsLocator } from '../../shared/clouds/gcp/buckets.ts';
 import { createDiscovery as createGcpDiscovery } from '../../shared/clouds/gcp/discovery.ts';
 import { createKubeSource as createGkeSource } from '../../shared/clouds/gcp/kube.ts';
+import { createTagger as createGkeTagger } from '../../shared/clouds/gcp/tags.ts';
 import { AwsConfig, AzureConfig, FleetConfig, GcpConfig } from '../../shared/config/schema.ts';
 import { createKubeApi } from '../../shared/kube/api.ts';
 import type { Cluster } from '../../shared/model.ts';
@@ -841,6 +844,93 @@ describe('unreachable arm and log analytics apis of the aks audit source', () =>
       name: 'EndpointUnreachableError',
       message: `cannot reach log analytics at ${endpoint}: answered an html page, not the api`,
       status,
+    });
+  });
+});
+
+describe('unreachable cloud apis of the taggers', () => {
+  it.each([
+    ['200', () => htmlOkUrl, 200],
+    ['404', () => htmlUrl, 404],
+  ])('eks: an HTML page with status %s names the configured endpoint', async (_s, url, status) => {
+    const endpoint = url();
+    const config = AwsConfig.parse({
+      endpoint,
+      homeRegion: 'us-east-1',
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      accounts: [
+        { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+      ],
+    });
+    const tagger = createEksTagger(config, { logger: silent });
+    await expect(tagger.read(clusterOn('aws', ACCOUNT, 'eu-central-1'))).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach eks at ${endpoint}: answered an html page, not the api`,
+      status,
+    });
+    await tagger.close();
+  });
+
+  const gkeTagger = (endpoint: string, overrides: Record<string, unknown> = {}) =>
+    createGkeTagger(
+      GcpConfig.parse({
+        endpoint,
+        insecure: true,
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        projects: GCP_PROJECTS.map((id) => ({ id })),
+        ...overrides,
+      }),
+      { logger: silent },
+    );
+  const gkeCluster = () => clusterOn('gcp', GCP_PROJECTS[0]!, 'europe-west1');
+
+  it.each([
+    ['a closed port', async () => hostPort(await closedPort()), {}, 'connection refused', undefined],
+    [
+      'an HTML page over HTTP/2',
+      async () => hostPort(h2cHtmlUrl),
+      {},
+      'answered an html page, not the api',
+      404,
+    ],
+  ])('gke: %s is "cannot reach gke"', async (_what, url, overrides, reason, status) => {
+    const endpoint = await url();
+    const tagger = gkeTagger(endpoint, overrides);
+    await expect(tagger.read(gkeCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach gke at ${endpoint}: ${reason}`,
+      ...(status === undefined ? {} : { status }),
+    });
+    await tagger.close();
+  });
+
+  const aksTagger = (endpoint: string) =>
+    createAksTagger(
+      AzureConfig.parse({
+        endpoint,
+        credential: { type: 'access-token', file: armTokenFile },
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        subscriptions: SUBSCRIPTIONS.map((id) => ({ id })),
+      }),
+      { logger: silent },
+    );
+  const aksCluster = () => clusterOn('azure', SUBSCRIPTIONS[0]!, 'westeurope');
+
+  it('aks: a closed ARM port is "cannot reach arm … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    await expect(aksTagger(endpoint).read(aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('aks: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    await expect(aksTagger(tlsUrl).read(aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${tlsUrl}: tls certificate rejected`,
     });
   });
 });
