@@ -15,16 +15,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditSource as createCloudWatchSource } from '../../shared/clouds/aws/audit.ts';
 import { createBucketLocator as createS3Locator } from '../../shared/clouds/aws/buckets.ts';
+import { createBudgetProvider as createAwsBudgets } from '../../shared/clouds/aws/budgets.ts';
 import { createDiscovery } from '../../shared/clouds/aws/discovery.ts';
 import { createKubeSource as createEksSource } from '../../shared/clouds/aws/kube.ts';
 import { createTagger as createEksTagger } from '../../shared/clouds/aws/tags.ts';
 import { createAuditSource as createLogAnalyticsSource } from '../../shared/clouds/azure/audit.ts';
 import { createBucketLocator as createAzureLocator } from '../../shared/clouds/azure/buckets.ts';
+import { createBudgetProvider as createAzureBudgets } from '../../shared/clouds/azure/budgets.ts';
 import { createDiscovery as createAzureDiscovery } from '../../shared/clouds/azure/discovery.ts';
 import { createKubeSource as createAksSource } from '../../shared/clouds/azure/kube.ts';
 import { createTagger as createAksTagger } from '../../shared/clouds/azure/tags.ts';
 import { createAuditSource as createLoggingSource } from '../../shared/clouds/gcp/audit.ts';
 import { createBucketLocator as createGcsLocator } from '../../shared/clouds/gcp/buckets.ts';
+import { createBudgetProvider as createGcpBudgets } from '../../shared/clouds/gcp/budgets.ts';
 import { createDiscovery as createGcpDiscovery } from '../../shared/clouds/gcp/discovery.ts';
 import { createKubeSource as createGkeSource } from '../../shared/clouds/gcp/kube.ts';
 import { createTagger as createGkeTagger } from '../../shared/clouds/gcp/tags.ts';
@@ -929,6 +932,84 @@ describe('unreachable cloud apis of the taggers', () => {
 
   it('aks: an untrusted TLS certificate is "tls certificate rejected"', async () => {
     await expect(aksTagger(tlsUrl).read(aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${tlsUrl}: tls certificate rejected`,
+    });
+  });
+});
+
+describe('unreachable budgets apis', () => {
+  it.each([
+    ['200', () => htmlOkUrl, 200],
+    ['404', () => htmlUrl, 404],
+  ])('aws budgets: an HTML page with status %s names the configured endpoint', async (_s, url, status) => {
+    const endpoint = url();
+    const config = AwsConfig.parse({
+      endpoint,
+      homeRegion: 'us-east-1',
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      accounts: [
+        { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+      ],
+    });
+    const provider = createAwsBudgets(config, { logger: silent });
+    await expect(provider.list([ACCOUNT])).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach budgets at ${endpoint}: answered an html page, not the api`,
+      status,
+    });
+    await provider.close();
+  });
+
+  const billingBudgets = (billingBudgetsEndpoint: string) =>
+    createGcpBudgets(
+      GcpConfig.parse({
+        billingBudgetsEndpoint,
+        insecure: true,
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        projects: GCP_PROJECTS.map((id) => ({ id })),
+      }),
+      { logger: silent },
+    );
+
+  it.each([
+    ['a closed port', async () => hostPort(await closedPort()), 'connection refused', undefined],
+    ['an HTML page over HTTP/2', async () => hostPort(h2cHtmlUrl), 'answered an html page, not the api', 404],
+  ])('gcp billing budgets: %s is "cannot reach billing budgets"', async (_what, url, reason, status) => {
+    const endpoint = await url();
+    const provider = billingBudgets(endpoint);
+    await expect(provider.list(['000000-000000-000000'])).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach billing budgets at ${endpoint}: ${reason}`,
+      ...(status === undefined ? {} : { status }),
+    });
+    await provider.close();
+  });
+
+  const consumptionBudgets = (endpoint: string) =>
+    createAzureBudgets(
+      AzureConfig.parse({
+        endpoint,
+        credential: { type: 'access-token', file: armTokenFile },
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        subscriptions: SUBSCRIPTIONS.map((id) => ({ id })),
+      }),
+      { logger: silent },
+    );
+
+  it('azure budgets: a closed ARM port is "cannot reach arm … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    await expect(consumptionBudgets(endpoint).list([SUBSCRIPTIONS[0]!])).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('azure budgets: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    await expect(consumptionBudgets(tlsUrl).list([SUBSCRIPTIONS[0]!])).rejects.toMatchObject({
       name: 'EndpointUnreachableError',
       message: `cannot reach arm at ${tlsUrl}: tls certificate rejected`,
     });

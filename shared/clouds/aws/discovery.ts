@@ -223,6 +223,14 @@ const SERVICE_OF: Record<string, string> = {
   ListTagsForResource: 'eks',
   GetBucketLocation: 's3',
   FilterLogEvents: 'cloudwatch logs',
+  DescribeBudgets: 'budgets',
+  DescribeNotificationsForBudget: 'budgets',
+  DescribeSubscribersForNotification: 'budgets',
+  CreateBudget: 'budgets',
+  UpdateBudget: 'budgets',
+  CreateNotification: 'budgets',
+  DeleteNotification: 'budgets',
+  DeleteBudget: 'budgets',
 };
 
 /**
