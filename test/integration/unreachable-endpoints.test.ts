@@ -13,6 +13,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalArchiveStore } from '../../shared/audit/local-store.ts';
 import { createAuditSource as createCloudWatchSource } from '../../shared/clouds/aws/audit.ts';
 import { createBucketLocator as createS3Locator } from '../../shared/clouds/aws/buckets.ts';
 import { createBudgetProvider as createAwsBudgets } from '../../shared/clouds/aws/budgets.ts';
@@ -31,10 +32,14 @@ import { createBudgetProvider as createGcpBudgets } from '../../shared/clouds/gc
 import { createDiscovery as createGcpDiscovery } from '../../shared/clouds/gcp/discovery.ts';
 import { createKubeSource as createGkeSource } from '../../shared/clouds/gcp/kube.ts';
 import { createTagger as createGkeTagger } from '../../shared/clouds/gcp/tags.ts';
-import { AwsConfig, AzureConfig, FleetConfig, GcpConfig } from '../../shared/config/schema.ts';
+import { AwsConfig, AzureConfig, FleetConfig, GcpConfig, Jurisdiction } from '../../shared/config/schema.ts';
+import { collect } from '../../shared/jobs/audit.ts';
+import { INVENTORY } from '../../shared/jobs/discover.ts';
 import { createKubeApi } from '../../shared/kube/api.ts';
 import type { Cluster } from '../../shared/model.ts';
 import type { AuditLogSource, Log } from '../../shared/ports.ts';
+import { Residency } from '../../shared/residency/index.ts';
+import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 import { freePort } from '../sandbox/net.ts';
 import { localCert } from '../sandbox/tls.ts';
 
@@ -1013,5 +1018,46 @@ describe('unreachable budgets apis', () => {
       name: 'EndpointUnreachableError',
       message: `cannot reach arm at ${tlsUrl}: tls certificate rejected`,
     });
+  });
+});
+
+describe('the audit job and an unreachable log api', () => {
+  it('reports the cluster failed with the classified message, not a JSON parse error', async () => {
+    const endpoint = portalUrl;
+    const cluster = clusterOn('gcp', GCP_PROJECTS[0]!, 'europe-west1');
+    const store = new SqliteStateStore({ path: ':memory:' });
+    await store.putMany(INVENTORY, [{ key: cluster.id, value: cluster }]);
+    const source = createLoggingSource(
+      GcpConfig.parse({
+        loggingEndpoint: endpoint,
+        insecure: true,
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        projects: GCP_PROJECTS.map((id) => ({ id })),
+      }),
+      { logger: silent },
+    );
+    const result = await collect({
+      config: { jurisdictions: { eu: Jurisdiction.parse({ preset: 'eu-gdpr' }) } },
+      store,
+      residency: new Residency({ eu: { preset: 'eu-gdpr' } }),
+      logger: silent,
+      clock: { now: () => new Date('2026-12-01T01:00:00Z') },
+      sources: { for: () => source },
+      archives: { for: async () => new LocalArchiveStore(join(dir, 'audit-archive')) },
+      allowLocalEvidence: true,
+    });
+    await store.close();
+    expect(result.outcomes).toEqual([
+      expect.objectContaining({
+        clusterId: cluster.id,
+        status: 'failed',
+        error: {
+          name: 'EndpointUnreachableError',
+          message: `cannot reach cloud logging at ${endpoint}: answered an html page, not the api`,
+          status: 200,
+        },
+      }),
+    ]);
   });
 });
