@@ -13,16 +13,33 @@ import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalArchiveStore } from '../../shared/audit/local-store.ts';
+import { createAuditSource as createCloudWatchSource } from '../../shared/clouds/aws/audit.ts';
 import { createBucketLocator as createS3Locator } from '../../shared/clouds/aws/buckets.ts';
+import { createBudgetProvider as createAwsBudgets } from '../../shared/clouds/aws/budgets.ts';
 import { createDiscovery } from '../../shared/clouds/aws/discovery.ts';
+import { createKubeSource as createEksSource } from '../../shared/clouds/aws/kube.ts';
+import { createTagger as createEksTagger } from '../../shared/clouds/aws/tags.ts';
+import { createAuditSource as createLogAnalyticsSource } from '../../shared/clouds/azure/audit.ts';
 import { createBucketLocator as createAzureLocator } from '../../shared/clouds/azure/buckets.ts';
+import { createBudgetProvider as createAzureBudgets } from '../../shared/clouds/azure/budgets.ts';
 import { createDiscovery as createAzureDiscovery } from '../../shared/clouds/azure/discovery.ts';
+import { createKubeSource as createAksSource } from '../../shared/clouds/azure/kube.ts';
+import { createTagger as createAksTagger } from '../../shared/clouds/azure/tags.ts';
+import { createAuditSource as createLoggingSource } from '../../shared/clouds/gcp/audit.ts';
 import { createBucketLocator as createGcsLocator } from '../../shared/clouds/gcp/buckets.ts';
+import { createBudgetProvider as createGcpBudgets } from '../../shared/clouds/gcp/budgets.ts';
 import { createDiscovery as createGcpDiscovery } from '../../shared/clouds/gcp/discovery.ts';
-import { AwsConfig, AzureConfig, GcpConfig } from '../../shared/config/schema.ts';
+import { createKubeSource as createGkeSource } from '../../shared/clouds/gcp/kube.ts';
+import { createTagger as createGkeTagger } from '../../shared/clouds/gcp/tags.ts';
+import { AwsConfig, AzureConfig, FleetConfig, GcpConfig, Jurisdiction } from '../../shared/config/schema.ts';
+import { collect } from '../../shared/jobs/audit.ts';
+import { INVENTORY } from '../../shared/jobs/discover.ts';
 import { createKubeApi } from '../../shared/kube/api.ts';
 import type { Cluster } from '../../shared/model.ts';
-import type { Log } from '../../shared/ports.ts';
+import type { AuditLogSource, Log } from '../../shared/ports.ts';
+import { Residency } from '../../shared/residency/index.ts';
+import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 import { freePort } from '../sandbox/net.ts';
 import { localCert } from '../sandbox/tls.ts';
 
@@ -534,5 +551,513 @@ describe('unreachable storage apis of the bucket locators', () => {
       name: 'EndpointUnreachableError',
       message: `cannot reach arm at ${endpoint}: connection refused`,
     });
+  });
+});
+
+/** A fleet config with one cloud, as the kube credential sources read it. */
+function fleetWith(clouds: Record<string, unknown>) {
+  return FleetConfig.parse({
+    version: 1,
+    clouds,
+    jurisdictions: {},
+    kubeAccess: {
+      gcp: { auth: 'token-file', file: armTokenFile },
+      azure: { auth: 'cluster-user-credentials' },
+    },
+  });
+}
+
+describe('unreachable cloud apis of the kube credential sources', () => {
+  const eksSource = (endpoint: string) =>
+    createEksSource(
+      fleetWith({
+        aws: {
+          endpoint,
+          homeRegion: 'us-east-1',
+          maxAttempts: 1,
+          timeoutMs: 3_000,
+          accounts: [
+            { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+          ],
+        },
+      }),
+      { logger: silent },
+    );
+
+  it('eks: an HTML page where DescribeCluster answers JSON names the configured endpoint', async () => {
+    const endpoint = eksSource(htmlUrl).endpoint(clusterOn('aws', ACCOUNT, 'eu-central-1'), {});
+    await expect(endpoint).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach eks at ${htmlUrl}: answered an html page, not the api`,
+      status: 404,
+    });
+  });
+
+  it('eks: an HTML page with 200 is not a cluster without an endpoint', async () => {
+    const endpoint = eksSource(htmlOkUrl).endpoint(clusterOn('aws', ACCOUNT, 'eu-central-1'), {});
+    await expect(endpoint).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach eks at ${htmlOkUrl}: answered an html page, not the api`,
+      status: 200,
+    });
+  });
+
+  const gkeSource = (endpoint: string, overrides: Record<string, unknown> = {}) =>
+    createGkeSource(
+      fleetWith({
+        gcp: {
+          endpoint,
+          insecure: true,
+          maxAttempts: 1,
+          timeoutMs: 3_000,
+          projects: GCP_PROJECTS.map((id) => ({ id })),
+          ...overrides,
+        },
+      }),
+      { logger: silent },
+    );
+  const gkeCluster = () => clusterOn('gcp', GCP_PROJECTS[0]!, 'europe-west1');
+
+  it('gke: a closed port is "cannot reach gke … connection refused"', async () => {
+    const endpoint = hostPort(await closedPort());
+    await expect(gkeSource(endpoint).endpoint(gkeCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach gke at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('gke: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    const endpoint = hostPort(tlsUrl);
+    const source = gkeSource(endpoint, { insecure: false, credentialsFile: gcpKeyFile });
+    await expect(source.endpoint(gkeCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach gke at ${endpoint}: tls certificate rejected`,
+    });
+  });
+
+  it('gke: a web server answering an HTML page over HTTP/2 is not the api', async () => {
+    const endpoint = hostPort(h2cHtmlUrl);
+    await expect(gkeSource(endpoint).endpoint(gkeCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach gke at ${endpoint}: answered an html page, not the api`,
+      status: 404,
+    });
+  });
+
+  const aksSource = (endpoint: string, overrides: Record<string, unknown> = {}) =>
+    createAksSource(
+      fleetWith({
+        azure: {
+          endpoint,
+          credential: { type: 'access-token', file: armTokenFile },
+          maxAttempts: 1,
+          timeoutMs: 3_000,
+          subscriptions: SUBSCRIPTIONS.map((id) => ({ id })),
+          ...overrides,
+        },
+      }),
+      { logger: silent },
+    );
+  const aksCluster = () => clusterOn('azure', SUBSCRIPTIONS[0]!, 'westeurope');
+
+  it('aks: a closed ARM port is "cannot reach arm … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    await expect(aksSource(endpoint).endpoint(aksCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('aks: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    await expect(aksSource(tlsUrl).endpoint(aksCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${tlsUrl}: tls certificate rejected`,
+    });
+  });
+
+  it('aks: an HTML page where ARM answers JSON is not the api', async () => {
+    const source = aksSource(trustedHtmlUrl, { caFile });
+    await expect(source.endpoint(aksCluster(), {})).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${trustedHtmlUrl}: answered an html page, not the api`,
+      status: 404,
+    });
+  });
+});
+
+/** Reads every page of a source for one cluster (the audit job reads them the same way). */
+async function readAll(source: AuditLogSource, cluster: Cluster): Promise<number> {
+  let events = 0;
+  const window = { since: new Date('2026-12-01T00:00:00Z'), until: new Date('2026-12-01T01:00:00Z') };
+  for await (const page of source.read(cluster, window)) events += page.length;
+  return events;
+}
+
+describe('unreachable log apis of the audit sources', () => {
+  const cloudWatchSource = (endpoint: string) =>
+    createCloudWatchSource(
+      AwsConfig.parse({
+        endpoint,
+        homeRegion: 'us-east-1',
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        accounts: [
+          { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+        ],
+      }),
+      { logger: silent },
+    );
+
+  it.each([
+    ['200', () => htmlOkUrl, 200],
+    ['404', () => htmlUrl, 404],
+  ])(
+    'cloudwatch logs: an HTML page with status %s names the configured endpoint',
+    async (_s, url, status) => {
+      const endpoint = url();
+      const read = readAll(cloudWatchSource(endpoint), clusterOn('aws', ACCOUNT, 'eu-central-1'));
+      await expect(read).rejects.toMatchObject({
+        name: 'EndpointUnreachableError',
+        message: `cannot reach cloudwatch logs at ${endpoint}: answered an html page, not the api`,
+        status,
+      });
+    },
+  );
+
+  const loggingSource = (loggingEndpoint: string) =>
+    createLoggingSource(
+      GcpConfig.parse({
+        loggingEndpoint,
+        insecure: true,
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        projects: GCP_PROJECTS.map((id) => ({ id })),
+      }),
+      { logger: silent },
+    );
+  const gkeCluster = () => clusterOn('gcp', GCP_PROJECTS[0]!, 'europe-west1');
+
+  it('cloud logging: a closed port is "cannot reach cloud logging … connection refused"', async () => {
+    const endpoint = await closedPort();
+    await expect(readAll(loggingSource(endpoint), gkeCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach cloud logging at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('cloud logging: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    await expect(readAll(loggingSource(tlsUrl), gkeCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach cloud logging at ${tlsUrl}: tls certificate rejected`,
+    });
+  });
+
+  it.each([
+    ['200', () => portalUrl, 200],
+    ['404', () => htmlUrl, 404],
+  ])('cloud logging: an HTML page with status %s is not a JSON parse error', async (_s, url, status) => {
+    const endpoint = url();
+    await expect(readAll(loggingSource(endpoint), gkeCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach cloud logging at ${endpoint}: answered an html page, not the api`,
+      status,
+    });
+  });
+});
+
+/** A diagnostic setting that sends the kube-audit log to a workspace (shape of the ARM reference). */
+const DIAGNOSTIC_SETTINGS = {
+  value: [
+    {
+      name: 'fleetward-audit',
+      properties: {
+        workspaceId: `/subscriptions/${SUBSCRIPTIONS[0]}/resourceGroups/rg-logs/providers/Microsoft.OperationalInsights/workspaces/fw-logs`,
+        workspaceCustomerId: '00000000-0000-4000-8000-0000000000aa',
+        logs: [{ category: 'kube-audit', enabled: true }],
+      },
+    },
+  ],
+};
+
+describe('unreachable arm and log analytics apis of the aks audit source', () => {
+  let diagnosticsUrl: string;
+  beforeAll(async () => {
+    const cert = localCert(join(dir, 'ca'));
+    diagnosticsUrl = await listen(
+      createHttpsServer({ key: cert.key, cert: cert.cert }, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(DIAGNOSTIC_SETTINGS));
+      }),
+      'https',
+    );
+  });
+
+  const aksAudit = (endpoint: string, overrides: Record<string, unknown> = {}) =>
+    createLogAnalyticsSource(
+      AzureConfig.parse({
+        endpoint,
+        credential: { type: 'access-token', file: armTokenFile },
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        subscriptions: SUBSCRIPTIONS.map((id) => ({ id })),
+        ...overrides,
+      }),
+      { logger: silent },
+    );
+  const aksCluster = () => clusterOn('azure', SUBSCRIPTIONS[0]!, 'westeurope');
+
+  it('arm: a closed port is "cannot reach arm … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    await expect(aksAudit(endpoint).enabled(aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('arm: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    await expect(aksAudit(tlsUrl).enabled(aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${tlsUrl}: tls certificate rejected`,
+    });
+  });
+
+  it.each([
+    ['200', () => trustedHtmlOkUrl, 200],
+    ['404', () => trustedHtmlUrl, 404],
+  ])('arm: an HTML page with status %s is not the api', async (_s, url, status) => {
+    const endpoint = url();
+    await expect(aksAudit(endpoint, { caFile }).enabled(aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: answered an html page, not the api`,
+      status,
+    });
+  });
+
+  it('log analytics: a closed port is "cannot reach log analytics … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    const source = aksAudit(diagnosticsUrl, { caFile, logAnalyticsEndpoint: endpoint });
+    await expect(readAll(source, aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach log analytics at ${endpoint}: connection refused`,
+    });
+  });
+
+  it.each([
+    ['200', () => trustedHtmlOkUrl, 200],
+    ['404', () => trustedHtmlUrl, 404],
+  ])('log analytics: an HTML page with status %s is not a JSON parse error', async (_s, url, status) => {
+    const endpoint = url();
+    const source = aksAudit(diagnosticsUrl, { caFile, logAnalyticsEndpoint: endpoint });
+    await expect(readAll(source, aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach log analytics at ${endpoint}: answered an html page, not the api`,
+      status,
+    });
+  });
+});
+
+describe('unreachable cloud apis of the taggers', () => {
+  it.each([
+    ['200', () => htmlOkUrl, 200],
+    ['404', () => htmlUrl, 404],
+  ])('eks: an HTML page with status %s names the configured endpoint', async (_s, url, status) => {
+    const endpoint = url();
+    const config = AwsConfig.parse({
+      endpoint,
+      homeRegion: 'us-east-1',
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      accounts: [
+        { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+      ],
+    });
+    const tagger = createEksTagger(config, { logger: silent });
+    await expect(tagger.read(clusterOn('aws', ACCOUNT, 'eu-central-1'))).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach eks at ${endpoint}: answered an html page, not the api`,
+      status,
+    });
+    await tagger.close();
+  });
+
+  const gkeTagger = (endpoint: string, overrides: Record<string, unknown> = {}) =>
+    createGkeTagger(
+      GcpConfig.parse({
+        endpoint,
+        insecure: true,
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        projects: GCP_PROJECTS.map((id) => ({ id })),
+        ...overrides,
+      }),
+      { logger: silent },
+    );
+  const gkeCluster = () => clusterOn('gcp', GCP_PROJECTS[0]!, 'europe-west1');
+
+  it.each([
+    ['a closed port', async () => hostPort(await closedPort()), {}, 'connection refused', undefined],
+    [
+      'an HTML page over HTTP/2',
+      async () => hostPort(h2cHtmlUrl),
+      {},
+      'answered an html page, not the api',
+      404,
+    ],
+  ])('gke: %s is "cannot reach gke"', async (_what, url, overrides, reason, status) => {
+    const endpoint = await url();
+    const tagger = gkeTagger(endpoint, overrides);
+    await expect(tagger.read(gkeCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach gke at ${endpoint}: ${reason}`,
+      ...(status === undefined ? {} : { status }),
+    });
+    await tagger.close();
+  });
+
+  const aksTagger = (endpoint: string) =>
+    createAksTagger(
+      AzureConfig.parse({
+        endpoint,
+        credential: { type: 'access-token', file: armTokenFile },
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        subscriptions: SUBSCRIPTIONS.map((id) => ({ id })),
+      }),
+      { logger: silent },
+    );
+  const aksCluster = () => clusterOn('azure', SUBSCRIPTIONS[0]!, 'westeurope');
+
+  it('aks: a closed ARM port is "cannot reach arm … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    await expect(aksTagger(endpoint).read(aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('aks: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    await expect(aksTagger(tlsUrl).read(aksCluster())).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${tlsUrl}: tls certificate rejected`,
+    });
+  });
+});
+
+describe('unreachable budgets apis', () => {
+  it.each([
+    ['200', () => htmlOkUrl, 200],
+    ['404', () => htmlUrl, 404],
+  ])('aws budgets: an HTML page with status %s names the configured endpoint', async (_s, url, status) => {
+    const endpoint = url();
+    const config = AwsConfig.parse({
+      endpoint,
+      homeRegion: 'us-east-1',
+      maxAttempts: 1,
+      timeoutMs: 3_000,
+      accounts: [
+        { id: ACCOUNT, roleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward`, regions: ['eu-central-1'] },
+      ],
+    });
+    const provider = createAwsBudgets(config, { logger: silent });
+    await expect(provider.list([ACCOUNT])).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach budgets at ${endpoint}: answered an html page, not the api`,
+      status,
+    });
+    await provider.close();
+  });
+
+  const billingBudgets = (billingBudgetsEndpoint: string) =>
+    createGcpBudgets(
+      GcpConfig.parse({
+        billingBudgetsEndpoint,
+        insecure: true,
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        projects: GCP_PROJECTS.map((id) => ({ id })),
+      }),
+      { logger: silent },
+    );
+
+  it.each([
+    ['a closed port', async () => hostPort(await closedPort()), 'connection refused', undefined],
+    ['an HTML page over HTTP/2', async () => hostPort(h2cHtmlUrl), 'answered an html page, not the api', 404],
+  ])('gcp billing budgets: %s is "cannot reach billing budgets"', async (_what, url, reason, status) => {
+    const endpoint = await url();
+    const provider = billingBudgets(endpoint);
+    await expect(provider.list(['000000-000000-000000'])).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach billing budgets at ${endpoint}: ${reason}`,
+      ...(status === undefined ? {} : { status }),
+    });
+    await provider.close();
+  });
+
+  const consumptionBudgets = (endpoint: string) =>
+    createAzureBudgets(
+      AzureConfig.parse({
+        endpoint,
+        credential: { type: 'access-token', file: armTokenFile },
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        subscriptions: SUBSCRIPTIONS.map((id) => ({ id })),
+      }),
+      { logger: silent },
+    );
+
+  it('azure budgets: a closed ARM port is "cannot reach arm … connection refused"', async () => {
+    const endpoint = await closedPort('https');
+    await expect(consumptionBudgets(endpoint).list([SUBSCRIPTIONS[0]!])).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${endpoint}: connection refused`,
+    });
+  });
+
+  it('azure budgets: an untrusted TLS certificate is "tls certificate rejected"', async () => {
+    await expect(consumptionBudgets(tlsUrl).list([SUBSCRIPTIONS[0]!])).rejects.toMatchObject({
+      name: 'EndpointUnreachableError',
+      message: `cannot reach arm at ${tlsUrl}: tls certificate rejected`,
+    });
+  });
+});
+
+describe('the audit job and an unreachable log api', () => {
+  it('reports the cluster failed with the classified message, not a JSON parse error', async () => {
+    const endpoint = portalUrl;
+    const cluster = clusterOn('gcp', GCP_PROJECTS[0]!, 'europe-west1');
+    const store = new SqliteStateStore({ path: ':memory:' });
+    await store.putMany(INVENTORY, [{ key: cluster.id, value: cluster }]);
+    const source = createLoggingSource(
+      GcpConfig.parse({
+        loggingEndpoint: endpoint,
+        insecure: true,
+        maxAttempts: 1,
+        timeoutMs: 3_000,
+        projects: GCP_PROJECTS.map((id) => ({ id })),
+      }),
+      { logger: silent },
+    );
+    const result = await collect({
+      config: { jurisdictions: { eu: Jurisdiction.parse({ preset: 'eu-gdpr' }) } },
+      store,
+      residency: new Residency({ eu: { preset: 'eu-gdpr' } }),
+      logger: silent,
+      clock: { now: () => new Date('2026-12-01T01:00:00Z') },
+      sources: { for: () => source },
+      archives: { for: async () => new LocalArchiveStore(join(dir, 'audit-archive')) },
+      allowLocalEvidence: true,
+    });
+    await store.close();
+    expect(result.outcomes).toEqual([
+      expect.objectContaining({
+        clusterId: cluster.id,
+        status: 'failed',
+        error: {
+          name: 'EndpointUnreachableError',
+          message: `cannot reach cloud logging at ${endpoint}: answered an html page, not the api`,
+          status: 200,
+        },
+      }),
+    ]);
   });
 });

@@ -136,7 +136,7 @@ export function createAuditSource(
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > AUDIT_PAGE_SIZE) {
     throw new RangeError(`pageSize must be an integer in 1..${AUDIT_PAGE_SIZE}, got ${pageSize}`);
   }
-  const call = caller(createLimiter(config.concurrency));
+  const call = caller(createLimiter(config.concurrency), { endpoint: config.endpoint });
   const _base = baseCredentials(config);
   const common = commonClientConfig(config);
   const sessions = createRoleSessions(config, AUDIT_ROLE_SESSION_NAME);

@@ -190,7 +190,7 @@ export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): Bu
       try {
         return await send();
       } catch (error) {
-        throw toCloudApiError(error, operation);
+        throw toCloudApiError(error, operation, { endpoint: config.endpoint });
       }
     });
 

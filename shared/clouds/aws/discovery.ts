@@ -222,6 +222,15 @@ const SERVICE_OF: Record<string, string> = {
   UntagResource: 'eks',
   ListTagsForResource: 'eks',
   GetBucketLocation: 's3',
+  FilterLogEvents: 'cloudwatch logs',
+  DescribeBudgets: 'budgets',
+  DescribeNotificationsForBudget: 'budgets',
+  DescribeSubscribersForNotification: 'budgets',
+  CreateBudget: 'budgets',
+  UpdateBudget: 'budgets',
+  CreateNotification: 'budgets',
+  DeleteNotification: 'budgets',
+  DeleteBudget: 'budgets',
 };
 
 /**

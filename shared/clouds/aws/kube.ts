@@ -19,7 +19,7 @@ import type { AwsAccount, AwsConfig, FleetConfig } from '../../config/schema.ts'
 import type { KubeEndpoint, KubeEndpointSource, KubeSourceContext } from '../../kube/access.ts';
 import type { Cluster } from '../../model.ts';
 import { CloudApiError, ConfigError } from '../../runtime/errors.ts';
-import { type Credentials, createRequestHandler, toCloudApiError } from './discovery.ts';
+import { type Credentials, createRequestHandler, rejectHtmlAnswers, toCloudApiError } from './discovery.ts';
 import { createRoleSessions, type RoleSessions } from './sessions.ts';
 
 export const EKS_TOKEN_PREFIX = 'k8s-aws-v1.';
@@ -170,7 +170,8 @@ export function createKubeSource(config: FleetConfig, ctx: KubeSourceContext): K
   ): Promise<{ server: string; ca: string | undefined }> {
     const out = await withClient(
       settings,
-      (common) => new EKSClient({ ...common, region: cluster.region, credentials }),
+      // An HTML page with 200 would parse as a cluster without an endpoint.
+      (common) => rejectHtmlAnswers(new EKSClient({ ...common, region: cluster.region, credentials })),
       async (eks) => {
         try {
           return await eks.send(
@@ -179,7 +180,10 @@ export function createKubeSource(config: FleetConfig, ctx: KubeSourceContext): K
           );
         } catch (error) {
           if (signal?.aborted) throw error;
-          throw toCloudApiError(error, 'DescribeCluster');
+          throw toCloudApiError(error, 'DescribeCluster', {
+            endpoint: settings.endpoint,
+            region: cluster.region,
+          });
         }
       },
     );

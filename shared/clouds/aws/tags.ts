@@ -42,7 +42,7 @@ export function createTagger(config: AwsConfig, ctx: AdapterContext): ClusterTag
         return await send();
       } catch (error) {
         if (signal?.aborted) throw error;
-        throw toCloudApiError(error, operation);
+        throw toCloudApiError(error, operation, { endpoint: config.endpoint });
       }
     });
 

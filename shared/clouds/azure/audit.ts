@@ -44,6 +44,7 @@ import {
   NotImmutableError,
   ObjectExistsError,
 } from '../../runtime/errors.ts';
+import { isHtmlContentType, unreachable } from '../../runtime/network.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import { createBucketLocator } from './buckets.ts';
@@ -53,10 +54,16 @@ import {
   connectionOf,
   createCredential,
   requestPolicy,
+  SERVICE,
   type TokenCredential,
 } from './discovery.ts';
 
 const CLOUD = 'azure';
+type PipelinePolicy = NonNullable<
+  NonNullable<ConstructorParameters<typeof LogsQueryClient>[1]>['additionalPolicies']
+>[number]['policy'];
+/** The service named in `cannot reach log analytics at <endpoint>: …`. */
+const LOG_ANALYTICS_SERVICE = 'log analytics';
 /** Rows per query page. */
 export const AUDIT_PAGE_ROWS = 5000;
 const MAX_TAKE = 500_000;
@@ -89,10 +96,13 @@ export function clusterResourceId(cluster: Cluster): string {
 class HttpStatusError extends Error {
   readonly status: number;
   readonly retryAfter: string | undefined;
-  constructor(status: number, body: string, retryAfter: string | undefined) {
+  /** The answer's content type, when it was a web page (not ARM's JSON). */
+  readonly contentType: string | undefined;
+  constructor(status: number, body: string, retryAfter: string | undefined, contentType?: string) {
     super(`http ${status}: ${clip(body)}`);
     this.name = 'HttpStatusError';
     this.status = status;
+    this.contentType = contentType;
     this.retryAfter = retryAfter;
   }
 }
@@ -138,8 +148,14 @@ function armGetJson(
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           const status = res.statusCode ?? 0;
+          const ra = res.headers['retry-after'];
+          const contentType = res.headers['content-type'];
+          // A web server's or proxy's page is not ARM's answer, whatever its status.
+          if (isHtmlContentType(contentType)) {
+            reject(new HttpStatusError(status, '', Array.isArray(ra) ? ra[0] : ra, contentType));
+            return;
+          }
           if (status >= 300) {
-            const ra = res.headers['retry-after'];
             reject(new HttpStatusError(status, text, Array.isArray(ra) ? ra[0] : ra));
             return;
           }
@@ -323,11 +339,46 @@ export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext):
         ctx.logger.info('Call retried', { operation, attempt, delayMs, error: errorInfo(error) }),
     });
 
-  const wrap = (operation: string, what: string, error: unknown): CloudApiError => {
+  /**
+   * Errors of the requests to ARM (diagnostic settings) and of the Log Analytics pipeline; a
+   * credential's errors are about its token endpoint, not these, and are never classified.
+   */
+  const requestErrors = new WeakSet<object>();
+  const fromRequest = <T>(promise: Promise<T>): Promise<T> =>
+    promise.catch((error: unknown) => {
+      if (error && typeof error === 'object') requestErrors.add(error);
+      throw error;
+    });
+
+  /**
+   * Wraps an error once, where it enters. A refused connection, failed DNS lookup, rejected
+   * certificate, timeout or HTML page of a request to `at.endpoint` is `cannot reach
+   * <at.service> at <endpoint>: <reason>`.
+   */
+  const wrap = (
+    operation: string,
+    what: string,
+    error: unknown,
+    at: { service: string; endpoint: string },
+  ): CloudApiError => {
     if (error instanceof CloudApiError) return error;
-    const e = error as { statusCode?: unknown; status?: unknown; code?: unknown; message?: unknown };
+    const e = error as {
+      name?: unknown;
+      statusCode?: unknown;
+      status?: unknown;
+      code?: unknown;
+      message?: unknown;
+      contentType?: unknown;
+      response?: { headers?: { get?: (name: string) => string | undefined } };
+    };
     const status =
       typeof e?.statusCode === 'number' ? e.statusCode : typeof e?.status === 'number' ? e.status : undefined;
+    if (e && typeof e === 'object' && (requestErrors.has(e) || e.name === 'RestError')) {
+      const contentType =
+        typeof e.contentType === 'string' ? e.contentType : e.response?.headers?.get?.('content-type');
+      const down = unreachable(error, { cloud: CLOUD, operation, ...at, status, contentType });
+      if (down) return down;
+    }
     return new CloudApiError(
       `${what} failed${status === undefined ? '' : ` (${status})`}: ${clip(String(e?.message ?? error))}`,
       { cloud: CLOUD, operation, status, retryable: classifyAny(error).retry },
@@ -348,12 +399,14 @@ export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext):
         async () => {
           const token = await cred.getToken(arm.scope, signal ? { abortSignal: signal } : {});
           if (!token) throw new FleetwardError('the azure credential returned no token');
-          return armGetJson(
-            arm,
-            token.token,
-            `${id}/providers/Microsoft.Insights/diagnosticSettings?api-version=${DIAGNOSTICS_API_VERSION}`,
-            config.timeoutMs,
-            signal,
+          return fromRequest(
+            armGetJson(
+              arm,
+              token.token,
+              `${id}/providers/Microsoft.Insights/diagnosticSettings?api-version=${DIAGNOSTICS_API_VERSION}`,
+              config.timeoutMs,
+              signal,
+            ),
           );
         },
         signal,
@@ -363,8 +416,32 @@ export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext):
       return destination;
     } catch (error) {
       if (signal?.aborted) throw abortReason(signal);
-      throw wrap(operation, `reading the diagnostic settings of ${cluster.id}`, error);
+      throw wrap(operation, `reading the diagnostic settings of ${cluster.id}`, error, {
+        service: SERVICE,
+        endpoint: arm.endpoint,
+      });
     }
+  };
+
+  /**
+   * A web server's or proxy's page is not Log Analytics' answer, whatever its status: the client
+   * would take its text for a query result (and fail reading tables out of it).
+   */
+  const rejectHtmlAnswers: PipelinePolicy = {
+    name: 'fleetwardRejectHtmlAnswers',
+    async sendRequest(request, next) {
+      const response = await next(request);
+      const page = unreachable(undefined, {
+        cloud: CLOUD,
+        operation: 'logAnalytics.query',
+        service: LOG_ANALYTICS_SERVICE,
+        endpoint: laBase,
+        status: response.status,
+        contentType: response.headers.get('content-type'),
+      });
+      if (page) throw page;
+      return response;
+    },
   };
 
   const queryClient = async (): Promise<LogsQueryClient> => {
@@ -374,6 +451,7 @@ export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext):
       endpoint: `${laBase}/v1`,
       credentials: { scopes: [`${laUrl.origin}/.default`] },
       retryOptions: { maxRetries: 0 },
+      additionalPolicies: [{ policy: rejectHtmlAnswers, position: 'perRetry' }],
       ...(arm.ca ? { tlsOptions: { ca: arm.ca } } : {}),
       userAgentOptions: { userAgentPrefix: 'fleetward' },
     });
@@ -447,7 +525,10 @@ export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext):
           );
         } catch (error) {
           if (signal?.aborted) throw abortReason(signal);
-          throw wrap(operation, `querying the audit log of ${cluster.id}`, error);
+          throw wrap(operation, `querying the audit log of ${cluster.id}`, error, {
+            service: LOG_ANALYTICS_SERVICE,
+            endpoint: laBase,
+          });
         }
         const rows = rowsOf(table);
         const events: AuditEvent[] = [];

@@ -34,6 +34,7 @@ import {
 import type { AzureConfig, BudgetConfig } from '../../config/schema.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError } from '../../runtime/errors.ts';
+import { unreachable } from '../../runtime/network.ts';
 import { withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import {
@@ -41,6 +42,7 @@ import {
   connectionOf,
   createCredential,
   requestPolicy,
+  SERVICE,
   type TokenCredential,
 } from './discovery.ts';
 
@@ -181,9 +183,18 @@ function statusOf(error: unknown): number | undefined {
   return typeof s === 'number' ? s : undefined;
 }
 
-function toCloudApiError(operation: string, what: string, error: unknown): CloudApiError {
+/**
+ * Wraps an error once. A `RestError` of the pipeline to ARM at `endpoint` that says the endpoint
+ * was not reached (refused, DNS, TLS, timeout) is `cannot reach arm at <endpoint>: <reason>`; a
+ * credential's errors are about its token endpoint, not ARM.
+ */
+function toCloudApiError(operation: string, what: string, error: unknown, endpoint: string): CloudApiError {
   if (error instanceof CloudApiError) return error;
   const status = statusOf(error);
+  if ((error as { name?: unknown } | null)?.name === 'RestError') {
+    const down = unreachable(error, { cloud: 'azure', operation, service: SERVICE, endpoint, status });
+    if (down) return down;
+  }
   const code = (error as { code?: string } | null)?.code;
   const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
   return new CloudApiError(
@@ -241,7 +252,7 @@ export function createBudgetProvider(config: AzureConfig, ctx: AdapterContext): 
       onRetry: ({ attempt, delayMs }) =>
         ctx.logger.info('Call retried', { operation, what, attempt, delayMs }),
     }).catch((error: unknown) => {
-      throw toCloudApiError(operation, what, error);
+      throw toCloudApiError(operation, what, error, connection.endpoint);
     });
 
   const asAzure = (desired: BudgetConfig): AzureBudget => {

@@ -17,6 +17,7 @@ import type { AzureConfig, FleetConfig } from '../../config/schema.ts';
 import type { KubeEndpoint, KubeEndpointSource } from '../../kube/access.ts';
 import type { Cluster } from '../../model.ts';
 import { CloudApiError, ConfigError } from '../../runtime/errors.ts';
+import { unreachable } from '../../runtime/network.ts';
 import { withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import {
@@ -27,6 +28,7 @@ import {
   createCredential,
   requestPolicy,
   resourceGroupOf,
+  SERVICE,
   type TokenCredential,
 } from './discovery.ts';
 
@@ -82,10 +84,25 @@ function resourceGroup(cluster: Cluster): string {
   return rg;
 }
 
-function wrap(error: unknown, cluster: Cluster): CloudApiError {
+/**
+ * Wraps an error of the ARM call once. A `RestError` of the pipeline to ARM at `endpoint` that
+ * says the endpoint was not reached (refused, DNS, TLS, timeout) is `cannot reach arm at
+ * <endpoint>: <reason>`; a credential's errors are about its token endpoint, not ARM.
+ */
+function wrap(error: unknown, cluster: Cluster, endpoint: string): CloudApiError {
   if (error instanceof CloudApiError) return error;
-  const e = error as { statusCode?: unknown; code?: unknown; message?: unknown } | null;
+  const e = error as { name?: unknown; statusCode?: unknown; code?: unknown; message?: unknown } | null;
   const status = typeof e?.statusCode === 'number' ? e.statusCode : undefined;
+  if (e?.name === 'RestError') {
+    const down = unreachable(error, {
+      cloud: 'azure',
+      operation: OPERATION,
+      service: SERVICE,
+      endpoint,
+      status,
+    });
+    if (down) return down;
+  }
   const code = typeof e?.code === 'string' ? e.code : undefined;
   const what = [status, code].filter((p) => p !== undefined).join(' ');
   const detail = typeof e?.message === 'string' ? e.message.split('\n')[0] : String(error);
@@ -158,7 +175,7 @@ export function createKubeSource(config: FleetConfig, _ctx: AdapterContext): Kub
       );
     } catch (error) {
       if (signal?.aborted) throw error;
-      throw wrap(error, cluster);
+      throw wrap(error, cluster, conn.endpoint);
     }
     const value = result.kubeconfigs?.find((k) => k.value && k.value.length > 0)?.value;
     if (!value) {

@@ -16,6 +16,7 @@ import type { AzureConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError } from '../../runtime/errors.ts';
+import { unreachable } from '../../runtime/network.ts';
 import { withRetry } from '../../runtime/retry.ts';
 import type { ClusterTagger } from '../../tags/port.ts';
 import type { AdapterContext } from '../context.ts';
@@ -26,6 +27,7 @@ import {
   createCredential,
   requestPolicy,
   resourceGroupOf,
+  SERVICE,
   type TokenCredential,
 } from './discovery.ts';
 
@@ -40,10 +42,24 @@ export function mergeAzureTags(
   return merged;
 }
 
-function toCloudApiError(operation: string, cluster: Cluster, error: unknown): CloudApiError {
+/**
+ * Wraps an error once. A `RestError` of the pipeline to ARM at `endpoint` that says the endpoint
+ * was not reached (refused, DNS, TLS, timeout) is `cannot reach arm at <endpoint>: <reason>`; a
+ * credential's errors are about its token endpoint, not ARM.
+ */
+function toCloudApiError(
+  operation: string,
+  cluster: Cluster,
+  error: unknown,
+  endpoint: string,
+): CloudApiError {
   if (error instanceof CloudApiError) return error;
-  const e = error as { statusCode?: unknown; code?: unknown; message?: unknown };
+  const e = error as { name?: unknown; statusCode?: unknown; code?: unknown; message?: unknown };
   const status = typeof e?.statusCode === 'number' ? e.statusCode : undefined;
+  if (e?.name === 'RestError') {
+    const down = unreachable(error, { cloud: 'azure', operation, service: SERVICE, endpoint, status });
+    if (down) return down;
+  }
   const what = [status, typeof e?.code === 'string' ? e.code : undefined]
     .filter((p) => p !== undefined)
     .join(' ');
@@ -95,7 +111,7 @@ export function createTagger(config: AzureConfig, ctx: AdapterContext): ClusterT
       );
     } catch (error) {
       if (signal?.aborted) throw error;
-      throw toCloudApiError(operation, cluster, error);
+      throw toCloudApiError(operation, cluster, error, connection.endpoint);
     }
   }
 

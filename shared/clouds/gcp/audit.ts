@@ -29,7 +29,8 @@
  *   which needs a loopback `loggingEndpoint` and sends no `Authorization` at all.
  * - Retries: `withRetry` (`maxAttempts`) on 408/429/5xx, network errors and the per-attempt
  *   `timeoutMs` deadline, honouring `Retry-After`. Failures reject with {@link CloudApiError}
- *   (operation `entries.list`).
+ *   (operation `entries.list`); a refused connection, failed DNS lookup, rejected certificate or
+ *   an HTML page is `cannot reach cloud logging at <loggingEndpoint>: <reason>`.
  *
  * Archive (`createGcsArchiveStore`), with `@google-cloud/storage` (the client of
  * `storageOptions`, so `storageEndpoint` / `insecure` / `credentialsFile` apply as for the
@@ -65,6 +66,7 @@ import {
   NotImmutableError,
   ObjectExistsError,
 } from '../../runtime/errors.ts';
+import { isHtmlContentType, unreachable } from '../../runtime/network.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import { regionOfBucket, storageOptions } from './buckets.ts';
@@ -73,6 +75,8 @@ import { isLoopback } from './discovery.ts';
 const CLOUD = 'gcp';
 const LIST_OPERATION = 'entries.list';
 const DEFAULT_LOGGING_ENDPOINT = 'https://logging.googleapis.com';
+/** The service named in `cannot reach cloud logging at <endpoint>: …`. */
+const LOGGING_SERVICE = 'cloud logging';
 const LOGGING_READ_SCOPE = 'https://www.googleapis.com/auth/logging.read';
 /** The most entries one `entries.list` page may hold. */
 export const AUDIT_PAGE_SIZE = 1000;
@@ -198,6 +202,7 @@ function toEvent(entry: unknown): AuditEvent {
  */
 export function createAuditSource(config: GcpConfig, ctx: AdapterContext): AuditLogSource {
   const url = loggingListUrl(config);
+  const endpoint = config.loggingEndpoint ?? DEFAULT_LOGGING_ENDPOINT;
   let auth: Promise<{ getAccessToken(): Promise<string | null | undefined> }> | undefined;
   const authorization = async (): Promise<Record<string, string>> => {
     if (config.insecure) return {};
@@ -238,6 +243,19 @@ export function createAuditSource(config: GcpConfig, ctx: AdapterContext): Audit
       signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
     });
     const text = await response.text();
+    // A web server's or proxy's page is not an answer of the api, whatever its status.
+    const contentType = response.headers.get('content-type');
+    if (isHtmlContentType(contentType)) {
+      const page = unreachable(undefined, {
+        cloud: CLOUD,
+        operation: LIST_OPERATION,
+        service: LOGGING_SERVICE,
+        endpoint,
+        status: response.status,
+        contentType,
+      });
+      if (page) throw page;
+    }
     if (!response.ok) {
       throw new HttpStatusError(
         response.status,
@@ -292,6 +310,14 @@ export function createAuditSource(config: GcpConfig, ctx: AdapterContext): Audit
           if (signal?.aborted) throw signal.reason;
           if (error instanceof CloudApiError) throw error;
           const status = error instanceof HttpStatusError ? error.status : undefined;
+          const down = unreachable(error, {
+            cloud: CLOUD,
+            operation: LIST_OPERATION,
+            service: LOGGING_SERVICE,
+            endpoint,
+            status,
+          });
+          if (down) throw down;
           const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
           throw new CloudApiError(
             `reading the audit log of gke cluster ${cluster.id} failed${status === undefined ? '' : ` (${status})`}: ${detail}`,

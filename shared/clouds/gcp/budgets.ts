@@ -38,7 +38,14 @@ import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError } from '../../runtime/errors.ts';
 import { withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
-import { classify, clientOptions, grpcCode, HTTP_STATUS_OF_CODE } from './discovery.ts';
+import {
+  callOptionsOf,
+  classify,
+  clientOptions,
+  grpcCode,
+  grpcUnreachable,
+  HTTP_STATUS_OF_CODE,
+} from './discovery.ts';
 
 type IBudget = protos.google.cloud.billing.budgets.v1.IBudget;
 type GcpBudget = DesiredBudget<'gcp'>;
@@ -58,8 +65,17 @@ const PERIOD_BY_NUMBER: Record<number, BudgetConfig['period']> = {
 };
 const UPDATE_MASK = ['display_name', 'amount', 'budget_filter', 'threshold_rules', 'notifications_rule'];
 
-function toCloudApiError(operation: string, what: string, error: unknown): CloudApiError {
+/** The Billing Budgets endpoint without a configured `billingBudgetsEndpoint`. */
+const DEFAULT_BUDGETS_ENDPOINT = 'billingbudgets.googleapis.com:443';
+
+/**
+ * Wraps a gax / grpc-js error once; a refused, untrusted or HTML-answering endpoint (`host:port`)
+ * is `cannot reach billing budgets at <endpoint>: <reason>`.
+ */
+function toCloudApiError(operation: string, what: string, error: unknown, endpoint: string): CloudApiError {
   if (error instanceof CloudApiError) return error;
+  const down = grpcUnreachable(error, { operation, service: 'billing budgets', endpoint });
+  if (down) return down;
   const code = grpcCode(error);
   const detail = error instanceof Error ? error.message : String(error);
   return new CloudApiError(
@@ -188,7 +204,9 @@ export function createBudgetProvider(config: GcpConfig, ctx: AdapterContext): Bu
   const limiter = createLimiter(config.concurrency);
   /** Billing currency per billing account, learnt from listed budgets. */
   const currencies = new Map<string, string>();
-  const callOptions = { retry: null, timeout: config.timeoutMs } as const;
+  const endpoint = config.billingBudgetsEndpoint?.trim() || DEFAULT_BUDGETS_ENDPOINT;
+  // Per call (gax writes the attempt's deadline into it): no gax retries, the answer's content type kept.
+  const callOptions = () => callOptionsOf(config.timeoutMs);
 
   const retried = <T>(
     operation: string,
@@ -202,7 +220,7 @@ export function createBudgetProvider(config: GcpConfig, ctx: AdapterContext): Bu
       onRetry: ({ attempt, delayMs }) =>
         ctx.logger.info('Call retried', { operation, what, attempt, delayMs }),
     }).catch((error: unknown) => {
-      throw toCloudApiError(operation, what, error);
+      throw toCloudApiError(operation, what, error, endpoint);
     });
 
   const asGcp = (desired: BudgetConfig): GcpBudget => {
@@ -245,7 +263,7 @@ export function createBudgetProvider(config: GcpConfig, ctx: AdapterContext): Bu
             () =>
               client.listBudgets(
                 { parent: `billingAccounts/${account}` },
-                { ...callOptions, autoPaginate: true },
+                { ...callOptions(), autoPaginate: true },
               ),
             options.signal,
           );
@@ -266,14 +284,14 @@ export function createBudgetProvider(config: GcpConfig, ctx: AdapterContext): Bu
         await limiter(() =>
           client.createBudget(
             { parent: `billingAccounts/${desired.scope.billingAccount}`, budget: toGcpBudget(desired) },
-            callOptions,
+            callOptions(),
           ),
         );
       } catch (error) {
         const e = currencyError(desired, error);
         throw e instanceof BudgetCurrencyError
           ? e
-          : toCloudApiError('CreateBudget', `budget ${desired.name}`, e);
+          : toCloudApiError('CreateBudget', `budget ${desired.name}`, e, endpoint);
       }
       ctx.logger.info('Budget created', {
         cloud: 'gcp',
@@ -293,7 +311,7 @@ export function createBudgetProvider(config: GcpConfig, ctx: AdapterContext): Bu
         await retried(
           'UpdateBudget',
           `budget ${desired.name}`,
-          () => client.updateBudget({ budget, updateMask: { paths: UPDATE_MASK } }, callOptions),
+          () => client.updateBudget({ budget, updateMask: { paths: UPDATE_MASK } }, callOptions()),
           options.signal,
         );
       } catch (error) {
@@ -311,7 +329,7 @@ export function createBudgetProvider(config: GcpConfig, ctx: AdapterContext): Bu
         await retried(
           'DeleteBudget',
           `budget ${actual.name}`,
-          () => client.deleteBudget({ name: actual.providerId }, callOptions),
+          () => client.deleteBudget({ name: actual.providerId }, callOptions()),
           options.signal,
         );
       } catch (error) {

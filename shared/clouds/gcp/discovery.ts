@@ -25,6 +25,7 @@ import { createLimiter, mapSettled } from '../../runtime/concurrency.ts';
 import {
   CloudApiError,
   ConfigError,
+  type EndpointUnreachableError,
   errorInfo,
   FleetwardError,
   UnparseableClusterError,
@@ -172,6 +173,26 @@ function nonGrpcAnswer(error: unknown): { status: number | undefined; contentTyp
 const CALL_CREDENTIALS_FAILURE = /Getting metadata from plugin failed/i;
 
 /**
+ * An {@link EndpointUnreachableError} when a gax / grpc-js error says `where.endpoint` was not
+ * reached (refused, DNS, TLS, timeout, an HTML page instead of gRPC), else `undefined`. A failure
+ * of the call credentials (fetching a token) is about the token endpoint and never classified.
+ */
+export function grpcUnreachable(
+  error: unknown,
+  where: { operation: string; service: string; endpoint: string },
+): EndpointUnreachableError | undefined {
+  const detail = error instanceof Error ? error.message : String(error);
+  if (CALL_CREDENTIALS_FAILURE.test(detail)) return undefined;
+  const answer = nonGrpcAnswer(error);
+  return unreachable(error, {
+    cloud: CLOUD,
+    ...where,
+    status: answer?.status,
+    contentType: answer?.contentType,
+  });
+}
+
+/**
  * Wraps a gax / grpc-js / auth error once, where it enters; `what` names the call (default: the
  * project's list). A refused connection, failed DNS lookup, rejected certificate, timeout or an
  * HTML page instead of gRPC becomes `cannot reach gke at <endpoint>: <reason>` (see
@@ -187,18 +208,8 @@ export function toCloudApiError(
   if (error instanceof CloudApiError) return error;
   const code = grpcCode(error);
   const detail = error instanceof Error ? error.message : String(error);
-  if (!CALL_CREDENTIALS_FAILURE.test(detail)) {
-    const answer = nonGrpcAnswer(error);
-    const down = unreachable(error, {
-      cloud: CLOUD,
-      operation,
-      service: SERVICE,
-      endpoint,
-      status: answer?.status,
-      contentType: answer?.contentType,
-    });
-    if (down) return down;
-  }
+  const down = grpcUnreachable(error, { operation, service: SERVICE, endpoint });
+  if (down) return down;
   return new CloudApiError(
     `${what} failed: ${detail}`,
     {

@@ -17,10 +17,23 @@ import { ClusterManagerClient, type protos } from '@google-cloud/container';
 import type { FleetConfig, GcpConfig } from '../../config/schema.ts';
 import type { KubeEndpoint, KubeEndpointSource } from '../../kube/access.ts';
 import type { Cluster } from '../../model.ts';
-import { CloudApiError, ConfigError, FleetwardError } from '../../runtime/errors.ts';
+import {
+  CloudApiError,
+  ConfigError,
+  EndpointUnreachableError,
+  FleetwardError,
+} from '../../runtime/errors.ts';
 import { withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
-import { classify, clientOptions, grpcCode, HTTP_STATUS_OF_CODE } from './discovery.ts';
+import {
+  callOptionsOf,
+  classify,
+  clientOptions,
+  endpointOfConfig,
+  grpcCode,
+  HTTP_STATUS_OF_CODE,
+  toCloudApiError,
+} from './discovery.ts';
 
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const OPERATION = 'GetCluster';
@@ -52,17 +65,22 @@ async function getCluster(
     // Sets up the channel (and credentials) first, so a failure there is an error of this call.
     await client.initialize();
     const [gke] = await withRetry(
-      () =>
-        client.getCluster(
-          { name },
-          { retry: null, timeout: config.timeoutMs, ...(signal ? { signal } : {}) },
-        ),
+      () => client.getCluster({ name }, callOptionsOf(config.timeoutMs, signal)),
       classify,
       { maxAttempts: config.maxAttempts, signal },
     );
     return gke;
   } catch (error) {
     if (signal?.aborted) throw error;
+    // A refused, untrusted or HTML-answering endpoint is said as such; anything else as before.
+    const down = toCloudApiError(
+      cluster.scope,
+      error,
+      OPERATION,
+      `gcp GetCluster of ${cluster.id}`,
+      endpointOfConfig(config),
+    );
+    if (down instanceof EndpointUnreachableError) throw down;
     const code = grpcCode(error);
     const detail = error instanceof Error ? error.message : String(error);
     throw new CloudApiError(

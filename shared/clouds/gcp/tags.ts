@@ -13,11 +13,19 @@ import type { CallOptions } from 'google-gax';
 import type { GcpConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
-import { CloudApiError } from '../../runtime/errors.ts';
+import { CloudApiError, EndpointUnreachableError } from '../../runtime/errors.ts';
 import { withRetry } from '../../runtime/retry.ts';
 import type { ClusterTagger } from '../../tags/port.ts';
 import type { AdapterContext } from '../context.ts';
-import { classify, clientOptions, grpcCode, HTTP_STATUS_OF_CODE } from './discovery.ts';
+import {
+  callOptionsOf,
+  classify,
+  toCloudApiError as classifyGkeError,
+  clientOptions,
+  endpointOfConfig,
+  grpcCode,
+  HTTP_STATUS_OF_CODE,
+} from './discovery.ts';
 
 const FAILED_PRECONDITION = 9;
 
@@ -33,8 +41,25 @@ export function isFingerprintConflict(error: unknown): boolean {
   return /fingerprint/i.test(text);
 }
 
-function toCloudApiError(operation: string, cluster: Cluster, error: unknown): CloudApiError {
+/**
+ * Wraps a gax / grpc-js error once; a refused, untrusted or HTML-answering endpoint (`host:port`)
+ * is `cannot reach gke at <endpoint>: <reason>`.
+ */
+function toCloudApiError(
+  operation: string,
+  cluster: Cluster,
+  error: unknown,
+  endpoint: string,
+): CloudApiError {
   if (error instanceof CloudApiError) return error;
+  const down = classifyGkeError(
+    cluster.scope,
+    error,
+    operation,
+    `gke ${operation} of ${cluster.id}`,
+    endpoint,
+  );
+  if (down instanceof EndpointUnreachableError) return down;
   const code = grpcCode(error);
   const detail = error instanceof Error ? error.message : String(error);
   return new CloudApiError(
@@ -74,11 +99,9 @@ export function createTagger(config: GcpConfig, ctx: AdapterContext): ClusterTag
       }),
     );
 
-  const callOptions = (signal?: AbortSignal): CallOptions => ({
-    retry: null,
-    timeout: config.timeoutMs,
-    ...(signal ? { signal } : {}),
-  });
+  const endpoint = endpointOfConfig(config);
+  // No gax retries, one deadline per attempt, and the content type of an answer that is not gRPC kept.
+  const callOptions = (signal?: AbortSignal): CallOptions => callOptionsOf(config.timeoutMs, signal);
 
   async function get(cluster: Cluster, signal?: AbortSignal) {
     try {
@@ -93,7 +116,7 @@ export function createTagger(config: GcpConfig, ctx: AdapterContext): ClusterTag
       return { labels, fingerprint: got.labelFingerprint ?? '' };
     } catch (error) {
       if (signal?.aborted) throw error;
-      throw toCloudApiError('GetCluster', cluster, error);
+      throw toCloudApiError('GetCluster', cluster, error, endpoint);
     }
   }
 
@@ -127,7 +150,7 @@ export function createTagger(config: GcpConfig, ctx: AdapterContext): ClusterTag
             ctx.logger.info('Labels changed meanwhile; reading them again', { cluster: cluster.id });
             continue;
           }
-          throw toCloudApiError('SetLabels', cluster, error);
+          throw toCloudApiError('SetLabels', cluster, error, endpoint);
         }
       }
     },
