@@ -6,8 +6,11 @@
  * by `test/contract/aws-memory.contract.test.ts`) behind the usual latency proxy, so the
  * real SDK clients run unchanged and the emulator's service time stays far below the
  * latency bound: the bench measures Fleetward, not moto (which answers one request at a
- * time, ~5 ms each: 600 DescribeClusters alone are ~3-4 s). `--eks-emulator moto` runs the
- * same bench on moto for comparison. GKE and AKS fakes are in-memory already.
+ * time, ~5 ms each: 600 DescribeClusters alone are ~3-4 s). Responder and proxy run on a
+ * worker thread, so their CPU does not delay Fleetward's event loop (a real endpoint
+ * spends none of the client's CPU). `--eks-emulator moto` runs the same bench on moto for
+ * comparison; `--profile FILE` writes a CPU profile of the timed pass. GKE and AKS fakes
+ * are in-memory already (their service time is printed too).
  *
  * Measured side by side in one run:
  *  1. a calibration pass (no injected latency, concurrency 1) gives each operation's own
@@ -32,6 +35,7 @@ import type { FleetConfig } from '../../shared/config/schema.ts';
 import { run } from '../../shared/jobs/discover.ts';
 import { discoverDeps } from '../../shared/runtime/deps.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
+import type { RequestInfo } from '../sandbox/faults.ts';
 import { type SandboxBase, startSandbox } from '../sandbox/index.ts';
 import { group, median } from './measure.ts';
 
@@ -65,31 +69,65 @@ export async function benchDiscover(args: string[]): Promise<number> {
   type Cloud = 'aws' | 'gcp' | 'azure';
 
   /** Runs one discovery with the given per-cloud concurrency; returns wall time and the requests it made. */
-  async function pass(config: FleetConfig, sandbox: SandboxBase, concurrency: Record<Cloud, number>) {
+  /** Latency and the request log on every cloud: the in-memory AWS stack keeps its own on its thread. */
+  interface Clouds {
+    sandbox: SandboxBase;
+    setLatency(ms: number): Promise<void>;
+    /** Requests since the last call, every cloud. */
+    takeRequests(): Promise<RequestInfo[]>;
+  }
+
+  async function pass(config: FleetConfig, clouds: Clouds, concurrency: Record<Cloud, number>) {
     const tuned: FleetConfig = structuredClone(config);
     if (tuned.clouds.aws) tuned.clouds.aws.concurrency = concurrency.aws;
     if (tuned.clouds.gcp) tuned.clouds.gcp.concurrency = concurrency.gcp;
     if (tuned.clouds.azure) tuned.clouds.azure.concurrency = concurrency.azure;
     tuned.state = { type: 'sqlite', path: ':memory:' };
     const deps = await discoverDeps(tuned, silentLogger);
-    sandbox.log.clear();
+    await clouds.takeRequests();
     const cpu = process.cpuUsage();
     const started = performance.now();
     const result = await run(deps);
     const wallMs = performance.now() - started;
     const used = process.cpuUsage(cpu);
     await deps.store.close();
-    return { wallMs, cpuMs: (used.user + used.system) / 1000, result, requests: [...sandbox.log.entries] };
+    return { wallMs, cpuMs: (used.user + used.system) / 1000, result, requests: await clouds.takeRequests() };
   }
 
   process.stderr.write(
     `Seeding ${mix.aws} EKS (${emulator === 'memory' ? 'in-memory AWS responder' : 'moto'}), ${mix.gcp} GKE and ${mix.azure} AKS clusters...\n`,
   );
   const options = { mix, dir: '.fleetward/bench', velero: false };
-  const sandbox: SandboxBase =
-    emulator === 'memory'
-      ? await startSandbox({ ...options, aws: 'memory' })
-      : await startSandbox({ ...options, aws: 'moto' });
+  let clouds: Clouds;
+  if (emulator === 'memory') {
+    const sandbox = await startSandbox({ ...options, aws: 'memory' });
+    clouds = {
+      sandbox,
+      async setLatency(ms) {
+        sandbox.faults.latencyMs = ms;
+        await sandbox.awsMemory.setLatency(ms);
+      },
+      async takeRequests() {
+        const requests = [...(await sandbox.awsMemory.takeRequests()), ...sandbox.log.entries];
+        sandbox.log.clear();
+        return requests;
+      },
+    };
+  } else {
+    const sandbox = await startSandbox({ ...options, aws: 'moto' });
+    clouds = {
+      sandbox,
+      async setLatency(ms) {
+        sandbox.faults.latencyMs = ms;
+      },
+      async takeRequests() {
+        const requests = [...sandbox.log.entries];
+        sandbox.log.clear();
+        return requests;
+      },
+    };
+  }
+  const { sandbox } = clouds;
   try {
     const config = await loadConfig(sandbox.configPath);
     const configured: Record<Cloud, number> = {
@@ -99,8 +137,8 @@ export async function benchDiscover(args: string[]): Promise<number> {
     };
 
     process.stderr.write('Calibrating service time per operation (no latency, one call at a time)...\n');
-    sandbox.faults.latencyMs = 0;
-    const calibration = await pass(config, sandbox, { aws: 1, gcp: 1, azure: 1 });
+    await clouds.setLatency(0);
+    const calibration = await pass(config, clouds, { aws: 1, gcp: 1, azure: 1 });
     const service = new Map(
       [...group(calibration.requests)].map(([op, rs]) => [op, median(rs.map((r) => r.durationMs ?? 0))]),
     );
@@ -108,7 +146,7 @@ export async function benchDiscover(args: string[]): Promise<number> {
     process.stderr.write(
       `Timed run: ${latencyMs} ms latency per call, concurrency aws=${configured.aws} gcp=${configured.gcp} azure=${configured.azure}...\n`,
     );
-    sandbox.faults.latencyMs = latencyMs;
+    await clouds.setLatency(latencyMs);
     const loadBefore = loadavg()[0]!;
     const profiler = values.profile ? new Session() : undefined;
     if (profiler) {
@@ -116,7 +154,7 @@ export async function benchDiscover(args: string[]): Promise<number> {
       await profiler.post('Profiler.enable');
       await profiler.post('Profiler.start');
     }
-    const timed = await pass(config, sandbox, configured);
+    const timed = await pass(config, clouds, configured);
     if (profiler && values.profile) {
       const { profile } = await profiler.post('Profiler.stop');
       writeFileSync(values.profile, JSON.stringify(profile));
@@ -162,9 +200,9 @@ export async function benchDiscover(args: string[]): Promise<number> {
       return { critical, callsPerSlot, emulatorBound, bound: Math.max(critical, callsPerSlot) };
     };
     const bounds = { aws: bound('aws'), gcp: bound('gcp'), azure: bound('azure') };
-    const clouds = ['aws', 'gcp', 'azure'] as const;
+    const cloudIds = ['aws', 'gcp', 'azure'] as const;
     const fleet = (k: 'critical' | 'callsPerSlot' | 'emulatorBound' | 'bound') =>
-      Math.max(...clouds.map((c) => bounds[c][k]));
+      Math.max(...cloudIds.map((c) => bounds[c][k]));
     const lowerBound = fleet('bound');
     const ratio = timed.wallMs / lowerBound;
     // The emulators must be far faster than the bound, or the run measures them, not Fleetward.
@@ -187,7 +225,7 @@ export async function benchDiscover(args: string[]): Promise<number> {
       `discover: ${timed.result.clusters.length} clusters (${eks} EKS, ${gke} GKE, ${aks} AKS), ${latencyMs} ms injected latency per call, AWS answered by ${emulator === 'memory' ? 'the in-memory responder' : 'moto'}`,
     );
     console.log(
-      `wall time: ${fmt(timed.wallMs)}; failures: ${timed.result.failures.length}; process CPU ${fmt(timed.cpuMs)} (fakes included); load average ${loadBefore.toFixed(2)} -> ${loadAfter.toFixed(2)}`,
+      `wall time: ${fmt(timed.wallMs)}; failures: ${timed.result.failures.length}; process CPU ${fmt(timed.cpuMs)} (all threads, fakes included); load average ${loadBefore.toFixed(2)} -> ${loadAfter.toFixed(2)}`,
     );
     console.log('API calls by operation (timed run):');
     for (const [op, rs] of [...calls.entries()].sort()) {
@@ -195,7 +233,7 @@ export async function benchDiscover(args: string[]): Promise<number> {
         `  ${op.padEnd(30)} ${String(rs.length).padStart(5)}   service time ${s(op).toFixed(1)} ms`,
       );
     }
-    for (const cloud of clouds) {
+    for (const cloud of cloudIds) {
       const b = bounds[cloud];
       console.log(
         `bounds ${cloud.padEnd(5)} critical path ${fmt(b.critical)}, calls/concurrency ${fmt(b.callsPerSlot)} (concurrency ${configured[cloud]}), emulator service time ${fmt(b.emulatorBound)}`,
