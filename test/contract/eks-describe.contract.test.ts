@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normaliseCluster } from '../../shared/clouds/aws/discovery.ts';
 import fixture from '../fixtures/aws/eks-describe-cluster.json' with { type: 'json' };
 import { type MotoServer, startMoto } from '../sandbox/moto.ts';
+import { shapeOf } from './json-shape.ts';
 
 /** Keeps a copy of every response body the SDK receives. */
 class CapturingHandler extends NodeHttpHandler {
@@ -26,22 +27,6 @@ class CapturingHandler extends NodeHttpHandler {
     out.response.body = Readable.from([body]);
     return out;
   }
-}
-
-type Shape = Map<string, string>;
-
-/** Every path of a JSON value with its JSON type; array items share the path `x[]`. */
-function shapeOf(value: unknown, path = '', into: Shape = new Map()): Shape {
-  if (Array.isArray(value)) {
-    into.set(path, 'array');
-    for (const item of value) shapeOf(item, `${path}[]`, into);
-  } else if (value !== null && typeof value === 'object') {
-    if (path) into.set(path, 'object');
-    for (const [k, v] of Object.entries(value)) shapeOf(v, path ? `${path}.${k}` : k, into);
-  } else {
-    into.set(path, value === null ? 'null' : typeof value);
-  }
-  return into;
 }
 
 /** The fields the EKS API reference documents for `DescribeCluster.cluster` that Fleetward relies on or checks. */

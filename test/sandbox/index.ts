@@ -1,5 +1,6 @@
 /**
- * The local clouds, started together: moto behind the AWS fault/latency proxy, the GKE
+ * The local clouds, started together: moto (or, for benchmarks, the in-memory AWS
+ * responder) behind the AWS fault/latency proxy, the GKE
  * gRPC fake, the HTTPS ARM fake, one fake Kubernetes API per kubeconfig context, and a
  * generated fleet.yaml that points Fleetward at all of them. Used by `npm run sandbox`,
  * `npm run demo`, the benchmarks and the integration tests.
@@ -13,6 +14,7 @@ import { createLimiter } from '../../shared/runtime/concurrency.ts';
 import { type ArmManagedCluster, aksCluster, startArmFake } from './arm-fake.ts';
 import { type AuditFleet, startAuditFleet } from './audit-fleet.ts';
 import { installBudgetsOverrides } from './aws-budgets.ts';
+import { type AwsMemoryThread, startAwsMemoryThread } from './aws-memory-thread.ts';
 import { startAwsProxy } from './aws-proxy.ts';
 import { DEFAULT_BILLING_ACCOUNT, startBillingBudgetsFake } from './billing-budgets-fake.ts';
 import type { BucketSeed } from './bucket-writers.ts';
@@ -53,9 +55,18 @@ export interface SandboxOptions {
   veleroDelays?: { backupMs?: number; restoreMs?: number; readyMs?: number };
   /** Every cloud cluster gets a healthy Velero (no deliberate gaps): for benchmarks. */
   veleroEverywhere?: boolean;
+  /**
+   * What answers AWS behind the proxy: `moto` (default; every service) or `memory`, the
+   * in-memory responder of `aws-memory.ts` (STS, EC2 regions and EKS only, far below
+   * moto's service time: for benchmarks of discovery; needs `velero: false`). With
+   * `memory`, responder and proxy run on their own thread (`aws-memory-thread.ts`) with
+   * their own latency and request log.
+   */
+  aws?: 'moto' | 'memory';
 }
 
-export interface Sandbox {
+/** What every sandbox has, whichever emulator answers AWS. */
+export interface SandboxBase {
   /** Path of the generated fleet.yaml. */
   configPath: string;
   dir: string;
@@ -64,7 +75,6 @@ export interface Sandbox {
   log: RequestLog;
   /** Shared fault plan: add rules to make any cloud misbehave. */
   faults: FaultInjector;
-  moto: MotoServer;
   /** The fake Kubernetes APIs of the cloud clusters (when `velero` is on). */
   kube?: KubeFleetFake;
   /** Cluster id -> fleet-fake key, for clusters with a fake Kubernetes API. */
@@ -72,6 +82,18 @@ export interface Sandbox {
   /** The bucket every cluster's Velero writes to (cluster id -> bucket seed). */
   veleroBuckets: Map<string, BucketSeed>;
   stop(): Promise<void>;
+}
+
+export interface Sandbox extends SandboxBase {
+  moto: MotoServer;
+}
+
+/**
+ * A sandbox whose AWS is the in-memory responder (`aws: 'memory'`). `log` and `faults` cover
+ * GCP and Azure only: AWS latency and requests go through `awsMemory`.
+ */
+export interface MemorySandbox extends SandboxBase {
+  awsMemory: AwsMemoryThread;
 }
 
 /** Fake, obviously-not-real credentials for the emulators. */
@@ -262,7 +284,15 @@ function sandboxBudgets(fleet: SeedCluster[]) {
 }
 
 /** Starts every local cloud, seeds the fleet and writes the config. */
-export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
+export function startSandbox(options?: SandboxOptions & { aws?: 'moto' }): Promise<Sandbox>;
+export function startSandbox(options: SandboxOptions & { aws: 'memory' }): Promise<MemorySandbox>;
+export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox | MemorySandbox> {
+  const memory = options.aws === 'memory';
+  if (memory && (options.velero ?? true)) {
+    throw new Error(
+      'the in-memory AWS responder answers discovery only: start the sandbox with velero: false',
+    );
+  }
   const dir = resolve(options.dir ?? join('.fleetward', 'sandbox'));
   rmSync(join(dir, 'state.db'), { force: true });
   rmSync(join(dir, 'state.db-wal'), { force: true });
@@ -278,16 +308,32 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     stops.length = 0;
   };
   try {
-    const moto = await startMoto();
-    stops.push(() => moto.stop());
-    const proxy = await startAwsProxy({ upstream: moto.url, faults, log });
-    stops.push(() => proxy.stop());
+    let aws: { moto: MotoServer } | { awsMemory: AwsMemoryThread };
+    /** Where seeding writes, and where the config points Fleetward (through the latency proxy). */
+    let awsUrl: string;
+    let awsEndpoint: string;
+    if (memory) {
+      const awsMemory = await startAwsMemoryThread();
+      stops.push(() => awsMemory.stop());
+      aws = { awsMemory };
+      awsUrl = awsMemory.upstreamUrl;
+      awsEndpoint = awsMemory.url;
+    } else {
+      const moto = await startMoto();
+      stops.push(() => moto.stop());
+      aws = { moto };
+      const proxy = await startAwsProxy({ upstream: moto.url, faults, log });
+      stops.push(() => proxy.stop());
+      // Budgets: moto answers AWS Budgets (the proxy adds what moto lacks).
+      const removeBudgetOverrides = installBudgetsOverrides(proxy, moto.url);
+      stops.push(async () => removeBudgetOverrides());
+      awsUrl = moto.url;
+      awsEndpoint = proxy.url;
+    }
     const gke = await startGkeFake({ faults, log });
     stops.push(() => gke.stop());
-    // Budgets: moto answers AWS Budgets (the proxy adds what moto lacks), a gRPC fake answers
-    // GCP's Billing Budget API (a EUR billing account), the ARM fake answers Azure's.
-    const removeBudgetOverrides = installBudgetsOverrides(proxy, moto.url);
-    stops.push(async () => removeBudgetOverrides());
+    // Budgets: a gRPC fake answers GCP's Billing Budget API (a EUR billing account), the ARM
+    // fake answers Azure's.
     const billing = await startBillingBudgetsFake({
       faults,
       log,
@@ -299,7 +345,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     stops.push(() => arm.stop());
     for (const sub of AZURE_SUBSCRIPTIONS) arm.setBillingCurrency(sub, 'EUR');
 
-    await seedAws(moto.url, fleet);
+    await seedAws(awsUrl, fleet);
     // Every configured project and subscription exists, with or without clusters.
     const gkeClusters = gcpInputs(fleet);
     for (const project of GCP_PROJECTS) gke.setClusters(project, gkeClusters.get(project) ?? []);
@@ -307,7 +353,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     for (const sub of AZURE_SUBSCRIPTIONS) arm.setClusters(sub, aksClusters.get(sub) ?? []);
 
     let velero: VeleroFleet | undefined;
-    if (options.velero ?? true) {
+    if ('moto' in aws && (options.velero ?? true)) {
+      const moto = aws.moto;
       velero = await startVeleroFleet({
         fleet,
         dir,
@@ -324,7 +371,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     }
     // Audit logs and write-once evidence storage (uses the GCS fake and Azurite started above).
     let audit: AuditFleet | undefined;
-    if (velero) {
+    if (velero && 'moto' in aws) {
+      const moto = aws.moto;
       audit = await startAuditFleet({
         fleet,
         dir,
@@ -388,7 +436,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       clouds: {
         ...(used('aws') && {
           aws: {
-            endpoint: proxy.url,
+            endpoint: awsEndpoint,
             credentials: { profile: SANDBOX_PROFILE, file: credentialsFile },
             homeRegion: 'us-east-1',
             concurrency: options.concurrency?.aws ?? 16,
@@ -466,13 +514,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       `# Generated by the Fleetward sandbox; points at local emulators only.\n${stringify(config)}`,
     );
     faults.latencyMs = options.latencyMs ?? 0;
+    if ('awsMemory' in aws) await aws.awsMemory.setLatency(faults.latencyMs);
     return {
       configPath,
       dir,
       fleet,
       log,
       faults,
-      moto,
+      ...aws,
       ...(velero && { kube: velero.kube }),
       kubeKeys: velero?.keys ?? new Map(),
       veleroBuckets: velero?.buckets ?? new Map(),
