@@ -7,6 +7,7 @@ import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { run } from '../../shared/jobs/backup.ts';
 import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { clusterJobDeps } from '../../shared/runtime/deps.ts';
+import { deployedDispatcher } from '../../shared/runtime/dispatch.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
 import { Request } from './schema.ts';
@@ -17,11 +18,13 @@ export const handler = lambdaHandler()
     const deps = await clusterJobDeps(await deployedConfig(), logger);
     const scope = regionalScope(event);
     try {
-      const result = await run(deps, { ...scope, signal });
+      const dispatcher = await deployedDispatcher(deps.config.kubeAccess.concurrency * 4);
+      const result = await run(deps, { ...scope, signal }, dispatcher);
       await notifyAfterJob(deps, 'backup', { runId: result.runId, jurisdiction: scope.jurisdiction });
       const count = (s: string) => result.outcomes.filter((o) => o.status === s).length;
       return {
         runId: result.runId,
+        enqueued: result.enqueued ?? 0,
         created: count('created'),
         exists: count('exists'),
         skipped: count('skipped'),

@@ -3,6 +3,7 @@ import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { run } from '../../shared/jobs/reconcile-backups.ts';
 import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { clusterJobDeps } from '../../shared/runtime/deps.ts';
+import { deployedDispatcher } from '../../shared/runtime/dispatch.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
 import { Request } from './schema.ts';
@@ -13,9 +14,11 @@ export const handler = lambdaHandler()
     const deps = await clusterJobDeps(await deployedConfig(), logger);
     const scope = regionalScope(event);
     try {
-      const result = await run(deps, { ...scope, signal });
+      const dispatcher = await deployedDispatcher(deps.config.kubeAccess.concurrency * 4);
+      const result = await run(deps, { ...scope, signal }, dispatcher);
       await notifyAfterJob(deps, 'reconcile-backups', { jurisdiction: scope.jurisdiction });
       return {
+        enqueued: result.enqueued ?? 0,
         clusters: result.statuses.length,
         recorded: result.recorded,
         rpoExceeded: result.statuses.filter((s) => s.rpoOk === false).map((s) => s.clusterId),
