@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { WorkQueue } from '../ports.ts';
 import { createLimiter } from './concurrency.ts';
 import { FleetwardError } from './errors.ts';
+import { recordJobMetrics } from './metrics.ts';
 
 /** The jobs whose work goes through the dispatcher, each with its own queue and worker. */
 export const WORK_JOBS = [
@@ -83,6 +84,7 @@ export function queued(queue: WorkQueue): Dispatcher {
       const wrong = items.find((i) => i.job !== work.job);
       if (wrong) throw new FleetwardError(`item of job ${wrong.job} dispatched with job ${work.job}`);
       await queue.send(work.job, items, signal ? { signal } : {});
+      recordJobMetrics(work.job, { ItemsPlanned: items.length });
       return { mode: 'queue', enqueued: items.length };
     },
   };

@@ -13,6 +13,7 @@ import type { Log, StateStore } from '../ports.ts';
 import { BadWorkItemError, type ClusterWork, parseWorkItem, type WorkItem } from './dispatch.ts';
 import { errorInfo, FleetwardError } from './errors.ts';
 import { deployedConfig, lambdaHandler, logger } from './lambda.ts';
+import { recordJobMetrics } from './metrics.ts';
 
 /** `run` finished, and the job says the result is a failure another delivery may mend. */
 export class WorkItemFailedError extends FleetwardError {
@@ -80,6 +81,7 @@ export function workerHandler<D extends { store: StateStore }, S, R>(
     const deps = await options.open();
     try {
       const { batchItemFailures, summary } = await runBatch(work, deps, event, { context, signal, logger });
+      recordJobMetrics(work.job, { ItemsSucceeded: summary.succeeded, ItemsFailed: summary.failed });
       if (summary.succeeded > 0) {
         await notifyAfterJob(
           { config: await deployedConfig(), store: deps.store, logger },

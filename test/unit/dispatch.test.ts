@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import type { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { createWorkQueue } from '../../shared/clouds/aws/queue.ts';
@@ -143,5 +145,31 @@ describe('sqs work queue', () => {
     await expect(createWorkQueue({ env: {}, client }).send('reconcile-tags', [item('a')])).rejects.toThrow(
       /FLEETWARD_QUEUE_RECONCILE_TAGS is not set/,
     );
+  });
+});
+
+describe('job metrics', () => {
+  it('emits one embedded-metric-format line per call, in the Fleetward namespace, with the job as dimension', () => {
+    // Prepare: a plain Node process, as Lambda runs the bundle, with metrics on
+    const script = `import { recordJobMetrics } from ${JSON.stringify(resolve('shared/runtime/metrics.ts'))};
+      recordJobMetrics('backup-clusters', { ItemsSucceeded: 9, ItemsFailed: 1 });`;
+    const env = { ...process.env, POWERTOOLS_METRICS_NAMESPACE: 'Fleetward' };
+    delete env.POWERTOOLS_METRICS_DISABLED;
+
+    // Act
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env });
+
+    // Assess
+    expect(run.status, run.stderr).toBe(0);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]._aws.CloudWatchMetrics[0]).toMatchObject({
+      Namespace: 'Fleetward',
+      Dimensions: [expect.arrayContaining(['job'])],
+    });
+    expect(lines[0]).toMatchObject({ job: 'backup-clusters', ItemsSucceeded: 9, ItemsFailed: 1 });
   });
 });
