@@ -11,11 +11,12 @@ import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { auditJobDeps } from '../../shared/runtime/deps.ts';
 import { deployedDispatcher } from '../../shared/runtime/dispatch.ts';
 import { FleetwardError } from '../../shared/runtime/errors.ts';
-import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
 import { Request } from './schema.ts';
 
 export const handler = lambdaHandler()
+  .use(heartbeat('collect-audit-logs'))
   .use(parser({ schema: Request }))
   .handler(async (event: Request, _context, { signal }) => {
     const scope = regionalScope(event);

@@ -11,13 +11,14 @@ import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { systemClock } from '../../shared/ports.ts';
 import { stateConfig } from '../../shared/runtime/deps.ts';
 import { deployedDispatcher } from '../../shared/runtime/dispatch.ts';
-import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
 import { openStateStore } from '../../shared/state/index.ts';
 import { createTaggers } from '../../shared/tags/taggers.ts';
 import { Request } from './schema.ts';
 
 export const handler = lambdaHandler()
+  .use(heartbeat('reconcile-tags'))
   .use(parser({ schema: Request }))
   .handler(async (event: Request, _context, { signal }) => {
     const config = await deployedConfig();

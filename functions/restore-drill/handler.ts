@@ -8,11 +8,12 @@ import { step } from '../../shared/jobs/drill.ts';
 import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { clusterJobDeps } from '../../shared/runtime/deps.ts';
 import { deployedDispatcher } from '../../shared/runtime/dispatch.ts';
-import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
 import { Request } from './schema.ts';
 
 export const handler = lambdaHandler()
+  .use(heartbeat('restore-drill'))
   .use(parser({ schema: Request }))
   .handler(async (event: Request) => {
     const deps = await clusterJobDeps(await deployedConfig(), logger);

@@ -3,7 +3,8 @@
  * namespace `POWERTOOLS_METRICS_NAMESPACE` (serverless.yml sets `Fleetward`), one `job`
  * dimension per line. Counts only, never a cluster name or any cluster data.
  *
- * - `ItemsPlanned` (planners), `ItemsSucceeded` / `ItemsFailed` (workers and in-process runs).
+ * - `ItemsPlanned` (planners), `ItemsSucceeded` / `ItemsFailed` (workers);
+ * - `RunSucceeded` (every successful scheduled run: the heartbeat alarms watch it).
  */
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 
@@ -12,7 +13,7 @@ const metrics = new Metrics({
   serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'fleetward',
 });
 
-export type JobMetric = 'ItemsPlanned' | 'ItemsSucceeded' | 'ItemsFailed';
+export type JobMetric = 'ItemsPlanned' | 'ItemsSucceeded' | 'ItemsFailed' | 'RunSucceeded';
 
 /** Emits one EMF line for `job` with the given counts (zero counts are emitted too: a flat line is news). */
 export function recordJobMetrics(job: string, counts: Partial<Record<JobMetric, number>>): void {

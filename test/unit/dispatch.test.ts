@@ -153,7 +153,7 @@ describe('job metrics', () => {
     // Prepare: a plain Node process, as Lambda runs the bundle, with metrics on
     const script = `import { recordJobMetrics } from ${JSON.stringify(resolve('shared/runtime/metrics.ts'))};
       recordJobMetrics('backup-clusters', { ItemsSucceeded: 9, ItemsFailed: 1 });`;
-    const env = { ...process.env, POWERTOOLS_METRICS_NAMESPACE: 'Fleetward' };
+    const env: NodeJS.ProcessEnv = { ...process.env, POWERTOOLS_METRICS_NAMESPACE: 'Fleetward' };
     delete env.POWERTOOLS_METRICS_DISABLED;
 
     // Act
