@@ -15,6 +15,8 @@ export default defineConfig({
       SLS_TELEMETRY_DISABLED: '1',
       // Handlers' Powertools logs would drown the test report; tests assert on results.
       POWERTOOLS_LOG_LEVEL: 'SILENT',
+      // Metrics lines (EMF) on stdout would drown it too; tests that check metrics enable them.
+      POWERTOOLS_METRICS_DISABLED: 'true',
       AWS_ACCESS_KEY_ID: 'testing',
       AWS_SECRET_ACCESS_KEY: 'testing',
       AWS_REGION: 'us-east-1',

@@ -4,6 +4,7 @@
  * Keep each port small and every method documented (Velero's ObjectStore is the model).
  */
 import type { CloudId, Cluster, DiscoveredCluster, DiscoveryOutcome, RegionCloud } from './model.ts';
+import type { WorkItem, WorkJob } from './runtime/dispatch.ts';
 
 /** Finds clusters in one cloud, across every scope (account+region, project, subscription, context) it was configured with. */
 export interface ClusterDiscovery {
@@ -258,4 +259,16 @@ export interface ArchiveStore {
   get(key: string, options?: { version?: string; signal?: AbortSignal }): Promise<Uint8Array | undefined>;
   /** Every version of every object under `prefix`, in key order (versions newest first). */
   list(prefix: string, options?: { signal?: AbortSignal }): Promise<{ key: string; versions: string[] }[]>;
+}
+
+/**
+ * A job's work queue (SQS in a deployment). Items carry ids only; the queue is at-least-once,
+ * so every item's run is idempotent.
+ */
+export interface WorkQueue {
+  /**
+   * Enqueues `items` on `job`'s queue, in batches the service accepts; resolves once every
+   * item is accepted, and rejects naming the items it could not enqueue.
+   */
+  send(job: WorkJob, items: readonly WorkItem[], options?: { signal?: AbortSignal }): Promise<void>;
 }

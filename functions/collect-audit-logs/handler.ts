@@ -9,12 +9,14 @@ import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { AUDIT_JOB, collect } from '../../shared/jobs/audit.ts';
 import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { auditJobDeps } from '../../shared/runtime/deps.ts';
+import { deployedDispatcher } from '../../shared/runtime/dispatch.ts';
 import { FleetwardError } from '../../shared/runtime/errors.ts';
-import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
 import { Request } from './schema.ts';
 
 export const handler = lambdaHandler()
+  .use(heartbeat('collect-audit-logs'))
   .use(parser({ schema: Request }))
   .handler(async (event: Request, _context, { signal }) => {
     const scope = regionalScope(event);
@@ -27,7 +29,7 @@ export const handler = lambdaHandler()
     // A deployed run never writes evidence to a local directory: no residency guard can judge it.
     const deps = await auditJobDeps(config, logger, { localEvidence: false });
     try {
-      const result = await collect(deps, { ...scope, signal });
+      const result = await collect(deps, { ...scope, signal }, await deployedDispatcher(4));
       await notifyAfterJob({ config, store: deps.store, logger }, AUDIT_JOB, {
         runId: result.runId,
         jurisdiction: scope.jurisdiction,
@@ -35,6 +37,7 @@ export const handler = lambdaHandler()
       const count = (s: string) => result.outcomes.filter((o) => o.status === s).length;
       return {
         runId: result.runId,
+        enqueued: result.enqueued ?? 0,
         archived: count('archived'),
         upToDate: count('up-to-date'),
         skipped: count('skipped'),

@@ -3,10 +3,11 @@ import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { run } from '../../shared/jobs/discover.ts';
 import { notifyAfterDiscovery } from '../../shared/notify/notifier.ts';
 import { discoverDeps } from '../../shared/runtime/deps.ts';
-import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { DiscoverRequest } from './schema.ts';
 
 export const handler = lambdaHandler()
+  .use(heartbeat('discover-clusters'))
   .use(parser({ schema: DiscoverRequest }))
   .handler(async (event: DiscoverRequest, _context, { signal }) => {
     const config = await deployedConfig();

@@ -7,13 +7,15 @@
  */
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { publish, snapshotReport } from '../../shared/jobs/snapshot.ts';
-import { notifyAfterReport } from '../../shared/notify/notifier.ts';
+import { notifyAfterJob, notifyAfterReport } from '../../shared/notify/notifier.ts';
 import { snapshotDeps } from '../../shared/runtime/deps.ts';
-import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { HEARTBEAT_JOB, recordLateJobs } from '../../shared/runtime/heartbeat.ts';
+import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
 import { Request } from './schema.ts';
 
 export const handler = lambdaHandler()
+  .use(heartbeat('publish-compliance-snapshot'))
   .use(parser({ schema: Request }))
   .handler(async (event: Request, _context, { signal }) => {
     const { jurisdiction } = regionalScope({});
@@ -27,6 +29,9 @@ export const handler = lambdaHandler()
         signal,
       });
       await notifyAfterReport(deps, snapshotReport(result));
+      // A schedule that stopped is news too: one finding per late job, sent with the digest's findings.
+      await recordLateJobs(deps.store, new Date());
+      await notifyAfterJob(deps, HEARTBEAT_JOB);
       return {
         runId: result.runId,
         summary: result.summary,

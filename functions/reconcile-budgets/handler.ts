@@ -6,10 +6,11 @@
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { apply, budgetJobDeps, closeBudgetJobDeps } from '../../shared/jobs/budgets.ts';
 import { notifyAfterJob } from '../../shared/notify/notifier.ts';
-import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { Request } from './schema.ts';
 
 export const handler = lambdaHandler()
+  .use(heartbeat('reconcile-budgets'))
   .use(parser({ schema: Request }))
   .handler(async (event: Request, _context, { signal }) => {
     const config = await deployedConfig();

@@ -10,13 +10,15 @@ import { apply, TAGS_JOB } from '../../shared/jobs/tags.ts';
 import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { systemClock } from '../../shared/ports.ts';
 import { stateConfig } from '../../shared/runtime/deps.ts';
-import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { deployedDispatcher } from '../../shared/runtime/dispatch.ts';
+import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
 import { openStateStore } from '../../shared/state/index.ts';
 import { createTaggers } from '../../shared/tags/taggers.ts';
 import { Request } from './schema.ts';
 
 export const handler = lambdaHandler()
+  .use(heartbeat('reconcile-tags'))
   .use(parser({ schema: Request }))
   .handler(async (event: Request, _context, { signal }) => {
     const config = await deployedConfig();
@@ -27,6 +29,7 @@ export const handler = lambdaHandler()
       const result = await apply(
         { config, store, taggers, logger, clock: systemClock },
         { ...scope, dryRun: config.stage !== 'prod', signal },
+        await deployedDispatcher(32),
       );
       await notifyAfterJob({ config, store, logger }, TAGS_JOB, {
         runId: result.runId,
@@ -35,6 +38,7 @@ export const handler = lambdaHandler()
       return {
         runId: result.runId,
         dryRun: result.dryRun,
+        enqueued: result.enqueued ?? 0,
         refused: result.refused?.message ?? null,
         ...result.summary,
         failedClusters: result.outcomes.filter((o) => o.status === 'failed').map((o) => o.clusterId),

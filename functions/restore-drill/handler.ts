@@ -7,17 +7,20 @@ import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { step } from '../../shared/jobs/drill.ts';
 import { notifyAfterJob } from '../../shared/notify/notifier.ts';
 import { clusterJobDeps } from '../../shared/runtime/deps.ts';
-import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { deployedDispatcher } from '../../shared/runtime/dispatch.ts';
+import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
 import { Request } from './schema.ts';
 
 export const handler = lambdaHandler()
+  .use(heartbeat('restore-drill'))
   .use(parser({ schema: Request }))
   .handler(async (event: Request) => {
     const deps = await clusterJobDeps(await deployedConfig(), logger);
     const scope = regionalScope(event);
     try {
-      const results = await step(deps, { ...scope, start: 'due' });
+      const dispatcher = await deployedDispatcher(deps.config.kubeAccess.concurrency * 4);
+      const results = await step(deps, { ...scope, start: 'due' }, dispatcher);
       await notifyAfterJob(deps, 'restore-drill', { jurisdiction: scope.jurisdiction });
       return {
         started: results.filter((r) => r.started).length,

@@ -156,6 +156,20 @@ export const FleetSummary = z.strictObject({
     }),
   ),
   totals: z.strictObject({ clusters: z.int().nonnegative(), counts: StatusCounts }),
+  /**
+   * Each scheduled job's last successful run: `late` when none came within twice its interval
+   * (a finding and an alarm). Absent in summaries from before heartbeats were recorded.
+   */
+  jobs: z
+    .array(
+      z.strictObject({
+        job: z.string(),
+        lastRunAt: z.string().nullable(),
+        intervalMinutes: z.number().positive(),
+        late: z.boolean(),
+      }),
+    )
+    .optional(),
 });
 export type FleetSummary = z.infer<typeof FleetSummary>;
 

@@ -86,6 +86,7 @@ import {
   systemClock,
 } from '../ports.ts';
 import type { Residency } from '../residency/index.ts';
+import { type ClusterWork, type Dispatcher, inProcess } from '../runtime/dispatch.ts';
 import {
   type ErrorInfo,
   errorInfo,
@@ -93,6 +94,7 @@ import {
   ObjectExistsError,
   ResidencyError,
 } from '../runtime/errors.ts';
+import { INVENTORY } from './discover.ts';
 import { type ClusterScope, forEachCluster, inventory, recordFindings, runId } from './fleet.ts';
 
 /** The job name findings are recorded under (`findings` / `audit/<cluster-id>`). */
@@ -997,14 +999,43 @@ async function collectCluster(
   }
 }
 
+/**
+ * Audit collection as the dispatcher runs it: one item per cluster in scope. `tuning` (overlap,
+ * lookback, chunk bounds) applies to every item; a deployed worker uses the defaults.
+ */
+export function auditWork(
+  tuning: Omit<CollectOptions, keyof ClusterScope | 'signal' | 'concurrency'> = {},
+): ClusterWork<AuditJobDeps, ClusterScope, CollectOutcome> {
+  return {
+    job: 'collect-audit-logs',
+    async plan(deps, scope) {
+      const clusters = await inventory(deps.store, scope);
+      const run = runId(deps.clock.now());
+      return clusters.map((c) => ({ job: 'collect-audit-logs', clusterId: c.id, runId: run }));
+    },
+    async run(deps, item, signal) {
+      const cluster = await deps.store.get<Cluster>(INVENTORY, item.clusterId);
+      // A cluster gone from the inventory since the plan has nothing left to collect.
+      if (!cluster) return { clusterId: item.clusterId, status: 'skipped', findings: [] };
+      return collectCluster(deps, cluster, { ...tuning, ...(signal ? { signal } : {}) });
+    },
+    failure: (outcome) => (outcome.status === 'failed' ? outcome.error.message : undefined),
+  };
+}
+
 /** Archives new audit events of every cluster in scope (one cluster's failure never stops the others). */
-export async function collect(deps: AuditJobDeps, options: CollectOptions = {}): Promise<CollectResult> {
-  const clusters = await inventory(deps.store, options);
-  const id = runId(deps.clock.now());
-  const outcomes = await forEachCluster(clusters, options.concurrency ?? 4, (cluster) =>
-    collectCluster(deps, cluster, options),
-  );
-  return { runId: id, outcomes };
+export async function collect(
+  deps: AuditJobDeps,
+  options: CollectOptions = {},
+  dispatcher: Dispatcher = inProcess(options.concurrency ?? 4),
+): Promise<CollectResult & { enqueued?: number }> {
+  const { clusterId, jurisdiction, signal, concurrency: _, ...tuning } = options;
+  const work = auditWork(tuning);
+  const items = await work.plan(deps, { clusterId, jurisdiction });
+  const id = items[0]?.runId ?? runId(deps.clock.now());
+  const done = await dispatcher.dispatch(work, deps, items, signal);
+  if (done.mode === 'queue') return { runId: id, outcomes: [], enqueued: done.enqueued };
+  return { runId: id, outcomes: done.results };
 }
 
 export type ChainProblem = 'missing' | 'altered' | 'extra-version' | 'broken-link' | 'gap';

@@ -5,6 +5,7 @@
  * success) and a window never gets two.
  */
 import type { Cluster } from '../model.ts';
+import { type ClusterWork, type Dispatcher, inProcess } from '../runtime/dispatch.ts';
 import { errorInfo } from '../runtime/errors.ts';
 import { type BucketCache, type CheckedLocation, type Finding, preflight } from '../velero/preflight.ts';
 import {
@@ -17,16 +18,9 @@ import {
   type VeleroBackup,
   windowStart,
 } from '../velero/resources.ts';
+import { INVENTORY } from './discover.ts';
 import { recordedScratch } from './drill.ts';
-import {
-  type ClusterJobDeps,
-  type ClusterScope,
-  forEachCluster,
-  inventory,
-  NS,
-  recordFindings,
-  runId,
-} from './fleet.ts';
+import { type ClusterJobDeps, type ClusterScope, inventory, NS, recordFindings, runId } from './fleet.ts';
 import { mergeBackup } from './reconcile-backups.ts';
 
 /** What the job remembers of each Backup it created or observed. */
@@ -95,7 +89,7 @@ async function backupCluster(
   deps: ClusterJobDeps,
   cluster: Cluster,
   run: string,
-  options: { dryRun: boolean; cache: BucketCache; signal?: AbortSignal },
+  options: { dryRun: boolean; cache: BucketCache; signal?: AbortSignal; window?: Date },
 ): Promise<BackupOutcome> {
   const now = deps.clock.now();
   const policy = deps.config.jurisdictions[cluster.jurisdiction]?.backup;
@@ -165,7 +159,8 @@ async function backupCluster(
     return { clusterId: cluster.id, status: 'skipped', findings };
   }
   try {
-    const window = backupWindow(deps, cluster);
+    // The planner's window: an item delivered late still requests the Backup it was planned for.
+    const window = options.window ?? backupWindow(deps, cluster);
     const name = backupName(window);
     const namespaces = await resolveNamespaces(deps, cluster, api, policy.includedNamespaces);
     const backup = buildBackup({
@@ -208,22 +203,56 @@ async function backupCluster(
   }
 }
 
+export type BackupScope = ClusterScope & { dryRun?: boolean };
+
+/** Bucket lookups are remembered for the life of the deps (one invocation, or one CLI run). */
+const bucketCaches = new WeakMap<ClusterJobDeps, BucketCache>();
+
+/** The backup job as the dispatcher runs it: one item per cluster and window. */
+export const backupWork: ClusterWork<ClusterJobDeps, BackupScope, BackupOutcome> = {
+  job: 'backup-clusters',
+  async plan(deps, scope) {
+    const clusters = await inventory(deps.store, scope);
+    const run = runId(deps.clock.now());
+    return clusters.map((cluster) => ({
+      job: 'backup-clusters',
+      clusterId: cluster.id,
+      runId: run,
+      window: backupWindow(deps, cluster).toISOString(),
+      ...(scope.dryRun ? { dryRun: true } : {}),
+    }));
+  },
+  async run(deps, item, signal) {
+    const cluster = await deps.store.get<Cluster>(INVENTORY, item.clusterId);
+    // A cluster gone from the inventory since the plan has nothing left to back up.
+    if (!cluster) return { clusterId: item.clusterId, status: 'skipped', findings: [] };
+    const cache = bucketCaches.get(deps) ?? new Map();
+    bucketCaches.set(deps, cache);
+    return backupCluster(deps, cluster, item.runId, {
+      dryRun: item.dryRun ?? false,
+      cache,
+      ...(signal ? { signal } : {}),
+      ...(item.window ? { window: new Date(item.window) } : {}),
+    });
+  },
+  failure: (outcome) => (outcome.status === 'failed' ? outcome.error.message : undefined),
+};
+
 /** Requests this window's Backup on every cluster (or one). Dry run validates on the server and writes nothing. */
 export async function run(
   deps: ClusterJobDeps,
-  options: ClusterScope & { dryRun?: boolean; signal?: AbortSignal } = {},
-): Promise<BackupRunResult> {
-  const clusters = await inventory(deps.store, options);
-  const id = runId(deps.clock.now());
-  const cache: BucketCache = new Map();
+  options: BackupScope & { signal?: AbortSignal } = {},
+  dispatcher: Dispatcher = inProcess(deps.config.kubeAccess.concurrency * 4),
+): Promise<BackupRunResult & { enqueued?: number }> {
+  const items = await backupWork.plan(deps, options);
+  const id = items[0]?.runId ?? runId(deps.clock.now());
   const dryRun = options.dryRun ?? false;
-  const outcomes = await forEachCluster(clusters, deps.config.kubeAccess.concurrency * 4, (cluster) =>
-    backupCluster(deps, cluster, id, {
-      dryRun,
-      cache,
-      ...(options.signal ? { signal: options.signal } : {}),
-    }),
-  );
+  const done = await dispatcher.dispatch(backupWork, deps, items, options.signal);
+  if (done.mode === 'queue') {
+    deps.logger.info('Backups enqueued', { runId: id, dryRun, enqueued: done.enqueued });
+    return { runId: id, dryRun, outcomes: [], enqueued: done.enqueued };
+  }
+  const outcomes = done.results;
   const count = (s: BackupOutcome['status']) => outcomes.filter((o) => o.status === s).length;
   deps.logger.info('Backups requested', {
     runId: id,

@@ -10,6 +10,7 @@
  */
 import { type Cluster, isRegionCloud } from '../model.ts';
 import type { KubeApi, KubeObject } from '../ports.ts';
+import { type ClusterWork, type Dispatcher, inProcess } from '../runtime/dispatch.ts';
 import { errorInfo, ResidencyError } from '../runtime/errors.ts';
 import type { Finding } from '../velero/preflight.ts';
 import {
@@ -26,15 +27,8 @@ import {
   type VeleroRestore,
   windowStart,
 } from '../velero/resources.ts';
-import {
-  type ClusterJobDeps,
-  type ClusterScope,
-  forEachCluster,
-  inventory,
-  NS,
-  recordFindings,
-  runId,
-} from './fleet.ts';
+import { INVENTORY } from './discover.ts';
+import { type ClusterJobDeps, type ClusterScope, inventory, NS, recordFindings, runId } from './fleet.ts';
 
 const DAY_MS = 86_400_000;
 /** Scratch namespaces older than this that no active drill owns are removed by the sweeper. */
@@ -538,18 +532,43 @@ async function stepCluster(
   return { clusterId: cluster.id, drill: latest, started, findings };
 }
 
+export type DrillScope = ClusterScope & { start?: 'due' | 'force' | 'never' };
+
+/** The drill as the dispatcher runs it: one step per assigned cluster (advance, or start when due). */
+export const drillWork: ClusterWork<ClusterJobDeps, DrillScope, DrillStepResult | undefined> = {
+  job: 'restore-drill',
+  async plan(deps, scope) {
+    const clusters = (await inventory(deps.store, scope)).filter((c) => c.jurisdiction !== 'unassigned');
+    const run = runId(deps.clock.now());
+    return clusters.map((c) => ({
+      job: 'restore-drill',
+      clusterId: c.id,
+      runId: run,
+      start: scope.start ?? 'due',
+    }));
+  },
+  async run(deps, item) {
+    const cluster = await deps.store.get<Cluster>(INVENTORY, item.clusterId);
+    return cluster ? stepCluster(deps, cluster, { start: item.start ?? 'due', run: item.runId }) : undefined;
+  },
+};
+
 /**
  * One drill step for every cluster in a jurisdiction (or one cluster): advance the active
  * drill, or start one when due (`start: 'due'`, the schedule), now (`'force'`, the CLI's
- * `drill run`), or not at all (`'never'`, `drill status`).
+ * `drill run`), or not at all (`'never'`, `drill status`). With a queue dispatcher the steps
+ * are enqueued and this returns none.
  */
 export async function step(
   deps: ClusterJobDeps,
-  options: ClusterScope & { start?: 'due' | 'force' | 'never' } = {},
+  options: DrillScope = {},
+  dispatcher: Dispatcher = inProcess(deps.config.kubeAccess.concurrency * 4),
 ): Promise<DrillStepResult[]> {
-  const clusters = (await inventory(deps.store, options)).filter((c) => c.jurisdiction !== 'unassigned');
-  const run = runId(deps.clock.now());
-  return forEachCluster(clusters, deps.config.kubeAccess.concurrency * 4, (c) =>
-    stepCluster(deps, c, { start: options.start ?? 'due', run }),
-  );
+  const items = await drillWork.plan(deps, options);
+  const done = await dispatcher.dispatch(drillWork, deps, items);
+  if (done.mode === 'queue') {
+    deps.logger.info('Drill steps enqueued', { enqueued: done.enqueued });
+    return [];
+  }
+  return done.results.filter((r) => r !== undefined);
 }

@@ -5,18 +5,13 @@
  * target. Read-only towards clusters; `backup status` runs it too.
  */
 import type { Cluster } from '../model.ts';
+import { type ClusterWork, type Dispatcher, inProcess } from '../runtime/dispatch.ts';
 import { errorInfo } from '../runtime/errors.ts';
 import type { Finding } from '../velero/preflight.ts';
 import { isTerminalBackup, LABELS, MANAGED_BY, VELERO_API, type VeleroBackup } from '../velero/resources.ts';
 import type { BackupRecord } from './backup.ts';
-import {
-  type ClusterJobDeps,
-  type ClusterScope,
-  forEachCluster,
-  inventory,
-  NS,
-  recordFindings,
-} from './fleet.ts';
+import { INVENTORY } from './discover.ts';
+import { type ClusterJobDeps, type ClusterScope, inventory, NS, recordFindings, runId } from './fleet.ts';
 
 /** Per-cluster backup summary, as `backup status` shows it and the compliance snapshot reads it. */
 export interface BackupStatus {
@@ -215,18 +210,38 @@ async function reconcileCluster(deps: ClusterJobDeps, cluster: Cluster, signal?:
   return { status, recorded };
 }
 
+type Reconciled = Awaited<ReturnType<typeof reconcileCluster>>;
+
+/** The reconciler as the dispatcher runs it: one item per assigned cluster. */
+export const reconcileWork: ClusterWork<ClusterJobDeps, ClusterScope, Reconciled> = {
+  job: 'reconcile-backups',
+  async plan(deps, scope) {
+    const clusters = (await inventory(deps.store, scope)).filter((c) => c.jurisdiction !== 'unassigned');
+    const run = runId(deps.clock.now());
+    return clusters.map((c) => ({ job: 'reconcile-backups', clusterId: c.id, runId: run }));
+  },
+  async run(deps, item, signal) {
+    const cluster = await deps.store.get<Cluster>(INVENTORY, item.clusterId);
+    // A cluster gone from the inventory since the plan has nothing left to reconcile.
+    return cluster ? reconcileCluster(deps, cluster, signal) : undefined;
+  },
+};
+
 /** Reconciles every cluster that has Fleetward Backups (or one cluster). */
 export async function run(
   deps: ClusterJobDeps,
   options: ClusterScope & { signal?: AbortSignal } = {},
-): Promise<ReconcileResult> {
-  const clusters = (await inventory(deps.store, options)).filter((c) => c.jurisdiction !== 'unassigned');
-  const results = await forEachCluster(clusters, deps.config.kubeAccess.concurrency * 4, (c) =>
-    reconcileCluster(deps, c, options.signal),
-  );
-  const done = results.filter((r) => r !== undefined);
-  const statuses = done.map((r) => r.status);
-  const recorded = done.reduce((n, r) => n + r.recorded, 0);
+  dispatcher: Dispatcher = inProcess(deps.config.kubeAccess.concurrency * 4),
+): Promise<ReconcileResult & { enqueued?: number }> {
+  const items = await reconcileWork.plan(deps, options);
+  const done = await dispatcher.dispatch(reconcileWork, deps, items, options.signal);
+  if (done.mode === 'queue') {
+    deps.logger.info('Backup reconciles enqueued', { enqueued: done.enqueued });
+    return { statuses: [], recorded: 0, enqueued: done.enqueued };
+  }
+  const finished = done.results.filter((r) => r !== undefined);
+  const statuses = finished.map((r) => r.status);
+  const recorded = finished.reduce((n, r) => n + r.recorded, 0);
   deps.logger.info('Backups reconciled', {
     clusters: statuses.length,
     recorded,

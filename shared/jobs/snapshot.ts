@@ -40,6 +40,7 @@ import {
   ResidencyError,
   UsageError,
 } from '../runtime/errors.ts';
+import { jobHeartbeats } from '../runtime/heartbeat.ts';
 import { inventory, runId } from './fleet.ts';
 
 /** State namespace: `latest/<jurisdiction>` and `statuses/<jurisdiction>/<cluster-id>`. */
@@ -381,6 +382,7 @@ export async function publish(deps: SnapshotDeps, options: SnapshotOptions = {})
       clusters: outputs.reduce((n, o) => n + o.snapshot.summary.clusters, 0),
       counts: outputs.reduce((acc, o) => addCounts(acc, o.snapshot.summary.counts), emptyCounts()),
     },
+    jobs: await jobHeartbeats(deps.store, now),
   };
   return { runId: id, generatedAt, jurisdictions: outputs, summary };
 }

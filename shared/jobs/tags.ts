@@ -16,12 +16,14 @@
  *   under `findings` / `tags/<cluster-id>`, like the other jobs'.
  */
 import type { FleetConfig } from '../config/schema.ts';
-import type { Cluster } from '../model.ts';
+import { CLOUDS, type Cluster } from '../model.ts';
 import type { Clock, Log, StateStore } from '../ports.ts';
+import { type ClusterWork, type Dispatcher, inProcess, type WorkItem } from '../runtime/dispatch.ts';
 import { type ErrorInfo, errorInfo, FleetwardError } from '../runtime/errors.ts';
 import { changeSet, notTaggable, planTags, type TagChange, type TagFinding } from '../tags/plan.ts';
 import type { TaggerSet } from '../tags/port.ts';
 import { type ClusterTagPlan, type PlanSummary, summarise } from '../tags/render.ts';
+import { INVENTORY } from './discover.ts';
 import { type ClusterScope, forEachCluster, inventory, NS, runId } from './fleet.ts';
 
 /** State-store namespace of the tag job. */
@@ -175,7 +177,8 @@ export async function plan(deps: TagJobDeps, options: RunOptions = {}): Promise<
 export async function apply(
   deps: TagJobDeps,
   options: RunOptions & { maxChanges?: number | undefined; dryRun?: boolean | undefined } = {},
-): Promise<TagApplyResult> {
+  dispatcher: Dispatcher = inProcess(CLUSTER_CONCURRENCY),
+): Promise<TagApplyResult & { enqueued?: number }> {
   const dryRun = options.dryRun ?? deps.config.stage !== 'prod';
   const maxChanges = options.maxChanges ?? deps.config.policies.maxChanges;
   const clusters = await inventory(deps.store, options);
@@ -237,46 +240,74 @@ export async function apply(
     return finish(plans.map((p) => failedRead(p) ?? outcomeOf(p, p.taggable ? 'planned' : 'not-taggable')));
   }
 
-  const byId = new Map(clusters.map((c) => [c.id, c]));
-  const outcomes = await forEachCluster(
-    clusters,
-    CLUSTER_CONCURRENCY,
-    async (cluster): Promise<TagOutcome> => {
-      const p = plans.find((x) => x.clusterId === cluster.id)!;
-      const failed = failedRead(p);
-      if (failed) return failed;
-      if (!p.taggable) return outcomeOf(p, 'not-taggable');
-      if (p.changes.length === 0) return outcomeOf(p, 'unchanged');
-      const tagger = (await deps.taggers.for(cluster.cloud))!;
-      try {
-        await tagger.write(byId.get(cluster.id)!, changeSet(p), signal ? { signal } : {});
-      } catch (error) {
-        if (signal?.aborted) throw error;
-        deps.logger.warn('Tags could not be written', { cluster: cluster.id, error: errorInfo(error) });
-        return {
-          clusterId: p.clusterId,
-          cloud: p.cloud,
-          changes: p.changes,
-          findings: p.findings,
-          status: 'failed',
-          error: errorInfo(error),
-        };
-      }
-      const at = deps.clock.now().toISOString();
-      await deps.store.putMany(TAGS_NS, [
-        {
-          key: `applied/${cluster.id}/${at}`,
-          value: { runId: run, at, clusterId: cluster.id, changes: p.changes } satisfies AppliedTagRecord,
-        },
-      ]);
-      return {
-        clusterId: p.clusterId,
-        cloud: p.cloud,
-        changes: p.changes,
-        findings: p.findings,
-        status: 'applied',
-      };
-    },
+  // Only clusters with changes become items; each is planned again where it runs, so a write
+  // never carries a stale plan and a redelivered item finds its tags already written.
+  const items: WorkItem[] = plans
+    .filter((p) => !p.error && p.taggable && p.changes.length > 0)
+    .map((p) => ({ job: 'reconcile-tags', clusterId: p.clusterId, runId: run }));
+  const done = await dispatcher.dispatch(tagWork, deps, items, signal);
+  if (done.mode === 'queue') {
+    deps.logger.info('Tag writes enqueued', { runId: run, enqueued: done.enqueued });
+    const planned = plans.map((p) => failedRead(p) ?? outcomeOf(p, p.taggable ? 'planned' : 'not-taggable'));
+    return { ...finish(planned), enqueued: done.enqueued };
+  }
+  const written = new Map(done.results.map((o) => [o.clusterId, o]));
+  const outcomes = plans.map(
+    (p) =>
+      written.get(p.clusterId) ?? failedRead(p) ?? outcomeOf(p, p.taggable ? 'unchanged' : 'not-taggable'),
   );
   return finish(outcomes);
 }
+
+/** Plans one cluster afresh and writes its planned values. */
+async function applyCluster(
+  deps: TagJobDeps,
+  cluster: Cluster,
+  run: string,
+  signal?: AbortSignal,
+): Promise<TagOutcome> {
+  const p = await planCluster(deps, cluster, signal);
+  const base = { clusterId: p.clusterId, cloud: p.cloud, changes: p.changes, findings: p.findings };
+  if (p.error) return { ...base, changes: [], findings: [], status: 'failed', error: p.error };
+  if (!p.taggable) return { ...base, status: 'not-taggable' };
+  if (p.changes.length === 0) return { ...base, status: 'unchanged' };
+  const tagger = (await deps.taggers.for(cluster.cloud))!;
+  try {
+    await tagger.write(cluster, changeSet(p), signal ? { signal } : {});
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    deps.logger.warn('Tags could not be written', { cluster: cluster.id, error: errorInfo(error) });
+    return { ...base, status: 'failed', error: errorInfo(error) };
+  }
+  const at = deps.clock.now().toISOString();
+  await deps.store.putMany(TAGS_NS, [
+    {
+      key: `applied/${cluster.id}/${at}`,
+      value: { runId: run, at, clusterId: cluster.id, changes: p.changes } satisfies AppliedTagRecord,
+    },
+  ]);
+  return { ...base, status: 'applied' };
+}
+
+/**
+ * The tag write as the dispatcher runs it. `apply` plans the whole scope first (the change
+ * limit is a property of the whole plan) and dispatches one item per cluster with changes.
+ */
+export const tagWork: ClusterWork<TagJobDeps, RunOptions, TagOutcome> = {
+  job: 'reconcile-tags',
+  async plan(deps, scope) {
+    const clusters = await inventory(deps.store, scope);
+    const run = runId(deps.clock.now());
+    return clusters.map((c) => ({ job: 'reconcile-tags', clusterId: c.id, runId: run }));
+  },
+  async run(deps, item, signal) {
+    const cluster = await deps.store.get<Cluster>(INVENTORY, item.clusterId);
+    // A cluster gone from the inventory since the plan has nothing left to tag.
+    if (!cluster) {
+      const cloud = CLOUDS.find((c) => item.clusterId.startsWith(`${c}/`)) ?? 'kubeconfig';
+      return { clusterId: item.clusterId, cloud, changes: [], findings: [], status: 'unchanged' };
+    }
+    return applyCluster(deps, cluster, item.runId, signal);
+  },
+  failure: (outcome) => (outcome.status === 'failed' ? (outcome.error?.message ?? 'failed') : undefined),
+};

@@ -5,11 +5,14 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import middy from '@middy/core';
+import middy, { type MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { loadConfig } from '../config/load.ts';
 import type { FleetConfig } from '../config/schema.ts';
+import { openStateStore } from '../state/index.ts';
+import { stateConfig } from './deps.ts';
 import { errorInfo } from './errors.ts';
+import { recordHeartbeat, type ScheduledJob } from './heartbeat.ts';
 import { redactEventForLog } from './redact-event.ts';
 
 /** Module-scope logger: `POWERTOOLS_SERVICE_NAME` is the function's kebab-case name. */
@@ -48,4 +51,25 @@ export function deployedConfig(): Promise<FleetConfig> {
     throw error;
   });
   return config;
+}
+
+/**
+ * middy middleware for a scheduled function: after a successful run, records `job`'s heartbeat
+ * in the deployment's state store. A failed heartbeat write is logged, never fails the run.
+ */
+export function heartbeat(job: ScheduledJob): MiddlewareObj {
+  return {
+    after: async () => {
+      try {
+        const store = await openStateStore(stateConfig(await deployedConfig()));
+        try {
+          await recordHeartbeat(store, job, new Date());
+        } finally {
+          await store.close();
+        }
+      } catch (error) {
+        logger.warn('Heartbeat not recorded', { job, error: errorInfo(error) });
+      }
+    },
+  };
 }

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueUrlVariable, WORK_JOBS } from '../../shared/runtime/dispatch.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 
 describe('serverless package', () => {
@@ -19,7 +20,7 @@ describe('serverless package', () => {
   beforeAll(() => {
     packaged = spawnSync(join('node_modules', '.bin', 'serverless'), ['package', '--package', out], {
       encoding: 'utf8',
-      timeout: 180_000,
+      timeout: 400_000,
       env: {
         ...process.env,
         SLS_TELEMETRY_DISABLED: '1',
@@ -31,8 +32,8 @@ describe('serverless package', () => {
         AWS_PROFILE: '',
       },
     });
-    // Longer than the packaging's own 180 s limit, so a slow machine fails with its output.
-  }, 200_000);
+    // Longer than the packaging's own limit, so a slow machine fails with its output.
+  }, 420_000);
 
   it('builds one bundle per function without credentials or network', () => {
     expect(packaged.status, String(packaged.stderr) + String(packaged.stdout)).toBe(0);
@@ -113,6 +114,56 @@ describe('serverless package', () => {
     expect(routes[2]!.function).toContain('GcpDashclusterDasheventsLambdaFunction');
   });
 
+  it.each(WORK_JOBS)(
+    'fans %s out on its own queue: SSE, a dead-letter queue after 3 receives, a worker, alarms',
+    (job) => {
+      const template = JSON.parse(
+        readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'),
+      );
+      type Resource = { Type: string; Properties: Record<string, any> };
+      const resources = template.Resources as Record<string, Resource>;
+      const logical = (name: string) => `${name[0]!.toUpperCase()}${name.slice(1).replace(/-/g, 'Dash')}`;
+      const queueName = `fleetward-dev-${job}`;
+      const [queueId, queue] = Object.entries(resources).find(
+        ([, r]) => r.Type === 'AWS::SQS::Queue' && r.Properties.QueueName?.endsWith?.(`-${job}`),
+      )!;
+      const dlq = resources[queue.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]]!;
+      const worker = resources[`${logical(`${job}-worker`)}LambdaFunction`]!;
+      const mapping = Object.values(resources).find(
+        (r) =>
+          r.Type === 'AWS::Lambda::EventSourceMapping' &&
+          JSON.stringify(r.Properties.EventSourceArn).includes(`"${queueId}"`),
+      )!;
+      const alarms = Object.values(resources)
+        .filter((r) => r.Type === 'AWS::CloudWatch::Alarm')
+        .filter(
+          (r) =>
+            JSON.stringify(r.Properties.Dimensions).includes(queueId.replace(/Queue$/, '')) ||
+            JSON.stringify(r.Properties.Dimensions).includes(logical(`${job}-worker`)),
+        )
+        .map((r) => `${r.Properties.Namespace} ${r.Properties.MetricName}`)
+        .sort();
+
+      expect(queue.Properties).toMatchObject({ QueueName: queueName, SqsManagedSseEnabled: true });
+      expect(queue.Properties.RedrivePolicy.maxReceiveCount).toBe(3);
+      expect(dlq.Properties).toMatchObject({ QueueName: `${queueName}-dlq`, SqsManagedSseEnabled: true });
+      expect(queue.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * worker.Properties.Timeout);
+      expect(JSON.stringify(mapping.Properties.FunctionName)).toContain(
+        `${logical(`${job}-worker`)}LambdaFunction`,
+      );
+      expect(mapping.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+      expect(mapping.Properties.ScalingConfig.MaximumConcurrency).toBeGreaterThanOrEqual(2);
+      expect(alarms).toEqual([
+        'AWS/Lambda Errors',
+        'AWS/Lambda Throttles',
+        'AWS/SQS ApproximateAgeOfOldestMessage',
+        'AWS/SQS ApproximateNumberOfMessagesVisible',
+      ]);
+      expect(worker.Properties.Environment.Variables.POWERTOOLS_METRICS_NAMESPACE).toBe('Fleetward');
+      expect(worker.Properties.Environment.Variables[queueUrlVariable(job)]).toEqual({ Ref: queueId });
+    },
+  );
+
   it('passes cfn-lint', () => {
     // W3005 (obsolete DependsOn) is what the framework's httpApi resources trigger; nothing else is ignored.
     const lint = spawnSync(
@@ -178,6 +229,10 @@ describe('serverless package', () => {
         's3:ListBucketVersions',
         's3:PutObject',
         'secretsmanager:GetSecretValue',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:ReceiveMessage',
+        'sqs:SendMessage',
         'ssm:GetParameter',
         'sts:AssumeRole',
       ].sort(),

@@ -1,0 +1,99 @@
+/**
+ * The worker side of a job's queue: an SQS event source hands a worker function a batch of
+ * work items; each runs through the job's `run(item)`, and Powertools' batch processor reports
+ * the ones that failed (`ReportBatchItemFailures`) so SQS redelivers only those. After 3
+ * receives the queue moves an item to its dead-letter queue, so a poison item never blocks its
+ * batch and never loops. An item is failed when it is not a valid work item of this job, when
+ * `run` throws, or when the job calls its result a failure worth another delivery.
+ */
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { notifyAfterJob } from '../notify/notifier.ts';
+import type { Log, StateStore } from '../ports.ts';
+import { BadWorkItemError, type ClusterWork, parseWorkItem, type WorkItem } from './dispatch.ts';
+import { errorInfo, FleetwardError } from './errors.ts';
+import { deployedConfig, lambdaHandler, logger } from './lambda.ts';
+import { recordJobMetrics } from './metrics.ts';
+
+/** `run` finished, and the job says the result is a failure another delivery may mend. */
+export class WorkItemFailedError extends FleetwardError {
+  readonly clusterId: string;
+  constructor(item: WorkItem, reason: string) {
+    super(`${item.job} failed for ${item.clusterId}: ${reason}`);
+    this.name = 'WorkItemFailedError';
+    this.clusterId = item.clusterId;
+  }
+}
+
+/** What one batch did, for the worker's log line and metrics. */
+export interface BatchSummary {
+  received: number;
+  succeeded: number;
+  failed: number;
+}
+
+/** Runs one SQS batch of `work`'s items; answers the partial batch response SQS reads. */
+export async function runBatch<D, S, R>(
+  work: ClusterWork<D, S, R>,
+  deps: D,
+  event: SQSEvent,
+  options: { context?: Context; signal?: AbortSignal; logger: Log },
+): Promise<SQSBatchResponse & { summary: BatchSummary }> {
+  const processor = new BatchProcessor(EventType.SQS);
+  const handle = async (record: SQSRecord): Promise<R> => {
+    const item = parseWorkItem(record.body);
+    if (item.job !== work.job) {
+      throw new BadWorkItemError(`work item of job ${item.job} on the ${work.job} queue`);
+    }
+    const result = await work.run(deps, item, options.signal);
+    const why = work.failure?.(result);
+    if (why !== undefined) throw new WorkItemFailedError(item, why);
+    return result;
+  };
+  const response = await processPartialResponse(event, handle, processor, {
+    ...(options.context ? { context: options.context } : {}),
+    // One item's failure never fails the others; a batch where all fail is reported item by item too.
+    throwOnFullBatchFailure: false,
+  });
+  const failed = response.batchItemFailures.length;
+  const summary = { received: event.Records.length, succeeded: event.Records.length - failed, failed };
+  if (failed > 0) {
+    options.logger.warn('Work items failed', {
+      job: work.job,
+      ...summary,
+      errors: processor.errors.slice(0, 5).map((e) => errorInfo(e)),
+    });
+  } else {
+    options.logger.info('Work items done', { job: work.job, ...summary });
+  }
+  return { ...response, summary };
+}
+
+/**
+ * A worker function: opens the job's deps once per invocation, runs the batch, notifies the
+ * job's new findings when any item succeeded, and answers SQS's partial batch response.
+ */
+export function workerHandler<D extends { store: StateStore }, S, R>(
+  work: ClusterWork<D, S, R>,
+  options: { open: () => Promise<D>; close?: (deps: D) => Promise<void>; notifyJob: string },
+) {
+  return lambdaHandler<SQSEvent, SQSBatchResponse>().handler(async (event, context, { signal }) => {
+    const deps = await options.open();
+    try {
+      const { batchItemFailures, summary } = await runBatch(work, deps, event, { context, signal, logger });
+      recordJobMetrics(work.job, { ItemsSucceeded: summary.succeeded, ItemsFailed: summary.failed });
+      if (summary.succeeded > 0) {
+        await notifyAfterJob(
+          { config: await deployedConfig(), store: deps.store, logger },
+          options.notifyJob,
+          {
+            jurisdiction: process.env.FLEETWARD_JURISDICTION || undefined,
+          },
+        );
+      }
+      return { batchItemFailures };
+    } finally {
+      await (options.close ? options.close(deps) : deps.store.close());
+    }
+  });
+}
