@@ -121,7 +121,7 @@ describe('serverless package', () => {
         readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'),
       );
       // biome-ignore lint/suspicious/noExplicitAny: a CloudFormation template is read as untyped JSON
-    type Resource = { Type: string; Properties: Record<string, any> };
+      type Resource = { Type: string; Properties: Record<string, any> };
       const resources = template.Resources as Record<string, Resource>;
       const logical = (name: string) => `${name[0]!.toUpperCase()}${name.slice(1).replace(/-/g, 'Dash')}`;
       const queueName = `fleetward-dev-${job}`;
