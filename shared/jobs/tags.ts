@@ -19,13 +19,12 @@ import type { FleetConfig } from '../config/schema.ts';
 import type { Cluster } from '../model.ts';
 import type { Clock, Log, StateStore } from '../ports.ts';
 import { type ErrorInfo, errorInfo, FleetwardError } from '../runtime/errors.ts';
+import { NS, type StoredTagPlan, TAGS_NS } from '../state/records.ts';
 import { changeSet, notTaggable, planTags, type TagChange, type TagFinding } from '../tags/plan.ts';
 import type { TaggerSet } from '../tags/port.ts';
 import { type ClusterTagPlan, type PlanSummary, summarise } from '../tags/render.ts';
-import { type ClusterScope, forEachCluster, inventory, NS, runId } from './fleet.ts';
+import { type ClusterScope, forEachCluster, inventory, runId } from './fleet.ts';
 
-/** State-store namespace of the tag job. */
-export const TAGS_NS = 'tags';
 /** The job name findings are recorded under (`findings` / `tags/<cluster-id>`). */
 export const TAGS_JOB = 'tags';
 /** Clusters read and written at once (each cloud's tagger has its own call limit too). */
@@ -47,13 +46,6 @@ export interface TagFindingRecord {
   severity: 'medium' | 'high' | 'critical';
   message: string;
   at: string;
-}
-
-/** What `plan/<cluster-id>` holds. */
-export interface StoredTagPlan {
-  runId: string;
-  at: string;
-  plan: ClusterTagPlan;
 }
 
 /** What `applied/<cluster-id>/<timestamp>` holds. */
