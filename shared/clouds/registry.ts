@@ -2,9 +2,9 @@
  * Maps each configured cloud to its discovery adapter, imported lazily so a run
  * (or a bundle) loads only the SDKs of the clouds it actually uses.
  */
-import type { FleetConfig } from '../config/schema.ts';
+import type { FleetConfig, GcpConfig } from '../config/schema.ts';
 import type { CloudId } from '../model.ts';
-import type { ClusterDiscovery } from '../ports.ts';
+import type { ClusterDiscovery, ProjectDirectory } from '../ports.ts';
 import type { AdapterContext } from './context.ts';
 
 /** One discovery adapter per configured cloud (optionally only the given clouds). */
@@ -29,4 +29,9 @@ export async function createDiscoveries(
     );
   }
   return Promise.all(adapters);
+}
+
+/** The GCP project directory (project numbers of GKE notifications to configured ids) of a GCP config. */
+export async function createProjectDirectory(gcp: GcpConfig, ctx: AdapterContext): Promise<ProjectDirectory> {
+  return (await import('./gcp/projects.ts')).createProjectDirectory(gcp, ctx);
 }

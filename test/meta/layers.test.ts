@@ -48,6 +48,9 @@ function offending(dirs: readonly string[], bad: (i: Import, file: string) => bo
     .flatMap((file) => importsOf(file).flatMap((i) => (bad(i, file) ? [`${file} -> ${i.target}`] : [])));
 }
 
+/** Packages that talk to a cloud (or a cluster): only adapters, shared/kube and the storage/notify adapters import them. */
+const CLOUD_SDK =
+  /^(@aws-sdk\/|@smithy\/|@google-cloud\/|@googleapis\/|googleapis|google-auth-library|google-gax|@azure\/|@azure-rest\/|@kubernetes\/)/;
 const under = (folder: string) => (i: Import) => i.target.startsWith(`${folder}/`);
 
 describe('layers', () => {
@@ -68,5 +71,11 @@ describe('layers', () => {
     const bad = (i: Import) => under('shared/jobs')(i) || under('shared/compliance')(i);
 
     expect(offending(['shared/state'], bad)).toEqual([]);
+  });
+
+  it('lets event intake reach clouds only through ports', () => {
+    const bad = (i: Import) => under('shared/clouds')(i) || CLOUD_SDK.test(i.target);
+
+    expect(offending(['shared/events'], bad)).toEqual([]);
   });
 });
