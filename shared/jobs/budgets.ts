@@ -22,8 +22,7 @@ import {
   planBudgets,
   summarise,
 } from '../budgets/plan.ts';
-import { BUDGET_CLOUDS, type BudgetCloud, scopeKey } from '../budgets/port.ts';
-import type { BudgetProviders } from '../budgets/providers.ts';
+import { BUDGET_CLOUDS, type BudgetCloud, type BudgetProviders, scopeKey } from '../budgets/port.ts';
 import type { FleetConfig } from '../config/schema.ts';
 import type { Clock, Log, StateStore } from '../ports.ts';
 import { type ErrorInfo, errorInfo } from '../runtime/errors.ts';
@@ -325,23 +324,4 @@ export function renderApply(result: BudgetApplyResult): string {
     ...renderFailures(result.failures.filter((f) => !f.address)),
     result.summary,
   ].join('\n');
-}
-
-/** The deps of the budgets job from a validated config (the CLI and the function share it). */
-export async function budgetJobDeps(config: FleetConfig, logger: Log): Promise<BudgetJobDeps> {
-  const [{ openStateStore }, { stateConfig }, { createBudgetProviders }, { systemClock }] = await Promise.all(
-    [
-      import('../state/index.ts'),
-      import('../runtime/deps.ts'),
-      import('../budgets/providers.ts'),
-      import('../ports.ts'),
-    ],
-  );
-  const store = await openStateStore(stateConfig(config));
-  return { config, store, providers: createBudgetProviders(config, { logger }), logger, clock: systemClock };
-}
-
-/** Releases the state store and every budget client. */
-export async function closeBudgetJobDeps(deps: BudgetJobDeps): Promise<void> {
-  await Promise.allSettled([deps.providers.close(), deps.store.close()]);
 }

@@ -2,10 +2,11 @@
  * Builds what jobs need from a validated config. The CLI and the Lambda handlers
  * both go through here, so a scheduled run and a local run see the same wiring.
  */
-import { createDiscoveries, createProjectDirectory } from '../clouds/registry.ts';
+import { createBudgetProviders, createDiscoveries, createProjectDirectory } from '../clouds/registry.ts';
 import type { FleetConfig, GcpConfig } from '../config/schema.ts';
 import type { OpenEventDeps } from '../events/dispatch.ts';
 import type { AuditJobDeps } from '../jobs/audit.ts';
+import type { BudgetJobDeps } from '../jobs/budgets.ts';
 import type { DiscoverDeps } from '../jobs/discover.ts';
 import type { ClusterJobDeps } from '../jobs/fleet.ts';
 import type { SnapshotDeps } from '../jobs/snapshot.ts';
@@ -49,6 +50,17 @@ export async function clusterJobDeps(config: FleetConfig, logger: Log): Promise<
     logger,
     clock: systemClock,
   };
+}
+
+/** The deps of the budgets job: the state store and the budget adapters, built per cloud on first use. */
+export async function budgetJobDeps(config: FleetConfig, logger: Log): Promise<BudgetJobDeps> {
+  const store = await openStateStore(stateConfig(config));
+  return { config, store, providers: createBudgetProviders(config, { logger }), logger, clock: systemClock };
+}
+
+/** Releases the state store and every budget client. */
+export async function closeBudgetJobDeps(deps: BudgetJobDeps): Promise<void> {
+  await Promise.allSettled([deps.providers.close(), deps.store.close()]);
 }
 
 /** Whether a run may write evidence to a local, non-compliant directory (CLI `--local-evidence` only). */

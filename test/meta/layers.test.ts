@@ -78,4 +78,24 @@ describe('layers', () => {
 
     expect(offending(['shared/events'], bad)).toEqual([]);
   });
+
+  it('shows jobs and the budgets room ports only: no cloud SDK, no cloud adapter, no wiring', () => {
+    const bad = (i: Import) =>
+      CLOUD_SDK.test(i.target) || under('shared/clouds')(i) || i.target === 'shared/runtime/deps.ts';
+
+    expect(offending(['shared/jobs', 'shared/budgets'], bad)).toEqual([]);
+  });
+
+  it('loads the adapters of the cloud registry lazily, and only there', () => {
+    const registry = 'shared/clouds/registry.ts';
+    const adapters = importsOf(registry).filter((i) => /^shared\/clouds\/[a-z]+\//.test(i.target));
+
+    expect(adapters.length).toBeGreaterThan(0);
+    expect(adapters.filter((i) => !i.lazy)).toEqual([]);
+    const loaded = new Set(adapters.map((i) => i.target));
+    // Adapters of one cloud share code among themselves; everything else goes through the registry.
+    const bad = (i: Import, file: string) => loaded.has(i.target) && !file.startsWith('shared/clouds/');
+
+    expect(offending(['shared', 'functions', 'bin'], bad)).toEqual([]);
+  });
 });
