@@ -3,9 +3,10 @@
  * yet, so the CLI discovers first (the deployed functions rely on the discovery schedule).
  */
 import type { FleetConfig } from '../shared/config/schema.ts';
-import { INVENTORY, run as runDiscover } from '../shared/jobs/discover.ts';
+import { run as runDiscover } from '../shared/jobs/discover.ts';
 import type { Log, StateStore } from '../shared/ports.ts';
 import { discoverDeps } from '../shared/runtime/deps.ts';
+import { INVENTORY } from '../shared/state/records.ts';
 
 export async function ensureInventory(config: FleetConfig, store: StateStore, logger: Log): Promise<void> {
   if ((await store.list(INVENTORY)).length > 0) return;

@@ -8,8 +8,9 @@
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { FleetConfig } from '../../shared/config/schema.ts';
 import type { AzureEventAuth } from '../../shared/events/azure.ts';
-import { dispatchEvents, type EventWiring, openEventDeps } from '../../shared/events/dispatch.ts';
+import { dispatchEvents, type EventWiring } from '../../shared/events/dispatch.ts';
 import { fromApiGatewayV2, type HttpResponse, intakeAzure, jsonResponse } from '../../shared/events/http.ts';
+import { openEventDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { readSecret } from '../../shared/runtime/secrets.ts';
 

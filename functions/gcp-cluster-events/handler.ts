@@ -5,8 +5,9 @@
  * path. 200 acknowledges; 400/401/405/413 refuse without any cloud call or state access.
  */
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { dispatchEvents, type EventWiring, openEventDeps } from '../../shared/events/dispatch.ts';
+import { dispatchEvents, type EventWiring } from '../../shared/events/dispatch.ts';
 import { fromApiGatewayV2, type HttpResponse, intakeGcp, jsonResponse } from '../../shared/events/http.ts';
+import { openEventDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 
 /** Builds the handler over `wiring` (tests inject config and deps; the default is the deployment's). */

@@ -7,9 +7,10 @@
  */
 import type { Context } from 'aws-lambda';
 import { parseEksEvent } from '../../shared/events/aws.ts';
-import { dispatchEvents, type EventWiring, openEventDeps } from '../../shared/events/dispatch.ts';
+import { dispatchEvents, type EventWiring } from '../../shared/events/dispatch.ts';
 import { type ClusterEvent, MalformedEventError, UnsupportedEventError } from '../../shared/events/model.ts';
 import type { ClusterEventResult } from '../../shared/jobs/cluster-event.ts';
+import { openEventDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 
 /** What one invocation did. */

@@ -4,8 +4,9 @@
  * and coverage findings are recorded either way). `policies.maxChanges` refuses a large apply.
  */
 import { parser } from '@aws-lambda-powertools/parser/middleware';
-import { apply, budgetJobDeps, closeBudgetJobDeps } from '../../shared/jobs/budgets.ts';
+import { apply } from '../../shared/jobs/budgets.ts';
 import { notifyAfterJob } from '../../shared/notify/notifier.ts';
+import { budgetJobDeps, closeBudgetJobDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { Request } from './schema.ts';
 

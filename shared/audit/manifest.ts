@@ -14,8 +14,6 @@ import { FleetwardError } from '../runtime/errors.ts';
 
 export const MANIFEST_SCHEMA = 'fleetward.audit.manifest/v1';
 export const MANIFEST_CONTENT_TYPE = 'application/json';
-/** State-store namespace of the chain heads. */
-export const AUDIT_NS = 'audit';
 
 export interface Manifest {
   schema: typeof MANIFEST_SCHEMA;

@@ -129,3 +129,14 @@ export interface BudgetProvider {
   /** Releases clients and sockets. */
   close(): Promise<void>;
 }
+
+/**
+ * The budget adapters of a run, one per cloud, built on first use (the wiring builds them
+ * through the cloud registry, so a cloud's SDK is loaded only when a run touches its budgets).
+ */
+export interface BudgetProviders {
+  /** The cloud's provider; rejects when the cloud is not configured under `clouds`. */
+  get(cloud: BudgetCloud): Promise<BudgetProvider>;
+  /** Releases every provider built. */
+  close(): Promise<void>;
+}

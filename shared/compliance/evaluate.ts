@@ -25,17 +25,11 @@
 import { covers } from '../budgets/plan.ts';
 import { budgetAddress } from '../budgets/port.ts';
 import type { FleetConfig, JurisdictionConfig, ResidencyException } from '../config/schema.ts';
-import {
-  type BulletinFinding,
-  isAffected,
-  isReadableVersion,
-  patchedVersionFor,
-  SECURITY_BULLETIN_JOB,
-  SECURITY_BULLETIN_KIND,
-} from '../jobs/security-bulletin.ts';
 import { type Cluster, type Finding, isRegionCloud, type RegionCloud, UNASSIGNED } from '../model.ts';
 import { type Residency, regionCountry } from '../residency/index.ts';
+import { type BulletinFinding, SECURITY_BULLETIN_JOB, SECURITY_BULLETIN_KIND } from '../state/records.ts';
 import { comparableKey } from '../tags/rules.ts';
+import { isAffected, isReadableVersion, patchedVersionFor } from './bulletins.ts';
 import { CONTROLS, EVIDENCE_SOURCES as SRC } from './catalogue.ts';
 import type { ClusterEvidence, Recorded } from './evidence.ts';
 import { oldestSupportedMinor, supportStatus } from './k8s-support.ts';

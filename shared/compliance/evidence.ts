@@ -5,22 +5,25 @@
  * in the list passed are ignored. Nothing here judges: `evaluate.ts` does.
  */
 
-import { AUDIT_NS } from '../audit/manifest.ts';
+import type { Cluster, Finding } from '../model.ts';
+import type { StateStore, StoredItem } from '../ports.ts';
 import {
+  AUDIT_NS,
   type AuditStatusRecord,
   type AuditVerifyRecord,
   auditStatusKey,
   auditVerifyKey,
-} from '../jobs/audit.ts';
-import type { BackupRecord } from '../jobs/backup.ts';
-import type { BudgetPlanResult } from '../jobs/budgets.ts';
-import { BUDGETS_NS } from '../jobs/budgets.ts';
-import type { DrillRecord } from '../jobs/drill.ts';
-import { NS } from '../jobs/fleet.ts';
-import type { BackupStatus } from '../jobs/reconcile-backups.ts';
-import { type StoredTagPlan, TAGS_NS } from '../jobs/tags.ts';
-import type { Cluster, Finding } from '../model.ts';
-import type { StateStore, StoredItem } from '../ports.ts';
+  type BackupRecord,
+  type BackupStatus,
+  BUDGET_PLAN_KEY,
+  BUDGETS_NS,
+  type BudgetPlanResult,
+  type DrillRecord,
+  NS,
+  type StoredTagPlan,
+  TAG_PLAN_PREFIX,
+  TAGS_NS,
+} from '../state/records.ts';
 
 /** A stored record and the key it was read under (`<namespace>/<key>`, for evidence items). */
 export interface Recorded<T> {
@@ -63,9 +66,6 @@ export function emptyEvidence(clusterId: string): ClusterEvidence {
     budgetPlan: null,
   };
 }
-
-const BUDGET_PLAN_KEY = 'plan/latest';
-const TAG_PLAN_PREFIX = 'plan/';
 
 /**
  * The cluster a key of a `<cluster-id>/<name>` namespace belongs to. Cluster ids contain

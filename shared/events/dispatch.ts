@@ -5,16 +5,11 @@
  * cannot act on (a scope it does not watch) from real failures.
  */
 import type { Context } from 'aws-lambda';
-import { createDiscoveries } from '../clouds/registry.ts';
-import type { FleetConfig, GcpConfig } from '../config/schema.ts';
+import type { FleetConfig } from '../config/schema.ts';
 import { type ClusterEventDeps, type ClusterEventResult, handleClusterEvent } from '../jobs/cluster-event.ts';
 import { InvalidClusterRefError } from '../jobs/rediscover.ts';
-import { createNotifier } from '../notify/notifier.ts';
-import { type Log, type ProjectDirectory, systemClock } from '../ports.ts';
-import { Residency } from '../residency/index.ts';
-import { stateConfig } from '../runtime/deps.ts';
+import type { Log, ProjectDirectory } from '../ports.ts';
 import { ConfigError } from '../runtime/errors.ts';
-import { openStateStore } from '../state/index.ts';
 import type { ClusterEvent, EventCloud } from './model.ts';
 
 /** The event path's deps plus how to release them. */
@@ -24,55 +19,16 @@ export interface OpenedEventDeps extends ClusterEventDeps {
   close(): Promise<void>;
 }
 
-/** Opens the deps of the event path for the clouds of a batch (only their SDKs are loaded). */
+/**
+ * Opens the deps of the event path for the clouds of a batch (only their SDKs are loaded). The
+ * deployed one is `openEventDeps` of the wiring (shared/runtime/deps.ts): the discoveries and
+ * the project directory come from the cloud registry, so event intake sees only ports.
+ */
 export type OpenEventDeps = (
   config: FleetConfig,
   logger: Log,
   clouds: readonly EventCloud[],
 ) => Promise<OpenedEventDeps>;
-
-/** The deployed wiring: the configured discoveries of `clouds`, the state store, a notifier. */
-export const openEventDeps: OpenEventDeps = async (config, logger, clouds) => {
-  const gcp = clouds.includes('gcp') ? config.clouds.gcp : undefined;
-  const [discoveries, store, notifier, projects] = await Promise.all([
-    createDiscoveries(config, { logger }, clouds),
-    openStateStore(stateConfig(config)),
-    createNotifier(config, { logger }),
-    gcp
-      ? import('../clouds/gcp/projects.ts').then((m) => directoryOf(gcp, logger, m.createProjectDirectory))
-      : undefined,
-  ]);
-  return {
-    config,
-    discoveries,
-    store,
-    notifier,
-    projects,
-    residency: new Residency(config.jurisdictions),
-    logger,
-    clock: systemClock,
-    async close() {
-      await notifier.close();
-      await store.close();
-    },
-  };
-};
-
-// One directory per GCP config for the life of the process: resolved numbers stay cached across invocations.
-const directories = new WeakMap<object, ProjectDirectory>();
-
-function directoryOf(
-  gcp: GcpConfig,
-  logger: Log,
-  create: (config: GcpConfig, ctx: { logger: Log }) => ProjectDirectory,
-): ProjectDirectory {
-  let directory = directories.get(gcp);
-  if (!directory) {
-    directory = create(gcp, { logger });
-    directories.set(gcp, directory);
-  }
-  return directory;
-}
 
 /** GCP project numbers are digits only; project ids start with a letter. */
 const PROJECT_NUMBER = /^[0-9]+$/;

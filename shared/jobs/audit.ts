@@ -52,7 +52,6 @@ import {
   sha256Hex,
 } from '../audit/chunks.ts';
 import {
-  AUDIT_NS,
   type AuditCheckpoint,
   type ChainHead,
   encodeManifest,
@@ -75,7 +74,7 @@ import {
   seenShardKey,
 } from '../audit/manifest.ts';
 import type { FleetConfig } from '../config/schema.ts';
-import type { Cluster, Finding, RegionCloud } from '../model.ts';
+import type { Cluster, Finding } from '../model.ts';
 import {
   type ArchiveStore,
   type AuditEvent,
@@ -94,7 +93,16 @@ import {
   ObjectExistsError,
   ResidencyError,
 } from '../runtime/errors.ts';
-import { INVENTORY } from './discover.ts';
+import {
+  AUDIT_NS,
+  type AuditStatusRecord,
+  auditStatusKey,
+  auditVerifyKey,
+  type ChainProblem,
+  INVENTORY,
+  type VerifyClusterResult,
+  type VerifyStatus,
+} from '../state/records.ts';
 import { type ClusterScope, forEachCluster, inventory, recordFindings, runId } from './fleet.ts';
 
 /** The job name findings are recorded under (`findings` / `audit/<cluster-id>`). */
@@ -132,40 +140,6 @@ export interface CollectOptions extends ClusterScope {
   /** Clusters collected at once (default 4). */
   concurrency?: number | undefined;
 }
-
-/**
- * `status/<cluster-id>`: what the last successful collection checked, as the compliance
- * snapshot reads it (archive location, immutability, freshness of the chain).
- */
-export interface AuditStatusRecord {
-  clusterId: string;
-  jurisdiction: string;
-  /** The archive's id (`aws:<bucket>`, `gcs:<bucket>`, `azure:<account>/<container>`, `local:<dir>`). */
-  archive: string;
-  /** Where the archive lives; `null` for a local directory. */
-  location: { cloud: RegionCloud; region: string } | null;
-  /** The residency guard passed for `location`. */
-  inJurisdiction: boolean;
-  /** `assertImmutable(retentionDays)` passed (and the store is not a local directory). */
-  compliantStorage: boolean;
-  retentionDays: number;
-  /** When this collection ran. */
-  checkedAt: string;
-  /** Time of the newest archived event (`null` before the first). */
-  lastEventAt: string | null;
-  /** Seq of the chain head. */
-  headSeq: number;
-}
-
-/** `verify/<cluster-id>`: the last `audit verify` of a cluster's chain (records of older versions lack `status`). */
-export interface AuditVerifyRecord extends Omit<VerifyClusterResult, 'status'> {
-  status?: VerifyStatus;
-  verifiedAt: string;
-}
-
-/** Keys of the records above. */
-export const auditStatusKey = (clusterId: string) => `status/${clusterId}`;
-export const auditVerifyKey = (clusterId: string) => `verify/${clusterId}`;
 
 export interface CollectStats {
   /** Chunks written by this run (adopted ones excluded). */
@@ -1036,35 +1010,6 @@ export async function collect(
   const done = await dispatcher.dispatch(work, deps, items, signal);
   if (done.mode === 'queue') return { runId: id, outcomes: [], enqueued: done.enqueued };
   return { runId: id, outcomes: done.results };
-}
-
-export type ChainProblem = 'missing' | 'altered' | 'extra-version' | 'broken-link' | 'gap';
-
-/**
- * What `verify` concluded of one cluster:
- * - `intact`: every chunk from seq 1 to the head was read back and checks out;
- * - `broken`: a chunk is missing, altered, re-versioned or unlinked (`firstProblem`): possible tampering;
- * - `unverified`: the evidence store (or the state store) could not be reached or read (`error`):
- *   nothing is known about the chain, which is never taken for tampering;
- * - `nothing-archived`: there is no chain to verify (`reason`): audit logging off, a cluster in
- *   no configured jurisdiction, a kubeconfig cluster (no audit log source), or no chunk yet.
- */
-export type VerifyStatus = 'intact' | 'broken' | 'unverified' | 'nothing-archived';
-
-export interface VerifyClusterResult {
-  clusterId: string;
-  status: VerifyStatus;
-  /** `false` when the chain is `broken` or `unverified`. */
-  ok: boolean;
-  /** Chunks checked good before the first problem (or before the store became unreadable). */
-  chunks: number;
-  events: number;
-  /** The first bad chunk; `key` is `null` for a gap (no object names the seq). */
-  firstProblem?: { seq: number; key: string | null; problem: ChainProblem; detail: string };
-  /** Why the chain is `unverified`: the archive could not be read. */
-  error?: ErrorInfo;
-  /** Why there is `nothing-archived`. */
-  reason?: string;
 }
 
 export interface VerifyResult {

@@ -7,6 +7,7 @@
 import type { Cluster } from '../model.ts';
 import { type ClusterWork, type Dispatcher, inProcess } from '../runtime/dispatch.ts';
 import { errorInfo } from '../runtime/errors.ts';
+import { type BackupRecord, INVENTORY, NS } from '../state/records.ts';
 import { type BucketCache, type CheckedLocation, type Finding, preflight } from '../velero/preflight.ts';
 import {
   backupName,
@@ -18,34 +19,9 @@ import {
   type VeleroBackup,
   windowStart,
 } from '../velero/resources.ts';
-import { INVENTORY } from './discover.ts';
 import { recordedScratch } from './drill.ts';
-import { type ClusterJobDeps, type ClusterScope, inventory, NS, recordFindings, runId } from './fleet.ts';
+import { type ClusterJobDeps, type ClusterScope, inventory, recordFindings, runId } from './fleet.ts';
 import { mergeBackup } from './reconcile-backups.ts';
-
-/** What the job remembers of each Backup it created or observed. */
-export interface BackupRecord {
-  clusterId: string;
-  jurisdiction: string;
-  name: string;
-  window: string;
-  runId: string;
-  storageLocation: string;
-  bucket: { name: string; cloud: string; region: string } | null;
-  namespaces: string[];
-  createdAt: string;
-  phase: string;
-  startedAt?: string;
-  completedAt?: string;
-  expiresAt?: string;
-  totalItems?: number;
-  itemsBackedUp?: number;
-  errors?: number;
-  warnings?: number;
-  validationErrors?: string[];
-  /** Velero's `status.failureReason` of a Failed backup. */
-  failureReason?: string;
-}
 
 export type BackupOutcome =
   | { clusterId: string; status: 'created' | 'exists' | 'planned'; backup: string; location: CheckedLocation }

@@ -19,19 +19,22 @@ import {
   budgetFindings,
   type CoverageFinding,
   coverageFindings,
-  type FieldDiff,
   planBudgets,
   summarise,
 } from '../budgets/plan.ts';
-import { BUDGET_CLOUDS, type BudgetCloud, scopeKey } from '../budgets/port.ts';
-import type { BudgetProviders } from '../budgets/providers.ts';
+import { BUDGET_CLOUDS, type BudgetCloud, type BudgetProviders, scopeKey } from '../budgets/port.ts';
 import type { FleetConfig } from '../config/schema.ts';
 import type { Clock, Log, StateStore } from '../ports.ts';
 import { type ErrorInfo, errorInfo } from '../runtime/errors.ts';
-import { inventory, NS, runId } from './fleet.ts';
-
-/** State-store namespace of the budgets job. */
-export const BUDGETS_NS = 'budgets';
+import {
+  BUDGET_PLAN_KEY,
+  BUDGETS_NS,
+  type BudgetFailure,
+  type BudgetPlanResult,
+  type ChangeView,
+  NS,
+} from '../state/records.ts';
+import { inventory, runId } from './fleet.ts';
 
 export interface BudgetJobDeps {
   config: FleetConfig;
@@ -39,40 +42,6 @@ export interface BudgetJobDeps {
   providers: BudgetProviders;
   logger: Log;
   clock: Clock;
-}
-
-/** A change as results and records show it (no provider internals). */
-export interface ChangeView {
-  action: BudgetChange['action'];
-  address: string;
-  cloud: BudgetCloud;
-  name: string;
-  /** Fields that differ (updates only). */
-  diffs?: FieldDiff[];
-  /** `amount 5000 USD monthly` of the budget created or deleted. */
-  detail?: string;
-}
-
-/** A cloud that could not be listed, or one budget change that failed. */
-export interface BudgetFailure {
-  cloud: BudgetCloud;
-  /** The budget's address, when one change failed (absent: the whole cloud could not be read). */
-  address?: string;
-  error: ErrorInfo;
-}
-
-export interface BudgetPlanResult {
-  runId: string;
-  at: string;
-  changes: ChangeView[];
-  findings: CoverageFinding[];
-  /**
-   * Managed budgets that could not be read in full (the rest of their cloud's plan stands).
-   * Absent in plans recorded before it existed.
-   */
-  budgetFindings?: BudgetFinding[];
-  failures: BudgetFailure[];
-  summary: string;
 }
 
 export interface ChangeOutcome extends ChangeView {
@@ -195,7 +164,7 @@ async function recordPlan(deps: BudgetJobDeps, plan: InternalPlan): Promise<Budg
     failures: plan.failures,
     summary: summarise(plan.changes, plan.findings, plan.budgetFindings),
   };
-  await deps.store.putMany(BUDGETS_NS, [{ key: 'plan/latest', value: result }]);
+  await deps.store.putMany(BUDGETS_NS, [{ key: BUDGET_PLAN_KEY, value: result }]);
   return result;
 }
 
@@ -355,23 +324,4 @@ export function renderApply(result: BudgetApplyResult): string {
     ...renderFailures(result.failures.filter((f) => !f.address)),
     result.summary,
   ].join('\n');
-}
-
-/** The deps of the budgets job from a validated config (the CLI and the function share it). */
-export async function budgetJobDeps(config: FleetConfig, logger: Log): Promise<BudgetJobDeps> {
-  const [{ openStateStore }, { stateConfig }, { createBudgetProviders }, { systemClock }] = await Promise.all(
-    [
-      import('../state/index.ts'),
-      import('../runtime/deps.ts'),
-      import('../budgets/providers.ts'),
-      import('../ports.ts'),
-    ],
-  );
-  const store = await openStateStore(stateConfig(config));
-  return { config, store, providers: createBudgetProviders(config, { logger }), logger, clock: systemClock };
-}
-
-/** Releases the state store and every budget client. */
-export async function closeBudgetJobDeps(deps: BudgetJobDeps): Promise<void> {
-  await Promise.allSettled([deps.providers.close(), deps.store.close()]);
 }

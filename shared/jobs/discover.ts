@@ -18,9 +18,8 @@ import {
 import type { Clock, ClusterDiscovery, Log, StateStore } from '../ports.ts';
 import { type Residency, type ResidencyFinding, regionCountry } from '../residency/index.ts';
 import { errorInfo } from '../runtime/errors.ts';
+import { INVENTORY } from '../state/records.ts';
 
-/** State-store namespace of the inventory (one item per cluster id). */
-export const INVENTORY = 'inventory';
 /** State-store namespace of the run ledger. */
 export const RUNS = 'runs';
 

@@ -12,6 +12,7 @@ import { type Cluster, isRegionCloud } from '../model.ts';
 import type { KubeApi, KubeObject } from '../ports.ts';
 import { type ClusterWork, type Dispatcher, inProcess } from '../runtime/dispatch.ts';
 import { errorInfo, ResidencyError } from '../runtime/errors.ts';
+import { type DrillRecord, INVENTORY, NS } from '../state/records.ts';
 import type { Finding } from '../velero/preflight.ts';
 import {
   assertScratchOnly,
@@ -27,53 +28,11 @@ import {
   type VeleroRestore,
   windowStart,
 } from '../velero/resources.ts';
-import { INVENTORY } from './discover.ts';
-import { type ClusterJobDeps, type ClusterScope, inventory, NS, recordFindings, runId } from './fleet.ts';
+import { type ClusterJobDeps, type ClusterScope, inventory, recordFindings, runId } from './fleet.ts';
 
 const DAY_MS = 86_400_000;
 /** Scratch namespaces older than this that no active drill owns are removed by the sweeper. */
 export const SWEEP_AFTER_MS = DAY_MS;
-
-export type DrillPhase = 'restoring' | 'verifying' | 'cleaning' | 'done';
-
-export interface DrillRecord {
-  id: string;
-  sourceClusterId: string;
-  targetClusterId: string;
-  jurisdiction: string;
-  backupName: string;
-  backupItems: number | null;
-  namespaces: string[];
-  scratchNamespaces: string[];
-  phase: DrillPhase;
-  result: 'pass' | 'fail' | null;
-  reasons: string[];
-  startedAt: string;
-  restoreCreatedAt: string;
-  restorePhase: string | null;
-  itemsRestored: number | null;
-  workloads: { total: number; ready: number } | null;
-  /** Cluster time: when the restore was verified (the last of restore completion and workloads available). */
-  verifiedAt: string | null;
-  /** verifiedAt - the Restore's creationTimestamp, both from the cluster's own objects. */
-  rtoSeconds: number | null;
-  /** Restore status as Velero left it (terminal). */
-  restoreCompletedAt?: string | null;
-  restoreTotalItems?: number | null;
-  restoreErrors?: number;
-  restoreWarnings?: number;
-  restoreFailureReason?: string;
-  /** Our clock when the drill saw the restore verified. */
-  observedAt?: string | null;
-  /** observedAt - verifiedAt (>= 0): how late the poll came; not part of the RTO. */
-  pollLagMs?: number | null;
-  /** `cluster`: every time came from the objects; `observed`: some workload carried none, its time is observedAt. */
-  rtoEvidence?: 'cluster' | 'observed' | null;
-  rtoTargetSeconds: number;
-  scratchLeft: number | null;
-  finishedAt: string | null;
-  updatedAt: string;
-}
 
 export interface DrillStepResult {
   clusterId: string;

@@ -9,7 +9,7 @@ import type { BucketLocator, Clock, KubeAccess, Log, StateStore } from '../ports
 import type { Residency } from '../residency/index.ts';
 import { createLimiter } from '../runtime/concurrency.ts';
 import { FleetwardError } from '../runtime/errors.ts';
-import { INVENTORY } from './discover.ts';
+import { findingsKey, INVENTORY, NS } from '../state/records.ts';
 
 export interface ClusterJobDeps {
   config: FleetConfig;
@@ -20,18 +20,6 @@ export interface ClusterJobDeps {
   logger: Log;
   clock: Clock;
 }
-
-/** State-store namespaces of the Velero jobs. */
-export const NS = {
-  /** One record per Backup: `<cluster-id>/<backup-name>`. */
-  backups: 'backups',
-  /** Per-cluster backup summary (last good backup, RPO, preflight): `<cluster-id>`. */
-  backupStatus: 'backup-status',
-  /** One record per drill: `<cluster-id>/<drill-name>`. */
-  drills: 'drills',
-  /** Open findings of a job for a cluster: `<job>/<cluster-id>`. */
-  findings: 'findings',
-} as const;
 
 export class UnknownClusterError extends FleetwardError {
   constructor(id: string) {
@@ -74,8 +62,9 @@ export async function recordFindings(
   clusterId: string,
   findings: Finding[],
 ): Promise<void> {
-  if (findings.length === 0) await store.deleteMany(NS.findings, [`${job}/${clusterId}`]);
-  else await store.putMany(NS.findings, [{ key: `${job}/${clusterId}`, value: findings }]);
+  const key = findingsKey(job, clusterId);
+  if (findings.length === 0) await store.deleteMany(NS.findings, [key]);
+  else await store.putMany(NS.findings, [{ key, value: findings }]);
 }
 
 /** Runs `fn` for every cluster with bounded concurrency; one cluster's failure never stops the others. */

@@ -7,26 +7,10 @@
 import type { Cluster } from '../model.ts';
 import { type ClusterWork, type Dispatcher, inProcess } from '../runtime/dispatch.ts';
 import { errorInfo } from '../runtime/errors.ts';
+import { type BackupRecord, type BackupStatus, INVENTORY, NS } from '../state/records.ts';
 import type { Finding } from '../velero/preflight.ts';
 import { isTerminalBackup, LABELS, MANAGED_BY, VELERO_API, type VeleroBackup } from '../velero/resources.ts';
-import type { BackupRecord } from './backup.ts';
-import { INVENTORY } from './discover.ts';
-import { type ClusterJobDeps, type ClusterScope, inventory, NS, recordFindings, runId } from './fleet.ts';
-
-/** Per-cluster backup summary, as `backup status` shows it and the compliance snapshot reads it. */
-export interface BackupStatus {
-  clusterId: string;
-  jurisdiction: string;
-  /** Newest Backup of any phase. */
-  lastBackup: { name: string; phase: string; completedAt: string | null; failureReason?: string } | null;
-  /** Newest Completed Backup. */
-  lastCompleted: { name: string; completedAt: string; itemsBackedUp: number | null } | null;
-  rpoSeconds: number | null;
-  rpoTargetSeconds: number | null;
-  rpoOk: boolean | null;
-  findings: Finding[];
-  checkedAt: string;
-}
+import { type ClusterJobDeps, type ClusterScope, inventory, recordFindings, runId } from './fleet.ts';
 
 export interface ReconcileResult {
   statuses: BackupStatus[];

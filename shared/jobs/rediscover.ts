@@ -9,7 +9,8 @@
  */
 import type { Cluster, InventoryDiff, RegionCloud } from '../model.ts';
 import { ConfigError, FleetwardError } from '../runtime/errors.ts';
-import { type DiscoverDeps, diffInventory, INVENTORY, place } from './discover.ts';
+import { INVENTORY } from '../state/records.ts';
+import { type DiscoverDeps, diffInventory, place } from './discover.ts';
 
 /** One cluster by its coordinates, as a cloud event names it. */
 export interface ClusterRef {

@@ -16,16 +16,18 @@
  * the cluster's current inventory version: a cluster upgraded past the patched version no
  * longer counts as affected, without anyone deleting the record.
  */
+import { isAffected } from '../compliance/bulletins.ts';
 import type { ClusterEvent } from '../events/model.ts';
 import type { Cluster, Finding } from '../model.ts';
 import type { StateStore } from '../ports.ts';
-import { INVENTORY } from './discover.ts';
-import { NS } from './fleet.ts';
-
-/** The job name findings are recorded under (`findings` / `security-bulletin/<cluster-id>`). */
-export const SECURITY_BULLETIN_JOB = 'security-bulletin';
-/** The kind of a bulletin finding. */
-export const SECURITY_BULLETIN_KIND = 'security-bulletin';
+import {
+  type BulletinFinding,
+  findingsKey,
+  INVENTORY,
+  NS,
+  SECURITY_BULLETIN_JOB,
+  SECURITY_BULLETIN_KIND,
+} from '../state/records.ts';
 
 /** The facts of a bulletin Fleetward uses (from the event's `detail`). */
 export interface Bulletin {
@@ -39,24 +41,6 @@ export interface Bulletin {
   bulletinUri: string | undefined;
   manualStepsRequired: boolean;
 }
-
-/** What a bulletin finding records of its bulletin (JSON-safe: no `undefined`). */
-export interface BulletinFacts {
-  bulletinId: string;
-  /** GKE's severity, as a finding severity. */
-  severity: Finding['severity'];
-  cveIds: string[];
-  affectedSupportedMinors: string[];
-  patchedVersions: string[];
-  suggestedUpgradeTarget: string | null;
-  bulletinUri: string | null;
-  manualStepsRequired: boolean;
-  /** The cluster's version when the finding was recorded. */
-  version: string;
-}
-
-/** A `security-bulletin` finding; `bulletin` is absent only on findings recorded before it was kept. */
-export type BulletinFinding = Finding & { bulletin?: BulletinFacts };
 
 const strings = (value: unknown): string[] =>
   Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
@@ -82,57 +66,6 @@ export function bulletinOf(event: ClusterEvent): Bulletin {
     bulletinUri: typeof d.bulletinUri === 'string' ? d.bulletinUri : undefined,
     manualStepsRequired: d.manualStepsRequired === true,
   };
-}
-
-/** `1.22.6-gke.600` -> `[1, 22, 6, 600]`; undefined when it is not a version. */
-function parts(version: string): number[] | undefined {
-  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?(?:-gke\.(\d+))?/.exec(version.trim());
-  if (!m) return undefined;
-  return [Number(m[1]), Number(m[2]), Number(m[3] ?? 0), Number(m[4] ?? 0)];
-}
-
-function compare(a: number[], b: number[]): number {
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const d = (a[i] ?? 0) - (b[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
-/** Whether a version string can be read as a GKE version (`1.22.6-gke.600`, `1.22.6`, `1.22`). */
-export function isReadableVersion(version: string): boolean {
-  return parts(version) !== undefined;
-}
-
-/** The bulletin's patched version of the minor `version` is in, when it names one. */
-export function patchedVersionFor(
-  version: string,
-  bulletin: Pick<Bulletin, 'patchedVersions'>,
-): string | undefined {
-  const v = parts(version);
-  if (!v) return undefined;
-  return bulletin.patchedVersions.find((p) => {
-    const q = parts(p);
-    return q !== undefined && q[0] === v[0] && q[1] === v[1];
-  });
-}
-
-/**
- * Whether a GKE version is affected by the bulletin (see the module comment); a version that
- * cannot be read is not (see {@link isReadableVersion}).
- */
-export function isAffected(
-  version: string,
-  bulletin: Pick<Bulletin, 'affectedSupportedMinors' | 'patchedVersions'>,
-): boolean {
-  const v = parts(version);
-  if (!v) return false;
-  const minor = `${v[0]}.${v[1]}`;
-  if (!bulletin.affectedSupportedMinors.includes(minor)) return false;
-  const patched = bulletin.patchedVersions
-    .map(parts)
-    .filter((p): p is number[] => p !== undefined && p[0] === v[0] && p[1] === v[1]);
-  return !patched.some((p) => compare(v, p) >= 0);
 }
 
 function message(bulletin: Bulletin, version: string): string {
@@ -192,7 +125,7 @@ export async function recordBulletin(
   );
   const newFindings: Finding[] = [];
   for (const cluster of affected) {
-    const key = `${SECURITY_BULLETIN_JOB}/${cluster.id}`;
+    const key = findingsKey(SECURITY_BULLETIN_JOB, cluster.id);
     const open = (await store.get<Finding[]>(NS.findings, key)) ?? [];
     if (open.some(ofBulletin(bulletin.bulletinId))) continue;
     const finding = bulletinFinding(cluster, bulletin, at);

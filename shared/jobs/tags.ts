@@ -20,14 +20,12 @@ import { CLOUDS, type Cluster } from '../model.ts';
 import type { Clock, Log, StateStore } from '../ports.ts';
 import { type ClusterWork, type Dispatcher, inProcess, type WorkItem } from '../runtime/dispatch.ts';
 import { type ErrorInfo, errorInfo, FleetwardError } from '../runtime/errors.ts';
+import { INVENTORY, NS, type StoredTagPlan, TAGS_NS } from '../state/records.ts';
 import { changeSet, notTaggable, planTags, type TagChange, type TagFinding } from '../tags/plan.ts';
 import type { TaggerSet } from '../tags/port.ts';
 import { type ClusterTagPlan, type PlanSummary, summarise } from '../tags/render.ts';
-import { INVENTORY } from './discover.ts';
-import { type ClusterScope, forEachCluster, inventory, NS, runId } from './fleet.ts';
+import { type ClusterScope, forEachCluster, inventory, runId } from './fleet.ts';
 
-/** State-store namespace of the tag job. */
-export const TAGS_NS = 'tags';
 /** The job name findings are recorded under (`findings` / `tags/<cluster-id>`). */
 export const TAGS_JOB = 'tags';
 /** Clusters read and written at once (each cloud's tagger has its own call limit too). */
@@ -49,13 +47,6 @@ export interface TagFindingRecord {
   severity: 'medium' | 'high' | 'critical';
   message: string;
   at: string;
-}
-
-/** What `plan/<cluster-id>` holds. */
-export interface StoredTagPlan {
-  runId: string;
-  at: string;
-  plan: ClusterTagPlan;
 }
 
 /** What `applied/<cluster-id>/<timestamp>` holds. */

@@ -1,9 +1,8 @@
 /** Views of the Velero records for `backup status` and `drill status`: JSON shapes and tables. */
 import type { StateStore } from '../ports.ts';
+import { type BackupStatus, type DrillRecord, findingsKey, NS } from '../state/records.ts';
 import type { Finding } from '../velero/preflight.ts';
-import type { DrillRecord } from './drill.ts';
-import { inventory, NS } from './fleet.ts';
-import type { BackupStatus } from './reconcile-backups.ts';
+import { inventory } from './fleet.ts';
 
 export interface ClusterBackupView {
   clusterId: string;
@@ -18,7 +17,7 @@ export interface ClusterBackupView {
 
 async function findingsOf(store: StateStore, jobs: string[], clusterId: string): Promise<Finding[]> {
   const lists = await Promise.all(
-    jobs.map((job) => store.get<Finding[]>(NS.findings, `${job}/${clusterId}`)),
+    jobs.map((job) => store.get<Finding[]>(NS.findings, findingsKey(job, clusterId))),
   );
   return lists.flatMap((l) => l ?? []);
 }

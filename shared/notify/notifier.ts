@@ -17,7 +17,6 @@
 import { createHash } from 'node:crypto';
 import type { ControlChange, ControlSeverity, StatusCounts } from '../compliance/schema.ts';
 import type { FleetConfig } from '../config/schema.ts';
-import { NS } from '../jobs/fleet.ts';
 import {
   type Cluster,
   type DiscoveryFailure,
@@ -27,6 +26,7 @@ import {
 } from '../model.ts';
 import { type Clock, type Log, type StateStore, systemClock } from '../ports.ts';
 import { type ErrorInfo, errorInfo } from '../runtime/errors.ts';
+import { NS } from '../state/records.ts';
 import { buildDigest } from './digest.ts';
 import { createSlackDelivery, redact, type SlackDeliveryOptions } from './slack.ts';
 import { createWebhookResolver, type WebhookResolver } from './webhooks.ts';

@@ -2,14 +2,16 @@
  * Builds what jobs need from a validated config. The CLI and the Lambda handlers
  * both go through here, so a scheduled run and a local run see the same wiring.
  */
-import { createDiscoveries } from '../clouds/registry.ts';
-import type { FleetConfig } from '../config/schema.ts';
+import { createBudgetProviders, createDiscoveries, createProjectDirectory } from '../clouds/registry.ts';
+import type { FleetConfig, GcpConfig } from '../config/schema.ts';
+import type { OpenEventDeps } from '../events/dispatch.ts';
 import type { AuditJobDeps } from '../jobs/audit.ts';
+import type { BudgetJobDeps } from '../jobs/budgets.ts';
 import type { DiscoverDeps } from '../jobs/discover.ts';
 import type { ClusterJobDeps } from '../jobs/fleet.ts';
 import type { SnapshotDeps } from '../jobs/snapshot.ts';
 import type { CloudId } from '../model.ts';
-import { type Log, systemClock } from '../ports.ts';
+import { type Log, type ProjectDirectory, systemClock } from '../ports.ts';
 import { Residency } from '../residency/index.ts';
 import { openStateStore } from '../state/index.ts';
 
@@ -48,6 +50,17 @@ export async function clusterJobDeps(config: FleetConfig, logger: Log): Promise<
     logger,
     clock: systemClock,
   };
+}
+
+/** The deps of the budgets job: the state store and the budget adapters, built per cloud on first use. */
+export async function budgetJobDeps(config: FleetConfig, logger: Log): Promise<BudgetJobDeps> {
+  const store = await openStateStore(stateConfig(config));
+  return { config, store, providers: createBudgetProviders(config, { logger }), logger, clock: systemClock };
+}
+
+/** Releases the state store and every budget client. */
+export async function closeBudgetJobDeps(deps: BudgetJobDeps): Promise<void> {
+  await Promise.allSettled([deps.providers.close(), deps.store.close()]);
 }
 
 /** Whether a run may write evidence to a local, non-compliant directory (CLI `--local-evidence` only). */
@@ -100,4 +113,43 @@ export async function snapshotDeps(
     evidence: createEvidenceStores(config, { logger, localEvidence: options.localEvidence === true }),
     allowLocalEvidence: options.localEvidence === true,
   };
+}
+
+/** The event path's deployed wiring: the configured discoveries of `clouds`, the state store, a notifier. */
+export const openEventDeps: OpenEventDeps = async (config, logger, clouds) => {
+  const gcp = clouds.includes('gcp') ? config.clouds.gcp : undefined;
+  const [discoveries, store, notifier, projects] = await Promise.all([
+    createDiscoveries(config, { logger }, clouds),
+    openStateStore(stateConfig(config)),
+    import('../notify/notifier.ts').then((m) => m.createNotifier(config, { logger })),
+    gcp ? directoryOf(gcp, logger) : undefined,
+  ]);
+  return {
+    config,
+    discoveries,
+    store,
+    notifier,
+    projects,
+    residency: new Residency(config.jurisdictions),
+    logger,
+    clock: systemClock,
+    async close() {
+      await notifier.close();
+      await store.close();
+    },
+  };
+};
+
+// One directory per GCP config for the life of the process: resolved numbers stay cached across invocations.
+const directories = new WeakMap<object, ProjectDirectory>();
+
+async function directoryOf(gcp: GcpConfig, logger: Log): Promise<ProjectDirectory> {
+  const held = directories.get(gcp);
+  if (held) return held;
+  const created = await createProjectDirectory(gcp, { logger });
+  // Two batches opened at once may both have built one: the first stored is the one every batch shares.
+  const stored = directories.get(gcp);
+  if (stored) return stored;
+  directories.set(gcp, created);
+  return created;
 }

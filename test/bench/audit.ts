@@ -31,11 +31,11 @@ import { parseArgs } from 'node:util';
 import { LocalArchiveStore } from '../../shared/audit/local-store.ts';
 import { Jurisdiction } from '../../shared/config/schema.ts';
 import { type AuditJobDeps, collect } from '../../shared/jobs/audit.ts';
-import { INVENTORY } from '../../shared/jobs/discover.ts';
 import type { Cluster } from '../../shared/model.ts';
 import type { AuditEvent, AuditLogSource } from '../../shared/ports.ts';
 import { Residency } from '../../shared/residency/index.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
+import { INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 
 const TARGET_RATIO = 0.8;

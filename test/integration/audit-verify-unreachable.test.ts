@@ -5,13 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { renderVerify } from '../../bin/audit.ts';
-import { AUDIT_NS, type ChainHead, headKey } from '../../shared/audit/manifest.ts';
+import { type ChainHead, headKey } from '../../shared/audit/manifest.ts';
 import { createS3ArchiveStore } from '../../shared/clouds/aws/audit.ts';
 import { AwsConfig, Jurisdiction } from '../../shared/config/schema.ts';
 import { verify } from '../../shared/jobs/audit.ts';
-import { INVENTORY } from '../../shared/jobs/discover.ts';
 import type { Cluster } from '../../shared/model.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
+import { AUDIT_NS, INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 import { freePort } from '../sandbox/net.ts';
 

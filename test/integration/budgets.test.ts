@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import type { BudgetApplyResult, BudgetPlanResult } from '../../shared/jobs/budgets.ts';
+import type { BudgetApplyResult } from '../../shared/jobs/budgets.ts';
+import type { BudgetPlanResult } from '../../shared/state/records.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 
 const WRITES: Record<string, string[]> = {

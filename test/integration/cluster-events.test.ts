@@ -33,13 +33,14 @@ import { clientOptions as gkeClientOptions } from '../../shared/clouds/gcp/disco
 import { parseConfig } from '../../shared/config/load.ts';
 import type { FleetConfig } from '../../shared/config/schema.ts';
 import { parseEksEvent } from '../../shared/events/aws.ts';
-import { type EventWiring, type OpenEventDeps, openEventDeps } from '../../shared/events/dispatch.ts';
+import type { EventWiring, OpenEventDeps } from '../../shared/events/dispatch.ts';
 import { handleClusterEvent } from '../../shared/jobs/cluster-event.ts';
-import { INVENTORY, run } from '../../shared/jobs/discover.ts';
+import { run } from '../../shared/jobs/discover.ts';
 import type { Cluster, RegionCloud } from '../../shared/model.ts';
-import { discoverDeps } from '../../shared/runtime/deps.ts';
+import { discoverDeps, openEventDeps } from '../../shared/runtime/deps.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
 import { IDEMPOTENCY_NS } from '../../shared/state/idempotency.ts';
+import { INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 import { type CrmFake, startCrmFake } from '../sandbox/crm-fake.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';

@@ -22,15 +22,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWorkQueue } from '../../shared/clouds/aws/queue.ts';
 import { loadConfig } from '../../shared/config/load.ts';
 import type { FleetConfig } from '../../shared/config/schema.ts';
-import { type BackupRecord, backupWork, run as runBackups } from '../../shared/jobs/backup.ts';
-import { run as discover, INVENTORY } from '../../shared/jobs/discover.ts';
+import { backupWork, run as runBackups } from '../../shared/jobs/backup.ts';
+import { run as discover } from '../../shared/jobs/discover.ts';
 import type { ClusterJobDeps } from '../../shared/jobs/fleet.ts';
-import { NS } from '../../shared/jobs/fleet.ts';
 import type { Cluster } from '../../shared/model.ts';
 import { clusterJobDeps, discoverDeps } from '../../shared/runtime/deps.ts';
 import { type ClusterWork, queued, queueUrlVariable, type WorkItem } from '../../shared/runtime/dispatch.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
 import { runBatch } from '../../shared/runtime/worker.ts';
+import { type BackupRecord, INVENTORY, NS } from '../../shared/state/records.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 
 describe('fan-out through SQS (moto)', () => {

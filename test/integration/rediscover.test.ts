@@ -27,7 +27,7 @@ import {
 import { clientOptions as gkeClientOptions } from '../../shared/clouds/gcp/discovery.ts';
 import { loadConfig } from '../../shared/config/load.ts';
 import type { FleetConfig } from '../../shared/config/schema.ts';
-import { type DiscoverDeps, INVENTORY, run } from '../../shared/jobs/discover.ts';
+import { type DiscoverDeps, run } from '../../shared/jobs/discover.ts';
 import {
   type ClusterRef,
   clusterIdOf,
@@ -38,6 +38,7 @@ import type { Cluster, RegionCloud } from '../../shared/model.ts';
 import { discoverDeps } from '../../shared/runtime/deps.ts';
 import { ConfigError } from '../../shared/runtime/errors.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
+import { INVENTORY } from '../../shared/state/records.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 
 const CLOUDS = ['aws', 'gcp', 'azure'] as const;

@@ -34,11 +34,11 @@ import { createKubeSource as createGkeSource } from '../../shared/clouds/gcp/kub
 import { createTagger as createGkeTagger } from '../../shared/clouds/gcp/tags.ts';
 import { AwsConfig, AzureConfig, FleetConfig, GcpConfig, Jurisdiction } from '../../shared/config/schema.ts';
 import { collect } from '../../shared/jobs/audit.ts';
-import { INVENTORY } from '../../shared/jobs/discover.ts';
 import { createKubeApi } from '../../shared/kube/api.ts';
 import type { Cluster } from '../../shared/model.ts';
 import type { AuditLogSource, Log } from '../../shared/ports.ts';
 import { Residency } from '../../shared/residency/index.ts';
+import { INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 import { freePort } from '../sandbox/net.ts';
 import { localCert } from '../sandbox/tls.ts';

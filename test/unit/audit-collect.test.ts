@@ -8,7 +8,6 @@ import { renderVerify } from '../../bin/audit.ts';
 import { clusterPrefix, eventKey, parseArchiveKey, sha256Hex } from '../../shared/audit/chunks.ts';
 import { LocalArchiveStore } from '../../shared/audit/local-store.ts';
 import {
-  AUDIT_NS,
   type ChainHead,
   headKey,
   parseManifest,
@@ -20,7 +19,6 @@ import {
 } from '../../shared/audit/manifest.ts';
 import { Jurisdiction } from '../../shared/config/schema.ts';
 import { type AuditJobDeps, type CollectOptions, collect, verify } from '../../shared/jobs/audit.ts';
-import { INVENTORY } from '../../shared/jobs/discover.ts';
 import type { Cluster, Finding } from '../../shared/model.ts';
 import type {
   ArchivedObject,
@@ -33,6 +31,7 @@ import type {
 import { Residency } from '../../shared/residency/index.ts';
 import { NotImmutableError } from '../../shared/runtime/errors.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
+import { AUDIT_NS, INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z');

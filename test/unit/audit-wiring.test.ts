@@ -11,11 +11,11 @@ import { LOCAL_EVIDENCE_WARNING } from '../../bin/audit.ts';
 import { createEvidenceStores, NoEvidenceStoreError } from '../../shared/audit/wiring.ts';
 import { FleetConfig } from '../../shared/config/schema.ts';
 import { collect } from '../../shared/jobs/audit.ts';
-import { INVENTORY } from '../../shared/jobs/discover.ts';
 import { publish } from '../../shared/jobs/snapshot.ts';
 import type { Cluster, Finding } from '../../shared/model.ts';
 import { auditJobDeps, snapshotDeps } from '../../shared/runtime/deps.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
+import { INVENTORY } from '../../shared/state/records.ts';
 import { runFleetward } from '../sandbox/cli.ts';
 
 const dirs: string[] = [];

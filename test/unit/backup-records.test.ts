@@ -4,9 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { BackupRecord } from '../../shared/jobs/backup.ts';
 import { mergeBackup, summarizeBackups } from '../../shared/jobs/reconcile-backups.ts';
 import { renderBackupView } from '../../shared/jobs/velero-report.ts';
+import type { BackupRecord } from '../../shared/state/records.ts';
 import type { VeleroBackup } from '../../shared/velero/resources.ts';
 
 const sample = (name: string): VeleroBackup =>

@@ -5,8 +5,12 @@
 import { readFileSync } from 'node:fs';
 import type { Budget as ArmBudget } from '@azure/arm-consumption';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ActualBudget, BudgetCloud, BudgetProvider } from '../../shared/budgets/port.ts';
-import type { BudgetProviders } from '../../shared/budgets/providers.ts';
+import type {
+  ActualBudget,
+  BudgetCloud,
+  BudgetProvider,
+  BudgetProviders,
+} from '../../shared/budgets/port.ts';
 import { fromArmBudget } from '../../shared/clouds/azure/budgets.ts';
 import { parseConfig } from '../../shared/config/load.ts';
 import { plan, renderPlan } from '../../shared/jobs/budgets.ts';

@@ -11,16 +11,19 @@ import { type ClusterEvidence, emptyEvidence, loadEvidence } from '../../shared/
 import { ControlResult } from '../../shared/compliance/schema.ts';
 import { FleetConfig } from '../../shared/config/schema.ts';
 import { normalisePushMessage, parsePushBody } from '../../shared/events/gcp.ts';
-import type { AuditStatusRecord, AuditVerifyRecord } from '../../shared/jobs/audit.ts';
-import type { BackupRecord } from '../../shared/jobs/backup.ts';
-import type { BudgetPlanResult } from '../../shared/jobs/budgets.ts';
-import type { DrillRecord } from '../../shared/jobs/drill.ts';
-import type { BackupStatus } from '../../shared/jobs/reconcile-backups.ts';
 import { type Bulletin, bulletinFinding, bulletinOf } from '../../shared/jobs/security-bulletin.ts';
-import type { StoredTagPlan } from '../../shared/jobs/tags.ts';
 import type { Cluster, Finding } from '../../shared/model.ts';
 import type { StateStore, StoredItem } from '../../shared/ports.ts';
 import { Residency } from '../../shared/residency/index.ts';
+import type {
+  AuditStatusRecord,
+  AuditVerifyRecord,
+  BackupRecord,
+  BackupStatus,
+  BudgetPlanResult,
+  DrillRecord,
+  StoredTagPlan,
+} from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 
 const NOW = new Date('2026-11-21T12:00:00.000Z');

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { INVENTORY, RUNS, run } from '../../shared/jobs/discover.ts';
+import { RUNS, run } from '../../shared/jobs/discover.ts';
 import type { CloudId, DiscoveredCluster, DiscoveryFailure, DiscoveryOutcome } from '../../shared/model.ts';
 import type { ClusterDiscovery, StateStore } from '../../shared/ports.ts';
 import { Residency } from '../../shared/residency/index.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
+import { INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 
 /** Builder for a discovered cluster with sensible defaults. */

@@ -7,19 +7,19 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isAffected } from '../../shared/compliance/bulletins.ts';
 import { FleetConfig } from '../../shared/config/schema.ts';
 import { normalisePushMessage, parsePushBody } from '../../shared/events/gcp.ts';
 import type { ClusterEvent } from '../../shared/events/model.ts';
 import { handleClusterEvent } from '../../shared/jobs/cluster-event.ts';
-import { INVENTORY } from '../../shared/jobs/discover.ts';
-import { NS } from '../../shared/jobs/fleet.ts';
-import { type BulletinFinding, bulletinOf, isAffected } from '../../shared/jobs/security-bulletin.ts';
+import { bulletinOf } from '../../shared/jobs/security-bulletin.ts';
 import { SNAPSHOTS_NS } from '../../shared/jobs/snapshot.ts';
 import type { Cluster, Finding } from '../../shared/model.ts';
 import type { JobReport, Notifier } from '../../shared/notify/notifier.ts';
 import type { ClusterDiscovery } from '../../shared/ports.ts';
 import { Residency } from '../../shared/residency/index.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
+import { type BulletinFinding, INVENTORY, NS } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 
 const read = (name: string) => JSON.parse(readFileSync(`test/fixtures/events/gcp/${name}`, 'utf8'));
