@@ -5,7 +5,7 @@
 import type { BudgetCloud, BudgetProvider, BudgetProviders } from '../budgets/port.ts';
 import type { FleetConfig, GcpConfig } from '../config/schema.ts';
 import type { CloudId } from '../model.ts';
-import type { ClusterDiscovery, Log, ProjectDirectory } from '../ports.ts';
+import type { ClusterDiscovery, Log, ProjectDirectory, WorkQueue } from '../ports.ts';
 import { FleetwardError } from '../runtime/errors.ts';
 import type { AdapterContext } from './context.ts';
 
@@ -83,4 +83,9 @@ export function createBudgetProviders(config: FleetConfig, ctx: { logger: Log })
       await Promise.allSettled(all.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)));
     },
   };
+}
+
+/** The deployment's work queues (SQS in the deployment's own account; queue URLs from `env`). */
+export async function createWorkQueue(env: NodeJS.ProcessEnv): Promise<WorkQueue> {
+  return (await import('./aws/queue.ts')).createWorkQueue({ env });
 }

@@ -130,6 +130,6 @@ export async function deployedDispatcher(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Dispatcher> {
   if (env.FLEETWARD_DISPATCH !== 'queue') return inProcess(concurrency);
-  const { createWorkQueue } = await import('../clouds/aws/queue.ts');
-  return queued(createWorkQueue({ env }));
+  const { createWorkQueue } = await import('../clouds/registry.ts');
+  return queued(await createWorkQueue(env));
 }
