@@ -6,6 +6,7 @@
  */
 import type { Finding } from '../model.ts';
 import type { StateStore } from '../ports.ts';
+import { findingsKey, NS } from '../state/records.ts';
 import { recordJobMetrics } from './metrics.ts';
 
 /** State-store namespace of the heartbeats: one item per job, `<job>`. */
@@ -83,9 +84,9 @@ export async function recordLateJobs(
   const heartbeats = await jobHeartbeats(store, now, jobs);
   const findings: Finding[] = [];
   for (const h of heartbeats) {
-    const key = `${HEARTBEAT_JOB}/${h.job}`;
+    const key = findingsKey(HEARTBEAT_JOB, h.job);
     if (!h.late) {
-      await store.deleteMany('findings', [key]);
+      await store.deleteMany(NS.findings, [key]);
       continue;
     }
     const finding: Finding = {
@@ -97,7 +98,7 @@ export async function recordLateJobs(
       at: now.toISOString(),
     };
     findings.push(finding);
-    await store.putMany('findings', [{ key, value: [finding] }]);
+    await store.putMany(NS.findings, [{ key, value: [finding] }]);
   }
   return { heartbeats, findings };
 }
