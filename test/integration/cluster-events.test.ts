@@ -44,6 +44,7 @@ import { INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 import { type CrmFake, startCrmFake } from '../sandbox/crm-fake.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
+import { waitFor } from '../sandbox/net.ts';
 import { googlePushClaims, type JwksServer, startJwksServer } from '../sandbox/oidc.ts';
 import {
   pubsubEmulatorMissing,
@@ -754,6 +755,8 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
           { data: Buffer.from(sample.message.data, 'base64'), attributes: sample.message.attributes },
         ]);
         const message = await waitForSlack(messageId!, publishedAt);
+        // The handler posts to Slack before it answers the push: wait for its answer too.
+        await waitFor(async () => statuses.length > 0, 20_000, 'the endpoint answering the push');
 
         // Assess
         expect(statuses[0]).toBe(200);
