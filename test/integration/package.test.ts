@@ -165,6 +165,28 @@ describe('serverless package', () => {
     },
   );
 
+  it('sends every failed asynchronous invocation (schedules, EventBridge) to the failure queue', () => {
+    const template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
+    const resources = template.Resources as Record<
+      string,
+      { Type: string; Properties: Record<string, unknown> }
+    >;
+    const configs = Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::EventInvokeConfig');
+    const scheduled = readdirSync('schedules').map((f) => f.replace(/\.yml$/, ''));
+    const logical = (name: string) =>
+      `${name[0]!.toUpperCase()}${name.slice(1).replace(/-/g, 'Dash')}LambdaFunction`;
+
+    expect(configs.map((c) => (c.Properties.FunctionName as { Ref: string }).Ref).sort()).toEqual(
+      [...scheduled, 'on-cluster-event'].map(logical).sort(),
+    );
+    for (const c of configs) {
+      expect(c.Properties.DestinationConfig).toEqual({
+        OnFailure: { Destination: { 'Fn::GetAtt': ['AsyncFailuresQueue', 'Arn'] } },
+      });
+    }
+    expect(resources.AsyncFailuresQueue?.Properties).toMatchObject({ SqsManagedSseEnabled: true });
+  });
+
   it('passes cfn-lint', () => {
     // W3005 (obsolete DependsOn) is what the framework's httpApi resources trigger; nothing else is ignored.
     const lint = spawnSync(
