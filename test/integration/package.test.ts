@@ -230,7 +230,8 @@ describe('serverless package', () => {
       .Statement as {
       Action: string[];
     }[];
-    const actions = role.flatMap((s) => s.Action).sort();
+    // The framework adds one statement per async failure destination: compare the set of actions.
+    const actions = [...new Set(role.flatMap((s) => s.Action))].sort();
 
     expect(actions.every((a) => !a.includes('*'))).toBe(true);
     expect(actions).toEqual(
