@@ -69,6 +69,7 @@ import {
 import { isHtmlContentType, unreachable } from '../../runtime/network.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
+import { bearerAuthorization } from './auth.ts';
 import { regionOfBucket, storageOptions } from './buckets.ts';
 import { isLoopback } from './discovery.ts';
 
@@ -203,36 +204,7 @@ function toEvent(entry: unknown): AuditEvent {
 export function createAuditSource(config: GcpConfig, ctx: AdapterContext): AuditLogSource {
   const url = loggingListUrl(config);
   const endpoint = config.loggingEndpoint ?? DEFAULT_LOGGING_ENDPOINT;
-  let auth: Promise<{ getAccessToken(): Promise<string | null | undefined> }> | undefined;
-  const authorization = async (): Promise<Record<string, string>> => {
-    if (config.insecure) return {};
-    auth ??= import('google-auth-library').then(
-      ({ GoogleAuth }) =>
-        new GoogleAuth({
-          scopes: LOGGING_READ_SCOPE,
-          ...(config.credentialsFile ? { keyFilename: config.credentialsFile } : {}),
-        }),
-    );
-    let token: string | null | undefined;
-    try {
-      token = await (await auth).getAccessToken();
-    } catch (error) {
-      auth = undefined;
-      throw new CloudApiError(
-        `gcp access token: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
-        { cloud: CLOUD, operation: 'GetAccessToken', retryable: false },
-        { cause: error },
-      );
-    }
-    if (!token) {
-      throw new CloudApiError('gcp access token: the credentials gave no token', {
-        cloud: CLOUD,
-        operation: 'GetAccessToken',
-        retryable: false,
-      });
-    }
-    return { authorization: `Bearer ${token}` };
-  };
+  const authorization = bearerAuthorization(config, LOGGING_READ_SCOPE);
 
   const fetchPage = async (body: unknown, signal: AbortSignal | undefined): Promise<ListPage> => {
     const deadline = AbortSignal.timeout(config.timeoutMs);

@@ -21,6 +21,7 @@ import type { ProjectDirectory } from '../../ports.ts';
 import { CloudApiError, ConfigError, errorInfo } from '../../runtime/errors.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
+import { bearerAuthorization } from './auth.ts';
 import { isLoopback } from './discovery.ts';
 
 const CLOUD = 'gcp';
@@ -101,36 +102,7 @@ export function createProjectDirectory(config: GcpConfig, ctx: AdapterContext): 
   const numbers = new Map<string, string>();
   for (const p of config.projects) if (p.number !== undefined) numbers.set(p.id, p.number);
 
-  let auth: Promise<{ getAccessToken(): Promise<string | null | undefined> }> | undefined;
-  const authorization = async (): Promise<Record<string, string>> => {
-    if (config.insecure) return {};
-    auth ??= import('google-auth-library').then(
-      ({ GoogleAuth }) =>
-        new GoogleAuth({
-          scopes: READ_SCOPE,
-          ...(config.credentialsFile ? { keyFilename: config.credentialsFile } : {}),
-        }),
-    );
-    let token: string | null | undefined;
-    try {
-      token = await (await auth).getAccessToken();
-    } catch (error) {
-      auth = undefined;
-      throw new CloudApiError(
-        `gcp access token: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
-        { cloud: CLOUD, operation: 'GetAccessToken', retryable: false },
-        { cause: error },
-      );
-    }
-    if (!token) {
-      throw new CloudApiError('gcp access token: the credentials gave no token', {
-        cloud: CLOUD,
-        operation: 'GetAccessToken',
-        retryable: false,
-      });
-    }
-    return { authorization: `Bearer ${token}` };
-  };
+  const authorization = bearerAuthorization(config, READ_SCOPE);
 
   const getNumber = async (projectId: string, signal: AbortSignal | undefined): Promise<string> => {
     const url = `${resourceManagerUrl(config)}/v3/projects/${encodeURIComponent(projectId)}`;
