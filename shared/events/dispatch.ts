@@ -97,18 +97,19 @@ export async function dispatchEvents(
   const clouds = [...new Set(events.map((e) => e.cluster.cloud))];
   const deps = await ctx.open(ctx.config, ctx.logger, clouds);
   try {
-    const mapped = await withProjectIds(events, deps.projects, ctx.signal);
-    for (const event of mapped.unknown) {
+    const ignore = (event: ClusterEvent, reason: string) => {
       result.ignored++;
       ctx.logger.warn('Event ignored', {
         eventId: event.id,
         source: event.source,
         providerType: event.providerType,
         cluster: event.cluster,
-        reason: 'gcp project number of no configured project',
+        reason,
         ignored: 1,
       });
-    }
+    };
+    const mapped = await withProjectIds(events, deps.projects, ctx.signal);
+    for (const event of mapped.unknown) ignore(event, 'gcp project number of no configured project');
     for (const event of mapped.events) {
       try {
         result.handled.push(
@@ -116,15 +117,7 @@ export async function dispatchEvents(
         );
       } catch (error) {
         if (!(error instanceof ConfigError || error instanceof InvalidClusterRefError)) throw error;
-        result.ignored++;
-        ctx.logger.warn('Event ignored', {
-          eventId: event.id,
-          source: event.source,
-          providerType: event.providerType,
-          cluster: event.cluster,
-          reason: error instanceof ConfigError ? 'cluster scope not configured' : error.message,
-          ignored: 1,
-        });
+        ignore(event, error instanceof ConfigError ? 'cluster scope not configured' : error.message);
       }
     }
   } finally {
