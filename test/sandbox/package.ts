@@ -5,7 +5,7 @@
  * package at the same time take turns through a lock directory, so only one of them builds.
  * Packaging runs with no credentials and no endpoint: it must need neither.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
@@ -28,7 +28,15 @@ export interface Packaged {
 }
 
 /** What goes into the bundles and the template. */
-const INPUTS = ['serverless.yml', 'package-lock.json', 'schedules', 'functions', 'shared', 'fleet.yaml'];
+const INPUTS = [
+  'serverless.yml',
+  'package-lock.json',
+  'schedules',
+  'functions',
+  'shared',
+  'tools',
+  'fleet.yaml',
+];
 
 function sourceHash(root: string): string {
   const hash = createHash('sha256');
@@ -76,12 +84,13 @@ export async function packageService(options: { root?: string; timeoutMs?: numbe
   try {
     const building = `${dir}.building`;
     rmSync(building, { recursive: true, force: true });
-    const run = spawnSync(
+    // Async, so the emulators this process started (and their log pipes) keep running meanwhile.
+    const child = spawn(
       join(root, 'node_modules', '.bin', 'serverless'),
       ['package', '--package', building],
       {
         cwd: root,
-        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
         timeout: timeoutMs,
         env: {
           ...process.env,
@@ -96,11 +105,18 @@ export async function packageService(options: { root?: string; timeoutMs?: numbe
         },
       },
     );
-    const outcome = {
-      status: run.status,
-      output: `${run.stdout ?? ''}${run.stderr ?? ''}${run.error ?? ''}`,
-    };
-    if (run.status !== 0) return { dir: building, ...outcome, reused: false };
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const status = await new Promise<number | null>((done) => {
+      child.once('error', (error) => {
+        output += String(error);
+        done(null);
+      });
+      child.once('exit', (code) => done(code));
+    });
+    const outcome = { status, output };
+    if (status !== 0) return { dir: building, ...outcome, reused: false };
     // Only a finished package gets the name later calls look for; older packages go.
     for (const old of readdirSync(base)) {
       if (!old.endsWith('.lock') && join(base, old) !== building) {
