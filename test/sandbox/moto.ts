@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { freePort, waitFor } from './net.ts';
 
 export interface MotoServer {
@@ -68,13 +68,20 @@ export function motoPython(
   throw new Error(MOTO_INSTRUCTION);
 }
 
-export async function startMoto(options: { port?: number } = {}): Promise<MotoServer> {
+/**
+ * `cwd`: where moto runs. Its CloudFormation `ValidateTemplate` writes a `file.tmp` into its
+ * working directory, so a test that deploys a stack gives it a temporary one.
+ */
+export async function startMoto(options: { port?: number; cwd?: string } = {}): Promise<MotoServer> {
   const port = options.port ?? (await freePort());
+  const python = motoPython();
   const child: ChildProcess = spawn(
-    motoPython(),
+    // A venv path is relative to this directory, not to `cwd`.
+    python.includes('/') ? resolve(python) : python,
     ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
+      ...(options.cwd ? { cwd: options.cwd } : {}),
       env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', PYTHONUNBUFFERED: '1' },
     },
   );

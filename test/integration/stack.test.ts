@@ -1,0 +1,187 @@
+/**
+ * The deployed stack, locally (`npm run stack`): the packaged functions run from their zips the
+ * way AWS calls them, against the sandbox. One schedule tick of backup-clusters goes planner ->
+ * SQS queue (moto) -> worker invocations from the event source mapping -> state (DynamoDB in
+ * moto, the template's table) -> a Slack message (webhook URL from SSM in moto) in the sink; a
+ * poison item ends in the dead-letter queue the template's RedrivePolicy names; the HTTP API
+ * routes answer as API Gateway does.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import type { StateStore } from '../../shared/ports.ts';
+import { openStateStore } from '../../shared/state/index.ts';
+import { type BackupRecord, NS } from '../../shared/state/records.ts';
+import { type Sandbox, startSandbox } from '../sandbox/index.ts';
+import { packageService } from '../sandbox/package.ts';
+import { type SlackSink, startSlackSink } from '../sandbox/slack-sink.ts';
+import { type Stack, startStack } from '../sandbox/stack.ts';
+
+const REGION = 'eu-central-1';
+const CLUSTERS = 12;
+
+describe('the deployed stack, locally', () => {
+  let sandbox: Sandbox;
+  let sink: SlackSink;
+  let stack: Stack;
+  let sqs: SQSClient;
+  let store: StateStore;
+  const dir = mkdtempSync(join(tmpdir(), 'fleetward-stack-'));
+
+  beforeAll(async () => {
+    const [packaged, started, slack] = await Promise.all([
+      packageService(),
+      startSandbox({ clusters: CLUSTERS, dir: join(dir, 'sandbox') }),
+      startSlackSink({ rateLimit: false }),
+    ]);
+    sandbox = started;
+    sink = slack;
+    expect(packaged.status, packaged.output).toBe(0);
+    // The deployment's secrets live where a deployment keeps them: SSM parameters (moto).
+    const ssm = new SSMClient({ endpoint: sandbox.moto.url, region: REGION });
+    await ssm.send(
+      new PutParameterCommand({ Name: '/fleetward/slack/ops', Type: 'SecureString', Value: sink.url('ops') }),
+    );
+    await ssm.send(
+      new PutParameterCommand({
+        Name: '/fleetward/events/azure',
+        Type: 'SecureString',
+        Value: 'sandbox-secret',
+      }),
+    );
+    ssm.destroy();
+    const config = parse(readFileSync(sandbox.configPath, 'utf8'));
+    config.slack = {
+      webhooks: { ops: { from: 'ssm', name: '/fleetward/slack/ops' } },
+      routes: [{ webhook: 'ops' }],
+    };
+    config.events = {
+      azure: { auth: { type: 'secret', secret: { from: 'ssm', name: '/fleetward/events/azure' } } },
+    };
+    const deployed = join(dir, 'fleet.yaml');
+    writeFileSync(deployed, stringify(config));
+    stack = await startStack({
+      packageDir: packaged.dir,
+      awsEndpoint: sandbox.moto.url,
+      config: deployed,
+      schedules: false,
+      // A failed item comes back after 1 s instead of the queue's 30 minutes.
+      retryVisibilitySeconds: 1,
+      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
+    });
+    sqs = new SQSClient({ endpoint: sandbox.moto.url, region: REGION });
+    store = await openStateStore({
+      type: 'dynamodb',
+      table: stack.tables[0]!,
+      region: REGION,
+      endpoint: sandbox.moto.url,
+    });
+  }, 480_000);
+
+  afterAll(async () => {
+    await store?.close();
+    sqs?.destroy();
+    await stack?.stop();
+    await sink?.stop();
+    await sandbox?.stop();
+  });
+
+  const queue = (suffix: string) => stack.queues.find((q) => q.name.endsWith(suffix))!;
+  async function depth(url: string): Promise<number> {
+    const out = await sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: url,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }),
+    );
+    return (
+      Number(out.Attributes?.ApproximateNumberOfMessages) +
+      Number(out.Attributes?.ApproximateNumberOfMessagesNotVisible)
+    );
+  }
+
+  it('creates the template queues, dead-letter queues and state table in moto', () => {
+    expect(stack.queues.map((q) => q.name).sort()).toEqual(
+      ['backup-clusters', 'reconcile-backups', 'restore-drill', 'collect-audit-logs', 'reconcile-tags']
+        .flatMap((job) => [`fleetward-dev-${job}`, `fleetward-dev-${job}-dlq`])
+        .sort(),
+    );
+    expect(stack.tables).toEqual(['fleetward-dev-state']);
+    expect(stack.schedules.find((s) => s.function === 'backup-clusters')?.expression).toBe('rate(1 hour)');
+  });
+
+  it('runs one backup-clusters tick: planner -> queue -> workers -> state -> Slack', async () => {
+    // Prepare: the inventory the planner reads, from one discovery tick
+    const discovered = await stack.tick('discover-clusters');
+    expect(discovered.error).toBeUndefined();
+    expect((discovered.result as { clusters: number }).clusters).toBe(CLUSTERS);
+    const before = sink.messages('ops').length;
+
+    // Act
+    const planned = await stack.tick('backup-clusters');
+    await stack.idle(90_000);
+
+    // Assess: the planner only enqueued; the workers did the backups and told Slack
+    expect(planned.error).toBeUndefined();
+    expect(planned.result).toMatchObject({ enqueued: CLUSTERS, created: 0 });
+    const worked = stack.invocations.filter((i) => i.function === 'backup-clusters-worker');
+    expect(worked.length).toBeGreaterThan(0);
+    expect(worked.every((i) => i.ok && i.failed?.length === 0)).toBe(true);
+    expect(worked.flatMap((i) => i.received ?? []).length).toBe(CLUSTERS);
+    const records = (await store.list<BackupRecord>(NS.backups)).map((i) => i.value);
+    expect(records.length).toBeGreaterThan(3);
+    expect(new Set(records.map((r) => r.clusterId)).size).toBe(records.length);
+    const after = sink.messages('ops').slice(before);
+    expect(after.length).toBeGreaterThan(0);
+    expect(JSON.stringify(after.map((m) => m.body))).toMatch(/backup/i);
+    expect(await depth(queue('-backup-clusters').url)).toBe(0);
+  }, 150_000);
+
+  it('moves a poison item to the dead-letter queue after 3 receives', async () => {
+    // Prepare: an item with a field no work item has
+    const poison = {
+      job: 'backup-clusters',
+      clusterId: 'aws/111111111111/eu-west-1/x',
+      runId: 'poison',
+      cluster: { name: 'x' },
+    };
+
+    // Act
+    const sent = await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: queue('-backup-clusters').url,
+        MessageBody: JSON.stringify(poison),
+      }),
+    );
+    const dlq = queue('-backup-clusters-dlq').url;
+    for (let i = 0; i < 120 && (await depth(dlq)) === 0; i++) await new Promise((r) => setTimeout(r, 500));
+
+    // Assess: the worker reported it failed each time; moto's redrive moved it after the third
+    const tries = stack.invocations.filter((i) => i.received?.includes(sent.MessageId!));
+    expect(tries.length).toBe(3);
+    expect(tries.every((i) => i.ok && i.failed?.includes(sent.MessageId!))).toBe(true);
+    expect(await depth(dlq)).toBe(1);
+    expect(await depth(queue('-backup-clusters').url)).toBe(0);
+  }, 90_000);
+
+  it('serves the HTTP API routes as payload 2.0 events and answers as API Gateway does', async () => {
+    const handshake = await fetch(`${stack.url}/events/azure?code=sandbox-secret`, {
+      method: 'OPTIONS',
+      headers: { 'WebHook-Request-Origin': 'eventgrid.azure.net' },
+    });
+    const refused = await fetch(`${stack.url}/events/azure`, {
+      method: 'OPTIONS',
+      headers: { 'WebHook-Request-Origin': 'eventgrid.azure.net' },
+    });
+    const unknown = await fetch(`${stack.url}/events/aws`, { method: 'POST', body: '{}' });
+
+    expect(handshake.status).toBe(200);
+    expect(handshake.headers.get('webhook-allowed-origin')).toBe('eventgrid.azure.net');
+    expect(refused.status).toBe(401);
+    expect(unknown.status).toBe(404);
+  });
+});
