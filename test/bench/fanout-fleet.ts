@@ -13,6 +13,7 @@
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
+  type Message,
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
@@ -144,7 +145,7 @@ export interface LoopCounts {
  * messages, `runBatch`, `DeleteMessageBatch` of the successes. Failed items are made visible
  * again at once (the visibility timeout, shortened: SQS would wait it out). `die` is consulted
  * after the batch ran and before the acknowledgement: `true` is a worker killed at that point
- * (nothing is acknowledged). Returns how many messages were received.
+ * (nothing is acknowledged). Returns the messages received.
  */
 export async function workerRound(
   sqs: SQSClient,
@@ -152,7 +153,7 @@ export async function workerRound(
   deps: ClusterJobDeps,
   counts: LoopCounts,
   options: { waitSeconds?: number; batchSize?: number; signal?: AbortSignal; die?: () => boolean } = {},
-): Promise<number> {
+): Promise<Message[]> {
   const received = await sqs.send(
     new ReceiveMessageCommand({
       QueueUrl: queueUrl,
@@ -162,7 +163,7 @@ export async function workerRound(
     }),
   );
   const messages = received.Messages ?? [];
-  if (messages.length === 0) return 0;
+  if (messages.length === 0) return [];
   const event: SQSEvent = {
     Records: messages.map((m) => ({
       messageId: m.MessageId!,
@@ -180,7 +181,7 @@ export async function workerRound(
     logger: silentLogger,
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  if (options.signal?.aborted || options.die?.()) return messages.length;
+  if (options.signal?.aborted || options.die?.()) return messages;
   counts.batches++;
   const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
   counts.failed += failed.size;
@@ -202,5 +203,5 @@ export async function workerRound(
         VisibilityTimeout: 0,
       }),
     );
-  return messages.length;
+  return messages;
 }

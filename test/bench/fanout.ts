@@ -46,6 +46,12 @@ import {
 import type { WorkerReport } from './fanout-worker.ts';
 
 const TARGET_RATIO = 1.3;
+/**
+ * V8 settings of a memory-bounded Lambda instance (as the audit bench uses): without a heap
+ * limit V8 on a 24 GB machine lets garbage pile up for long, and peak RSS measures the
+ * collector's laziness rather than what a worker keeps.
+ */
+const LAMBDA_FLAGS = '--max-old-space-size=128 --max-semi-space-size=8 --single-threaded-gc';
 const DAY_MS = 86_400_000;
 const WORKER = new URL('./fanout-worker.ts', import.meta.url).pathname;
 
@@ -71,6 +77,7 @@ export async function benchFanout(args: string[]): Promise<number> {
       latency: { type: 'string', default: '20' },
       calibrate: { type: 'string', default: '1000' },
       deep: { type: 'string' },
+      'node-flags': { type: 'string', default: LAMBDA_FLAGS },
     },
   });
   const deep = values.deep !== undefined ? Number(values.deep || 100_000) : 0;
@@ -127,6 +134,7 @@ export async function benchFanout(args: string[]): Promise<number> {
       for (let w = 0; w < workers; w++) {
         const child = fork(WORKER, {
           execPath: process.execPath,
+          execArgv: values['node-flags'].split(/\s+/).filter(Boolean),
           env: {
             ...process.env,
             FANOUT_WORKER: JSON.stringify({
@@ -217,6 +225,7 @@ export async function benchFanout(args: string[]): Promise<number> {
     };
 
     if (deep) {
+      console.log(`worker flags: ${values['node-flags'] || '(none)'}`);
       process.stderr.write(
         `Draining a queue ${deep} items deep with 16 workers, ${latencyMs} ms kube latency...\n`,
       );
@@ -252,7 +261,7 @@ export async function benchFanout(args: string[]): Promise<number> {
     // CPU one item costs (worker + responders), from the same sample: what a 2-core box can do at best.
     const cpuPerItemMs = (cal.reports.reduce((s, r) => s + r.cpuMs, 0) + cal.parentCpuMs) / cal.items;
     console.log(
-      `fanout: ${total} clusters, ${latencyMs} ms latency per kube call, ${cores} cores; queue: in-memory SQS responder; ${kube.url ? 'kube: memory responder' : ''}`,
+      `fanout: ${total} clusters, ${latencyMs} ms latency per kube call, ${cores} cores; queue: in-memory SQS responder; kube: memory responder; worker flags: ${values['node-flags'] || '(none)'}`,
     );
     console.log(
       `serial service time ${serialMs.toFixed(1)} ms/item (1 worker, batches of 1); per-item service time ${itemMs.toFixed(2)} ms (1 worker, batches of 10, ${calibrate} items); CPU ${cpuPerItemMs.toFixed(2)} ms/item`,
