@@ -50,6 +50,7 @@ const NOT_MODELLED = [
   'AWS::ApiGatewayV2::Route',
   'AWS::ApiGatewayV2::Stage',
   'AWS::CloudWatch::Alarm',
+  'AWS::Lambda::EventInvokeConfig',
   'AWS::S3::BucketPolicy',
 ];
 

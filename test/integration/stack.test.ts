@@ -14,6 +14,7 @@ import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { StateStore } from '../../shared/ports.ts';
+import { WORK_JOBS } from '../../shared/runtime/dispatch.ts';
 import { openStateStore } from '../../shared/state/index.ts';
 import { type BackupRecord, NS } from '../../shared/state/records.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
@@ -106,9 +107,10 @@ describe('the deployed stack, locally', () => {
 
   it('creates the template queues, dead-letter queues and state table in moto', () => {
     expect(stack.queues.map((q) => q.name).sort()).toEqual(
-      ['backup-clusters', 'reconcile-backups', 'restore-drill', 'collect-audit-logs', 'reconcile-tags']
-        .flatMap((job) => [`fleetward-dev-${job}`, `fleetward-dev-${job}-dlq`])
-        .sort(),
+      [
+        'fleetward-dev-async-failures',
+        ...WORK_JOBS.flatMap((job) => [`fleetward-dev-${job}`, `fleetward-dev-${job}-dlq`]),
+      ].sort(),
     );
     expect(stack.tables).toEqual(['fleetward-dev-state']);
     expect(stack.schedules.find((s) => s.function === 'backup-clusters')?.expression).toBe('rate(1 hour)');
