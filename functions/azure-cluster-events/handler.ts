@@ -8,10 +8,11 @@
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import type { FleetConfig } from '../../shared/config/schema.ts';
 import type { AzureEventAuth } from '../../shared/events/azure.ts';
-import { dispatchEvents, type EventWiring } from '../../shared/events/dispatch.ts';
+import { dispatchEvents, EVENTS_METRIC_JOB, type EventWiring } from '../../shared/events/dispatch.ts';
 import { fromApiGatewayV2, type HttpResponse, intakeAzure, jsonResponse } from '../../shared/events/http.ts';
 import { openEventDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 import { readSecret } from '../../shared/runtime/secrets.ts';
 
 async function authOf(
@@ -35,6 +36,7 @@ export function createAzureClusterEventsHandler(
         return jsonResponse(401, { error: 'unauthorized' });
       }
       const intake = await intakeAzure(fromApiGatewayV2(event), { auth: await authOf(azure) });
+      if (intake.ignored > 0) recordJobMetrics(EVENTS_METRIC_JOB, { EventsIgnored: intake.ignored });
       if (intake.events.length === 0) {
         if (intake.response.statusCode >= 300 || intake.ignored > 0) {
           logger.warn('Event refused', {

@@ -4,6 +4,7 @@ import { run } from '../../shared/jobs/discover.ts';
 import { notifyAfterDiscovery } from '../../shared/notify/notifier.ts';
 import { discoverDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 import { DiscoverRequest } from './schema.ts';
 
 export const handler = lambdaHandler()
@@ -14,6 +15,7 @@ export const handler = lambdaHandler()
     const deps = await discoverDeps(config, logger, event.clouds);
     try {
       const result = await run(deps, { signal });
+      recordJobMetrics('discover-clusters', { ClustersDiscovered: result.clusters.length });
       await notifyAfterDiscovery({ config, store: deps.store, logger }, result);
       // The full inventory lives in the state store; the response stays small for any fleet size.
       return {

@@ -5,10 +5,11 @@
  * path. 200 acknowledges; 400/401/405/413 refuse without any cloud call or state access.
  */
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { dispatchEvents, type EventWiring } from '../../shared/events/dispatch.ts';
+import { dispatchEvents, EVENTS_METRIC_JOB, type EventWiring } from '../../shared/events/dispatch.ts';
 import { fromApiGatewayV2, type HttpResponse, intakeGcp, jsonResponse } from '../../shared/events/http.ts';
 import { openEventDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 
 /** Builds the handler over `wiring` (tests inject config and deps; the default is the deployment's). */
 export function createGcpClusterEventsHandler(
@@ -23,6 +24,7 @@ export function createGcpClusterEventsHandler(
         return jsonResponse(401, { error: 'unauthorized' });
       }
       const intake = await intakeGcp(fromApiGatewayV2(event), gcp);
+      if (intake.ignored > 0) recordJobMetrics(EVENTS_METRIC_JOB, { EventsIgnored: intake.ignored });
       if (intake.events.length === 0) {
         logger.warn('Event refused', {
           status: intake.response.statusCode,

@@ -7,11 +7,12 @@
  */
 import type { Context } from 'aws-lambda';
 import { parseEksEvent } from '../../shared/events/aws.ts';
-import { dispatchEvents, type EventWiring } from '../../shared/events/dispatch.ts';
+import { dispatchEvents, EVENTS_METRIC_JOB, type EventWiring } from '../../shared/events/dispatch.ts';
 import { type ClusterEvent, MalformedEventError, UnsupportedEventError } from '../../shared/events/model.ts';
 import type { ClusterEventResult } from '../../shared/jobs/cluster-event.ts';
 import { openEventDeps } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 
 /** What one invocation did. */
 export type OnClusterEventResult =
@@ -31,6 +32,7 @@ export function createOnClusterEventHandler(
         if (!(error instanceof UnsupportedEventError || error instanceof MalformedEventError)) throw error;
         const reason = error instanceof MalformedEventError ? error.reason : error.message;
         logger.warn('Event ignored', { reason, kind: error.name, ignored: 1 });
+        recordJobMetrics(EVENTS_METRIC_JOB, { EventsIgnored: 1 });
         return { status: 'ignored', reason };
       }
       const config = await wiring.config();

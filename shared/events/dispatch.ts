@@ -10,6 +10,7 @@ import { type ClusterEventDeps, type ClusterEventResult, handleClusterEvent } fr
 import { InvalidClusterRefError } from '../jobs/rediscover.ts';
 import type { Log, ProjectDirectory } from '../ports.ts';
 import { ConfigError } from '../runtime/errors.ts';
+import { recordJobMetrics } from '../runtime/metrics.ts';
 import type { ClusterEvent, EventCloud } from './model.ts';
 
 /** The event path's deps plus how to release them. */
@@ -70,6 +71,9 @@ export interface EventWiring {
 }
 
 /** What a batch of events came to. */
+/** The `job` dimension of event-intake metrics. */
+export const EVENTS_METRIC_JOB = 'cluster-events';
+
 export interface DispatchResult {
   handled: ClusterEventResult[];
   /** Events about clusters Fleetward does not watch (unconfigured cloud or scope, incomplete reference). */
@@ -99,6 +103,7 @@ export async function dispatchEvents(
   try {
     const ignore = (event: ClusterEvent, reason: string) => {
       result.ignored++;
+      recordJobMetrics(EVENTS_METRIC_JOB, { EventsIgnored: 1 });
       ctx.logger.warn('Event ignored', {
         eventId: event.id,
         source: event.source,

@@ -994,6 +994,7 @@ export function auditWork(
       return collectCluster(deps, cluster, { ...tuning, ...(signal ? { signal } : {}) });
     },
     failure: (outcome) => (outcome.status === 'failed' ? outcome.error.message : undefined),
+    metrics: (outcome) => ({ AuditEventsArchived: 'events' in outcome ? outcome.events : 0 }),
   };
 }
 

@@ -212,6 +212,7 @@ export const backupWork: ClusterWork<ClusterJobDeps, BackupScope, BackupOutcome>
     });
   },
   failure: (outcome) => (outcome.status === 'failed' ? outcome.error.message : undefined),
+  metrics: (outcome) => ({ BackupsCreated: outcome.status === 'created' ? 1 : 0 }),
 };
 
 /** Requests this window's Backup on every cluster (or one). Dry run validates on the server and writes nothing. */

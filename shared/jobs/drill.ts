@@ -38,6 +38,8 @@ export interface DrillStepResult {
   clusterId: string;
   drill: DrillRecord | null;
   started: boolean;
+  /** The drill ended in this step (`drill.result` says how). */
+  finished?: boolean;
   findings: Finding[];
 }
 
@@ -488,7 +490,9 @@ async function stepCluster(
   // A step that neither tried to start nor advanced a drill leaves the open findings as they are.
   if (attempted) await recordFindings(deps.store, 'restore-drill', cluster.id, findings);
   const latest = drill ?? drills.sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1))[0] ?? null;
-  return { clusterId: cluster.id, drill: latest, started, findings };
+  // The drill this step worked on ended in it (an active drill is never `done` when a step begins).
+  const finished = drill?.phase === 'done';
+  return { clusterId: cluster.id, drill: latest, started, finished, findings };
 }
 
 export type DrillScope = ClusterScope & { start?: 'due' | 'force' | 'never' };
@@ -510,6 +514,10 @@ export const drillWork: ClusterWork<ClusterJobDeps, DrillScope, DrillStepResult 
     const cluster = await deps.store.get<Cluster>(INVENTORY, item.clusterId);
     return cluster ? stepCluster(deps, cluster, { start: item.start ?? 'due', run: item.runId }) : undefined;
   },
+  metrics: (r) => ({
+    DrillsPassed: r?.finished && r.drill?.result === 'pass' ? 1 : 0,
+    DrillsFailed: r?.finished && r.drill?.result === 'fail' ? 1 : 0,
+  }),
 };
 
 /**

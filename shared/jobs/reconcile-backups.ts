@@ -209,6 +209,7 @@ export const reconcileWork: ClusterWork<ClusterJobDeps, ClusterScope, Reconciled
     // A cluster gone from the inventory since the plan has nothing left to reconcile.
     return cluster ? reconcileCluster(deps, cluster, signal) : undefined;
   },
+  metrics: (r) => ({ RpoBreaches: r?.status.rpoOk === false ? 1 : 0 }),
 };
 
 /** Reconciles every cluster that has Fleetward Backups (or one cluster). */

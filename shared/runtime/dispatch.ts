@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { WorkQueue } from '../ports.ts';
 import { createLimiter } from './concurrency.ts';
 import { FleetwardError } from './errors.ts';
-import { recordJobMetrics } from './metrics.ts';
+import { type JobMetric, recordJobMetrics } from './metrics.ts';
 
 /** The jobs whose work goes through the dispatcher, each with its own queue and worker. */
 export const WORK_JOBS = [
@@ -49,6 +49,8 @@ export interface ClusterWork<D, S, R> {
    * Findings (Velero missing, a refused location) are results, not failures: retrying cannot help.
    */
   failure?(result: R): string | undefined;
+  /** What one result adds to the job's metrics (summed per worker batch; see `metrics.ts`). */
+  metrics?(result: R): Partial<Record<JobMetric, number>>;
 }
 
 /** What a dispatch did: the results of every item (in-process), or how many were enqueued. */

@@ -4,7 +4,9 @@
  * dimension per line. Counts only, never a cluster name or any cluster data.
  *
  * - `ItemsPlanned` (planners), `ItemsSucceeded` / `ItemsFailed` (workers);
- * - `RunSucceeded` (every successful scheduled run: the heartbeat alarms watch it).
+ * - `RunSucceeded` (every successful scheduled run: the heartbeat alarms watch it);
+ * - what each item did, summed per worker batch: `BackupsCreated`, `RpoBreaches`, `DrillsPassed`,
+ *   `DrillsFailed`, `AuditEventsArchived`; `ClustersDiscovered` (discovery), `EventsIgnored` (event intake).
  */
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 
@@ -13,7 +15,18 @@ const metrics = new Metrics({
   serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'fleetward',
 });
 
-export type JobMetric = 'ItemsPlanned' | 'ItemsSucceeded' | 'ItemsFailed' | 'RunSucceeded';
+export type JobMetric =
+  | 'ItemsPlanned'
+  | 'ItemsSucceeded'
+  | 'ItemsFailed'
+  | 'RunSucceeded'
+  | 'ClustersDiscovered'
+  | 'BackupsCreated'
+  | 'RpoBreaches'
+  | 'DrillsPassed'
+  | 'DrillsFailed'
+  | 'AuditEventsArchived'
+  | 'EventsIgnored';
 
 /** Emits one EMF line for `job` with the given counts (zero counts are emitted too: a flat line is news). */
 export function recordJobMetrics(job: string, counts: Partial<Record<JobMetric, number>>): void {

@@ -13,7 +13,7 @@ import type { Log, StateStore } from '../ports.ts';
 import { BadWorkItemError, type ClusterWork, parseWorkItem, type WorkItem } from './dispatch.ts';
 import { errorInfo, FleetwardError } from './errors.ts';
 import { deployedConfig, lambdaHandler, logger } from './lambda.ts';
-import { recordJobMetrics } from './metrics.ts';
+import { type JobMetric, recordJobMetrics } from './metrics.ts';
 
 /** `run` finished, and the job says the result is a failure another delivery may mend. */
 export class WorkItemFailedError extends FleetwardError {
@@ -38,8 +38,9 @@ export async function runBatch<D, S, R>(
   deps: D,
   event: SQSEvent,
   options: { context?: Context; signal?: AbortSignal; logger: Log },
-): Promise<SQSBatchResponse & { summary: BatchSummary }> {
+): Promise<SQSBatchResponse & { summary: BatchSummary; metrics: Partial<Record<JobMetric, number>> }> {
   const processor = new BatchProcessor(EventType.SQS);
+  const totals: Partial<Record<JobMetric, number>> = {};
   const handle = async (record: SQSRecord): Promise<R> => {
     const item = parseWorkItem(record.body);
     if (item.job !== work.job) {
@@ -48,6 +49,9 @@ export async function runBatch<D, S, R>(
     const result = await work.run(deps, item, options.signal);
     const why = work.failure?.(result);
     if (why !== undefined) throw new WorkItemFailedError(item, why);
+    for (const [name, value] of Object.entries(work.metrics?.(result) ?? {}) as [JobMetric, number][]) {
+      totals[name] = (totals[name] ?? 0) + value;
+    }
     return result;
   };
   const response = await processPartialResponse(event, handle, processor, {
@@ -66,7 +70,7 @@ export async function runBatch<D, S, R>(
   } else {
     options.logger.info('Work items done', { job: work.job, ...summary });
   }
-  return { ...response, summary };
+  return { ...response, summary, metrics: totals };
 }
 
 /**
@@ -80,8 +84,16 @@ export function workerHandler<D extends { store: StateStore }, S, R>(
   return lambdaHandler<SQSEvent, SQSBatchResponse>().handler(async (event, context, { signal }) => {
     const deps = await options.open();
     try {
-      const { batchItemFailures, summary } = await runBatch(work, deps, event, { context, signal, logger });
-      recordJobMetrics(work.job, { ItemsSucceeded: summary.succeeded, ItemsFailed: summary.failed });
+      const { batchItemFailures, summary, metrics } = await runBatch(work, deps, event, {
+        context,
+        signal,
+        logger,
+      });
+      recordJobMetrics(work.job, {
+        ItemsSucceeded: summary.succeeded,
+        ItemsFailed: summary.failed,
+        ...metrics,
+      });
       if (summary.succeeded > 0) {
         await notifyAfterJob(
           { config: await deployedConfig(), store: deps.store, logger },

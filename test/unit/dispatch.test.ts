@@ -14,6 +14,8 @@ import {
   queueUrlVariable,
   type WorkItem,
 } from '../../shared/runtime/dispatch.ts';
+import { silentLogger } from '../../shared/runtime/logger.ts';
+import { runBatch } from '../../shared/runtime/worker.ts';
 
 const item = (clusterId: string): WorkItem => ({ job: 'backup-clusters', clusterId, runId: 'r-1' });
 
@@ -171,5 +173,52 @@ describe('job metrics', () => {
       Dimensions: [expect.arrayContaining(['job'])],
     });
     expect(lines[0]).toMatchObject({ job: 'backup-clusters', ItemsSucceeded: 9, ItemsFailed: 1 });
+  });
+});
+
+describe('worker batch', () => {
+  const record = (body: unknown, id: string) => ({
+    messageId: id,
+    receiptHandle: `rh-${id}`,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: '1545082649183',
+      SenderId: 'AIDAIENQZJOLO23YVJ4VO',
+      ApproximateFirstReceiveTimestamp: '1545082649185',
+    },
+    messageAttributes: {},
+    md5OfBody: 'e4e68fb7bd0e697a0ae8f1bb342846b3',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:eu-central-1:123456789012:fleetward-dev-backup-clusters',
+    awsRegion: 'eu-central-1',
+  });
+
+  it('reports only the failed items and sums the metrics of the ones that succeeded', async () => {
+    // Prepare: a created backup, one that exists already, one whose run fails, and a bad message
+    const work: ClusterWork<unknown, unknown, { status: string }> = {
+      job: 'backup-clusters',
+      plan: async () => [],
+      run: async (_deps, i) => ({ status: i.clusterId }),
+      failure: (r) => (r.status === 'failed' ? 'kube api refused' : undefined),
+      metrics: (r) => ({ BackupsCreated: r.status === 'created' ? 1 : 0 }),
+    };
+    const event = {
+      Records: [
+        record(item('created'), 'm1'),
+        record(item('exists'), 'm2'),
+        record(item('failed'), 'm3'),
+        record('{"job":"backup-clusters"}', 'm4'),
+        record(item('created'), 'm5'),
+      ],
+    };
+
+    // Act
+    const out = await runBatch(work, {}, event, { logger: silentLogger });
+
+    // Assess
+    expect(out.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(['m3', 'm4']);
+    expect(out.summary).toEqual({ received: 5, succeeded: 3, failed: 2 });
+    expect(out.metrics).toEqual({ BackupsCreated: 2 });
   });
 });
