@@ -3,14 +3,10 @@
  * operation and the ratio to its lower bound, measured side by side in one run, and exits
  * 1 when a target is missed.
  */
+import './env.ts';
 import { benchAudit } from './audit.ts';
 import { benchBackup } from './backup.ts';
 import { benchDiscover } from './discover.ts';
-
-process.env.AWS_EC2_METADATA_DISABLED = 'true';
-process.env.METADATA_SERVER_DETECTION = 'none';
-// EMF metric lines of the planner and workers would drown the report.
-process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
 
 const BENCHES: Record<string, { run: (args: string[]) => Promise<number>; about: string }> = {
   discover: {
@@ -29,7 +25,6 @@ const BENCHES: Record<string, { run: (args: string[]) => Promise<number>; about:
       '200 clusters, 20 ms kube API latency: one backup pass and one reconcile pass, ratio <= 1.5, one create per cluster',
   },
   fanout: {
-    // Imported when run, so the environment above is set before Powertools Metrics reads it.
     run: async (args) => (await import('./fanout.ts')).benchFanout(args),
     about:
       '10,000 clusters through the SQS queue path, 1/4/16 worker processes, 20 ms kube latency: ratio <= 1.3 at 16, worker RSS flat (--deep N: drain N items)',
