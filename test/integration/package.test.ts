@@ -177,6 +177,24 @@ describe('serverless package', () => {
     expect(resources.AsyncFailuresQueue?.Properties).toMatchObject({ SqsManagedSseEnabled: true });
   });
 
+  it('alarms on the errors of every function', () => {
+    const template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
+    const resources = template.Resources as Record<
+      string,
+      { Type: string; Properties: Record<string, unknown> }
+    >;
+    const watched = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::CloudWatch::Alarm' && r.Properties.MetricName === 'Errors')
+      .map((r) => (r.Properties.Dimensions as { Value: { Ref: string } }[])[0]!.Value.Ref)
+      .sort();
+    const functions = Object.entries(resources)
+      .filter(([, r]) => r.Type === 'AWS::Lambda::Function')
+      .map(([id]) => id)
+      .sort();
+
+    expect(watched).toEqual(functions);
+  });
+
   it('passes cfn-lint', () => {
     // Nothing is ignored: the local plugin drops the framework's redundant DependsOn (W3005).
     const lint = spawnSync('cfn-lint', ['--', join(out, 'cloudformation-template-update-stack.json')], {
