@@ -69,9 +69,8 @@ import {
 import { isHtmlContentType, unreachable } from '../../runtime/network.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
-import { bearerAuthorization } from './auth.ts';
+import { bearerAuthorization, restBaseUrl } from './auth.ts';
 import { regionOfBucket, storageOptions } from './buckets.ts';
-import { isLoopback } from './discovery.ts';
 
 const CLOUD = 'gcp';
 const LIST_OPERATION = 'entries.list';
@@ -111,25 +110,7 @@ export function auditFilter(cluster: Pick<Cluster, 'name' | 'region'>, since: Da
 
 /** The `entries:list` URL for a config; refuses `insecure` without a loopback `loggingEndpoint`. */
 export function loggingListUrl(config: GcpConfig): string {
-  const endpoint = new URL(config.loggingEndpoint ?? DEFAULT_LOGGING_ENDPOINT);
-  const loopback = isLoopback(endpoint.hostname.replace(/^\[|\]$/g, ''));
-  if (config.insecure && (config.loggingEndpoint === undefined || !loopback)) {
-    throw new ConfigError([
-      {
-        path: 'clouds.gcp.insecure',
-        message:
-          'insecure (no credentials) needs a loopback loggingEndpoint: cloud logging is never called without credentials',
-      },
-    ]);
-  }
-  if (endpoint.protocol !== 'https:' && !loopback) {
-    throw new ConfigError([
-      {
-        path: 'clouds.gcp.loggingEndpoint',
-        message: 'expected an https URL (requests to it carry a bearer token)',
-      },
-    ]);
-  }
+  const endpoint = restBaseUrl(config, 'loggingEndpoint', DEFAULT_LOGGING_ENDPOINT, 'cloud logging');
   return `${endpoint.origin}${endpoint.pathname.replace(/\/+$/, '')}/v2/entries:list`;
 }
 

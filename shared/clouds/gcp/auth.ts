@@ -1,10 +1,11 @@
 /**
- * The bearer token of the GCP REST calls made with plain `fetch` (Cloud Logging reads, Cloud
+ * The bearer token and base URL of the GCP REST calls made with plain `fetch` (Cloud Logging reads, Cloud
  * Resource Manager lookups): Google's own auth library, loaded on first use, with the config's
  * credentials file or the default credentials. An `insecure` config (a loopback fake) sends none.
  */
 import type { GcpConfig } from '../../config/schema.ts';
-import { CloudApiError } from '../../runtime/errors.ts';
+import { CloudApiError, ConfigError } from '../../runtime/errors.ts';
+import { isLoopback } from './discovery.ts';
 
 /**
  * A function that answers the `authorization` header for `scope`. A failed token fetch is a
@@ -44,4 +45,37 @@ export function bearerAuthorization(
     }
     return { authorization: `Bearer ${token}` };
   };
+}
+
+/**
+ * The base URL of a GCP REST API from the config field that may override it (a fake's address).
+ * A bearer token goes to it, so it must be https, except on loopback; and `insecure` (no
+ * credentials at all) is allowed only with an override that is loopback.
+ */
+export function restBaseUrl(
+  config: GcpConfig,
+  field: 'loggingEndpoint' | 'resourceManagerEndpoint',
+  fallback: string,
+  service: string,
+): URL {
+  const configured = config[field];
+  const endpoint = new URL(configured ?? fallback);
+  const loopback = isLoopback(endpoint.hostname.replace(/^\[|\]$/g, ''));
+  if (config.insecure && (configured === undefined || !loopback)) {
+    throw new ConfigError([
+      {
+        path: 'clouds.gcp.insecure',
+        message: `insecure (no credentials) needs a loopback ${field}: ${service} is never called without credentials`,
+      },
+    ]);
+  }
+  if (endpoint.protocol !== 'https:' && !loopback) {
+    throw new ConfigError([
+      {
+        path: `clouds.gcp.${field}`,
+        message: 'expected an https URL (requests to it carry a bearer token)',
+      },
+    ]);
+  }
+  return endpoint;
 }

@@ -18,11 +18,10 @@
  */
 import type { GcpConfig } from '../../config/schema.ts';
 import type { ProjectDirectory } from '../../ports.ts';
-import { CloudApiError, ConfigError, errorInfo } from '../../runtime/errors.ts';
+import { CloudApiError, errorInfo } from '../../runtime/errors.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
-import { bearerAuthorization } from './auth.ts';
-import { isLoopback } from './discovery.ts';
+import { bearerAuthorization, restBaseUrl } from './auth.ts';
 
 const CLOUD = 'gcp';
 const OPERATION = 'projects.get';
@@ -37,25 +36,7 @@ export function isProjectNumber(scope: string): boolean {
 
 /** The base URL of Cloud Resource Manager for a config; refuses `insecure` off loopback and plain http elsewhere. */
 export function resourceManagerUrl(config: GcpConfig): string {
-  const endpoint = new URL(config.resourceManagerEndpoint ?? DEFAULT_ENDPOINT);
-  const loopback = isLoopback(endpoint.hostname.replace(/^\[|\]$/g, ''));
-  if (config.insecure && (config.resourceManagerEndpoint === undefined || !loopback)) {
-    throw new ConfigError([
-      {
-        path: 'clouds.gcp.insecure',
-        message:
-          'insecure (no credentials) needs a loopback resourceManagerEndpoint: resource manager is never called without credentials',
-      },
-    ]);
-  }
-  if (endpoint.protocol !== 'https:' && !loopback) {
-    throw new ConfigError([
-      {
-        path: 'clouds.gcp.resourceManagerEndpoint',
-        message: 'expected an https endpoint (http only on loopback)',
-      },
-    ]);
-  }
+  const endpoint = restBaseUrl(config, 'resourceManagerEndpoint', DEFAULT_ENDPOINT, 'resource manager');
   return `${endpoint.origin}${endpoint.pathname.replace(/\/+$/, '')}`;
 }
 
