@@ -8,8 +8,10 @@
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Cluster } from '../model.ts';
 import { notifyAfterJob } from '../notify/notifier.ts';
 import type { Log, StateStore } from '../ports.ts';
+import { INVENTORY } from '../state/records.ts';
 import { BadWorkItemError, type ClusterWork, parseWorkItem, type WorkItem } from './dispatch.ts';
 import { errorInfo, FleetwardError } from './errors.ts';
 import { deployedConfig, lambdaHandler, logger } from './lambda.ts';
@@ -28,8 +30,11 @@ export class WorkItemFailedError extends FleetwardError {
 /** What one batch did, for the worker's log line and metrics. */
 export interface BatchSummary {
   received: number;
+  /** Ran and done, or refused (see `refuse`): either way SQS may delete them. */
   succeeded: number;
   failed: number;
+  /** Items this deployment must not act on (a cluster of another jurisdiction): never run, never retried. */
+  refused: number;
 }
 
 /** Runs one SQS batch of `work`'s items; answers the partial batch response SQS reads. */
@@ -37,14 +42,28 @@ export async function runBatch<D, S, R>(
   work: ClusterWork<D, S, R>,
   deps: D,
   event: SQSEvent,
-  options: { context?: Context; signal?: AbortSignal; logger: Log },
+  options: {
+    context?: Context;
+    signal?: AbortSignal;
+    logger: Log;
+    /** Why this deployment must not run `item` (`undefined`: run it). */
+    refuse?: (item: WorkItem) => Promise<string | undefined>;
+  },
 ): Promise<SQSBatchResponse & { summary: BatchSummary; metrics: Partial<Record<JobMetric, number>> }> {
   const processor = new BatchProcessor(EventType.SQS);
   const totals: Partial<Record<JobMetric, number>> = {};
-  const handle = async (record: SQSRecord): Promise<R> => {
+  let refused = 0;
+  const handle = async (record: SQSRecord): Promise<R | undefined> => {
     const item = parseWorkItem(record.body);
     if (item.job !== work.job) {
       throw new BadWorkItemError(`work item of job ${item.job} on the ${work.job} queue`);
+    }
+    const refusal = await options.refuse?.(item);
+    if (refusal !== undefined) {
+      // Retrying cannot make it this deployment's cluster: drop it, loudly.
+      refused++;
+      options.logger.warn('Work item refused', { job: work.job, clusterId: item.clusterId, reason: refusal });
+      return undefined;
     }
     const result = await work.run(deps, item, options.signal);
     const why = work.failure?.(result);
@@ -60,7 +79,12 @@ export async function runBatch<D, S, R>(
     throwOnFullBatchFailure: false,
   });
   const failed = response.batchItemFailures.length;
-  const summary = { received: event.Records.length, succeeded: event.Records.length - failed, failed };
+  const summary = {
+    received: event.Records.length,
+    succeeded: event.Records.length - failed,
+    failed,
+    refused,
+  };
   if (failed > 0) {
     options.logger.warn('Work items failed', {
       job: work.job,
@@ -83,11 +107,22 @@ export function workerHandler<D extends { store: StateStore }, S, R>(
 ) {
   return lambdaHandler<SQSEvent, SQSBatchResponse>().handler(async (event, context, { signal }) => {
     const deps = await options.open();
+    // A regional deployment serves one jurisdiction and never acts on a cluster of another.
+    const jurisdiction = process.env.FLEETWARD_JURISDICTION || undefined;
+    const refuse = jurisdiction
+      ? async (item: WorkItem) => {
+          const cluster = await deps.store.get<Cluster>(INVENTORY, item.clusterId);
+          return cluster && cluster.jurisdiction !== jurisdiction
+            ? `the cluster is in jurisdiction ${cluster.jurisdiction}; this deployment serves ${jurisdiction}`
+            : undefined;
+        }
+      : undefined;
     try {
       const { batchItemFailures, summary, metrics } = await runBatch(work, deps, event, {
         context,
         signal,
         logger,
+        ...(refuse ? { refuse } : {}),
       });
       recordJobMetrics(work.job, {
         ItemsSucceeded: summary.succeeded,

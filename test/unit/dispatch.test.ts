@@ -218,7 +218,35 @@ describe('worker batch', () => {
 
     // Assess
     expect(out.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(['m3', 'm4']);
-    expect(out.summary).toEqual({ received: 5, succeeded: 3, failed: 2 });
+    expect(out.summary).toEqual({ received: 5, succeeded: 3, failed: 2, refused: 0 });
     expect(out.metrics).toEqual({ BackupsCreated: 2 });
+  });
+
+  it('never runs an item the deployment refuses (a cluster of another jurisdiction), and never retries it', async () => {
+    // Prepare
+    const ran: string[] = [];
+    const work: ClusterWork<unknown, unknown, string> = {
+      job: 'backup-clusters',
+      plan: async () => [],
+      run: async (_deps, i) => {
+        ran.push(i.clusterId);
+        return i.clusterId;
+      },
+    };
+    const event = {
+      Records: [record(item('aws/1/eu-central-1/eu'), 'm1'), record(item('aws/1/ap-south-1/in'), 'm2')],
+    };
+
+    // Act
+    const out = await runBatch(work, {}, event, {
+      logger: silentLogger,
+      refuse: async (i) =>
+        i.clusterId.includes('ap-south-1') ? 'the cluster is in jurisdiction in' : undefined,
+    });
+
+    // Assess
+    expect(ran).toEqual(['aws/1/eu-central-1/eu']);
+    expect(out.batchItemFailures).toEqual([]);
+    expect(out.summary).toEqual({ received: 2, succeeded: 2, failed: 0, refused: 1 });
   });
 });
