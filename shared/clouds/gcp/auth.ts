@@ -8,23 +8,23 @@ import { CloudApiError, ConfigError } from '../../runtime/errors.ts';
 import { isLoopback } from './discovery.ts';
 
 /**
- * A function that answers the `authorization` header for `scope`. A failed token fetch is a
- * `CloudApiError` (`GetAccessToken`, not retryable) and is not cached, so the next call tries again.
+ * A Google access token source for `scope`: Google's auth library, loaded on first use, with
+ * `credentialsFile` or the default credentials. `fresh` makes a new auth client, so a token the
+ * server refused is not handed out again. A failed token fetch is a `CloudApiError`
+ * (`GetAccessToken`, not retryable) and is not cached, so the next call tries again.
  */
-export function bearerAuthorization(
-  config: Pick<GcpConfig, 'insecure' | 'credentialsFile'>,
+export function googleTokens(
+  credentialsFile: string | undefined,
   scope: string | string[],
-): () => Promise<Record<string, string>> {
+): (fresh?: boolean) => Promise<string> {
   let auth: Promise<{ getAccessToken(): Promise<string | null | undefined> }> | undefined;
-  return async (): Promise<Record<string, string>> => {
-    if (config.insecure) return {};
-    auth ??= import('google-auth-library').then(
-      ({ GoogleAuth }) =>
-        new GoogleAuth({
-          scopes: scope,
-          ...(config.credentialsFile ? { keyFilename: config.credentialsFile } : {}),
-        }),
-    );
+  return async (fresh = false) => {
+    if (fresh || !auth) {
+      auth = import('google-auth-library').then(
+        ({ GoogleAuth }) =>
+          new GoogleAuth({ scopes: scope, ...(credentialsFile ? { keyFilename: credentialsFile } : {}) }),
+      );
+    }
     let token: string | null | undefined;
     try {
       token = await (await auth).getAccessToken();
@@ -43,8 +43,18 @@ export function bearerAuthorization(
         retryable: false,
       });
     }
-    return { authorization: `Bearer ${token}` };
+    return token;
   };
+}
+
+/** A function that answers the `authorization` header for `scope` (none for an `insecure` config). */
+export function bearerAuthorization(
+  config: Pick<GcpConfig, 'insecure' | 'credentialsFile'>,
+  scope: string | string[],
+): () => Promise<Record<string, string>> {
+  const token = googleTokens(config.credentialsFile, scope);
+  return async (): Promise<Record<string, string>> =>
+    config.insecure ? {} : { authorization: `Bearer ${await token()}` };
 }
 
 /**

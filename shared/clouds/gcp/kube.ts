@@ -25,6 +25,7 @@ import {
 } from '../../runtime/errors.ts';
 import { withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
+import { googleTokens } from './auth.ts';
 import {
   callOptionsOf,
   classify,
@@ -102,38 +103,7 @@ export function createKubeSource(config: FleetConfig, _ctx: AdapterContext): Kub
   const access = config.kubeAccess.gcp;
   const gcp = config.clouds.gcp;
 
-  /** A Google access token; `fresh` makes a new auth client (a refused token is not handed out again). */
-  let google: Promise<{ getAccessToken(): Promise<string | null | undefined> }> | undefined;
-  const googleToken = async (fresh: boolean): Promise<string> => {
-    if (fresh || !google) {
-      google = import('google-auth-library').then(
-        ({ GoogleAuth }) =>
-          new GoogleAuth({
-            scopes: CLOUD_PLATFORM_SCOPE,
-            ...(gcp?.credentialsFile ? { keyFilename: gcp.credentialsFile } : {}),
-          }),
-      );
-    }
-    let token: string | null | undefined;
-    try {
-      token = await (await google).getAccessToken();
-    } catch (error) {
-      google = undefined;
-      throw new CloudApiError(
-        `gcp access token: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
-        { cloud: 'gcp', operation: 'GetAccessToken', retryable: false },
-        { cause: error },
-      );
-    }
-    if (!token) {
-      throw new CloudApiError('gcp access token: the credentials gave no token', {
-        cloud: 'gcp',
-        operation: 'GetAccessToken',
-        retryable: false,
-      });
-    }
-    return token;
-  };
+  const googleToken = googleTokens(gcp?.credentialsFile, CLOUD_PLATFORM_SCOPE);
   const token = (fresh: boolean): Promise<string> =>
     access.auth === 'token-file' ? readTokenFile(access.file) : googleToken(fresh);
 
