@@ -9,30 +9,13 @@ import { type ChainHead, headKey } from '../../shared/audit/manifest.ts';
 import { createS3ArchiveStore } from '../../shared/clouds/aws/audit.ts';
 import { AwsConfig, Jurisdiction } from '../../shared/config/schema.ts';
 import { verify } from '../../shared/jobs/audit.ts';
-import type { Cluster } from '../../shared/model.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
 import { AUDIT_NS, INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 import { freePort } from '../sandbox/net.ts';
+import { auditCluster } from '../unit/audit-builders.ts';
 
-const cluster: Cluster = {
-  id: 'aws/111111111111/eu-central-1/payments',
-  cloud: 'aws',
-  scope: '111111111111',
-  region: 'eu-central-1',
-  name: 'payments',
-  kubernetesVersion: '1.32',
-  endpoint: null,
-  endpointAccess: 'private',
-  secretsEncryptionKey: null,
-  auditLogging: true,
-  tags: {},
-  status: 'running',
-  providerStatus: 'ACTIVE',
-  createdAt: null,
-  country: 'DE',
-  jurisdiction: 'eu',
-};
+const cluster = auditCluster;
 
 describe('audit verify with the evidence store unreachable', () => {
   it('reports the chain unverified with the connection error, not broken', async () => {

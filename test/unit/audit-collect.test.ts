@@ -33,29 +33,13 @@ import { NotImmutableError } from '../../shared/runtime/errors.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
 import { AUDIT_NS, INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
+import { auditCluster } from './audit-builders.ts';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z');
 const MIN = 60_000;
 const at = (minutes: number) => new Date(T0 + minutes * MIN);
 
-const cluster: Cluster = {
-  id: 'aws/111111111111/eu-central-1/payments',
-  cloud: 'aws',
-  scope: '111111111111',
-  region: 'eu-central-1',
-  name: 'payments',
-  kubernetesVersion: '1.32',
-  endpoint: null,
-  endpointAccess: 'private',
-  secretsEncryptionKey: null,
-  auditLogging: true,
-  tags: {},
-  status: 'running',
-  providerStatus: 'ACTIVE',
-  createdAt: null,
-  country: 'DE',
-  jurisdiction: 'eu',
-};
+const cluster = auditCluster;
 
 /** An event the source serves once the clock reaches `arrival` (late arrivals have arrival > timestamp). */
 interface SourceEvent extends AuditEvent {

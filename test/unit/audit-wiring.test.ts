@@ -12,11 +12,12 @@ import { createEvidenceStores, NoEvidenceStoreError } from '../../shared/audit/w
 import { FleetConfig } from '../../shared/config/schema.ts';
 import { collect } from '../../shared/jobs/audit.ts';
 import { publish } from '../../shared/jobs/snapshot.ts';
-import type { Cluster, Finding } from '../../shared/model.ts';
+import type { Finding } from '../../shared/model.ts';
 import { auditJobDeps, snapshotDeps } from '../../shared/runtime/deps.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
 import { INVENTORY } from '../../shared/state/records.ts';
 import { runFleetward } from '../sandbox/cli.ts';
+import { auditCluster } from './audit-builders.ts';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -35,24 +36,7 @@ async function localConfig(): Promise<{ dir: string; config: FleetConfig }> {
   return { dir, config };
 }
 
-const cluster: Cluster = {
-  id: 'aws/111111111111/eu-central-1/payments',
-  cloud: 'aws',
-  scope: '111111111111',
-  region: 'eu-central-1',
-  name: 'payments',
-  kubernetesVersion: '1.32',
-  endpoint: null,
-  endpointAccess: 'private',
-  secretsEncryptionKey: null,
-  auditLogging: true,
-  tags: {},
-  status: 'running',
-  providerStatus: 'ACTIVE',
-  createdAt: null,
-  country: 'DE',
-  jurisdiction: 'eu',
-};
+const cluster = auditCluster;
 
 describe('evidence stores', () => {
   it('refuses a jurisdiction without an evidence bucket unless local evidence is allowed', async () => {
