@@ -9,6 +9,7 @@ import middy, { type MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { loadConfig } from '../config/load.ts';
 import type { FleetConfig } from '../config/schema.ts';
+import type { StateStore } from '../ports.ts';
 import { openStateStore } from '../state/index.ts';
 import { stateConfig } from './deps.ts';
 import { errorInfo } from './errors.ts';
@@ -53,21 +54,22 @@ export function deployedConfig(): Promise<FleetConfig> {
   return config;
 }
 
+let heartbeatStore: Promise<StateStore> | undefined;
+
 /**
  * middy middleware for a scheduled function: after a successful run, records `job`'s heartbeat
- * in the deployment's state store. A failed heartbeat write is logged, never fails the run.
+ * in the deployment's state store. The store is opened once per container and kept, like the
+ * SDK clients at module scope, so a run pays no second connection setup. A failed heartbeat
+ * write is logged, never fails the run.
  */
 export function heartbeat(job: ScheduledJob): MiddlewareObj {
   return {
     after: async () => {
       try {
-        const store = await openStateStore(stateConfig(await deployedConfig()));
-        try {
-          await recordHeartbeat(store, job, new Date());
-        } finally {
-          await store.close();
-        }
+        heartbeatStore ??= deployedConfig().then((config) => openStateStore(stateConfig(config)));
+        await recordHeartbeat(await heartbeatStore, job, new Date());
       } catch (error) {
+        heartbeatStore = undefined;
         logger.warn('Heartbeat not recorded', { job, error: errorInfo(error) });
       }
     },

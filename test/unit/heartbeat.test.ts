@@ -1,5 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parse } from 'yaml';
 import type { Finding } from '../../shared/model.ts';
 import type { StateStore } from '../../shared/ports.ts';
@@ -87,4 +89,58 @@ describe('job heartbeats', () => {
       expect(JOB_INTERVALS_MS[job] / 60_000).toBe(expected);
     },
   );
+});
+
+describe('heartbeat middleware', () => {
+  it('records a heartbeat after each successful run, none after a failed one', async () => {
+    // Prepare: a deployment config with a local state file, read as a deployed function reads it
+    const dir = mkdtempSync(join(tmpdir(), 'fleetward-heartbeat-'));
+    const statePath = join(dir, 'state.db');
+    writeFileSync(
+      join(dir, 'fleet.yaml'),
+      JSON.stringify({
+        version: 1,
+        clouds: { kubeconfig: [] },
+        jurisdictions: { eu: { preset: 'eu-gdpr' } },
+        state: { type: 'sqlite', path: statePath },
+      }),
+    );
+    vi.stubEnv('FLEETWARD_CONFIG', join(dir, 'fleet.yaml'));
+    vi.resetModules();
+    const { heartbeat, lambdaHandler } = await import('../../shared/runtime/lambda.ts');
+    let fail = false;
+    const handler = lambdaHandler()
+      .use(heartbeat('reconcile-backups'))
+      .handler(async () => {
+        if (fail) throw new Error('job failed');
+        return 'done';
+      });
+    const context = {
+      functionName: 'reconcile-backups',
+      awsRequestId: 'r',
+      getRemainingTimeInMillis: () => 60_000,
+    };
+    const read = async () => {
+      const store = await openStateStore({ type: 'sqlite', path: statePath });
+      try {
+        return (await jobHeartbeats(store, new Date(), ['reconcile-backups']))[0]?.lastRunAt ?? null;
+      } finally {
+        await store.close();
+      }
+    };
+    try {
+      // Act / Assess
+      await handler({}, context as never);
+      const first = await read();
+      fail = true;
+      await expect(handler({}, context as never)).rejects.toThrow('job failed');
+      const afterFailure = await read();
+
+      expect(first).not.toBeNull();
+      expect(afterFailure).toBe(first);
+    } finally {
+      vi.unstubAllEnvs();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
