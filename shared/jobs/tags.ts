@@ -236,7 +236,9 @@ export async function apply(
   const items: WorkItem[] = plans
     .filter((p) => !p.error && p.taggable && p.changes.length > 0)
     .map((p) => ({ job: 'reconcile-tags', clusterId: p.clusterId, runId: run }));
-  const done = await dispatcher.dispatch(tagWork, deps, items, signal);
+  // Run in-process, the items write the plans just made instead of reading every tag again.
+  planned.set(deps, { runId: run, plans: new Map(plans.map((p) => [p.clusterId, p])) });
+  const done = await dispatcher.dispatch(tagWork, deps, items, signal).finally(() => planned.delete(deps));
   if (done.mode === 'queue') {
     deps.logger.info('Tag writes enqueued', { runId: run, enqueued: done.enqueued });
     const planned = plans.map((p) => failedRead(p) ?? outcomeOf(p, p.taggable ? 'planned' : 'not-taggable'));
@@ -250,14 +252,21 @@ export async function apply(
   return finish(outcomes);
 }
 
-/** Plans one cluster afresh and writes its planned values. */
+/**
+ * The plans `apply` just made, for the items it runs in this process (a queue worker has other
+ * deps, finds none and plans its cluster afresh, so it never writes a stale plan).
+ */
+const planned = new WeakMap<TagJobDeps, { runId: string; plans: Map<string, ClusterTagPlan> }>();
+
+/** Writes one cluster's planned values (planning it afresh unless the plan is given). */
 async function applyCluster(
   deps: TagJobDeps,
   cluster: Cluster,
   run: string,
   signal?: AbortSignal,
+  plan?: ClusterTagPlan,
 ): Promise<TagOutcome> {
-  const p = await planCluster(deps, cluster, signal);
+  const p = plan ?? (await planCluster(deps, cluster, signal));
   const base = { clusterId: p.clusterId, cloud: p.cloud, changes: p.changes, findings: p.findings };
   if (p.error) return { ...base, changes: [], findings: [], status: 'failed', error: p.error };
   if (!p.taggable) return { ...base, status: 'not-taggable' };
@@ -298,7 +307,9 @@ export const tagWork: ClusterWork<TagJobDeps, RunOptions, TagOutcome> = {
       const cloud = CLOUDS.find((c) => item.clusterId.startsWith(`${c}/`)) ?? 'kubeconfig';
       return { clusterId: item.clusterId, cloud, changes: [], findings: [], status: 'unchanged' };
     }
-    return applyCluster(deps, cluster, item.runId, signal);
+    const cached = planned.get(deps);
+    const plan = cached?.runId === item.runId ? cached.plans.get(item.clusterId) : undefined;
+    return applyCluster(deps, cluster, item.runId, signal, plan);
   },
   failure: (outcome) => (outcome.status === 'failed' ? (outcome.error?.message ?? 'failed') : undefined),
 };

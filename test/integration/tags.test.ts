@@ -154,6 +154,7 @@ describe('tags against the sandbox', () => {
       const store = await openStateStore(config.state);
       const taggers = createTaggers(config, { logger: silentLogger });
       let result: TagApplyResult;
+      sandbox.log.clear();
       try {
         result = await apply(
           { config, store, taggers, logger: silentLogger, clock: systemClock },
@@ -173,6 +174,9 @@ describe('tags against the sandbox', () => {
       }
       for (const o of [...byCloud('aws'), ...byCloud('gcp')]) expect(o.status).toBe('applied');
       expect(result.summary.failed).toBe(byCloud('azure').length);
+      // In-process, the writes use the plan just made: per GKE cluster one read for the plan and
+      // the one setLabels needs for its fingerprint, no third read to plan again.
+      expect(sandbox.log.count('gcp', 'GetCluster')).toBe(2 * byCloud('gcp').length);
 
       const tags = await cloudTags();
       for (const o of [...byCloud('aws'), ...byCloud('gcp')]) {
