@@ -78,42 +78,99 @@ export const GcpProject = z.strictObject({
     .optional(),
 });
 
-export const GcpConfig = z.strictObject({
-  /** `host:port` of the GKE API (default container.googleapis.com:443). */
-  endpoint: z.string().optional(),
-  /** Cloud Logging API endpoint (default https://logging.googleapis.com), e.g. a local emulator. */
-  loggingEndpoint: EndpointUrl.optional(),
-  /** `host:port` of the Cloud Billing Budget API (default billingbudgets.googleapis.com:443). */
-  billingBudgetsEndpoint: z.string().optional(),
-  /** Cloud Storage JSON API endpoint (default https://storage.googleapis.com), e.g. a local emulator. */
-  storageEndpoint: EndpointUrl.optional(),
-  /** Cloud Resource Manager endpoint (default https://cloudresourcemanager.googleapis.com), e.g. a local fake. */
-  resourceManagerEndpoint: EndpointUrl.optional(),
-  /** No TLS and no credentials for GKE (gRPC) and Cloud Storage: only for local emulators on loopback. */
-  insecure: z.boolean().default(false),
-  /** Workload Identity Federation / service account credentials file; default: application default credentials. */
-  credentialsFile: z.string().optional(),
-  concurrency: positiveInt().default(8),
-  timeoutMs: positiveInt().default(30_000),
-  maxAttempts: positiveInt().default(4),
-  projects: z
-    .array(GcpProject)
-    .min(1, { error: 'expected at least one project' })
-    .superRefine((projects, ctx) => {
-      const seen = new Set<string>();
-      projects.forEach((p, i) => {
-        if (p.number === undefined) return;
-        if (seen.has(p.number)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: [i, 'number'],
-            message: `duplicate project number "${p.number}"`,
-          });
-        }
-        seen.add(p.number);
-      });
-    }),
+/**
+ * Workload Identity Federation from the AWS identity Fleetward runs as (the Lambda role): Google's
+ * STS takes a signed AWS `GetCallerIdentity` request as the subject token, so no key file and no
+ * secret is stored anywhere. Fleetward generates the `external_account` configuration from these
+ * fields (`gcpExternalAccountConfig`, shared/clouds/gcp/federation.ts) and loads it with
+ * google-auth-library's `AwsClient`.
+ */
+export const GcpWorkloadIdentity = z.strictObject({
+  /** Number (not id) of the project that holds the workload identity pool. */
+  projectNumber: z
+    .preprocess(
+      (value) => (typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value),
+      z.string({ error: 'expected a GCP project number (digits only)' }).regex(/^[1-9][0-9]{0,18}$/, {
+        error: 'expected a GCP project number (digits only)',
+      }),
+    )
+    .describe('number of the project holding the workload identity pool'),
+  /** Workload identity pool id (4-32 characters: lower-case letters, digits, hyphens). */
+  poolId: z
+    .string()
+    .regex(/^[a-z0-9-]{4,32}$/, { error: 'expected a workload identity pool id (4-32 of a-z, 0-9, -)' }),
+  /** Provider id inside the pool (4-32 characters: lower-case letters, digits, hyphens). */
+  providerId: z
+    .string()
+    .regex(/^[a-z0-9-]{4,32}$/, { error: 'expected a workload identity provider id (4-32 of a-z, 0-9, -)' }),
+  /**
+   * Service account to impersonate with the federated token (`iam.serviceAccounts.getAccessToken`);
+   * omitted: the federated principal is granted roles directly.
+   */
+  serviceAccount: z
+    .email({ error: 'expected a service account email' })
+    .regex(/\.gserviceaccount\.com$/, { error: 'expected a service account email (…gserviceaccount.com)' })
+    .optional(),
+  /** Google STS token endpoint (default https://sts.googleapis.com/v1/token), e.g. a local fake. */
+  tokenUrl: EndpointUrl.optional(),
+  /** IAM Service Account Credentials endpoint (default https://iamcredentials.googleapis.com), e.g. a local fake. */
+  impersonationEndpoint: EndpointUrl.optional(),
 });
+
+export const GcpConfig = z
+  .strictObject({
+    /** `host:port` of the GKE API (default container.googleapis.com:443). */
+    endpoint: z.string().optional(),
+    /** Cloud Logging API endpoint (default https://logging.googleapis.com), e.g. a local emulator. */
+    loggingEndpoint: EndpointUrl.optional(),
+    /** `host:port` of the Cloud Billing Budget API (default billingbudgets.googleapis.com:443). */
+    billingBudgetsEndpoint: z.string().optional(),
+    /** Cloud Storage JSON API endpoint (default https://storage.googleapis.com), e.g. a local emulator. */
+    storageEndpoint: EndpointUrl.optional(),
+    /** Cloud Resource Manager endpoint (default https://cloudresourcemanager.googleapis.com), e.g. a local fake. */
+    resourceManagerEndpoint: EndpointUrl.optional(),
+    /** No TLS and no credentials for GKE (gRPC) and Cloud Storage: only for local emulators on loopback. */
+    insecure: z.boolean().default(false),
+    /**
+     * A credentials file (a service-account key or an `external_account` config written by hand);
+     * default: application default credentials. Mutually exclusive with `workloadIdentity`.
+     */
+    credentialsFile: z.string().optional(),
+    /** Workload Identity Federation from the AWS role Fleetward runs as: no stored secret. */
+    workloadIdentity: GcpWorkloadIdentity.optional(),
+    concurrency: positiveInt().default(8),
+    timeoutMs: positiveInt().default(30_000),
+    maxAttempts: positiveInt().default(4),
+    projects: z
+      .array(GcpProject)
+      .min(1, { error: 'expected at least one project' })
+      .superRefine((projects, ctx) => {
+        const seen = new Set<string>();
+        projects.forEach((p, i) => {
+          if (p.number === undefined) return;
+          if (seen.has(p.number)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [i, 'number'],
+              message: `duplicate project number "${p.number}"`,
+            });
+          }
+          seen.add(p.number);
+        });
+      }),
+  })
+  .superRefine((gcp, ctx) => {
+    if (gcp.credentialsFile !== undefined && gcp.workloadIdentity !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workloadIdentity'],
+        message: 'expected only one of credentialsFile and workloadIdentity',
+      });
+    }
+  });
+
+/** The audience Entra ID expects in a federated client assertion (public cloud). */
+export const AZURE_FEDERATION_AUDIENCE = 'api://AzureADTokenExchange';
 
 export const AzureCredential = z.discriminatedUnion(
   'type',
@@ -127,6 +184,37 @@ export const AzureCredential = z.discriminatedUnion(
       clientId: z.guid({ error: 'expected a client id (uuid)' }),
       tokenFile: z.string().optional(),
     }),
+    /**
+     * Federated client assertion whose JWT comes from AWS IAM outbound identity federation:
+     * `sts:GetWebIdentityToken` (audience `api://AzureADTokenExchange`, the regional STS endpoint)
+     * signed for the AWS role Fleetward runs as. Nothing secret is configured or stored.
+     */
+    z.strictObject({
+      type: z.literal('aws-federation'),
+      tenantId: z.guid({ error: 'expected a tenant id (uuid)' }),
+      clientId: z.guid({ error: 'expected a client id (uuid)' }),
+      /** Entra ID authority host (default https://login.microsoftonline.com; sovereign clouds differ). */
+      authorityHost: z
+        .url({ protocol: /^https$/, error: 'expected an https URL like "https://login.microsoftonline.com"' })
+        .optional(),
+      /** Extra CA certificate (PEM file) trusted for `authorityHost` only, e.g. a local emulator's. */
+      authorityCaFile: nonEmpty('a file path').optional(),
+      /** Audience of the web identity token (default api://AzureADTokenExchange). */
+      audience: nonEmpty('an audience').default(AZURE_FEDERATION_AUDIENCE),
+      /**
+       * Region of the STS endpoint that issues the token (GetWebIdentityToken has no global
+       * endpoint); default the region the function runs in (`AWS_REGION`).
+       */
+      stsRegion: RegionName.optional(),
+      /** STS endpoint override (default https://sts.<stsRegion>.amazonaws.com), e.g. a local emulator. */
+      stsEndpoint: EndpointUrl.optional(),
+      /** Lifetime asked for the web identity token, 60-3600 s (STS default 300). */
+      tokenLifetimeSec: z
+        .int({ error: 'expected seconds between 60 and 3600' })
+        .min(60, { error: 'expected seconds between 60 and 3600' })
+        .max(3600, { error: 'expected seconds between 60 and 3600' })
+        .default(300),
+    }),
     /** A bearer token read at call time from an environment variable or a file (short-lived, e.g. `az account get-access-token`). */
     z
       .strictObject({
@@ -138,7 +226,7 @@ export const AzureCredential = z.discriminatedUnion(
         error: 'expected exactly one of env or file',
       }),
   ],
-  { error: 'expected type "default", "workload-identity" or "access-token"' },
+  { error: 'expected type "default", "workload-identity", "aws-federation" or "access-token"' },
 );
 
 export const AzureSubscription = z.strictObject({
@@ -575,6 +663,8 @@ export type AwsConfig = z.infer<typeof AwsConfig>;
 export type AwsAccount = z.infer<typeof AwsAccount>;
 export type GcpConfig = z.infer<typeof GcpConfig>;
 export type AzureConfig = z.infer<typeof AzureConfig>;
+export type GcpWorkloadIdentity = z.infer<typeof GcpWorkloadIdentity>;
+export type AzureAwsFederation = Extract<z.infer<typeof AzureCredential>, { type: 'aws-federation' }>;
 export type KubeconfigSource = z.infer<typeof KubeconfigSource>;
 export type JurisdictionConfig = z.infer<typeof Jurisdiction>;
 export type ResidencyException = z.infer<typeof ResidencyException>;

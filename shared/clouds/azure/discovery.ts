@@ -43,6 +43,7 @@ import { unreachable } from '../../runtime/network.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import { failedScope, mergeScopes, type ScopeResult } from '../outcome.ts';
+import { awsFederationCredential } from './credential.ts';
 
 const CLOUD = 'azure';
 const OPERATION = 'managedClusters.list';
@@ -237,7 +238,7 @@ export function accessTokenCredential(
 
 /**
  * The credential a config asks for. `@azure/identity` (and MSAL with it) is imported only
- * for `default` and `workload-identity`, so an `access-token` run never loads it.
+ * for `default`, `workload-identity` and `aws-federation`, so an `access-token` run never loads it.
  */
 export async function createCredential(credential: AzureConfig['credential']): Promise<TokenCredential> {
   switch (credential.type) {
@@ -251,6 +252,9 @@ export async function createCredential(credential: AzureConfig['credential']): P
       const { DefaultAzureCredential } = await import('@azure/identity');
       return new DefaultAzureCredential();
     }
+    case 'aws-federation':
+      // AWS IAM outbound identity federation feeds a ClientAssertionCredential: no stored secret.
+      return awsFederationCredential(credential);
     case 'workload-identity': {
       const { WorkloadIdentityCredential } = await import('@azure/identity');
       // Without tokenFile the credential reads AZURE_FEDERATED_TOKEN_FILE, as on AKS.

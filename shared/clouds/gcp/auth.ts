@@ -1,33 +1,45 @@
 /**
  * The bearer token and base URL of the GCP REST calls made with plain `fetch` (Cloud Logging reads, Cloud
  * Resource Manager lookups): Google's own auth library, loaded on first use, with the config's
- * credentials file or the default credentials. An `insecure` config (a loopback fake) sends none.
+ * workload identity federation, credentials file or the default credentials. An `insecure` config (a loopback fake) sends none.
  */
 import type { GcpConfig } from '../../config/schema.ts';
 import { CloudApiError, ConfigError } from '../../runtime/errors.ts';
 import { isLoopback } from './discovery.ts';
+import { assertAwsEnvironment, gcpExternalAccountConfig, googleAuthOptions } from './federation.ts';
 
 /**
  * A Google access token source for `scope`: Google's auth library, loaded on first use, with
- * `credentialsFile` or the default credentials. `fresh` makes a new auth client, so a token the
- * server refused is not handed out again. A failed token fetch is a `CloudApiError`
- * (`GetAccessToken`, not retryable) and is not cached, so the next call tries again.
+ * `workloadIdentity` (the generated `external_account` configuration, loaded through
+ * `ExternalAccountClient.fromJSON`: an `AwsClient` signing with the function role, no stored
+ * secret), else `credentialsFile`, else the default credentials. `fresh` makes a new auth client,
+ * so a token the server refused is not handed out again. A failed token fetch is a
+ * `CloudApiError` (`GetAccessToken`, not retryable) and is not cached, so the next call tries again.
  */
 export function googleTokens(
-  credentialsFile: string | undefined,
+  gcp: Pick<GcpConfig, 'credentialsFile' | 'workloadIdentity'> | undefined,
   scope: string | string[],
 ): (fresh?: boolean) => Promise<string> {
-  let auth: Promise<{ getAccessToken(): Promise<string | null | undefined> }> | undefined;
-  return async (fresh = false) => {
-    if (fresh || !auth) {
-      auth = import('google-auth-library').then(
-        ({ GoogleAuth }) =>
-          new GoogleAuth({ scopes: scope, ...(credentialsFile ? { keyFilename: credentialsFile } : {}) }),
-      );
+  let auth: Promise<{ getAccessToken(): Promise<unknown> }> | undefined;
+  const load = async (): Promise<{ getAccessToken(): Promise<unknown> }> => {
+    if (gcp?.workloadIdentity) {
+      assertAwsEnvironment();
+      const { ExternalAccountClient } = await import('google-auth-library');
+      const client = ExternalAccountClient.fromJSON({
+        ...gcpExternalAccountConfig(gcp),
+        scopes: Array.isArray(scope) ? scope : [scope],
+      });
+      if (!client) throw new Error('google-auth-library did not accept the external_account configuration');
+      return client;
     }
+    const { GoogleAuth } = await import('google-auth-library');
+    return new GoogleAuth({ scopes: scope, ...googleAuthOptions(gcp) });
+  };
+  return async (fresh = false) => {
+    if (fresh || !auth) auth = load();
     let token: string | null | undefined;
     try {
-      token = await (await auth).getAccessToken();
+      token = tokenOf(await (await auth).getAccessToken());
     } catch (error) {
       auth = undefined;
       throw new CloudApiError(
@@ -47,12 +59,18 @@ export function googleTokens(
   };
 }
 
+/** `GoogleAuth.getAccessToken()` answers the token; an auth client answers `{ token }`. */
+function tokenOf(answer: unknown): string | null | undefined {
+  if (typeof answer === 'string' || answer === null || answer === undefined) return answer;
+  return (answer as { token?: string | null }).token;
+}
+
 /** A function that answers the `authorization` header for `scope` (none for an `insecure` config). */
 export function bearerAuthorization(
-  config: Pick<GcpConfig, 'insecure' | 'credentialsFile'>,
+  config: Pick<GcpConfig, 'insecure' | 'credentialsFile' | 'workloadIdentity'>,
   scope: string | string[],
 ): () => Promise<Record<string, string>> {
-  const token = googleTokens(config.credentialsFile, scope);
+  const token = googleTokens(config, scope);
   return async (): Promise<Record<string, string>> =>
     config.insecure ? {} : { authorization: `Bearer ${await token()}` };
 }

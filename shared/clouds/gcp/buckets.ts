@@ -34,6 +34,7 @@ import { unreachable } from '../../runtime/network.ts';
 import { type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import { isLoopback } from './discovery.ts';
+import { googleAuthOptions } from './federation.ts';
 
 const CLOUD = 'gcp';
 const OPERATION = 'buckets.get';
@@ -72,7 +73,7 @@ export function storageOptions(config: GcpConfig): StorageOptions {
     // The client sends no credentials to a custom endpoint unless told to.
     options.useAuthWithCustomEndpoint = true;
   }
-  if (config.credentialsFile) options.keyFilename = config.credentialsFile;
+  Object.assign(options, googleAuthOptions(config));
   return options;
 }
 

@@ -46,6 +46,7 @@ import {
   grpcUnreachable,
   HTTP_STATUS_OF_CODE,
 } from './discovery.ts';
+import { googleAuthOptions } from './federation.ts';
 
 type IBudget = protos.google.cloud.billing.budgets.v1.IBudget;
 type GcpBudget = DesiredBudget<'gcp'>;
@@ -190,7 +191,7 @@ function refusedCurrency(error: unknown): string | undefined {
 }
 
 export function createBudgetProvider(config: GcpConfig, ctx: AdapterContext): BudgetProvider {
-  const { apiEndpoint, port, sslCreds, universeDomain, keyFilename } = clientOptions({
+  const { apiEndpoint, port, sslCreds, universeDomain } = clientOptions({
     ...config,
     endpoint: config.billingBudgetsEndpoint,
   });
@@ -199,7 +200,7 @@ export function createBudgetProvider(config: GcpConfig, ctx: AdapterContext): Bu
     ...(port !== undefined ? { port: Number(port) } : {}),
     ...(sslCreds ? { sslCreds } : {}),
     ...(universeDomain ? { universeDomain } : {}),
-    ...(keyFilename ? { keyFilename } : {}),
+    ...(config.insecure ? {} : googleAuthOptions(config)),
   });
   const limiter = createLimiter(config.concurrency);
   /** Billing currency per billing account, learnt from listed budgets. */

@@ -34,6 +34,7 @@ import { unreachable } from '../../runtime/network.ts';
 import { type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import { failedScope, mergeScopes, type ScopeResult } from '../outcome.ts';
+import { googleAuthOptions } from './federation.ts';
 
 const CLOUD = 'gcp';
 const OPERATION = 'ListClusters';
@@ -282,7 +283,7 @@ export function clientOptions(config: GcpConfig): ClientOptions {
     options.apiEndpoint = endpoint.servicePath;
     options.port = endpoint.port;
   }
-  if (config.credentialsFile) options.keyFilename = config.credentialsFile;
+  Object.assign(options, googleAuthOptions(config));
   return options;
 }
 

@@ -103,7 +103,7 @@ export function createKubeSource(config: FleetConfig, _ctx: AdapterContext): Kub
   const access = config.kubeAccess.gcp;
   const gcp = config.clouds.gcp;
 
-  const googleToken = googleTokens(gcp?.credentialsFile, CLOUD_PLATFORM_SCOPE);
+  const googleToken = googleTokens(gcp, CLOUD_PLATFORM_SCOPE);
   const token = (fresh: boolean): Promise<string> =>
     access.auth === 'token-file' ? readTokenFile(access.file) : googleToken(fresh);
 
