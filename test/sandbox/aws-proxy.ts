@@ -31,6 +31,8 @@ import {
 import type { AddressInfo } from 'node:net';
 import { type Fault, FaultInjector, type RequestInfo, RequestLog } from './faults.ts';
 import { assertLoopback } from './net.ts';
+import type { JwksServer } from './oidc.ts';
+import { webIdentityTokenHandler } from './sts-web-identity.ts';
 
 /** What the proxy records per request: `RequestInfo` plus AWS details tests may read. */
 export interface AwsRequestInfo extends RequestInfo {
@@ -60,10 +62,14 @@ export interface ProxyResponse {
   body?: string | Buffer;
 }
 
-/** Answers one operation locally; `forward()` gets moto's answer when the handler only wants to alter it. */
+/**
+ * Answers one operation locally; `forward()` gets moto's answer when the handler only wants to
+ * alter it, `forward(body)` sends moto the same signed headers with another body (another
+ * operation asked for the same caller, e.g. GetCallerIdentity).
+ */
 export type OverrideHandler = (
   req: ProxiedRequest,
-  tools: { forward(): Promise<ProxyResponse> },
+  tools: { forward(body?: Buffer): Promise<ProxyResponse> },
 ) => ProxyResponse | Promise<ProxyResponse>;
 
 export interface AwsProxyOptions {
@@ -74,6 +80,8 @@ export interface AwsProxyOptions {
   /** Access key id → account id, for keys not obtained through AssumeRole via this proxy. */
   accounts?: Record<string, string>;
   port?: number;
+  /** Answers STS GetWebIdentityToken (moto lacks it) with JWTs this issuer signs (`sts-web-identity.ts`). */
+  webIdentityIssuer?: JwksServer;
 }
 
 export interface AwsProxy {
@@ -335,6 +343,9 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
   const log = options.log ?? new RequestLog();
   const accounts = new Map(Object.entries(options.accounts ?? {}));
   const overrides = new Map<string, OverrideHandler>();
+  if (options.webIdentityIssuer) {
+    overrides.set('GetWebIdentityToken', webIdentityTokenHandler(options.webIdentityIssuer));
+  }
   const stats = { inFlight: 0, maxInFlight: 0 };
   const stopping = new AbortController();
   // Every delayed request listens on this signal.
@@ -434,7 +445,9 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       if (fault && fault.kind !== 'malformed') return send(faultResponse(cls.protocol, fault));
       const override = overrides.get(cls.operation);
       const answer = override
-        ? await override(proxied, { forward: () => forward(proxied) })
+        ? await override(proxied, {
+            forward: (other?: Buffer) => forward(other === undefined ? proxied : { ...proxied, body: other }),
+          })
         : await forward(proxied);
       learn(cls, answer);
       if (fault?.kind === 'malformed' && answer.body !== undefined) {

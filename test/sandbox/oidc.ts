@@ -23,6 +23,12 @@ export interface SignOptions {
 export interface JwksServer {
   /** The JWKS URL (loopback). */
   url: string;
+  /**
+   * The issuer URL (loopback): `<issuer>/.well-known/openid-configuration` answers an OIDC
+   * discovery document naming `url` as `jwks_uri`, so the server also stands in for an OIDC
+   * issuer such as an AWS account's outbound-federation issuer.
+   */
+  issuer: string;
   /** The `kid` of the trusted key. */
   kid: string;
   /** Signs `claims` as an RS256 JWT. */
@@ -43,9 +49,22 @@ export async function startJwksServer(): Promise<JwksServer> {
   const jwks = JSON.stringify({ keys: [jwk] });
   let fetches = 0;
 
+  let issuer = '';
   const server = createServer((req, res) => {
     if (req.method !== 'GET') {
       res.writeHead(405).end();
+      return;
+    }
+    if (req.url?.split('?')[0] === '/.well-known/openid-configuration') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          issuer,
+          jwks_uri: `${issuer}/certs`,
+          response_types_supported: ['id_token'],
+          subject_types_supported: ['public'],
+          id_token_signing_alg_values_supported: ['RS256'],
+        }),
+      );
       return;
     }
     fetches += 1;
@@ -56,6 +75,7 @@ export async function startJwksServer(): Promise<JwksServer> {
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  issuer = `http://127.0.0.1:${port}`;
 
   const sign = async (claims: JWTPayload, opts: SignOptions = {}): Promise<string> => {
     const key = opts.signer === 'attacker' ? attacker.privateKey : trusted.privateKey;
@@ -67,7 +87,8 @@ export async function startJwksServer(): Promise<JwksServer> {
   };
 
   return {
-    url: `http://127.0.0.1:${port}/certs`,
+    url: `${issuer}/certs`,
+    issuer,
     kid,
     sign,
     forge: (claims, opts = {}) => sign(claims, { ...opts, signer: 'attacker' }),
