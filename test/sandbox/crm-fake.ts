@@ -20,13 +20,32 @@ export interface CrmFake {
   stop(): Promise<void>;
 }
 
-/** Starts the fake on 127.0.0.1 holding `projects` (project id -> project number). */
-export async function startCrmFake(projects: Record<string, string> = {}): Promise<CrmFake> {
+/**
+ * Starts the fake on 127.0.0.1 holding `projects` (project id -> project number). With
+ * `acceptToken`, a request whose bearer token it refuses gets 401 `UNAUTHENTICATED`.
+ */
+export async function startCrmFake(
+  projects: Record<string, string> = {},
+  options: { acceptToken?: (bearer: string | undefined) => boolean } = {},
+): Promise<CrmFake> {
   const byId = new Map(Object.entries(projects));
   const seen: string[] = [];
   const server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0]!;
     seen.push(path);
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (options.acceptToken && !options.acceptToken(bearer)) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          error: {
+            code: 401,
+            message: 'Request had invalid authentication credentials.',
+            status: 'UNAUTHENTICATED',
+          },
+        }),
+      );
+      return;
+    }
     const match = /^\/v3\/projects\/([^/]+)$/.exec(path);
     if (req.method !== 'GET' || !match) {
       res
