@@ -222,7 +222,7 @@ export async function startGoogleStsFake(options: GoogleStsFakeOptions): Promise
       json(res, code, { error: { code, message, status } });
     };
     const federated = bearer ? issued.get(bearer) : undefined;
-    if (!federated || federated.kind !== 'federated') {
+    if (federated?.kind !== 'federated') {
       return deny(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.');
     }
     const allowed = options.impersonation?.[email] ?? [];
