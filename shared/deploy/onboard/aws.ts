@@ -56,6 +56,7 @@ export const onboardAws: Generator = (input) => {
       {
         Sid: 'FleetwardFunctions',
         Effect: 'Allow',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub syntax, not a template literal
         Principal: { AWS: { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${FleetwardAccountId}:root' } },
         Action: 'sts:AssumeRole',
         Condition: {

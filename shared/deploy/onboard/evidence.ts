@@ -61,6 +61,7 @@ function awsTemplate(
 ): object {
   const days = j.audit.retentionDays;
   const bucketArn = { 'Fn::GetAtt': ['EvidenceBucket', 'Arn'] };
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub syntax, not a template literal
   const objectsArn = { 'Fn::Sub': '${EvidenceBucket.Arn}/*' };
   return {
     AWSTemplateFormatVersion: '2010-09-09',

@@ -63,6 +63,7 @@ export const onboardGcp: Generator = (input) => {
   if (!GCP_ROLE_ID.test(roleId)) throw new OnboardError(`custom role id "${roleId}" is not valid`, '--stage');
   const poolProject = input.options.poolProject ?? gcp.projects[0]!.id;
   const pool = gcp.projects.find((p) => p.id === poolProject);
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell variable the script sets
   const poolNumber = pool?.number ?? '${POOL_PROJECT_NUMBER}';
   const serviceAccount = `${GCP_SERVICE_ACCOUNT_ID}@${poolProject}.iam.gserviceaccount.com`;
   const roles = memberFunctionRoles(input, 'gcp');

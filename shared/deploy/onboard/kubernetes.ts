@@ -192,6 +192,7 @@ export const onboardKubernetes: Generator = (input) => {
           Properties: {
             ClusterName: { Ref: 'ClusterName' },
             PrincipalArn: {
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub syntax, not a template literal
               'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${ReaderRoleName}',
             },
             KubernetesGroups: [KUBE_GROUP],
