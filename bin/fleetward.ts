@@ -18,6 +18,7 @@ import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { AUDIT_HELP, cmdAudit } from './audit.ts';
 import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
 import { ensureInventory } from './inventory.ts';
+import { cmdOnboard, ONBOARD_HELP } from './onboard.ts';
 import { cmdSnapshot, SNAPSHOT_HELP } from './snapshot.ts';
 import { cmdTags, TAGS_HELP } from './tags.ts';
 
@@ -36,6 +37,7 @@ Commands:
   budgets plan|apply       make the clouds' budgets match fleet.yaml; report accounts without one
   audit collect|verify     archive control-plane audit logs write-once in-jurisdiction; verify the chains
   snapshot                 evaluate compliance controls; write and publish a snapshot per jurisdiction
+  onboard <target>         print the roles, RBAC and evidence buckets Fleetward needs (aws|gcp|azure|kubernetes|evidence)
   config validate [FILE]   check a fleet.yaml; names the path of every bad field (exit 2 when invalid)
   config schema            print the JSON Schema of fleet.yaml
 
@@ -52,6 +54,7 @@ const COMMAND_HELP: Record<string, string> = {
   audit: AUDIT_HELP,
   tags: TAGS_HELP,
   snapshot: SNAPSHOT_HELP,
+  onboard: ONBOARD_HELP,
   discover: `Usage: fleetward discover [--config FILE] [--json] [--log-level LEVEL]
 
 Lists the clusters of every configured AWS account and region, GCP project, Azure
@@ -296,6 +299,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   tags: cmdTags,
   snapshot: cmdSnapshot,
   config: cmdConfig,
+  onboard: cmdOnboard,
 };
 
 export async function main(argv: string[]): Promise<number> {
