@@ -99,7 +99,8 @@ class FleetwardDeployment {
       packaged,
     ];
     service.resources = service.resources ?? {};
-    const resources = (service.resources.Resources = service.resources.Resources ?? {});
+    service.resources.Resources = service.resources.Resources ?? {};
+    const resources = service.resources.Resources;
     const twice = Object.keys(plan.resources).filter((id) => id in resources);
     if (twice.length > 0)
       this.fail(`resources ${twice.join(', ')}: generated, so serverless.yml must not define them`);

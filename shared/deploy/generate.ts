@@ -238,10 +238,10 @@ function resourcesOf(action: string, ctx: PolicyContext): Json[] {
       if (operation !== 'SendMessage') break;
       return (ctx.spec.sendsTo ?? []).map((job) => ({ 'Fn::GetAtt': [`${pascal(job)}Queue`, 'Arn'] }));
     case 'ssm':
-      return [sub('arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/fleetward/*')];
+      return [sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/fleetward/*`)];
     case 'secretsmanager':
       return [
-        sub('arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:fleetward/*'),
+        sub(`arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:fleetward/*`),
       ];
     case 'appconfig':
       return [ctx.appConfigArn];
@@ -530,7 +530,7 @@ export function appConfigResources(names: AppConfigNames, rawConfig: unknown): R
 function appConfigArn(): Json {
   return {
     'Fn::Sub': [
-      'arn:${AWS::Partition}:appconfig:${AWS::Region}:${AWS::AccountId}:application/${App}/environment/${Env}/configuration/${Profile}',
+      `arn:\${AWS::Partition}:appconfig:\${AWS::Region}:\${AWS::AccountId}:application/\${App}/environment/\${Env}/configuration/\${Profile}`,
       {
         App: { 'Fn::GetAtt': ['FleetConfigApplication', 'ApplicationId'] },
         Env: { 'Fn::GetAtt': ['FleetConfigEnvironment', 'EnvironmentId'] },
