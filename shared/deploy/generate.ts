@@ -247,7 +247,8 @@ function resourcesOf(action: string, ctx: PolicyContext): Json[] {
       return [ctx.appConfigArn];
     case 's3': {
       const buckets = evidenceBuckets(ctx.config, ctx.jurisdiction);
-      if (/Object/.test(operation)) {
+      // Object actions (PutObject, GetObjectVersion) on the keys; bucket actions on the bucket.
+      if (/Object/.test(operation) && !/Bucket/.test(operation)) {
         return buckets.flatMap((b) =>
           EVIDENCE_PREFIXES.map((p) => sub(`arn:\${AWS::Partition}:s3:::${b}/${p}/*`)),
         );
