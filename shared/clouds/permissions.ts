@@ -54,9 +54,12 @@ export interface PermissionGrant {
    */
   permission: string;
   /**
-   * The API calls that need it, named as the sandbox request logs name them
-   * (AWS: `<service>:<Operation>`; GCP and Azure: `<METHOD> <path template>`; Kubernetes:
-   * `<verb> <group>/<resource>`).
+   * The API calls that need it, named as the sandbox request logs name them: `<service>:<operation>`
+   * with the operation as the API names it (AWS: the signing name and operation, `eks:ListClusters`;
+   * GCP: the API host's service and method, `container:ListClusters`, `storage:objects.insert`,
+   * `logging:entries.list`; Azure: `arm:<operationGroup>.<method>` for Resource Manager,
+   * `loganalytics:query`, `blob:<Operation>` for blob data); Kubernetes: `<verb> <group>/<resource>`,
+   * `<verb> <resource>` for the core group, `get /version` for a non-resource URL.
    */
   calls: readonly string[];
   /** Why Fleetward needs it, in words an approver reads. */

@@ -634,3 +634,18 @@ export function createKubeApi(options: KubeApiOptions): KubeApi {
     },
   };
 }
+
+/**
+ * Kubernetes RBAC rules of the client itself (shared/clouds/permissions.ts): API discovery of
+ * groups not in {@link KNOWN_RESOURCES}, granted to every authenticated user by `system:discovery`.
+ */
+export const PERMISSIONS: readonly import('../clouds/permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'kube',
+    permission: '/apis:get',
+    calls: ['get /apis', 'get /api'],
+    why: 'discover the resource names of an API group before the first call to it',
+  },
+];

@@ -126,3 +126,25 @@ export async function readSecret(ref: SecretRef, options: ReadSecretOptions = {}
     cache.set(key, { value: trimmed, expiresAt: now + (options.ttlMs ?? SECRET_CACHE_TTL_MS) });
   return trimmed;
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../clouds/permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'aws',
+    holder: 'function',
+    capability: 'secrets',
+    permission: 'ssm:GetParameter',
+    calls: ['ssm:GetParameter'],
+    why: 'read Slack webhooks and endpoint tokens kept as SecureString parameters',
+  },
+  {
+    provider: 'aws',
+    holder: 'function',
+    capability: 'secrets',
+    permission: 'secretsmanager:GetSecretValue',
+    calls: ['secretsmanager:GetSecretValue'],
+    why: 'read Slack webhooks and endpoint tokens kept in Secrets Manager',
+  },
+];

@@ -324,3 +324,41 @@ export async function ensureTable(options: DynamoStateStoreOptions): Promise<boo
     if (options.client === undefined) client.destroy();
   }
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../clouds/permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'aws',
+    holder: 'function',
+    capability: 'state',
+    permission: 'dynamodb:GetItem',
+    calls: ['dynamodb:GetItem'],
+    why: 'read state records (runs, leases, inventory, findings)',
+  },
+  {
+    provider: 'aws',
+    holder: 'function',
+    capability: 'state',
+    permission: 'dynamodb:PutItem',
+    calls: ['dynamodb:PutItem'],
+    why: 'write state records, conditionally for leases and idempotency',
+  },
+  {
+    provider: 'aws',
+    holder: 'function',
+    capability: 'state',
+    permission: 'dynamodb:Query',
+    calls: ['dynamodb:Query'],
+    why: 'read the records of one namespace and key prefix',
+  },
+  {
+    provider: 'aws',
+    holder: 'function',
+    capability: 'state',
+    permission: 'dynamodb:BatchWriteItem',
+    calls: ['dynamodb:BatchWriteItem'],
+    why: 'write and delete records in batches',
+  },
+];

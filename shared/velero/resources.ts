@@ -277,3 +277,107 @@ export function buildRestore(options: {
     },
   };
 }
+
+/**
+ * Kubernetes RBAC rules of the calls Fleetward makes inside a cluster (shared/clouds/permissions.ts):
+ * Velero objects, the Velero install check and drill namespaces. Rule names are
+ * `<group>/<resource>:<verb>` (`<resource>:<verb>` for the core group).
+ */
+export const PERMISSIONS: readonly import('../clouds/permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'velero.io/backups:list',
+    calls: ['list velero.io/backups'],
+    why: "read the Backups Fleetward made, to reconcile them and pick a drill's backup",
+  },
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'velero.io/backups:create',
+    calls: ['create velero.io/backups'],
+    why: 'create the scheduled Backup of each namespace group',
+  },
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'velero.io/restores:create',
+    calls: ['create velero.io/restores'],
+    why: 'restore a backup into scratch namespaces for a drill',
+  },
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'velero.io/restores:get',
+    calls: ['get velero.io/restores'],
+    why: "follow a drill's Restore until it ends",
+  },
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'velero.io/backupstoragelocations:list',
+    calls: ['list velero.io/backupstoragelocations'],
+    why: 'check Velero has an available backup storage location and where its bucket lies',
+  },
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'apiextensions.k8s.io/customresourcedefinitions:get',
+    calls: ['get apiextensions.k8s.io/customresourcedefinitions'],
+    why: 'check Velero is installed (its backups and backupstoragelocations CRDs)',
+  },
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'apps/deployments:get',
+    calls: ['get apps/deployments'],
+    why: 'check the Velero server deployment has an available replica',
+  },
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'apps/deployments:list',
+    calls: ['list apps/deployments'],
+    why: 'check the Deployments a drill restored become ready',
+  },
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'apps/statefulsets:list',
+    calls: ['list apps/statefulsets'],
+    why: 'check the StatefulSets a drill restored become ready',
+  },
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'namespaces:list',
+    calls: ['list namespaces'],
+    why: "assign namespaces to backup groups, and find a drill's scratch namespaces",
+  },
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'namespaces:create',
+    calls: ['create namespaces'],
+    why: 'create the scratch namespaces a drill restores into',
+  },
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'namespaces:delete',
+    calls: ['delete namespaces'],
+    why: "delete a drill's scratch namespaces when it ends",
+  },
+];

@@ -138,3 +138,15 @@ export function createBucketLocator(config: AwsConfig, ctx: AdapterContext): Buc
     },
   };
 }
+
+/** Provider permissions of this adapter's calls (shared/clouds/permissions.ts). */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'aws',
+    holder: 'member',
+    capability: 'velero',
+    permission: 's3:GetBucketLocation',
+    calls: ['s3:GetBucketLocation'],
+    why: "check that a Velero backup bucket lies in the cluster's jurisdiction",
+  },
+];

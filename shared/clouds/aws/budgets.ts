@@ -394,3 +394,33 @@ export function createBudgetProvider(config: AwsConfig, ctx: AdapterContext): Bu
     },
   };
 }
+
+/** Provider permissions of this adapter's calls (shared/clouds/permissions.ts). */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'aws',
+    holder: 'member',
+    capability: 'budgets',
+    permission: 'budgets:ViewBudget',
+    calls: [
+      'budgets:DescribeBudgets',
+      'budgets:DescribeNotificationsForBudget',
+      'budgets:DescribeSubscribersForNotification',
+    ],
+    why: "read the account's budgets, their notifications and subscribers to plan changes",
+  },
+  {
+    provider: 'aws',
+    holder: 'member',
+    capability: 'budgets',
+    permission: 'budgets:ModifyBudget',
+    calls: [
+      'budgets:CreateBudget',
+      'budgets:UpdateBudget',
+      'budgets:DeleteBudget',
+      'budgets:CreateNotification',
+      'budgets:DeleteNotification',
+    ],
+    why: 'create, update and delete the budgets Fleetward manages and their notifications',
+  },
+];

@@ -638,3 +638,31 @@ export interface Credentials {
   sessionToken?: string;
   expiration?: Date;
 }
+
+/** Provider permissions of this adapter's calls (shared/clouds/permissions.ts); `sts:AssumeRole` is declared in sessions.ts. */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'aws',
+    holder: 'member',
+    capability: 'discovery',
+    permission: 'eks:ListClusters',
+    calls: ['eks:ListClusters'],
+    why: 'list the EKS clusters of each configured account and region',
+  },
+  {
+    provider: 'aws',
+    holder: 'member',
+    capability: 'discovery',
+    permission: 'eks:DescribeCluster',
+    calls: ['eks:DescribeCluster'],
+    why: 'read each cluster (version, endpoint, tags, logging) to build the inventory',
+  },
+  {
+    provider: 'aws',
+    holder: 'member',
+    capability: 'discovery',
+    permission: 'ec2:DescribeRegions',
+    calls: ['ec2:DescribeRegions'],
+    why: 'find the regions enabled in an account when its regions are not configured',
+  },
+];

@@ -241,3 +241,23 @@ export function createKubeSource(config: FleetConfig, ctx: KubeSourceContext): K
     },
   };
 }
+
+/** Provider permissions of this adapter's calls (shared/clouds/permissions.ts). */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'aws',
+    holder: 'member',
+    capability: 'kube',
+    permission: 'eks:DescribeCluster',
+    calls: ['eks:DescribeCluster'],
+    why: "read a cluster's API endpoint and CA certificate to reach its Kubernetes API",
+  },
+  {
+    provider: 'aws',
+    holder: 'member',
+    capability: 'kube',
+    permission: 'sts:GetCallerIdentity',
+    calls: ['sts:GetCallerIdentity'],
+    why: 'the EKS token is a presigned GetCallerIdentity URL the cluster authenticator calls (no IAM policy can deny it; listed for completeness)',
+  },
+];

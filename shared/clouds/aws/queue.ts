@@ -60,3 +60,15 @@ export function createWorkQueue(
     },
   };
 }
+
+/** Provider permissions of this adapter's calls (shared/clouds/permissions.ts). */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'aws',
+    holder: 'function',
+    capability: 'queue-send',
+    permission: 'sqs:SendMessage',
+    calls: ['sqs:SendMessageBatch', 'sqs:SendMessage'],
+    why: "hand work items (one per cluster or scope) to the job's worker queue",
+  },
+];

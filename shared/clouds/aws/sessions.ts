@@ -111,3 +111,27 @@ export function caller(limiter: Limiter, where: { endpoint?: string | undefined 
       }
     });
 }
+
+/**
+ * Provider permissions of this adapter's calls (shared/clouds/permissions.ts). Every capability
+ * that works inside a member account first assumes the account's reader role with the
+ * function's own credentials, so `sts:AssumeRole` is held by the function once per such capability.
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  ...(['discovery', 'tags', 'budgets', 'kube', 'velero', 'audit-read'] as const).map((capability) => ({
+    provider: 'aws' as const,
+    holder: 'function' as const,
+    capability,
+    permission: 'sts:AssumeRole',
+    calls: ['sts:AssumeRole'],
+    why: 'assume the reader role (roleArn, externalId) of each configured member account',
+  })),
+  {
+    provider: 'aws',
+    holder: 'function',
+    capability: 'identity',
+    permission: 'sts:GetWebIdentityToken',
+    calls: ['sts:GetWebIdentityToken'],
+    why: 'mint the web identity token GCP workload identity federation and Azure federated credentials accept',
+  },
+];

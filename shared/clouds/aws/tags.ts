@@ -113,3 +113,23 @@ export function createTagger(config: AwsConfig, ctx: AdapterContext): ClusterTag
     },
   };
 }
+
+/** Provider permissions of this adapter's calls (shared/clouds/permissions.ts). */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'aws',
+    holder: 'member',
+    capability: 'tags',
+    permission: 'eks:DescribeCluster',
+    calls: ['eks:DescribeCluster'],
+    why: "read a cluster's current tags before writing the missing or drifted ones",
+  },
+  {
+    provider: 'aws',
+    holder: 'member',
+    capability: 'tags',
+    permission: 'eks:TagResource',
+    calls: ['eks:TagResource'],
+    why: 'write the cost tags the fleet policy asks for on each EKS cluster',
+  },
+];

@@ -897,3 +897,65 @@ export function createBlobArchiveStore(
     },
   };
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'audit-read',
+    permission: 'Microsoft.Insights/diagnosticSettings/read',
+    calls: ['arm:diagnosticSettings.list'],
+    why: 'check that a cluster sends kube-audit logs to a Log Analytics workspace, and find it',
+  },
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'audit-read',
+    permission: 'Microsoft.OperationalInsights/workspaces/query/read',
+    calls: ['loganalytics:query'],
+    why: 'query the AKSAudit / AzureDiagnostics rows of the workspace',
+  },
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'evidence-write',
+    permission: 'Microsoft.Storage/storageAccounts/blobServices/containers/read',
+    calls: ['arm:blobContainers.get'],
+    why: 'check that the evidence container has a locked version-level immutability policy',
+  },
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'evidence-read',
+    permission: 'Microsoft.Storage/storageAccounts/blobServices/containers/read',
+    calls: ['arm:blobContainers.get'],
+    why: 'check that the evidence container has a locked version-level immutability policy',
+  },
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'evidence-write',
+    permission: 'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write',
+    calls: ['blob:PutBlob'],
+    why: 'write audit chunks, manifests and snapshots once (If-None-Match: *)',
+  },
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'evidence-write',
+    permission: 'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read',
+    calls: ['blob:GetBlob'],
+    why: 'read back an object already archived',
+  },
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'evidence-read',
+    permission: 'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read',
+    calls: ['blob:GetBlob', 'blob:ListBlobs'],
+    why: 'read archived evidence by version and list versions, so an overwrite shows',
+  },
+];

@@ -225,3 +225,33 @@ export function createBucketLocator(config: AzureConfig, ctx: AdapterContext): B
     },
   };
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'Microsoft.Storage/storageAccounts/read',
+    calls: ['arm:storageAccounts.getProperties'],
+    why: "read a storage account's location to check it lies in the jurisdiction",
+  },
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'evidence-write',
+    permission: 'Microsoft.Storage/storageAccounts/read',
+    calls: ['arm:storageAccounts.getProperties'],
+    why: "read a storage account's location to check it lies in the jurisdiction",
+  },
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'evidence-read',
+    permission: 'Microsoft.Storage/storageAccounts/read',
+    calls: ['arm:storageAccounts.getProperties'],
+    why: "read a storage account's location to check it lies in the jurisdiction",
+  },
+];

@@ -379,3 +379,33 @@ export function createBudgetProvider(config: AzureConfig, ctx: AdapterContext): 
     },
   };
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'budgets',
+    permission: 'Microsoft.Consumption/budgets/read',
+    calls: ['arm:budgets.list', 'arm:budgets.get'],
+    why: "list the subscription's and resource groups' budgets to plan changes",
+  },
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'budgets',
+    permission: 'Microsoft.Consumption/budgets/write',
+    calls: ['arm:budgets.createOrUpdate'],
+    why: 'create and update the budgets Fleetward manages',
+  },
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'budgets',
+    permission: 'Microsoft.Consumption/budgets/delete',
+    calls: ['arm:budgets.delete'],
+    why: 'delete budgets Fleetward manages and the policy no longer asks for',
+  },
+];

@@ -751,3 +751,17 @@ async function listSubscription(
   } while (token);
   return result;
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'discovery',
+    permission: 'Microsoft.ContainerService/managedClusters/read',
+    calls: ['arm:managedClusters.list', 'arm:managedClusters.get'],
+    why: 'list the AKS clusters of each configured subscription, and read one a cluster event names',
+  },
+];

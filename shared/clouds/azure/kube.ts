@@ -246,3 +246,17 @@ export function createKubeSource(config: FleetConfig, _ctx: AdapterContext): Kub
     },
   };
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'kube',
+    permission: 'Microsoft.ContainerService/managedClusters/listClusterUserCredential/action',
+    calls: ['arm:managedClusters.listClusterUserCredentials'],
+    why: "get a cluster's user kubeconfig (API endpoint and CA; Entra ID token login)",
+  },
+];

@@ -188,3 +188,25 @@ export function createTagger(config: AzureConfig, ctx: AdapterContext): ClusterT
     async close() {},
   };
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'tags',
+    permission: 'Microsoft.ContainerService/managedClusters/read',
+    calls: ['arm:managedClusters.get'],
+    why: "read a cluster's tags before writing",
+  },
+  {
+    provider: 'azure',
+    holder: 'member',
+    capability: 'tags',
+    permission: 'Microsoft.ContainerService/managedClusters/write',
+    calls: ['arm:managedClusters.updateTags'],
+    why: "write the cost tags the fleet policy asks for (the managed cluster's updateTags PATCH checks the resource's write action; Microsoft.Resources/tags/write alone covers only the Tags API)",
+  },
+];

@@ -513,3 +513,73 @@ export function createGcsArchiveStore(
     },
   };
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'audit-read',
+    permission: 'logging.logEntries.list',
+    calls: ['logging:entries.list'],
+    why: "read the cluster's Kubernetes audit entries (cloudaudit.googleapis.com logs) from Cloud Logging",
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'audit-read',
+    permission: 'logging.privateLogEntries.list',
+    calls: ['logging:entries.list'],
+    why: 'read Data Access audit entries (data_access log), which the plain list permission does not cover',
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'evidence-write',
+    permission: 'storage.buckets.get',
+    calls: ['storage:buckets.get'],
+    why: 'check that the evidence bucket is write-once (retention policy locked) and lies in its jurisdiction',
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'evidence-read',
+    permission: 'storage.buckets.get',
+    calls: ['storage:buckets.get'],
+    why: 'check that the evidence bucket is write-once (retention policy locked) and lies in its jurisdiction',
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'evidence-write',
+    permission: 'storage.objects.create',
+    calls: ['storage:objects.insert'],
+    why: 'write audit chunks, manifests and snapshots once (ifGenerationMatch: 0)',
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'evidence-write',
+    permission: 'storage.objects.get',
+    calls: ['storage:objects.get'],
+    why: 'read back an object an interrupted attempt may already have written',
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'evidence-read',
+    permission: 'storage.objects.get',
+    calls: ['storage:objects.get'],
+    why: 'read archived evidence (by generation) to verify it',
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'evidence-read',
+    permission: 'storage.objects.list',
+    calls: ['storage:objects.list'],
+    why: 'list object generations, so an overwrite or a deletion shows',
+  },
+];

@@ -216,3 +216,17 @@ export function createBucketLocator(config: GcpConfig, ctx: AdapterContext): Buc
     },
   };
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'velero',
+    permission: 'storage.buckets.get',
+    calls: ['storage:buckets.get'],
+    why: "check that a Velero backup bucket lies in the cluster's jurisdiction",
+  },
+];

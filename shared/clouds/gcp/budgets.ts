@@ -342,3 +342,49 @@ export function createBudgetProvider(config: GcpConfig, ctx: AdapterContext): Bu
     },
   };
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'budgets',
+    permission: 'billing.budgets.list',
+    calls: ['billingbudgets:ListBudgets'],
+    why: "list the billing account's budgets to plan changes",
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'budgets',
+    permission: 'billing.budgets.get',
+    calls: ['billingbudgets:GetBudget'],
+    why: 'read one budget',
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'budgets',
+    permission: 'billing.budgets.create',
+    calls: ['billingbudgets:CreateBudget'],
+    why: 'create the budgets Fleetward manages',
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'budgets',
+    permission: 'billing.budgets.update',
+    calls: ['billingbudgets:UpdateBudget'],
+    why: 'update the budgets Fleetward manages',
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'budgets',
+    permission: 'billing.budgets.delete',
+    calls: ['billingbudgets:DeleteBudget'],
+    why: 'delete budgets Fleetward manages and the policy no longer asks for',
+  },
+];

@@ -594,3 +594,25 @@ async function listProject(
   }
   return result;
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'discovery',
+    permission: 'container.clusters.list',
+    calls: ['container:ListClusters'],
+    why: 'list the GKE clusters of each configured project (all locations)',
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'discovery',
+    permission: 'container.clusters.get',
+    calls: ['container:GetCluster'],
+    why: 'read one cluster when a cluster event names it',
+  },
+];

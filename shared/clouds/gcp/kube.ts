@@ -141,3 +141,17 @@ export function createKubeSource(config: FleetConfig, _ctx: AdapterContext): Kub
     },
   };
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'kube',
+    permission: 'container.clusters.get',
+    calls: ['container:GetCluster'],
+    why: "read a cluster's API endpoint and CA certificate to reach its Kubernetes API",
+  },
+];

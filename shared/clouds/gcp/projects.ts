@@ -167,3 +167,17 @@ export function createProjectDirectory(config: GcpConfig, ctx: AdapterContext): 
     },
   };
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'project-directory',
+    permission: 'resourcemanager.projects.get',
+    calls: ['cloudresourcemanager:projects.get'],
+    why: 'map a project id to its project number (cluster events and budgets name projects by number)',
+  },
+];

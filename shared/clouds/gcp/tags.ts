@@ -160,3 +160,25 @@ export function createTagger(config: GcpConfig, ctx: AdapterContext): ClusterTag
     },
   };
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'tags',
+    permission: 'container.clusters.get',
+    calls: ['container:GetCluster'],
+    why: "read a cluster's labels and label fingerprint before writing",
+  },
+  {
+    provider: 'gcp',
+    holder: 'member',
+    capability: 'tags',
+    permission: 'container.clusters.update',
+    calls: ['container:SetLabels'],
+    why: 'write the cost labels the fleet policy asks for on each GKE cluster',
+  },
+];

@@ -297,3 +297,17 @@ function describeLoadError(error: unknown): string {
   if (error instanceof Error) return error.message.split('\n')[0] ?? error.name;
   return String(error);
 }
+
+/**
+ * Provider permissions of this module's calls (shared/clouds/permissions.ts).
+ */
+export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
+  {
+    provider: 'kubernetes',
+    holder: 'member',
+    capability: 'discovery',
+    permission: '/version:get',
+    calls: ['get /version'],
+    why: "read each kubeconfig context's Kubernetes version (public to every authenticated user by default)",
+  },
+];
