@@ -45,7 +45,7 @@ class FleetwardDeployment {
       import('yaml'),
       import('./generate.ts'),
       import('./functions.ts'),
-      import('./grants-stub.ts'),
+      import('../clouds/grants.ts'),
     ]);
     const root = sls.serviceDir;
     const file = process.env.FLEETWARD_CONFIG || 'fleet.yaml';
