@@ -19,6 +19,12 @@ export interface FunctionSpec {
   capabilities: readonly Capability[];
   /** Reachable from the internet (an HTTP API route): never `sts:AssumeRole`, never evidence writes. */
   internetFacing?: boolean;
+  /**
+   * The work queues it hands items to, by job name (`backup-clusters` is the queue
+   * `BackupClustersQueue`, its URL in `FLEETWARD_QUEUE_BACKUP_CLUSTERS`). Required with the
+   * `queue-send` capability; its role may send to these queues and no other.
+   */
+  sendsTo?: readonly string[];
 }
 
 export const FUNCTIONS: readonly FunctionSpec[] = [
@@ -31,6 +37,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'reconcile-tags',
     roles: ['home'],
     capabilities: ['config', 'state', 'secrets', 'identity', 'tags', 'queue-send'],
+    sendsTo: ['reconcile-tags'],
   },
   {
     name: 'reconcile-tags-worker',
@@ -46,6 +53,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'backup-clusters',
     roles: ['regional'],
     capabilities: ['config', 'state', 'secrets', 'identity', 'kube', 'velero', 'queue-send'],
+    sendsTo: ['backup-clusters'],
   },
   {
     name: 'backup-clusters-worker',
@@ -56,6 +64,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'reconcile-backups',
     roles: ['regional'],
     capabilities: ['config', 'state', 'secrets', 'identity', 'kube', 'velero', 'queue-send'],
+    sendsTo: ['reconcile-backups'],
   },
   {
     name: 'reconcile-backups-worker',
@@ -66,6 +75,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'restore-drill',
     roles: ['regional'],
     capabilities: ['config', 'state', 'secrets', 'identity', 'kube', 'velero', 'queue-send'],
+    sendsTo: ['restore-drill'],
   },
   {
     name: 'restore-drill-worker',
@@ -76,6 +86,7 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'collect-audit-logs',
     roles: ['regional'],
     capabilities: ['config', 'state', 'secrets', 'identity', 'audit-read', 'evidence-write', 'queue-send'],
+    sendsTo: ['collect-audit-logs'],
   },
   {
     name: 'collect-audit-logs-worker',
@@ -95,13 +106,13 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
   {
     name: 'gcp-cluster-events',
     roles: ['home'],
-    capabilities: ['config', 'state', 'secrets', 'queue-send'],
+    capabilities: ['config', 'state', 'secrets'],
     internetFacing: true,
   },
   {
     name: 'azure-cluster-events',
     roles: ['home'],
-    capabilities: ['config', 'state', 'secrets', 'queue-send'],
+    capabilities: ['config', 'state', 'secrets'],
     internetFacing: true,
   },
 ];

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MotoServer, startMoto } from '../sandbox/moto.ts';
-import { packageService } from '../sandbox/package.ts';
+import { packageService, REGIONAL_IN } from '../sandbox/package.ts';
 
 const REGION = 'eu-central-1';
 
@@ -61,7 +61,7 @@ describe('serverless deploy into moto', () => {
 
   beforeAll(async () => {
     const [packaged, started] = await Promise.all([
-      packageService(),
+      packageService(REGIONAL_IN),
       startMoto({ cwd: mkdtempSync(join(tmpdir(), 'fleetward-moto-')) }),
     ]);
     moto = started;
@@ -150,7 +150,6 @@ describe('serverless deploy into moto', () => {
       ['fleetward-dev-backup-clusters-worker', 10],
       ['fleetward-dev-collect-audit-logs-worker', 2],
       ['fleetward-dev-reconcile-backups-worker', 10],
-      ['fleetward-dev-reconcile-tags-worker', 5],
       ['fleetward-dev-restore-drill-worker', 5],
     ]);
     for (const m of mappings) expect(m.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);

@@ -18,7 +18,7 @@ import { WORK_JOBS } from '../../shared/runtime/dispatch.ts';
 import { openStateStore } from '../../shared/state/index.ts';
 import { type BackupRecord, NS } from '../../shared/state/records.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
-import { packageService } from '../sandbox/package.ts';
+import { HOME, packageService, REGIONAL_IN } from '../sandbox/package.ts';
 import { type SlackSink, startSlackSink } from '../sandbox/slack-sink.ts';
 import { type Stack, startStack } from '../sandbox/stack.ts';
 
@@ -29,19 +29,23 @@ describe('the deployed stack, locally', () => {
   let sandbox: Sandbox;
   let sink: SlackSink;
   let stack: Stack;
+  /** The home role's functions (the HTTP API); `stack` is the regional role's (India). */
+  let homeStack: Stack;
   let sqs: SQSClient;
   let store: StateStore;
   const dir = mkdtempSync(join(tmpdir(), 'fleetward-stack-'));
 
   beforeAll(async () => {
-    const [packaged, started, slack] = await Promise.all([
-      packageService(),
+    const [packaged, home, started, slack] = await Promise.all([
+      packageService(REGIONAL_IN),
+      packageService(HOME),
       startSandbox({ clusters: CLUSTERS, dir: join(dir, 'sandbox') }),
       startSlackSink({ rateLimit: false }),
     ]);
     sandbox = started;
     sink = slack;
     expect(packaged.status, packaged.output).toBe(0);
+    expect(home.status, home.output).toBe(0);
     // The deployment's secrets live where a deployment keeps them: SSM parameters (moto).
     const ssm = new SSMClient({ endpoint: sandbox.moto.url, region: REGION });
     await ssm.send(
@@ -74,6 +78,15 @@ describe('the deployed stack, locally', () => {
       retryVisibilitySeconds: 1,
       env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
     });
+    homeStack = await startStack({
+      packageDir: home.dir,
+      awsEndpoint: sandbox.moto.url,
+      config: deployed,
+      schedules: false,
+      // A failed item comes back after 1 s instead of the queue's 30 minutes.
+      retryVisibilitySeconds: 1,
+      env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_METRICS_DISABLED: 'true' },
+    });
     sqs = new SQSClient({ endpoint: sandbox.moto.url, region: REGION });
     store = await openStateStore({
       type: 'dynamodb',
@@ -87,6 +100,7 @@ describe('the deployed stack, locally', () => {
     await store?.close();
     sqs?.destroy();
     await stack?.stop();
+    await homeStack?.stop();
     await sink?.stop();
     await sandbox?.stop();
   });
@@ -109,7 +123,10 @@ describe('the deployed stack, locally', () => {
     expect(stack.queues.map((q) => q.name).sort()).toEqual(
       [
         'fleetward-dev-async-failures',
-        ...WORK_JOBS.flatMap((job) => [`fleetward-dev-${job}`, `fleetward-dev-${job}-dlq`]),
+        ...WORK_JOBS.filter((job) => job !== 'reconcile-tags').flatMap((job) => [
+          `fleetward-dev-${job}`,
+          `fleetward-dev-${job}-dlq`,
+        ]),
       ].sort(),
     );
     expect(stack.tables).toEqual(['fleetward-dev-state']);
@@ -171,15 +188,15 @@ describe('the deployed stack, locally', () => {
   }, 90_000);
 
   it('serves the HTTP API routes as payload 2.0 events and answers as API Gateway does', async () => {
-    const handshake = await fetch(`${stack.url}/events/azure?code=sandbox-secret`, {
+    const handshake = await fetch(`${homeStack.url}/events/azure?code=sandbox-secret`, {
       method: 'OPTIONS',
       headers: { 'WebHook-Request-Origin': 'eventgrid.azure.net' },
     });
-    const refused = await fetch(`${stack.url}/events/azure`, {
+    const refused = await fetch(`${homeStack.url}/events/azure`, {
       method: 'OPTIONS',
       headers: { 'WebHook-Request-Origin': 'eventgrid.azure.net' },
     });
-    const unknown = await fetch(`${stack.url}/events/aws`, { method: 'POST', body: '{}' });
+    const unknown = await fetch(`${homeStack.url}/events/aws`, { method: 'POST', body: '{}' });
 
     expect(handshake.status).toBe(200);
     expect(handshake.headers.get('webhook-allowed-origin')).toBe('eventgrid.azure.net');

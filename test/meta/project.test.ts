@@ -20,7 +20,7 @@ function readServerless() {
       string,
       { handler: string; events?: string | unknown[]; environment?: Record<string, string> }
     >;
-    provider: { runtime: string; iam: { role: { statements: { Action: string[]; Resource: unknown }[] } } };
+    provider: { runtime: string; iam?: unknown };
   };
 }
 
@@ -72,11 +72,11 @@ describe('project layout', () => {
     expect(sls.provider.runtime).toBe('nodejs24.x');
   });
 
-  it('grants no wildcard IAM action', () => {
-    const actions = sls.provider.iam.role.statements.flatMap((s) => s.Action);
+  it('has no provider-wide IAM role: every function gets its own, generated from FUNCTIONS', async () => {
+    const { FUNCTIONS } = await import('../../shared/deploy/functions.ts');
 
-    expect(actions.length).toBeGreaterThan(0);
-    for (const action of actions) expect(action).toMatch(/^[a-z0-9-]+:[A-Za-z]+$/);
+    expect(sls.provider.iam).toBeUndefined();
+    expect(FUNCTIONS.map((f) => f.name).sort()).toEqual(functionDirs);
   });
 });
 

@@ -56,6 +56,7 @@ import {
   RequestLog,
   sendTruncatedJson,
 } from './faults.ts';
+import { deniedMessage } from './request-log.ts';
 import { localCert } from './tls.ts';
 
 /** The placeholder subscription of the ARM REST reference examples. */
@@ -914,6 +915,9 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
           `Injected error ${fault.status}.`,
         );
         return true;
+      case 'deny':
+        sendError(res, 403, 'AuthorizationFailed', fault.message ?? 'authorization failed');
+        return true;
       case 'timeout':
         holdResponse(res, held);
         return true;
@@ -932,7 +936,16 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
       ...(info.scope ? { scope: info.scope } : {}),
     });
     info.fault = fault?.kind;
-    return fault;
+    return fault?.kind === 'deny'
+      ? {
+          ...fault,
+          message: deniedMessage({
+            cloud: 'azure',
+            operation: info.operation,
+            ...(info.scope ? { scope: info.scope } : {}),
+          }),
+        }
+      : fault;
   };
 
   const knownSubscription = (res: ServerResponse, sub: string): AksClusterInput[] | undefined => {

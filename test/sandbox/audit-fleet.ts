@@ -66,7 +66,11 @@ export async function startAuditFleet(options: {
       certDir: options.certDir,
     });
     stops.push(() => logAnalytics.stop());
-    const blobProxy = await startBlobImmutabilityProxy({ azurite: options.azurite });
+    const blobProxy = await startBlobImmutabilityProxy({
+      azurite: options.azurite,
+      log: options.log,
+      faults: options.faults,
+    });
     stops.push(() => blobProxy.stop());
 
     const evidence: AuditFleet['evidence'] = {};

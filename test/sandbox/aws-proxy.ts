@@ -32,6 +32,7 @@ import type { AddressInfo } from 'node:net';
 import { type Fault, FaultInjector, type RequestInfo, RequestLog } from './faults.ts';
 import { assertLoopback } from './net.ts';
 import type { JwksServer } from './oidc.ts';
+import { deniedMessage } from './request-log.ts';
 import { webIdentityTokenHandler } from './sts-web-identity.ts';
 
 /** What the proxy records per request: `RequestInfo` plus AWS details tests may read. */
@@ -154,7 +155,7 @@ export const EKS_ROUTES: readonly Route[] = [
   route('DELETE', '/tags/{arn+}', 'UntagResource'),
 ];
 
-type Protocol = 'rest-json' | 'json' | 'query' | 'ec2' | 'rpc-v2';
+type Protocol = 'rest-json' | 'json' | 'query' | 'ec2' | 'rpc-v2' | 'rest-xml';
 
 interface Classified {
   operation: string;
@@ -216,6 +217,9 @@ export function classifyAwsRequest(
   const rpc = parsed.pathname.match(/^\/service\/[^/]+\/operation\/([^/]+)$/);
   if (rpc?.[1]) return { ...base, protocol: 'rpc-v2', operation: rpc[1] };
 
+  const s3 = scope.service === 's3' ? s3Operation(method, parsed, headers) : undefined;
+  if (s3) return { ...base, protocol: 'rest-xml', operation: s3 };
+
   for (const r of EKS_ROUTES) {
     if (r.method !== method || (scope.service && scope.service !== r.service)) continue;
     const match = parsed.pathname.match(r.pattern);
@@ -228,6 +232,39 @@ export function classifyAwsRequest(
     protocol: 'rest-json',
     operation: `${scope.service ?? 'unknown'}:${method} ${parsed.pathname}`,
   };
+}
+
+/** The S3 operation of a path-style request (`/bucket[/key]` and its subresource query), as the S3 API names it. */
+export function s3Operation(method: string, url: URL, headers: IncomingHttpHeaders): string | undefined {
+  const [bucket, ...key] = url.pathname.slice(1).split('/');
+  const q = url.searchParams;
+  if (!bucket) return method === 'GET' ? 'ListBuckets' : undefined;
+  if (key.length > 0 && key.join('/') !== '') {
+    if (method === 'PUT') return header(headers, 'x-amz-copy-source') ? 'CopyObject' : 'PutObject';
+    if (method === 'DELETE') return 'DeleteObject';
+    if (method === 'HEAD') return 'HeadObject';
+    return method === 'GET' ? 'GetObject' : undefined;
+  }
+  const sub = (
+    [
+      ['location', 'BucketLocation'],
+      ['object-lock', 'ObjectLockConfiguration'],
+      ['versioning', 'BucketVersioning'],
+      ['policy', 'BucketPolicy'],
+      ['tagging', 'BucketTagging'],
+    ] as const
+  ).find(([name]) => q.has(name));
+  if (sub) return method === 'PUT' ? `Put${sub[1]}` : method === 'GET' ? `Get${sub[1]}` : undefined;
+  if (method === 'GET')
+    return q.has('versions')
+      ? 'ListObjectVersions'
+      : q.get('list-type') === '2'
+        ? 'ListObjectsV2'
+        : 'ListObjects';
+  if (method === 'POST' && q.has('delete')) return 'DeleteObjects';
+  return ({ HEAD: 'HeadBucket', PUT: 'CreateBucket', DELETE: 'DeleteBucket' } as Record<string, string>)[
+    method
+  ];
 }
 
 const ERROR_CODES: Record<number, { json: string; query: string }> = {
@@ -256,6 +293,14 @@ export function awsError(
   extraHeaders: Record<string, string> = {},
 ): ProxyResponse {
   const id = requestId();
+  if (protocol === 'rest-xml') {
+    const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${xmlEscape(code)}</Code><Message>${xmlEscape(message)}</Message><RequestId>${id}</RequestId></Error>`;
+    return {
+      status,
+      headers: { 'content-type': 'application/xml', 'x-amz-request-id': id, ...extraHeaders },
+      body,
+    };
+  }
   if (protocol === 'query' || protocol === 'ec2') {
     const body =
       protocol === 'ec2'
@@ -279,7 +324,16 @@ export function awsError(
 function faultResponse(
   protocol: Protocol,
   fault: Exclude<Fault, { kind: 'timeout' | 'malformed' }>,
+  info?: AwsRequestInfo,
 ): ProxyResponse {
+  if (fault.kind === 'deny') {
+    // What IAM answers a call no policy allows: AccessDenied (query/XML), AccessDeniedException (JSON).
+    const code =
+      protocol === 'query' || protocol === 'ec2' || protocol === 'rest-xml'
+        ? 'AccessDenied'
+        : 'AccessDeniedException';
+    return awsError(protocol, 403, code, info ? deniedMessage(info) : 'access denied');
+  }
   if (fault.kind === 'throttle') {
     const retryAfter: Record<string, string> =
       fault.retryAfterSeconds === undefined ? {} : { 'retry-after': String(fault.retryAfterSeconds) };
@@ -442,7 +496,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
         res.on('close', () => held.delete(res));
         return;
       }
-      if (fault && fault.kind !== 'malformed') return send(faultResponse(cls.protocol, fault));
+      if (fault && fault.kind !== 'malformed') return send(faultResponse(cls.protocol, fault, info));
       const override = overrides.get(cls.operation);
       const answer = override
         ? await override(proxied, {

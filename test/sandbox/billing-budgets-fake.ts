@@ -30,6 +30,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Fault, FaultInjector, RequestInfo, RequestLog } from './faults.ts';
 import { grpcCodeOf, HTTP_OF_GRPC_CODE, retryInfoStatusDetails } from './gke-fake.ts';
 import { assertLoopback } from './net.ts';
+import { deniedMessage } from './request-log.ts';
 
 /** A budget as the API describes it (the v1 `Budget` message, REST/JSON field names). */
 export type Budget = protos.google.cloud.billing.budgets.v1.IBudget;
@@ -319,6 +320,7 @@ export async function startBillingBudgetsFake(
         if (fault?.kind === 'error') {
           return fail(grpcCodeOf(fault.status), `injected error (HTTP ${fault.status})`, 'error');
         }
+        if (fault?.kind === 'deny') return fail(grpc.status.PERMISSION_DENIED, deniedMessage(info), 'deny');
         const result = answer(request);
         if ('error' in result) return fail(result.error.code, result.error.message);
         let response = result.response;

@@ -22,6 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Azurite, blobClient } from './azurite.ts';
+import type { FaultInjector, RequestInfo, RequestLog } from './faults.ts';
 
 export interface ProxiedRequest {
   method: string;
@@ -72,8 +73,37 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
   res.end(body);
 }
 
+/** The Blob service operation of a request (`PutBlob`, `GetBlob`, `ListBlobs`...), as the REST API names it. */
+export function blobOperation(method: string, name: string, q: URLSearchParams): string {
+  const comp = q.get('comp');
+  if (name === '') {
+    if (comp === 'list') return 'ListBlobs';
+    if (q.get('restype') === 'container' && !comp)
+      return (
+        ({ PUT: 'CreateContainer', DELETE: 'DeleteContainer' } as Record<string, string>)[method] ??
+        'GetContainerProperties'
+      );
+    return `${method} ${comp ?? 'account'}`;
+  }
+  if (method === 'PUT')
+    return comp === 'block'
+      ? 'PutBlock'
+      : comp === 'blocklist'
+        ? 'PutBlockList'
+        : comp
+          ? `SetBlob:${comp}`
+          : 'PutBlob';
+  if (method === 'HEAD') return 'GetBlobProperties';
+  if (method === 'DELETE') return 'DeleteBlob';
+  return 'GetBlob';
+}
+
 export async function startBlobImmutabilityProxy(options: {
   azurite: Azurite;
+  /** Logs every request as `{ cloud: 'azure', service: 'blob', operation }` (test/sandbox/request-log.ts). */
+  log?: RequestLog;
+  /** Only `deny` rules apply here: 403 `AuthorizationPermissionMismatch`, as Storage answers a missing data action. */
+  faults?: FaultInjector;
 }): Promise<BlobImmutabilityProxy> {
   const { azurite } = options;
   const target = new URL(azurite.blobEndpoint);
@@ -154,6 +184,23 @@ export async function startBlobImmutabilityProxy(options: {
     const body = await readBody(req);
     const isLocked = locked.has(container);
     const key = `${container}/${name}`;
+    const info: RequestInfo = {
+      cloud: 'azure',
+      service: 'blob',
+      operation: blobOperation(method, name, q),
+      at: Date.now(),
+    };
+    res.once('finish', () => options.log?.record({ ...info, status: res.statusCode }));
+    if (options.faults?.denies(info)) {
+      info.fault = 'deny';
+      sendError(
+        res,
+        403,
+        'AuthorizationPermissionMismatch',
+        'This request is not authorized to perform this operation using this permission.',
+      );
+      return;
+    }
 
     if (
       name === '' &&

@@ -1,3 +1,5 @@
+import { callOf } from './request-log.ts';
+
 /**
  * Fault and latency injection shared by every local cloud, plus the request log
  * benchmarks and tests read (calls by operation, which scope, how long).
@@ -12,12 +14,20 @@ export type Fault =
   /** Accept the request and never answer (the client's timeout must fire). */
   | { kind: 'timeout' }
   /** Answer 200 with a truncated or invalid body. */
-  | { kind: 'malformed' };
+  | { kind: 'malformed' }
+  /**
+   * Refuse the call as a missing permission does, in the provider's shape: AWS 403
+   * `AccessDenied` / `AccessDeniedException`, GCP 403 `PERMISSION_DENIED` (gRPC code 7), Azure
+   * 403 `AuthorizationFailed`, Kubernetes 403 `Forbidden`. See {@link FaultInjector.deny}.
+   */
+  | { kind: 'deny'; message?: string };
 
 /** Which requests a fault applies to; every given field must match. */
 export interface FaultRule {
   cloud?: RequestInfo['cloud'];
   operation?: string;
+  /** The provider call (test/sandbox/request-log.ts naming: `eks:ListClusters`, `list velero.io/backups`). */
+  call?: string;
   scope?: string;
   region?: string;
   fault: Fault;
@@ -29,6 +39,8 @@ export interface RequestInfo {
   cloud: 'aws' | 'gcp' | 'azure' | 'kube' | 'slack';
   /** API operation as the cloud names it (`DescribeCluster`, `ListClusters`, `managedClusters.list`). */
   operation: string;
+  /** The API the operation belongs to, when the fake knows it (AWS signing name `eks`, `blob`). */
+  service?: string;
   /** Account, project or subscription, when the request names one. */
   scope?: string;
   region?: string;
@@ -59,6 +71,21 @@ export class FaultInjector {
     this.rules = [];
   }
 
+  /**
+   * Denies one provider call from now on, as a role without its permission would be refused
+   * (`eks:ListClusters`, `logging:entries.list`, `create velero.io/backups`); returns a remover.
+   */
+  deny(call: string): () => void {
+    const entry = {
+      rule: { call, fault: { kind: 'deny' } } satisfies FaultRule,
+      left: Number.POSITIVE_INFINITY,
+    };
+    this.rules.unshift(entry);
+    return () => {
+      this.rules = this.rules.filter((e) => e !== entry);
+    };
+  }
+
   /** The fault for this request, if any (consumes one use of the rule). */
   take(req: RequestInfo): Fault | undefined {
     for (const entry of this.rules) {
@@ -66,12 +93,20 @@ export class FaultInjector {
       if (entry.left <= 0) continue;
       if (rule.cloud && rule.cloud !== req.cloud) continue;
       if (rule.operation && rule.operation !== req.operation) continue;
+      if (rule.call && callOf(req)?.call !== rule.call) continue;
       if (rule.scope && rule.scope !== req.scope) continue;
       if (rule.region && rule.region !== req.region) continue;
       entry.left--;
       return rule.fault;
     }
     return undefined;
+  }
+
+  /** Whether a `deny` rule refuses this request (no other rule is consulted or consumed). */
+  denies(req: RequestInfo): boolean {
+    return this.rules.some(
+      (e) => e.left > 0 && e.rule.fault.kind === 'deny' && e.rule.call === callOf(req)?.call,
+    );
   }
 
   /** Waits the injected latency (abortable, so stopping a fake never hangs). */

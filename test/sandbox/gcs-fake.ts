@@ -48,6 +48,7 @@ import {
   RequestLog,
   sendTruncatedJson,
 } from './faults.ts';
+import { deniedMessage } from './request-log.ts';
 
 /** Where a bucket keeps its data, as GCS names the kinds. */
 export type GcsLocationType = 'region' | 'dual-region' | 'multi-region';
@@ -513,6 +514,9 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
       case 'error':
         sendError(res, fault.status);
         return true;
+      case 'deny':
+        sendError(res, 403, fault.message, 'forbidden');
+        return true;
       case 'timeout':
         holdResponse(res, held);
         return true;
@@ -530,7 +534,9 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
       ...(info.bucket ? { scope: info.bucket } : {}),
     });
     info.fault = fault?.kind;
-    return fault;
+    return fault?.kind === 'deny'
+      ? { ...fault, message: deniedMessage({ cloud: 'gcp', operation: info.operation }) }
+      : fault;
   };
 
   const noBucket = (res: ServerResponse) => sendError(res, 404, 'The specified bucket does not exist.');

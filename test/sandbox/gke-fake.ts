@@ -21,6 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Fault, FaultInjector, RequestInfo, RequestLog } from './faults.ts';
 import { assertLoopback } from './net.ts';
+import { deniedMessage } from './request-log.ts';
 
 /** A cluster as the GKE API describes it (the v1 `Cluster` message, REST/JSON field names). */
 export type GkeClusterInput = protos.google.container.v1.ICluster;
@@ -353,6 +354,7 @@ export async function startGkeFake(options: GkeFakeOptions = {}): Promise<GkeFak
         if (fault?.kind === 'error') {
           return fail(grpcCodeOf(fault.status), `injected error (HTTP ${fault.status})`, 'error');
         }
+        if (fault?.kind === 'deny') return fail(grpc.status.PERMISSION_DENIED, deniedMessage(info), 'deny');
         const result = answer(request);
         if ('error' in result) return fail(result.error.code, result.error.message);
         let response = result.response;

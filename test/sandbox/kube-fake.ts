@@ -28,6 +28,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Fault, FaultInjector, RequestLog } from './faults.ts';
+import { deniedMessage } from './request-log.ts';
 import { localCert } from './tls.ts';
 import {
   installVelero,
@@ -2239,7 +2240,8 @@ function makeCluster(
 // ---------------------------------------------------------------------------------------
 // HTTP
 
-function faultAnswer(fault: Exclude<Fault, { kind: 'timeout' | 'malformed' }>): KubeAnswer {
+function faultAnswer(fault: Exclude<Fault, { kind: 'timeout' | 'malformed' }>, denied = ''): KubeAnswer {
+  if (fault.kind === 'deny') return kubeStatus(403, 'Forbidden', denied);
   if (fault.kind === 'throttle') {
     const answer = kubeStatus(429, 'TooManyRequests', 'Too many requests, please try again later.');
     answer.headers = { 'retry-after': String(fault.retryAfterSeconds ?? 1) };
@@ -2360,7 +2362,7 @@ async function serve(options: {
       return;
     }
     if (fault) {
-      const answer = faultAnswer(fault);
+      const answer = faultAnswer(fault, deniedMessage({ cloud: 'kube', operation }));
       send(res, answer);
       record(answer.status, fault.kind);
       return;

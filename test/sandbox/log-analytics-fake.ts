@@ -24,6 +24,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
 import { FaultInjector, holdResponse, RequestLog, sendTruncatedJson } from './faults.ts';
+import { deniedMessage } from './request-log.ts';
 import { localCert } from './tls.ts';
 
 export interface LogAnalyticsFakeOptions {
@@ -314,6 +315,10 @@ export async function startLogAnalyticsFake(
     }
     if (fault?.kind === 'timeout') {
       holdResponse(res, held);
+      return;
+    }
+    if (fault?.kind === 'deny') {
+      sendError(res, 403, 'InsufficientAccessError', deniedMessage(info));
       return;
     }
     let parsedBody: { query?: unknown; timespan?: unknown };

@@ -34,6 +34,7 @@ import {
   RequestLog,
   sendTruncatedJson,
 } from './faults.ts';
+import { deniedMessage } from './request-log.ts';
 
 /** A `google.cloud.audit.AuditLog` payload as GKE writes it for a Kubernetes API call. */
 export interface AuditLogPayload {
@@ -431,6 +432,13 @@ export async function startLoggingFake(options: LoggingFakeOptions = {}): Promis
         return;
       case 'error':
         sendJson(res, fault.status, loggingErrorBody(fault.status, 'The service is currently unavailable.'));
+        return;
+      case 'deny':
+        sendJson(
+          res,
+          403,
+          loggingErrorBody(403, deniedMessage({ cloud: 'gcp', operation: OPERATION, scope: project })),
+        );
         return;
       case 'timeout':
         holdResponse(res, held);

@@ -1,7 +1,7 @@
 /**
- * `serverless package` (osls) once per source state: the output goes to
- * `.fleetward/package/<hash of what goes into the bundles>`, and a later call with the same
- * sources reuses it instead of spending another 1.5-3 minutes of esbuild. Test files that
+ * `serverless package` (osls) once per source state and parameters: the output goes to
+ * `.fleetward/package/<role>[-<jurisdiction>]-<hash of the sources, config and parameters>`, and a
+ * later call with the same inputs reuses it instead of spending another 1.5-3 minutes of esbuild. Test files that
  * package at the same time take turns through a lock directory, so only one of them builds.
  * Packaging runs with no credentials and no endpoint: it must need neither.
  */
@@ -28,10 +28,36 @@ export interface Packaged {
 }
 
 /** What goes into the bundles and the template. */
-const INPUTS = ['serverless.yml', 'package-lock.json', 'schedules', 'functions', 'shared', 'fleet.yaml'];
+const INPUTS = ['serverless.yml', 'package-lock.json', 'schedules', 'functions', 'shared'];
 
-function sourceHash(root: string): string {
+/** The deployment parameters (`--param role=...`), the config the package carries, the region. */
+export interface PackageParams {
+  role: 'home' | 'regional';
+  jurisdiction?: string;
+  region?: string;
+  /** The config file to validate and package, relative to the service (default: the example config). */
+  config?: string;
+}
+
+/** The home role, with the example config. */
+export const HOME: PackageParams = { role: 'home' };
+/** The regional role for India (`in` in the example config). */
+export const REGIONAL_IN: PackageParams = { role: 'regional', jurisdiction: 'in' };
+
+export const EXAMPLE_CONFIG = 'fleet.example.yaml';
+
+function paramArgs(params: PackageParams): string[] {
+  return [
+    '--param',
+    `role=${params.role}`,
+    ...(params.jurisdiction !== undefined ? ['--param', `jurisdiction=${params.jurisdiction}`] : []),
+    ...(params.region !== undefined ? ['--region', params.region] : []),
+  ];
+}
+
+function sourceHash(root: string, params: PackageParams): string {
   const hash = createHash('sha256');
+  hash.update(JSON.stringify(paramArgs(params)));
   const walk = (path: string) => {
     if (!existsSync(path)) return;
     if (statSync(path).isDirectory()) {
@@ -41,17 +67,21 @@ function sourceHash(root: string): string {
     hash.update(path.slice(root.length));
     hash.update(readFileSync(path));
   };
-  for (const input of INPUTS) walk(join(root, input));
+  for (const input of [...INPUTS, params.config ?? EXAMPLE_CONFIG]) walk(join(root, input));
   return hash.digest('hex').slice(0, 16);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Packages the service (or reuses the package of the same sources) and returns where it is. */
-export async function packageService(options: { root?: string; timeoutMs?: number } = {}): Promise<Packaged> {
+/** Packages the service (or reuses the package of the same inputs) and returns where it is. */
+export async function packageService(
+  params: PackageParams,
+  options: { root?: string; timeoutMs?: number } = {},
+): Promise<Packaged> {
   const root = resolve(options.root ?? '.');
   const base = join(root, '.fleetward', 'package');
-  const dir = join(base, sourceHash(root));
+  const kind = [params.role, params.jurisdiction].filter(Boolean).join('-');
+  const dir = join(base, `${kind}-${sourceHash(root, params)}`);
   const result = join(dir, 'packaging.json');
   const lock = join(base, `${dir.split('/').pop()}.lock`);
   mkdirSync(base, { recursive: true });
@@ -79,7 +109,7 @@ export async function packageService(options: { root?: string; timeoutMs?: numbe
     // Async, so the emulators this process started (and their log pipes) keep running meanwhile.
     const child = spawn(
       join(root, 'node_modules', '.bin', 'serverless'),
-      ['package', '--package', building],
+      ['package', '--package', building, ...paramArgs(params)],
       {
         cwd: root,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -94,6 +124,7 @@ export async function packageService(options: { root?: string; timeoutMs?: numbe
           AWS_SECRET_ACCESS_KEY: '',
           AWS_PROFILE: '',
           AWS_ENDPOINT_URL: '',
+          FLEETWARD_CONFIG: params.config ?? EXAMPLE_CONFIG,
         },
       },
     );
@@ -109,9 +140,11 @@ export async function packageService(options: { root?: string; timeoutMs?: numbe
     });
     const outcome = { status, output };
     if (status !== 0) return { dir: building, ...outcome, reused: false };
-    // Only a finished package gets the name later calls look for; older packages go.
+    // Only a finished package gets the name later calls look for; older packages of the same
+    // parameters go (a hash has no dash: `home-<hash>` is not taken for `regional-in-<hash>`).
     for (const old of readdirSync(base)) {
-      if (!old.endsWith('.lock') && join(base, old) !== building) {
+      const sameKind = old.replace(/-[0-9a-f]{16}(\.building)?$/, '') === kind;
+      if (sameKind && !old.endsWith('.lock') && join(base, old) !== building) {
         rmSync(join(base, old), { recursive: true, force: true });
       }
     }
@@ -121,4 +154,38 @@ export async function packageService(options: { root?: string; timeoutMs?: numbe
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }
+}
+
+/**
+ * Runs `serverless package` with a config and parameters, nothing cached: for the refusals,
+ * which end before any bundle is built.
+ */
+export async function tryPackage(
+  params: PackageParams,
+  options: { root?: string; timeoutMs?: number } = {},
+): Promise<{ status: number | null; output: string }> {
+  const root = resolve(options.root ?? '.');
+  const out = join(root, '.fleetward', 'package', `refused-${process.pid}-${Date.now()}`);
+  const child = spawn(
+    join(root, 'node_modules', '.bin', 'serverless'),
+    ['package', '--package', out, ...paramArgs(params)],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: options.timeoutMs ?? 120_000,
+      env: {
+        ...process.env,
+        SLS_TELEMETRY_DISABLED: '1',
+        SLS_NOTIFICATIONS_MODE: 'off',
+        AWS_EC2_METADATA_DISABLED: 'true',
+        FLEETWARD_CONFIG: params.config ?? EXAMPLE_CONFIG,
+      },
+    },
+  );
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const status = await new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  rmSync(out, { recursive: true, force: true });
+  return { status, output };
 }

@@ -132,6 +132,9 @@ export async function startSlackSink(options: SlackSinkOptions = {}): Promise<Sl
         case 'malformed':
           record(200, fault.kind);
           return answer(res, 200, 'o');
+        case 'deny':
+          record(403, fault.kind);
+          return answer(res, 403, 'invalid_token');
       }
     }
     let body: unknown;

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse, stringify } from 'yaml';
 import { startSandbox } from './index.ts';
-import { packageService } from './package.ts';
+import { HOME, packageService } from './package.ts';
 import { startSlackSink } from './slack-sink.ts';
 import { isPackageDir, startStack } from './stack.ts';
 
@@ -96,7 +96,7 @@ try {
   const [packaged, sandbox, sink] = await Promise.all([
     values.package
       ? Promise.resolve({ dir: values.package, status: 0, output: '', reused: true })
-      : packageService(),
+      : packageService(HOME),
     startSandbox({ clusters, dir: join(dir, 'sandbox') }),
     startSlackSink({ rateLimit: false }),
   ]);

@@ -1,0 +1,630 @@
+/**
+ * What `serverless package` deploys, generated from the function catalogue (functions.ts), the
+ * provider permission grants (shared/clouds/grants.ts) and the validated fleet config:
+ * - the functions of one deployment role (`home`, or `regional` for one jurisdiction);
+ * - one least-privilege IAM role per function;
+ * - each worker's queue, dead-letter queue and alarms, each function's error alarm and each
+ *   scheduled function's heartbeat alarm;
+ * - the AppConfig application, environment, profile (validated by the config's JSON Schema),
+ *   hosted version and deployment that carry `fleet.yaml` to the functions;
+ * - reserved concurrency on the internet-facing endpoints.
+ *
+ * Pure functions over plain data: the local plugin (fleetward-plugin.cjs) feeds them the
+ * resolved serverless.yml and applies the result; the unit tests call them directly.
+ * Only deploy-time tools and tests import this module, never a Lambda handler.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { PermissionGrant } from '../clouds/permissions.ts';
+import { FleetConfig } from '../config/schema.ts';
+import { FleetwardError } from '../runtime/errors.ts';
+import type { DeploymentRole, FunctionSpec } from './functions.ts';
+
+/** A deployment cannot be generated as asked (bad role parameters, a catalogue mismatch, a rule broken). */
+export class DeployConfigError extends FleetwardError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DeployConfigError';
+  }
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: CloudFormation fragments are untyped JSON
+type Json = any;
+export type Resources = Record<string, { Type: string; Properties: Record<string, Json>; [k: string]: Json }>;
+
+export interface Statement {
+  Effect: 'Allow';
+  Action: string[];
+  Resource: Json[];
+}
+
+/** A function as the resolved serverless.yml declares it (the parts the generator reads). */
+export interface SlsFunction {
+  name?: string;
+  timeout?: number;
+  events?: Json[];
+  environment?: Record<string, Json>;
+  destinations?: { onFailure?: { type?: string; arn?: Json } };
+  role?: string;
+  reservedConcurrency?: number;
+}
+
+export interface DeployParams {
+  role: string;
+  /** The jurisdiction id of a regional deployment; empty for home. */
+  jurisdiction: string;
+}
+
+/** The AppConfig names the functions read their config by (`FLEETWARD_APPCONFIG_*`). */
+export interface AppConfigNames {
+  application: string;
+  environment: string;
+  profile: string;
+}
+
+export interface DeployInput {
+  service: string;
+  stage: string;
+  region: string;
+  params: DeployParams;
+  /** The validated config (for jurisdictions, accounts, evidence buckets). */
+  config: FleetConfig;
+  /** The config file as written (parsed YAML), uploaded to AppConfig as JSON. */
+  rawConfig: unknown;
+  functions: Record<string, SlsFunction>;
+  catalogue: readonly FunctionSpec[];
+  grants: readonly PermissionGrant[];
+  /** Reserved concurrency of each internet-facing function. */
+  endpointConcurrency: number;
+  /** A queue whose oldest item is older than this alarms. */
+  queueAgeAlarmSeconds: number;
+}
+
+export interface DeployPlan {
+  role: DeploymentRole;
+  jurisdiction: string | undefined;
+  /** Functions of the other role: removed from the service. */
+  drop: string[];
+  /** What to set on each deployed function. */
+  functions: Record<
+    string,
+    { role: string; environment: Record<string, Json>; reservedConcurrency?: number }
+  >;
+  /** Generated resources, added to the template. */
+  resources: Resources;
+  /** Variables every function gets. */
+  environment: Record<string, string>;
+  statements: Record<string, Statement[]>;
+}
+
+/** `backup-clusters` -> `BackupClusters`. */
+export function pascal(name: string): string {
+  return name
+    .split('-')
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join('');
+}
+
+/** The framework's logical id of a function (`backup-clusters` -> `BackupDashclustersLambdaFunction`). */
+export function lambdaLogicalId(name: string): string {
+  const normalized = name.replace(/-/g, 'Dash').replace(/_/g, 'Underscore');
+  return `${normalized.charAt(0).toUpperCase()}${normalized.slice(1)}LambdaFunction`;
+}
+
+/** `backup-clusters` -> `FLEETWARD_QUEUE_BACKUP_CLUSTERS` (shared/runtime/dispatch.ts reads it). */
+export function queueVariable(job: string): string {
+  return `FLEETWARD_QUEUE_${job.toUpperCase().replace(/-/g, '_')}`;
+}
+
+const ROLE_NAME_MAX = 64;
+
+/**
+ * The IAM role name of a function: `fleetward-<stage>-<region>-<function>` (member-account
+ * reader roles trust `role/fleetward-*`). Longer than IAM's 64 characters: cut, and the last
+ * 9 characters replaced by `-` and 8 hex digits of the full name's SHA-256, so names stay unique.
+ */
+export function roleName(stage: string, region: string, fn: string): string {
+  const full = `fleetward-${stage}-${region}-${fn}`;
+  if (full.length <= ROLE_NAME_MAX) return full;
+  const hash = createHash('sha256').update(full).digest('hex').slice(0, 8);
+  return `${full.slice(0, ROLE_NAME_MAX - 9)}-${hash}`;
+}
+
+/**
+ * Checks the role parameters against the config: `home` takes no jurisdiction, `regional`
+ * needs one the config defines.
+ */
+export function checkParams(
+  params: DeployParams,
+  config: FleetConfig,
+): { role: DeploymentRole; jurisdiction?: string } {
+  if (params.role === 'home') {
+    if (params.jurisdiction) {
+      throw new DeployConfigError(
+        `param jurisdiction: the home role serves every jurisdiction and takes none (got "${params.jurisdiction}")`,
+      );
+    }
+    return { role: 'home' };
+  }
+  if (params.role === 'regional') {
+    const known = Object.keys(config.jurisdictions);
+    if (!params.jurisdiction) {
+      throw new DeployConfigError(
+        `param jurisdiction: the regional role needs --param jurisdiction=<id> (one of: ${known.join(', ')})`,
+      );
+    }
+    if (!known.includes(params.jurisdiction)) {
+      throw new DeployConfigError(
+        `param jurisdiction: "${params.jurisdiction}" is not a jurisdiction of the config (one of: ${known.join(', ')})`,
+      );
+    }
+    return { role: 'regional', jurisdiction: params.jurisdiction };
+  }
+  throw new DeployConfigError(`param role: expected home or regional (got "${params.role}")`);
+}
+
+/**
+ * The functions a role deploys. Every serverless.yml function needs a catalogue entry and
+ * every entry a serverless.yml function, so nothing is deployed without a generated role.
+ */
+export function selectFunctions(
+  names: readonly string[],
+  catalogue: readonly FunctionSpec[],
+  role: DeploymentRole,
+): { keep: string[]; drop: string[] } {
+  const listed = new Set(catalogue.map((f) => f.name));
+  const unlisted = names.filter((n) => !listed.has(n));
+  if (unlisted.length > 0) {
+    throw new DeployConfigError(
+      `functions ${unlisted.join(', ')}: not in shared/deploy/functions.ts (FUNCTIONS), so no role can be generated`,
+    );
+  }
+  const missing = catalogue.filter((f) => !names.includes(f.name)).map((f) => f.name);
+  if (missing.length > 0) {
+    throw new DeployConfigError(`FUNCTIONS ${missing.join(', ')}: no such function in serverless.yml`);
+  }
+  const keep = names.filter((n) => catalogue.find((f) => f.name === n)!.roles.includes(role));
+  return { keep, drop: names.filter((n) => !keep.includes(n)) };
+}
+
+/** `{ "Fn::GetAtt": ["X", "Arn"] }` or `!GetAtt X.Arn` -> `X`. */
+function getAttTarget(value: Json): string | undefined {
+  const att = value?.['Fn::GetAtt'];
+  if (Array.isArray(att)) return String(att[0]);
+  if (typeof att === 'string') return att.split('.')[0];
+  return undefined;
+}
+
+/** The queue a worker consumes (its `sqs` event), as a logical id. */
+export function consumedQueue(fn: SlsFunction): string | undefined {
+  for (const event of fn.events ?? []) {
+    if (event?.sqs) return getAttTarget(event.sqs.arn ?? event.sqs);
+  }
+  return undefined;
+}
+
+const sub = (text: string) => ({ 'Fn::Sub': text });
+
+/** The evidence buckets (AWS) of the jurisdictions a deployment serves. */
+export function evidenceBuckets(config: FleetConfig, jurisdiction: string | undefined): string[] {
+  const ids = jurisdiction === undefined ? Object.keys(config.jurisdictions) : [jurisdiction];
+  return [...new Set(ids.flatMap((id) => config.jurisdictions[id]?.evidence?.aws?.bucket ?? []))].sort();
+}
+
+/** The reader roles Fleetward assumes in member accounts: the config's `roleArn`s. */
+export function readerRoles(config: FleetConfig): string[] {
+  return [...new Set((config.clouds.aws?.accounts ?? []).map((a) => a.roleArn))].sort();
+}
+
+/** Object keys the functions write and read in an evidence bucket (shared/audit, shared/jobs/snapshot.ts). */
+const EVIDENCE_PREFIXES = ['audit', 'snapshots'];
+
+interface PolicyContext {
+  config: FleetConfig;
+  jurisdiction: string | undefined;
+  fnName: string;
+  fn: SlsFunction;
+  spec: FunctionSpec;
+  appConfigArn: Json;
+}
+
+/** The resources of one AWS action held by a function, by the resource the action works on. */
+function resourcesOf(action: string, ctx: PolicyContext): Json[] {
+  const [service, operation = ''] = action.split(':');
+  switch (service) {
+    case 'dynamodb':
+      return [{ 'Fn::GetAtt': ['StateTable', 'Arn'] }];
+    case 'sqs':
+      if (operation !== 'SendMessage') break;
+      return (ctx.spec.sendsTo ?? []).map((job) => ({ 'Fn::GetAtt': [`${pascal(job)}Queue`, 'Arn'] }));
+    case 'ssm':
+      return [sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/fleetward/*`)];
+    case 'secretsmanager':
+      return [
+        sub(`arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:fleetward/*`),
+      ];
+    case 'appconfig':
+      return [ctx.appConfigArn];
+    case 's3': {
+      const buckets = evidenceBuckets(ctx.config, ctx.jurisdiction);
+      // Object actions (PutObject, GetObjectVersion) on the keys; bucket actions on the bucket.
+      if (/Object/.test(operation) && !/Bucket/.test(operation)) {
+        return buckets.flatMap((b) =>
+          EVIDENCE_PREFIXES.map((p) => sub(`arn:\${AWS::Partition}:s3:::${b}/${p}/*`)),
+        );
+      }
+      return buckets.map((b) => sub(`arn:\${AWS::Partition}:s3:::${b}`));
+    }
+    case 'sts':
+      // GetWebIdentityToken takes no resource (IAM outbound identity federation).
+      if (operation === 'GetWebIdentityToken') return ['*'];
+      if (operation === 'AssumeRole') return readerRoles(ctx.config);
+      break;
+  }
+  throw new DeployConfigError(
+    `${ctx.fnName}: no resource rule for ${action} in shared/deploy/generate.ts; add one before granting it`,
+  );
+}
+
+/** Actions an internet-facing function must never hold. */
+const FORBIDDEN_ON_ENDPOINTS = [/^sts:AssumeRole/, /^s3:(Put|Delete|Restore)/];
+
+/** Throws when an internet-facing function's statements hold a forbidden action. */
+export function assertEndpointPolicy(spec: FunctionSpec, statements: readonly Statement[]): void {
+  if (!spec.internetFacing) return;
+  const bad = statements
+    .flatMap((s) => s.Action)
+    .filter((a) => FORBIDDEN_ON_ENDPOINTS.some((re) => re.test(a)));
+  if (bad.length > 0) {
+    throw new DeployConfigError(
+      `${spec.name}: internet-facing functions never hold ${[...new Set(bad)].join(', ')}`,
+    );
+  }
+}
+
+/**
+ * One function's IAM statements: the `function`-holder AWS grants of its capabilities on their
+ * real resources, `sts:AssumeRole` on the reader roles only when a capability needs a member
+ * account, its own queue (workers), its failure destination and its own log group.
+ */
+export function functionStatements(ctx: PolicyContext, grants: readonly PermissionGrant[]): Statement[] {
+  const { spec, fn } = ctx;
+  const mine = grants.filter((g) => g.provider === 'aws' && spec.capabilities.includes(g.capability));
+  const actions = [...new Set(mine.filter((g) => g.holder === 'function').map((g) => g.permission))];
+  if (mine.some((g) => g.holder === 'member') && !actions.includes('sts:AssumeRole')) {
+    actions.push('sts:AssumeRole');
+  }
+  if (spec.capabilities.includes('queue-send') !== (spec.sendsTo?.length ?? 0) > 0) {
+    throw new DeployConfigError(
+      `${spec.name}: the queue-send capability and sendsTo (the queues it sends to) go together`,
+    );
+  }
+  // One statement per distinct resource list, actions sorted: a stable, readable policy.
+  const byResource = new Map<string, Statement>();
+  const add = (action: string, resources: Json[]) => {
+    if (resources.length === 0) return;
+    const key = JSON.stringify(resources);
+    const statement = byResource.get(key) ?? { Effect: 'Allow' as const, Action: [], Resource: resources };
+    if (!statement.Action.includes(action)) statement.Action.push(action);
+    byResource.set(key, statement);
+  };
+  for (const action of actions.sort()) add(action, resourcesOf(action, ctx));
+  const queue = consumedQueue(fn);
+  if (queue) {
+    for (const a of ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage']) {
+      add(a, [{ 'Fn::GetAtt': [queue, 'Arn'] }]);
+    }
+  }
+  const destination = fn.destinations?.onFailure;
+  if (destination?.arn !== undefined) {
+    if (destination.type !== 'sqs') {
+      throw new DeployConfigError(`${spec.name}: only sqs failure destinations get a generated grant`);
+    }
+    add('sqs:SendMessage', [destination.arn]);
+  }
+  const logGroup = `/aws/lambda/${fn.name ?? spec.name}`;
+  for (const a of ['logs:CreateLogStream', 'logs:PutLogEvents']) {
+    add(a, [sub(`arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:${logGroup}:*`)]);
+  }
+  const statements = [...byResource.values()];
+  for (const s of statements) s.Action.sort();
+  assertEndpointPolicy(spec, statements);
+  return statements;
+}
+
+const alarm = (properties: Record<string, Json>) => ({
+  Type: 'AWS::CloudWatch::Alarm',
+  Properties: {
+    Period: 300,
+    EvaluationPeriods: 1,
+    Threshold: 0,
+    ComparisonOperator: 'GreaterThanThreshold',
+    TreatMissingData: 'notBreaching',
+    ...properties,
+  },
+});
+
+const lambdaAlarm = (fn: string, metric: 'Errors' | 'Throttles', what: string) =>
+  alarm({
+    AlarmDescription: `The ${fn} function ${what}`,
+    Namespace: 'AWS/Lambda',
+    MetricName: metric,
+    Dimensions: [{ Name: 'FunctionName', Value: { Ref: lambdaLogicalId(fn) } }],
+    Statistic: 'Sum',
+  });
+
+const UNIT_SECONDS: Record<string, number> = { minute: 60, hour: 3600, day: 86400 };
+
+/** The interval of a schedule expression in seconds: `rate(...)`, or a daily or hourly `cron(...)`. */
+export function scheduleSeconds(expression: string): number {
+  const rate = /^rate\((\d+) (minute|hour|day)s?\)$/.exec(expression);
+  if (rate) return Number(rate[1]) * UNIT_SECONDS[rate[2]!]!;
+  const cron = /^cron\((\S+) (\S+) \* \* \? \*\)$/.exec(expression);
+  if (cron && /^\d+$/.test(cron[1]!)) return /^\d+$/.test(cron[2]!) ? 86400 : cron[2] === '*' ? 3600 : 0;
+  throw new DeployConfigError(
+    `schedule "${expression}": no heartbeat interval for it (rate, daily or hourly cron expected)`,
+  );
+}
+
+/** The per-function alarms, and each worker's queue, dead-letter queue and queue alarms. */
+export function functionResources(
+  name: string,
+  fn: SlsFunction,
+  naming: { service: string; stage: string; queueAgeAlarmSeconds: number },
+): Resources {
+  const resources: Resources = {
+    [`${pascal(name)}ErrorsAlarm`]: lambdaAlarm(name, 'Errors', 'failed'),
+  };
+  for (const event of fn.events ?? []) {
+    const schedule = event?.schedule;
+    if (!schedule) continue;
+    const expression = [].concat(schedule.rate ?? schedule)[0] as unknown as string;
+    const seconds = scheduleSeconds(expression);
+    resources[`${pascal(name)}HeartbeatAlarm`] = {
+      Type: 'AWS::CloudWatch::Alarm',
+      Properties: {
+        AlarmDescription: `${name} has not run successfully for twice its interval (${seconds} s)`,
+        Namespace: 'Fleetward',
+        MetricName: 'RunSucceeded',
+        Dimensions: [
+          { Name: 'service', Value: name },
+          { Name: 'job', Value: name },
+        ],
+        Statistic: 'Sum',
+        Period: seconds,
+        EvaluationPeriods: 2,
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'breaching',
+      },
+    };
+  }
+  const queue = consumedQueue(fn);
+  if (queue) {
+    const job = name.replace(/-worker$/, '');
+    const expected = `${pascal(job)}Queue`;
+    if (queue !== expected) {
+      throw new DeployConfigError(`${name}: a worker consumes its job's queue ${expected} (got ${queue})`);
+    }
+    const base = `${naming.service}-${naming.stage}-${job}`;
+    const dlq = `${pascal(job)}DeadLetterQueue`;
+    const queueAlarm = (
+      id: string,
+      metric: string,
+      statistic: string,
+      description: string,
+      threshold: Json,
+    ) =>
+      alarm({
+        AlarmDescription: description,
+        Namespace: 'AWS/SQS',
+        MetricName: metric,
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [id, 'QueueName'] } }],
+        Statistic: statistic,
+        Threshold: threshold,
+      });
+    Object.assign(resources, {
+      [dlq]: {
+        Type: 'AWS::SQS::Queue',
+        Properties: { QueueName: `${base}-dlq`, SqsManagedSseEnabled: true, MessageRetentionPeriod: 1209600 },
+      },
+      [expected]: {
+        Type: 'AWS::SQS::Queue',
+        Properties: {
+          QueueName: base,
+          SqsManagedSseEnabled: true,
+          // At least 6x the worker's timeout, as AWS advises for Lambda event sources.
+          VisibilityTimeout: 6 * (fn.timeout ?? 6),
+          RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlq, 'Arn'] }, maxReceiveCount: 3 },
+        },
+      },
+      [`${pascal(job)}DeadLetterAlarm`]: queueAlarm(
+        dlq,
+        'ApproximateNumberOfMessagesVisible',
+        'Maximum',
+        `Items of the ${job} queue failed 3 times and wait in its dead-letter queue`,
+        0,
+      ),
+      [`${pascal(job)}QueueAgeAlarm`]: queueAlarm(
+        expected,
+        'ApproximateAgeOfOldestMessage',
+        'Maximum',
+        `The oldest item of the ${job} queue waits longer than ${naming.queueAgeAlarmSeconds} s`,
+        naming.queueAgeAlarmSeconds,
+      ),
+      [`${pascal(name)}ThrottlesAlarm`]: lambdaAlarm(name, 'Throttles', 'was throttled'),
+    });
+  }
+  return resources;
+}
+
+/**
+ * The JSON Schema AppConfig validates the config with: the schema `fleetward config schema`
+ * exports (shared/config/load.ts), in draft 4, the only draft AppConfig's JSON_SCHEMA
+ * validator reads.
+ */
+export function appConfigSchema(): Record<string, unknown> {
+  return {
+    title: 'Fleetward fleet.yaml',
+    ...z.toJSONSchema(FleetConfig, { io: 'input', unrepresentable: 'any', target: 'draft-04' }),
+  };
+}
+
+/** AppConfig's limit on a validator's content. */
+const VALIDATOR_MAX = 32768;
+
+/** The AppConfig resources carrying the config to the functions (hosted, deployed all at once). */
+export function appConfigResources(names: AppConfigNames, rawConfig: unknown): Resources {
+  const schema = JSON.stringify(appConfigSchema());
+  if (schema.length > VALIDATOR_MAX) {
+    throw new DeployConfigError(
+      `the config JSON Schema is ${schema.length} characters; AppConfig validators take ${VALIDATOR_MAX}`,
+    );
+  }
+  const app = { 'Fn::GetAtt': ['FleetConfigApplication', 'ApplicationId'] };
+  return {
+    FleetConfigApplication: {
+      Type: 'AWS::AppConfig::Application',
+      Properties: { Name: names.application, Description: 'Fleetward fleet.yaml' },
+    },
+    FleetConfigEnvironment: {
+      Type: 'AWS::AppConfig::Environment',
+      Properties: { ApplicationId: app, Name: names.environment },
+    },
+    FleetConfigProfile: {
+      Type: 'AWS::AppConfig::ConfigurationProfile',
+      Properties: {
+        ApplicationId: app,
+        Name: names.profile,
+        LocationUri: 'hosted',
+        Type: 'AWS.Freeform',
+        Validators: [{ Type: 'JSON_SCHEMA', Content: schema }],
+      },
+    },
+    FleetConfigVersion: {
+      Type: 'AWS::AppConfig::HostedConfigurationVersion',
+      // A new version per content; the old one stays (a rollback target), as AppConfig keeps versions.
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: {
+        ApplicationId: app,
+        ConfigurationProfileId: { 'Fn::GetAtt': ['FleetConfigProfile', 'ConfigurationProfileId'] },
+        // The JSON_SCHEMA validator reads JSON: the validated fleet.yaml goes up as JSON.
+        ContentType: 'application/json',
+        Content: JSON.stringify(rawConfig),
+      },
+    },
+    FleetConfigDeployment: {
+      Type: 'AWS::AppConfig::Deployment',
+      Properties: {
+        ApplicationId: app,
+        EnvironmentId: { 'Fn::GetAtt': ['FleetConfigEnvironment', 'EnvironmentId'] },
+        ConfigurationProfileId: { 'Fn::GetAtt': ['FleetConfigProfile', 'ConfigurationProfileId'] },
+        ConfigurationVersion: { Ref: 'FleetConfigVersion' },
+        DeploymentStrategyId: 'AppConfig.AllAtOnce',
+      },
+    },
+  };
+}
+
+/** The ARN of the one configuration profile the functions may read. */
+function appConfigArn(): Json {
+  return {
+    'Fn::Sub': [
+      `arn:\${AWS::Partition}:appconfig:\${AWS::Region}:\${AWS::AccountId}:application/\${App}/environment/\${Env}/configuration/\${Profile}`,
+      {
+        App: { 'Fn::GetAtt': ['FleetConfigApplication', 'ApplicationId'] },
+        Env: { 'Fn::GetAtt': ['FleetConfigEnvironment', 'EnvironmentId'] },
+        Profile: { 'Fn::GetAtt': ['FleetConfigProfile', 'ConfigurationProfileId'] },
+      },
+    ],
+  };
+}
+
+/** The AppConfig names of a deployment: one application per stage and role (and jurisdiction). */
+export function appConfigNames(stage: string, role: DeploymentRole, jurisdiction?: string): AppConfigNames {
+  return {
+    application: ['fleetward', stage, role, jurisdiction].filter(Boolean).join('-'),
+    environment: stage,
+    profile: 'fleet',
+  };
+}
+
+const LAMBDA_TRUST = {
+  Version: '2012-10-17',
+  Statement: [
+    { Effect: 'Allow', Principal: { Service: ['lambda.amazonaws.com'] }, Action: ['sts:AssumeRole'] },
+  ],
+};
+
+/** Everything the plugin applies to one `serverless package`. */
+export function planDeployment(input: DeployInput): DeployPlan {
+  const { role, jurisdiction } = checkParams(input.params, input.config);
+  const { keep, drop } = selectFunctions(Object.keys(input.functions), input.catalogue, role);
+  const names = appConfigNames(input.stage, role, jurisdiction);
+  const resources: Resources = { ...appConfigResources(names, input.rawConfig) };
+  const plan: DeployPlan = {
+    role,
+    jurisdiction,
+    drop,
+    functions: {},
+    resources,
+    environment: {
+      FLEETWARD_APPCONFIG_APPLICATION: names.application,
+      FLEETWARD_APPCONFIG_ENVIRONMENT: names.environment,
+      FLEETWARD_APPCONFIG_PROFILE: names.profile,
+    },
+    statements: {},
+  };
+  const deployedQueues = new Set<string>();
+  for (const name of keep) {
+    const fn = input.functions[name]!;
+    Object.assign(resources, functionResources(name, fn, input));
+    const queue = consumedQueue(fn);
+    if (queue) deployedQueues.add(queue);
+  }
+  for (const name of keep) {
+    const fn = input.functions[name]!;
+    const spec = input.catalogue.find((f) => f.name === name)!;
+    for (const job of spec.sendsTo ?? []) {
+      if (!deployedQueues.has(`${pascal(job)}Queue`)) {
+        throw new DeployConfigError(
+          `${name}: sends to the ${job} queue, but no ${job}-worker is deployed in the ${role} role`,
+        );
+      }
+    }
+    const statements = functionStatements(
+      { config: input.config, jurisdiction, fnName: name, fn, spec, appConfigArn: appConfigArn() },
+      input.grants,
+    );
+    plan.statements[name] = statements;
+    const roleId = `${pascal(name)}Role`;
+    resources[roleId] = {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        RoleName: roleName(input.stage, input.region, name),
+        AssumeRolePolicyDocument: LAMBDA_TRUST,
+        Policies: [{ PolicyName: name, PolicyDocument: { Version: '2012-10-17', Statement: statements } }],
+      },
+    };
+    plan.functions[name] = {
+      role: roleId,
+      environment: Object.fromEntries(
+        (spec.sendsTo ?? []).map((job) => [queueVariable(job), { Ref: `${pascal(job)}Queue` }]),
+      ),
+      ...(spec.internetFacing && { reservedConcurrency: input.endpointConcurrency }),
+    };
+  }
+  const senders = new Set(
+    keep
+      .flatMap((n) => input.catalogue.find((f) => f.name === n)!.sendsTo ?? [])
+      .map((j) => `${pascal(j)}Queue`),
+  );
+  const idle = [...deployedQueues].filter((q) => !senders.has(q));
+  if (idle.length > 0) {
+    throw new DeployConfigError(
+      `queues ${idle.join(', ')}: no deployed function sends to them (FUNCTIONS sendsTo)`,
+    );
+  }
+  return plan;
+}
