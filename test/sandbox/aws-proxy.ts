@@ -101,8 +101,8 @@ interface Route {
 }
 
 const SEG = '([^/]+)';
-const route = (method: string, path: string, operation: string): Route => ({
-  service: 'eks',
+const route = (method: string, path: string, operation: string, service = 'eks'): Route => ({
+  service,
   method,
   // `{x}` is one path segment; `{arn+}` is the rest of the path (tags take an ARN with slashes).
   pattern: new RegExp(`^${path.replaceAll('{arn+}', '(.+)').replace(/\{\w+\}/g, SEG)}$`),
@@ -144,6 +144,12 @@ export const EKS_ROUTES: readonly Route[] = [
   route('GET', '/tags/{arn+}', 'ListTagsForResource'),
   route('POST', '/tags/{arn+}', 'TagResource'),
   route('DELETE', '/tags/{arn+}', 'UntagResource'),
+];
+
+/** The AppConfig data plane's REST routes (appconfigdata 2021-11-11, signing name `appconfig`); see `appconfig-fake.ts`. */
+export const APPCONFIGDATA_ROUTES: readonly Route[] = [
+  route('POST', '/configurationsessions', 'StartConfigurationSession', 'appconfig'),
+  route('GET', '/configuration', 'GetLatestConfiguration', 'appconfig'),
 ];
 
 type Protocol = 'rest-json' | 'json' | 'query' | 'ec2' | 'rpc-v2';
@@ -208,7 +214,7 @@ export function classifyAwsRequest(
   const rpc = parsed.pathname.match(/^\/service\/[^/]+\/operation\/([^/]+)$/);
   if (rpc?.[1]) return { ...base, protocol: 'rpc-v2', operation: rpc[1] };
 
-  for (const r of EKS_ROUTES) {
+  for (const r of [...EKS_ROUTES, ...APPCONFIGDATA_ROUTES]) {
     if (r.method !== method || (scope.service && scope.service !== r.service)) continue;
     const match = parsed.pathname.match(r.pattern);
     if (!match) continue;
