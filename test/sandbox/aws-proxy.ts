@@ -41,6 +41,8 @@ export interface AwsRequestInfo extends RequestInfo {
   resource?: string;
   /** The access key id the request was signed with (never the secret). */
   accessKeyId?: string;
+  /** The `x-amz-expected-bucket-owner` header of an S3 request (moto ignores it; tests read it here). */
+  expectedBucketOwner?: string;
 }
 
 /** A buffered request as an override handler sees it. */
@@ -419,6 +421,9 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       ...(cls.service ? { service: cls.service } : {}),
       ...(cls.resource ? { resource: cls.resource } : {}),
       ...(cls.accessKeyId ? { accessKeyId: cls.accessKeyId } : {}),
+      ...(header(req.headers, 'x-amz-expected-bucket-owner')
+        ? { expectedBucketOwner: header(req.headers, 'x-amz-expected-bucket-owner') }
+        : {}),
       at,
     };
     log.record(info);
