@@ -22,7 +22,7 @@
  *   to an older config or to the packaged file: a deployment that was meant to change the config
  *   must not run silently on the old one.
  */
-import { AppConfigProvider } from '@aws-lambda-powertools/parameters/appconfig';
+import type { AppConfigProvider } from '@aws-lambda-powertools/parameters/appconfig';
 import type { Log } from '../ports.ts';
 import { ConfigError, errorInfo } from '../runtime/errors.ts';
 import { loadConfig, parseConfigText } from './load.ts';
@@ -148,9 +148,16 @@ export function createConfigSource(options: ConfigSourceOptions): ConfigSource {
   const maxAge = options.maxAgeSeconds ?? DEFAULT_CONFIG_MAX_AGE_SECONDS;
   const name = appConfigName(appConfig);
   const target = { application: appConfig.application, environment: appConfig.environment };
-  const provider = options.client
-    ? new AppConfigProvider({ ...target, awsSdkV3Client: options.client })
-    : new AppConfigProvider({ ...target, clientConfig: APPCONFIG_CLIENT_CONFIG });
+  // Imported on first use: a function without AppConfig never loads the provider or its client.
+  let provider: Promise<AppConfigProvider> | undefined;
+  const providerOf = () => {
+    provider ??= import('@aws-lambda-powertools/parameters/appconfig').then(({ AppConfigProvider }) =>
+      options.client
+        ? new AppConfigProvider({ ...target, awsSdkV3Client: options.client })
+        : new AppConfigProvider({ ...target, clientConfig: APPCONFIG_CLIENT_CONFIG }),
+    );
+    return provider;
+  };
   const pollInterval = Math.min(Math.max(maxAge, MIN_CONFIG_MAX_AGE_SECONDS), MAX_POLL_INTERVAL_SECONDS);
   /** The last valid config, and the bytes it was parsed from (Powertools answers the same bytes until a new version arrives). */
   let current: { config: FleetConfig; raw?: Uint8Array } | undefined;
@@ -164,7 +171,9 @@ export function createConfigSource(options: ConfigSourceOptions): ConfigSource {
     if (current && !invalid && now() < retryAt) return current.config;
     let raw: Uint8Array | undefined;
     try {
-      raw = (await provider.get(appConfig!.profile, {
+      raw = (await (
+        await providerOf()
+      ).get(appConfig!.profile, {
         maxAge,
         sdkOptions: { RequiredMinimumPollIntervalInSeconds: pollInterval },
       })) as Uint8Array | undefined;

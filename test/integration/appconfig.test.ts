@@ -214,6 +214,20 @@ describe('deployed config from appconfig', () => {
       'surprise',
     ]);
     expect(again).toBeInstanceOf(ConfigError);
+
+    // Act: AppConfig then becomes unreachable; the valid config fetched before is still not used.
+    proxy.faults.add({ operation: 'GetLatestConfiguration', fault: { kind: 'error', status: 503 } });
+    await new Promise((r) => setTimeout(r, 2_100));
+    proxy.log.clear();
+    const unreachable = await source.get().catch((e: unknown) => e);
+    proxy.faults.clear();
+
+    // Assess
+    expect(proxy.requests().map((r) => [r.operation, r.fault])).toEqual([
+      ['GetLatestConfiguration', 'error'],
+    ]);
+    expect(unreachable).toBeInstanceOf(ConfigError);
+    expect((unreachable as ConfigError).issues).toEqual((error as ConfigError).issues);
     expect(records.find((r) => r.level === 'error')).toMatchObject({
       message: 'AppConfig config is invalid',
       data: { issues: expect.arrayContaining([expect.objectContaining({ path: 'surprise' })]) },
