@@ -34,13 +34,23 @@ function toIssues(error: z.ZodError): ConfigIssue[] {
   return issues;
 }
 
-/** Validates an already-parsed config object; throws `ConfigError` naming every bad field. */
-export function parseConfig(input: unknown, file?: string): FleetConfig {
+/** Where a config came from, when that is not a file whose directory its relative paths are in. */
+export interface ConfigOrigin {
+  /** The file its relative paths are relative to (default: the file named in errors). */
+  pathsRelativeTo?: string | undefined;
+}
+
+/**
+ * Validates an already-parsed config object; throws `ConfigError` naming every bad field.
+ * `file` names the source in errors; relative paths are resolved against its directory, or
+ * against `origin.pathsRelativeTo`'s when given (a config fetched from AppConfig).
+ */
+export function parseConfig(input: unknown, file?: string, origin: ConfigOrigin = {}): FleetConfig {
   const result = FleetConfig.safeParse(input);
   if (!result.success) throw new ConfigError(toIssues(result.error), file);
   const issues = residencyIssues(result.data);
   if (issues.length > 0) throw new ConfigError(issues, file);
-  return resolvePaths(result.data, file);
+  return resolvePaths(result.data, origin.pathsRelativeTo ?? file);
 }
 
 /**
@@ -152,8 +162,8 @@ function resolvePaths(config: FleetConfig, file: string | undefined): FleetConfi
   return config;
 }
 
-/** Parses YAML text; syntax errors become issues with line and column. */
-export function parseConfigText(text: string, file?: string): FleetConfig {
+/** Parses YAML (or JSON, which YAML reads too) text; syntax errors become issues with line and column. */
+export function parseConfigText(text: string, file?: string, origin: ConfigOrigin = {}): FleetConfig {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
@@ -164,7 +174,7 @@ export function parseConfigText(text: string, file?: string): FleetConfig {
       file,
     );
   }
-  return parseConfig(doc.toJS(), file);
+  return parseConfig(doc.toJS(), file, origin);
 }
 
 /** Reads and validates a config file. */

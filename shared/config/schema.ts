@@ -271,7 +271,17 @@ export const KubeconfigSource = z.strictObject({
 });
 
 export const EvidenceBuckets = z.strictObject({
-  aws: z.strictObject({ bucket: nonEmpty('a bucket name'), region: RegionName }).optional(),
+  aws: z
+    .strictObject({
+      bucket: nonEmpty('a bucket name'),
+      region: RegionName,
+      /** The account that owns the bucket, sent as `ExpectedBucketOwner` (default: the account of the function's own credentials). */
+      account: z
+        .string()
+        .regex(/^\d{12}$/, { error: 'expected a 12-digit AWS account id' })
+        .optional(),
+    })
+    .optional(),
   gcp: z.strictObject({ bucket: nonEmpty('a bucket name'), location: RegionName }).optional(),
   azure: z
     .strictObject({

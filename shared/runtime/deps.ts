@@ -14,12 +14,24 @@ import type { CloudId } from '../model.ts';
 import { type Log, type ProjectDirectory, systemClock } from '../ports.ts';
 import { Residency } from '../residency/index.ts';
 import { openStateStore } from '../state/index.ts';
+import { FleetwardError } from './errors.ts';
 
-/** The state store the config names; `FLEETWARD_STATE_TABLE` (set by the deployment) selects DynamoDB. */
+/**
+ * The state store the config names; `FLEETWARD_STATE_TABLE` (set by the deployment) selects
+ * DynamoDB in the function's own region (`AWS_REGION`, which Lambda always sets), so a regional
+ * deployment keeps its state in its jurisdiction's region. Without a region it refuses rather
+ * than guess one: a guessed region could lie outside the jurisdiction.
+ */
 export function stateConfig(config: FleetConfig, env: NodeJS.ProcessEnv = process.env): FleetConfig['state'] {
   const table = env.FLEETWARD_STATE_TABLE;
-  if (table) return { type: 'dynamodb', table, region: env.AWS_REGION ?? 'us-east-1' };
-  return config.state;
+  if (!table) return config.state;
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  if (!region) {
+    throw new FleetwardError(
+      'FLEETWARD_STATE_TABLE is set but AWS_REGION is not: the state table region is unknown',
+    );
+  }
+  return { type: 'dynamodb', table, region };
 }
 
 export async function discoverDeps(

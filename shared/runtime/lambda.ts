@@ -7,7 +7,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { loadConfig } from '../config/load.ts';
+import { type ConfigSource, configSourceFromEnv } from '../config/appconfig.ts';
 import type { FleetConfig } from '../config/schema.ts';
 import type { StateStore } from '../ports.ts';
 import { openStateStore } from '../state/index.ts';
@@ -43,15 +43,20 @@ export function lambdaHandler<TEvent = unknown, TResult = unknown>() {
   );
 }
 
-let config: Promise<FleetConfig> | undefined;
+let configSource: ConfigSource | undefined;
 
-/** The deployed fleet config (bundled file named by `FLEETWARD_CONFIG`), loaded once per container. */
+/**
+ * The deployed fleet config: from AWS AppConfig when `FLEETWARD_APPCONFIG_*` name it (cached for
+ * `FLEETWARD_CONFIG_MAX_AGE` seconds), else the bundled file named by `FLEETWARD_CONFIG`, loaded
+ * once per container. See `shared/config/appconfig.ts` for what happens when AppConfig fails.
+ */
 export function deployedConfig(): Promise<FleetConfig> {
-  config ??= loadConfig(process.env.FLEETWARD_CONFIG ?? 'fleet.yaml').catch((error) => {
-    config = undefined;
-    throw error;
-  });
-  return config;
+  try {
+    configSource ??= configSourceFromEnv(logger);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return configSource.get();
 }
 
 let heartbeatStore: Promise<StateStore> | undefined;

@@ -44,6 +44,8 @@ export interface AwsRequestInfo extends RequestInfo {
   resource?: string;
   /** The access key id the request was signed with (never the secret). */
   accessKeyId?: string;
+  /** The `x-amz-expected-bucket-owner` header of an S3 request (moto ignores it; tests read it here). */
+  expectedBucketOwner?: string;
 }
 
 /** A buffered request as an override handler sees it. */
@@ -110,8 +112,8 @@ interface Route {
 }
 
 const SEG = '([^/]+)';
-const route = (method: string, path: string, operation: string): Route => ({
-  service: 'eks',
+const route = (method: string, path: string, operation: string, service = 'eks'): Route => ({
+  service,
   method,
   // `{x}` is one path segment; `{arn+}` is the rest of the path (tags take an ARN with slashes).
   pattern: new RegExp(`^${path.replaceAll('{arn+}', '(.+)').replace(/\{\w+\}/g, SEG)}$`),
@@ -153,6 +155,12 @@ export const EKS_ROUTES: readonly Route[] = [
   route('GET', '/tags/{arn+}', 'ListTagsForResource'),
   route('POST', '/tags/{arn+}', 'TagResource'),
   route('DELETE', '/tags/{arn+}', 'UntagResource'),
+];
+
+/** The AppConfig data plane's REST routes (appconfigdata 2021-11-11, signing name `appconfig`); see `appconfig-fake.ts`. */
+export const APPCONFIGDATA_ROUTES: readonly Route[] = [
+  route('POST', '/configurationsessions', 'StartConfigurationSession', 'appconfig'),
+  route('GET', '/configuration', 'GetLatestConfiguration', 'appconfig'),
 ];
 
 type Protocol = 'rest-json' | 'json' | 'query' | 'ec2' | 'rpc-v2' | 'rest-xml';
@@ -220,7 +228,7 @@ export function classifyAwsRequest(
   const s3 = scope.service === 's3' ? s3Operation(method, parsed, headers) : undefined;
   if (s3) return { ...base, protocol: 'rest-xml', operation: s3 };
 
-  for (const r of EKS_ROUTES) {
+  for (const r of [...EKS_ROUTES, ...APPCONFIGDATA_ROUTES]) {
     if (r.method !== method || (scope.service && scope.service !== r.service)) continue;
     const match = parsed.pathname.match(r.pattern);
     if (!match) continue;
@@ -478,6 +486,9 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       ...(cls.service ? { service: cls.service } : {}),
       ...(cls.resource ? { resource: cls.resource } : {}),
       ...(cls.accessKeyId ? { accessKeyId: cls.accessKeyId } : {}),
+      ...(header(req.headers, 'x-amz-expected-bucket-owner')
+        ? { expectedBucketOwner: header(req.headers, 'x-amz-expected-bucket-owner') }
+        : {}),
       at,
     };
     log.record(info);

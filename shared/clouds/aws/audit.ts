@@ -13,7 +13,8 @@
  *   cluster's.
  *
  * Archive store ({@link createS3ArchiveStore}): one evidence bucket, reached with the base
- * credentials (the bucket lives in the deployment's own account); conditional create
+ * credentials (the bucket lives in the deployment's own account, or the configured owner
+ * account), every call with `ExpectedBucketOwner`; conditional create
  * (`If-None-Match: *`) with the SHA-256 checksum S3 verifies, reads by version, and version
  * listings that show any overwrite.
  *
@@ -49,6 +50,7 @@ import {
   ObjectExistsError,
 } from '../../runtime/errors.ts';
 import type { AdapterContext } from '../context.ts';
+import { callerAccount, expectBucketOwner } from './bucket-owner.ts';
 import { regionOfLocationConstraint } from './buckets.ts';
 import { baseCredentials, type Credentials, createRequestHandler } from './discovery.ts';
 import { caller, createRoleSessions } from './sessions.ts';
@@ -270,25 +272,31 @@ export function sha256HexToBase64(hex: string): string {
 /**
  * The S3 archive store of one evidence bucket (`id` `aws:<bucket>`), reached with the base
  * credentials (the profile of `config.credentials`, else the SDK's default chain: the Lambda
- * role) in the bucket's configured region.
+ * role) in the bucket's configured region. Every call sends `ExpectedBucketOwner`:
+ * `evidence.account`, else the account of those credentials (see `bucket-owner.ts`), so S3
+ * refuses a bucket of the same name owned by anyone else.
  */
 export function createS3ArchiveStore(
   config: AwsConfig,
-  evidence: { bucket: string; region: string },
+  evidence: { bucket: string; region: string; account?: string | undefined },
   ctx: AdapterContext,
 ): ArchiveStore {
   const { bucket, region } = evidence;
   const id = `aws:${bucket}`;
   const call = caller(createLimiter(config.concurrency));
   // One long-lived client (one keep-alive socket pool; idle sockets do not hold the process).
-  const s3 = new S3Client({
-    ...commonClientConfig(config),
-    ...baseCredentials(config),
-    requestHandler: createRequestHandler(config),
-    region,
-    forcePathStyle: config.endpoint !== undefined,
-    followRegionRedirects: true,
-  });
+  // Every call on it names the bucket's owner: the configured account, else the credentials' own.
+  const s3 = expectBucketOwner(
+    new S3Client({
+      ...commonClientConfig(config),
+      ...baseCredentials(config),
+      requestHandler: createRequestHandler(config),
+      region,
+      forcePathStyle: config.endpoint !== undefined,
+      followRegionRedirects: true,
+    }),
+    evidence.account ? async () => evidence.account! : () => callerAccount(config, region),
+  );
   let located: Promise<{ cloud: 'aws'; region: string }> | undefined;
 
   async function locate(signal: AbortSignal | undefined): Promise<{ cloud: 'aws'; region: string }> {
