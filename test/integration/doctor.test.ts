@@ -103,4 +103,38 @@ describe('fleetward doctor against the sandbox', () => {
       ]);
     }
   });
+
+  it.each([
+    ['logging:entries.list', 'audit logs readable', /^gcp /, 'logging.logEntries.list'],
+    [
+      'loganalytics:query',
+      'audit logs readable',
+      /^azure /,
+      'Microsoft.OperationalInsights/workspaces/query/read',
+    ],
+    [
+      'arm:blobContainers.get',
+      'evidence write-once and in jurisdiction',
+      /^evidence \w+ azure:/,
+      'Microsoft.Storage/storageAccounts/blobServices/containers/read',
+    ],
+    // GCS backup buckets are located with the same call: those clusters' Velero rows fail too.
+    [
+      'storage:buckets.get',
+      'evidence write-once and in jurisdiction|velero reachable',
+      /^(evidence \w+ gcs:|cluster gcp\/)/,
+      'storage.buckets.get',
+    ],
+  ])('with %s denied, the failing rows (%s) name the permission', async (call, check, target, permission) => {
+    const { code, json } = await deniedRun(call);
+
+    expect(code).toBe(1);
+    const failed = json.checks.filter((c) => c.status === 'fail');
+    expect(failed.filter((c) => c.check === check.split('|')[0]).length).toBeGreaterThan(0);
+    for (const c of failed) {
+      expect(c.check).toMatch(new RegExp(`^(${check})$`));
+      expect(c.target).toMatch(target);
+      expect(c.fix?.some((f) => f.startsWith(`grant ${permission} (`))).toBe(true);
+    }
+  });
 });
