@@ -17,6 +17,7 @@ import { ConfigError, FleetwardError, UsageError } from '../shared/runtime/error
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { AUDIT_HELP, cmdAudit } from './audit.ts';
 import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
+import { cmdDoctor, DOCTOR_HELP } from './doctor.ts';
 import { ensureInventory } from './inventory.ts';
 import { cmdOnboard, ONBOARD_HELP } from './onboard.ts';
 import { cmdSnapshot, SNAPSHOT_HELP } from './snapshot.ts';
@@ -38,6 +39,7 @@ Commands:
   audit collect|verify     archive control-plane audit logs write-once in-jurisdiction; verify the chains
   snapshot                 evaluate compliance controls; write and publish a snapshot per jurisdiction
   onboard <target>         print the roles, RBAC and evidence buckets Fleetward needs (aws|gcp|azure|kubernetes|evidence)
+  doctor                   check every scope's access (credentials, clusters, audit logs, evidence, Velero, Slack); name what to grant
   config validate [FILE]   check a fleet.yaml; names the path of every bad field (exit 2 when invalid)
   config schema            print the JSON Schema of fleet.yaml
 
@@ -55,6 +57,7 @@ const COMMAND_HELP: Record<string, string> = {
   tags: TAGS_HELP,
   snapshot: SNAPSHOT_HELP,
   onboard: ONBOARD_HELP,
+  doctor: DOCTOR_HELP,
   discover: `Usage: fleetward discover [--config FILE] [--json] [--log-level LEVEL]
 
 Lists the clusters of every configured AWS account and region, GCP project, Azure
@@ -298,6 +301,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   audit: cmdAudit,
   tags: cmdTags,
   snapshot: cmdSnapshot,
+  doctor: cmdDoctor,
   config: cmdConfig,
   onboard: cmdOnboard,
 };

@@ -37,7 +37,7 @@ const BACKUP_DELAY_MS = 4_000;
 /** Dependent kube calls per cluster in a backup pass: discovery, CRD/Deployment reads, BSL list, namespace list, create. */
 const BACKUP_CHAIN = 5;
 /** Requests the Velero simulator makes itself (writing backup files), left out of counts and bounds. */
-const SIMULATOR_WRITES = /^(gcp:objects\.insert|aws:s3:PUT |azure:blob)/;
+const SIMULATOR_WRITES = /^(gcp:objects\.insert|aws:PutObject$|azure:blob)/;
 
 export async function benchBackup(args: string[]): Promise<number> {
   const { values } = parseArgs({

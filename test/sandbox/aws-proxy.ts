@@ -9,7 +9,9 @@
  *   or `X-Amz-Credential` in a presigned query string);
  * - operation: `X-Amz-Target: Prefix.Operation` (JSON protocol), else `Action=` in the form body or query string
  *   (query protocol: STS, EC2, IAM...), else `/service/S/operation/Op` (Smithy RPC v2), else the REST route table
- *   (EKS), else `<service>:<METHOD> <path>`;
+ *   (EKS), else the S3 REST API (path-style `/bucket[/key]` and subresource: `GetBucketLocation`, `PutObject`...;
+ *   an override may also name one object as `s3:<METHOD> <path>`), else `<service>:<METHOD> <path>`;
+ * - `deny` faults answer 403 `AccessDenied` (query, EC2, S3) or `AccessDeniedException` (JSON protocols);
  * - scope (account id): for requests naming a role (`RoleArn=` of STS AssumeRole*), the role's account; otherwise the
  *   account of the access key id, learnt from every successful AssumeRole answer that passes through the proxy
  *   (moto maps assumed-role credentials to the role's account the same way) or given in `accounts`; `undefined` when
@@ -174,6 +176,8 @@ interface Classified {
   resource?: string;
   /** Account named by the request itself (RoleArn). */
   namedAccount?: string;
+  /** `<service>:<METHOD> <path>`, for S3 requests (named by operation): overrides may use it for one object. */
+  path?: string;
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -226,7 +230,7 @@ export function classifyAwsRequest(
   if (rpc?.[1]) return { ...base, protocol: 'rpc-v2', operation: rpc[1] };
 
   const s3 = scope.service === 's3' ? s3Operation(method, parsed, headers) : undefined;
-  if (s3) return { ...base, protocol: 'rest-xml', operation: s3 };
+  if (s3) return { ...base, protocol: 'rest-xml', operation: s3, path: `s3:${method} ${parsed.pathname}` };
 
   for (const r of [...EKS_ROUTES, ...APPCONFIGDATA_ROUTES]) {
     if (r.method !== method || (scope.service && scope.service !== r.service)) continue;
@@ -508,7 +512,7 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
         return;
       }
       if (fault && fault.kind !== 'malformed') return send(faultResponse(cls.protocol, fault, info));
-      const override = overrides.get(cls.operation);
+      const override = (cls.path && overrides.get(cls.path)) || overrides.get(cls.operation);
       const answer = override
         ? await override(proxied, {
             forward: (other?: Buffer) => forward(other === undefined ? proxied : { ...proxied, body: other }),
