@@ -14,6 +14,7 @@ import { PERMISSIONS as AWS_AUDIT } from './aws/audit.ts';
 import { PERMISSIONS as AWS_BUCKETS } from './aws/buckets.ts';
 import { PERMISSIONS as AWS_BUDGETS } from './aws/budgets.ts';
 import { PERMISSIONS as AWS_DISCOVERY } from './aws/discovery.ts';
+import { PERMISSIONS as AWS_IDENTITY } from './aws/identity.ts';
 import { PERMISSIONS as AWS_KUBE } from './aws/kube.ts';
 import { PERMISSIONS as AWS_QUEUE } from './aws/queue.ts';
 import { PERMISSIONS as AWS_SESSIONS } from './aws/sessions.ts';
@@ -25,10 +26,10 @@ import { PERMISSIONS as AZURE_DISCOVERY } from './azure/discovery.ts';
 import { PERMISSIONS as AZURE_KUBE } from './azure/kube.ts';
 import { PERMISSIONS as AZURE_TAGS } from './azure/tags.ts';
 import { PERMISSIONS as GCP_AUDIT } from './gcp/audit.ts';
-import { PERMISSIONS as GCP_AUTH } from './gcp/auth.ts';
 import { PERMISSIONS as GCP_BUCKETS } from './gcp/buckets.ts';
 import { PERMISSIONS as GCP_BUDGETS } from './gcp/budgets.ts';
 import { PERMISSIONS as GCP_DISCOVERY } from './gcp/discovery.ts';
+import { PERMISSIONS as GCP_FEDERATION } from './gcp/federation.ts';
 import { PERMISSIONS as GCP_KUBE } from './gcp/kube.ts';
 import { PERMISSIONS as GCP_PROJECTS } from './gcp/projects.ts';
 import { PERMISSIONS as GCP_TAGS } from './gcp/tags.ts';
@@ -60,6 +61,7 @@ const CONFIG: readonly PermissionGrant[] = [
 
 const ALL: readonly PermissionGrant[] = [
   ...AWS_SESSIONS,
+  ...AWS_IDENTITY,
   ...AWS_DISCOVERY,
   ...AWS_TAGS,
   ...AWS_BUDGETS,
@@ -67,8 +69,8 @@ const ALL: readonly PermissionGrant[] = [
   ...AWS_BUCKETS,
   ...AWS_QUEUE,
   ...AWS_KUBE,
-  ...GCP_AUTH,
   ...GCP_DISCOVERY,
+  ...GCP_FEDERATION,
   ...GCP_PROJECTS,
   ...GCP_TAGS,
   ...GCP_BUDGETS,

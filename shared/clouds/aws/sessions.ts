@@ -126,12 +126,4 @@ export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[]
     calls: ['sts:AssumeRole'],
     why: 'assume the reader role (roleArn, externalId) of each configured member account',
   })),
-  {
-    provider: 'aws',
-    holder: 'function',
-    capability: 'identity',
-    permission: 'sts:GetWebIdentityToken',
-    calls: ['sts:GetWebIdentityToken'],
-    why: 'mint the web identity token GCP workload identity federation and Azure federated credentials accept',
-  },
 ];

@@ -107,17 +107,3 @@ export function restBaseUrl(
   }
   return endpoint;
 }
-
-/**
- * Provider permissions of this module's calls (shared/clouds/permissions.ts).
- */
-export const PERMISSIONS: readonly import('../permissions.ts').PermissionGrant[] = [
-  {
-    provider: 'gcp',
-    holder: 'member',
-    capability: 'identity',
-    permission: 'iam.serviceAccounts.getAccessToken',
-    calls: ['iamcredentials:generateAccessToken'],
-    why: 'impersonate the Fleetward service account from the federated AWS identity (roles/iam.workloadIdentityUser on it)',
-  },
-];

@@ -40,7 +40,7 @@ export const PERMISSIONS: readonly PermissionGrant[] = [
     holder: 'member',
     capability: 'identity',
     permission: 'iam.serviceAccounts.getAccessToken',
-    calls: ['POST /v1/projects/-/serviceAccounts/{serviceAccount}:generateAccessToken'],
+    calls: ['iamcredentials:generateAccessToken'],
     why: 'lets the federated AWS function role act as the Fleetward service account, so no service-account key exists',
   },
 ];
