@@ -592,10 +592,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     readFileSync(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'),
   ) as Template;
   const state = JSON.parse(readFileSync(join(packageDir, 'serverless-state.json'), 'utf8')) as {
-    service: { service: string; provider: { region: string; stage: string } };
+    service: {
+      service: string;
+      provider: { region: string; stage: string; stackName?: string };
+      functions?: Record<string, { name?: string }>;
+    };
   };
   const { region, stage } = state.service.provider;
-  const stackName = `${state.service.service}-${stage}`;
+  // The fleetward plugin names the stack after the deployment (fleetward-<stage>-<home|jurisdiction>).
+  const stackName = state.service.provider.stackName ?? `${state.service.service}-${stage}`;
+  /** serverless.yml function keys by deployed function name (names may be hash-truncated). */
+  const keyOfName = new Map(
+    Object.entries(state.service.functions ?? {}).map(([key, f]) => [f.name ?? `${stackName}-${key}`, key]),
+  );
   const pseudo = {
     'AWS::Region': region,
     'AWS::AccountId': STACK_ACCOUNT,
@@ -688,7 +697,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   for (const [logicalId, resource] of fnResources) {
     const p = resource.Properties ?? {};
     const name = physical.get(logicalId)!.ref;
-    const key = name.startsWith(`${stackName}-`) ? name.slice(stackName.length + 1) : name;
+    const key =
+      keyOfName.get(name) ?? (name.startsWith(`${stackName}-`) ? name.slice(stackName.length + 1) : name);
     const code = p.Code as { S3Key?: string } | undefined;
     const zip = join(packageDir, basename(String(code?.S3Key ?? `${key}.zip`)));
     if (!existsSync(zip)) throw new Error(`${key}: ${zip} is not in the package`);
