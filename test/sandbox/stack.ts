@@ -64,7 +64,10 @@ export interface StackOptions {
   packageDir: string;
   /** moto: the stack's queues and table live there, and the functions' `AWS_ENDPOINT_URL` points at it. */
   awsEndpoint: string;
-  /** A fleet.yaml to deploy with the functions (copied into each task root as `fleet.yaml`). */
+  /**
+   * A fleet.yaml to deploy with the functions: copied into each task root as `fleet.yaml` and
+   * over the packaged config (the file the template's `FLEETWARD_CONFIG` names).
+   */
   config?: string;
   /** Where the zips are unpacked (default: a temporary directory, removed on stop). */
   workDir?: string;
@@ -704,11 +707,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     if (!existsSync(zip)) throw new Error(`${key}: ${zip} is not in the package`);
     const taskRoot = join(workDir, key);
     unzip(zip, taskRoot);
-    if (options.config) copyFileSync(options.config, join(taskRoot, 'fleet.yaml'));
     const variables = resolveHere(
       ((p.Environment as Record<string, Json> | undefined)?.Variables ?? {}) as Json,
       `${key}.Environment.Variables`,
     ) as Record<string, Json>;
+    if (options.config) {
+      // The deployed config replaces the packaged one, under the name FLEETWARD_CONFIG gives it
+      // (the fleetward plugin packages FLEETWARD_CONFIG's file, e.g. fleet.example.yaml).
+      const packaged = String(variables.FLEETWARD_CONFIG ?? 'fleet.yaml');
+      for (const target of new Set(['fleet.yaml', packaged])) {
+        const path = resolve(taskRoot, target);
+        if (!path.startsWith(`${taskRoot}/`))
+          throw new Error(`${key}: FLEETWARD_CONFIG ${packaged} is outside the task root`);
+        copyFileSync(options.config, path);
+      }
+    }
     const memory = Number(p.MemorySize ?? 128);
     const env: Record<string, string> = {
       ...Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v)])),
