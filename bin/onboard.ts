@@ -45,7 +45,7 @@ Options:
   --jurisdiction ID         evidence: only this jurisdiction
   -h, --help                show this help
 
-Function roles are named fleetward-<stage>-<region>-<function>; the trust of every artefact
+Function roles are named fleetward-<stage>-<home|jurisdiction>-<function>; the trust of every artefact
 names exactly the functions whose capabilities use that cloud's member permissions, in the
 home deployment and in each jurisdiction's regional deployment. Notes and warnings go to stderr.
 Exit: 0 printed, 2 bad usage, invalid config, or an artefact that cannot be made correct

@@ -5,9 +5,13 @@
  * - validates the config (`FLEETWARD_CONFIG`, else fleet.yaml) with the CLI's loader and fails
  *   with the path of every bad field;
  * - keeps only the functions of `--param role=home` or `--param role=regional --param
- *   jurisdiction=<id>`, and generates their queues, alarms and one IAM role each;
+ *   jurisdiction=<id>` (refusing a `--region` outside that jurisdiction), and generates their
+ *   queues, alarms and one IAM role each;
+ * - names the stack, the functions, the roles, the table and the queues after the deployment
+ *   (`fleetward-<stage>-<home|jurisdiction>`), so deployments sharing a region never collide;
  * - adds the AppConfig resources carrying the config, and packages the validated file.
- * Before the template is written it sets the HTTP API stage throttling (the framework's
+ * Before the template is written it checks that every literal `*Name` of the template carries
+ * the deployment prefix, and sets the HTTP API stage throttling (the framework's
  * `provider.httpApi` has no setting for it). Node 24 imports the TypeScript modules as they are.
  */
 'use strict';
@@ -28,7 +32,7 @@ class FleetwardDeployment {
     this.log = log;
     this.hooks = {
       'before:package:initialize': () => this.generate(),
-      'before:package:finalize': () => this.throttle(),
+      'before:package:finalize': () => this.finalize(),
     };
   }
 
@@ -69,7 +73,11 @@ class FleetwardDeployment {
         service: service.service,
         stage: service.provider.stage,
         region: service.provider.region,
-        params: { role: String(settings.role ?? ''), jurisdiction: String(settings.jurisdiction ?? '') },
+        params: {
+          role: String(settings.role ?? ''),
+          jurisdiction: String(settings.jurisdiction ?? ''),
+          azureClientId: String(settings.azureClientId ?? ''),
+        },
         config,
         rawConfig,
         functions: service.functions,
@@ -83,8 +91,11 @@ class FleetwardDeployment {
       throw error;
     }
     for (const name of plan.drop) delete service.functions[name];
+    service.provider.stackName = plan.stackName;
     for (const [name, patch] of Object.entries(plan.functions)) {
       const fn = service.functions[name];
+      fn.name = patch.name;
+      if (patch.events) fn.events = patch.events;
       fn.role = patch.role;
       fn.environment = { ...fn.environment, ...patch.environment };
       if (patch.reservedConcurrency !== undefined) fn.reservedConcurrency = patch.reservedConcurrency;
@@ -106,9 +117,21 @@ class FleetwardDeployment {
       this.fail(`resources ${twice.join(', ')}: generated, so serverless.yml must not define them`);
     Object.assign(resources, plan.resources);
     this.log?.notice?.(
-      `fleetward: ${plan.role}${plan.jurisdiction ? ` (${plan.jurisdiction})` : ''}: ` +
+      `fleetward: ${plan.role}${plan.jurisdiction ? ` (${plan.jurisdiction})` : ''}, stack ${plan.stackName}: ` +
         `${Object.keys(plan.functions).length} functions, one IAM role each; config ${packaged} valid`,
     );
+  }
+
+  async finalize() {
+    const { assertDeploymentNames } = await import('./generate.ts');
+    const provider = this.serverless.service.provider;
+    try {
+      assertDeploymentNames(provider.compiledCloudFormationTemplate.Resources, provider.stackName);
+    } catch (error) {
+      if (error?.name === 'DeployConfigError') this.fail(error.message);
+      throw error;
+    }
+    this.throttle();
   }
 
   throttle() {

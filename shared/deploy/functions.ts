@@ -96,7 +96,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
   {
     name: 'publish-compliance-snapshot',
     roles: ['home', 'regional'],
-    capabilities: ['config', 'state', 'secrets', 'evidence-read', 'evidence-write'],
+    // identity: it writes and verifies Azure evidence containers, signing in by federation.
+    capabilities: ['config', 'state', 'secrets', 'identity', 'evidence-read', 'evidence-write'],
   },
   {
     name: 'on-cluster-event',

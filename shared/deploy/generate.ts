@@ -16,8 +16,9 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { PermissionGrant } from '../clouds/permissions.ts';
-import { FleetConfig } from '../config/schema.ts';
-import { FleetwardError } from '../runtime/errors.ts';
+import { AZURE_FEDERATION_AUDIENCE, FleetConfig } from '../config/schema.ts';
+import { Residency } from '../residency/index.ts';
+import { FleetwardError, ResidencyError } from '../runtime/errors.ts';
 import type { DeploymentRole, FunctionSpec } from './functions.ts';
 
 /** A deployment cannot be generated as asked (bad role parameters, a catalogue mismatch, a rule broken). */
@@ -36,6 +37,7 @@ export interface Statement {
   Effect: 'Allow';
   Action: string[];
   Resource: Json[];
+  Condition?: Record<string, Record<string, Json>>;
 }
 
 /** A function as the resolved serverless.yml declares it (the parts the generator reads). */
@@ -53,6 +55,11 @@ export interface DeployParams {
   role: string;
   /** The jurisdiction id of a regional deployment; empty for home. */
   jurisdiction: string;
+  /**
+   * The client id of the Entra ID app registration this deployment signs in to Azure as
+   * (`--param azureClientId=<appId>`, printed by `fleetward onboard azure`); empty: the config's.
+   */
+  azureClientId?: string;
 }
 
 /** The AppConfig names the functions read their config by (`FLEETWARD_APPCONFIG_*`). */
@@ -78,17 +85,30 @@ export interface DeployInput {
   endpointConcurrency: number;
   /** A queue whose oldest item is older than this alarms. */
   queueAgeAlarmSeconds: number;
+  /** The date residency exceptions are judged on (injected for tests). */
+  now?: () => Date;
 }
 
 export interface DeployPlan {
   role: DeploymentRole;
   jurisdiction: string | undefined;
+  /** `home`, or the jurisdiction id of a regional deployment: part of every name. */
+  deployment: string;
+  /** The CloudFormation stack name, `fleetward-<stage>-<deployment>` (provider.stackName). */
+  stackName: string;
   /** Functions of the other role: removed from the service. */
   drop: string[];
   /** What to set on each deployed function. */
   functions: Record<
     string,
-    { role: string; environment: Record<string, Json>; reservedConcurrency?: number }
+    {
+      name: string;
+      role: string;
+      environment: Record<string, Json>;
+      reservedConcurrency?: number;
+      /** The function's events, each schedule's EventBridge rule named after the deployment. */
+      events?: Json[];
+    }
   >;
   /** Generated resources, added to the template. */
   resources: Resources;
@@ -111,32 +131,88 @@ export function lambdaLogicalId(name: string): string {
   return `${normalized.charAt(0).toUpperCase()}${normalized.slice(1)}LambdaFunction`;
 }
 
+/** EventBridge rule names are at most 64 characters. */
+const RULE_NAME_MAX = 64;
+
+/**
+ * A function's events with every schedule's rule named `fleetward-<stage>-<deployment>-<function>`
+ * (`-2`, `-3`... for a second schedule): rule names are unique per region, and `discover-clusters`
+ * runs in home and in every regional deployment.
+ */
+export function namedSchedules(fn: SlsFunction, deployedName: string): Json[] | undefined {
+  if (!fn.events?.some((e) => e?.schedule)) return undefined;
+  let n = 0;
+  return fn.events.map((event) => {
+    if (!event?.schedule) return event;
+    n += 1;
+    const name = fitName(n === 1 ? deployedName : `${deployedName}-${n}`, RULE_NAME_MAX);
+    const schedule = typeof event.schedule === 'string' ? { rate: [event.schedule] } : event.schedule;
+    return { ...event, schedule: { ...schedule, name } };
+  });
+}
+
 /** `backup-clusters` -> `FLEETWARD_QUEUE_BACKUP_CLUSTERS` (shared/runtime/dispatch.ts reads it). */
 export function queueVariable(job: string): string {
   return `FLEETWARD_QUEUE_${job.toUpperCase().replace(/-/g, '_')}`;
 }
 
-const ROLE_NAME_MAX = 64;
+/** IAM role names and Lambda function names are at most 64 characters. */
+const NAME_MAX = 64;
 
 /**
- * The IAM role name of a function: `fleetward-<stage>-<region>-<function>` (member-account
- * reader roles trust `role/fleetward-*`). Longer than IAM's 64 characters: cut, and the last
- * 9 characters replaced by `-` and 8 hex digits of the full name's SHA-256, so names stay unique.
+ * `<full>` when it fits in `max` characters; else cut, and the last 9 characters replaced by
+ * `-` and 8 hex digits of the full name's SHA-256, so names stay unique and stable.
  */
-export function roleName(stage: string, region: string, fn: string): string {
-  const full = `fleetward-${stage}-${region}-${fn}`;
-  if (full.length <= ROLE_NAME_MAX) return full;
+export function fitName(full: string, max: number): string {
+  if (full.length <= max) return full;
   const hash = createHash('sha256').update(full).digest('hex').slice(0, 8);
-  return `${full.slice(0, ROLE_NAME_MAX - 9)}-${hash}`;
+  return `${full.slice(0, max - 9)}-${hash}`;
+}
+
+/** The deployment id: `home`, or the jurisdiction id of a regional deployment. */
+export function deploymentId(role: DeploymentRole, jurisdiction?: string): string {
+  if (role === 'home') return 'home';
+  if (!jurisdiction) throw new DeployConfigError('a regional deployment needs its jurisdiction');
+  if (jurisdiction === 'home') {
+    throw new DeployConfigError('jurisdiction id "home" is taken by the home deployment');
+  }
+  return jurisdiction;
 }
 
 /**
- * Checks the role parameters against the config: `home` takes no jurisdiction, `regional`
- * needs one the config defines.
+ * The prefix of every name a deployment gives: `fleetward-<stage>-<deployment>`; also its
+ * CloudFormation stack name. Home and a regional deployment in one region, or two regional
+ * deployments in one region (`za` and `ke` in af-south-1), never share a name.
+ */
+export function deploymentPrefix(stage: string, deployment: string): string {
+  return `fleetward-${stage}-${deployment}`;
+}
+
+/**
+ * The IAM role name of a function: `fleetward-<stage>-<deployment>-<function>` (member-account
+ * reader roles, GCP bindings and Azure federated credentials trust these names), hash-truncated
+ * to IAM's 64 characters ({@link fitName}).
+ */
+export function roleName(stage: string, deployment: string, fn: string): string {
+  return fitName(`${deploymentPrefix(stage, deployment)}-${fn}`, NAME_MAX);
+}
+
+/** The Lambda function name: `fleetward-<stage>-<deployment>-<function>`, hash-truncated to Lambda's 64 characters. */
+export function functionName(stage: string, deployment: string, fn: string): string {
+  return fitName(`${deploymentPrefix(stage, deployment)}-${fn}`, NAME_MAX);
+}
+
+/**
+ * Checks the role parameters against the config: `home` takes no jurisdiction and any region;
+ * `regional` needs a jurisdiction the config defines and a region inside it (the residency
+ * guard of shared/residency, live exceptions honoured), since its functions process that
+ * jurisdiction's audit logs.
  */
 export function checkParams(
   params: DeployParams,
   config: FleetConfig,
+  region?: string,
+  now?: () => Date,
 ): { role: DeploymentRole; jurisdiction?: string } {
   if (params.role === 'home') {
     if (params.jurisdiction) {
@@ -158,9 +234,34 @@ export function checkParams(
         `param jurisdiction: "${params.jurisdiction}" is not a jurisdiction of the config (one of: ${known.join(', ')})`,
       );
     }
+    if (params.jurisdiction === 'home') {
+      throw new DeployConfigError(
+        'param jurisdiction: "home" names the home deployment; rename the jurisdiction',
+      );
+    }
+    if (region !== undefined) checkRegion(config, params.jurisdiction, region, now);
     return { role: 'regional', jurisdiction: params.jurisdiction };
   }
   throw new DeployConfigError(`param role: expected home or regional (got "${params.role}")`);
+}
+
+/** Refuses a regional deployment's region outside its jurisdiction, naming the countries it allows. */
+function checkRegion(config: FleetConfig, jurisdiction: string, region: string, now?: () => Date): void {
+  const residency = new Residency(config.jurisdictions, now ? { now } : {});
+  try {
+    residency.assertResidency({ jurisdiction }, { cloud: 'aws', region, what: 'regional deployment' });
+  } catch (error) {
+    if (!(error instanceof ResidencyError)) throw error;
+    const allowed = [
+      ...residency.countries(jurisdiction),
+      ...residency.liveExceptions(jurisdiction).flatMap((e) => e.allowCountries),
+    ];
+    throw new DeployConfigError(
+      `--region ${region}: a regional deployment of jurisdiction "${jurisdiction}" runs inside it ` +
+        `(countries: ${[...new Set(allowed)].join(', ')}): ${error.message}`,
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -228,6 +329,24 @@ interface PolicyContext {
   appConfigArn: Json;
 }
 
+/**
+ * The web identity token audiences the config federates with: Entra ID's (or the configured
+ * one) when Azure signs in with `aws-federation`; none otherwise (GCP Workload Identity
+ * Federation signs a GetCallerIdentity request and needs no AWS permission).
+ */
+export function webIdentityAudiences(config: FleetConfig): string[] {
+  const credential = config.clouds.azure?.credential;
+  if (credential?.type !== 'aws-federation') return [];
+  return [credential.audience ?? AZURE_FEDERATION_AUDIENCE];
+}
+
+/** The condition of an action, when it has one: a web identity token only for the federated audiences. */
+function conditionOf(action: string, ctx: PolicyContext): Statement['Condition'] {
+  if (action !== 'sts:GetWebIdentityToken') return undefined;
+  // Audience is multi-valued: every audience asked for must be one Fleetward federates with.
+  return { 'ForAllValues:StringEquals': { 'sts:IdentityTokenAudience': webIdentityAudiences(ctx.config) } };
+}
+
 /** The resources of one AWS action held by a function, by the resource the action works on. */
 function resourcesOf(action: string, ctx: PolicyContext): Json[] {
   const [service, operation = ''] = action.split(':');
@@ -290,7 +409,10 @@ export function assertEndpointPolicy(spec: FunctionSpec, statements: readonly St
 export function functionStatements(ctx: PolicyContext, grants: readonly PermissionGrant[]): Statement[] {
   const { spec, fn } = ctx;
   const mine = grants.filter((g) => g.provider === 'aws' && spec.capabilities.includes(g.capability));
-  const actions = [...new Set(mine.filter((g) => g.holder === 'function').map((g) => g.permission))];
+  const actions = [...new Set(mine.filter((g) => g.holder === 'function').map((g) => g.permission))].filter(
+    // Web identity tokens only when the config federates into Azure with them.
+    (a) => a !== 'sts:GetWebIdentityToken' || webIdentityAudiences(ctx.config).length > 0,
+  );
   if (mine.some((g) => g.holder === 'member') && !actions.includes('sts:AssumeRole')) {
     actions.push('sts:AssumeRole');
   }
@@ -299,16 +421,23 @@ export function functionStatements(ctx: PolicyContext, grants: readonly Permissi
       `${spec.name}: the queue-send capability and sendsTo (the queues it sends to) go together`,
     );
   }
-  // One statement per distinct resource list, actions sorted: a stable, readable policy.
+  // One statement per distinct resource list (and condition), actions sorted: a stable, readable policy.
   const byResource = new Map<string, Statement>();
-  const add = (action: string, resources: Json[]) => {
+  const add = (action: string, resources: Json[], condition?: Statement['Condition']) => {
     if (resources.length === 0) return;
-    const key = JSON.stringify(resources);
-    const statement = byResource.get(key) ?? { Effect: 'Allow' as const, Action: [], Resource: resources };
+    const key = JSON.stringify([resources, condition ?? null]);
+    const statement =
+      byResource.get(key) ??
+      ({
+        Effect: 'Allow' as const,
+        Action: [],
+        Resource: resources,
+        ...(condition && { Condition: condition }),
+      } satisfies Statement);
     if (!statement.Action.includes(action)) statement.Action.push(action);
     byResource.set(key, statement);
   };
-  for (const action of actions.sort()) add(action, resourcesOf(action, ctx));
+  for (const action of actions.sort()) add(action, resourcesOf(action, ctx), conditionOf(action, ctx));
   const queue = consumedQueue(fn);
   if (queue) {
     for (const a of ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage']) {
@@ -353,6 +482,9 @@ const lambdaAlarm = (fn: string, metric: 'Errors' | 'Throttles', what: string) =
     Statistic: 'Sum',
   });
 
+/** SQS queue names are at most 80 characters (the dead-letter queue adds `-dlq`). */
+const QUEUE_NAME_MAX = 80;
+
 const UNIT_SECONDS: Record<string, number> = { minute: 60, hour: 3600, day: 86400 };
 
 /** The interval of a schedule expression in seconds: `rate(...)`, or a daily or hourly `cron(...)`. */
@@ -370,7 +502,7 @@ export function scheduleSeconds(expression: string): number {
 export function functionResources(
   name: string,
   fn: SlsFunction,
-  naming: { service: string; stage: string; queueAgeAlarmSeconds: number },
+  naming: { prefix: string; queueAgeAlarmSeconds: number },
 ): Resources {
   const resources: Resources = {
     [`${pascal(name)}ErrorsAlarm`]: lambdaAlarm(name, 'Errors', 'failed'),
@@ -406,7 +538,7 @@ export function functionResources(
     if (queue !== expected) {
       throw new DeployConfigError(`${name}: a worker consumes its job's queue ${expected} (got ${queue})`);
     }
-    const base = `${naming.service}-${naming.stage}-${job}`;
+    const base = fitName(`${naming.prefix}-${job}`, QUEUE_NAME_MAX - 4);
     const dlq = `${pascal(job)}DeadLetterQueue`;
     const queueAlarm = (
       id: string,
@@ -550,6 +682,84 @@ export function appConfigNames(stage: string, role: DeploymentRole, jurisdiction
   };
 }
 
+/**
+ * The resources every deployment has, named after it: the state table (kept when the stack
+ * goes), the queue failed asynchronous invocations land in, and its alarm.
+ */
+export function sharedResources(prefix: string): Resources {
+  return {
+    StateTable: {
+      Type: 'AWS::DynamoDB::Table',
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: {
+        TableName: `${prefix}-state`,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: true },
+      },
+    },
+    AsyncFailuresQueue: {
+      Type: 'AWS::SQS::Queue',
+      Properties: {
+        QueueName: fitName(`${prefix}-async-failures`, QUEUE_NAME_MAX),
+        SqsManagedSseEnabled: true,
+        MessageRetentionPeriod: 1209600,
+      },
+    },
+    AsyncFailuresAlarm: alarm({
+      AlarmDescription:
+        'A scheduled or event-triggered invocation failed after its retries (see the async-failures queue)',
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['AsyncFailuresQueue', 'QueueName'] } }],
+      Statistic: 'Maximum',
+    }),
+  };
+}
+
+/**
+ * `*Name` properties that need not be unique in an account and region, or are scoped inside
+ * their parent (AppConfig environments and profiles inside the application).
+ */
+const UNSCOPED_NAMES = new Set([
+  'AWS::ApiGatewayV2::Api Name',
+  'AWS::ApiGatewayV2::Stage StageName',
+  'AWS::AppConfig::Application Name',
+  'AWS::AppConfig::Environment Name',
+  'AWS::AppConfig::ConfigurationProfile Name',
+  'AWS::CloudWatch::Alarm MetricName',
+]);
+
+/**
+ * Throws when a resource of the final template has a literal `*Name` property that does not
+ * carry the deployment prefix (so two deployments in one region would collide on it).
+ */
+export function assertDeploymentNames(resources: Resources, prefix: string): void {
+  const bad = Object.entries(resources).flatMap(([id, r]) =>
+    Object.entries(r.Properties ?? {})
+      .filter(([k, v]) => /Name$/.test(k) && typeof v === 'string' && !UNSCOPED_NAMES.has(`${r.Type} ${k}`))
+      .filter(([, v]) => !(v as string).includes(prefix))
+      .map(([k, v]) => `${id}.${k} "${v}"`),
+  );
+  if (bad.length > 0) {
+    throw new DeployConfigError(
+      `resources ${bad.join(', ')}: every name must carry the deployment's prefix ${prefix}, or deployments in one region collide`,
+    );
+  }
+}
+
+/** Entra ID application (client) ids are GUIDs. */
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 const LAMBDA_TRUST = {
   Version: '2012-10-17',
   Statement: [
@@ -559,13 +769,23 @@ const LAMBDA_TRUST = {
 
 /** Everything the plugin applies to one `serverless package`. */
 export function planDeployment(input: DeployInput): DeployPlan {
-  const { role, jurisdiction } = checkParams(input.params, input.config);
+  const { role, jurisdiction } = checkParams(input.params, input.config, input.region, input.now);
+  const azureClientId = input.params.azureClientId ?? '';
+  if (azureClientId !== '' && !GUID.test(azureClientId)) {
+    throw new DeployConfigError(
+      `param azureClientId: expected the app registration's application (client) id, a GUID (got "${azureClientId}")`,
+    );
+  }
   const { keep, drop } = selectFunctions(Object.keys(input.functions), input.catalogue, role);
+  const deployment = deploymentId(role, jurisdiction);
+  const prefix = deploymentPrefix(input.stage, deployment);
   const names = appConfigNames(input.stage, role, jurisdiction);
-  const resources: Resources = { ...appConfigResources(names, input.rawConfig) };
+  const resources: Resources = { ...sharedResources(prefix), ...appConfigResources(names, input.rawConfig) };
   const plan: DeployPlan = {
     role,
     jurisdiction,
+    deployment,
+    stackName: prefix,
     drop,
     functions: {},
     resources,
@@ -573,18 +793,25 @@ export function planDeployment(input: DeployInput): DeployPlan {
       FLEETWARD_APPCONFIG_APPLICATION: names.application,
       FLEETWARD_APPCONFIG_ENVIRONMENT: names.environment,
       FLEETWARD_APPCONFIG_PROFILE: names.profile,
+      // Overrides clouds.azure.credential.clientId of an aws-federation credential (one app
+      // registration per deployment: each holds at most 20 federated credentials).
+      FLEETWARD_AZURE_CLIENT_ID: azureClientId,
     },
     statements: {},
   };
   const deployedQueues = new Set<string>();
   for (const name of keep) {
     const fn = input.functions[name]!;
-    Object.assign(resources, functionResources(name, fn, input));
+    Object.assign(
+      resources,
+      functionResources(name, fn, { prefix, queueAgeAlarmSeconds: input.queueAgeAlarmSeconds }),
+    );
     const queue = consumedQueue(fn);
     if (queue) deployedQueues.add(queue);
   }
   for (const name of keep) {
-    const fn = input.functions[name]!;
+    const deployedName = functionName(input.stage, deployment, name);
+    const fn = { ...input.functions[name]!, name: deployedName };
     const spec = input.catalogue.find((f) => f.name === name)!;
     for (const job of spec.sendsTo ?? []) {
       if (!deployedQueues.has(`${pascal(job)}Queue`)) {
@@ -602,12 +829,15 @@ export function planDeployment(input: DeployInput): DeployPlan {
     resources[roleId] = {
       Type: 'AWS::IAM::Role',
       Properties: {
-        RoleName: roleName(input.stage, input.region, name),
+        RoleName: roleName(input.stage, deployment, name),
         AssumeRolePolicyDocument: LAMBDA_TRUST,
         Policies: [{ PolicyName: name, PolicyDocument: { Version: '2012-10-17', Statement: statements } }],
       },
     };
+    const events = namedSchedules(fn, deployedName);
     plan.functions[name] = {
+      name: deployedName,
+      ...(events && { events }),
       role: roleId,
       environment: Object.fromEntries(
         (spec.sendsTo ?? []).map((job) => [queueVariable(job), { Ref: `${pascal(job)}Queue` }]),

@@ -1,7 +1,8 @@
 /**
  * `npx serverless package` (osls) builds offline, one bundle per function of the deployed role
- * (`--param role=home`, `--param role=regional --param jurisdiction=in`); each function has its
- * own least-privilege IAM role; the AppConfig resources carry the validated config; both
+ * (`--param role=home`, `--param role=regional --param jurisdiction=in --region ap-south-1`);
+ * the stack and every named resource carry the deployment (`fleetward-dev-home`,
+ * `fleetward-dev-in`); each function has its own least-privilege IAM role; the AppConfig resources carry the validated config; both
  * generated templates pass cfn-lint; packaging refuses an invalid config; and the bundle itself —
  * not the TypeScript sources — runs against the sandbox the way Lambda would load it.
  */
@@ -79,27 +80,81 @@ describe('serverless package', () => {
   );
 
   it.each([
-    ['home', () => homeTemplate],
-    ['regional', () => regionalTemplate],
+    ['home', 'home', () => homeTemplate],
+    ['regional', 'in', () => regionalTemplate],
   ] as const)(
-    'gives every %s function its own IAM role, named fleetward-<stage>-<region>-<function>',
-    (_, template) => {
+    'gives every %s function its own IAM role; function and role named fleetward-<stage>-%s-<function>',
+    (role, deployment, template) => {
       const functions = ofType(template(), 'AWS::Lambda::Function');
       const roles = functions.map(([, r]) => r.Properties.Role['Fn::GetAtt'][0]);
 
       expect(new Set(roles).size).toBe(functions.length);
       expect(template().Resources.IamRoleLambdaExecution).toBeUndefined();
-      for (const [id, fn] of functions) {
-        const role = roleOf(template(), id);
-        expect(role.Type).toBe('AWS::IAM::Role');
-        expect(role.Properties.RoleName).toBe(
-          roleName('dev', 'eu-central-1', fn.Properties.FunctionName.replace(/^fleetward-dev-/, '')),
-        );
-        expect(role.Properties.RoleName.length).toBeLessThanOrEqual(64);
-        expect(actionsOf(role).every((a) => !a.includes('*'))).toBe(true);
+      for (const name of namesOf(role)) {
+        const fn = template().Resources[lambdaLogicalId(name)]!;
+        const iam = roleOf(template(), lambdaLogicalId(name));
+        expect(iam.Type).toBe('AWS::IAM::Role');
+        expect(iam.Properties.RoleName).toBe(roleName('dev', deployment, name));
+        expect(fn.Properties.FunctionName).toBe(`fleetward-dev-${deployment}-${name}`);
+        expect(iam.Properties.RoleName.length).toBeLessThanOrEqual(64);
+        expect(actionsOf(iam).every((a) => !a.includes('*'))).toBe(true);
       }
     },
   );
+
+  it.each([
+    ['home', 'home', () => home],
+    ['regional', 'in', () => regional],
+  ] as const)(
+    'names the %s stack and every named resource after its deployment (fleetward-dev-%s)',
+    (_, deployment, packaged) => {
+      const template = read(packaged());
+      const state = JSON.parse(readFileSync(join(packaged().dir, 'serverless-state.json'), 'utf8'));
+      const prefix = `fleetward-dev-${deployment}`;
+      // Names that need not be unique, or live inside their parent (AppConfig environment, profile).
+      const scoped = [
+        'AWS::ApiGatewayV2::Api Name',
+        'AWS::ApiGatewayV2::Stage StageName',
+        'AWS::AppConfig::Application Name',
+        'AWS::AppConfig::Environment Name',
+        'AWS::AppConfig::ConfigurationProfile Name',
+      ];
+      const names = Object.values(template.Resources).flatMap((r) =>
+        Object.entries(r.Properties ?? {})
+          .filter(([k, v]) => /Name$/.test(k) && k !== 'MetricName' && typeof v === 'string')
+          .filter(([k]) => !scoped.includes(`${r.Type} ${k}`))
+          .map(([k, v]) => `${r.Type} ${k} ${v}`),
+      );
+
+      expect(state.service.provider.stackName).toBe(prefix);
+      expect(names.length).toBeGreaterThan(20);
+      expect(names.filter((n) => !n.includes(prefix))).toEqual([]);
+      expect(names).toContain(`AWS::DynamoDB::Table TableName ${prefix}-state`);
+      expect(names).toContain(`AWS::Events::Rule Name ${prefix}-discover-clusters`);
+    },
+  );
+
+  it('lets only functions with the identity capability ask for web identity tokens, for Entra ID only', () => {
+    const tokenOf = (template: Template, fn: string) =>
+      roleOf(template, lambdaLogicalId(fn)).Properties.Policies[0].PolicyDocument.Statement.find(
+        (s: { Action: string[] }) => s.Action.includes('sts:GetWebIdentityToken'),
+      );
+
+    expect(tokenOf(regionalTemplate, 'collect-audit-logs-worker')).toEqual({
+      Effect: 'Allow',
+      Action: ['sts:GetWebIdentityToken'],
+      Resource: ['*'],
+      Condition: {
+        'ForAllValues:StringEquals': { 'sts:IdentityTokenAudience': ['api://AzureADTokenExchange'] },
+      },
+    });
+    expect(tokenOf(homeTemplate, 'gcp-cluster-events')).toBeUndefined();
+    expect(tokenOf(homeTemplate, 'azure-cluster-events')).toBeUndefined();
+    expect(
+      homeTemplate.Resources[lambdaLogicalId('discover-clusters')]!.Properties.Environment.Variables
+        .FLEETWARD_AZURE_CLIENT_ID,
+    ).toBe('');
+  });
 
   it('gives no role of an HTTP function sts:AssumeRole or s3:PutObject, and caps the endpoints', () => {
     const integrations = ofType(homeTemplate, 'AWS::ApiGatewayV2::Integration').map(
@@ -199,6 +254,10 @@ describe('serverless package', () => {
     [{ role: 'regional' as const }, 'needs --param jurisdiction'],
     [{ role: 'regional' as const, jurisdiction: 'fr' }, '"fr" is not a jurisdiction of the config'],
     [{ role: 'home' as const, jurisdiction: 'in' }, 'takes none'],
+    [
+      { role: 'regional' as const, jurisdiction: 'in', region: 'eu-central-1' },
+      '--region eu-central-1: a regional deployment of jurisdiction "in" runs inside it (countries: IN)',
+    ],
   ])(
     'refuses role parameters %j',
     async (params, message) => {
@@ -277,7 +336,7 @@ describe('serverless package', () => {
       const other = template === homeTemplate ? regionalTemplate : homeTemplate;
       const resources = template.Resources;
       const logical = (name: string) => lambdaLogicalId(name).replace(/LambdaFunction$/, '');
-      const queueName = `fleetward-dev-${job}`;
+      const queueName = `fleetward-dev-${template === homeTemplate ? 'home' : 'in'}-${job}`;
       const [queueId, queue] = Object.entries(resources).find(
         ([, r]) => r.Type === 'AWS::SQS::Queue' && r.Properties.QueueName?.endsWith?.(`-${job}`),
       )!;

@@ -13,16 +13,20 @@ import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-s
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import type { Cluster, Finding } from '../../shared/model.ts';
 import type { StateStore } from '../../shared/ports.ts';
+import { regionCountry } from '../../shared/residency/index.ts';
 import { WORK_JOBS } from '../../shared/runtime/dispatch.ts';
 import { openStateStore } from '../../shared/state/index.ts';
-import { type BackupRecord, NS } from '../../shared/state/records.ts';
+import { type BackupRecord, INVENTORY, NS } from '../../shared/state/records.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 import { HOME, packageService, REGIONAL_IN } from '../sandbox/package.ts';
 import { type SlackSink, startSlackSink } from '../sandbox/slack-sink.ts';
 import { type Stack, startStack } from '../sandbox/stack.ts';
 
-const REGION = 'eu-central-1';
+/** The regional deployment's region (India, ap-south-1) and the home deployment's. */
+const REGION = 'ap-south-1';
+const HOME_REGION = 'eu-central-1';
 const CLUSTERS = 12;
 
 describe('the deployed stack, locally', () => {
@@ -46,19 +50,25 @@ describe('the deployed stack, locally', () => {
     sink = slack;
     expect(packaged.status, packaged.output).toBe(0);
     expect(home.status, home.output).toBe(0);
-    // The deployment's secrets live where a deployment keeps them: SSM parameters (moto).
-    const ssm = new SSMClient({ endpoint: sandbox.moto.url, region: REGION });
-    await ssm.send(
-      new PutParameterCommand({ Name: '/fleetward/slack/ops', Type: 'SecureString', Value: sink.url('ops') }),
-    );
-    await ssm.send(
-      new PutParameterCommand({
-        Name: '/fleetward/events/azure',
-        Type: 'SecureString',
-        Value: 'sandbox-secret',
-      }),
-    );
-    ssm.destroy();
+    // The deployment's secrets live where each deployment keeps them: SSM parameters (moto) of its region.
+    for (const region of [REGION, HOME_REGION]) {
+      const ssm = new SSMClient({ endpoint: sandbox.moto.url, region });
+      await ssm.send(
+        new PutParameterCommand({
+          Name: '/fleetward/slack/ops',
+          Type: 'SecureString',
+          Value: sink.url('ops'),
+        }),
+      );
+      await ssm.send(
+        new PutParameterCommand({
+          Name: '/fleetward/events/azure',
+          Type: 'SecureString',
+          Value: 'sandbox-secret',
+        }),
+      );
+      ssm.destroy();
+    }
     const config = parse(readFileSync(sandbox.configPath, 'utf8'));
     config.slack = {
       webhooks: { ops: { from: 'ssm', name: '/fleetward/slack/ops' } },
@@ -122,22 +132,38 @@ describe('the deployed stack, locally', () => {
   it('creates the template queues, dead-letter queues and state table in moto', () => {
     expect(stack.queues.map((q) => q.name).sort()).toEqual(
       [
-        'fleetward-dev-async-failures',
+        'fleetward-dev-in-async-failures',
         ...WORK_JOBS.filter((job) => job !== 'reconcile-tags').flatMap((job) => [
-          `fleetward-dev-${job}`,
-          `fleetward-dev-${job}-dlq`,
+          `fleetward-dev-in-${job}`,
+          `fleetward-dev-in-${job}-dlq`,
         ]),
       ].sort(),
     );
-    expect(stack.tables).toEqual(['fleetward-dev-state']);
+    expect(stack.tables).toEqual(['fleetward-dev-in-state']);
+    // Home, in its own region and under its own names: nothing shared with the regional deployment.
+    expect(homeStack.tables).toEqual(['fleetward-dev-home-state']);
+    expect(homeStack.queues.map((q) => q.name).sort()).toEqual([
+      'fleetward-dev-home-async-failures',
+      'fleetward-dev-home-reconcile-tags',
+      'fleetward-dev-home-reconcile-tags-dlq',
+    ]);
     expect(stack.schedules.find((s) => s.function === 'backup-clusters')?.expression).toBe('rate(1 hour)');
   });
 
   it('runs one backup-clusters tick: planner -> queue -> workers -> state -> Slack', async () => {
     // Prepare: the inventory the planner reads, from one discovery tick
+    // Discovery sees the whole fleet; the India deployment plans only its own jurisdiction's clusters.
+    const seededInIndia = sandbox.fleet.filter(
+      (c) => c.cloud !== 'kubeconfig' && regionCountry(c.cloud, c.region) === 'IN',
+    ).length;
     const discovered = await stack.tick('discover-clusters');
     expect(discovered.error).toBeUndefined();
     expect((discovered.result as { clusters: number }).clusters).toBe(CLUSTERS);
+    expect(seededInIndia).toBeGreaterThan(0);
+    expect(seededInIndia).toBeLessThan(CLUSTERS);
+    const inventory = (await store.list<Cluster>(INVENTORY)).map((i) => i.value);
+    const india = inventory.filter((c) => c.jurisdiction === 'in').map((c) => c.id);
+    expect(india).toHaveLength(seededInIndia);
     const before = sink.messages('ops').length;
 
     // Act
@@ -146,17 +172,22 @@ describe('the deployed stack, locally', () => {
 
     // Assess: the planner only enqueued; the workers did the backups and told Slack
     expect(planned.error).toBeUndefined();
-    expect(planned.result).toMatchObject({ enqueued: CLUSTERS, created: 0 });
+    expect(planned.result).toMatchObject({ enqueued: india.length, created: 0 });
     const worked = stack.invocations.filter((i) => i.function === 'backup-clusters-worker');
     expect(worked.length).toBeGreaterThan(0);
     expect(worked.every((i) => i.ok && i.failed?.length === 0)).toBe(true);
-    expect(worked.flatMap((i) => i.received ?? []).length).toBe(CLUSTERS);
+    expect(worked.flatMap((i) => i.received ?? []).length).toBe(india.length);
     const records = (await store.list<BackupRecord>(NS.backups)).map((i) => i.value);
-    expect(records.length).toBeGreaterThan(3);
+    expect(records.length).toBeGreaterThan(0);
     expect(new Set(records.map((r) => r.clusterId)).size).toBe(records.length);
+    expect(records.filter((r) => !india.includes(r.clusterId))).toEqual([]);
+    // Slack hears of the backup job's open findings of India, and of nothing when there is none.
+    const open = (await store.list<Finding[]>(NS.findings, { prefix: 'backup/' }))
+      .flatMap((i) => (Array.isArray(i.value) ? i.value : []))
+      .filter((f) => f.jurisdiction === 'in');
     const after = sink.messages('ops').slice(before);
-    expect(after.length).toBeGreaterThan(0);
-    expect(JSON.stringify(after.map((m) => m.body))).toMatch(/backup/i);
+    expect(after.length > 0).toBe(open.length > 0);
+    if (open.length > 0) expect(JSON.stringify(after.map((m) => m.body))).toMatch(/backup/i);
     expect(await depth(queue('-backup-clusters').url)).toBe(0);
   }, 150_000);
 

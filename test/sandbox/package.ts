@@ -41,8 +41,8 @@ export interface PackageParams {
 
 /** The home role, with the example config. */
 export const HOME: PackageParams = { role: 'home' };
-/** The regional role for India (`in` in the example config). */
-export const REGIONAL_IN: PackageParams = { role: 'regional', jurisdiction: 'in' };
+/** The regional role for India (`in` in the example config), in Mumbai: a regional deployment runs inside its jurisdiction. */
+export const REGIONAL_IN: PackageParams = { role: 'regional', jurisdiction: 'in', region: 'ap-south-1' };
 
 export const EXAMPLE_CONFIG = 'fleet.example.yaml';
 

@@ -64,7 +64,10 @@ export interface StackOptions {
   packageDir: string;
   /** moto: the stack's queues and table live there, and the functions' `AWS_ENDPOINT_URL` points at it. */
   awsEndpoint: string;
-  /** A fleet.yaml to deploy with the functions (copied into each task root as `fleet.yaml`). */
+  /**
+   * A fleet.yaml to deploy with the functions: copied into each task root as `fleet.yaml` and
+   * over the packaged config (the file the template's `FLEETWARD_CONFIG` names).
+   */
   config?: string;
   /** Where the zips are unpacked (default: a temporary directory, removed on stop). */
   workDir?: string;
@@ -592,10 +595,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     readFileSync(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'),
   ) as Template;
   const state = JSON.parse(readFileSync(join(packageDir, 'serverless-state.json'), 'utf8')) as {
-    service: { service: string; provider: { region: string; stage: string } };
+    service: {
+      service: string;
+      provider: { region: string; stage: string; stackName?: string };
+      functions?: Record<string, { name?: string }>;
+    };
   };
   const { region, stage } = state.service.provider;
-  const stackName = `${state.service.service}-${stage}`;
+  // The fleetward plugin names the stack after the deployment (fleetward-<stage>-<home|jurisdiction>).
+  const stackName = state.service.provider.stackName ?? `${state.service.service}-${stage}`;
+  /** serverless.yml function keys by deployed function name (names may be hash-truncated). */
+  const keyOfName = new Map(
+    Object.entries(state.service.functions ?? {}).map(([key, f]) => [f.name ?? `${stackName}-${key}`, key]),
+  );
   const pseudo = {
     'AWS::Region': region,
     'AWS::AccountId': STACK_ACCOUNT,
@@ -688,17 +700,28 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   for (const [logicalId, resource] of fnResources) {
     const p = resource.Properties ?? {};
     const name = physical.get(logicalId)!.ref;
-    const key = name.startsWith(`${stackName}-`) ? name.slice(stackName.length + 1) : name;
+    const key =
+      keyOfName.get(name) ?? (name.startsWith(`${stackName}-`) ? name.slice(stackName.length + 1) : name);
     const code = p.Code as { S3Key?: string } | undefined;
     const zip = join(packageDir, basename(String(code?.S3Key ?? `${key}.zip`)));
     if (!existsSync(zip)) throw new Error(`${key}: ${zip} is not in the package`);
     const taskRoot = join(workDir, key);
     unzip(zip, taskRoot);
-    if (options.config) copyFileSync(options.config, join(taskRoot, 'fleet.yaml'));
     const variables = resolveHere(
       ((p.Environment as Record<string, Json> | undefined)?.Variables ?? {}) as Json,
       `${key}.Environment.Variables`,
     ) as Record<string, Json>;
+    if (options.config) {
+      // The deployed config replaces the packaged one, under the name FLEETWARD_CONFIG gives it
+      // (the fleetward plugin packages FLEETWARD_CONFIG's file, e.g. fleet.example.yaml).
+      const packaged = String(variables.FLEETWARD_CONFIG ?? 'fleet.yaml');
+      for (const target of new Set(['fleet.yaml', packaged])) {
+        const path = resolve(taskRoot, target);
+        if (!path.startsWith(`${taskRoot}/`))
+          throw new Error(`${key}: FLEETWARD_CONFIG ${packaged} is outside the task root`);
+        copyFileSync(options.config, path);
+      }
+    }
     const memory = Number(p.MemorySize ?? 128);
     const env: Record<string, string> = {
       ...Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v)])),

@@ -3,15 +3,20 @@
  * role deploys, what each function's IAM role holds, and the rules it refuses to break.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { allGrants } from '../../shared/clouds/grants.ts';
 import type { Capability, PermissionGrant } from '../../shared/clouds/permissions.ts';
 import { loadConfig } from '../../shared/config/load.ts';
 import type { FleetConfig } from '../../shared/config/schema.ts';
 import { FUNCTIONS, type FunctionSpec } from '../../shared/deploy/functions.ts';
 import {
   appConfigSchema,
+  assertDeploymentNames,
   checkParams,
   type DeployInput,
+  deploymentId,
+  functionName,
   functionStatements,
+  namedSchedules,
   planDeployment,
   roleName,
   type SlsFunction,
@@ -77,6 +82,43 @@ describe('deploy generator', () => {
         role: 'regional',
         jurisdiction: 'in',
       });
+    });
+
+    it('takes a regional region inside the jurisdiction, or allowed by a live exception; home takes any', () => {
+      expect(checkParams({ role: 'regional', jurisdiction: 'in' }, config, 'ap-south-1')).toEqual({
+        role: 'regional',
+        jurisdiction: 'in',
+      });
+      // Kenya has no region: its exception allows South Africa until 2027-06-30.
+      const before = () => new Date('2027-06-30T23:00:00Z');
+      expect(
+        checkParams({ role: 'regional', jurisdiction: 'ke' }, config, 'af-south-1', before).jurisdiction,
+      ).toBe('ke');
+      expect(checkParams({ role: 'home', jurisdiction: '' }, config, 'us-east-1')).toEqual({ role: 'home' });
+    });
+
+    it.each([
+      [
+        'in',
+        'eu-central-1',
+        undefined,
+        /--region eu-central-1: a regional deployment of jurisdiction "in" runs inside it \(countries: IN\)/,
+      ],
+      [
+        'eu',
+        'us-east-1',
+        undefined,
+        /jurisdiction "eu" runs inside it \(countries: AT, .*DE, .*NO\).*US is outside/,
+      ],
+      [
+        'ke',
+        'af-south-1',
+        () => new Date('2027-07-01T00:00:00Z'),
+        /exception allowing it expired on 2027-06-30/,
+      ],
+      ['in', 'mars-north-1', undefined, /unknown aws region "mars-north-1"/],
+    ])('refuses regional %s in %s', (jurisdiction, region, now, message) => {
+      expect(() => checkParams({ role: 'regional', jurisdiction }, config, region, now)).toThrow(message);
     });
 
     it.each([
@@ -257,7 +299,22 @@ describe('deploy generator', () => {
       expect(plan.resources.BackupClustersQueue?.Properties.VisibilityTimeout).toBe(1800);
       expect(plan.resources.ReconcileTagsQueue).toBeUndefined();
       expect(plan.resources.CollectAuditLogsWorkerRole?.Properties.RoleName).toBe(
-        'fleetward-dev-ap-south-1-collect-audit-logs-worker',
+        'fleetward-dev-in-collect-audit-logs-worker',
+      );
+      expect(plan.functions['collect-audit-logs-worker']?.name).toBe(
+        'fleetward-dev-in-collect-audit-logs-worker',
+      );
+      expect(plan.stackName).toBe('fleetward-dev-in');
+      expect(plan.resources.StateTable?.Properties.TableName).toBe('fleetward-dev-in-state');
+      expect(plan.resources.AsyncFailuresQueue?.Properties.QueueName).toBe('fleetward-dev-in-async-failures');
+      expect(plan.resources.BackupClustersQueue?.Properties.QueueName).toBe(
+        'fleetward-dev-in-backup-clusters',
+      );
+      expect(plan.resources.BackupClustersDeadLetterQueue?.Properties.QueueName).toBe(
+        'fleetward-dev-in-backup-clusters-dlq',
+      );
+      expect(plan.functions['restore-drill']?.events?.[0].schedule.name).toBe(
+        'fleetward-dev-in-restore-drill',
       );
       expect(plan.resources.RestoreDrillHeartbeatAlarm?.Properties.Period).toBe(600);
       expect(plan.functions['backup-clusters']?.environment).toEqual({
@@ -265,6 +322,66 @@ describe('deploy generator', () => {
       });
       expect(plan.environment.FLEETWARD_APPCONFIG_APPLICATION).toBe('fleetward-dev-regional-in');
       expect(plan.resources.FleetConfigVersion?.Properties.Content).toBe('{"version":1}');
+    });
+
+    it('gives home and a regional deployment in the same region no name in common', () => {
+      const names = (plan: ReturnType<typeof planDeployment>) =>
+        new Set([
+          plan.stackName,
+          ...Object.values(plan.functions).flatMap((f) => [
+            f.name,
+            ...(f.events ?? []).flatMap((e: { schedule?: { name: string } }) => e.schedule?.name ?? []),
+          ]),
+          ...Object.values(plan.resources).flatMap((r) =>
+            Object.entries(r.Properties)
+              .filter(([k, v]) => /Name$/.test(k) && typeof v === 'string' && k !== 'MetricName')
+              .map(([, v]) => v as string),
+          ),
+        ]);
+      const home = names(planDeployment({ ...input('home', ''), region: 'af-south-1' }));
+      const za = names(planDeployment({ ...input('regional', 'za'), region: 'af-south-1' }));
+      const ke = names(
+        planDeployment({
+          ...input('regional', 'ke'),
+          region: 'af-south-1',
+          now: () => new Date('2027-01-01T00:00:00Z'),
+        }),
+      );
+
+      expect(home.size).toBeGreaterThan(10);
+      for (const [a, b] of [
+        [home, za],
+        [za, ke],
+        [home, ke],
+      ] as const) {
+        // AppConfig environment and profile names live inside their (distinct) application.
+        expect([...a].filter((n) => b.has(n) && n !== 'dev' && n !== 'fleet')).toEqual([]);
+      }
+    });
+
+    it('refuses a regional deployment outside its jurisdiction', () => {
+      expect(() => planDeployment({ ...input('regional', 'in'), region: 'eu-central-1' })).toThrow(
+        /--region eu-central-1: a regional deployment of jurisdiction "in" runs inside it \(countries: IN\)/,
+      );
+    });
+
+    it('passes azureClientId to every function as FLEETWARD_AZURE_CLIENT_ID, and refuses one that is no GUID', () => {
+      const id = '11111111-2222-3333-4444-555555555555';
+      const given = planDeployment({
+        ...input('regional', 'in'),
+        params: { role: 'regional', jurisdiction: 'in', azureClientId: id },
+      });
+
+      expect(given.environment.FLEETWARD_AZURE_CLIENT_ID).toBe(id);
+      expect(planDeployment(input('regional', 'in')).environment.FLEETWARD_AZURE_CLIENT_ID).toBe('');
+      expect(() =>
+        planDeployment({
+          ...input('regional', 'in'),
+          params: { role: 'regional', jurisdiction: 'in', azureClientId: 'my-app' },
+        }),
+      ).toThrow(
+        /param azureClientId: expected the app registration's application \(client\) id, a GUID \(got "my-app"\)/,
+      );
     });
 
     it('caps the internet-facing functions with reserved concurrency', () => {
@@ -293,16 +410,111 @@ describe('deploy generator', () => {
     });
   });
 
-  it('names roles fleetward-<stage>-<region>-<function>, hashed to 64 characters when longer', () => {
-    const long = roleName('production-blue', 'ap-southeast-3', 'publish-compliance-snapshot-worker');
-    const other = roleName('production-blue', 'ap-southeast-3', 'publish-compliance-snapshot-workers');
+  it('names roles and functions fleetward-<stage>-<deployment>-<function>, hashed to 64 characters when longer', () => {
+    const long = roleName('production-blue', 'za-popia-2027', 'publish-compliance-snapshot-worker');
+    const other = roleName('production-blue', 'za-popia-2027', 'publish-compliance-snapshot-workers');
 
-    expect(roleName('dev', 'eu-central-1', 'discover-clusters')).toBe(
-      'fleetward-dev-eu-central-1-discover-clusters',
-    );
+    expect(roleName('dev', 'home', 'discover-clusters')).toBe('fleetward-dev-home-discover-clusters');
+    expect(roleName('dev', 'eu', 'discover-clusters')).toBe('fleetward-dev-eu-discover-clusters');
     expect(long).toHaveLength(64);
-    expect(long).toMatch(/^fleetward-production-blue-ap-southeast-3-publish-compl[a-z-]*-[0-9a-f]{8}$/);
+    expect(long).toMatch(/^fleetward-production-blue-za-popia-2027-publish-complia[a-z-]*-[0-9a-f]{8}$/);
     expect(other).not.toBe(long);
+    expect(functionName('production-blue', 'za-popia-2027', 'publish-compliance-snapshot-worker')).toBe(long);
+    expect(deploymentId('home')).toBe('home');
+    expect(deploymentId('regional', 'za')).toBe('za');
+    expect(() => deploymentId('regional', 'home')).toThrow(/"home" is taken/);
+  });
+
+  it('names each schedule rule after the deployed function', () => {
+    const events = namedSchedules(
+      {
+        events: [
+          { schedule: { rate: ['rate(1 hour)'] } },
+          { sqs: { arn: 'q' } },
+          { schedule: 'rate(1 day)' },
+        ],
+      },
+      'fleetward-dev-za-backup-clusters',
+    );
+
+    expect(events?.map((e) => e.schedule?.name ?? 'sqs')).toEqual([
+      'fleetward-dev-za-backup-clusters',
+      'sqs',
+      'fleetward-dev-za-backup-clusters-2',
+    ]);
+    expect(namedSchedules({ events: [{ sqs: { arn: 'q' } }] }, 'x')).toBeUndefined();
+  });
+
+  it('refuses a template name without the deployment prefix, and leaves scoped names alone', () => {
+    const resources = {
+      Q: { Type: 'AWS::SQS::Queue', Properties: { QueueName: 'fleetward-dev-home-x' } },
+      E: { Type: 'AWS::AppConfig::Environment', Properties: { Name: 'dev' } },
+      L: { Type: 'AWS::Logs::LogGroup', Properties: { LogGroupName: '/aws/lambda/fleetward-dev-home-f' } },
+      R: { Type: 'AWS::Events::Rule', Properties: { Name: { Ref: 'X' } } },
+    };
+
+    expect(() => assertDeploymentNames(resources, 'fleetward-dev-home')).not.toThrow();
+    expect(() =>
+      assertDeploymentNames(
+        {
+          ...resources,
+          T: { Type: 'AWS::DynamoDB::Table', Properties: { TableName: 'fleetward-dev-state' } },
+        },
+        'fleetward-dev-home',
+      ),
+    ).toThrow(
+      /resources T.TableName "fleetward-dev-state": every name must carry the deployment's prefix fleetward-dev-home/,
+    );
+  });
+
+  describe('web identity tokens (Azure federation)', () => {
+    const identity: FunctionSpec = { name: 'i', roles: ['home'], capabilities: ['identity'] };
+    const federating = (spec: FunctionSpec, cfg: FleetConfig) =>
+      functionStatements(
+        {
+          config: cfg,
+          jurisdiction: undefined,
+          fnName: spec.name,
+          fn: {},
+          spec,
+          appConfigArn: 'arn:profile',
+        },
+        allGrants(),
+      );
+
+    it("grant sts:GetWebIdentityToken only to functions with 'identity', for Entra's audience only", () => {
+      const token = federating(identity, config).find((s) => s.Action.includes('sts:GetWebIdentityToken'));
+
+      expect(token).toEqual({
+        Effect: 'Allow',
+        Action: ['sts:GetWebIdentityToken'],
+        Resource: ['*'],
+        Condition: {
+          'ForAllValues:StringEquals': { 'sts:IdentityTokenAudience': ['api://AzureADTokenExchange'] },
+        },
+      });
+      expect(actions(federating({ ...identity, capabilities: ['state'] }, config))).not.toContain(
+        'sts:GetWebIdentityToken',
+      );
+    });
+
+    it('grant none when Azure does not sign in with aws-federation (GCP federation needs no AWS permission)', () => {
+      const { azure: _, ...clouds } = config.clouds;
+
+      expect(actions(federating(identity, { ...config, clouds }))).not.toContain('sts:GetWebIdentityToken');
+    });
+
+    it('reach every function that signs in to Azure or GCP: each holds identity', () => {
+      const federated = allGrants().filter(
+        (g) => g.holder === 'member' && (g.provider === 'azure' || g.provider === 'gcp'),
+      );
+      const needs = FUNCTIONS.filter((f) =>
+        f.capabilities.some((c) => federated.some((g) => g.capability === c)),
+      );
+
+      expect(needs.length).toBeGreaterThan(5);
+      expect(needs.filter((f) => !f.capabilities.includes('identity')).map((f) => f.name)).toEqual([]);
+    });
   });
 
   it('derives heartbeat intervals from rate and daily or hourly cron schedules', () => {

@@ -10,10 +10,10 @@ import { allGrants } from '../../shared/clouds/grants.ts';
 import type { PermissionGrant } from '../../shared/clouds/permissions.ts';
 import { parseConfig } from '../../shared/config/load.ts';
 import { FUNCTIONS, type FunctionSpec } from '../../shared/deploy/functions.ts';
+import { roleName } from '../../shared/deploy/generate.ts';
 import { isAzureDataAction } from '../../shared/deploy/onboard/azure.ts';
 import {
   deployments,
-  functionRoleName,
   OnboardError,
   type OnboardInput,
   type OnboardOptions,
@@ -118,7 +118,7 @@ function fleet(overrides: Record<string, unknown> = {}) {
       gcp: { projects: [{ id: 'payments-prod-eu', number: '123456789012' }, { id: 'analytics-in' }] },
       azure: {
         credential: {
-          type: 'workload-identity',
+          type: 'aws-federation',
           tenantId: '00000000-0000-0000-0000-000000000000',
           clientId: '00000000-0000-0000-0000-000000000001',
         },
@@ -176,24 +176,24 @@ function artefact(result: { artefacts: { file: string; content: string }[] }, fi
 }
 
 describe('onboard: function roles and deployments', () => {
-  it('names a function role fleetward-<stage>-<region>-<function>, hash-truncated to 64 characters', () => {
-    expect(functionRoleName('prod', 'eu-central-1', 'discover-clusters')).toBe(
-      'fleetward-prod-eu-central-1-discover-clusters',
-    );
-    const long = functionRoleName('preproduction-blue', 'ap-southeast-5', 'collect-audit-logs-worker');
-    const other = functionRoleName('preproduction-blue', 'ap-southeast-5', 'reconcile-backups-worker');
+  it('names a function role as the deployment does: fleetward-<stage>-<deployment>-<function>', () => {
+    const [home, eu] = deployments(fleet(), { stage: 'prod' });
+    const trusted = JSON.parse(artefact(onboardAws(input()), 'fleetward-reader.cfn.json')).Metadata.Fleetward
+      .trustedRoles as { role: string; deployment: string }[];
 
-    expect(long).toHaveLength(64);
-    expect(long).toMatch(/^fleetward-preproduction-blue-ap-southeast-5-.*-[0-9a-f]{8}$/);
-    expect(long).not.toBe(other);
-    expect(functionRoleName('preproduction-blue', 'ap-southeast-5', 'collect-audit-logs-worker')).toBe(long);
+    expect(trusted).toContainEqual(
+      expect.objectContaining({ role: roleName('prod', home!.id, 'discover-clusters'), deployment: 'home' }),
+    );
+    expect(trusted).toContainEqual(
+      expect.objectContaining({ role: roleName('prod', eu!.id, 'discover-clusters'), deployment: 'eu' }),
+    );
   });
 
   it('deploys home in the home region and one regional deployment per jurisdiction, in its region', () => {
     expect(deployments(fleet(), { stage: 'prod', regionalRegions: { in: 'ap-south-2' } })).toEqual([
-      { role: 'home', region: 'eu-west-1' },
-      { role: 'regional', jurisdiction: 'eu', region: 'eu-central-1' },
-      { role: 'regional', jurisdiction: 'in', region: 'ap-south-2' },
+      { role: 'home', id: 'home', region: 'eu-west-1' },
+      { role: 'regional', id: 'eu', jurisdiction: 'eu', region: 'eu-central-1' },
+      { role: 'regional', id: 'in', jurisdiction: 'in', region: 'ap-south-2' },
     ]);
   });
 
@@ -225,12 +225,12 @@ describe('onboard aws', () => {
     });
     expect(withExternalId.StringEquals).toEqual({ 'sts:ExternalId': { Ref: 'ExternalId' } });
     expect(without.ArnLike).toEqual(withExternalId.ArnLike);
-    // discover-clusters in home (eu-west-1) and both regional deployments; reconcile-tags in home only.
+    // discover-clusters in home and both regional deployments; reconcile-tags in home only.
     expect(arns.map((a: string) => a.split(':role/')[1])).toEqual([
-      'fleetward-prod-ap-south-1-discover-clusters',
-      'fleetward-prod-eu-central-1-discover-clusters',
-      'fleetward-prod-eu-west-1-discover-clusters',
-      'fleetward-prod-eu-west-1-reconcile-tags',
+      'fleetward-prod-eu-discover-clusters',
+      'fleetward-prod-home-discover-clusters',
+      'fleetward-prod-home-reconcile-tags',
+      'fleetward-prod-in-discover-clusters',
     ]);
     expect(JSON.stringify(template)).not.toMatch(/\d{12}/);
   });
@@ -243,6 +243,36 @@ describe('onboard aws', () => {
     expect(trusted).not.toContain('azure-cluster-events');
     expect(trusted).not.toContain('publish-compliance-snapshot');
     expect(trusted).toContain('collect-audit-logs-worker');
+  });
+
+  it('trusts exactly the roles of every deployment of the example config, where home and eu share a region, as do za and ke', async () => {
+    const { loadConfig } = await import('../../shared/config/load.ts');
+    const example = await loadConfig('fleet.example.yaml');
+    const options = { stage: 'dev', now: () => new Date('2027-01-01T00:00:00Z') };
+    const template = JSON.parse(
+      artefact(onboardAws(input(options, example, allGrants(), FUNCTIONS)), /reader/),
+    );
+    const arns = template.Resources.ReaderRole.Properties.AssumeRolePolicyDocument.Statement[0].Condition[
+      'Fn::If'
+    ][1].ArnLike['aws:PrincipalArn'].map((a: { 'Fn::Sub': string }) => a['Fn::Sub'].split(':role/')[1]);
+    const aws = new Set(
+      allGrants()
+        .filter((g) => g.provider === 'aws' && g.holder === 'member')
+        .map((g) => g.capability),
+    );
+    const needing = FUNCTIONS.filter((f) => f.capabilities.some((c) => aws.has(c)));
+    const expected = ['home', 'eu', 'in', 'za', 'ke'].flatMap((d) =>
+      needing
+        .filter((f) => f.roles.includes(d === 'home' ? 'home' : 'regional'))
+        .map((f) => `fleetward-dev-${d}-${f.name}`),
+    );
+
+    expect(arns).toEqual([...expected].sort());
+    expect(arns).toContain('fleetward-dev-home-discover-clusters');
+    expect(arns).toContain('fleetward-dev-eu-discover-clusters');
+    expect(arns).toContain('fleetward-dev-za-collect-audit-logs-worker');
+    expect(arns).toContain('fleetward-dev-ke-collect-audit-logs-worker');
+    expect(arns.filter((a: string) => /eu-central-1|af-south-1/.test(a))).toEqual([]);
   });
 
   it('refuses to make a reader role from a table without member AWS grants', () => {
@@ -287,11 +317,11 @@ describe('onboard gcp', () => {
 
     expect(members).toEqual(
       [
-        'fleetward-prod-ap-south-1-collect-audit-logs',
-        'fleetward-prod-ap-south-1-discover-clusters',
-        'fleetward-prod-eu-central-1-collect-audit-logs',
-        'fleetward-prod-eu-central-1-discover-clusters',
-        'fleetward-prod-eu-west-1-discover-clusters',
+        'fleetward-prod-eu-collect-audit-logs',
+        'fleetward-prod-eu-discover-clusters',
+        'fleetward-prod-home-discover-clusters',
+        'fleetward-prod-in-collect-audit-logs',
+        'fleetward-prod-in-discover-clusters',
       ].map(
         (r) =>
           `principalSet://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/fleetward/attribute.aws_role/arn:aws:sts::999999999999:assumed-role/${r}`,
@@ -318,6 +348,74 @@ describe('onboard gcp', () => {
     );
     // biome-ignore lint/suspicious/noTemplateCurlyInString: the shell and CloudFormation variables the artefacts hold
     expect(other).toContain('projects/${POOL_PROJECT_NUMBER}/locations/global');
+  });
+
+  it('notes that fleet.yaml lacks the workloadIdentity block, and prints no external_account without it', () => {
+    expect(result.notes.join('\n')).toMatch(
+      /no clouds\.gcp\.workloadIdentity: the script uses pool fleetward and provider fleetward-aws in payments-prod-eu; add the block \(projectNumber: 123456789012, poolId: fleetward, providerId: fleetward-aws/,
+    );
+    expect(result.artefacts.map((a) => a.file)).not.toContain('gcp-external-account.json');
+  });
+
+  describe('with clouds.gcp.workloadIdentity', () => {
+    const WI = {
+      projectNumber: '987654321098',
+      poolId: 'fleetward-aws',
+      providerId: 'aws-home',
+      serviceAccount: 'fleetward@fleetward-ops.iam.gserviceaccount.com',
+    };
+    const withWi = (wi: Record<string, string>) => {
+      const config = fleet();
+      return {
+        ...config,
+        clouds: { ...config.clouds, gcp: { ...config.clouds.gcp!, workloadIdentity: wi } },
+      } as typeof config;
+    };
+    const federated = onboardGcp(input({}, withWi(WI)));
+    const script = artefact(federated, 'gcp-onboard.sh');
+
+    it('creates the pool and provider fleet.yaml names, in the project of its service account', () => {
+      expect(script).toContain(
+        'gcloud iam workload-identity-pools create fleetward-aws --project=fleetward-ops --location=global',
+      );
+      expect(script).toMatch(
+        /providers create-aws aws-home --project=fleetward-ops .*--workload-identity-pool=fleetward-aws /,
+      );
+      expect(script).toContain(
+        `--member="principalSet://iam.googleapis.com/projects/987654321098/locations/global/workloadIdentityPools/fleetward-aws/attribute.aws_role/arn:aws:sts::${ACCOUNT}:assumed-role/fleetward-prod-home-discover-clusters"`,
+      );
+      expect(script).toContain(
+        'gcloud iam service-accounts add-iam-policy-binding fleetward@fleetward-ops.iam.gserviceaccount.com',
+      );
+      expect(script).not.toContain('POOL_PROJECT_NUMBER');
+      expect(federated.notes.join('\n')).not.toMatch(/no clouds\.gcp\.workloadIdentity/);
+    });
+
+    it('prints the external_account configuration Fleetward builds from it', () => {
+      const external = JSON.parse(artefact(federated, 'gcp-external-account.json'));
+
+      expect(external).toMatchObject({
+        type: 'external_account',
+        audience:
+          '//iam.googleapis.com/projects/987654321098/locations/global/workloadIdentityPools/fleetward-aws/providers/aws-home',
+        subject_token_type: 'urn:ietf:params:aws:token-type:aws4_request',
+        token_url: 'https://sts.googleapis.com/v1/token',
+        credential_source: { environment_id: 'aws1' },
+        service_account_impersonation_url:
+          'https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/fleetward@fleetward-ops.iam.gserviceaccount.com:generateAccessToken',
+      });
+      expect(JSON.stringify(external)).not.toMatch(/169\.254|secret|private_key/);
+    });
+
+    it('binds the custom role to the federated principals when no service account is named', () => {
+      const { serviceAccount: _, ...direct } = WI;
+      const sh = artefact(onboardGcp(input({}, withWi(direct))), 'gcp-onboard.sh');
+
+      expect(sh).not.toContain('service-accounts');
+      expect(sh).toContain(
+        `gcloud projects add-iam-policy-binding analytics-in --member="principalSet://iam.googleapis.com/projects/987654321098/locations/global/workloadIdentityPools/fleetward-aws/attribute.aws_role/arn:aws:sts::${ACCOUNT}:assumed-role/fleetward-prod-in-collect-audit-logs" --role=projects/analytics-in/roles/fleetward_prod`,
+      );
+    });
   });
 
   it('refuses without the Fleetward account', () => {
@@ -370,12 +468,12 @@ describe('onboard azure', () => {
   });
 
   it('writes one federated credential per function role that needs Azure, as the documented sample', () => {
-    expect(credentials.map((c) => c.subject)).toEqual([
-      `arn:aws:iam::${ACCOUNT}:role/fleetward-prod-ap-south-1-collect-audit-logs`,
-      `arn:aws:iam::${ACCOUNT}:role/fleetward-prod-ap-south-1-discover-clusters`,
-      `arn:aws:iam::${ACCOUNT}:role/fleetward-prod-eu-central-1-collect-audit-logs`,
-      `arn:aws:iam::${ACCOUNT}:role/fleetward-prod-eu-central-1-discover-clusters`,
-      `arn:aws:iam::${ACCOUNT}:role/fleetward-prod-eu-west-1-discover-clusters`,
+    expect(credentials.map((c) => c.subject).sort()).toEqual([
+      `arn:aws:iam::${ACCOUNT}:role/fleetward-prod-eu-collect-audit-logs`,
+      `arn:aws:iam::${ACCOUNT}:role/fleetward-prod-eu-discover-clusters`,
+      `arn:aws:iam::${ACCOUNT}:role/fleetward-prod-home-discover-clusters`,
+      `arn:aws:iam::${ACCOUNT}:role/fleetward-prod-in-collect-audit-logs`,
+      `arn:aws:iam::${ACCOUNT}:role/fleetward-prod-in-discover-clusters`,
     ]);
     for (const c of credentials) {
       expect(Object.keys(c).sort()).toEqual(['audiences', 'description', 'issuer', 'name', 'subject']);
@@ -383,15 +481,69 @@ describe('onboard azure', () => {
       expect(c.audiences).toEqual(['api://AzureADTokenExchange']);
       expect(c.name).toMatch(/^[A-Za-z0-9][A-Za-z0-9_-]{2,119}$/);
     }
-    expect(artefact(result, 'azure-onboard.sh')).toContain(
-      'az ad app federated-credential create --id 00000000-0000-0000-0000-000000000001 --parameters federated-credential-fleetward-prod-eu-west-1-discover-clusters.json',
-    );
   });
 
-  it('warns when the credentials exceed what one app registration holds', () => {
-    const many = onboardAzure(input({}, fleet(), allGrants(), FUNCTIONS));
+  it('makes one app registration per deployment, holding only its own function roles, and says how to deploy with it', () => {
+    const sh = artefact(result, 'azure-onboard.sh');
+    const block = (id: string) =>
+      sh.slice(sh.indexOf(`Deployment ${id} `), sh.indexOf('echo', sh.indexOf(`Deployment ${id} `)));
 
-    expect(many.notes.join('\n')).toMatch(/more than the 20 one app registration may hold/);
+    expect(sh).toContain(
+      'APP_ID_HOME=$(az ad app create --display-name fleetward-prod-home --sign-in-audience AzureADMyOrg --query appId --output tsv)',
+    );
+    expect(block('home')).toContain(
+      'az ad app federated-credential create --id "$APP_ID_HOME" --parameters federated-credential-fleetward-prod-home-discover-clusters.json',
+    );
+    expect(block('home')).not.toMatch(/fleetward-prod-(eu|in)-/);
+    expect(block('in').match(/federated-credential create --id "\$APP_ID_IN"/g)).toHaveLength(2);
+    expect(block('in')).toContain('az ad sp create --id "$APP_ID_IN"');
+    for (const sub of [SUBSCRIPTION, '00000000-0000-0000-0000-00000000a002']) {
+      expect(block('eu')).toContain(
+        `az role assignment create --assignee "$APP_ID_EU" --role 'Fleetward (prod)' --scope /subscriptions/${sub}`,
+      );
+    }
+    expect(sh).toContain(
+      'echo "deploy in with: serverless deploy --stage prod --param role=regional --param jurisdiction=in --region ap-south-1 --param azureClientId=$APP_ID_IN"',
+    );
+    expect(sh.match(/az ad app create/g)).toHaveLength(3);
+    expect(result.notes.join('\n')).not.toMatch(/Warning/);
+  });
+
+  it('keeps every deployment of the example config under 20 credentials, with the real table', async () => {
+    const { loadConfig } = await import('../../shared/config/load.ts');
+    const example = await loadConfig('fleet.example.yaml');
+    const real = onboardAzure(
+      input({ stage: 'dev', now: () => new Date('2027-01-01T00:00:00Z') }, example, allGrants(), FUNCTIONS),
+    );
+    const sh = artefact(real, 'azure-onboard.sh');
+    const perApp = [...sh.matchAll(/federated-credential create --id "\$(APP_ID_\w+)"/g)].reduce(
+      (n, m) => n.set(m[1]!, (n.get(m[1]!) ?? 0) + 1),
+      new Map<string, number>(),
+    );
+
+    expect([...perApp.keys()].sort()).toEqual([
+      'APP_ID_EU',
+      'APP_ID_HOME',
+      'APP_ID_IN',
+      'APP_ID_KE',
+      'APP_ID_ZA',
+    ]);
+    expect(Math.max(...perApp.values())).toBeLessThanOrEqual(20);
+    expect(real.notes.join('\n')).not.toMatch(/Warning/);
+    // publish-compliance-snapshot writes Azure evidence: its role is a subject, and it holds identity.
+    expect(sh).toContain('federated-credential-fleetward-dev-za-publish-compliance-snapshot.json');
+  });
+
+  it('warns when one deployment would exceed what one app registration holds', () => {
+    const many = Array.from({ length: 21 }, (_, i) => ({
+      name: `f${i}`,
+      roles: ['home' as const],
+      capabilities: ['discovery' as const],
+    }));
+
+    expect(onboardAzure(input({}, fleet(), SAMPLE_GRANTS, many)).notes.join('\n')).toMatch(
+      /Warning: deployment home has 21 federated credentials, more than the 20 one app registration may hold/,
+    );
   });
 
   it.each([
@@ -401,16 +553,22 @@ describe('onboard azure', () => {
     expect(() => onboardAzure(input(options))).toThrow(message);
   });
 
-  it('refuses a config whose Azure credential is not workload identity', () => {
+  it.each([
+    [{ type: 'default' as const }],
+    [
+      {
+        type: 'workload-identity' as const,
+        tenantId: '00000000-0000-0000-0000-000000000000',
+        clientId: '00000000-0000-0000-0000-000000000001',
+      },
+    ],
+  ])('refuses a config whose Azure credential is not aws-federation (%j)', (credential) => {
     const config = fleet();
     const azure = config.clouds.azure!;
-    const plain = {
-      ...config,
-      clouds: { ...config.clouds, azure: { ...azure, credential: { type: 'default' as const } } },
-    };
+    const other = { ...config, clouds: { ...config.clouds, azure: { ...azure, credential } } };
 
-    expect(() => onboardAzure(input({}, plain))).toThrow(
-      /clouds\.azure\.credential must be type workload-identity/,
+    expect(() => onboardAzure(input({}, other))).toThrow(
+      new RegExp(`clouds\\.azure\\.credential must be type aws-federation .*\\(got ${credential.type}\\)`),
     );
   });
 });

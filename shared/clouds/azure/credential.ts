@@ -12,6 +12,11 @@
  * trusts it through a federated identity credential on the app registration whose issuer is
  * the AWS account's outbound-federation issuer URL and whose subject is the role ARN.
  *
+ * Each deployment signs in as its own app registration (one holds at most 20 federated
+ * credentials, and every function role is a distinct subject): `FLEETWARD_AZURE_CLIENT_ID`,
+ * which the deployment sets from its `azureClientId` parameter, overrides the configured
+ * `clientId` ({@link clientIdOf}).
+ *
  * The credential type takes no secret, no certificate and no token file, and does not look at
  * `AZURE_CLIENT_SECRET` or any other environment credential (unlike `DefaultAzureCredential`).
  */
@@ -43,6 +48,31 @@ export function stsRegionOf(credential: AzureAwsFederation, env: NodeJS.ProcessE
   return region;
 }
 
+/** The variable a deployment names its own app registration in (serverless param `azureClientId`). */
+export const AZURE_CLIENT_ID_VARIABLE = 'FLEETWARD_AZURE_CLIENT_ID';
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The app registration to sign in as: `FLEETWARD_AZURE_CLIENT_ID` when set and not empty (the
+ * deployment's own), else `clouds.azure.credential.clientId`.
+ *
+ * @throws ConfigError when the variable is set but is not a GUID.
+ */
+export function clientIdOf(credential: AzureAwsFederation, env: NodeJS.ProcessEnv = process.env): string {
+  const override = env[AZURE_CLIENT_ID_VARIABLE]?.trim();
+  if (!override) return credential.clientId;
+  if (!GUID.test(override)) {
+    throw new ConfigError([
+      {
+        path: AZURE_CLIENT_ID_VARIABLE,
+        message: `expected an app registration's client id (a GUID), got "${override}"`,
+      },
+    ]);
+  }
+  return override;
+}
+
 /**
  * A `ClientAssertionCredential` whose assertion is an AWS web identity token (see the module
  * comment). A bad `authorityCaFile` or a missing STS region fails here, before any call.
@@ -52,6 +82,7 @@ export async function awsFederationCredential(
   deps: AwsFederationDeps = {},
 ): Promise<TokenCredential> {
   const region = stsRegionOf(credential, deps.env);
+  const clientId = clientIdOf(credential, deps.env);
   let ca: string[] | undefined;
   if (credential.authorityCaFile !== undefined) {
     try {
@@ -80,7 +111,7 @@ export async function awsFederationCredential(
     deps.clock,
   );
   const { ClientAssertionCredential } = await import('@azure/identity');
-  return new ClientAssertionCredential(credential.tenantId, credential.clientId, () => assertion(), {
+  return new ClientAssertionCredential(credential.tenantId, clientId, () => assertion(), {
     ...(credential.authorityHost === undefined
       ? {}
       : // A configured authority is trusted as given: no instance-discovery call to the public cloud.

@@ -81,7 +81,7 @@ export const onboardAws: Generator = (input) => {
         trustedRoles: roles.map((r) => ({
           role: r.name,
           function: r.fn,
-          deployment: r.deployment.jurisdiction ?? 'home',
+          deployment: r.deployment.id,
           region: r.deployment.region,
         })),
         grants: grants.map((g) => ({ permission: g.permission, capability: g.capability, why: g.why })),

@@ -1,15 +1,24 @@
 /**
  * `fleetward onboard azure`: the custom role definition (`az role definition create
- * --role-definition`), its assignment on every subscription fleet.yaml lists, and one
- * federated identity credential per Fleetward function role that uses a member Azure grant
- * (`az ad app federated-credential create --parameters`).
+ * --role-definition`) and, per deployment (home, and each jurisdiction's regional one), one app
+ * registration (`az ad app create`) with one federated identity credential per function role of
+ * that deployment that uses a member Azure grant (`az ad app federated-credential create
+ * --parameters`), the custom role assigned to it on every subscription fleet.yaml lists, and the
+ * `--param azureClientId=<appId>` to deploy that deployment with. One app registration per
+ * deployment, because an app registration holds at most 20 federated credentials and every
+ * function role is a distinct token subject.
  *
  * The credential trusts the tokens the function role gets from AWS IAM outbound identity
  * federation (`sts:GetWebIdentityToken`): issuer = the AWS account's issuer URL, subject = the
  * role ARN (the token's `sub`), audience `api://AzureADTokenExchange`. Shapes: the samples in
  * test/fixtures/onboard/README.md.
  */
+
+import { deploymentPrefix } from '../generate.ts';
 import {
+  type Deployment,
+  deployArgs,
+  deployments,
   type Generator,
   memberFunctionRoles,
   memberGrants,
@@ -57,9 +66,9 @@ export const onboardAzure: Generator = (input) => {
     );
   }
   const credential = azure.credential;
-  if (credential.type !== 'workload-identity') {
+  if (credential.type !== 'aws-federation') {
     throw new OnboardError(
-      'clouds.azure.credential must be type workload-identity (tenantId, clientId of the app registration) for federation from AWS',
+      `clouds.azure.credential must be type aws-federation (tenantId, clientId) for federation from the Lambda roles (got ${credential.type})`,
       'clouds.azure.credential.type',
     );
   }
@@ -87,38 +96,59 @@ export const onboardAzure: Generator = (input) => {
     NotDataActions: [] as string[],
     AssignableScopes: azure.subscriptions.map((s) => `/subscriptions/${s.id}`),
   };
-  const roles = memberFunctionRoles(input, 'azure');
-  const credentials = roles.map((r) => ({
-    file: `federated-credential-${r.name}.json`,
-    body: {
-      name: r.name,
-      issuer,
-      subject: `arn:aws:iam::${account}:role/${r.name}`,
-      description: `Fleetward function ${r.fn} (${r.deployment.jurisdiction ?? 'home'}, ${r.deployment.region})`,
-      audiences: [AZURE_TOKEN_EXCHANGE_AUDIENCE],
-    },
-  }));
+  const audience = credential.audience ?? AZURE_TOKEN_EXCHANGE_AUDIENCE;
+  const notes: string[] = [];
+  const artefacts = [];
   const lines = [
     '# 1. The custom role (assignable in every subscription fleet.yaml lists).',
     'az role definition create --role-definition fleetward-role-definition.json',
-    '',
-    '# 2. The role for the app registration Fleetward signs in as, on every subscription.',
-    ...azure.subscriptions.map(
-      (s) =>
-        `az role assignment create --assignee ${credential.clientId} --role ${shq(roleName)} --scope /subscriptions/${s.id}`,
-    ),
-    '',
-    `# 3. One federated credential per Fleetward function role (${credentials.length}).`,
-    ...credentials.map(
-      (c) => `az ad app federated-credential create --id ${credential.clientId} --parameters ${c.file}`,
-    ),
   ];
-  const notes: string[] = [];
-  if (credentials.length > AZURE_FEDERATED_CREDENTIALS_MAX) {
-    notes.push(
-      `Warning: ${credentials.length} federated credentials, more than the ${AZURE_FEDERATED_CREDENTIALS_MAX} one app registration may hold; Entra ID refuses the rest.`,
+  let step = 2;
+  for (const d of deployments(input.config, input.options)) {
+    const roles = memberFunctionRoles(input, 'azure', d);
+    if (roles.length === 0) continue;
+    const app = appRegistrationName(stage, d);
+    const variable = `APP_ID_${d.id.toUpperCase().replace(/-/g, '_')}`;
+    const credentials = roles.map((r) => ({
+      file: `federated-credential-${r.name}.json`,
+      body: {
+        name: r.name,
+        issuer,
+        subject: `arn:aws:iam::${account}:role/${r.name}`,
+        description: `Fleetward function ${r.fn} (${d.id}, ${d.region})`,
+        audiences: [audience],
+      },
+    }));
+    if (credentials.length > AZURE_FEDERATED_CREDENTIALS_MAX) {
+      notes.push(
+        `Warning: deployment ${d.id} has ${credentials.length} federated credentials, more than the ${AZURE_FEDERATED_CREDENTIALS_MAX} one app registration may hold; Entra ID refuses the rest.`,
+      );
+    }
+    artefacts.push(
+      ...credentials.map((c) => ({
+        file: c.file,
+        title: `federated identity credential of app ${app} for ${c.body.subject} (az ad app federated-credential create --parameters)`,
+        content: `${JSON.stringify(c.body, null, 2)}\n`,
+      })),
+    );
+    lines.push(
+      '',
+      `# ${step++}. Deployment ${d.id} (${d.region}): its own app registration, ${credentials.length} federated credential(s), the role.`,
+      `${variable}=$(az ad app create --display-name ${shq(app)} --sign-in-audience AzureADMyOrg --query appId --output tsv)`,
+      `az ad sp create --id "$${variable}"`,
+      ...credentials.map(
+        (c) => `az ad app federated-credential create --id "$${variable}" --parameters ${c.file}`,
+      ),
+      ...azure.subscriptions.map(
+        (s) =>
+          `az role assignment create --assignee "$${variable}" --role ${shq(roleName)} --scope /subscriptions/${s.id}`,
+      ),
+      `echo "deploy ${d.id} with: serverless deploy --stage ${stage} ${deployArgs(d)} --param azureClientId=$${variable}"`,
     );
   }
+  notes.push(
+    `Each deployment signs in to Azure as its own app registration: deploy it with --param azureClientId=<its appId> (the script prints it); clouds.azure.credential.clientId (${credential.clientId}) serves only where that parameter is empty.`,
+  );
   return {
     artefacts: [
       {
@@ -126,17 +156,14 @@ export const onboardAzure: Generator = (input) => {
         title: `Azure custom role "${roleName}" (az role definition create --role-definition)`,
         content: `${JSON.stringify(definition, null, 2)}\n`,
       },
-      ...credentials.map((c) => ({
-        file: c.file,
-        title: `federated identity credential for ${c.body.subject} (az ad app federated-credential create --parameters)`,
-        content: `${JSON.stringify(c.body, null, 2)}\n`,
-      })),
+      ...artefacts,
       {
         file: 'azure-onboard.sh',
-        title: 'az commands: role definition, assignments, federated credentials',
+        title:
+          'az commands: role definition; per deployment an app registration, federated credentials, assignments',
         content: script(
           [
-            `Fleetward (${stage}) in Azure, tenant ${credential.tenantId}: run with az as an Owner or User Access Administrator of each subscription and an owner of app ${credential.clientId}.`,
+            `Fleetward (${stage}) in Azure, tenant ${credential.tenantId}: run with az as an Owner or User Access Administrator of each subscription, allowed to create app registrations.`,
           ],
           lines,
         ),
@@ -145,3 +172,8 @@ export const onboardAzure: Generator = (input) => {
     notes,
   };
 };
+
+/** The display name of a deployment's app registration: `fleetward-<stage>-<deployment>`. */
+export function appRegistrationName(stage: string, d: Deployment): string {
+  return deploymentPrefix(stage, d.id);
+}

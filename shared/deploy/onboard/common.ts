@@ -2,17 +2,17 @@
  * What every `fleetward onboard` generator shares: its input (the permission table, the
  * function catalogue, the validated fleet.yaml and the command's options), its output (named
  * artefacts and notes for the operator), the deployments a fleet.yaml implies and the IAM role
- * name of each deployed function.
+ * of each deployed function (named by shared/deploy/generate.ts `roleName`).
  *
  * Generators are pure: no clock, no network, no file system. Only deploy-time tools and tests
  * import this module, never a Lambda handler.
  */
-import { createHash } from 'node:crypto';
 import type { PermissionGrant, PermissionProvider } from '../../clouds/permissions.ts';
 import type { FleetConfig } from '../../config/schema.ts';
 import { Residency } from '../../residency/index.ts';
 import { FleetwardError, ResidencyError } from '../../runtime/errors.ts';
 import type { DeploymentRole, FunctionSpec } from '../functions.ts';
+import { deploymentId, roleName } from '../generate.ts';
 
 /** Options every target takes (the CLI fills them from its flags). */
 export interface OnboardOptions {
@@ -74,25 +74,18 @@ export class OnboardError extends FleetwardError {
 /** One deployment of the service: the home one, or a regional one per jurisdiction. */
 export interface Deployment {
   role: DeploymentRole;
+  /** `home`, or the jurisdiction id of a regional deployment: part of its stack, function and role names. */
+  id: string;
   /** The jurisdiction a regional deployment serves. */
   jurisdiction?: string;
   region: string;
 }
 
-/** IAM role names are at most 64 characters. */
-const ROLE_NAME_MAX = 64;
-
-/**
- * The IAM role of a deployed function: `fleetward-<stage>-<region>-<function>`, in the
- * Fleetward account of its deployment. A name longer than 64 characters keeps its first 55
- * characters and ends in `-` + the first 8 hex digits of the SHA-256 of the full name, so it
- * stays unique and stable.
- */
-export function functionRoleName(stage: string, region: string, fn: string): string {
-  const name = `fleetward-${stage}-${region}-${fn}`;
-  if (name.length <= ROLE_NAME_MAX) return name;
-  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
-  return `${name.slice(0, ROLE_NAME_MAX - 9)}-${hash}`;
+/** The `serverless deploy` parameters of a deployment (without `--stage`). */
+export function deployArgs(d: Deployment): string {
+  return d.role === 'home'
+    ? `--param role=home --region ${d.region}`
+    : `--param role=regional --param jurisdiction=${d.jurisdiction} --region ${d.region}`;
 }
 
 /**
@@ -112,7 +105,7 @@ export function deployments(config: FleetConfig, options: OnboardOptions): Deplo
     );
   }
   const residency = new Residency(config.jurisdictions, options.now ? { now: options.now } : {});
-  const result: Deployment[] = [{ role: 'home', region: home }];
+  const result: Deployment[] = [{ role: 'home', id: deploymentId('home'), region: home }];
   for (const [id, j] of Object.entries(config.jurisdictions)) {
     const region = options.regionalRegions?.[id] ?? j.evidence?.aws?.region;
     if (!region) {
@@ -128,7 +121,7 @@ export function deployments(config: FleetConfig, options: OnboardOptions): Deplo
         throw new OnboardError(error.message, `--regional ${id}`, { cause: error });
       throw error;
     }
-    result.push({ role: 'regional', jurisdiction: id, region });
+    result.push({ role: 'regional', id: deploymentId('regional', id), jurisdiction: id, region });
   }
   return result;
 }
@@ -160,17 +153,22 @@ export interface FunctionRole {
 /**
  * The roles of the functions that need member access on a provider, in every deployment that
  * deploys them (a function of both roles has one role in the home and one in each regional
- * deployment), sorted by name.
+ * deployment), sorted by name: `roleName(stage, deployment, function)` of shared/deploy/generate.ts,
+ * the names the deployments give them.
  */
-export function memberFunctionRoles(input: OnboardInput, provider: PermissionProvider): FunctionRole[] {
-  const deployed = deployments(input.config, input.options);
+export function memberFunctionRoles(
+  input: OnboardInput,
+  provider: PermissionProvider,
+  only?: Deployment,
+): FunctionRole[] {
+  const deployed = only ? [only] : deployments(input.config, input.options);
   const roles = functionsNeedingMember(input, provider).flatMap((f) =>
     deployed
       .filter((d) => f.roles.includes(d.role))
       .map((d) => ({
         fn: f.name,
         deployment: d,
-        name: functionRoleName(input.options.stage, d.region, f.name),
+        name: roleName(input.options.stage, d.id, f.name),
       })),
   );
   return uniqueBy(roles, (r) => r.name).sort((a, b) => a.name.localeCompare(b.name));

@@ -11,7 +11,7 @@
 import { stringify } from 'yaml';
 import type { PermissionGrant } from '../../clouds/permissions.ts';
 import { type Generator, memberGrants, OnboardError, script, shq, sortedUnique } from './common.ts';
-import { GCP_SERVICE_ACCOUNT_ID } from './gcp.ts';
+import { gcpServiceAccount } from './gcp.ts';
 
 /** The Kubernetes group Fleetward's identities are bound through. */
 export const KUBE_GROUP = 'fleetward';
@@ -93,12 +93,10 @@ export const onboardKubernetes: Generator = (input) => {
   const gcp = input.config.clouds.gcp;
   if (gcp) {
     // GKE names a Google identity by its email; groups need Google Groups for RBAC, so bind the service account too.
-    const poolProject = input.options.poolProject ?? gcp.projects[0]!.id;
-    subjects.push({
-      kind: 'User',
-      apiGroup: 'rbac.authorization.k8s.io',
-      name: `${GCP_SERVICE_ACCOUNT_ID}@${poolProject}.iam.gserviceaccount.com`,
-    });
+    const serviceAccount = gcpServiceAccount(gcp, input.options.poolProject);
+    if (serviceAccount) {
+      subjects.push({ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: serviceAccount });
+    }
   }
   const docs: object[] = [];
   if (clusterGrants.length > 0) {
@@ -208,11 +206,13 @@ export const onboardKubernetes: Generator = (input) => {
     });
   }
   const notes = [
-    `AKS with Entra ID: add the service principal of app ${
-      input.config.clouds.azure?.credential.type === 'workload-identity'
-        ? input.config.clouds.azure.credential.clientId
-        : '<client id>'
-    } to an Entra group and add that group's object id as a Group subject, or bind the service principal's object id as a User.`,
+    input.config.clouds.azure?.credential.type === 'aws-federation'
+      ? `AKS with Entra ID: Fleetward signs in as one app registration per deployment ('fleetward onboard azure' creates them, named fleetward-${stage}-<home|jurisdiction>); add their service principals to an Entra group and add that group's object id as a Group subject, or bind each service principal's object id as a User.`
+      : `AKS with Entra ID: add the service principal of app ${
+          input.config.clouds.azure?.credential.type === 'workload-identity'
+            ? input.config.clouds.azure.credential.clientId
+            : '<client id>'
+        } to an Entra group and add that group's object id as a Group subject, or bind the service principal's object id as a User.`,
   ];
   return { artefacts, notes };
 };
