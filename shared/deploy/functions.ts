@@ -88,9 +88,15 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     capabilities: ['config', 'state', 'secrets', 'evidence-read', 'evidence-write'],
   },
   {
+    // Records EKS events and enqueues them like the HTTP endpoints; the worker calls the clouds.
     name: 'on-cluster-event',
     roles: ['home'],
-    capabilities: ['config', 'state', 'secrets', 'identity', 'discovery'],
+    capabilities: ['config', 'state', 'secrets', 'queue-send'],
+  },
+  {
+    name: 'rediscover-clusters-worker',
+    roles: ['home'],
+    capabilities: ['config', 'state', 'secrets', 'identity', 'discovery', 'project-directory'],
   },
   {
     name: 'gcp-cluster-events',

@@ -4,9 +4,9 @@
  */
 import { createBudgetProviders, createDiscoveries, createProjectDirectory } from '../clouds/registry.ts';
 import type { FleetConfig, GcpConfig } from '../config/schema.ts';
-import type { OpenEventDeps } from '../events/dispatch.ts';
 import type { AuditJobDeps } from '../jobs/audit.ts';
 import type { BudgetJobDeps } from '../jobs/budgets.ts';
+import type { OpenEventDeps } from '../jobs/cluster-event.ts';
 import type { DiscoverDeps } from '../jobs/discover.ts';
 import type { ClusterJobDeps } from '../jobs/fleet.ts';
 import type { SnapshotDeps } from '../jobs/snapshot.ts';
@@ -115,7 +115,7 @@ export async function snapshotDeps(
   };
 }
 
-/** The event path's deployed wiring: the configured discoveries of `clouds`, the state store, a notifier. */
+/** The deps of the `rediscover-clusters` worker: the configured discoveries of `clouds`, the state store, a notifier. */
 export const openEventDeps: OpenEventDeps = async (config, logger, clouds) => {
   const gcp = clouds.includes('gcp') ? config.clouds.gcp : undefined;
   const [discoveries, store, notifier, projects] = await Promise.all([

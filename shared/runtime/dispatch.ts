@@ -19,6 +19,8 @@ export const WORK_JOBS = [
   'restore-drill',
   'collect-audit-logs',
   'reconcile-tags',
+  /** One received cloud event: rediscover its cluster (see `shared/jobs/cluster-event.ts`). */
+  'rediscover-clusters',
 ] as const;
 export type WorkJob = (typeof WORK_JOBS)[number];
 

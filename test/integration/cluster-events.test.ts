@@ -33,13 +33,14 @@ import { clientOptions as gkeClientOptions } from '../../shared/clouds/gcp/disco
 import { parseConfig } from '../../shared/config/load.ts';
 import type { FleetConfig } from '../../shared/config/schema.ts';
 import { parseEksEvent } from '../../shared/events/aws.ts';
-import type { EventWiring, OpenEventDeps } from '../../shared/events/dispatch.ts';
-import { handleClusterEvent } from '../../shared/jobs/cluster-event.ts';
+import type { EventWiring, OpenIntake } from '../../shared/events/intake.ts';
+import { handleClusterEvent, inProcessSend, type OpenEventDeps } from '../../shared/jobs/cluster-event.ts';
 import { run } from '../../shared/jobs/discover.ts';
 import type { Cluster, RegionCloud } from '../../shared/model.ts';
-import { discoverDeps, openEventDeps } from '../../shared/runtime/deps.ts';
+import { discoverDeps, openEventDeps, stateConfig } from '../../shared/runtime/deps.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
 import { IDEMPOTENCY_NS } from '../../shared/state/idempotency.ts';
+import { openStateStore } from '../../shared/state/index.ts';
 import { INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 import { type CrmFake, startCrmFake } from '../sandbox/crm-fake.ts';
@@ -154,8 +155,10 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
   let config: FleetConfig;
   let store: SqliteStateStore;
   let clusters: Cluster[];
-  /** How many times a handler opened the event path's deps (state store, cloud clients). */
+  /** How many times a handler opened its intake (state store, queue). */
   let opens = 0;
+  /** How many times the rediscover-clusters work opened the cloud side (discoveries, project directory). */
+  let cloudOpens = 0;
   let onAws: ReturnType<typeof createOnClusterEventHandler>;
   let onGcp: ReturnType<typeof createGcpClusterEventsHandler>;
   let onAzure: ReturnType<typeof createAzureClusterEventsHandler>;
@@ -188,11 +191,27 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
         azure: { auth: { type: 'secret', secret: { from: 'env', name: SECRET_ENV } } },
       },
     });
-    const open: OpenEventDeps = async (...args) => {
-      opens++;
+    // As locally (dispatch in-process): the intake hands its items straight to the
+    // rediscover-clusters work instead of the queue, which the deployed worker consumes.
+    const openClouds: OpenEventDeps = async (...args) => {
+      cloudOpens++;
       return openEventDeps(...args);
     };
-    const wiring: EventWiring = { config: async () => config, open };
+    const intake: OpenIntake = async (cfg, logger) => {
+      opens++;
+      const send = inProcessSend(cfg, logger, openClouds);
+      const state = await openStateStore(stateConfig(cfg));
+      return {
+        config: cfg,
+        store: state,
+        logger,
+        send: async (items, signal) => {
+          await send(items, signal);
+        },
+        close: () => state.close(),
+      };
+    };
+    const wiring: EventWiring = { config: async () => config, intake };
     onAws = createOnClusterEventHandler(wiring);
     onGcp = createGcpClusterEventsHandler(wiring);
     onAzure = createAzureClusterEventsHandler(wiring);
@@ -227,6 +246,7 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
   beforeEach(() => {
     sandbox.log.clear();
     opens = 0;
+    cloudOpens = 0;
   });
 
   // --- the clouds' own APIs, to change a cluster behind Fleetward's back ---
@@ -339,7 +359,7 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
     if (cloud === 'aws') {
       // EventBridge has no status: a handled event counts as 200, an ignored one as 202.
       const result = await onAws(body, lambdaContext('on-cluster-event'));
-      return { status: result.status === 'handled' ? 200 : 202, body: result };
+      return { status: result.status === 'accepted' ? 200 : 202, body: result };
     }
     if (cloud === 'gcp') {
       const token = await jwks.sign(googlePushClaims(AUDIENCE, SERVICE_ACCOUNT));
@@ -652,6 +672,7 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
       expect(response.statusCode).toBe(status);
       expect(sandbox.log.entries).toEqual([]);
       expect(opens).toBe(0);
+      expect(cloudOpens).toBe(0);
       expect((await store.list(IDEMPOTENCY_NS)).length).toBe(recordsBefore);
       expect(sink.messages('events').filter((m) => m.at >= since)).toEqual([]);
     });
@@ -702,6 +723,7 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
       // Assess
       expect(response.status).toBe(202);
       expect(sandbox.log.entries).toEqual([]);
+      expect(cloudOpens).toBe(0);
     });
   });
 
