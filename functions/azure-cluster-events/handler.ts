@@ -10,12 +10,8 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { FleetConfig } from '../../shared/config/schema.ts';
 import type { AzureEventAuth } from '../../shared/events/azure.ts';
 import { fromApiGatewayV2, type HttpResponse, intakeAzure, jsonResponse } from '../../shared/events/http.ts';
-import {
-  EVENTS_METRIC_JOB,
-  type EventWiring,
-  openDeployedIntake,
-  receiveEvents,
-} from '../../shared/events/intake.ts';
+import { EVENTS_METRIC_JOB, type EventWiring, receiveEvents } from '../../shared/events/intake.ts';
+import { openEventIntake } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 import { readSecret } from '../../shared/runtime/secrets.ts';
@@ -30,7 +26,7 @@ async function authOf(
 
 /** Builds the handler over `wiring` (tests inject config and intake; the default is the deployment's). */
 export function createAzureClusterEventsHandler(
-  wiring: EventWiring = { config: deployedConfig, intake: openDeployedIntake },
+  wiring: EventWiring = { config: deployedConfig, intake: openEventIntake },
 ) {
   return lambdaHandler<APIGatewayProxyEventV2, HttpResponse>().handler(
     async (event: APIGatewayProxyEventV2, _context, { signal }) => {

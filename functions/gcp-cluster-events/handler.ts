@@ -7,18 +7,14 @@
  */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { fromApiGatewayV2, type HttpResponse, intakeGcp, jsonResponse } from '../../shared/events/http.ts';
-import {
-  EVENTS_METRIC_JOB,
-  type EventWiring,
-  openDeployedIntake,
-  receiveEvents,
-} from '../../shared/events/intake.ts';
+import { EVENTS_METRIC_JOB, type EventWiring, receiveEvents } from '../../shared/events/intake.ts';
+import { openEventIntake } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 
 /** Builds the handler over `wiring` (tests inject config and intake; the default is the deployment's). */
 export function createGcpClusterEventsHandler(
-  wiring: EventWiring = { config: deployedConfig, intake: openDeployedIntake },
+  wiring: EventWiring = { config: deployedConfig, intake: openEventIntake },
 ) {
   return lambdaHandler<APIGatewayProxyEventV2, HttpResponse>().handler(
     async (event: APIGatewayProxyEventV2, _context, { signal }) => {

@@ -7,13 +7,9 @@
  * Lambda retries the asynchronous invocation and the event record makes the retry send once.
  */
 import { parseEksEvent } from '../../shared/events/aws.ts';
-import {
-  EVENTS_METRIC_JOB,
-  type EventWiring,
-  openDeployedIntake,
-  receiveEvents,
-} from '../../shared/events/intake.ts';
+import { EVENTS_METRIC_JOB, type EventWiring, receiveEvents } from '../../shared/events/intake.ts';
 import { type ClusterEvent, MalformedEventError, UnsupportedEventError } from '../../shared/events/model.ts';
+import { openEventIntake } from '../../shared/runtime/deps.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 
@@ -24,7 +20,7 @@ export type OnClusterEventResult =
 
 /** Builds the handler over `wiring` (tests inject config and intake; the default is the deployment's). */
 export function createOnClusterEventHandler(
-  wiring: EventWiring = { config: deployedConfig, intake: openDeployedIntake },
+  wiring: EventWiring = { config: deployedConfig, intake: openEventIntake },
 ) {
   return lambdaHandler<unknown, OnClusterEventResult>().handler(
     async (input: unknown, _context, { signal }): Promise<OnClusterEventResult> => {

@@ -7,13 +7,10 @@
  * internet-facing function holds no cloud credentials and loads no cloud SDK.
  */
 import { createHash } from 'node:crypto';
-import { createWorkQueue } from '../clouds/registry.ts';
 import type { FleetConfig } from '../config/schema.ts';
-import type { Log, StateStore, WorkQueue } from '../ports.ts';
-import { stateConfig } from '../runtime/deps.ts';
+import type { Log, StateStore } from '../ports.ts';
 import type { WorkItem } from '../runtime/dispatch.ts';
 import { recordJobMetrics } from '../runtime/metrics.ts';
-import { openStateStore } from '../state/index.ts';
 import type { ClusterEvent, EventClusterRef } from './model.ts';
 
 /** The job (and queue) that rediscovers the clusters events name. */
@@ -168,29 +165,6 @@ export interface EventWiring {
   config(): Promise<FleetConfig>;
   intake: OpenIntake;
 }
-
-// One SQS client per container, like every client at module scope.
-let queue: Promise<WorkQueue> | undefined;
-
-/**
- * The deployed intake: the deployment's state store and the `rediscover-clusters` queue
- * (`FLEETWARD_QUEUE_REDISCOVER_CLUSTERS`). An event function always hands events to the
- * queue, whatever `FLEETWARD_DISPATCH` says: it holds no cloud access to run them itself.
- */
-export const openDeployedIntake: OpenIntake = async (config, logger) => {
-  queue ??= createWorkQueue(process.env).catch((error) => {
-    queue = undefined;
-    throw error;
-  });
-  const [store, sqs] = await Promise.all([openStateStore(stateConfig(config)), queue]);
-  return {
-    config,
-    store,
-    logger,
-    send: (items, signal) => sqs.send(REDISCOVER_JOB, items, signal ? { signal } : {}),
-    close: () => store.close(),
-  };
-};
 
 /**
  * Accepts a batch of parsed events through an intake opened for it: nothing is opened for an
