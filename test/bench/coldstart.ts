@@ -131,11 +131,12 @@ function packagesOfMaps(dir: string): string[] {
 }
 
 /** Builds every function with esbuild and the serverless.yml options, zipping each output as the deployment would. */
-async function buildAll(root: string, work: string): Promise<Built[]> {
+async function buildAll(root: string, work: string, only: readonly string[]): Promise<Built[]> {
   const sls = readServerless(root);
   const options = esbuildOptions(root);
   const out: Built[] = [];
   for (const [name, fn] of Object.entries(sls.functions)) {
+    if (only.length > 0 && !only.includes(name)) continue;
     const entry = entryOf(fn.handler);
     const dir = join(work, name);
     await build({
@@ -295,7 +296,7 @@ export async function benchColdstart(args: string[]): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'fleetward-coldstart-'));
   try {
     const t0 = Date.now();
-    let fns = packaged ? await unzipPackaged(root, work) : await buildAll(root, work);
+    let fns = packaged ? await unzipPackaged(root, work) : await buildAll(root, work, only);
     if (only.length > 0) fns = fns.filter((f) => only.includes(f.name));
     console.log(
       `coldstart: ${fns.length} functions ${packaged ? 'from `serverless package`' : 'bundled with serverless.yml custom.esbuild'} in ${((Date.now() - t0) / 1000).toFixed(1)} s; N=${samples}, ${NODE.replace(`${root}/`, '')} ${execFileSync(NODE, ['--version']).toString().trim()}`,
