@@ -8,9 +8,9 @@
  */
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { EventCloud } from '../../shared/events/model.ts';
-import { rediscoverWork } from '../../shared/jobs/cluster-event.ts';
+import { rediscoverWork, runRediscoverItem } from '../../shared/jobs/cluster-event.ts';
 import { openEventDeps } from '../../shared/runtime/deps.ts';
-import { parseWorkItem } from '../../shared/runtime/dispatch.ts';
+import { parseWorkItem, type WorkItem } from '../../shared/runtime/dispatch.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 import { runBatch } from '../../shared/runtime/worker.ts';
@@ -36,7 +36,13 @@ export const handler = lambdaHandler<SQSEvent, SQSBatchResponse>().handler(
     const config = await deployedConfig();
     const deps = await openEventDeps(config, logger, cloudsOf(event));
     try {
-      const { batchItemFailures, summary } = await runBatch(rediscoverWork, deps, event, {
+      // The Lambda context rides along, so an in-progress event expires with this invocation.
+      const work = {
+        ...rediscoverWork,
+        run: (d: typeof deps, item: WorkItem, s?: AbortSignal) =>
+          runRediscoverItem(d, item, { signal: s, lambdaContext: context }),
+      };
+      const { batchItemFailures, summary } = await runBatch(work, deps, event, {
         context,
         signal,
         logger,

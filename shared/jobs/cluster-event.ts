@@ -317,32 +317,43 @@ export const rediscoverWork: ClusterWork<OpenedEventDeps, readonly ClusterEvent[
   async plan(deps, events) {
     return events.filter((e) => watchesScope(deps.config, e.cluster)).map(workItemOf);
   },
-  async run(deps, item, signal) {
-    const ignore = (reason: string, event?: ClusterEvent): RediscoverItemResult => {
-      recordJobMetrics(EVENTS_METRIC_JOB, { EventsIgnored: 1 });
-      deps.logger.warn('Event ignored', {
-        eventId: event?.id,
-        source: event?.source,
-        providerType: event?.providerType,
-        cluster: event?.cluster ?? item.clusterId,
-        reason,
-        ignored: 1,
-      });
-      return { status: 'ignored', eventId: event?.id, reason };
-    };
-    const held = await deps.store.get<ReceivedEvent>(CLUSTER_EVENTS_NS, item.runId);
-    if (!held) return ignore('event record not found (expired or never recorded)');
-    const mapped = await withProjectIds([held.event], deps.projects, signal);
-    const event = mapped.events[0];
-    if (!event) return ignore('gcp project number of no configured project', held.event);
-    try {
-      return { status: 'handled', result: await handleClusterEvent(deps, event, { signal }) };
-    } catch (error) {
-      if (!(error instanceof ConfigError || error instanceof InvalidClusterRefError)) throw error;
-      return ignore(error instanceof ConfigError ? 'cluster scope not configured' : error.message, event);
-    }
-  },
+  run: (deps, item, signal) => runRediscoverItem(deps, item, { signal }),
 };
+
+/**
+ * Runs one `rediscover-clusters` item (see {@link rediscoverWork}). A worker passes its Lambda
+ * context: an in-progress idempotency record then expires with the invocation, so an event
+ * whose worker died mid-way is retried by the next delivery instead of waiting 7 days.
+ */
+export async function runRediscoverItem(
+  deps: OpenedEventDeps,
+  item: WorkItem,
+  options: ClusterEventOptions = {},
+): Promise<RediscoverItemResult> {
+  const ignore = (reason: string, event?: ClusterEvent): RediscoverItemResult => {
+    recordJobMetrics(EVENTS_METRIC_JOB, { EventsIgnored: 1 });
+    deps.logger.warn('Event ignored', {
+      eventId: event?.id,
+      source: event?.source,
+      providerType: event?.providerType,
+      cluster: event?.cluster ?? item.clusterId,
+      reason,
+      ignored: 1,
+    });
+    return { status: 'ignored', eventId: event?.id, reason };
+  };
+  const held = await deps.store.get<ReceivedEvent>(CLUSTER_EVENTS_NS, item.runId);
+  if (!held) return ignore('event record not found (expired or never recorded)');
+  const mapped = await withProjectIds([held.event], deps.projects, options.signal);
+  const event = mapped.events[0];
+  if (!event) return ignore('gcp project number of no configured project', held.event);
+  try {
+    return { status: 'handled', result: await handleClusterEvent(deps, event, options) };
+  } catch (error) {
+    if (!(error instanceof ConfigError || error instanceof InvalidClusterRefError)) throw error;
+    return ignore(error instanceof ConfigError ? 'cluster scope not configured' : error.message, event);
+  }
+}
 
 /**
  * The intake's `send` when events run where they arrive (the CLI, local runs, the sandbox
