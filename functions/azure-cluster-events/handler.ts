@@ -11,7 +11,7 @@ import type { FleetConfig } from '../../shared/config/schema.ts';
 import type { AzureEventAuth } from '../../shared/events/azure.ts';
 import { fromApiGatewayV2, type HttpResponse, intakeAzure, jsonResponse } from '../../shared/events/http.ts';
 import { EVENTS_METRIC_JOB, type EventWiring, receiveEvents } from '../../shared/events/intake.ts';
-import { openEventIntake } from '../../shared/runtime/deps.ts';
+import { openEventIntake } from '../../shared/runtime/event-intake.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 import { readSecret } from '../../shared/runtime/secrets.ts';

@@ -8,7 +8,7 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { fromApiGatewayV2, type HttpResponse, intakeGcp, jsonResponse } from '../../shared/events/http.ts';
 import { EVENTS_METRIC_JOB, type EventWiring, receiveEvents } from '../../shared/events/intake.ts';
-import { openEventIntake } from '../../shared/runtime/deps.ts';
+import { openEventIntake } from '../../shared/runtime/event-intake.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 

@@ -9,7 +9,7 @@
 import { parseEksEvent } from '../../shared/events/aws.ts';
 import { EVENTS_METRIC_JOB, type EventWiring, receiveEvents } from '../../shared/events/intake.ts';
 import { type ClusterEvent, MalformedEventError, UnsupportedEventError } from '../../shared/events/model.ts';
-import { openEventIntake } from '../../shared/runtime/deps.ts';
+import { openEventIntake } from '../../shared/runtime/event-intake.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 

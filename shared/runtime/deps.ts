@@ -2,14 +2,8 @@
  * Builds what jobs need from a validated config. The CLI and the Lambda handlers
  * both go through here, so a scheduled run and a local run see the same wiring.
  */
-import {
-  createBudgetProviders,
-  createDiscoveries,
-  createProjectDirectory,
-  createWorkQueue,
-} from '../clouds/registry.ts';
+import { createBudgetProviders, createDiscoveries, createProjectDirectory } from '../clouds/registry.ts';
 import type { FleetConfig, GcpConfig } from '../config/schema.ts';
-import { type OpenIntake, REDISCOVER_JOB } from '../events/intake.ts';
 import type { AuditJobDeps } from '../jobs/audit.ts';
 import type { BudgetJobDeps } from '../jobs/budgets.ts';
 import type { OpenEventDeps } from '../jobs/cluster-event.ts';
@@ -17,16 +11,12 @@ import type { DiscoverDeps } from '../jobs/discover.ts';
 import type { ClusterJobDeps } from '../jobs/fleet.ts';
 import type { SnapshotDeps } from '../jobs/snapshot.ts';
 import type { CloudId } from '../model.ts';
-import { type Log, type ProjectDirectory, systemClock, type WorkQueue } from '../ports.ts';
+import { type Log, type ProjectDirectory, systemClock } from '../ports.ts';
 import { Residency } from '../residency/index.ts';
+import { stateConfig } from '../state/config.ts';
 import { openStateStore } from '../state/index.ts';
 
-/** The state store the config names; `FLEETWARD_STATE_TABLE` (set by the deployment) selects DynamoDB. */
-export function stateConfig(config: FleetConfig, env: NodeJS.ProcessEnv = process.env): FleetConfig['state'] {
-  const table = env.FLEETWARD_STATE_TABLE;
-  if (table) return { type: 'dynamodb', table, region: env.AWS_REGION ?? 'us-east-1' };
-  return config.state;
-}
+export { stateConfig };
 
 export async function discoverDeps(
   config: FleetConfig,
@@ -120,30 +110,6 @@ export async function snapshotDeps(
     allowLocalEvidence: options.localEvidence === true,
   };
 }
-
-// One SQS client per container, like every client at module scope.
-let eventQueue: Promise<WorkQueue> | undefined;
-
-/**
- * The event functions' deployed intake: the deployment's state store (event records) and the
- * `rediscover-clusters` queue (`FLEETWARD_QUEUE_REDISCOVER_CLUSTERS`). An event function always
- * hands its events to the queue, whatever `FLEETWARD_DISPATCH` says: it holds no cloud access
- * to run them itself, and its bundle carries no cloud adapter.
- */
-export const openEventIntake: OpenIntake = async (config, logger) => {
-  eventQueue ??= createWorkQueue(process.env).catch((error) => {
-    eventQueue = undefined;
-    throw error;
-  });
-  const [store, queue] = await Promise.all([openStateStore(stateConfig(config)), eventQueue]);
-  return {
-    config,
-    store,
-    logger,
-    send: (items, signal) => queue.send(REDISCOVER_JOB, items, signal ? { signal } : {}),
-    close: () => store.close(),
-  };
-};
 
 /** The deps of the `rediscover-clusters` worker: the configured discoveries of `clouds`, the state store, a notifier. */
 export const openEventDeps: OpenEventDeps = async (config, logger, clouds) => {

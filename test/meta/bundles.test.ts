@@ -1,9 +1,9 @@
 /**
  * Lean bundles (issue 13): each event endpoint, bundled with serverless.yml's own esbuild
- * options, carries no cloud SDK (only its state store, secrets and SQS clients), and the cloud
- * registry's adapters are reachable only from functions that call the clouds. Read from
- * esbuild's metafile: an input counts when it put bytes into the output (tree shaking drops
- * what is imported but never used), so the rule holds for what Lambda loads.
+ * options (split into chunks), carries no cloud SDK (only its state store, secrets and SQS
+ * clients), not even in a chunk it never loads, and the cloud registry's adapters are reached
+ * only through its lazy imports. Read from esbuild's metafile: an input counts when it put
+ * bytes into the entry file or any chunk, i.e. into what the function's zip ships.
  */
 import { join } from 'node:path';
 import { build, type Metafile } from 'esbuild';
@@ -21,7 +21,10 @@ const ENDPOINT_LIMIT_BYTES = 3 * 1024 * 1024;
 const ADAPTERS =
   /shared\/clouds\/(aws|gcp|azure|kubeconfig)\/(discovery|projects|budgets|tags|audit|storage)/;
 
-/** The inputs that put bytes into the bundle of `entry`, the bundle's size and the metafile. */
+/**
+ * The inputs that put bytes into the bundle of `entry` (its entry file and every chunk it is
+ * split into: what the zip ships), the bundle's size and the metafile.
+ */
 async function bundled(entry: string): Promise<{ inputs: string[]; bytes: number; metafile: Metafile }> {
   const { outExtension: _o, ...options } = esbuildOptions();
   const result = await build({
@@ -33,15 +36,14 @@ async function bundled(entry: string): Promise<{ inputs: string[]; bytes: number
     sourcemap: false,
     logLevel: 'silent',
   });
-  const output = Object.values((result.metafile as Metafile).outputs).find((o) => o.entryPoint);
-  if (!output) throw new Error(`no output for ${entry}`);
-  return {
-    inputs: Object.entries(output.inputs)
-      .filter(([, v]) => v.bytesInOutput > 0)
-      .map(([k]) => k),
-    bytes: output.bytes,
-    metafile: result.metafile as Metafile,
-  };
+  const metafile = result.metafile as Metafile;
+  const outputs = Object.values(metafile.outputs);
+  if (!outputs.some((o) => o.entryPoint)) throw new Error(`no output for ${entry}`);
+  const inputs = new Set<string>();
+  for (const output of outputs) {
+    for (const [input, v] of Object.entries(output.inputs)) if (v.bytesInOutput > 0) inputs.add(input);
+  }
+  return { inputs: [...inputs], bytes: outputs.reduce((sum, o) => sum + o.bytes, 0), metafile };
 }
 
 /** The inputs reachable from `entry` through static imports only (a dynamic `import()` ends a path). */
