@@ -2,15 +2,16 @@
  * `azure-cluster-events`: POST and OPTIONS /events/azure, the Event Grid webhook (Event Grid
  * schema and CloudEvents 1.0). Authentication per `events.azure.auth` (a shared secret read
  * from env, SSM or Secrets Manager, or an Entra ID token), the subscription validation
- * handshake, then each AKS event on the one event path. 400/401/405/413 refuse without any
- * cloud call or state access.
+ * handshake, then each AKS event recorded once and handed to the `rediscover-clusters` queue
+ * (the worker makes the cloud calls, this function makes none). 400/401/405/413 refuse without
+ * touching state or the queue.
  */
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { FleetConfig } from '../../shared/config/schema.ts';
 import type { AzureEventAuth } from '../../shared/events/azure.ts';
-import { dispatchEvents, EVENTS_METRIC_JOB, type EventWiring } from '../../shared/events/dispatch.ts';
 import { fromApiGatewayV2, type HttpResponse, intakeAzure, jsonResponse } from '../../shared/events/http.ts';
-import { openEventDeps } from '../../shared/runtime/deps.ts';
+import { EVENTS_METRIC_JOB, type EventWiring, receiveEvents } from '../../shared/events/intake.ts';
+import { openEventIntake } from '../../shared/runtime/event-intake.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 import { readSecret } from '../../shared/runtime/secrets.ts';
@@ -23,12 +24,12 @@ async function authOf(
   return { type: 'secret', secret: await readSecret(auth.secret) };
 }
 
-/** Builds the handler over `wiring` (tests inject config and deps; the default is the deployment's). */
+/** Builds the handler over `wiring` (tests inject config and intake; the default is the deployment's). */
 export function createAzureClusterEventsHandler(
-  wiring: EventWiring = { config: deployedConfig, open: openEventDeps },
+  wiring: EventWiring = { config: deployedConfig, intake: openEventIntake },
 ) {
   return lambdaHandler<APIGatewayProxyEventV2, HttpResponse>().handler(
-    async (event: APIGatewayProxyEventV2, context: Context, { signal }) => {
+    async (event: APIGatewayProxyEventV2, _context, { signal }) => {
       const config = await wiring.config();
       const azure = config.events?.azure;
       if (!azure) {
@@ -49,25 +50,17 @@ export function createAzureClusterEventsHandler(
       }
       if (intake.ignored > 0)
         logger.warn('Event ignored', { reason: intake.reason, ignored: intake.ignored });
-      const result = await dispatchEvents(intake.events, {
-        config,
-        logger,
-        open: wiring.open,
-        signal,
-        lambdaContext: context,
-      });
+      const result = await receiveEvents(intake.events, { config, logger, open: wiring.intake, signal });
+      const accepted = result.accepted + result.replayed;
       // A validation event in the batch is still answered (Event Grid reads `validationResponse`).
       if (intake.validationResponse) {
         return jsonResponse(200, {
           ...intake.validationResponse,
-          accepted: result.handled.length,
+          accepted,
           ignored: intake.ignored + result.ignored,
         });
       }
-      return jsonResponse(result.handled.length === 0 ? 202 : 200, {
-        accepted: result.handled.length,
-        ignored: intake.ignored + result.ignored,
-      });
+      return jsonResponse(accepted === 0 ? 202 : 200, { accepted, ignored: intake.ignored + result.ignored });
     },
   );
 }

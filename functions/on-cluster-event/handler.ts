@@ -1,30 +1,29 @@
 /**
  * `on-cluster-event`: EKS control-plane API calls recorded by CloudTrail, delivered by an
- * EventBridge rule (see serverless.yml), parsed with the Powertools EventBridge schema and
- * handled on the one event path. Events Fleetward does not act on are logged and counted,
- * not thrown (retrying them cannot help); a cloud failure throws, so Lambda retries the
- * asynchronous invocation and the idempotency record makes the retry act only once.
+ * EventBridge rule (see serverless.yml), parsed with the Powertools EventBridge schema,
+ * recorded once and handed to the `rediscover-clusters` queue like the HTTP endpoints' events
+ * (one path; the worker makes the cloud calls). Events Fleetward does not act on are logged
+ * and counted, not thrown (retrying them cannot help); a state or queue failure throws, so
+ * Lambda retries the asynchronous invocation and the event record makes the retry send once.
  */
-import type { Context } from 'aws-lambda';
 import { parseEksEvent } from '../../shared/events/aws.ts';
-import { dispatchEvents, EVENTS_METRIC_JOB, type EventWiring } from '../../shared/events/dispatch.ts';
+import { EVENTS_METRIC_JOB, type EventWiring, receiveEvents } from '../../shared/events/intake.ts';
 import { type ClusterEvent, MalformedEventError, UnsupportedEventError } from '../../shared/events/model.ts';
-import type { ClusterEventResult } from '../../shared/jobs/cluster-event.ts';
-import { openEventDeps } from '../../shared/runtime/deps.ts';
+import { openEventIntake } from '../../shared/runtime/event-intake.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 
 /** What one invocation did. */
 export type OnClusterEventResult =
-  | { status: 'handled'; result: ClusterEventResult }
+  | { status: 'accepted'; replayed: boolean }
   | { status: 'ignored'; reason: string };
 
-/** Builds the handler over `wiring` (tests inject config and deps; the default is the deployment's). */
+/** Builds the handler over `wiring` (tests inject config and intake; the default is the deployment's). */
 export function createOnClusterEventHandler(
-  wiring: EventWiring = { config: deployedConfig, open: openEventDeps },
+  wiring: EventWiring = { config: deployedConfig, intake: openEventIntake },
 ) {
   return lambdaHandler<unknown, OnClusterEventResult>().handler(
-    async (input: unknown, context: Context, { signal }): Promise<OnClusterEventResult> => {
+    async (input: unknown, _context, { signal }): Promise<OnClusterEventResult> => {
       let event: ClusterEvent;
       try {
         event = parseEksEvent(input);
@@ -36,16 +35,9 @@ export function createOnClusterEventHandler(
         return { status: 'ignored', reason };
       }
       const config = await wiring.config();
-      const result = await dispatchEvents([event], {
-        config,
-        logger,
-        open: wiring.open,
-        signal,
-        lambdaContext: context,
-      });
-      const handled = result.handled[0];
-      return handled
-        ? { status: 'handled', result: handled }
+      const result = await receiveEvents([event], { config, logger, open: wiring.intake, signal });
+      return result.accepted + result.replayed > 0
+        ? { status: 'accepted', replayed: result.replayed > 0 }
         : { status: 'ignored', reason: 'cluster scope not configured' };
     },
   );

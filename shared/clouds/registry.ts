@@ -1,11 +1,15 @@
 /**
  * Maps each configured cloud to its adapters (discovery, budgets, the GCP project directory),
- * imported lazily so a run (or a bundle) loads only the SDKs of the clouds it actually uses.
+ * imported lazily so a run (or a bundle) loads only the SDKs of the clouds it actually uses:
+ * bundles are split (serverless.yml `custom.esbuild.splitting`), so each adapter is a chunk
+ * loaded on first use. The deployment's own work queues and state store are not clouds of the
+ * fleet and are not here (`shared/runtime/dispatch.ts`, `shared/state/index.ts`), so a
+ * function that needs only those never reaches this module.
  */
 import type { BudgetCloud, BudgetProvider, BudgetProviders } from '../budgets/port.ts';
 import type { FleetConfig, GcpConfig } from '../config/schema.ts';
 import type { CloudId } from '../model.ts';
-import type { ClusterDiscovery, Log, ProjectDirectory, WorkQueue } from '../ports.ts';
+import type { ClusterDiscovery, Log, ProjectDirectory } from '../ports.ts';
 import { FleetwardError } from '../runtime/errors.ts';
 import type { AdapterContext } from './context.ts';
 
@@ -83,9 +87,4 @@ export function createBudgetProviders(config: FleetConfig, ctx: { logger: Log })
       await Promise.allSettled(all.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)));
     },
   };
-}
-
-/** The deployment's work queues (SQS in the deployment's own account; queue URLs from `env`). */
-export async function createWorkQueue(env: NodeJS.ProcessEnv): Promise<WorkQueue> {
-  return (await import('./aws/queue.ts')).createWorkQueue({ env });
 }

@@ -100,20 +100,31 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     capabilities: ['config', 'state', 'secrets', 'identity', 'evidence-read', 'evidence-write'],
   },
   {
+    // Records EKS events and enqueues them like the HTTP endpoints; the worker calls the clouds.
     name: 'on-cluster-event',
     roles: ['home'],
-    capabilities: ['config', 'state', 'secrets', 'identity', 'discovery'],
+    capabilities: ['config', 'state', 'secrets', 'queue-send'],
+    sendsTo: ['rediscover-clusters'],
+  },
+  {
+    name: 'rediscover-clusters-worker',
+    roles: ['home'],
+    capabilities: ['config', 'state', 'secrets', 'identity', 'discovery', 'project-directory'],
   },
   {
     name: 'gcp-cluster-events',
     roles: ['home'],
-    capabilities: ['config', 'state', 'secrets'],
+    // Verifies, records and enqueues: its one secret, its state items, one queue; no cloud access.
+    capabilities: ['config', 'state', 'secrets', 'queue-send'],
+    sendsTo: ['rediscover-clusters'],
     internetFacing: true,
   },
   {
     name: 'azure-cluster-events',
     roles: ['home'],
-    capabilities: ['config', 'state', 'secrets'],
+    // Verifies, records and enqueues: its one secret, its state items, one queue; no cloud access.
+    capabilities: ['config', 'state', 'secrets', 'queue-send'],
+    sendsTo: ['rediscover-clusters'],
     internetFacing: true,
   },
 ];

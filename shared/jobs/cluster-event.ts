@@ -3,6 +3,11 @@
  * cluster (updating its inventory record and giving the field diff), re-evaluate its
  * compliance controls when it exists, and tell Slack what happened.
  *
+ * The event functions only verify, parse and record events (`shared/events/intake.ts`) and
+ * hand one `rediscover-clusters` work item per event to the dispatcher; {@link rediscoverWork}
+ * runs the item here: in the `rediscover-clusters-worker` function when deployed (the
+ * endpoints hold no cloud access), in-process locally.
+ *
  * Clouds deliver at least once (EventBridge and Lambda async retries, Pub/Sub push, Event
  * Grid), so the work is made idempotent by event id with Powertools idempotency on the state
  * store: a redelivered event gets the first delivery's result back and does nothing again.
@@ -12,24 +17,37 @@ import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempo
 import type { Context } from 'aws-lambda';
 import type { ControlChange, ControlSeverity } from '../compliance/schema.ts';
 import type { FleetConfig } from '../config/schema.ts';
-import type { ClusterEvent, ClusterEventType } from '../events/model.ts';
+import {
+  CLUSTER_EVENTS_NS,
+  EVENT_MEMORY_SECONDS,
+  EVENTS_METRIC_JOB,
+  REDISCOVER_JOB,
+  type ReceivedEvent,
+  watchesScope,
+  workItemOf,
+} from '../events/intake.ts';
+import type { ClusterEvent, ClusterEventType, EventCloud } from '../events/model.ts';
 import { type Finding, type InventoryDiff, UNASSIGNED } from '../model.ts';
 import type { Notifier } from '../notify/notifier.ts';
-import { errorInfo } from '../runtime/errors.ts';
+import type { Log, ProjectDirectory } from '../ports.ts';
+import { type ClusterWork, inProcess, type WorkItem } from '../runtime/dispatch.ts';
+import { ConfigError, errorInfo } from '../runtime/errors.ts';
+import { recordJobMetrics } from '../runtime/metrics.ts';
 import { StateStorePersistenceLayer } from '../state/idempotency.ts';
 import type { DiscoverDeps } from './discover.ts';
-import { clusterIdOf, type RediscoverOutcome, rediscoverCluster } from './rediscover.ts';
+import {
+  clusterIdOf,
+  InvalidClusterRefError,
+  type RediscoverOutcome,
+  rediscoverCluster,
+} from './rediscover.ts';
 import { bulletinOf, recordBulletin } from './security-bulletin.ts';
 import { reevaluateCluster } from './snapshot.ts';
 
 /** The job name in reports, logs and the idempotency key prefix. */
 export const CLUSTER_EVENT_JOB = 'cluster-event';
 
-/**
- * How long an event id is remembered (7 days): Pub/Sub keeps retrying an unacknowledged
- * message for up to 7 days, Event Grid and EventBridge for 24 hours.
- */
-export const EVENT_MEMORY_SECONDS = 7 * 24 * 3600;
+export { EVENT_MEMORY_SECONDS };
 
 /** What the event path needs: rediscovery's deps plus the config (controls) and a notifier. */
 export interface ClusterEventDeps extends DiscoverDeps {
@@ -228,4 +246,135 @@ export async function handleClusterEvent(
     { persistenceStore, config, keyPrefix: CLUSTER_EVENT_JOB },
   );
   return (await once(event)) as ClusterEventResult;
+}
+
+/** The worker's deps: the event path's plus how to release them. */
+export interface OpenedEventDeps extends ClusterEventDeps {
+  /** GCP only: maps the project numbers GKE notifications carry to configured project ids. */
+  projects?: ProjectDirectory | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the worker's deps for the clouds of a batch (only their SDKs are loaded). The deployed
+ * one is `openEventDeps` (shared/runtime/deps.ts): discoveries and the project directory come
+ * from the cloud registry.
+ */
+export type OpenEventDeps = (
+  config: FleetConfig,
+  logger: Log,
+  clouds: readonly EventCloud[],
+) => Promise<OpenedEventDeps>;
+
+/** GCP project numbers are digits only; project ids start with a letter. */
+const PROJECT_NUMBER = /^[0-9]+$/;
+
+/**
+ * GKE cluster notifications name the project by its number: each GCP event whose scope is a
+ * number gets the configured project's id as its scope (and the number in `detail`). Events
+ * whose number belongs to no configured project come back in `unknown`. Other events pass as
+ * they are. Rejects (`CloudApiError`) when a number had to be looked up and the lookup failed.
+ */
+export async function withProjectIds(
+  events: readonly ClusterEvent[],
+  directory: ProjectDirectory | undefined,
+  signal?: AbortSignal,
+): Promise<{ events: ClusterEvent[]; unknown: ClusterEvent[] }> {
+  const out: { events: ClusterEvent[]; unknown: ClusterEvent[] } = { events: [], unknown: [] };
+  for (const event of events) {
+    const number = event.cluster.scope;
+    if (event.cluster.cloud !== 'gcp' || !directory || !PROJECT_NUMBER.test(number)) {
+      out.events.push(event);
+      continue;
+    }
+    const id = await directory.projectIdOf(number, signal ? { signal } : {});
+    if (id === undefined) out.unknown.push(event);
+    else
+      out.events.push({
+        ...event,
+        cluster: { ...event.cluster, scope: id },
+        detail: { ...event.detail, projectNumber: number },
+      });
+  }
+  return out;
+}
+
+/** What one `rediscover-clusters` item came to. */
+export type RediscoverItemResult =
+  | { status: 'handled'; result: ClusterEventResult }
+  /** Nothing to act on, and another delivery cannot change that (unwatched scope, expired record). */
+  | { status: 'ignored'; eventId?: string | undefined; reason: string };
+
+/**
+ * The rediscovery of one received event as the dispatcher runs it: the item names the event
+ * record (`runId`, see `eventKeyOf`) the intake saved; the worker reads it, resolves a GKE
+ * project number, and runs {@link handleClusterEvent}. A cloud failure rejects (the item is
+ * retried, then dead-lettered); an event about a scope or project the config does not
+ * watch is logged and ignored.
+ */
+export const rediscoverWork: ClusterWork<OpenedEventDeps, readonly ClusterEvent[], RediscoverItemResult> = {
+  job: REDISCOVER_JOB,
+  async plan(deps, events) {
+    return events.filter((e) => watchesScope(deps.config, e.cluster)).map(workItemOf);
+  },
+  run: (deps, item, signal) => runRediscoverItem(deps, item, { signal }),
+};
+
+/**
+ * Runs one `rediscover-clusters` item (see {@link rediscoverWork}). A worker passes its Lambda
+ * context: an in-progress idempotency record then expires with the invocation, so an event
+ * whose worker died mid-way is retried by the next delivery instead of waiting 7 days.
+ */
+export async function runRediscoverItem(
+  deps: OpenedEventDeps,
+  item: WorkItem,
+  options: ClusterEventOptions = {},
+): Promise<RediscoverItemResult> {
+  const ignore = (reason: string, event?: ClusterEvent): RediscoverItemResult => {
+    recordJobMetrics(EVENTS_METRIC_JOB, { EventsIgnored: 1 });
+    deps.logger.warn('Event ignored', {
+      eventId: event?.id,
+      source: event?.source,
+      providerType: event?.providerType,
+      cluster: event?.cluster ?? item.clusterId,
+      reason,
+      ignored: 1,
+    });
+    return { status: 'ignored', eventId: event?.id, reason };
+  };
+  const held = await deps.store.get<ReceivedEvent>(CLUSTER_EVENTS_NS, item.runId);
+  if (!held) return ignore('event record not found (expired or never recorded)');
+  const mapped = await withProjectIds([held.event], deps.projects, options.signal);
+  const event = mapped.events[0];
+  if (!event) return ignore('gcp project number of no configured project', held.event);
+  try {
+    return { status: 'handled', result: await handleClusterEvent(deps, event, options) };
+  } catch (error) {
+    if (!(error instanceof ConfigError || error instanceof InvalidClusterRefError)) throw error;
+    return ignore(error instanceof ConfigError ? 'cluster scope not configured' : error.message, event);
+  }
+}
+
+/**
+ * The intake's `send` when events run where they arrive (the CLI, local runs, the sandbox
+ * tests): opens the worker's deps for the items' clouds and runs each item here, as the
+ * worker would. `open` is `openEventDeps` unless a test wraps it.
+ */
+export function inProcessSend(
+  config: FleetConfig,
+  logger: Log,
+  open: OpenEventDeps,
+  concurrency = 4,
+): (items: readonly WorkItem[], signal?: AbortSignal) => Promise<RediscoverItemResult[]> {
+  return async (items, signal) => {
+    if (items.length === 0) return [];
+    const clouds = [...new Set(items.map((i) => i.clusterId.split('/')[0] as EventCloud))];
+    const deps = await open(config, logger, clouds);
+    try {
+      const done = await inProcess(concurrency).dispatch(rediscoverWork, deps, items, signal);
+      return done.mode === 'in-process' ? done.results : [];
+    } finally {
+      await deps.close();
+    }
+  };
 }

@@ -4,35 +4,19 @@
  */
 import { createBudgetProviders, createDiscoveries, createProjectDirectory } from '../clouds/registry.ts';
 import type { FleetConfig, GcpConfig } from '../config/schema.ts';
-import type { OpenEventDeps } from '../events/dispatch.ts';
 import type { AuditJobDeps } from '../jobs/audit.ts';
 import type { BudgetJobDeps } from '../jobs/budgets.ts';
+import type { OpenEventDeps } from '../jobs/cluster-event.ts';
 import type { DiscoverDeps } from '../jobs/discover.ts';
 import type { ClusterJobDeps } from '../jobs/fleet.ts';
 import type { SnapshotDeps } from '../jobs/snapshot.ts';
 import type { CloudId } from '../model.ts';
 import { type Log, type ProjectDirectory, systemClock } from '../ports.ts';
 import { Residency } from '../residency/index.ts';
+import { stateConfig } from '../state/config.ts';
 import { openStateStore } from '../state/index.ts';
-import { FleetwardError } from './errors.ts';
 
-/**
- * The state store the config names; `FLEETWARD_STATE_TABLE` (set by the deployment) selects
- * DynamoDB in the function's own region (`AWS_REGION`, which Lambda always sets), so a regional
- * deployment keeps its state in its jurisdiction's region. Without a region it refuses rather
- * than guess one: a guessed region could lie outside the jurisdiction.
- */
-export function stateConfig(config: FleetConfig, env: NodeJS.ProcessEnv = process.env): FleetConfig['state'] {
-  const table = env.FLEETWARD_STATE_TABLE;
-  if (!table) return config.state;
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
-  if (!region) {
-    throw new FleetwardError(
-      'FLEETWARD_STATE_TABLE is set but AWS_REGION is not: the state table region is unknown',
-    );
-  }
-  return { type: 'dynamodb', table, region };
-}
+export { stateConfig };
 
 export async function discoverDeps(
   config: FleetConfig,
@@ -127,7 +111,7 @@ export async function snapshotDeps(
   };
 }
 
-/** The event path's deployed wiring: the configured discoveries of `clouds`, the state store, a notifier. */
+/** The deps of the `rediscover-clusters` worker: the configured discoveries of `clouds`, the state store, a notifier. */
 export const openEventDeps: OpenEventDeps = async (config, logger, clouds) => {
   const gcp = clouds.includes('gcp') ? config.clouds.gcp : undefined;
   const [discoveries, store, notifier, projects] = await Promise.all([

@@ -19,6 +19,8 @@ export const WORK_JOBS = [
   'restore-drill',
   'collect-audit-logs',
   'reconcile-tags',
+  /** One received cloud event: rediscover its cluster (see `shared/jobs/cluster-event.ts`). */
+  'rediscover-clusters',
 ] as const;
 export type WorkJob = (typeof WORK_JOBS)[number];
 
@@ -132,6 +134,7 @@ export async function deployedDispatcher(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Dispatcher> {
   if (env.FLEETWARD_DISPATCH !== 'queue') return inProcess(concurrency);
-  const { createWorkQueue } = await import('../clouds/registry.ts');
-  return queued(await createWorkQueue(env));
+  // The deployment's own SQS queues, not a cloud of the fleet: not through the cloud registry.
+  const { createWorkQueue } = await import('../clouds/aws/queue.ts');
+  return queued(createWorkQueue({ env }));
 }

@@ -24,6 +24,11 @@ const BENCHES: Record<string, { run: (args: string[]) => Promise<number>; about:
     about:
       '200 clusters, 20 ms kube API latency: one backup pass and one reconcile pass, ratio <= 1.5, one create per cluster',
   },
+  coldstart: {
+    run: async (args) => (await import('./coldstart.ts')).benchColdstart(args),
+    about:
+      'bundle size, cloud SDKs and median import time of every packaged handler beside `node -e 0` (--packaged: the `serverless package` zips); event endpoints < 3 MB, < 5x, no cloud SDK',
+  },
   fanout: {
     run: async (args) => (await import('./fanout.ts')).benchFanout(args),
     about:

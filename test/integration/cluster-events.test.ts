@@ -7,22 +7,29 @@
  * Pub/Sub emulator pushes through the OIDC relay to the endpoint end to end.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { IdempotencyAlreadyInProgressError } from '@aws-lambda-powertools/idempotency';
 import { DescribeClusterCommand, EKSClient, TagResourceCommand } from '@aws-sdk/client-eks';
+import {
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { ContainerServiceClient } from '@azure/arm-containerservice';
 import { ClusterManagerClient } from '@google-cloud/container';
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, Context, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createAzureClusterEventsHandler } from '../../functions/azure-cluster-events/handler.ts';
 import { createGcpClusterEventsHandler } from '../../functions/gcp-cluster-events/handler.ts';
 import { createOnClusterEventHandler } from '../../functions/on-cluster-event/handler.ts';
+import { createWorkQueue } from '../../shared/clouds/aws/queue.ts';
 import {
   clientOptions as armClientOptions,
   connectionOf,
@@ -33,13 +40,14 @@ import { clientOptions as gkeClientOptions } from '../../shared/clouds/gcp/disco
 import { parseConfig } from '../../shared/config/load.ts';
 import type { FleetConfig } from '../../shared/config/schema.ts';
 import { parseEksEvent } from '../../shared/events/aws.ts';
-import type { EventWiring, OpenEventDeps } from '../../shared/events/dispatch.ts';
-import { handleClusterEvent } from '../../shared/jobs/cluster-event.ts';
+import type { EventWiring, OpenIntake } from '../../shared/events/intake.ts';
+import { handleClusterEvent, inProcessSend, type OpenEventDeps } from '../../shared/jobs/cluster-event.ts';
 import { run } from '../../shared/jobs/discover.ts';
 import type { Cluster, RegionCloud } from '../../shared/model.ts';
-import { discoverDeps, openEventDeps } from '../../shared/runtime/deps.ts';
+import { discoverDeps, openEventDeps, stateConfig } from '../../shared/runtime/deps.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
 import { IDEMPOTENCY_NS } from '../../shared/state/idempotency.ts';
+import { openStateStore } from '../../shared/state/index.ts';
 import { INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
 import { type CrmFake, startCrmFake } from '../sandbox/crm-fake.ts';
@@ -152,10 +160,13 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
   /** The sandbox's GCP project numbers (project id -> number), as Cloud Resource Manager knows them. */
   const projectNumbers = new Map<string, string>();
   let config: FleetConfig;
+  let configFile: string;
   let store: SqliteStateStore;
   let clusters: Cluster[];
-  /** How many times a handler opened the event path's deps (state store, cloud clients). */
+  /** How many times a handler opened its intake (state store, queue). */
   let opens = 0;
+  /** How many times the rediscover-clusters work opened the cloud side (discoveries, project directory). */
+  let cloudOpens = 0;
   let onAws: ReturnType<typeof createOnClusterEventHandler>;
   let onGcp: ReturnType<typeof createGcpClusterEventsHandler>;
   let onAzure: ReturnType<typeof createAzureClusterEventsHandler>;
@@ -180,19 +191,39 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
       crm.setProject(p.id, String(880000000001 + i));
     });
     rawGcp.resourceManagerEndpoint = crm.url;
-    config = parseConfig({
+    const rawConfig = {
       ...raw,
       slack: { webhooks: { events: { from: 'env', name: SLACK_ENV } }, routes: [{ webhook: 'events' }] },
       events: {
         gcp: { audience: AUDIENCE, serviceAccountEmail: SERVICE_ACCOUNT, jwksUrl: jwks.url },
         azure: { auth: { type: 'secret', secret: { from: 'env', name: SECRET_ENV } } },
       },
-    });
-    const open: OpenEventDeps = async (...args) => {
-      opens++;
+    };
+    config = parseConfig(rawConfig);
+    // The deployed worker reads its config as a deployment does (FLEETWARD_CONFIG).
+    configFile = join(dirname(sandbox.configPath), 'fleet-events.yaml');
+    writeFileSync(configFile, JSON.stringify(rawConfig));
+    // As locally (dispatch in-process): the intake hands its items straight to the
+    // rediscover-clusters work instead of the queue, which the deployed worker consumes.
+    const openClouds: OpenEventDeps = async (...args) => {
+      cloudOpens++;
       return openEventDeps(...args);
     };
-    const wiring: EventWiring = { config: async () => config, open };
+    const intake: OpenIntake = async (cfg, logger) => {
+      opens++;
+      const send = inProcessSend(cfg, logger, openClouds);
+      const state = await openStateStore(stateConfig(cfg));
+      return {
+        config: cfg,
+        store: state,
+        logger,
+        send: async (items, signal) => {
+          await send(items, signal);
+        },
+        close: () => state.close(),
+      };
+    };
+    const wiring: EventWiring = { config: async () => config, intake };
     onAws = createOnClusterEventHandler(wiring);
     onGcp = createGcpClusterEventsHandler(wiring);
     onAzure = createAzureClusterEventsHandler(wiring);
@@ -218,6 +249,7 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
     );
     delete process.env[SLACK_ENV];
     delete process.env[SECRET_ENV];
+    delete process.env.FLEETWARD_CONFIG;
     await store?.close();
     await Promise.all([sink?.stop(), jwks?.close(), crm?.stop()]);
     await sandbox?.stop();
@@ -227,6 +259,7 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
   beforeEach(() => {
     sandbox.log.clear();
     opens = 0;
+    cloudOpens = 0;
   });
 
   // --- the clouds' own APIs, to change a cluster behind Fleetward's back ---
@@ -339,7 +372,7 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
     if (cloud === 'aws') {
       // EventBridge has no status: a handled event counts as 200, an ignored one as 202.
       const result = await onAws(body, lambdaContext('on-cluster-event'));
-      return { status: result.status === 'handled' ? 200 : 202, body: result };
+      return { status: result.status === 'accepted' ? 200 : 202, body: result };
     }
     if (cloud === 'gcp') {
       const token = await jwks.sign(googlePushClaims(AUDIENCE, SERVICE_ACCOUNT));
@@ -652,6 +685,7 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
       expect(response.statusCode).toBe(status);
       expect(sandbox.log.entries).toEqual([]);
       expect(opens).toBe(0);
+      expect(cloudOpens).toBe(0);
       expect((await store.list(IDEMPOTENCY_NS)).length).toBe(recordsBefore);
       expect(sink.messages('events').filter((m) => m.at >= since)).toEqual([]);
     });
@@ -702,7 +736,123 @@ describe('cloud event triggers against the sandbox (acceptance)', () => {
       // Assess
       expect(response.status).toBe(202);
       expect(sandbox.log.entries).toEqual([]);
+      expect(cloudOpens).toBe(0);
     });
+  });
+
+  describe('deployed shape: endpoint -> SQS (moto) -> rediscover-clusters-worker', () => {
+    it.each(['aws', 'gcp', 'azure'] as const)(
+      '%s: the endpoint enqueues ids only, the worker rediscovers and reaches Slack within 60 s; a redelivery acts once',
+      async (cloud) => {
+        // Prepare: a real queue on moto; the endpoint with the queue as its intake's send
+        const sqs = new SQSClient({
+          endpoint: sandbox.moto.url,
+          region: 'eu-central-1',
+          credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+        });
+        const queueUrl = (
+          await sqs.send(new CreateQueueCommand({ QueueName: `fleetward-test-rediscover-${cloud}` }))
+        ).QueueUrl!;
+        const queue = createWorkQueue({
+          env: { FLEETWARD_QUEUE_REDISCOVER_CLUSTERS: queueUrl },
+          client: sqs,
+        });
+        const intake: OpenIntake = async (cfg, logger) => {
+          opens++;
+          const state = await openStateStore(stateConfig(cfg));
+          return {
+            config: cfg,
+            store: state,
+            logger,
+            send: (items, signal) => queue.send('rediscover-clusters', items, signal ? { signal } : {}),
+            close: () => state.close(),
+          };
+        };
+        const wiring: EventWiring = { config: async () => config, intake };
+        const endpoint =
+          cloud === 'aws'
+            ? createOnClusterEventHandler(wiring)
+            : cloud === 'gcp'
+              ? createGcpClusterEventsHandler(wiring)
+              : createAzureClusterEventsHandler(wiring);
+        process.env.FLEETWARD_CONFIG = configFile;
+        const { handler: worker } = await import('../../functions/rediscover-clusters-worker/handler.ts');
+        const real = pick(cloud, 1);
+        const marker = `q${randomUUID().slice(0, 8)}`;
+        await setTag(real, 'fleetward-event', marker);
+        sandbox.log.clear();
+        const eventId = randomUUID();
+        const body = aim(SAMPLES.find((x) => x.cloud === cloud && x.kind === 'update')!, real, eventId);
+
+        // Act: deliver twice; then do what the SQS event source does (receive, invoke, delete)
+        const receivedAt = Date.now();
+        const statuses: number[] = [];
+        for (let i = 0; i < 2; i++) {
+          if (cloud === 'aws') {
+            const r = await endpoint(body as never, lambdaContext('on-cluster-event'));
+            statuses.push((r as { status: string }).status === 'accepted' ? 200 : 202);
+          } else {
+            const token = await jwks.sign(googlePushClaims(AUDIENCE, SERVICE_ACCOUNT));
+            const r = (await endpoint(
+              apiGatewayEvent('POST', `/events/${cloud}`, JSON.stringify(body), {
+                headers:
+                  cloud === 'gcp'
+                    ? { authorization: `Bearer ${token}` }
+                    : { 'aeg-event-type': 'Notification' },
+                ...(cloud === 'azure' ? { query: { code: EVENTGRID_SECRET } } : {}),
+              }) as never,
+              lambdaContext(`${cloud}-cluster-events`),
+            )) as { statusCode: number };
+            statuses.push(r.statusCode);
+          }
+        }
+        const cloudCallsByEndpoint = sandbox.log.entries.length;
+        const bodies: string[] = [];
+        const failures: unknown[] = [];
+        for (let round = 0; round < 5; round++) {
+          const received = await sqs.send(
+            new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+          );
+          const messages = received.Messages ?? [];
+          if (messages.length === 0) break;
+          const event: SQSEvent = {
+            Records: messages.map((m) => ({
+              messageId: m.MessageId!,
+              receiptHandle: m.ReceiptHandle!,
+              body: m.Body!,
+              attributes: {} as never,
+              messageAttributes: {},
+              md5OfBody: m.MD5OfBody!,
+              eventSource: 'aws:sqs',
+              eventSourceARN: `arn:aws:sqs:eu-central-1:123456789012:fleetward-test-rediscover-${cloud}`,
+              awsRegion: 'eu-central-1',
+            })),
+          };
+          const response = await worker(event, lambdaContext('rediscover-clusters-worker'));
+          failures.push(...response.batchItemFailures);
+          for (const m of messages) {
+            bodies.push(m.Body!);
+            await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle! }));
+          }
+        }
+        const message = await waitForSlack(eventId, receivedAt);
+        sqs.destroy();
+
+        // Assess
+        expect(statuses).toEqual([200, 200]);
+        expect(cloudCallsByEndpoint).toBe(0);
+        expect(bodies).toHaveLength(1);
+        expect(Object.keys(JSON.parse(bodies[0]!)).sort()).toEqual(['clusterId', 'job', 'runId']);
+        expect(bodies[0]).not.toContain(eventId);
+        expect(failures).toEqual([]);
+        expect(sandbox.log.count(cloud, DESCRIBE[cloud])).toBe(1);
+        expect((await store.get<Cluster>(INVENTORY, real.id))?.tags['fleetward-event']).toBe(marker);
+        expect(JSON.stringify(message.body)).toContain(real.id);
+        expect(message.at - receivedAt).toBeLessThan(60_000);
+        latencies[`${cloud} (queue)`] = [...(latencies[`${cloud} (queue)`] ?? []), message.at - receivedAt];
+      },
+      90_000,
+    );
   });
 
   describe('Pub/Sub emulator end to end', () => {

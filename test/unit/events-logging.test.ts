@@ -105,8 +105,8 @@ describe('event endpoints with POWERTOOLS_LOGGER_LOG_EVENT=true', () => {
 
   const wiring = {
     config: async () => config,
-    open: async () => {
-      throw new Error('a refused request must not open the event path');
+    intake: async () => {
+      throw new Error('a refused request must not open the event intake');
     },
   };
 
