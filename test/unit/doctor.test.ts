@@ -17,6 +17,7 @@ import type { ArchiveStore, AuditLogSource, ClusterDiscovery } from '../../share
 import { Residency } from '../../shared/residency/index.ts';
 import { CloudApiError } from '../../shared/runtime/errors.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
+import { auditCluster } from './audit-builders.ts';
 
 const ACCOUNT = '111111111111';
 const OTHER = '222222222222';
@@ -44,29 +45,15 @@ const denied = (operation: string, message: string) =>
     retryable: false,
   });
 
+/** The audit tests' EKS cluster (in ACCOUNT), as discovery returns it: not yet placed. */
+const { country: _country, jurisdiction: _jurisdiction, ...discovered } = auditCluster;
+
 /** One healthy account with one cluster, one account whose role cannot be assumed. */
 const discovery: ClusterDiscovery = {
   cloud: 'aws',
   async discover() {
     return {
-      clusters: [
-        {
-          id: `aws/${ACCOUNT}/eu-central-1/payments`,
-          cloud: 'aws',
-          scope: ACCOUNT,
-          region: 'eu-central-1',
-          name: 'payments',
-          kubernetesVersion: '1.32',
-          endpoint: null,
-          endpointAccess: 'private',
-          secretsEncryptionKey: null,
-          auditLogging: true,
-          tags: {},
-          status: 'running',
-          providerStatus: 'ACTIVE',
-          createdAt: null,
-        },
-      ],
+      clusters: [discovered],
       completedScopes: [{ cloud: 'aws', scope: ACCOUNT, region: 'eu-central-1' }],
       failures: [
         {
