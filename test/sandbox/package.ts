@@ -103,8 +103,14 @@ export async function packageService(
       await sleep(1000);
     }
   }
+  // serverless-esbuild builds in the service's own `.esbuild/`: two `serverless package` runs of
+  // one service at once (home and regional) would empty each other's zips, so they take turns.
+  const building = `${dir}.building`;
+  const turn = join(base, 'serverless.lock');
+  let holding = false;
   try {
-    const building = `${dir}.building`;
+    await acquire(turn, timeoutMs + 30_000, until + timeoutMs);
+    holding = true;
     rmSync(building, { recursive: true, force: true });
     // Async, so the emulators this process started (and their log pipes) keep running meanwhile.
     const child = spawn(
@@ -152,7 +158,23 @@ export async function packageService(
     writeFileSync(result, JSON.stringify(outcome));
     return { dir, ...outcome, reused: false };
   } finally {
+    if (holding) rmSync(turn, { recursive: true, force: true });
     rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** Takes a directory lock, waiting while another process holds it; a lock older than `staleMs` is taken over. */
+async function acquire(lock: string, staleMs: number, until: number): Promise<void> {
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      return;
+    } catch {
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > staleMs) rmSync(lock, { recursive: true, force: true });
+      if (Date.now() > until) throw new Error(`timed out waiting for ${lock}`);
+      await sleep(1000);
+    }
   }
 }
 
