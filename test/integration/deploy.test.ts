@@ -150,7 +150,7 @@ describe('serverless deploy into moto', () => {
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const status = await new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
     deploy = { status, output };
-  }, 480_000);
+  }, 900_000);
 
   afterAll(async () => {
     await moto?.stop();

@@ -86,7 +86,8 @@ export async function packageService(
   const lock = join(base, `${dir.split('/').pop()}.lock`);
   mkdirSync(base, { recursive: true });
   const timeoutMs = options.timeoutMs ?? 400_000;
-  const until = Date.now() + timeoutMs + 30_000;
+  // Waiting may span another kind's packaging (they take turns) and then this one.
+  const until = Date.now() + 2 * timeoutMs + 60_000;
   for (;;) {
     if (existsSync(result)) {
       const saved = JSON.parse(readFileSync(result, 'utf8')) as Omit<Packaged, 'reused' | 'dir'>;
@@ -109,7 +110,7 @@ export async function packageService(
   const turn = join(base, 'serverless.lock');
   let holding = false;
   try {
-    await acquire(turn, timeoutMs + 30_000, until + timeoutMs);
+    await acquire(turn, timeoutMs + 30_000, until);
     holding = true;
     rmSync(building, { recursive: true, force: true });
     // Async, so the emulators this process started (and their log pipes) keep running meanwhile.
