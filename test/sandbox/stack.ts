@@ -46,6 +46,17 @@ import {
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
+import { type Authorizer, type AwsProxy, startAwsProxy } from './aws-proxy.ts';
+import {
+  accessDeniedMessage,
+  functionCredentials,
+  type IamCall,
+  type IamMode,
+  iamRequests,
+  refusedResource,
+  type Statement,
+  statementsOf,
+} from './stack-iam.ts';
 
 /** moto's default account. */
 export const STACK_ACCOUNT = '123456789012';
@@ -83,6 +94,36 @@ export interface StackOptions {
   onLog?: (fn: string, line: string) => void;
   /** Every finished invocation. */
   onInvoke?: (invocation: Invocation) => void;
+  /**
+   * IAM for the functions' own-account calls (`stack-iam.ts`; default `enforce`): each function
+   * signs with its own key and reaches moto through an AWS proxy that checks the call against the
+   * function's role in the template; `record` lets a call the role does not allow through but
+   * records it; `off` sends the functions straight to moto with the shared sandbox keys.
+   */
+  iam?: IamMode;
+}
+
+/** The IAM emulation of a stack: its decisions, and the role policies it checks against. */
+export interface StackIam {
+  mode: IamMode;
+  /** Every call a function made through the stack's AWS endpoint, with its decision (none when `off`). */
+  calls: IamCall[];
+  /** The calls a role did not allow: refused (`enforce`) or let through and recorded (`record`). */
+  denied(): IamCall[];
+  /** The distinct (function, IAM action) pairs the functions used, sorted. */
+  used(): { function: string; action: string }[];
+  /** The statements of a function's role as the runner checks them (a copy). */
+  statements(fn: string): Statement[];
+  /**
+   * Takes `action` out of every `Allow` statement of the function's role in the runner's policy
+   * map (the template and the package stay as they are); answers the undo.
+   * @throws Error when the role grants the action only through a wildcard, which cannot be split.
+   */
+  revoke(fn: string, action: string): () => void;
+  /** The access key id the function's environment signs with. */
+  accessKeyId(fn: string): string;
+  /** Requests signed with a key of no function of the stack (passed through unchecked). */
+  unchecked: number;
 }
 
 export interface Invocation {
@@ -116,6 +157,8 @@ export interface Stack {
   /** Schedules by function key: expression and state. */
   schedules: { function: string; rule: string; expression: string; enabled: boolean }[];
   invocations: Invocation[];
+  /** IAM: what the functions called and what their roles refused. */
+  iam: StackIam;
   /** Fires one tick of the function's schedule now and waits for its invocation. */
   tick(fn: string): Promise<Invocation>;
   /** Invokes a function synchronously (RequestResponse). */
@@ -622,6 +665,45 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const physical = new Map<string, Physical>();
   const resolveHere = (value: Json, where: string) => resolveIntrinsics(value, physical, pseudo, where);
 
+  // IAM: each function's role policy, checked by an AWS proxy in front of moto (stack-iam.ts).
+  const iamMode: IamMode = options.iam ?? 'enforce';
+  interface Identity {
+    key: string;
+    name: string;
+    role: string;
+    statements: Statement[];
+  }
+  const identities = new Map<string, Identity>();
+  const identityOf = new Map<string, Identity>();
+  const iamCalls: IamCall[] = [];
+  let unchecked = 0;
+  const authorize: Authorizer = (req) => {
+    const who = req.info.accessKeyId ? identities.get(req.info.accessKeyId) : undefined;
+    if (!who) {
+      unchecked++;
+      return undefined;
+    }
+    const call = `${req.info.service ?? 'unknown'}:${req.info.operation}`;
+    for (const need of iamRequests(req, STACK_ACCOUNT)) {
+      const refused = refusedResource(who.statements, need);
+      const entry: IamCall = {
+        function: who.key,
+        action: need.action,
+        resources: need.resources,
+        allowed: refused === undefined,
+        call,
+        at: Date.now(),
+      };
+      iamCalls.push(entry);
+      if (refused === undefined) continue;
+      entry.message = accessDeniedMessage(STACK_ACCOUNT, who.role, who.name, need.action, refused);
+      if (iamMode === 'enforce') return { message: entry.message };
+    }
+    return undefined;
+  };
+  let proxy: AwsProxy | undefined;
+  if (iamMode !== 'off') proxy = await startAwsProxy({ upstream: options.awsEndpoint, authorize });
+
   // Queues: dead-letter targets first, so each RedrivePolicy resolves to a queue that exists.
   const queues: StackQueue[] = [];
   const pendingQueues = ofType(template, 'AWS::SQS::Queue');
@@ -644,7 +726,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const url = (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes })))
       .QueueUrl!;
     const arn = `arn:aws:sqs:${region}:${STACK_ACCOUNT}:${name}`;
-    physical.set(logicalId, { ref: url, attrs: { Arn: arn, QueueName: name, QueueUrl: url } });
+    // The SQS client sends each call to the host of its QueueUrl (`useQueueUrlAsEndpoint`), so the
+    // functions get the queue's URL on the IAM proxy; moto finds a queue by the path alone.
+    const seen = proxy ? `${proxy.url}${new URL(url).pathname}` : url;
+    physical.set(logicalId, { ref: seen, attrs: { Arn: arn, QueueName: name, QueueUrl: seen } });
     queues.push({ logicalId, name, url, arn });
   }
 
@@ -693,6 +778,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     physical.set(logicalId, { ref: logicalId, attrs: {} });
   }
   physical.set('HttpApi', { ref: 'local', attrs: { ApiEndpoint: '' } });
+  // AppConfig (moto has no AppConfig): the ids in ARNs are the names locally (see stack-iam.ts).
+  const APPCONFIG_IDS: Record<string, string> = {
+    'AWS::AppConfig::Application': 'ApplicationId',
+    'AWS::AppConfig::Environment': 'EnvironmentId',
+    'AWS::AppConfig::ConfigurationProfile': 'ConfigurationProfileId',
+  };
+  for (const [type, attr] of Object.entries(APPCONFIG_IDS)) {
+    for (const [logicalId, resource] of ofType(template, type)) {
+      const name = String(resource.Properties?.Name ?? logicalId);
+      physical.set(logicalId, { ref: name, attrs: { [attr]: name } });
+    }
+  }
+
 
   const workDir = resolve(options.workDir ?? mkdtempSync(join(tmpdir(), 'fleetward-stack-')));
   const functions = new Map<string, LambdaFunction>();
@@ -723,6 +821,31 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
     }
     const memory = Number(p.MemorySize ?? 128);
+    const keys = iamMode === 'off' ? credentials : functionCredentials(name);
+    if (iamMode !== 'off') {
+      const roleId = refOf(p.Role);
+      const role = roleId === undefined ? undefined : template.Resources[roleId];
+      if (role?.Type !== 'AWS::IAM::Role') {
+        throw new Error(`${key}: its Role is not an AWS::IAM::Role of the template; IAM cannot be emulated`);
+      }
+      const rp = role!.Properties ?? {};
+      const policies = (rp.Policies as Json[] | undefined) ?? [];
+      const identity: Identity = {
+        key,
+        name,
+        role: String(resolveHere(rp.RoleName ?? roleId!, `${roleId}.RoleName`)),
+        statements: policies.flatMap((policy, i) =>
+          statementsOf(
+            resolveHere(
+              (policy as Record<string, Json>).PolicyDocument ?? null,
+              `${roleId}.Policies[${i}].PolicyDocument`,
+            ),
+          ),
+        ),
+      };
+      identities.set(keys.accessKeyId, identity);
+      identityOf.set(key, identity);
+    }
     const env: Record<string, string> = {
       ...Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v)])),
       // What the Lambda runtime sets, and the role's (fake) credentials.
@@ -737,10 +860,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       LAMBDA_TASK_ROOT: taskRoot,
       _HANDLER: String(p.Handler),
       TZ: 'UTC',
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      // The sandbox: every AWS call of the deployment's own account goes to moto; nothing leaves loopback.
-      AWS_ENDPOINT_URL: options.awsEndpoint,
+      AWS_ACCESS_KEY_ID: keys.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: keys.secretAccessKey,
+      // The sandbox: every AWS call of the deployment's own account goes to moto (through the IAM
+      // check unless it is off); nothing leaves loopback.
+      AWS_ENDPOINT_URL: proxy?.url ?? options.awsEndpoint,
       AWS_EC2_METADATA_DISABLED: 'true',
       METADATA_SERVER_DETECTION: 'none',
       FLEETWARD_STACK_ACCOUNT: STACK_ACCOUNT,
@@ -1021,6 +1145,45 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     tables,
     schedules,
     invocations,
+    iam: {
+      mode: iamMode,
+      calls: iamCalls,
+      denied: () => iamCalls.filter((c) => !c.allowed),
+      used() {
+        const pairs = new Map(iamCalls.map((c) => [`${c.function} ${c.action}`, c]));
+        return [...pairs.keys()]
+          .sort()
+          .map((k) => ({ function: pairs.get(k)!.function, action: pairs.get(k)!.action }));
+      },
+      statements: (fn) => structuredClone(identityOf.get(fn)?.statements ?? []),
+      revoke(fn, action) {
+        const identity = identityOf.get(fn);
+        if (!identity) throw new Error(`${fn} is not a function of this stack with an emulated role`);
+        const same = (a: string) => a.toLowerCase() === action.toLowerCase();
+        const granting = identity.statements.filter((s) => s.effect === 'Allow' && s.actions.some(same));
+        if (granting.length === 0) throw new Error(`${fn}: its role does not name ${action}`);
+        const before = identity.statements;
+        identity.statements = before.map((s) =>
+          granting.includes(s) ? { ...s, actions: s.actions.filter((a) => !same(a)) } : s,
+        );
+        // A wildcard (`sqs:*`, `sqs:Send*`) that still grants it cannot be split: say so rather than pretend.
+        if (refusedResource(identity.statements, { action, resources: [] }) === undefined) {
+          identity.statements = before;
+          throw new Error(`${fn}: its role grants ${action} through a wildcard as well`);
+        }
+        return () => {
+          identity.statements = before;
+        };
+      },
+      accessKeyId(fn) {
+        const entry = [...identities].find(([, i]) => i.key === fn);
+        if (!entry) throw new Error(`${fn} is not a function of this stack with an emulated role`);
+        return entry[0];
+      },
+      get unchecked() {
+        return unchecked;
+      },
+    },
     async tick(key) {
       const targets = scheduleTargets.get(key);
       if (!targets?.length) throw new Error(`${key} has no schedule`);
@@ -1052,6 +1215,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       await Promise.all([...functions.values()].map((f) => f.stop()));
       await Promise.allSettled([...inFlight]);
       sqs.destroy();
+      await proxy?.stop();
       if (!options.workDir) rmSync(workDir, { recursive: true, force: true });
     },
   };
