@@ -18,11 +18,24 @@
  *   `schedules` is on), each target's `Input` as the event; `tick(name)` fires one now.
  * - `AWS::ApiGatewayV2::Route`: a loopback HTTP server translating each request into an API
  *   Gateway HTTP API payload 2.0 event and the function's answer back into a response.
+ * - `AWS::IAM::Role` (option `iam`, default `enforce`): each function's environment signs with
+ *   its own access key (derived from the function name; moto accepts any), and its
+ *   `AWS_ENDPOINT_URL` (and the queue URLs, which the SQS client uses as its endpoint) point at an
+ *   AWS proxy in front of moto that checks every call against the inline policies of the role the
+ *   function's `Role` names, resolved like the environment: IAM action from the operation, with
+ *   wildcards; resource ARN where the request names one (queue, table, parameter, secret, AppConfig
+ *   profile, bucket, object, role to assume, KMS key). A call the role does not allow is answered
+ *   `AccessDenied` in the service's shape, naming role, function, action and resource, and is
+ *   recorded (`stack.iam`); `record` lets it through and records it; `off` checks nothing.
+ *   See `stack-iam.ts` for what is not evaluated (conditions, resource policies, resources a
+ *   request does not name). Only the stack's own account is checked: calls into member accounts
+ *   go where the deployed config sends them, with its credentials.
  *
  * Deliberate differences from AWS: a failed item becomes visible again after
  * `retryVisibilitySeconds` when that is set (instead of the queue's visibility timeout, 6x the
  * worker timeout); scheduled invocations are not retried on error; EventBridge pattern rules,
- * IAM, log groups and alarms are not emulated.
+ * log groups and alarms are not emulated; the runner itself (queue polling, table creation) uses
+ * moto directly with the sandbox keys, as Lambda's own service roles are not modelled.
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -790,7 +803,6 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       physical.set(logicalId, { ref: name, attrs: { [attr]: name } });
     }
   }
-
 
   const workDir = resolve(options.workDir ?? mkdtempSync(join(tmpdir(), 'fleetward-stack-')));
   const functions = new Map<string, LambdaFunction>();
