@@ -295,6 +295,9 @@ describe('the deployed stack, locally', () => {
     const pairs = used.map((u) => `${u.function} ${u.action}`);
     expect(pairs).toEqual(
       expect.arrayContaining([
+        // The deployed config, read from AppConfig (the stack serves its data plane).
+        'backup-clusters appconfig:GetLatestConfiguration',
+        'azure-cluster-events appconfig:GetLatestConfiguration',
         'backup-clusters sqs:SendMessage',
         'backup-clusters-worker dynamodb:BatchWriteItem',
         'backup-clusters-worker ssm:GetParameter',
@@ -302,6 +305,12 @@ describe('the deployed stack, locally', () => {
         'azure-cluster-events sqs:SendMessage',
       ]),
     );
+    const reads = calls.filter((c) => c.action === 'appconfig:GetLatestConfiguration');
+    expect(
+      reads.every((c) =>
+        /^arn:aws:appconfig:[a-z0-9-]+:123456789012:application\/fleetward-dev-/.test(c.resources[0] ?? ''),
+      ),
+    ).toBe(true);
     // The internet-facing endpoints neither called nor may call AssumeRole or evidence writes.
     expect(INTERNET_FACING.length).toBeGreaterThan(0);
     const endpointActions = calls.filter((c) => INTERNET_FACING.includes(c.function)).map((c) => c.action);

@@ -23,10 +23,11 @@
  * What is not:
  * - `Condition` blocks are not evaluated (a statement with one applies as if it held);
  *   `NotAction`, `NotResource` and `NotPrincipal` statements are ignored (none is generated).
- * - A resource the request does not carry is not matched, only the action: AppConfig
- *   `GetLatestConfiguration` (an opaque session token) and any operation not listed in
- *   {@link iamRequests}. A secret named without its ARN gets the placeholder suffix `-xxxxxx`
- *   (AWS appends 6 random characters), so only a policy ending in a wildcard matches it.
+ * - A resource the request does not carry is not matched, only the action: any operation not
+ *   listed in {@link iamRequests}, and AppConfig `GetLatestConfiguration` unless the caller maps
+ *   its session token to the configuration (the local stack does, from the sessions it answers).
+ *   A secret named without its ARN gets the placeholder suffix `-xxxxxx` (AWS appends 6 random
+ *   characters), so only a policy ending in a wildcard matches it.
  *   An AppConfig application, environment or profile is identified by its name locally, where
  *   AWS uses generated ids in the ARN.
  * - Managed policies, permission boundaries, SCPs, session policies and resource policies
@@ -164,7 +165,14 @@ function parameters(req: ProxiedRequest): Record<string, unknown> {
  * put), `[]` for a call that needs none, in the stack's own `account`; the resources rules are
  * in the module comment.
  */
-export function iamRequests(req: ProxiedRequest, account: string): IamRequest[] {
+export function iamRequests(
+  req: ProxiedRequest,
+  account: string,
+  options: {
+    /** The configuration ARN an AppConfig session token was issued for (when the caller tracks sessions). */
+    configurationOf?: (token: string) => string | undefined;
+  } = {},
+): IamRequest[] {
   const { service, operation } = req.info;
   const region = req.info.region ?? 'us-east-1';
   if (!service) return [{ action: `unknown:${operation}`, resources: [] }];
@@ -231,7 +239,9 @@ export function iamRequests(req: ProxiedRequest, account: string): IamRequest[] 
           arn('appconfig', `application/${app}/environment/${env}/configuration/${profile}`),
         ]);
       }
-      return one(action, []);
+      const token = url.searchParams.get('configuration_token');
+      const configuration = token ? options.configurationOf?.(token) : undefined;
+      return one(action, configuration ? [configuration] : []);
     }
     case 's3': {
       const [bucket, ...key] = url.pathname.slice(1).split('/');

@@ -27,6 +27,10 @@
  *   profile, bucket, object, role to assume, KMS key). A call the role does not allow is answered
  *   `AccessDenied` in the service's shape, naming role, function, action and resource, and is
  *   recorded (`stack.iam`); `record` lets it through and records it; `off` checks nothing.
+ * - AppConfig (moto has no AppConfig): the proxy answers its data plane (`appconfig-fake.ts`), with
+ *   the `config` given deployed to the application, environment and profile the functions'
+ *   environment names, so a function reads the deployed config from AppConfig as deployed (the
+ *   copy in the task root is the packaged fallback).
  *   See `stack-iam.ts` for what is not evaluated (conditions, resource policies, resources a
  *   request does not name). Only the stack's own account is checked: calls into member accounts
  *   go where the deployed config sends them, with its credentials.
@@ -59,7 +63,8 @@ import {
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { type Authorizer, type AwsProxy, startAwsProxy } from './aws-proxy.ts';
+import { createAppConfigFake } from './appconfig-fake.ts';
+import { type Authorizer, type AwsProxy, type OverrideHandler, startAwsProxy } from './aws-proxy.ts';
 import {
   accessDeniedMessage,
   functionCredentials,
@@ -86,11 +91,12 @@ export interface Template {
 export interface StackOptions {
   /** The directory `serverless package --package DIR` wrote (template, zips, serverless-state.json). */
   packageDir: string;
-  /** moto: the stack's queues and table live there, and the functions' `AWS_ENDPOINT_URL` points at it. */
+  /** moto: the stack's queues and table live there; the functions reach it through the stack's AWS proxy. */
   awsEndpoint: string;
   /**
-   * A fleet.yaml to deploy with the functions: copied into each task root as `fleet.yaml` and
-   * over the packaged config (the file the template's `FLEETWARD_CONFIG` names).
+   * A fleet.yaml to deploy with the functions: deployed to AppConfig where the functions'
+   * environment names it, and copied into each task root as `fleet.yaml` and over the packaged
+   * config (the file the template's `FLEETWARD_CONFIG` names), the fallback.
    */
   config?: string;
   /** Where the zips are unpacked (default: a temporary directory, removed on stop). */
@@ -111,7 +117,7 @@ export interface StackOptions {
    * IAM for the functions' own-account calls (`stack-iam.ts`; default `enforce`): each function
    * signs with its own key and reaches moto through an AWS proxy that checks the call against the
    * function's role in the template; `record` lets a call the role does not allow through but
-   * records it; `off` sends the functions straight to moto with the shared sandbox keys.
+   * records it; `off` checks nothing and gives every function the shared sandbox keys.
    */
   iam?: IamMode;
 }
@@ -697,7 +703,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       return undefined;
     }
     const call = `${req.info.service ?? 'unknown'}:${req.info.operation}`;
-    for (const need of iamRequests(req, STACK_ACCOUNT)) {
+    for (const need of iamRequests(req, STACK_ACCOUNT, { configurationOf: (t) => configurationOf.get(t) })) {
       const refused = refusedResource(who.statements, need);
       const entry: IamCall = {
         function: who.key,
@@ -714,8 +720,37 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     }
     return undefined;
   };
-  let proxy: AwsProxy | undefined;
-  if (iamMode !== 'off') proxy = await startAwsProxy({ upstream: options.awsEndpoint, authorize });
+  const proxy: AwsProxy = await startAwsProxy({
+    upstream: options.awsEndpoint,
+    ...(iamMode !== 'off' && { authorize }),
+  });
+  // AppConfig's data plane (moto has none): the fake answers it in the proxy, and the stack keeps
+  // which configuration each session token belongs to, so the IAM check can name its resource.
+  const appConfig = createAppConfigFake();
+  const configurationOf = new Map<string, string>();
+  const tracking =
+    (operation: string, handler: OverrideHandler): OverrideHandler =>
+    async (req, tools) => {
+      const answer = await handler(req, tools);
+      if (answer.status >= 300 || answer.body === undefined) return answer;
+      if (operation === 'StartConfigurationSession') {
+        const [need] = iamRequests(req, STACK_ACCOUNT);
+        const token = (JSON.parse(answer.body.toString()) as { InitialConfigurationToken?: string })
+          .InitialConfigurationToken;
+        if (token && need?.resources[0]) configurationOf.set(token, need.resources[0]);
+      } else {
+        const token = new URL(req.url, 'http://stack.invalid').searchParams.get('configuration_token');
+        const next = answer.headers?.['next-poll-configuration-token'];
+        const where = token ? configurationOf.get(token) : undefined;
+        if (next && where) configurationOf.set(next, where);
+      }
+      return answer;
+    };
+  appConfig.attach({
+    override: (operation: string, handler: OverrideHandler) =>
+      proxy.override(operation, tracking(operation, handler)),
+  } as AwsProxy);
+  const published = new Set<string>();
 
   // Queues: dead-letter targets first, so each RedrivePolicy resolves to a queue that exists.
   const queues: StackQueue[] = [];
@@ -741,7 +776,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const arn = `arn:aws:sqs:${region}:${STACK_ACCOUNT}:${name}`;
     // The SQS client sends each call to the host of its QueueUrl (`useQueueUrlAsEndpoint`), so the
     // functions get the queue's URL on the IAM proxy; moto finds a queue by the path alone.
-    const seen = proxy ? `${proxy.url}${new URL(url).pathname}` : url;
+    const seen = `${proxy.url}${new URL(url).pathname}`;
     physical.set(logicalId, { ref: seen, attrs: { Arn: arn, QueueName: name, QueueUrl: seen } });
     queues.push({ logicalId, name, url, arn });
   }
@@ -833,6 +868,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
     }
     const memory = Number(p.MemorySize ?? 128);
+    const app = variables.FLEETWARD_APPCONFIG_APPLICATION;
+    const appEnv = variables.FLEETWARD_APPCONFIG_ENVIRONMENT;
+    const profile = variables.FLEETWARD_APPCONFIG_PROFILE;
+    if (options.config && app && appEnv && profile) {
+      // The deployed config, deployed to AppConfig where the function reads it (the copy in the
+      // task root stays the packaged fallback).
+      const target = { application: String(app), environment: String(appEnv), profile: String(profile) };
+      const id = JSON.stringify(target);
+      if (!published.has(id)) {
+        appConfig.publish(target, readFileSync(options.config, 'utf8'), 'application/x-yaml');
+        published.add(id);
+      }
+    }
     const keys = iamMode === 'off' ? credentials : functionCredentials(name);
     if (iamMode !== 'off') {
       const roleId = refOf(p.Role);
@@ -876,7 +924,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       AWS_SECRET_ACCESS_KEY: keys.secretAccessKey,
       // The sandbox: every AWS call of the deployment's own account goes to moto (through the IAM
       // check unless it is off); nothing leaves loopback.
-      AWS_ENDPOINT_URL: proxy?.url ?? options.awsEndpoint,
+      AWS_ENDPOINT_URL: proxy.url,
       AWS_EC2_METADATA_DISABLED: 'true',
       METADATA_SERVER_DETECTION: 'none',
       FLEETWARD_STACK_ACCOUNT: STACK_ACCOUNT,
@@ -1227,7 +1275,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       await Promise.all([...functions.values()].map((f) => f.stop()));
       await Promise.allSettled([...inFlight]);
       sqs.destroy();
-      await proxy?.stop();
+      await proxy.stop();
       if (!options.workDir) rmSync(workDir, { recursive: true, force: true });
     },
   };
