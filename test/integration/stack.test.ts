@@ -24,7 +24,8 @@ import { WORK_JOBS } from '../../shared/runtime/dispatch.ts';
 import { openStateStore } from '../../shared/state/index.ts';
 import { type BackupRecord, INVENTORY, NS } from '../../shared/state/records.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
-import { HOME, packageService, REGIONAL_IN } from '../sandbox/package.ts';
+import { freePort } from '../sandbox/net.ts';
+import { EXAMPLE_CONFIG, HOME, packageService, REGIONAL_IN } from '../sandbox/package.ts';
 import { type SlackSink, startSlackSink } from '../sandbox/slack-sink.ts';
 import { type Stack, startStack } from '../sandbox/stack.ts';
 import { seedClusterId } from '../sandbox/velero-fleet.ts';
@@ -35,6 +36,14 @@ const HOME_REGION = 'eu-central-1';
 const CLUSTERS = 12;
 /** The functions reachable from the internet (HTTP API routes). */
 const INTERNET_FACING = FUNCTIONS.filter((f) => f.internetFacing).map((f) => f.name);
+/**
+ * The AWS accounts the packaged roles may assume a reader role in: those of the config the
+ * package was built with. An account added only in the deployed config (AppConfig) is refused
+ * `sts:AssumeRole` until the roles are regenerated: the deployed config names only these.
+ */
+const PACKAGED_ACCOUNTS = (
+  parse(readFileSync(EXAMPLE_CONFIG, 'utf8')) as { clouds: { aws: { accounts: { id: string }[] } } }
+).clouds.aws.accounts.map((a) => String(a.id));
 
 describe('the deployed stack, locally', () => {
   let sandbox: Sandbox;
@@ -84,13 +93,28 @@ describe('the deployed stack, locally', () => {
     config.events = {
       azure: { auth: { type: 'secret', secret: { from: 'ssm', name: '/fleetward/events/azure' } } },
     };
-    const deployed = join(dir, 'fleet.yaml');
-    writeFileSync(deployed, stringify(config));
+    // As deployed: member accounts are reached with the function's own role (no credentials in
+    // the config), through the stack's AWS endpoint, so its IAM check sees each sts:AssumeRole.
+    const [regionalPort, homePort] = [await freePort(), await freePort()];
+    const deploy = (name: string, port: number) => {
+      const path = join(dir, `${name}.yaml`);
+      const { credentials: _sandboxProfile, ...aws } = config.clouds.aws;
+      aws.accounts = aws.accounts.filter((a: { id: string }) => PACKAGED_ACCOUNTS.includes(a.id));
+      writeFileSync(
+        path,
+        stringify({
+          ...config,
+          clouds: { ...config.clouds, aws: { ...aws, endpoint: `http://127.0.0.1:${port}` } },
+        }),
+      );
+      return path;
+    };
     stack = await startStack({
       packageDir: packaged.dir,
       iam: 'enforce',
       awsEndpoint: sandbox.moto.url,
-      config: deployed,
+      awsPort: regionalPort,
+      config: deploy('regional', regionalPort),
       schedules: false,
       // A failed item comes back after 1 s instead of the queue's 30 minutes.
       retryVisibilitySeconds: 1,
@@ -102,7 +126,8 @@ describe('the deployed stack, locally', () => {
       packageDir: home.dir,
       iam: 'enforce',
       awsEndpoint: sandbox.moto.url,
-      config: deployed,
+      awsPort: homePort,
+      config: deploy('home', homePort),
       schedules: false,
       // A failed item comes back after 1 s instead of the queue's 30 minutes.
       retryVisibilitySeconds: 1,
@@ -181,15 +206,17 @@ describe('the deployed stack, locally', () => {
 
   it('runs one backup-clusters tick: planner -> queue -> workers -> state -> Slack', async () => {
     // Prepare: the inventory the planner reads, from one discovery tick
-    // Discovery sees the whole fleet; the India deployment plans only its own jurisdiction's clusters.
-    const seededInIndia = sandbox.fleet.filter(
+    // Discovery sees the whole configured fleet; the India deployment plans only its own
+    // jurisdiction's clusters.
+    const configured = sandbox.fleet.filter((c) => c.cloud !== 'aws' || PACKAGED_ACCOUNTS.includes(c.scope));
+    const seededInIndia = configured.filter(
       (c) => c.cloud !== 'kubeconfig' && regionCountry(c.cloud, c.region) === 'IN',
     ).length;
     const discovered = await stack.tick('discover-clusters');
     expect(discovered.error).toBeUndefined();
-    expect((discovered.result as { clusters: number }).clusters).toBe(CLUSTERS);
+    expect((discovered.result as { clusters: number }).clusters).toBe(configured.length);
     expect(seededInIndia).toBeGreaterThan(0);
-    expect(seededInIndia).toBeLessThan(CLUSTERS);
+    expect(seededInIndia).toBeLessThan(configured.length);
     const inventory = (await store.list<Cluster>(INVENTORY)).map((i) => i.value);
     const india = inventory.filter((c) => c.jurisdiction === 'in').map((c) => c.id);
     expect(india).toHaveLength(seededInIndia);
@@ -292,6 +319,8 @@ describe('the deployed stack, locally', () => {
     expect(calls.length).toBeGreaterThan(0);
     expect([...stack.iam.denied(), ...homeStack.iam.denied()]).toEqual([]);
     expect(stack.iam.unchecked + homeStack.iam.unchecked).toBe(0);
+    // Member accounts were reached with sessions the functions' own roles assumed, through the check.
+    expect(stack.iam.memberCalls).toBeGreaterThan(0);
     const pairs = used.map((u) => `${u.function} ${u.action}`);
     expect(pairs).toEqual(
       expect.arrayContaining([
@@ -299,6 +328,7 @@ describe('the deployed stack, locally', () => {
         'backup-clusters appconfig:GetLatestConfiguration',
         'azure-cluster-events appconfig:GetLatestConfiguration',
         'backup-clusters sqs:SendMessage',
+        'discover-clusters sts:AssumeRole',
         'backup-clusters-worker dynamodb:BatchWriteItem',
         'backup-clusters-worker ssm:GetParameter',
         'azure-cluster-events ssm:GetParameter',
@@ -382,4 +412,31 @@ describe('the deployed stack, locally', () => {
       /assumed-role\/fleetward-dev-home-azure-cluster-events\/fleetward-dev-home-azure-cluster-events is not authorized to perform: dynamodb:PutItem on resource: arn:aws:dynamodb:eu-central-1:123456789012:table\/fleetward-dev-home-state /,
     );
   }, 60_000);
+
+  it('refuses sts:AssumeRole into a member account once the role lacks it, naming the reader role', async () => {
+    // Prepare: the home deployment's discovery (no session assumed yet) without sts:AssumeRole
+    const before = homeStack.iam.denied().length;
+    const restore = homeStack.iam.revoke('discover-clusters', 'sts:AssumeRole');
+    let discovered: Awaited<ReturnType<Stack['tick']>>;
+
+    // Act
+    try {
+      discovered = await homeStack.tick('discover-clusters');
+    } finally {
+      restore();
+    }
+
+    // Assess: one refusal per configured account, each naming the reader role; nothing in them discovered
+    const refused = homeStack.iam.denied().slice(before);
+    expect(discovered!.function).toBe('discover-clusters');
+    expect(refused.every((c) => c.function === 'discover-clusters' && c.action === 'sts:AssumeRole')).toBe(
+      true,
+    );
+    expect([...new Set(refused.flatMap((c) => c.resources))].sort()).toEqual(
+      PACKAGED_ACCOUNTS.map((id) => `arn:aws:iam::${id}:role/fleetward-reader`).sort(),
+    );
+    expect(refused[0]!.message).toMatch(
+      /assumed-role\/fleetward-dev-home-discover-clusters\/fleetward-dev-home-discover-clusters is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::\d{12}:role\/fleetward-reader /,
+    );
+  }, 90_000);
 });

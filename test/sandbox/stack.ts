@@ -114,6 +114,11 @@ export interface StackOptions {
   /** Every finished invocation. */
   onInvoke?: (invocation: Invocation) => void;
   /**
+   * Port of the stack's AWS endpoint (default: a free one), so a deployed config can name it as
+   * `clouds.aws.endpoint` and send the member-account calls (STS AssumeRole) through the IAM check too.
+   */
+  awsPort?: number;
+  /**
    * IAM for the functions' own-account calls (`stack-iam.ts`; default `enforce`): each function
    * signs with its own key and reaches moto through an AWS proxy that checks the call against the
    * function's role in the template; `record` lets a call the role does not allow through but
@@ -141,8 +146,17 @@ export interface StackIam {
   revoke(fn: string, action: string): () => void;
   /** The access key id the function's environment signs with. */
   accessKeyId(fn: string): string;
-  /** Requests signed with a key of no function of the stack (passed through unchecked). */
+  /**
+   * Requests signed with a key of no function of the stack (passed through unchecked), except
+   * member-account sessions: keys an AssumeRole through this proxy handed out (see `memberCalls`).
+   */
   unchecked: number;
+  /**
+   * Requests signed with member-account session keys (AssumeRole answers that passed through the
+   * proxy, when the deployed config sends member-account calls here): the member account's reader
+   * role decides those, which is not emulated; the `sts:AssumeRole` that obtained them is checked.
+   */
+  memberCalls: number;
 }
 
 export interface Invocation {
@@ -696,10 +710,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const identityOf = new Map<string, Identity>();
   const iamCalls: IamCall[] = [];
   let unchecked = 0;
+  let memberCalls = 0;
   const authorize: Authorizer = (req) => {
     const who = req.info.accessKeyId ? identities.get(req.info.accessKeyId) : undefined;
     if (!who) {
-      unchecked++;
+      if (req.info.accessKeyId && proxy.accounts.has(req.info.accessKeyId)) memberCalls++;
+      else unchecked++;
       return undefined;
     }
     const call = `${req.info.service ?? 'unknown'}:${req.info.operation}`;
@@ -722,6 +738,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   };
   const proxy: AwsProxy = await startAwsProxy({
     upstream: options.awsEndpoint,
+    ...(options.awsPort !== undefined && { port: options.awsPort }),
     ...(iamMode !== 'off' && { authorize }),
   });
   // AppConfig's data plane (moto has none): the fake answers it in the proxy, and the stack keeps
@@ -1239,6 +1256,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         const entry = [...identities].find(([, i]) => i.key === fn);
         if (!entry) throw new Error(`${fn} is not a function of this stack with an emulated role`);
         return entry[0];
+      },
+      get memberCalls() {
+        return memberCalls;
       },
       get unchecked() {
         return unchecked;
