@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse, stringify } from 'yaml';
 import { startSandbox } from './index.ts';
-import { HOME, packageService } from './package.ts';
+import { freePort } from './net.ts';
+import { EXAMPLE_CONFIG, HOME, packageService } from './package.ts';
 import { startSlackSink } from './slack-sink.ts';
 import { isPackageDir, startStack } from './stack.ts';
 
@@ -135,6 +136,20 @@ try {
   ssm.destroy();
   const config = parse(readFileSync(sandbox.configPath, 'utf8'));
   config.slack = { webhooks: { stack: { from: 'ssm', name: SLACK_PARAM } }, routes: [{ webhook: 'stack' }] };
+  // As deployed: member accounts reached with each function's own role (no credentials) through
+  // the stack's AWS endpoint, whose IAM check sees every sts:AssumeRole. A package built here
+  // carries the example config, whose accounts its roles may assume into: deploy only those.
+  const awsPort = await freePort();
+  if (config.clouds?.aws) {
+    const { credentials: _sandboxProfile, ...aws } = config.clouds.aws;
+    if (!values.package) {
+      const packaged = (
+        parse(readFileSync(EXAMPLE_CONFIG, 'utf8')) as { clouds: { aws: { accounts: { id: string }[] } } }
+      ).clouds.aws.accounts.map((a) => String(a.id));
+      aws.accounts = aws.accounts.filter((a: { id: string }) => packaged.includes(a.id));
+    }
+    config.clouds.aws = { ...aws, endpoint: `http://127.0.0.1:${awsPort}` };
+  }
   const deployed = join(dir, 'fleet.yaml');
   writeFileSync(deployed, stringify(config));
 
@@ -145,6 +160,7 @@ try {
   stack = await startStack({
     packageDir: packaged.dir,
     awsEndpoint: sandbox.moto.url,
+    awsPort,
     config: deployed,
     schedules: !values['no-schedules'],
     retryVisibilitySeconds: retryAfter,
@@ -174,7 +190,9 @@ try {
   say(
     `Stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (package ${packaged.dir}${packaged.reused ? ', reused' : ''}).`,
   );
-  say(`  moto (AWS_ENDPOINT_URL) ${sandbox.moto.url}; HTTP API ${stack.url}`);
+  say(
+    `  moto ${sandbox.moto.url}; functions' AWS endpoint (IAM ${iam}) ${stack.awsEndpoint}; HTTP API ${stack.url}`,
+  );
   say(`  functions: ${stack.functions.join(', ')}`);
   say(`  queues: ${stack.queues.map((q) => q.name).join(', ')}`);
   for (const s of stack.schedules) {
@@ -185,6 +203,11 @@ try {
   for (const fn of values.tick) {
     say(`tick ${fn}`);
     await stack.tick(fn);
+  }
+  if (values.tick.length > 0) {
+    say(
+      `iam (${iam}): ${stack.iam.calls.length} calls checked, ${stack.iam.denied().length} not allowed by their role`,
+    );
   }
   say('Press Ctrl-C to stop.');
   setInterval(() => {}, 1 << 30);

@@ -32,8 +32,10 @@
  *   environment names, so a function reads the deployed config from AppConfig as deployed (the
  *   copy in the task root is the packaged fallback).
  *   See `stack-iam.ts` for what is not evaluated (conditions, resource policies, resources a
- *   request does not name). Only the stack's own account is checked: calls into member accounts
- *   go where the deployed config sends them, with its credentials.
+ *   request does not name). Member-account calls are checked when the deployed config sends them
+ *   to the stack's AWS endpoint (`awsPort`) without credentials, as a deployment reaches them
+ *   with the function's role: each `sts:AssumeRole` against the role; what the assumed session
+ *   then calls is for the member account's reader role to allow, which is not emulated.
  *
  * Deliberate differences from AWS: a failed item becomes visible again after
  * `retryVisibilitySeconds` when that is set (instead of the queue's visibility timeout, 6x the
@@ -183,6 +185,8 @@ export interface StackQueue {
 export interface Stack {
   /** Base URL of the HTTP API (routes as in the template, e.g. `POST /events/gcp`). */
   url: string;
+  /** The functions' `AWS_ENDPOINT_URL`: the stack's AWS proxy (IAM check, AppConfig) in front of moto. */
+  awsEndpoint: string;
   /** Function keys as in serverless.yml (`backup-clusters`, ...). */
   functions: string[];
   queues: StackQueue[];
@@ -665,7 +669,23 @@ function unzip(zip: string, into: string): void {
   if (py.status !== 0) throw new Error(`cannot unpack ${zip}: ${py.stderr}`);
 }
 
+/**
+ * Runs a `serverless package` output against the sandbox as AWS would (see the module comment):
+ * creates its queues and table in moto, starts its AWS proxy (IAM check, AppConfig), its pollers,
+ * timers and HTTP API. `stop()` ends every process and server it started.
+ */
 export async function startStack(options: StackOptions): Promise<Stack> {
+  const started: (() => Promise<void>)[] = [];
+  try {
+    return await buildStack(options, started);
+  } catch (error) {
+    // Whatever started before the failure (the AWS proxy) stops, so a bad template leaks nothing.
+    for (const stop of started.reverse()) await stop().catch(() => {});
+    throw error;
+  }
+}
+
+async function buildStack(options: StackOptions, started: (() => Promise<void>)[]): Promise<Stack> {
   const packageDir = resolve(options.packageDir);
   const template = JSON.parse(
     readFileSync(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'),
@@ -741,6 +761,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     ...(options.awsPort !== undefined && { port: options.awsPort }),
     ...(iamMode !== 'off' && { authorize }),
   });
+  started.push(() => proxy.stop());
   // AppConfig's data plane (moto has none): the fake answers it in the proxy, and the stack keeps
   // which configuration each session token belongs to, so the IAM check can name its resource.
   const appConfig = createAppConfigFake();
@@ -1217,6 +1238,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
   return {
     url,
+    awsEndpoint: proxy.url,
     functions: [...functions.keys()].sort(),
     queues,
     tables,
