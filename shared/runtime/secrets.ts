@@ -41,6 +41,15 @@ export class SecretReadError extends FleetwardError {
 
 let sdkReaders: SecretReaders | undefined;
 
+/**
+ * The named exports of a dynamically imported CommonJS package (the AWS SDK clients). Bundled
+ * with code splitting, esbuild hands the chunk's exports over as `default` only, so
+ * `({ SSMClient }) => ...` would get `undefined`; unbundled, Node gives both shapes.
+ */
+export function namedExports<T extends object>(mod: T): T {
+  return (mod as T & { default?: T }).default ?? mod;
+}
+
 /** Secret readers backed by `@aws-sdk/client-ssm` and `@aws-sdk/client-secrets-manager`, clients built once. */
 export function awsSecretReaders(): SecretReaders {
   sdkReaders ??= (() => {
@@ -48,26 +57,28 @@ export function awsSecretReaders(): SecretReaders {
     let sm: Promise<{ send: (name: string) => Promise<string | undefined> }> | undefined;
     return {
       async ssmParameter(name) {
-        ssm ??= import('@aws-sdk/client-ssm').then(({ SSMClient, GetParameterCommand }) => {
-          const client = new SSMClient({});
-          return {
-            send: async (n: string) =>
-              (await client.send(new GetParameterCommand({ Name: n, WithDecryption: true }))).Parameter
-                ?.Value,
-          };
-        });
+        ssm ??= import('@aws-sdk/client-ssm')
+          .then(namedExports)
+          .then(({ SSMClient, GetParameterCommand }) => {
+            const client = new SSMClient({});
+            return {
+              send: async (n: string) =>
+                (await client.send(new GetParameterCommand({ Name: n, WithDecryption: true }))).Parameter
+                  ?.Value,
+            };
+          });
         return (await ssm).send(name);
       },
       async secretString(name) {
-        sm ??= import('@aws-sdk/client-secrets-manager').then(
-          ({ SecretsManagerClient, GetSecretValueCommand }) => {
+        sm ??= import('@aws-sdk/client-secrets-manager')
+          .then(namedExports)
+          .then(({ SecretsManagerClient, GetSecretValueCommand }) => {
             const client = new SecretsManagerClient({});
             return {
               send: async (n: string) =>
                 (await client.send(new GetSecretValueCommand({ SecretId: n }))).SecretString,
             };
-          },
-        );
+          });
         return (await sm).send(name);
       },
     };

@@ -87,7 +87,16 @@ export interface AwsProxyOptions {
   port?: number;
   /** Answers STS GetWebIdentityToken (moto lacks it) with JWTs this issuer signs (`sts-web-identity.ts`). */
   webIdentityIssuer?: JwksServer;
+  /**
+   * Asked once per request, after the injected latency and before faults and overrides: a refusal
+   * is answered as IAM refuses a call (403 `AccessDenied` / `AccessDeniedException` with its
+   * message) and recorded with `fault: 'deny'` (the local stack's IAM emulation, `stack-iam.ts`).
+   */
+  authorize?: Authorizer;
 }
+
+/** Decides whether a request may proceed: `undefined` lets it through, `{ message }` refuses it. */
+export type Authorizer = (req: ProxiedRequest) => { message: string } | undefined;
 
 export interface AwsProxy {
   url: string;
@@ -344,7 +353,7 @@ function faultResponse(
       protocol === 'query' || protocol === 'ec2' || protocol === 'rest-xml'
         ? 'AccessDenied'
         : 'AccessDeniedException';
-    return awsError(protocol, 403, code, info ? deniedMessage(info) : 'access denied');
+    return awsError(protocol, 403, code, fault.message ?? (info ? deniedMessage(info) : 'access denied'));
   }
   if (fault.kind === 'throttle') {
     const retryAfter: Record<string, string> =
@@ -502,6 +511,11 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     if (stopping.signal.aborted) {
       res.destroy();
       return;
+    }
+    const refusal = options.authorize?.(proxied);
+    if (refusal) {
+      info.fault = 'deny';
+      return send(faultResponse(cls.protocol, { kind: 'deny', message: refusal.message }, info));
     }
     const fault = faults.take(info);
     if (fault) info.fault = fault.kind;

@@ -3,7 +3,8 @@
  * stack, locally. Starts the sandbox and a Slack sink, packages the service (or reuses the package
  * of the same sources), and runs the packaged functions as AWS calls them (see `stack.ts`): the
  * HTTP API on loopback, the schedules, and the SQS queues in moto with the workers triggered from
- * them. Slack messages print here. Ctrl-C (SIGINT) or SIGTERM stops every process it started.
+ * them. Each function calls AWS with its own key through an IAM check against its generated role
+ * (`--iam enforce|record|off`); refusals print here. Slack messages print here. Ctrl-C (SIGINT) or SIGTERM stops every process it started.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -11,7 +12,8 @@ import { parseArgs } from 'node:util';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse, stringify } from 'yaml';
 import { startSandbox } from './index.ts';
-import { HOME, packageService } from './package.ts';
+import { freePort } from './net.ts';
+import { EXAMPLE_CONFIG, HOME, packageService } from './package.ts';
 import { startSlackSink } from './slack-sink.ts';
 import { isPackageDir, startStack } from './stack.ts';
 
@@ -20,7 +22,7 @@ process.env.METADATA_SERVER_DETECTION = 'none';
 process.env.SLS_TELEMETRY_DISABLED = '1';
 
 const HELP = `Usage: npm run stack -- [--clusters N] [--tick FN]... [--no-schedules] [--package DIR]
-                        [--retry-after S] [--port P] [--quiet] [--dir DIR]
+                        [--retry-after S] [--port P] [--iam MODE] [--quiet] [--dir DIR]
 
 Runs the packaged functions (serverless package) the way AWS calls them, against the sandbox:
 queues, dead-letter queues and the state table from the template are created in moto, each SQS
@@ -36,7 +38,8 @@ on 127.0.0.1. Slack messages (webhook URL from SSM in moto) print here.
   --retry-after S  a failed SQS item is received again after S seconds (default 30; AWS: the
                    queue's visibility timeout)
   --port P         HTTP API port (default: a free one)
-  --quiet          do not print the functions' log lines
+  --iam MODE       enforce (default): refuse a call the function's generated role does not allow,
+                   with AccessDenied; record: allow it but print it; off: no check  --quiet          do not print the functions' log lines
   --dir DIR        working directory (default .fleetward/stack)`;
 
 const { values } = parseArgs({
@@ -47,6 +50,7 @@ const { values } = parseArgs({
     package: { type: 'string' },
     'retry-after': { type: 'string', default: '30' },
     port: { type: 'string' },
+    iam: { type: 'string', default: 'enforce' },
     quiet: { type: 'boolean', default: false },
     dir: { type: 'string', default: join('.fleetward', 'stack') },
     help: { type: 'boolean', short: 'h' },
@@ -67,6 +71,12 @@ const int = (name: string, value: string, min: number) => {
 const clusters = int('clusters', values.clusters, 4);
 const retryAfter = int('retry-after', values['retry-after'], 0);
 const port = values.port === undefined ? undefined : int('port', values.port, 1);
+const IAM_MODES = ['enforce', 'record', 'off'] as const;
+const iam = IAM_MODES.find((m) => m === values.iam);
+if (!iam) {
+  console.error(`stack: --iam must be one of ${IAM_MODES.join(', ')}, got "${values.iam}"`);
+  process.exit(2);
+}
 if (values.package && !isPackageDir(values.package)) {
   console.error(`stack: ${values.package} is not a 'serverless package' output`);
   process.exit(2);
@@ -126,19 +136,44 @@ try {
   ssm.destroy();
   const config = parse(readFileSync(sandbox.configPath, 'utf8'));
   config.slack = { webhooks: { stack: { from: 'ssm', name: SLACK_PARAM } }, routes: [{ webhook: 'stack' }] };
+  // As deployed: member accounts reached with each function's own role (no credentials) through
+  // the stack's AWS endpoint, whose IAM check sees every sts:AssumeRole. A package built here
+  // carries the example config, whose accounts its roles may assume into: deploy only those.
+  const awsPort = await freePort();
+  if (config.clouds?.aws) {
+    const { credentials: _sandboxProfile, ...aws } = config.clouds.aws;
+    if (!values.package) {
+      const packaged = (
+        parse(readFileSync(EXAMPLE_CONFIG, 'utf8')) as { clouds: { aws: { accounts: { id: string }[] } } }
+      ).clouds.aws.accounts.map((a) => String(a.id));
+      aws.accounts = aws.accounts.filter((a: { id: string }) => packaged.includes(a.id));
+    }
+    config.clouds.aws = { ...aws, endpoint: `http://127.0.0.1:${awsPort}` };
+  }
   const deployed = join(dir, 'fleet.yaml');
   writeFileSync(deployed, stringify(config));
 
   let printed = 0;
-  const stack = await startStack({
+  let refusals = 0;
+  // Read by onInvoke, which may run before the assignment (a schedule firing at once).
+  let stack: Awaited<ReturnType<typeof startStack>> | undefined;
+  stack = await startStack({
     packageDir: packaged.dir,
     awsEndpoint: sandbox.moto.url,
+    awsPort,
     config: deployed,
     schedules: !values['no-schedules'],
     retryVisibilitySeconds: retryAfter,
+    iam,
     ...(port !== undefined && { httpPort: port }),
     ...(!values.quiet && { onLog: (fn: string, line: string) => say(`[${fn}] ${line}`) }),
     onInvoke: (i) => {
+      for (const c of stack?.iam.denied().slice(refusals) ?? []) {
+        say(
+          `iam: ${iam === 'enforce' ? 'refused' : 'would refuse'} ${c.function} ${c.action} ${c.resources.join(' ')}`,
+        );
+      }
+      refusals = stack?.iam.denied().length ?? 0;
       const items = i.received ? ` ${i.received.length} items, ${i.failed?.length ?? 0} failed` : '';
       const error = i.error ? ` ${i.error.errorType}: ${i.error.errorMessage}` : '';
       say(`invoke ${i.function} (${i.trigger}) ${i.ok ? 'ok' : 'error'} in ${i.ms} ms${items}${error}`);
@@ -148,13 +183,16 @@ try {
       printed = sink.messages('stack').length;
     },
   });
-  stops.push(() => stack.stop());
+  const running = stack;
+  stops.push(() => running.stop());
 
   console.log(`FLEETWARD_STACK_URL=${stack.url}`);
   say(
     `Stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s (package ${packaged.dir}${packaged.reused ? ', reused' : ''}).`,
   );
-  say(`  moto (AWS_ENDPOINT_URL) ${sandbox.moto.url}; HTTP API ${stack.url}`);
+  say(
+    `  moto ${sandbox.moto.url}; functions' AWS endpoint (IAM ${iam}) ${stack.awsEndpoint}; HTTP API ${stack.url}`,
+  );
   say(`  functions: ${stack.functions.join(', ')}`);
   say(`  queues: ${stack.queues.map((q) => q.name).join(', ')}`);
   for (const s of stack.schedules) {
@@ -165,6 +203,11 @@ try {
   for (const fn of values.tick) {
     say(`tick ${fn}`);
     await stack.tick(fn);
+  }
+  if (values.tick.length > 0) {
+    say(
+      `iam (${iam}): ${stack.iam.calls.length} calls checked, ${stack.iam.denied().length} not allowed by their role`,
+    );
   }
   say('Press Ctrl-C to stop.');
   setInterval(() => {}, 1 << 30);

@@ -18,11 +18,30 @@
  *   `schedules` is on), each target's `Input` as the event; `tick(name)` fires one now.
  * - `AWS::ApiGatewayV2::Route`: a loopback HTTP server translating each request into an API
  *   Gateway HTTP API payload 2.0 event and the function's answer back into a response.
+ * - `AWS::IAM::Role` (option `iam`, default `enforce`): each function's environment signs with
+ *   its own access key (derived from the function name; moto accepts any), and its
+ *   `AWS_ENDPOINT_URL` (and the queue URLs, which the SQS client uses as its endpoint) point at an
+ *   AWS proxy in front of moto that checks every call against the inline policies of the role the
+ *   function's `Role` names, resolved like the environment: IAM action from the operation, with
+ *   wildcards; resource ARN where the request names one (queue, table, parameter, secret, AppConfig
+ *   profile, bucket, object, role to assume, KMS key). A call the role does not allow is answered
+ *   `AccessDenied` in the service's shape, naming role, function, action and resource, and is
+ *   recorded (`stack.iam`); `record` lets it through and records it; `off` checks nothing.
+ * - AppConfig (moto has no AppConfig): the proxy answers its data plane (`appconfig-fake.ts`), with
+ *   the `config` given deployed to the application, environment and profile the functions'
+ *   environment names, so a function reads the deployed config from AppConfig as deployed (the
+ *   copy in the task root is the packaged fallback).
+ *   See `stack-iam.ts` for what is not evaluated (conditions, resource policies, resources a
+ *   request does not name). Member-account calls are checked when the deployed config sends them
+ *   to the stack's AWS endpoint (`awsPort`) without credentials, as a deployment reaches them
+ *   with the function's role: each `sts:AssumeRole` against the role; what the assumed session
+ *   then calls is for the member account's reader role to allow, which is not emulated.
  *
  * Deliberate differences from AWS: a failed item becomes visible again after
  * `retryVisibilitySeconds` when that is set (instead of the queue's visibility timeout, 6x the
  * worker timeout); scheduled invocations are not retried on error; EventBridge pattern rules,
- * IAM, log groups and alarms are not emulated.
+ * log groups and alarms are not emulated; the runner itself (queue polling, table creation) uses
+ * moto directly with the sandbox keys, as Lambda's own service roles are not modelled.
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -46,6 +65,18 @@ import {
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
+import { createAppConfigFake } from './appconfig-fake.ts';
+import { type Authorizer, type AwsProxy, type OverrideHandler, startAwsProxy } from './aws-proxy.ts';
+import {
+  accessDeniedMessage,
+  functionCredentials,
+  type IamCall,
+  type IamMode,
+  iamRequests,
+  refusedResource,
+  type Statement,
+  statementsOf,
+} from './stack-iam.ts';
 
 /** moto's default account. */
 export const STACK_ACCOUNT = '123456789012';
@@ -62,11 +93,12 @@ export interface Template {
 export interface StackOptions {
   /** The directory `serverless package --package DIR` wrote (template, zips, serverless-state.json). */
   packageDir: string;
-  /** moto: the stack's queues and table live there, and the functions' `AWS_ENDPOINT_URL` points at it. */
+  /** moto: the stack's queues and table live there; the functions reach it through the stack's AWS proxy. */
   awsEndpoint: string;
   /**
-   * A fleet.yaml to deploy with the functions: copied into each task root as `fleet.yaml` and
-   * over the packaged config (the file the template's `FLEETWARD_CONFIG` names).
+   * A fleet.yaml to deploy with the functions: deployed to AppConfig where the functions'
+   * environment names it, and copied into each task root as `fleet.yaml` and over the packaged
+   * config (the file the template's `FLEETWARD_CONFIG` names), the fallback.
    */
   config?: string;
   /** Where the zips are unpacked (default: a temporary directory, removed on stop). */
@@ -83,6 +115,50 @@ export interface StackOptions {
   onLog?: (fn: string, line: string) => void;
   /** Every finished invocation. */
   onInvoke?: (invocation: Invocation) => void;
+  /**
+   * Port of the stack's AWS endpoint (default: a free one), so a deployed config can name it as
+   * `clouds.aws.endpoint` and send the member-account calls (STS AssumeRole) through the IAM check too.
+   */
+  awsPort?: number;
+  /**
+   * IAM for the functions' own-account calls (`stack-iam.ts`; default `enforce`): each function
+   * signs with its own key and reaches moto through an AWS proxy that checks the call against the
+   * function's role in the template; `record` lets a call the role does not allow through but
+   * records it; `off` checks nothing and gives every function the shared sandbox keys.
+   */
+  iam?: IamMode;
+}
+
+/** The IAM emulation of a stack: its decisions, and the role policies it checks against. */
+export interface StackIam {
+  mode: IamMode;
+  /** Every call a function made through the stack's AWS endpoint, with its decision (none when `off`). */
+  calls: IamCall[];
+  /** The calls a role did not allow: refused (`enforce`) or let through and recorded (`record`). */
+  denied(): IamCall[];
+  /** The distinct (function, IAM action) pairs the functions used, sorted. */
+  used(): { function: string; action: string }[];
+  /** The statements of a function's role as the runner checks them (a copy). */
+  statements(fn: string): Statement[];
+  /**
+   * Takes `action` out of every `Allow` statement of the function's role in the runner's policy
+   * map (the template and the package stay as they are); answers the undo.
+   * @throws Error when the role grants the action only through a wildcard, which cannot be split.
+   */
+  revoke(fn: string, action: string): () => void;
+  /** The access key id the function's environment signs with. */
+  accessKeyId(fn: string): string;
+  /**
+   * Requests signed with a key of no function of the stack (passed through unchecked), except
+   * member-account sessions: keys an AssumeRole through this proxy handed out (see `memberCalls`).
+   */
+  unchecked: number;
+  /**
+   * Requests signed with member-account session keys (AssumeRole answers that passed through the
+   * proxy, when the deployed config sends member-account calls here): the member account's reader
+   * role decides those, which is not emulated; the `sts:AssumeRole` that obtained them is checked.
+   */
+  memberCalls: number;
 }
 
 export interface Invocation {
@@ -109,6 +185,8 @@ export interface StackQueue {
 export interface Stack {
   /** Base URL of the HTTP API (routes as in the template, e.g. `POST /events/gcp`). */
   url: string;
+  /** The functions' `AWS_ENDPOINT_URL`: the stack's AWS proxy (IAM check, AppConfig) in front of moto. */
+  awsEndpoint: string;
   /** Function keys as in serverless.yml (`backup-clusters`, ...). */
   functions: string[];
   queues: StackQueue[];
@@ -116,6 +194,8 @@ export interface Stack {
   /** Schedules by function key: expression and state. */
   schedules: { function: string; rule: string; expression: string; enabled: boolean }[];
   invocations: Invocation[];
+  /** IAM: what the functions called and what their roles refused. */
+  iam: StackIam;
   /** Fires one tick of the function's schedule now and waits for its invocation. */
   tick(fn: string): Promise<Invocation>;
   /** Invokes a function synchronously (RequestResponse). */
@@ -589,7 +669,23 @@ function unzip(zip: string, into: string): void {
   if (py.status !== 0) throw new Error(`cannot unpack ${zip}: ${py.stderr}`);
 }
 
+/**
+ * Runs a `serverless package` output against the sandbox as AWS would (see the module comment):
+ * creates its queues and table in moto, starts its AWS proxy (IAM check, AppConfig), its pollers,
+ * timers and HTTP API. `stop()` ends every process and server it started.
+ */
 export async function startStack(options: StackOptions): Promise<Stack> {
+  const started: (() => Promise<void>)[] = [];
+  try {
+    return await buildStack(options, started);
+  } catch (error) {
+    // Whatever started before the failure (the AWS proxy) stops, so a bad template leaks nothing.
+    for (const stop of started.reverse()) await stop().catch(() => {});
+    throw error;
+  }
+}
+
+async function buildStack(options: StackOptions, started: (() => Promise<void>)[]): Promise<Stack> {
   const packageDir = resolve(options.packageDir);
   const template = JSON.parse(
     readFileSync(join(packageDir, 'cloudformation-template-update-stack.json'), 'utf8'),
@@ -622,6 +718,78 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const physical = new Map<string, Physical>();
   const resolveHere = (value: Json, where: string) => resolveIntrinsics(value, physical, pseudo, where);
 
+  // IAM: each function's role policy, checked by an AWS proxy in front of moto (stack-iam.ts).
+  const iamMode: IamMode = options.iam ?? 'enforce';
+  interface Identity {
+    key: string;
+    name: string;
+    role: string;
+    statements: Statement[];
+  }
+  const identities = new Map<string, Identity>();
+  const identityOf = new Map<string, Identity>();
+  const iamCalls: IamCall[] = [];
+  let unchecked = 0;
+  let memberCalls = 0;
+  const authorize: Authorizer = (req) => {
+    const who = req.info.accessKeyId ? identities.get(req.info.accessKeyId) : undefined;
+    if (!who) {
+      if (req.info.accessKeyId && proxy.accounts.has(req.info.accessKeyId)) memberCalls++;
+      else unchecked++;
+      return undefined;
+    }
+    const call = `${req.info.service ?? 'unknown'}:${req.info.operation}`;
+    for (const need of iamRequests(req, STACK_ACCOUNT, { configurationOf: (t) => configurationOf.get(t) })) {
+      const refused = refusedResource(who.statements, need);
+      const entry: IamCall = {
+        function: who.key,
+        action: need.action,
+        resources: need.resources,
+        allowed: refused === undefined,
+        call,
+        at: Date.now(),
+      };
+      iamCalls.push(entry);
+      if (refused === undefined) continue;
+      entry.message = accessDeniedMessage(STACK_ACCOUNT, who.role, who.name, need.action, refused);
+      if (iamMode === 'enforce') return { message: entry.message };
+    }
+    return undefined;
+  };
+  const proxy: AwsProxy = await startAwsProxy({
+    upstream: options.awsEndpoint,
+    ...(options.awsPort !== undefined && { port: options.awsPort }),
+    ...(iamMode !== 'off' && { authorize }),
+  });
+  started.push(() => proxy.stop());
+  // AppConfig's data plane (moto has none): the fake answers it in the proxy, and the stack keeps
+  // which configuration each session token belongs to, so the IAM check can name its resource.
+  const appConfig = createAppConfigFake();
+  const configurationOf = new Map<string, string>();
+  const tracking =
+    (operation: string, handler: OverrideHandler): OverrideHandler =>
+    async (req, tools) => {
+      const answer = await handler(req, tools);
+      if (answer.status >= 300 || answer.body === undefined) return answer;
+      if (operation === 'StartConfigurationSession') {
+        const [need] = iamRequests(req, STACK_ACCOUNT);
+        const token = (JSON.parse(answer.body.toString()) as { InitialConfigurationToken?: string })
+          .InitialConfigurationToken;
+        if (token && need?.resources[0]) configurationOf.set(token, need.resources[0]);
+      } else {
+        const token = new URL(req.url, 'http://stack.invalid').searchParams.get('configuration_token');
+        const next = answer.headers?.['next-poll-configuration-token'];
+        const where = token ? configurationOf.get(token) : undefined;
+        if (next && where) configurationOf.set(next, where);
+      }
+      return answer;
+    };
+  appConfig.attach({
+    override: (operation: string, handler: OverrideHandler) =>
+      proxy.override(operation, tracking(operation, handler)),
+  } as AwsProxy);
+  const published = new Set<string>();
+
   // Queues: dead-letter targets first, so each RedrivePolicy resolves to a queue that exists.
   const queues: StackQueue[] = [];
   const pendingQueues = ofType(template, 'AWS::SQS::Queue');
@@ -644,7 +812,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const url = (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes })))
       .QueueUrl!;
     const arn = `arn:aws:sqs:${region}:${STACK_ACCOUNT}:${name}`;
-    physical.set(logicalId, { ref: url, attrs: { Arn: arn, QueueName: name, QueueUrl: url } });
+    // The SQS client sends each call to the host of its QueueUrl (`useQueueUrlAsEndpoint`), so the
+    // functions get the queue's URL on the IAM proxy; moto finds a queue by the path alone.
+    const seen = `${proxy.url}${new URL(url).pathname}`;
+    physical.set(logicalId, { ref: seen, attrs: { Arn: arn, QueueName: name, QueueUrl: seen } });
     queues.push({ logicalId, name, url, arn });
   }
 
@@ -693,6 +864,18 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     physical.set(logicalId, { ref: logicalId, attrs: {} });
   }
   physical.set('HttpApi', { ref: 'local', attrs: { ApiEndpoint: '' } });
+  // AppConfig (moto has no AppConfig): the ids in ARNs are the names locally (see stack-iam.ts).
+  const APPCONFIG_IDS: Record<string, string> = {
+    'AWS::AppConfig::Application': 'ApplicationId',
+    'AWS::AppConfig::Environment': 'EnvironmentId',
+    'AWS::AppConfig::ConfigurationProfile': 'ConfigurationProfileId',
+  };
+  for (const [type, attr] of Object.entries(APPCONFIG_IDS)) {
+    for (const [logicalId, resource] of ofType(template, type)) {
+      const name = String(resource.Properties?.Name ?? logicalId);
+      physical.set(logicalId, { ref: name, attrs: { [attr]: name } });
+    }
+  }
 
   const workDir = resolve(options.workDir ?? mkdtempSync(join(tmpdir(), 'fleetward-stack-')));
   const functions = new Map<string, LambdaFunction>();
@@ -723,6 +906,44 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }
     }
     const memory = Number(p.MemorySize ?? 128);
+    const app = variables.FLEETWARD_APPCONFIG_APPLICATION;
+    const appEnv = variables.FLEETWARD_APPCONFIG_ENVIRONMENT;
+    const profile = variables.FLEETWARD_APPCONFIG_PROFILE;
+    if (options.config && app && appEnv && profile) {
+      // The deployed config, deployed to AppConfig where the function reads it (the copy in the
+      // task root stays the packaged fallback).
+      const target = { application: String(app), environment: String(appEnv), profile: String(profile) };
+      const id = JSON.stringify(target);
+      if (!published.has(id)) {
+        appConfig.publish(target, readFileSync(options.config, 'utf8'), 'application/x-yaml');
+        published.add(id);
+      }
+    }
+    const keys = iamMode === 'off' ? credentials : functionCredentials(name);
+    if (iamMode !== 'off') {
+      const roleId = refOf(p.Role);
+      const role = roleId === undefined ? undefined : template.Resources[roleId];
+      if (role?.Type !== 'AWS::IAM::Role') {
+        throw new Error(`${key}: its Role is not an AWS::IAM::Role of the template; IAM cannot be emulated`);
+      }
+      const rp = role!.Properties ?? {};
+      const policies = (rp.Policies as Json[] | undefined) ?? [];
+      const identity: Identity = {
+        key,
+        name,
+        role: String(resolveHere(rp.RoleName ?? roleId!, `${roleId}.RoleName`)),
+        statements: policies.flatMap((policy, i) =>
+          statementsOf(
+            resolveHere(
+              (policy as Record<string, Json>).PolicyDocument ?? null,
+              `${roleId}.Policies[${i}].PolicyDocument`,
+            ),
+          ),
+        ),
+      };
+      identities.set(keys.accessKeyId, identity);
+      identityOf.set(key, identity);
+    }
     const env: Record<string, string> = {
       ...Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, String(v)])),
       // What the Lambda runtime sets, and the role's (fake) credentials.
@@ -737,10 +958,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       LAMBDA_TASK_ROOT: taskRoot,
       _HANDLER: String(p.Handler),
       TZ: 'UTC',
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      // The sandbox: every AWS call of the deployment's own account goes to moto; nothing leaves loopback.
-      AWS_ENDPOINT_URL: options.awsEndpoint,
+      AWS_ACCESS_KEY_ID: keys.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: keys.secretAccessKey,
+      // The sandbox: every AWS call of the deployment's own account goes to moto (through the IAM
+      // check unless it is off); nothing leaves loopback.
+      AWS_ENDPOINT_URL: proxy.url,
       AWS_EC2_METADATA_DISABLED: 'true',
       METADATA_SERVER_DETECTION: 'none',
       FLEETWARD_STACK_ACCOUNT: STACK_ACCOUNT,
@@ -1016,11 +1238,54 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
   return {
     url,
+    awsEndpoint: proxy.url,
     functions: [...functions.keys()].sort(),
     queues,
     tables,
     schedules,
     invocations,
+    iam: {
+      mode: iamMode,
+      calls: iamCalls,
+      denied: () => iamCalls.filter((c) => !c.allowed),
+      used() {
+        const pairs = new Map(iamCalls.map((c) => [`${c.function} ${c.action}`, c]));
+        return [...pairs.keys()]
+          .sort()
+          .map((k) => ({ function: pairs.get(k)!.function, action: pairs.get(k)!.action }));
+      },
+      statements: (fn) => structuredClone(identityOf.get(fn)?.statements ?? []),
+      revoke(fn, action) {
+        const identity = identityOf.get(fn);
+        if (!identity) throw new Error(`${fn} is not a function of this stack with an emulated role`);
+        const same = (a: string) => a.toLowerCase() === action.toLowerCase();
+        const granting = identity.statements.filter((s) => s.effect === 'Allow' && s.actions.some(same));
+        if (granting.length === 0) throw new Error(`${fn}: its role does not name ${action}`);
+        const before = identity.statements;
+        identity.statements = before.map((s) =>
+          granting.includes(s) ? { ...s, actions: s.actions.filter((a) => !same(a)) } : s,
+        );
+        // A wildcard (`sqs:*`, `sqs:Send*`) that still grants it cannot be split: say so rather than pretend.
+        if (refusedResource(identity.statements, { action, resources: [] }) === undefined) {
+          identity.statements = before;
+          throw new Error(`${fn}: its role grants ${action} through a wildcard as well`);
+        }
+        return () => {
+          identity.statements = before;
+        };
+      },
+      accessKeyId(fn) {
+        const entry = [...identities].find(([, i]) => i.key === fn);
+        if (!entry) throw new Error(`${fn} is not a function of this stack with an emulated role`);
+        return entry[0];
+      },
+      get memberCalls() {
+        return memberCalls;
+      },
+      get unchecked() {
+        return unchecked;
+      },
+    },
     async tick(key) {
       const targets = scheduleTargets.get(key);
       if (!targets?.length) throw new Error(`${key} has no schedule`);
@@ -1052,6 +1317,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       await Promise.all([...functions.values()].map((f) => f.stop()));
       await Promise.allSettled([...inFlight]);
       sqs.destroy();
+      await proxy.stop();
       if (!options.workDir) rmSync(workDir, { recursive: true, force: true });
     },
   };

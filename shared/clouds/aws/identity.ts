@@ -58,7 +58,9 @@ export interface WebIdentityToken {
  * `OutboundWebIdentityFederationDisabledException`, which the message names.
  */
 export async function webIdentityToken(options: WebIdentityTokenOptions): Promise<WebIdentityToken> {
-  const { STSClient, GetWebIdentityTokenCommand } = await import('@aws-sdk/client-sts');
+  // Named exports through `default` when bundled with code splitting (see `namedExports`).
+  const sts: typeof import('@aws-sdk/client-sts') = await import('@aws-sdk/client-sts');
+  const { STSClient, GetWebIdentityTokenCommand } = (sts as { default?: typeof sts }).default ?? sts;
   const client = new STSClient({
     region: options.region,
     maxAttempts: options.maxAttempts ?? 3,
