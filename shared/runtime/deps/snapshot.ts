@@ -17,7 +17,7 @@ export async function snapshotDeps(
   options: EvidenceOptions = {},
 ): Promise<SnapshotDeps> {
   const [{ createEvidenceStores }, store] = await Promise.all([
-    import('../../audit/wiring.ts'),
+    import('../../audit/evidence.ts'),
     openStateStore(stateConfig(config)),
   ]);
   return {
