@@ -296,7 +296,10 @@ async function buildAll(root: string, work: string, only: readonly string[]): Pr
  */
 async function unzipPackaged(root: string, work: string): Promise<Built[]> {
   const { HOME, REGIONAL_IN, packageService } = await import('../sandbox/package.ts');
-  const packages = await Promise.all([HOME, REGIONAL_IN].map((params) => packageService(params, { root })));
+  // One after the other: both runs build in the service's one `.esbuild/` directory, and two at
+  // once overwrite each other's outputs (zips holding no handler, packaged without an error).
+  const packages: Awaited<ReturnType<typeof packageService>>[] = [];
+  for (const params of [HOME, REGIONAL_IN]) packages.push(await packageService(params, { root }));
   for (const packaged of packages) {
     if (packaged.status !== 0) throw new Error(`serverless package failed:\n${packaged.output.slice(-2000)}`);
   }
