@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import { type CollectResult, collect, type VerifyResult, verify } from '../shared/jobs/audit.ts';
-import { auditJobDeps } from '../shared/runtime/deps.ts';
+import { auditJobDeps } from '../shared/runtime/deps/audit.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { ensureInventory } from './inventory.ts';

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import { apply, plan, renderApply, renderPlan } from '../shared/jobs/budgets.ts';
-import { budgetJobDeps, closeBudgetJobDeps } from '../shared/runtime/deps.ts';
+import { budgetJobDeps, closeBudgetJobDeps } from '../shared/runtime/deps/budgets.ts';
 import { ConfigError, UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 

@@ -5,7 +5,7 @@
 import type { FleetConfig } from '../shared/config/schema.ts';
 import { run as runDiscover } from '../shared/jobs/discover.ts';
 import type { Log, StateStore } from '../shared/ports.ts';
-import { discoverDeps } from '../shared/runtime/deps.ts';
+import { discoverDeps } from '../shared/runtime/deps/discover.ts';
 import { INVENTORY } from '../shared/state/records.ts';
 
 export async function ensureInventory(config: FleetConfig, store: StateStore, logger: Log): Promise<void> {

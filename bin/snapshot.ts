@@ -10,7 +10,7 @@ import { parseFormats } from '../shared/compliance/render/index.ts';
 import { snapshotJsonSchema } from '../shared/compliance/schema.ts';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import { type JurisdictionOutput, publish, type SnapshotResult } from '../shared/jobs/snapshot.ts';
-import { snapshotDeps } from '../shared/runtime/deps.ts';
+import { snapshotDeps } from '../shared/runtime/deps/snapshot.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { LOCAL_EVIDENCE_WARNING } from './audit.ts';

@@ -6,9 +6,9 @@
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { run } from '../../shared/jobs/backup.ts';
 import { notifyAfterJob } from '../../shared/notify/notifier.ts';
-import { clusterJobDeps } from '../../shared/runtime/deps.ts';
-import { deployedDispatcher } from '../../shared/runtime/dispatch.ts';
+import { clusterJobDeps } from '../../shared/runtime/deps/cluster-jobs.ts';
 import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { deployedDispatcher } from '../../shared/runtime/queue-dispatch.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
 import { Request } from './schema.ts';
 

@@ -5,7 +5,7 @@
  * jurisdiction (the worker refuses such items) and never writes evidence to a local directory.
  */
 import { AUDIT_JOB, auditWork } from '../../shared/jobs/audit.ts';
-import { auditJobDeps } from '../../shared/runtime/deps.ts';
+import { auditJobDeps } from '../../shared/runtime/deps/audit.ts';
 import { FleetwardError } from '../../shared/runtime/errors.ts';
 import { deployedConfig, logger } from '../../shared/runtime/lambda.ts';
 import { workerHandler } from '../../shared/runtime/worker.ts';

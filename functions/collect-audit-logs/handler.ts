@@ -8,10 +8,10 @@
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { AUDIT_JOB, collect } from '../../shared/jobs/audit.ts';
 import { notifyAfterJob } from '../../shared/notify/notifier.ts';
-import { auditJobDeps } from '../../shared/runtime/deps.ts';
-import { deployedDispatcher } from '../../shared/runtime/dispatch.ts';
+import { auditJobDeps } from '../../shared/runtime/deps/audit.ts';
 import { FleetwardError } from '../../shared/runtime/errors.ts';
 import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
+import { deployedDispatcher } from '../../shared/runtime/queue-dispatch.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';
 import { Request } from './schema.ts';
 

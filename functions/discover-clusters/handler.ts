@@ -2,7 +2,7 @@
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { run } from '../../shared/jobs/discover.ts';
 import { notifyAfterDiscovery } from '../../shared/notify/notifier.ts';
-import { discoverDeps } from '../../shared/runtime/deps.ts';
+import { discoverDeps } from '../../shared/runtime/deps/discover.ts';
 import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { recordJobMetrics } from '../../shared/runtime/metrics.ts';
 import { DiscoverRequest } from './schema.ts';

@@ -8,7 +8,7 @@
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { publish, snapshotReport } from '../../shared/jobs/snapshot.ts';
 import { notifyAfterJob, notifyAfterReport } from '../../shared/notify/notifier.ts';
-import { snapshotDeps } from '../../shared/runtime/deps.ts';
+import { snapshotDeps } from '../../shared/runtime/deps/snapshot.ts';
 import { HEARTBEAT_JOB, recordLateJobs } from '../../shared/runtime/heartbeat.ts';
 import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { regionalScope } from '../../shared/runtime/scope.ts';

@@ -6,7 +6,7 @@
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { apply } from '../../shared/jobs/budgets.ts';
 import { notifyAfterJob } from '../../shared/notify/notifier.ts';
-import { budgetJobDeps, closeBudgetJobDeps } from '../../shared/runtime/deps.ts';
+import { budgetJobDeps, closeBudgetJobDeps } from '../../shared/runtime/deps/budgets.ts';
 import { deployedConfig, heartbeat, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { Request } from './schema.ts';
 

@@ -4,9 +4,9 @@
  */
 import { TAGS_JOB, type TagJobDeps, tagWork } from '../../shared/jobs/tags.ts';
 import { systemClock } from '../../shared/ports.ts';
-import { stateConfig } from '../../shared/runtime/deps.ts';
 import { deployedConfig, logger } from '../../shared/runtime/lambda.ts';
 import { workerHandler } from '../../shared/runtime/worker.ts';
+import { stateConfig } from '../../shared/state/config.ts';
 import { openStateStore } from '../../shared/state/index.ts';
 import { createTaggers } from '../../shared/tags/taggers.ts';
 

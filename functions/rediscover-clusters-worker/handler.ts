@@ -9,7 +9,7 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { EventCloud } from '../../shared/events/model.ts';
 import { rediscoverWork, runRediscoverItem } from '../../shared/jobs/cluster-event.ts';
-import { openEventDeps } from '../../shared/runtime/deps.ts';
+import { openEventDeps } from '../../shared/runtime/deps/events.ts';
 import { parseWorkItem, type WorkItem } from '../../shared/runtime/dispatch.ts';
 import { deployedConfig, lambdaHandler, logger } from '../../shared/runtime/lambda.ts';
 import { recordJobMetrics } from '../../shared/runtime/metrics.ts';

@@ -1,6 +1,6 @@
 /** `restore-drill-worker`: consumes the `restore-drill` queue; each item moves one cluster's drill one phase forward. */
 import { drillWork } from '../../shared/jobs/drill.ts';
-import { clusterJobDeps } from '../../shared/runtime/deps.ts';
+import { clusterJobDeps } from '../../shared/runtime/deps/cluster-jobs.ts';
 import { deployedConfig, logger } from '../../shared/runtime/lambda.ts';
 import { workerHandler } from '../../shared/runtime/worker.ts';
 

@@ -14,6 +14,7 @@ import { PERMISSIONS as AWS_AUDIT } from './aws/audit.ts';
 import { PERMISSIONS as AWS_BUCKETS } from './aws/buckets.ts';
 import { PERMISSIONS as AWS_BUDGETS } from './aws/budgets.ts';
 import { PERMISSIONS as AWS_DISCOVERY } from './aws/discovery.ts';
+import { PERMISSIONS as AWS_EVIDENCE } from './aws/evidence.ts';
 import { PERMISSIONS as AWS_IDENTITY } from './aws/identity.ts';
 import { PERMISSIONS as AWS_KUBE } from './aws/kube.ts';
 import { PERMISSIONS as AWS_QUEUE } from './aws/queue.ts';
@@ -23,6 +24,7 @@ import { PERMISSIONS as AZURE_AUDIT } from './azure/audit.ts';
 import { PERMISSIONS as AZURE_BUCKETS } from './azure/buckets.ts';
 import { PERMISSIONS as AZURE_BUDGETS } from './azure/budgets.ts';
 import { PERMISSIONS as AZURE_DISCOVERY } from './azure/discovery.ts';
+import { PERMISSIONS as AZURE_EVIDENCE } from './azure/evidence.ts';
 import { PERMISSIONS as AZURE_KUBE } from './azure/kube.ts';
 import { PERMISSIONS as AZURE_TAGS } from './azure/tags.ts';
 import { PERMISSIONS as GCP_AUDIT } from './gcp/audit.ts';
@@ -66,6 +68,7 @@ const ALL: readonly PermissionGrant[] = [
   ...AWS_TAGS,
   ...AWS_BUDGETS,
   ...AWS_AUDIT,
+  ...AWS_EVIDENCE,
   ...AWS_BUCKETS,
   ...AWS_QUEUE,
   ...AWS_KUBE,
@@ -81,6 +84,7 @@ const ALL: readonly PermissionGrant[] = [
   ...AZURE_TAGS,
   ...AZURE_BUDGETS,
   ...AZURE_AUDIT,
+  ...AZURE_EVIDENCE,
   ...AZURE_BUCKETS,
   ...AZURE_KUBE,
   ...KUBECONFIG_DISCOVERY,

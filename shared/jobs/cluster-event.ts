@@ -257,7 +257,7 @@ export interface OpenedEventDeps extends ClusterEventDeps {
 
 /**
  * Opens the worker's deps for the clouds of a batch (only their SDKs are loaded). The deployed
- * one is `openEventDeps` (shared/runtime/deps.ts): discoveries and the project directory come
+ * one is `openEventDeps` (shared/runtime/deps/events.ts): discoveries and the project directory come
  * from the cloud registry.
  */
 export type OpenEventDeps = (

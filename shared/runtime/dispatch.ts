@@ -124,17 +124,3 @@ export class BadWorkItemError extends FleetwardError {
     this.name = 'BadWorkItemError';
   }
 }
-
-/**
- * The dispatcher of a deployed planner: the job's queue when the deployment sets
- * `FLEETWARD_DISPATCH=queue` (serverless.yml does, with each queue's URL), else in-process.
- */
-export async function deployedDispatcher(
-  concurrency: number,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<Dispatcher> {
-  if (env.FLEETWARD_DISPATCH !== 'queue') return inProcess(concurrency);
-  // The deployment's own SQS queues, not a cloud of the fleet: not through the cloud registry.
-  const { createWorkQueue } = await import('../clouds/aws/queue.ts');
-  return queued(createWorkQueue({ env }));
-}

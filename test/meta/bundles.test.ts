@@ -1,20 +1,29 @@
 /**
- * Lean bundles (issue 13): each event endpoint, bundled with serverless.yml's own esbuild
+ * Lean bundles (issue 13). Each event endpoint, bundled with serverless.yml's own esbuild
  * options (split into chunks), carries no cloud SDK (only its state store, secrets and SQS
  * clients), not even in a chunk it never loads, and the cloud registry's adapters are reached
- * only through its lazy imports. Read from esbuild's metafile: an input counts when it put
+ * only through its lazy imports. And no function's bundle carries a cloud SDK its capabilities
+ * (shared/deploy/functions.ts) never call: the capability -> SDK table is
+ * shared/deploy/sdk-families.ts. Read from esbuild's metafile: an input counts when it put
  * bytes into the entry file or any chunk, i.e. into what the function's zip ships.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, type Metafile } from 'esbuild';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FUNCTIONS } from '../../shared/deploy/functions.ts';
+import { SDK_FAMILIES } from '../../shared/deploy/sdk-families.ts';
 import {
+  allowedSdks,
+  bundledInputs,
   CLOUD_SDKS,
+  chainTo,
   EVENT_ENDPOINTS,
   entryOf,
   esbuildOptions,
   packageOf,
   readServerless,
+  strayCloudSdks,
 } from '../bench/coldstart.ts';
 
 const ENDPOINT_LIMIT_BYTES = 3 * 1024 * 1024;
@@ -65,6 +74,9 @@ const sdksOf = (inputs: readonly string[]) =>
     .filter((p) => CLOUD_SDKS.some((r) => r.test(p)))
     .sort();
 
+const packagesOf = (inputs: readonly string[]) =>
+  inputs.map(packageOf).filter((p): p is string => p !== undefined);
+
 describe('event endpoint bundles', () => {
   const functions = readServerless().functions;
 
@@ -114,4 +126,78 @@ describe('functions that call the clouds through the registry', () => {
       expect(reachable).toContain('shared/clouds/registry.ts');
     },
   );
+});
+
+describe('every function bundle carries only the cloud SDKs its capabilities call', () => {
+  const functions = readServerless().functions;
+  const names = Object.keys(functions).sort();
+  // Every job's wiring at once: what a handler would ship if it imported the CLI's barrel.
+  const BARREL = 'shared/runtime/deps.ts';
+  let bundles: Awaited<ReturnType<typeof bundledInputs>>;
+
+  beforeAll(async () => {
+    // One build of every function (and the barrel): each entry's closure is its own bundle.
+    bundles = await bundledInputs([...names.map((n) => entryOf(functions[n]!.handler)), BARREL]);
+  }, 180_000);
+
+  it.each(names)('%s carries no cloud SDK its capabilities never call', (name) => {
+    // Prepare
+    const entry = entryOf(functions[name]!.handler);
+    const allowed = allowedSdks(name);
+
+    // Act
+    const stray = strayCloudSdks(packagesOf(bundles.inputs.get(entry)!), allowed ?? new Set());
+
+    // Assess: name the chain that brings each stray SDK in, so a failure says what to split.
+    expect(allowed, `${name} has no row in shared/deploy/functions.ts`).toBeDefined();
+    const why = stray.map((pkg) =>
+      chainTo(bundles.metafile, entry, (i) => packageOf(i) === pkg)?.join(' -> '),
+    );
+    expect(why).toEqual([]);
+  });
+
+  it('no handler reaches the barrel of every job wiring', () => {
+    // Act
+    const reaching = names.filter((n) =>
+      chainTo(bundles.metafile, entryOf(functions[n]!.handler), (i) => i === BARREL),
+    );
+
+    // Assess
+    expect(reaching).toEqual([]);
+  });
+
+  it('the rule bites: every job wiring at once carries SDKs the budgets function never calls', () => {
+    // Prepare: the capabilities of reconcile-budgets, the bundle of the barrel.
+    const allowed = allowedSdks('reconcile-budgets')!;
+
+    // Act
+    const stray = strayCloudSdks(packagesOf(bundles.inputs.get(BARREL)!), allowed);
+
+    // Assess: kube access, audit log sources, evidence stores; and the budgets SDKs are allowed.
+    expect(stray).toEqual(
+      expect.arrayContaining([
+        '@kubernetes/client-node',
+        '@aws-sdk/client-cloudwatch-logs',
+        '@azure/monitor-query-logs',
+        '@aws-sdk/client-s3',
+      ]),
+    );
+    expect(stray).not.toContain('@aws-sdk/client-budgets');
+    expect(stray).not.toContain('@google-cloud/billing-budgets');
+  });
+
+  it('the table names only packages the project depends on, for every capability a function has', () => {
+    // Prepare
+    const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+
+    // Act
+    const named = Object.values(SDK_FAMILIES).flat();
+    const unrowed = FUNCTIONS.flatMap((f) => f.capabilities).filter((c) => !(c in SDK_FAMILIES));
+
+    // Assess
+    expect(named.filter((p) => !(p in manifest.dependencies))).toEqual([]);
+    expect(unrowed).toEqual([]);
+  });
 });

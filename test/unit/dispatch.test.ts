@@ -7,7 +7,6 @@ import type { WorkQueue } from '../../shared/ports.ts';
 import {
   BadWorkItemError,
   type ClusterWork,
-  deployedDispatcher,
   inProcess,
   parseWorkItem,
   queued,
@@ -15,6 +14,7 @@ import {
   type WorkItem,
 } from '../../shared/runtime/dispatch.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
+import { deployedDispatcher } from '../../shared/runtime/queue-dispatch.ts';
 import { runBatch } from '../../shared/runtime/worker.ts';
 
 const item = (clusterId: string): WorkItem => ({ job: 'backup-clusters', clusterId, runId: 'r-1' });

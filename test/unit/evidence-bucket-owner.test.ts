@@ -28,7 +28,7 @@ const EVIDENCE_COMMANDS = [
   'PutObjectCommand',
 ];
 
-const STORE_FILE = 'shared/clouds/aws/audit.ts';
+const STORE_FILE = 'shared/clouds/aws/evidence.ts';
 
 /** An S3 client that records each request's owner header and answers nothing useful (no network). */
 function recordingClient() {

@@ -12,7 +12,7 @@
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AwsConfig } from '../../config/schema.ts';
 import { CloudApiError } from '../../runtime/errors.ts';
-import { baseCredentials, createRequestHandler, rejectHtmlAnswers, toCloudApiError } from './discovery.ts';
+import { baseCredentials, createRequestHandler, rejectHtmlAnswers, toCloudApiError } from './client.ts';
 
 /** Accounts of the base credentials, per credential source (endpoint and profile), for the life of the process. */
 const accounts = new Map<string, Promise<string>>();

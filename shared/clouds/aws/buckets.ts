@@ -30,7 +30,7 @@ import type { BucketLocator, BucketRef } from '../../ports.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
 import type { AdapterContext } from '../context.ts';
-import { baseCredentials, createRequestHandler, rejectHtmlAnswers } from './discovery.ts';
+import { baseCredentials, createRequestHandler, rejectHtmlAnswers } from './client.ts';
 import { caller, createRoleSessions } from './sessions.ts';
 
 /** The role session name of the locator's AssumeRole calls (shows in CloudTrail). */

@@ -42,7 +42,7 @@ import {
 import type { AwsConfig, BudgetConfig } from '../../config/schema.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import type { AdapterContext } from '../context.ts';
-import { baseCredentials, createRequestHandler, toCloudApiError } from './discovery.ts';
+import { baseCredentials, createRequestHandler, toCloudApiError } from './client.ts';
 import { createRoleSessions } from './sessions.ts';
 
 export const BUDGETS_ROLE_SESSION_NAME = 'fleetward-budgets';

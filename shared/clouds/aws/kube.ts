@@ -19,7 +19,7 @@ import type { AwsAccount, AwsConfig, FleetConfig } from '../../config/schema.ts'
 import type { KubeEndpoint, KubeEndpointSource, KubeSourceContext } from '../../kube/access.ts';
 import type { Cluster } from '../../model.ts';
 import { CloudApiError, ConfigError } from '../../runtime/errors.ts';
-import { type Credentials, createRequestHandler, rejectHtmlAnswers, toCloudApiError } from './discovery.ts';
+import { type Credentials, createRequestHandler, rejectHtmlAnswers, toCloudApiError } from './client.ts';
 import { createRoleSessions, type RoleSessions } from './sessions.ts';
 
 export const EKS_TOKEN_PREFIX = 'k8s-aws-v1.';

@@ -14,7 +14,7 @@ import {
   credentialsOf,
   rejectHtmlAnswers,
   toCloudApiError,
-} from './discovery.ts';
+} from './client.ts';
 
 /** Credentials are assumed again when they expire within this long. */
 export const REFRESH_BEFORE_MS = 5 * 60_000;

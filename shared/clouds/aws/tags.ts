@@ -12,7 +12,7 @@ import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError } from '../../runtime/errors.ts';
 import type { ClusterTagger } from '../../tags/port.ts';
 import type { AdapterContext } from '../context.ts';
-import { createRequestHandler, toCloudApiError } from './discovery.ts';
+import { createRequestHandler, toCloudApiError } from './client.ts';
 import { createRoleSessions } from './sessions.ts';
 
 export const TAGS_ROLE_SESSION_NAME = 'fleetward-tags';

@@ -39,7 +39,7 @@ import {
   requestPolicy,
   SERVICE,
   type TokenCredential,
-} from './discovery.ts';
+} from './arm.ts';
 
 const CLOUD = 'azure';
 const OPERATION = 'storageAccounts.getProperties';

@@ -44,7 +44,7 @@ import {
   requestPolicy,
   SERVICE,
   type TokenCredential,
-} from './discovery.ts';
+} from './arm.ts';
 
 type AzureBudget = DesiredBudget<'azure'>;
 

@@ -25,7 +25,7 @@ import { rootCertificates } from 'node:tls';
 import type { AzureAwsFederation } from '../../config/schema.ts';
 import { ConfigError } from '../../runtime/errors.ts';
 import { webIdentityTokenSource } from '../aws/identity.ts';
-import type { TokenCredential } from './discovery.ts';
+import type { TokenCredential } from './arm.ts';
 
 /** Options a test may inject; the product passes none. */
 export interface AwsFederationDeps {

@@ -30,7 +30,7 @@ import {
   resourceGroupOf,
   SERVICE,
   type TokenCredential,
-} from './discovery.ts';
+} from './arm.ts';
 
 /** The scope of the AKS AAD server application (the same id in every AKS cluster). */
 export const AKS_AAD_SERVER_SCOPE = '6dae42f8-4368-4678-94ff-3960e28e3630/.default';

@@ -29,7 +29,7 @@ import {
   resourceGroupOf,
   SERVICE,
   type TokenCredential,
-} from './discovery.ts';
+} from './arm.ts';
 
 /** `tags` with `changes` merged in; keys compare case-insensitively and keep their existing spelling. */
 export function mergeAzureTags(

@@ -5,8 +5,12 @@
  */
 import type { GcpConfig } from '../../config/schema.ts';
 import { CloudApiError, ConfigError } from '../../runtime/errors.ts';
-import { isLoopback } from './discovery.ts';
 import { assertAwsEnvironment, gcpExternalAccountConfig, googleAuthOptions } from './federation.ts';
+
+/** Whether a host name or address is the local machine (`localhost`, `127.0.0.0/8`, `::1`). */
+export function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '::1' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
 
 /**
  * A Google access token source for `scope`: Google's auth library, loaded on first use, with

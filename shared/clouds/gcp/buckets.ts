@@ -33,7 +33,7 @@ import { CloudApiError, ConfigError, errorInfo, FleetwardError } from '../../run
 import { unreachable } from '../../runtime/network.ts';
 import { type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
-import { isLoopback } from './discovery.ts';
+import { isLoopback } from './auth.ts';
 import { googleAuthOptions } from './federation.ts';
 
 const CLOUD = 'gcp';

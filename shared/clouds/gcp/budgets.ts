@@ -38,6 +38,7 @@ import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError } from '../../runtime/errors.ts';
 import { withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
+import { googleAuthOptions } from './federation.ts';
 import {
   callOptionsOf,
   classify,
@@ -45,8 +46,7 @@ import {
   grpcCode,
   grpcUnreachable,
   HTTP_STATUS_OF_CODE,
-} from './discovery.ts';
-import { googleAuthOptions } from './federation.ts';
+} from './grpc.ts';
 
 type IBudget = protos.google.cloud.billing.budgets.v1.IBudget;
 type GcpBudget = DesiredBudget<'gcp'>;

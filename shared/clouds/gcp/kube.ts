@@ -34,7 +34,7 @@ import {
   grpcCode,
   HTTP_STATUS_OF_CODE,
   toCloudApiError,
-} from './discovery.ts';
+} from './grpc.ts';
 
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const OPERATION = 'GetCluster';

@@ -25,7 +25,7 @@ import {
   endpointOfConfig,
   grpcCode,
   HTTP_STATUS_OF_CODE,
-} from './discovery.ts';
+} from './grpc.ts';
 
 const FAILED_PRECONDITION = 9;
 

@@ -1,0 +1,26 @@
+/**
+ * The wiring of the discover job (`discover-clusters`, `fleetward inventory`): the configured
+ * clouds' discoveries and the state store. Its own module, so a bundle that discovers reaches
+ * the discovery adapters only (through the lazy registry), never another job's clouds.
+ */
+import { createDiscoveries } from '../../clouds/registry.ts';
+import type { FleetConfig } from '../../config/schema.ts';
+import type { DiscoverDeps } from '../../jobs/discover.ts';
+import type { CloudId } from '../../model.ts';
+import { type Log, systemClock } from '../../ports.ts';
+import { Residency } from '../../residency/index.ts';
+import { stateConfig } from '../../state/config.ts';
+import { openStateStore } from '../../state/index.ts';
+
+/** What the discover job needs: one discovery per configured cloud (optionally only `clouds`) and the state store. */
+export async function discoverDeps(
+  config: FleetConfig,
+  logger: Log,
+  clouds?: readonly CloudId[],
+): Promise<DiscoverDeps> {
+  const [discoveries, store] = await Promise.all([
+    createDiscoveries(config, { logger }, clouds),
+    openStateStore(stateConfig(config)),
+  ]);
+  return { discoveries, store, residency: new Residency(config.jurisdictions), logger, clock: systemClock };
+}
