@@ -9,6 +9,7 @@
  * use the SDK's defaults (`AWS_REGION`, `AWS_ENDPOINT_URL`).
  */
 import type { z } from 'zod';
+import type { SecretSource } from '../clouds/aws/secrets.ts';
 import type { SecretRef as SecretRefSchema } from '../config/schema.ts';
 import { type Clock, systemClock } from '../ports.ts';
 import { FleetwardError } from './errors.ts';
@@ -41,44 +42,18 @@ export class SecretReadError extends FleetwardError {
 
 let sdkReaders: SecretReaders | undefined;
 
-/**
- * The named exports of a dynamically imported CommonJS package (the AWS SDK clients). Bundled
- * with code splitting, esbuild hands the chunk's exports over as `default` only, so
- * `({ SSMClient }) => ...` would get `undefined`; unbundled, Node gives both shapes.
- */
-export function namedExports<T extends object>(mod: T): T {
-  return (mod as T & { default?: T }).default ?? mod;
-}
-
 /** Secret readers backed by `@aws-sdk/client-ssm` and `@aws-sdk/client-secrets-manager`, clients built once. */
 export function awsSecretReaders(): SecretReaders {
   sdkReaders ??= (() => {
-    let ssm: Promise<{ send: (name: string) => Promise<string | undefined> }> | undefined;
-    let sm: Promise<{ send: (name: string) => Promise<string | undefined> }> | undefined;
+    let ssm: Promise<SecretSource> | undefined;
+    let sm: Promise<SecretSource> | undefined;
     return {
       async ssmParameter(name) {
-        ssm ??= import('@aws-sdk/client-ssm')
-          .then(namedExports)
-          .then(({ SSMClient, GetParameterCommand }) => {
-            const client = new SSMClient({});
-            return {
-              send: async (n: string) =>
-                (await client.send(new GetParameterCommand({ Name: n, WithDecryption: true }))).Parameter
-                  ?.Value,
-            };
-          });
+        ssm ??= import('../clouds/aws/secrets.ts').then((m) => m.ssmParameters());
         return (await ssm).send(name);
       },
       async secretString(name) {
-        sm ??= import('@aws-sdk/client-secrets-manager')
-          .then(namedExports)
-          .then(({ SecretsManagerClient, GetSecretValueCommand }) => {
-            const client = new SecretsManagerClient({});
-            return {
-              send: async (n: string) =>
-                (await client.send(new GetSecretValueCommand({ SecretId: n }))).SecretString,
-            };
-          });
+        sm ??= import('../clouds/aws/secrets.ts').then((m) => m.secretsManagerSecrets());
         return (await sm).send(name);
       },
     };

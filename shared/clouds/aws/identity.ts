@@ -6,10 +6,10 @@
  *
  * The call goes to a regional STS endpoint: the operation does not exist on the global one
  * (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetWebIdentityToken.html).
- * Only `@aws-sdk/client-sts` is loaded, on first use, so a bundle that federates into Azure
- * carries no other AWS client.
+ * Only `@aws-sdk/client-sts` is imported, so a bundle that federates into Azure carries no other
+ * AWS client; this module is reached through the Azure adapters, which the registry loads lazily.
  */
-import type { STSClientConfig } from '@aws-sdk/client-sts';
+import { GetWebIdentityTokenCommand, STSClient, type STSClientConfig } from '@aws-sdk/client-sts';
 import { CloudApiError } from '../../runtime/errors.ts';
 import type { PermissionGrant } from '../permissions.ts';
 
@@ -58,9 +58,6 @@ export interface WebIdentityToken {
  * `OutboundWebIdentityFederationDisabledException`, which the message names.
  */
 export async function webIdentityToken(options: WebIdentityTokenOptions): Promise<WebIdentityToken> {
-  // Named exports through `default` when bundled with code splitting (see `namedExports`).
-  const sts: typeof import('@aws-sdk/client-sts') = await import('@aws-sdk/client-sts');
-  const { STSClient, GetWebIdentityTokenCommand } = (sts as { default?: typeof sts }).default ?? sts;
   const client = new STSClient({
     region: options.region,
     maxAttempts: options.maxAttempts ?? 3,

@@ -3,6 +3,7 @@
  * Resource Manager lookups): Google's own auth library, loaded on first use, with the config's
  * workload identity federation, credentials file or the default credentials. An `insecure` config (a loopback fake) sends none.
  */
+import { ExternalAccountClient, GoogleAuth } from 'google-auth-library';
 import type { GcpConfig } from '../../config/schema.ts';
 import { CloudApiError, ConfigError } from '../../runtime/errors.ts';
 import { assertAwsEnvironment, gcpExternalAccountConfig, googleAuthOptions } from './federation.ts';
@@ -28,7 +29,6 @@ export function googleTokens(
   const load = async (): Promise<{ getAccessToken(): Promise<unknown> }> => {
     if (gcp?.workloadIdentity) {
       assertAwsEnvironment();
-      const { ExternalAccountClient } = await import('google-auth-library');
       const client = ExternalAccountClient.fromJSON({
         ...gcpExternalAccountConfig(gcp),
         scopes: Array.isArray(scope) ? scope : [scope],
@@ -36,7 +36,6 @@ export function googleTokens(
       if (!client) throw new Error('google-auth-library did not accept the external_account configuration');
       return client;
     }
-    const { GoogleAuth } = await import('google-auth-library');
     return new GoogleAuth({ scopes: scope, ...googleAuthOptions(gcp) });
   };
   return async (fresh = false) => {
