@@ -142,7 +142,7 @@ describe('the deployed stack, locally', () => {
       region: REGION,
       endpoint: sandbox.moto.url,
     });
-  }, 480_000);
+  }, 900_000);
 
   afterAll(async () => {
     await store?.close();
