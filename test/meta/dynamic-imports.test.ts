@@ -34,7 +34,7 @@ function sources(dir: string): string[] {
 }
 
 /** `const { A, B } = await import('pkg')` and `import('pkg').then(({ A, B }) => ...)`, bare specifiers only. */
-export function dynamicImports(file: string, text: string): DynamicImport[] {
+function dynamicImports(file: string, text: string): DynamicImport[] {
   const found: DynamicImport[] = [];
   const patterns = [
     /const\s*\{([^}]*)\}\s*=\s*await\s+import\(\s*'([^'.][^']*)'\s*\)/g,
