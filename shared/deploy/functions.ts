@@ -25,6 +25,16 @@ export interface FunctionSpec {
    * `queue-send` capability; its role may send to these queues and no other.
    */
   sendsTo?: readonly string[];
+  /**
+   * The state namespaces it reads and writes, when its role is held to them (a DynamoDB
+   * `dynamodb:LeadingKeys` condition): required for internet-facing functions.
+   */
+  stateNamespaces?: readonly string[];
+  /**
+   * The one event source whose secret it reads (`events.<source>.auth` of fleet.yaml): its role
+   * may read that secret and no other. Absent: the Slack webhooks and other `fleetward/` secrets.
+   */
+  eventSecretOf?: 'gcp' | 'azure';
 }
 
 export const FUNCTIONS: readonly FunctionSpec[] = [
@@ -117,6 +127,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     // Verifies, records and enqueues: its one secret, its state items, one queue; no cloud access.
     capabilities: ['config', 'state', 'secrets', 'queue-send'],
     sendsTo: ['rediscover-clusters'],
+    stateNamespaces: ['cluster-events'],
+    eventSecretOf: 'gcp',
     internetFacing: true,
   },
   {
@@ -125,6 +137,8 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     // Verifies, records and enqueues: its one secret, its state items, one queue; no cloud access.
     capabilities: ['config', 'state', 'secrets', 'queue-send'],
     sendsTo: ['rediscover-clusters'],
+    stateNamespaces: ['cluster-events'],
+    eventSecretOf: 'azure',
     internetFacing: true,
   },
 ];

@@ -340,11 +340,53 @@ export function webIdentityAudiences(config: FleetConfig): string[] {
   return [credential.audience ?? AZURE_FEDERATION_AUDIENCE];
 }
 
-/** The condition of an action, when it has one: a web identity token only for the federated audiences. */
+/**
+ * The condition of an action, when it has one: a web identity token only for the federated
+ * audiences; the state table only under the function's own namespaces when it is held to them.
+ */
 function conditionOf(action: string, ctx: PolicyContext): Statement['Condition'] {
-  if (action !== 'sts:GetWebIdentityToken') return undefined;
-  // Audience is multi-valued: every audience asked for must be one Fleetward federates with.
-  return { 'ForAllValues:StringEquals': { 'sts:IdentityTokenAudience': webIdentityAudiences(ctx.config) } };
+  if (action === 'sts:GetWebIdentityToken') {
+    // Audience is multi-valued: every audience asked for must be one Fleetward federates with.
+    return { 'ForAllValues:StringEquals': { 'sts:IdentityTokenAudience': webIdentityAudiences(ctx.config) } };
+  }
+  if (action.startsWith('dynamodb:') && ctx.spec.stateNamespaces) {
+    // The partition key is the namespace (shared/state/dynamodb.ts): every key touched must be one of them.
+    return { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [...ctx.spec.stateNamespaces] } };
+  }
+  return undefined;
+}
+
+/**
+ * The one secret an event endpoint reads (`events.<source>.auth.secret`), as the SSM parameter or
+ * Secrets Manager secret it names; none when it authenticates without one (OIDC, Entra ID) or
+ * reads it from the environment.
+ */
+export function eventSecret(
+  config: FleetConfig,
+  source: 'gcp' | 'azure',
+): { from: 'ssm' | 'secretsmanager'; name: string } | undefined {
+  if (source !== 'azure') return undefined;
+  const auth = config.events?.azure?.auth;
+  if (auth?.type !== 'secret' || auth.secret.from === 'env') return undefined;
+  return { from: auth.secret.from, name: auth.secret.name };
+}
+
+/** The secret resources of a function: its one event secret, or Fleetward's own `fleetward/` names. */
+function secretResources(service: 'ssm' | 'secretsmanager', ctx: PolicyContext): Json[] {
+  const prefix = `arn:\${AWS::Partition}:${service}:\${AWS::Region}:\${AWS::AccountId}`;
+  if (ctx.spec.eventSecretOf === undefined) {
+    return [sub(service === 'ssm' ? `${prefix}:parameter/fleetward/*` : `${prefix}:secret:fleetward/*`)];
+  }
+  const secret = eventSecret(ctx.config, ctx.spec.eventSecretOf);
+  if (secret?.from !== service) return [];
+  // A parameter ARN holds the name without its leading slash; a secret ARN ends in a random suffix.
+  return [
+    sub(
+      service === 'ssm'
+        ? `${prefix}:parameter/${secret.name.replace(/^\//, '')}`
+        : `${prefix}:secret:${secret.name}-??????`,
+    ),
+  ];
 }
 
 /** The resources of one AWS action held by a function, by the resource the action works on. */
@@ -357,11 +399,8 @@ function resourcesOf(action: string, ctx: PolicyContext): Json[] {
       if (operation !== 'SendMessage') break;
       return (ctx.spec.sendsTo ?? []).map((job) => ({ 'Fn::GetAtt': [`${pascal(job)}Queue`, 'Arn'] }));
     case 'ssm':
-      return [sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/fleetward/*`)];
     case 'secretsmanager':
-      return [
-        sub(`arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:fleetward/*`),
-      ];
+      return secretResources(service, ctx);
     case 'appconfig':
       return [ctx.appConfigArn];
     case 's3': {
@@ -391,6 +430,11 @@ const FORBIDDEN_ON_ENDPOINTS = [/^sts:AssumeRole/, /^s3:(Put|Delete|Restore)/];
 /** Throws when an internet-facing function's statements hold a forbidden action. */
 export function assertEndpointPolicy(spec: FunctionSpec, statements: readonly Statement[]): void {
   if (!spec.internetFacing) return;
+  if (spec.stateNamespaces === undefined || spec.eventSecretOf === undefined) {
+    throw new DeployConfigError(
+      `${spec.name}: internet-facing functions name their state namespaces and their one event secret (stateNamespaces, eventSecretOf)`,
+    );
+  }
   const bad = statements
     .flatMap((s) => s.Action)
     .filter((a) => FORBIDDEN_ON_ENDPOINTS.some((re) => re.test(a)));

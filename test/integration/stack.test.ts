@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,6 +46,11 @@ const PACKAGED_ACCOUNTS = (
   parse(readFileSync(EXAMPLE_CONFIG, 'utf8')) as { clouds: { aws: { accounts: { id: string }[] } } }
 ).clouds.aws.accounts.map((a) => String(a.id));
 
+/** The Event Grid endpoint's one secret (Secrets Manager), as the packaged config names it. */
+const EVENT_SECRET = (
+  parse(readFileSync(EXAMPLE_CONFIG, 'utf8')) as { events: { azure: { auth: { secret: { name: string } } } } }
+).events.azure.auth.secret.name;
+
 describe('the deployed stack, locally', () => {
   let sandbox: Sandbox;
   let sink: SlackSink;
@@ -76,14 +82,12 @@ describe('the deployed stack, locally', () => {
           Value: sink.url('ops'),
         }),
       );
-      await ssm.send(
-        new PutParameterCommand({
-          Name: '/fleetward/events/azure',
-          Type: 'SecureString',
-          Value: 'sandbox-secret',
-        }),
-      );
       ssm.destroy();
+      // The Event Grid endpoint's one secret, where the packaged config (fleet.example.yaml) names it:
+      // its generated role may read that secret and no other.
+      const secrets = new SecretsManagerClient({ endpoint: sandbox.moto.url, region });
+      await secrets.send(new CreateSecretCommand({ Name: EVENT_SECRET, SecretString: 'sandbox-secret' }));
+      secrets.destroy();
     }
     const config = parse(readFileSync(sandbox.configPath, 'utf8'));
     config.slack = {
@@ -91,7 +95,7 @@ describe('the deployed stack, locally', () => {
       routes: [{ webhook: 'ops' }],
     };
     config.events = {
-      azure: { auth: { type: 'secret', secret: { from: 'ssm', name: '/fleetward/events/azure' } } },
+      azure: { auth: { type: 'secret', secret: { from: 'secretsmanager', name: EVENT_SECRET } } },
     };
     // As deployed: member accounts are reached with the function's own role (no credentials in
     // the config), through the stack's AWS endpoint, so its IAM check sees each sts:AssumeRole.

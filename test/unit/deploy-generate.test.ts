@@ -232,31 +232,86 @@ describe('deploy generator', () => {
   });
 
   describe('internet-facing functions', () => {
+    const endpoint = (capabilities: Capability[], more: Partial<FunctionSpec> = {}): FunctionSpec => ({
+      name: 'hook',
+      roles: ['home'],
+      capabilities,
+      internetFacing: true,
+      stateNamespaces: ['cluster-events'],
+      eventSecretOf: 'azure',
+      ...more,
+    });
+
     it.each([
       [['discovery'], /sts:AssumeRole/],
       [['evidence-write'], /s3:PutObject/],
     ] as [Capability[], RegExp][])('refuse a role with %j', (capabilities, forbidden) => {
-      const spec: FunctionSpec = { name: 'hook', roles: ['home'], capabilities, internetFacing: true };
+      const spec = endpoint(capabilities);
 
       expect(() => statementsOf(spec)).toThrow(forbidden);
       expect(() => statementsOf(spec)).toThrow(/hook: internet-facing functions never hold/);
     });
 
-    it('accept state, secrets and config', () => {
-      const spec: FunctionSpec = {
-        name: 'hook',
-        roles: ['home'],
-        capabilities: ['state', 'secrets', 'config'],
-        internetFacing: true,
-      };
+    it('hold the state table under their own namespaces only, and their one secret', () => {
+      const statements = statementsOf(endpoint(['state', 'secrets', 'config']));
 
-      expect(actions(statementsOf(spec))).toEqual([
+      // The example config keeps the Event Grid secret in Secrets Manager: no SSM parameter at all.
+      expect(actions(statements)).toEqual([
         'appconfig:GetLatestConfiguration',
         'dynamodb:GetItem',
         'logs:CreateLogStream',
         'logs:PutLogEvents',
-        'ssm:GetParameter',
       ]);
+      const state = statements.find((s) => s.Action.includes('dynamodb:GetItem'));
+      expect(state?.Condition).toEqual({
+        'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['cluster-events'] },
+      });
+    });
+
+    it('read exactly the secret the config names for their event source', () => {
+      const withSecrets = [...GRANTS, grant('secrets', 'function', 'secretsmanager:GetSecretValue')];
+      const spec = endpoint(['secrets']);
+      const statements = functionStatements(
+        { config, jurisdiction: undefined, fnName: spec.name, fn: {}, spec, appConfigArn: 'arn:profile' },
+        withSecrets,
+      );
+
+      const read = statements.find((s) => s.Action.includes('secretsmanager:GetSecretValue'));
+      expect(read?.Resource).toEqual([
+        {
+          'Fn::Sub':
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+            'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:fleetward/eventgrid/secret-??????',
+        },
+      ]);
+      // The Pub/Sub endpoint authenticates by OIDC: no secret at all.
+      const gcp = endpoint(['secrets'], { eventSecretOf: 'gcp' });
+      expect(
+        actions(
+          functionStatements(
+            {
+              config,
+              jurisdiction: undefined,
+              fnName: gcp.name,
+              fn: {},
+              spec: gcp,
+              appConfigArn: 'arn:profile',
+            },
+            withSecrets,
+          ),
+        ),
+      ).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+    });
+
+    it('refuse an endpoint that does not name its state namespaces and its event secret', () => {
+      const spec: FunctionSpec = {
+        name: 'hook',
+        roles: ['home'],
+        capabilities: ['state'],
+        internetFacing: true,
+      };
+
+      expect(() => statementsOf(spec)).toThrow(/hook: internet-facing functions name their state namespaces/);
     });
 
     it('hold no forbidden action in the catalogue', () => {
