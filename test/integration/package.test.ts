@@ -269,6 +269,21 @@ describe('serverless package', () => {
     120_000,
   );
 
+  it("deploys a regional role without --region into its jurisdiction's evidence region", () => {
+    const printed = (...args: string[]) =>
+      spawnSync(join('node_modules', '.bin', 'serverless'), ['print', '--path', 'provider.region', ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, FLEETWARD_CONFIG: 'fleet.example.yaml', SLS_TELEMETRY_DISABLED: '1' },
+      }).stdout.trim();
+
+    expect(printed('--param', 'role=regional', '--param', 'jurisdiction=in')).toBe('ap-south-1');
+    expect(printed('--param', 'role=regional', '--param', 'jurisdiction=za')).toBe('af-south-1');
+    expect(printed('--param', 'role=regional', '--param', 'jurisdiction=in', '--region', 'ap-south-2')).toBe(
+      'ap-south-2',
+    );
+    expect(printed('--param', 'role=home')).toBe('eu-central-1');
+  }, 120_000);
+
   it('declares the discovery schedule every 15 minutes', () => {
     const rules = ofType(homeTemplate, 'AWS::Events::Rule').map(([, r]) => r.Properties.ScheduleExpression);
 
