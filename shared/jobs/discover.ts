@@ -145,10 +145,14 @@ async function discoverAll(deps: DiscoverDeps, signal?: AbortSignal) {
   };
 }
 
-/** Discovers the fleet, saves the inventory and returns clusters, diff and failures. */
+/**
+ * Discovers the fleet, saves the inventory and returns clusters, diff and failures. With
+ * `jurisdiction` (a regional deployment) only that jurisdiction's clusters are kept: its state
+ * store, in its own region, holds no other jurisdiction's inventory.
+ */
 export async function run(
   deps: DiscoverDeps,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; jurisdiction?: string | undefined } = {},
 ): Promise<DiscoverResult> {
   const started = deps.clock.now();
   const [found, previousItems] = await Promise.all([
@@ -157,7 +161,11 @@ export async function run(
   ]);
   const previous = previousItems.map((i) => i.value);
   const byId = new Map<string, Cluster>();
-  for (const d of found.clusters) byId.set(d.id, place(d, deps.residency));
+  for (const d of found.clusters) {
+    const cluster = place(d, deps.residency);
+    if (options.jurisdiction === undefined || cluster.jurisdiction === options.jurisdiction)
+      byId.set(d.id, cluster);
+  }
 
   // A cluster we could not observe keeps its last known record (a failing scope is not a deletion).
   const stale: string[] = [];

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { RUNS, run } from '../../shared/jobs/discover.ts';
-import type { CloudId, DiscoveredCluster, DiscoveryFailure, DiscoveryOutcome } from '../../shared/model.ts';
+import type {
+  CloudId,
+  Cluster,
+  DiscoveredCluster,
+  DiscoveryFailure,
+  DiscoveryOutcome,
+} from '../../shared/model.ts';
 import type { ClusterDiscovery, StateStore } from '../../shared/ports.ts';
 import { Residency } from '../../shared/residency/index.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
@@ -105,6 +111,24 @@ describe('discover', () => {
       ['d', 'ZA', 'za'],
     ]);
     expect(result.diff.added).toHaveLength(5);
+  });
+
+  it("keeps only a regional deployment's own jurisdiction in its inventory", async () => {
+    const { aws, gcp, deps, store } = setup();
+    aws.outcome.clusters = [
+      cluster('aws', '111111111111', 'eu-central-1', 'a'),
+      cluster('aws', '111111111111', 'ap-south-1', 'b'),
+    ];
+    gcp.outcome.clusters = [cluster('gcp', 'proj-in', 'asia-south1', 'c')];
+
+    const result = await run(deps, { jurisdiction: 'in' });
+
+    expect(result.clusters.map((c) => [c.name, c.jurisdiction])).toEqual([
+      ['b', 'in'],
+      ['c', 'in'],
+    ]);
+    expect(result.diff.added).toHaveLength(2);
+    expect((await store.list<Cluster>(INVENTORY)).map((i) => i.value.jurisdiction)).toEqual(['in', 'in']);
   });
 
   it('saves the inventory so a second identical run reports an empty diff', async () => {
