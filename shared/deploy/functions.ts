@@ -35,6 +35,25 @@ export interface FunctionSpec {
    * may read that secret and no other. Absent: the Slack webhooks and other `fleetward/` secrets.
    */
   eventSecretOf?: 'gcp' | 'azure';
+  /**
+   * Capabilities it holds only where the regional role deploys it (the home role's run of the
+   * same function needs fewer: the fleet summary publishes no evidence).
+   */
+  regionalCapabilities?: readonly Capability[];
+}
+
+/** The capabilities a function holds where `role` deploys it. */
+export function capabilitiesIn(spec: FunctionSpec, role: DeploymentRole): Capability[] {
+  return role === 'regional'
+    ? [...spec.capabilities, ...(spec.regionalCapabilities ?? [])]
+    : [...spec.capabilities];
+}
+
+/** Every capability a function holds in any role: what its one bundle may call. */
+export function allCapabilities(
+  spec: Pick<FunctionSpec, 'capabilities' | 'regionalCapabilities'>,
+): Capability[] {
+  return [...new Set([...spec.capabilities, ...(spec.regionalCapabilities ?? [])])];
 }
 
 export const FUNCTIONS: readonly FunctionSpec[] = [
@@ -106,8 +125,11 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
   {
     name: 'publish-compliance-snapshot',
     roles: ['home', 'regional'],
-    // identity: it writes and verifies Azure evidence containers, signing in by federation.
-    capabilities: ['config', 'state', 'secrets', 'identity', 'evidence-read', 'evidence-write'],
+    // Home evaluates the fleet summary from the state store and publishes nothing.
+    capabilities: ['config', 'state', 'secrets'],
+    // Regional publishes its jurisdiction's snapshot files write-once; identity: it writes and
+    // verifies Azure evidence containers, signing in by federation.
+    regionalCapabilities: ['identity', 'evidence-read', 'evidence-write'],
   },
   {
     // Records EKS events and enqueues them like the HTTP endpoints; the worker calls the clouds.

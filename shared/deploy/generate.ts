@@ -19,7 +19,7 @@ import type { PermissionGrant } from '../clouds/permissions.ts';
 import { AZURE_FEDERATION_AUDIENCE, FleetConfig } from '../config/schema.ts';
 import { Residency } from '../residency/index.ts';
 import { FleetwardError, ResidencyError } from '../runtime/errors.ts';
-import type { DeploymentRole, FunctionSpec } from './functions.ts';
+import { capabilitiesIn, type DeploymentRole, type FunctionSpec } from './functions.ts';
 
 /** A deployment cannot be generated as asked (bad role parameters, a catalogue mismatch, a rule broken). */
 export class DeployConfigError extends FleetwardError {
@@ -452,7 +452,8 @@ export function assertEndpointPolicy(spec: FunctionSpec, statements: readonly St
  */
 export function functionStatements(ctx: PolicyContext, grants: readonly PermissionGrant[]): Statement[] {
   const { spec, fn } = ctx;
-  const mine = grants.filter((g) => g.provider === 'aws' && spec.capabilities.includes(g.capability));
+  const capabilities = capabilitiesIn(spec, ctx.jurisdiction === undefined ? 'home' : 'regional');
+  const mine = grants.filter((g) => g.provider === 'aws' && capabilities.includes(g.capability));
   const actions = [...new Set(mine.filter((g) => g.holder === 'function').map((g) => g.permission))].filter(
     // Web identity tokens only when the config federates into Azure with them.
     (a) => a !== 'sts:GetWebIdentityToken' || webIdentityAudiences(ctx.config).length > 0,
@@ -460,7 +461,7 @@ export function functionStatements(ctx: PolicyContext, grants: readonly Permissi
   if (mine.some((g) => g.holder === 'member') && !actions.includes('sts:AssumeRole')) {
     actions.push('sts:AssumeRole');
   }
-  if (spec.capabilities.includes('queue-send') !== (spec.sendsTo?.length ?? 0) > 0) {
+  if (capabilities.includes('queue-send') !== (spec.sendsTo?.length ?? 0) > 0) {
     throw new DeployConfigError(
       `${spec.name}: the queue-send capability and sendsTo (the queues it sends to) go together`,
     );

@@ -9,7 +9,7 @@
  * Only deploy-time tools and tests import this module, never a Lambda handler.
  */
 import type { Capability } from '../clouds/permissions.ts';
-import type { FunctionSpec } from './functions.ts';
+import { allCapabilities, type FunctionSpec } from './functions.ts';
 
 /** npm packages that talk to a cloud or a cluster; a bundle's packages matching one are checked. */
 export const CLOUD_SDK_PACKAGES: readonly RegExp[] = [
@@ -92,6 +92,6 @@ export const SDK_FAMILIES: Readonly<Record<Capability, readonly string[]>> = {
 };
 
 /** The cloud SDK packages a function's capabilities call (its bundle may carry these and their dependencies). */
-export function sdkFamiliesOf(spec: Pick<FunctionSpec, 'capabilities'>): string[] {
-  return [...new Set(spec.capabilities.flatMap((c) => SDK_FAMILIES[c]))].sort();
+export function sdkFamiliesOf(spec: Pick<FunctionSpec, 'capabilities' | 'regionalCapabilities'>): string[] {
+  return [...new Set(allCapabilities(spec).flatMap((c) => SDK_FAMILIES[c]))].sort();
 }

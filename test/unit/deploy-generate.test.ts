@@ -7,7 +7,7 @@ import { allGrants } from '../../shared/clouds/grants.ts';
 import type { Capability, PermissionGrant } from '../../shared/clouds/permissions.ts';
 import { loadConfig } from '../../shared/config/load.ts';
 import type { FleetConfig } from '../../shared/config/schema.ts';
-import { FUNCTIONS, type FunctionSpec } from '../../shared/deploy/functions.ts';
+import { capabilitiesIn, FUNCTIONS, type FunctionSpec } from '../../shared/deploy/functions.ts';
 import {
   appConfigSchema,
   assertDeploymentNames,
@@ -563,12 +563,33 @@ describe('deploy generator', () => {
       const federated = allGrants().filter(
         (g) => g.holder === 'member' && (g.provider === 'azure' || g.provider === 'gcp'),
       );
-      const needs = FUNCTIONS.filter((f) =>
-        f.capabilities.some((c) => federated.some((g) => g.capability === c)),
+      const held = FUNCTIONS.flatMap((f) =>
+        f.roles.map((role) => ({ f, role, caps: capabilitiesIn(f, role) })),
       );
+      const needs = held.filter(({ caps }) => caps.some((c) => federated.some((g) => g.capability === c)));
 
       expect(needs.length).toBeGreaterThan(5);
-      expect(needs.filter((f) => !f.capabilities.includes('identity')).map((f) => f.name)).toEqual([]);
+      expect(
+        needs.filter(({ caps }) => !caps.includes('identity')).map(({ f, role }) => `${role}/${f.name}`),
+      ).toEqual([]);
+    });
+
+    it('give the home snapshot (fleet summary, publishes nothing) no evidence rights, the regional one its own', () => {
+      const snapshot = FUNCTIONS.find((f) => f.name === 'publish-compliance-snapshot') as FunctionSpec;
+      const ctx = (jurisdiction?: string) => ({
+        config,
+        jurisdiction,
+        fnName: snapshot.name,
+        fn: {},
+        spec: snapshot,
+        appConfigArn: 'arn:profile',
+      });
+
+      const home = actions(functionStatements(ctx(), allGrants()));
+      const regional = actions(functionStatements(ctx('in'), allGrants()));
+
+      expect(home.filter((a) => a.startsWith('s3:') || a.startsWith('sts:'))).toEqual([]);
+      expect(regional).toContain('s3:PutObject');
     });
   });
 

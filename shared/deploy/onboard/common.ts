@@ -11,7 +11,7 @@ import type { PermissionGrant, PermissionProvider } from '../../clouds/permissio
 import type { FleetConfig } from '../../config/schema.ts';
 import { Residency } from '../../residency/index.ts';
 import { FleetwardError, ResidencyError } from '../../runtime/errors.ts';
-import type { DeploymentRole, FunctionSpec } from '../functions.ts';
+import { allCapabilities, capabilitiesIn, type DeploymentRole, type FunctionSpec } from '../functions.ts';
 import { deploymentId, roleName } from '../generate.ts';
 
 /** Options every target takes (the CLI fills them from its flags). */
@@ -140,7 +140,7 @@ export function functionsNeedingMember(
   provider: PermissionProvider,
 ): FunctionSpec[] {
   const capabilities = new Set(memberGrants(input.grants, provider).map((g) => g.capability));
-  return input.functions.filter((f) => f.capabilities.some((c) => capabilities.has(c)));
+  return input.functions.filter((f) => allCapabilities(f).some((c) => capabilities.has(c)));
 }
 
 /** One deployed function role: which function, in which deployment, under which name. */
@@ -162,9 +162,10 @@ export function memberFunctionRoles(
   only?: Deployment,
 ): FunctionRole[] {
   const deployed = only ? [only] : deployments(input.config, input.options);
+  const needed = new Set(memberGrants(input.grants, provider).map((g) => g.capability));
   const roles = functionsNeedingMember(input, provider).flatMap((f) =>
     deployed
-      .filter((d) => f.roles.includes(d.role))
+      .filter((d) => f.roles.includes(d.role) && capabilitiesIn(f, d.role).some((c) => needed.has(c)))
       .map((d) => ({
         fn: f.name,
         deployment: d,
