@@ -59,8 +59,11 @@ describe('serverless package', () => {
     expect(regional.status, regional.output).toBe(0);
     homeTemplate = read(home);
     regionalTemplate = read(regional);
+    // A job's queue is deployed where its worker is.
     templateOf = (job) =>
-      FUNCTIONS.find((f) => f.name === job)!.roles.includes('home') ? homeTemplate : regionalTemplate;
+      FUNCTIONS.find((f) => f.name === `${job}-worker`)!.roles.includes('home')
+        ? homeTemplate
+        : regionalTemplate;
     // Longer than the packaging's own limit, so a slow machine fails with its output.
   }, 840_000);
 
@@ -357,7 +360,8 @@ describe('serverless package', () => {
       )!;
       const dlq = resources[queue.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]]!;
       const worker = resources[`${logical(`${job}-worker`)}LambdaFunction`]!;
-      const planner = resources[lambdaLogicalId(job)]!;
+      // The functions that hand it items: its planner, or the event endpoints of rediscover-clusters.
+      const senders = FUNCTIONS.filter((f) => f.sendsTo?.includes(job)).map((f) => lambdaLogicalId(f.name));
       const mapping = Object.values(resources).find(
         (r) =>
           r.Type === 'AWS::Lambda::EventSourceMapping' &&
@@ -395,10 +399,16 @@ describe('serverless package', () => {
         'AWS/SQS ApproximateNumberOfMessagesVisible',
       ]);
       expect(worker.Properties.Environment.Variables.POWERTOOLS_METRICS_NAMESPACE).toBe('Fleetward');
-      // The planner sends to its queue and only its queue; the worker only receives from it.
-      expect(planner.Properties.Environment.Variables[queueUrlVariable(job)]).toEqual({ Ref: queueId });
-      expect(sends(lambdaLogicalId(job))).toContain(`"${queueId}"`);
-      expect(sends(lambdaLogicalId(job)).match(/Queue"/g)).toHaveLength(2); // its queue + the failure queue
+      // Each sender sends to this queue and no other work queue (the failure queue of its
+      // asynchronous invocations aside); the worker only receives from it.
+      expect(senders.length).toBeGreaterThan(0);
+      for (const sender of senders) {
+        expect(resources[sender]!.Properties.Environment.Variables[queueUrlVariable(job)]).toEqual({
+          Ref: queueId,
+        });
+        const queues = sends(sender).match(/"\w+Queue"/g) ?? [];
+        expect(queues.filter((q) => q !== '"AsyncFailuresQueue"')).toEqual([`"${queueId}"`]);
+      }
       expect(actionsOf(roleOf(template, `${logical(`${job}-worker`)}LambdaFunction`))).toEqual(
         expect.arrayContaining(['sqs:DeleteMessage', 'sqs:ReceiveMessage']),
       );
