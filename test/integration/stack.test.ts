@@ -336,7 +336,7 @@ describe('the deployed stack, locally', () => {
         'discover-clusters sts:AssumeRole',
         'backup-clusters-worker dynamodb:BatchWriteItem',
         'backup-clusters-worker ssm:GetParameter',
-        'azure-cluster-events ssm:GetParameter',
+        'azure-cluster-events secretsmanager:GetSecretValue',
         'azure-cluster-events sqs:SendMessage',
       ]),
     );
