@@ -19,6 +19,7 @@ import type { PermissionGrant } from '../clouds/permissions.ts';
 import { AZURE_FEDERATION_AUDIENCE, FleetConfig } from '../config/schema.ts';
 import { Residency } from '../residency/index.ts';
 import { FleetwardError, ResidencyError } from '../runtime/errors.ts';
+import { STATE_TABLE_KEYS } from '../state/dynamodb.ts';
 import { capabilitiesIn, type DeploymentRole, type FunctionSpec } from './functions.ts';
 
 /** A deployment cannot be generated as asked (bad role parameters, a catalogue mismatch, a rule broken). */
@@ -740,14 +741,7 @@ export function sharedResources(prefix: string): Resources {
       Properties: {
         TableName: `${prefix}-state`,
         BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
+        ...STATE_TABLE_KEYS,
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         SSESpecification: { SSEEnabled: true },
       },

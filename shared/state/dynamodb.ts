@@ -36,6 +36,18 @@ import {
   stateExpiry,
 } from './index.ts';
 
+/** The table's keys: `pk` the namespace, `sk` the key (the deployment's table is generated with the same). */
+export const STATE_TABLE_KEYS = {
+  AttributeDefinitions: [
+    { AttributeName: 'pk', AttributeType: 'S' as const },
+    { AttributeName: 'sk', AttributeType: 'S' as const },
+  ],
+  KeySchema: [
+    { AttributeName: 'pk', KeyType: 'HASH' as const },
+    { AttributeName: 'sk', KeyType: 'RANGE' as const },
+  ],
+};
+
 /** BatchWriteItem accepts at most this many requests. */
 export const BATCH_WRITE_LIMIT = 25;
 
@@ -297,14 +309,7 @@ export async function ensureTable(options: DynamoStateStoreOptions): Promise<boo
           new CreateTableCommand({
             TableName,
             BillingMode: 'PAY_PER_REQUEST',
-            AttributeDefinitions: [
-              { AttributeName: 'pk', AttributeType: 'S' },
-              { AttributeName: 'sk', AttributeType: 'S' },
-            ],
-            KeySchema: [
-              { AttributeName: 'pk', KeyType: 'HASH' },
-              { AttributeName: 'sk', KeyType: 'RANGE' },
-            ],
+            ...STATE_TABLE_KEYS,
           }),
         );
         created = true;
