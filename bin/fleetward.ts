@@ -3,6 +3,7 @@
  * The Fleetward CLI: the same jobs the Lambda functions run, run locally.
  * Exit codes: 0 done, 1 the run completed with failures (or crashed), 2 bad usage or bad config.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configJsonSchema, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
@@ -48,6 +49,7 @@ Common options:
   --config FILE            fleet config (default: $FLEETWARD_CONFIG, else ./${DEFAULT_CONFIG_FILE})
   --log-level LEVEL        debug | info | warn | error | silent (default: warn); logs go to stderr
   -h, --help               show help for a command
+  -V, --version            print the version
 
 Exit codes: 0 done, 1 completed with failures, 2 bad usage or invalid config.
 Run 'fleetward <command> --help' for a command's options.`;
@@ -307,8 +309,19 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   onboard: cmdOnboard,
 };
 
+/** This package's version, from its package.json. */
+function version(): string {
+  return (
+    JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  ).version;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-V' || command === 'version') {
+    console.log(`fleetward ${version()}`);
+    return EXIT.ok;
+  }
   if (!command || command === '-h' || command === '--help' || command === 'help') {
     const topic = command === 'help' ? rest[0] : undefined;
     console.log((topic && COMMAND_HELP[topic]) || HELP);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -50,6 +50,23 @@ describe('fleetward CLI', () => {
     expect(JSON.parse(stdout).$defs.JurisdictionSnapshot.properties.kind.const).toBe(
       'fleetward.jurisdiction-snapshot',
     );
+  });
+
+  it.each([['--version'], ['-V'], ['version']])('prints the package version with %s', (flag) => {
+    const { code, stdout } = fleetward([flag]);
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe(`fleetward ${version}`);
+  });
+
+  it('is executable as committed, so npm install leaves the tree clean', () => {
+    // npm makes a package's bin executable on install; committed as 100644 it would show as changed.
+    const mode = spawnSync('git', ['ls-files', '-s', 'bin/fleetward.ts'], { encoding: 'utf8' }).stdout.split(
+      ' ',
+    )[0];
+
+    expect(mode).toBe('100755');
   });
 
   it('prints help that lists the commands', () => {
