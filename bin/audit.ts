@@ -8,6 +8,7 @@ import { type CollectResult, collect, type VerifyResult, verify } from '../share
 import { auditJobDeps } from '../shared/runtime/deps/audit.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { assertJurisdiction } from '../shared/runtime/scope.ts';
 import { ensureInventory } from './inventory.ts';
 
 export const AUDIT_HELP = `Usage:
@@ -93,6 +94,7 @@ export async function cmdAudit(args: string[]): Promise<number> {
     throw new UsageError(`unknown audit command "${sub}" (expected collect or verify)`);
   const logger = stderrLogger(parseLogLevel(values['log-level']));
   const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
+  assertJurisdiction(config.jurisdictions, values.jurisdiction);
   const localEvidence = values['local-evidence'];
   if (localEvidence) process.stderr.write(`${LOCAL_EVIDENCE_WARNING}\n`);
   const deps = await auditJobDeps(config, logger, { localEvidence });

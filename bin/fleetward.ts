@@ -11,6 +11,7 @@ import { run as runBackups } from '../shared/jobs/backup.ts';
 import { run as runDiscover } from '../shared/jobs/discover.ts';
 import { renderDiscoverTable } from '../shared/jobs/discover-report.ts';
 import { step as drillStep } from '../shared/jobs/drill.ts';
+import { UnknownClusterError } from '../shared/jobs/fleet.ts';
 import { run as reconcileBackups } from '../shared/jobs/reconcile-backups.ts';
 import { backupView, drillView, renderBackupView, renderDrillView } from '../shared/jobs/velero-report.ts';
 import { clusterJobDeps } from '../shared/runtime/deps/cluster-jobs.ts';
@@ -335,6 +336,11 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof ConfigError) {
       console.error(`fleetward: invalid config${error.file ? ` ${error.file}` : ''}:`);
       for (const issue of error.issues) console.error(`  ${issue.path}: ${issue.message}`);
+      return EXIT.usage;
+    }
+    if (error instanceof UnknownClusterError) {
+      const hint = error.candidates.length > 0 ? `\n  did you mean: ${error.candidates.join(', ')}` : '';
+      console.error(`fleetward: ${error.message}${hint}`);
       return EXIT.usage;
     }
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

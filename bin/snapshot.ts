@@ -13,6 +13,7 @@ import { type JurisdictionOutput, publish, type SnapshotResult } from '../shared
 import { snapshotDeps } from '../shared/runtime/deps/snapshot.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { assertJurisdiction } from '../shared/runtime/scope.ts';
 import { LOCAL_EVIDENCE_WARNING } from './audit.ts';
 import { ensureInventory } from './inventory.ts';
 
@@ -100,6 +101,7 @@ export async function cmdSnapshot(args: string[]): Promise<number> {
     throw new UsageError('--format needs --out DIR');
   const logger = stderrLogger(parseLogLevel(values['log-level']));
   const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
+  assertJurisdiction(config.jurisdictions, values.jurisdiction);
   const localEvidence = values['local-evidence'];
   if (localEvidence) process.stderr.write(`${LOCAL_EVIDENCE_WARNING}\n`);
   const deps = await snapshotDeps(config, logger, { localEvidence });

@@ -21,11 +21,54 @@ export interface ClusterJobDeps {
   clock: Clock;
 }
 
+/** A `--cluster` that names no cluster of the inventory, or more than one; `candidates` are the ids it could mean. */
 export class UnknownClusterError extends FleetwardError {
-  constructor(id: string) {
-    super(`no cluster "${id}" in the inventory (run discover first)`);
+  readonly candidates: readonly string[];
+  constructor(id: string, candidates: readonly string[] = [], ambiguous = false) {
+    super(
+      ambiguous
+        ? `cluster "${id}" is ambiguous: give one of its ids`
+        : `no cluster "${id}" in the inventory (run discover first, or give an id or name 'discover' lists)`,
+    );
     this.name = 'UnknownClusterError';
+    this.candidates = candidates;
   }
+}
+
+/** Levenshtein distance, for near-match suggestions of short strings. */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        (previous[j] ?? 0) + 1,
+        (current[j - 1] ?? 0) + 1,
+        (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+/**
+ * The one cluster `ref` names: its id, or an unambiguous short name (the cluster's `name`).
+ * Throws `UnknownClusterError` with the ids it could mean (same name, or a near id or name).
+ */
+export function resolveCluster(clusters: readonly Cluster[], ref: string): Cluster {
+  const exact = clusters.find((c) => c.id === ref);
+  if (exact) return exact;
+  const named = clusters.filter((c) => c.name === ref);
+  if (named.length === 1) return named[0] as Cluster;
+  if (named.length > 1) throw new UnknownClusterError(ref, named.map((c) => c.id).sort(), true);
+  const near = clusters
+    .map((c) => ({ id: c.id, d: Math.min(distance(ref, c.id), distance(ref, c.name)) }))
+    .filter((x) => x.d <= Math.max(2, Math.floor(ref.length / 4)))
+    .sort((x, y) => x.d - y.d || x.id.localeCompare(y.id))
+    .slice(0, 5)
+    .map((x) => x.id);
+  throw new UnknownClusterError(ref, near);
 }
 
 /** Which clusters a job acts on: one cluster (which must exist), one jurisdiction (a regional deployment), or all. */
@@ -40,8 +83,14 @@ export async function inventory(store: StateStore, scope: ClusterScope | string 
     typeof scope === 'string' ? { clusterId: scope, jurisdiction: undefined } : scope;
   if (clusterId) {
     const one = await store.get<Cluster>(INVENTORY, clusterId);
-    if (!one) throw new UnknownClusterError(clusterId);
-    return [one];
+    if (one) return [one];
+    // Not an id: a short name, or a typo to suggest near matches for.
+    return [
+      resolveCluster(
+        (await store.list<Cluster>(INVENTORY)).map((i) => i.value),
+        clusterId,
+      ),
+    ];
   }
   const all = (await store.list<Cluster>(INVENTORY)).map((i) => i.value);
   return jurisdiction ? all.filter((c) => c.jurisdiction === jurisdiction) : all;

@@ -120,4 +120,29 @@ describe('backups and drills against the sandbox', () => {
       expect(scratch, cluster.key).toEqual([]);
     }
   });
+
+  it('takes a short cluster name for --cluster, and refuses an unknown one with exit 2 and near matches', async () => {
+    const { clusters } = await json<{ clusters: ClusterBackupView[] }>(['backup', 'status', ...config]);
+    const ids = clusters.map((c) => c.clusterId);
+    const names = ids.map((id) => id.split('/').at(-1) as string);
+    const unique = names.find((n) => names.indexOf(n) === names.lastIndexOf(n)) as string;
+    const id = ids[names.indexOf(unique)] as string;
+
+    const short = await json<{ clusters: ClusterBackupView[] }>([
+      'backup',
+      'status',
+      '--cluster',
+      unique,
+      ...config,
+    ]);
+    const typo = await fleetward(['backup', 'status', '--cluster', `${unique.slice(0, -1)}x`, ...config]);
+    const unknown = await fleetward(['backup', 'status', '--cluster', 'no-such-cluster-anywhere', ...config]);
+
+    expect(short.clusters.map((c) => c.clusterId)).toEqual([id]);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain(`did you mean: ${id}`);
+    expect(typo.stderr).not.toMatch(/UnknownClusterError/);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/no cluster "no-such-cluster-anywhere" in the inventory/);
+  });
 });

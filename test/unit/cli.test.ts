@@ -69,6 +69,16 @@ describe('fleetward CLI', () => {
     expect(mode).toBe('100755');
   });
 
+  it.each([
+    [['audit', 'collect', '--jurisdiction', 'de']],
+    [['snapshot', '--jurisdiction', 'de', '--no-publish']],
+  ])('exits 2 on an unknown jurisdiction, listing the valid ones: %j', (args) => {
+    const { code, stderr } = fleetward([...args, '--config', 'fleet.example.yaml']);
+
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/unknown jurisdiction "de" \(one of: eu, in, za, ke, unassigned\)/);
+  });
+
   it('prints help that lists the commands', () => {
     const { code, stdout } = fleetward(['--help']);
 
