@@ -4,10 +4,8 @@
  */
 import type { FleetConfig } from '../../config/schema.ts';
 import type { AuditJobDeps } from '../../jobs/audit.ts';
-import { type Log, systemClock } from '../../ports.ts';
-import { Residency } from '../../residency/index.ts';
-import { stateConfig } from '../../state/config.ts';
-import { openStateStore } from '../../state/index.ts';
+import type { Log } from '../../ports.ts';
+import { baseDeps } from './base.ts';
 
 /** Whether a run may write evidence to a local, non-compliant directory (CLI `--local-evidence` only). */
 export interface EvidenceOptions {
@@ -23,19 +21,11 @@ export async function auditJobDeps(
   logger: Log,
   options: EvidenceOptions = {},
 ): Promise<AuditJobDeps> {
-  const [{ createAuditWiring }, store] = await Promise.all([
+  const [{ createAuditWiring }, base] = await Promise.all([
     import('../../audit/wiring.ts'),
-    openStateStore(stateConfig(config)),
+    baseDeps(config, logger),
   ]);
   const localEvidence = options.localEvidence === true;
   const wiring = await createAuditWiring(config, { logger, localEvidence });
-  return {
-    config,
-    store,
-    residency: new Residency(config.jurisdictions),
-    logger,
-    clock: systemClock,
-    allowLocalEvidence: localEvidence,
-    ...wiring,
-  };
+  return { ...base, allowLocalEvidence: localEvidence, ...wiring };
 }

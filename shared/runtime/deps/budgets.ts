@@ -5,14 +5,12 @@
 import { createBudgetProviders } from '../../clouds/budget-registry.ts';
 import type { FleetConfig } from '../../config/schema.ts';
 import type { BudgetJobDeps } from '../../jobs/budgets.ts';
-import { type Log, systemClock } from '../../ports.ts';
-import { stateConfig } from '../../state/config.ts';
-import { openStateStore } from '../../state/index.ts';
+import type { Log } from '../../ports.ts';
+import { baseDeps } from './base.ts';
 
 /** The deps of the budgets job: the state store and the budget adapters, built per cloud on first use. */
 export async function budgetJobDeps(config: FleetConfig, logger: Log): Promise<BudgetJobDeps> {
-  const store = await openStateStore(stateConfig(config));
-  return { config, store, providers: createBudgetProviders(config, { logger }), logger, clock: systemClock };
+  return { ...(await baseDeps(config, logger)), providers: createBudgetProviders(config, { logger }) };
 }
 
 /** Releases the state store and every budget client. */

@@ -5,25 +5,19 @@
  */
 import type { FleetConfig } from '../../config/schema.ts';
 import type { ClusterJobDeps } from '../../jobs/fleet.ts';
-import { type Log, systemClock } from '../../ports.ts';
-import { Residency } from '../../residency/index.ts';
-import { stateConfig } from '../../state/config.ts';
-import { openStateStore } from '../../state/index.ts';
+import type { Log } from '../../ports.ts';
+import { baseDeps } from './base.ts';
 
 /** What the backup, reconcile and drill jobs need: kube access and bucket lookups on top of the state store. */
 export async function clusterJobDeps(config: FleetConfig, logger: Log): Promise<ClusterJobDeps> {
-  const [{ createKubeAccess }, { createBucketLocator }, store] = await Promise.all([
+  const [{ createKubeAccess }, { createBucketLocator }, base] = await Promise.all([
     import('../../kube/access.ts'),
     import('../../clouds/buckets.ts'),
-    openStateStore(stateConfig(config)),
+    baseDeps(config, logger),
   ]);
   return {
-    config,
-    store,
+    ...base,
     kube: createKubeAccess(config, { logger }),
     buckets: createBucketLocator(config, { logger }),
-    residency: new Residency(config.jurisdictions),
-    logger,
-    clock: systemClock,
   };
 }

@@ -7,10 +7,8 @@ import { createDiscoveries } from '../../clouds/registry.ts';
 import type { FleetConfig } from '../../config/schema.ts';
 import type { DiscoverDeps } from '../../jobs/discover.ts';
 import type { CloudId } from '../../model.ts';
-import { type Log, systemClock } from '../../ports.ts';
-import { Residency } from '../../residency/index.ts';
-import { stateConfig } from '../../state/config.ts';
-import { openStateStore } from '../../state/index.ts';
+import type { Log } from '../../ports.ts';
+import { baseDeps } from './base.ts';
 
 /** What the discover job needs: one discovery per configured cloud (optionally only `clouds`) and the state store. */
 export async function discoverDeps(
@@ -18,9 +16,9 @@ export async function discoverDeps(
   logger: Log,
   clouds?: readonly CloudId[],
 ): Promise<DiscoverDeps> {
-  const [discoveries, store] = await Promise.all([
+  const [discoveries, base] = await Promise.all([
     createDiscoveries(config, { logger }, clouds),
-    openStateStore(stateConfig(config)),
+    baseDeps(config, logger),
   ]);
-  return { discoveries, store, residency: new Residency(config.jurisdictions), logger, clock: systemClock };
+  return { ...base, discoveries };
 }

@@ -6,32 +6,26 @@
 import { createDiscoveries, createProjectDirectory } from '../../clouds/registry.ts';
 import type { GcpConfig } from '../../config/schema.ts';
 import type { OpenEventDeps } from '../../jobs/cluster-event.ts';
-import { type Log, type ProjectDirectory, systemClock } from '../../ports.ts';
-import { Residency } from '../../residency/index.ts';
-import { stateConfig } from '../../state/config.ts';
-import { openStateStore } from '../../state/index.ts';
+import type { Log, ProjectDirectory } from '../../ports.ts';
+import { baseDeps } from './base.ts';
 
 /** The deps of the `rediscover-clusters` worker: the configured discoveries of `clouds`, the state store, a notifier. */
 export const openEventDeps: OpenEventDeps = async (config, logger, clouds) => {
   const gcp = clouds.includes('gcp') ? config.clouds.gcp : undefined;
-  const [discoveries, store, notifier, projects] = await Promise.all([
+  const [discoveries, base, notifier, projects] = await Promise.all([
     createDiscoveries(config, { logger }, clouds),
-    openStateStore(stateConfig(config)),
+    baseDeps(config, logger),
     import('../../notify/notifier.ts').then((m) => m.createNotifier(config, { logger })),
     gcp ? directoryOf(gcp, logger) : undefined,
   ]);
   return {
-    config,
+    ...base,
     discoveries,
-    store,
     notifier,
     projects,
-    residency: new Residency(config.jurisdictions),
-    logger,
-    clock: systemClock,
     async close() {
       await notifier.close();
-      await store.close();
+      await base.store.close();
     },
   };
 };

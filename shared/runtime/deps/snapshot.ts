@@ -4,11 +4,9 @@
  */
 import type { FleetConfig } from '../../config/schema.ts';
 import type { SnapshotDeps } from '../../jobs/snapshot.ts';
-import { type Log, systemClock } from '../../ports.ts';
-import { Residency } from '../../residency/index.ts';
-import { stateConfig } from '../../state/config.ts';
-import { openStateStore } from '../../state/index.ts';
+import type { Log } from '../../ports.ts';
 import type { EvidenceOptions } from './audit.ts';
+import { baseDeps } from './base.ts';
 
 /** What the snapshot job needs: the state store (evidence) and the jurisdictions' evidence stores. */
 export async function snapshotDeps(
@@ -16,17 +14,14 @@ export async function snapshotDeps(
   logger: Log,
   options: EvidenceOptions = {},
 ): Promise<SnapshotDeps> {
-  const [{ createEvidenceStores }, store] = await Promise.all([
+  const [{ createEvidenceStores }, base] = await Promise.all([
     import('../../audit/evidence.ts'),
-    openStateStore(stateConfig(config)),
+    baseDeps(config, logger),
   ]);
+  const localEvidence = options.localEvidence === true;
   return {
-    config,
-    store,
-    residency: new Residency(config.jurisdictions),
-    logger,
-    clock: systemClock,
-    evidence: createEvidenceStores(config, { logger, localEvidence: options.localEvidence === true }),
-    allowLocalEvidence: options.localEvidence === true,
+    ...base,
+    evidence: createEvidenceStores(config, { logger, localEvidence }),
+    allowLocalEvidence: localEvidence,
   };
 }
