@@ -6,6 +6,7 @@
  * module, never a Lambda handler (it would load every cloud SDK).
  */
 
+import { PERMISSIONS as CONFIG } from '../config/appconfig.ts';
 import { PERMISSIONS as KUBE_API } from '../kube/api.ts';
 import { PERMISSIONS as SECRETS } from '../runtime/secrets.ts';
 import { PERMISSIONS as STATE } from '../state/dynamodb.ts';
@@ -37,29 +38,6 @@ import { PERMISSIONS as GCP_PROJECTS } from './gcp/projects.ts';
 import { PERMISSIONS as GCP_TAGS } from './gcp/tags.ts';
 import { PERMISSIONS as KUBECONFIG_DISCOVERY } from './kubeconfig/discovery.ts';
 import type { Capability, PermissionGrant, PermissionHolder, PermissionProvider } from './permissions.ts';
-
-/**
- * Grants of calls whose adapter has not landed in this table's modules yet: fleet.yaml from
- * AppConfig (Powertools Parameters). Move them next to the calls when the adapter exists.
- */
-const CONFIG: readonly PermissionGrant[] = [
-  {
-    provider: 'aws',
-    holder: 'function',
-    capability: 'config',
-    permission: 'appconfig:StartConfigurationSession',
-    calls: ['appconfig:StartConfigurationSession'],
-    why: "open an AppConfig session for the deployment's fleet.yaml",
-  },
-  {
-    provider: 'aws',
-    holder: 'function',
-    capability: 'config',
-    permission: 'appconfig:GetLatestConfiguration',
-    calls: ['appconfig:GetLatestConfiguration'],
-    why: 'read the deployed fleet.yaml from AppConfig',
-  },
-];
 
 const ALL: readonly PermissionGrant[] = [
   ...AWS_SESSIONS,

@@ -23,6 +23,7 @@
  *   must not run silently on the old one.
  */
 import type { AppConfigProvider } from '@aws-lambda-powertools/parameters/appconfig';
+import type { PermissionGrant } from '../clouds/permissions.ts';
 import type { Log } from '../ports.ts';
 import { ConfigError, errorInfo } from '../runtime/errors.ts';
 import { loadConfig, parseConfigText } from './load.ts';
@@ -244,3 +245,23 @@ export function configSourceFromEnv(
     ...overrides,
   });
 }
+
+/** Provider permissions of this module's calls (shared/clouds/permissions.ts), held by the function's own role. */
+export const PERMISSIONS: readonly PermissionGrant[] = [
+  {
+    provider: 'aws',
+    holder: 'function',
+    capability: 'config',
+    permission: 'appconfig:StartConfigurationSession',
+    calls: ['appconfig:StartConfigurationSession'],
+    why: "open an AppConfig session for the deployment's fleet.yaml",
+  },
+  {
+    provider: 'aws',
+    holder: 'function',
+    capability: 'config',
+    permission: 'appconfig:GetLatestConfiguration',
+    calls: ['appconfig:GetLatestConfiguration'],
+    why: 'read the deployed fleet.yaml from AppConfig',
+  },
+];
