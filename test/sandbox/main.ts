@@ -4,6 +4,7 @@
  * SIGTERM stops every emulator it started.
  */
 import { parseArgs } from 'node:util';
+import { intOption } from './args.ts';
 import { startSandbox } from './index.ts';
 
 process.env.AWS_EC2_METADATA_DISABLED = 'true';
@@ -34,14 +35,7 @@ if (values.help) {
   console.log(HELP);
   process.exit(0);
 }
-const int = (name: string, value: string, min: number) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    console.error(`sandbox: --${name} must be an integer >= ${min}, got "${value}"`);
-    process.exit(2);
-  }
-  return n;
-};
+const int = (name: string, value: string, min: number) => intOption('sandbox', name, value, min);
 const clusters = int('clusters', values.clusters, 4);
 const latencyMs = int('latency', values.latency, 0);
 const seed = int('seed', values.seed, 0);

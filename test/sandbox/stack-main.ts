@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { parse, stringify } from 'yaml';
+import { intOption } from './args.ts';
 import { startSandbox } from './index.ts';
 import { freePort } from './net.ts';
 import { EXAMPLE_CONFIG, HOME, packageService } from './package.ts';
@@ -60,14 +61,7 @@ if (values.help) {
   console.log(HELP);
   process.exit(0);
 }
-const int = (name: string, value: string, min: number) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    console.error(`stack: --${name} must be an integer >= ${min}, got "${value}"`);
-    process.exit(2);
-  }
-  return n;
-};
+const int = (name: string, value: string, min: number) => intOption('stack', name, value, min);
 const clusters = int('clusters', values.clusters, 4);
 const retryAfter = int('retry-after', values['retry-after'], 0);
 const port = values.port === undefined ? undefined : int('port', values.port, 1);
