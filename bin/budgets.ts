@@ -9,9 +9,8 @@ import { budgetJobDeps, closeBudgetJobDeps } from '../shared/runtime/deps/budget
 import { ConfigError, UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 
-const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
 import { ensureInventory } from './inventory.ts';
+import { EXIT } from './output.ts';
 
 export const BUDGETS_HELP = `Usage:
   fleetward budgets plan  [--config FILE] [--json] [--log-level LEVEL]

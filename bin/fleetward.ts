@@ -23,10 +23,9 @@ import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
 import { cmdDoctor, DOCTOR_HELP } from './doctor.ts';
 import { ensureInventory } from './inventory.ts';
 import { cmdOnboard, ONBOARD_HELP } from './onboard.ts';
+import { EXIT } from './output.ts';
 import { cmdSnapshot, SNAPSHOT_HELP } from './snapshot.ts';
 import { cmdTags, TAGS_HELP } from './tags.ts';
-
-const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 const HELP = `fleetward — Kubernetes fleet automation across AWS, GCP and Azure, inside each jurisdiction
 

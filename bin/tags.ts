@@ -15,9 +15,8 @@ import { openStateStore } from '../shared/state/index.ts';
 import { clusterLabel, planJson, renderClusterPlan, renderPlanText } from '../shared/tags/render.ts';
 import { createTaggers } from '../shared/tags/taggers.ts';
 
-const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
 import { ensureInventory } from './inventory.ts';
+import { EXIT } from './output.ts';
 
 export const TAGS_HELP = `Usage:
   fleetward tags plan  [--cluster ID] [--config FILE] [--json] [--log-level LEVEL]

@@ -9,6 +9,7 @@ import type { BucketLocator, Clock, KubeAccess, Log, StateStore } from '../ports
 import type { Residency } from '../residency/index.ts';
 import { createLimiter } from '../runtime/concurrency.ts';
 import { FleetwardError } from '../runtime/errors.ts';
+import { distance } from '../runtime/suggest.ts';
 import { findingsKey, INVENTORY, NS } from '../state/records.ts';
 
 export interface ClusterJobDeps {
@@ -33,23 +34,6 @@ export class UnknownClusterError extends FleetwardError {
     this.name = 'UnknownClusterError';
     this.candidates = candidates;
   }
-}
-
-/** Levenshtein distance, for near-match suggestions of short strings. */
-function distance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(
-        (previous[j] ?? 0) + 1,
-        (current[j - 1] ?? 0) + 1,
-        (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
 }
 
 /**
