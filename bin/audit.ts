@@ -2,13 +2,13 @@
  * `fleetward audit collect|verify`: archive control-plane audit logs into write-once,
  * in-jurisdiction storage, and walk the hash chains to prove nothing was altered.
  */
-import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import { type CollectResult, collect, type VerifyResult, verify } from '../shared/jobs/audit.ts';
 import { auditJobDeps } from '../shared/runtime/deps/audit.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { assertJurisdiction } from '../shared/runtime/scope.ts';
+import { parseCommandArgs } from './args.ts';
 import { ensureInventory } from './inventory.ts';
 
 export const AUDIT_HELP = `Usage:
@@ -83,7 +83,11 @@ export function renderVerify(result: VerifyResult): string {
 }
 
 export async function cmdAudit(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: OPTIONS });
+  const { values, positionals } = parseCommandArgs('audit', {
+    args,
+    allowPositionals: true,
+    options: OPTIONS,
+  });
   const [sub, ...rest] = positionals;
   if (values.help || !sub) {
     console.log(AUDIT_HELP);

@@ -2,13 +2,12 @@
  * `fleetward budgets plan|apply`: budgets in fleet.yaml as desired state.
  * Exit codes: 0 done, 1 some cloud or budget failed or the apply was refused, 2 bad usage or config.
  */
-import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import { apply, plan, renderApply, renderPlan } from '../shared/jobs/budgets.ts';
 import { budgetJobDeps, closeBudgetJobDeps } from '../shared/runtime/deps/budgets.ts';
 import { ConfigError, UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
-
+import { parseCommandArgs } from './args.ts';
 import { ensureInventory } from './inventory.ts';
 import { EXIT } from './output.ts';
 
@@ -40,7 +39,7 @@ function positiveInt(value: string | undefined): number | undefined {
 }
 
 async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs('budgets', {
     args,
     allowPositionals: true,
     options: {

@@ -3,7 +3,6 @@
  * one row per check and, for each failure, the permission or setting to add
  * (shared/jobs/doctor.ts does the checking).
  */
-import { parseArgs } from 'node:util';
 import { createAuditWiring, createEvidenceStores } from '../shared/audit/wiring.ts';
 import { createBucketLocator } from '../shared/clouds/buckets.ts';
 import { createDiscoveries } from '../shared/clouds/registry.ts';
@@ -15,6 +14,7 @@ import { Residency } from '../shared/residency/index.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { readSecret } from '../shared/runtime/secrets.ts';
+import { parseCommandArgs } from './args.ts';
 
 export const DOCTOR_HELP = `Usage: fleetward doctor [--config FILE] [--json] [--log-level LEVEL]
 
@@ -50,7 +50,11 @@ const OPTIONS = {
 } as const;
 
 export async function cmdDoctor(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: OPTIONS });
+  const { values, positionals } = parseCommandArgs('doctor', {
+    args,
+    allowPositionals: true,
+    options: OPTIONS,
+  });
   if (values.help) {
     console.log(DOCTOR_HELP);
     return 0;

@@ -4,7 +4,6 @@
  * Exit codes: 0 done, 1 the run completed with failures (or crashed), 2 bad usage or bad config.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { configJsonSchema, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
 import { run as runBackups } from '../shared/jobs/backup.ts';
@@ -18,6 +17,7 @@ import { clusterJobDeps } from '../shared/runtime/deps/cluster-jobs.ts';
 import { discoverDeps } from '../shared/runtime/deps/discover.ts';
 import { ConfigError, FleetwardError, UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { parseCommandArgs } from './args.ts';
 import { AUDIT_HELP, cmdAudit } from './audit.ts';
 import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
 import { cmdDoctor, DOCTOR_HELP } from './doctor.ts';
@@ -111,7 +111,7 @@ function configFile(explicit: string | undefined): string {
 }
 
 async function cmdConfig(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs('config', {
     args,
     allowPositionals: true,
     options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
@@ -148,7 +148,7 @@ function describeConfig(config: FleetConfig): string {
 }
 
 async function cmdDiscover(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs('discover', {
     args,
     options: {
       config: { type: 'string' },
@@ -203,7 +203,7 @@ const CLUSTER_JOB_OPTIONS = {
 } as const;
 
 async function cmdBackup(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs('backup', {
     args,
     allowPositionals: true,
     options: { ...CLUSTER_JOB_OPTIONS, 'dry-run': { type: 'boolean' } },
@@ -251,7 +251,7 @@ async function cmdBackup(args: string[]): Promise<number> {
 }
 
 async function cmdDrill(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs('drill', {
     args,
     allowPositionals: true,
     options: { ...CLUSTER_JOB_OPTIONS, 'no-wait': { type: 'boolean' } },

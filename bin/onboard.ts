@@ -5,7 +5,6 @@
  */
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { allGrants } from '../shared/clouds/grants.ts';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import { FUNCTIONS } from '../shared/deploy/functions.ts';
@@ -17,6 +16,7 @@ import {
   TARGETS,
 } from '../shared/deploy/onboard/index.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
+import { parseCommandArgs } from './args.ts';
 
 const TARGET_NAMES = Object.keys(TARGETS);
 
@@ -94,7 +94,11 @@ async function emit(result: OnboardResult, out: string | undefined): Promise<voi
 
 /** Runs `fleetward onboard`; returns the exit code. */
 export async function cmdOnboard(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: OPTIONS });
+  const { values, positionals } = parseCommandArgs('onboard', {
+    args,
+    allowPositionals: true,
+    options: OPTIONS,
+  });
   const [target, ...rest] = positionals;
   if (values.help || !target) {
     console.log(ONBOARD_HELP);

@@ -5,7 +5,6 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseFormats } from '../shared/compliance/render/index.ts';
 import { snapshotJsonSchema } from '../shared/compliance/schema.ts';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
@@ -14,6 +13,7 @@ import { snapshotDeps } from '../shared/runtime/deps/snapshot.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { assertJurisdiction } from '../shared/runtime/scope.ts';
+import { parseCommandArgs } from './args.ts';
 import { LOCAL_EVIDENCE_WARNING } from './audit.ts';
 import { ensureInventory } from './inventory.ts';
 
@@ -86,7 +86,11 @@ function render(result: SnapshotResult): string {
 }
 
 export async function cmdSnapshot(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: OPTIONS });
+  const { values, positionals } = parseCommandArgs('snapshot', {
+    args,
+    allowPositionals: true,
+    options: OPTIONS,
+  });
   if (values.help) {
     console.log(SNAPSHOT_HELP);
     return 0;

@@ -3,7 +3,6 @@
  * saved inventory (discovered first when the inventory is empty). Also runnable alone
  * (`node bin/tags.ts plan ...`).
  */
-import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
 import { apply, plan, type TagApplyResult, type TagJobDeps } from '../shared/jobs/tags.ts';
@@ -14,7 +13,7 @@ import { stateConfig } from '../shared/state/config.ts';
 import { openStateStore } from '../shared/state/index.ts';
 import { clusterLabel, planJson, renderClusterPlan, renderPlanText } from '../shared/tags/render.ts';
 import { createTaggers } from '../shared/tags/taggers.ts';
-
+import { parseCommandArgs } from './args.ts';
 import { ensureInventory } from './inventory.ts';
 import { EXIT } from './output.ts';
 
@@ -97,7 +96,7 @@ export async function cmdTags(args: string[]): Promise<number> {
   };
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({
+    ({ values, positionals } = parseCommandArgs('tags', {
       args,
       allowPositionals: true,
       options: {

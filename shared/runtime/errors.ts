@@ -158,8 +158,8 @@ export class NotImmutableError extends FleetwardError {
 
 /** The command line was wrong (exit 2); the message says what and how to fix it. */
 export class UsageError extends FleetwardError {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'UsageError';
   }
 }

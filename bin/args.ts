@@ -1,0 +1,54 @@
+/**
+ * Argument parsing for every CLI command: `node:util` parseArgs, with its errors reworded
+ * into one plain sentence that names the command and, for a mistyped flag, the flag meant.
+ */
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { UsageError } from '../shared/runtime/errors.ts';
+import { didYouMean } from '../shared/runtime/suggest.ts';
+
+/** The flag a parseArgs error message quotes (`Unknown option '--foo'...`), if any. */
+function quotedFlag(message: string): string | undefined {
+  return /'(-{1,2}[^' ]+)/.exec(message)?.[1];
+}
+
+/** The flags a parse config accepts, long and short, as typed on a command line. */
+function flagsOf(config: ParseArgsConfig): string[] {
+  return Object.entries(config.options ?? {}).flatMap(([name, o]) => [
+    `--${name}`,
+    ...(o.short ? [`-${o.short}`] : []),
+  ]);
+}
+
+/**
+ * `parseArgs(config)` for `fleetward <command>`; a bad flag becomes a `UsageError` such as
+ * `unknown option "--dry-rn" for "fleetward backup"; did you mean "--dry-run"?`.
+ */
+export function parseCommandArgs<T extends ParseArgsConfig>(command: string, config: T) {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (!code?.startsWith('ERR_PARSE_ARGS')) throw error;
+    const message = (error as Error).message;
+    const flag = quotedFlag(message);
+    const where = `for "fleetward ${command}"`;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flag) {
+      // A one-letter flag is too short to guess from.
+      const hint = flag.length > 2 ? didYouMean(flag, flagsOf(config)) : '';
+      throw new UsageError(`unknown option "${flag}" ${where}${hint}`);
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && flag) {
+      const option = config.options?.[flag.replace(/^-+/, '')];
+      throw new UsageError(
+        option?.type === 'boolean'
+          ? `option "${flag}" ${where} takes no value`
+          : `option "${flag}" ${where} needs a value (${flag} VALUE)`,
+      );
+    }
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      const arg = /'([^']*)'/.exec(message)?.[1];
+      throw new UsageError(`unexpected argument${arg ? ` "${arg}"` : ''} ${where}`);
+    }
+    throw new UsageError(`${message} (${where})`, { cause: error });
+  }
+}
