@@ -636,16 +636,25 @@ export function functionResources(
   return resources;
 }
 
+/** Keywords that only annotate a schema: a validator ignores them, and AppConfig counts their bytes. */
+const ANNOTATIONS = ['title', 'description', 'examples'] as const;
+
 /**
  * The JSON Schema AppConfig validates the config with: the schema `fleetward config schema`
  * exports (shared/config/load.ts), in draft 4, the only draft AppConfig's JSON_SCHEMA
- * validator reads.
+ * validator reads, without its annotations (the field documentation would outgrow
+ * AppConfig's 32 KB validator limit, and validates nothing).
  */
 export function appConfigSchema(): Record<string, unknown> {
-  return {
-    title: 'Fleetward fleet.yaml',
-    ...z.toJSONSchema(FleetConfig, { io: 'input', unrepresentable: 'any', target: 'draft-04' }),
-  };
+  return z.toJSONSchema(FleetConfig, {
+    io: 'input',
+    unrepresentable: 'any',
+    target: 'draft-04',
+    // Called once per schema node, so a field that happens to be named `description` stays.
+    override: ({ jsonSchema }) => {
+      for (const keyword of ANNOTATIONS) delete (jsonSchema as Record<string, unknown>)[keyword];
+    },
+  });
 }
 
 /** AppConfig's limit on a validator's content. */

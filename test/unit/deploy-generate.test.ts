@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { allGrants } from '../../shared/clouds/grants.ts';
 import type { Capability, PermissionGrant } from '../../shared/clouds/permissions.ts';
-import { loadConfig } from '../../shared/config/load.ts';
+import { configJsonSchema, loadConfig } from '../../shared/config/load.ts';
 import type { FleetConfig } from '../../shared/config/schema.ts';
 import { capabilitiesIn, FUNCTIONS, type FunctionSpec } from '../../shared/deploy/functions.ts';
 import {
@@ -24,6 +24,7 @@ import {
   scheduleSeconds,
   selectFunctions,
 } from '../../shared/deploy/generate.ts';
+import { walkSchema } from './json-schema-walk.ts';
 
 const grant = (
   capability: Capability,
@@ -605,5 +606,29 @@ describe('deploy generator', () => {
 
     expect(schema.$schema).toBe('http://json-schema.org/draft-04/schema#');
     expect(JSON.stringify(schema).length).toBeLessThan(32768);
+  });
+
+  it('leaves the field documentation out of the AppConfig validator, and keeps the fields', () => {
+    const annotated = (schema: Record<string, unknown>) => {
+      const paths: string[] = [];
+      walkSchema(schema, ({ path, schema: node }) => {
+        for (const keyword of ['title', 'description', 'examples']) {
+          if (keyword in node) paths.push(`${path} ${keyword}`);
+        }
+      });
+      return paths;
+    };
+    const validator = appConfigSchema();
+    const fields = (schema: Record<string, unknown>) => {
+      const paths: string[] = [];
+      walkSchema(schema, ({ path, field }) => {
+        if (field) paths.push(path);
+      });
+      return paths;
+    };
+
+    expect(annotated(configJsonSchema())).toContain('clouds.aws.accounts[].roleArn description');
+    expect(annotated(validator)).toEqual([]);
+    expect(fields(validator)).toEqual(fields(configJsonSchema()));
   });
 });
