@@ -314,17 +314,19 @@ export async function withNotifyExit(run: () => Promise<number>): Promise<number
  * after the same work (only findings new since the last notice; the snapshot's report as is),
  * and says on stderr how many routes were notified or which failed. Never throws: the
  * command's result stands, and a failure makes its exit code 1 (under {@link withNotifyExit}).
+ * Resolves `false` when the notification failed (for a caller that folds it in itself).
  */
 export async function notifyAfter(
   enabled: boolean | undefined,
   deps: NotifyDeps,
   what: NotifyWhat,
-): Promise<void> {
-  if (!enabled) return;
+): Promise<boolean> {
+  if (!enabled) return true;
   const say = (line: string) => process.stderr.write(`Slack: ${line}\n`);
   const failed = () => {
     const state = notifyState.getStore();
     if (state) state.failed = true;
+    return false;
   };
   const routes = deps.config.slack?.routes ?? [];
   if (routes.length === 0) {
@@ -351,5 +353,5 @@ export async function notifyAfter(
   else if (outcomes.every((o) => o.status === 'nothing'))
     say('notified 0 route(s): nothing new for any route since the last notice');
   else say('notified 0 route(s)');
-  if ((result.failed ?? 0) > 0) failed();
+  return (result.failed ?? 0) > 0 ? failed() : true;
 }
