@@ -3,13 +3,14 @@
  * in-jurisdiction storage, and walk the hash chains to prove nothing was altered.
  */
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
-import { type CollectResult, collect, type VerifyResult, verify } from '../shared/jobs/audit.ts';
+import { AUDIT_JOB, type CollectResult, collect, type VerifyResult, verify } from '../shared/jobs/audit.ts';
 import { auditJobDeps } from '../shared/runtime/deps/audit.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { assertJurisdiction } from '../shared/runtime/scope.ts';
 import { parseCommandArgs } from './args.ts';
 import { ensureInventory } from './inventory.ts';
+import { notifyAfter } from './notify.ts';
 
 export const AUDIT_HELP = `Usage:
   fleetward audit collect [--cluster ID] [--jurisdiction J] [--local-evidence] [--config FILE] [--json]
@@ -31,7 +32,8 @@ tampering), 'UNVERIFIED' (the evidence store could not be reached or read: nothi
 or 'nothing archived' (audit logging off, no configured jurisdiction, kubeconfig cluster, or
 no chunk yet); the last line counts each kind.
 Exit: 0 done and no chain broken or unverified, 1 a finding, failure, broken or unverified
-chain, 2 bad usage or config.`;
+chain, 2 bad usage or config.
+--notify sends the job's Slack digest of new findings after the run, as the scheduled function does.`;
 
 /** Printed (stderr) by every run with `--local-evidence`. */
 export const LOCAL_EVIDENCE_WARNING =
@@ -43,6 +45,7 @@ const OPTIONS = {
   jurisdiction: { type: 'string' },
   'local-evidence': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
+  notify: { type: 'boolean' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -107,10 +110,16 @@ export async function cmdAudit(args: string[]): Promise<number> {
     await ensureInventory(config, deps.store, logger);
     if (sub === 'collect') {
       const result = await collect(deps, scope);
+      await notifyAfter(
+        values.notify,
+        { config, store: deps.store, logger },
+        { job: AUDIT_JOB, runId: result.runId },
+      );
       console.log(values.json ? JSON.stringify(result, null, 2) : renderCollect(result));
       return result.outcomes.some((o) => o.status === 'skipped' || o.status === 'failed') ? 1 : 0;
     }
     const result = await verify(deps, scope);
+    await notifyAfter(values.notify, { config, store: deps.store, logger }, { job: AUDIT_JOB });
     console.log(values.json ? JSON.stringify(result, null, 2) : renderVerify(result));
     return result.ok ? 0 : 1;
   } finally {

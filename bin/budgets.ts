@@ -9,6 +9,7 @@ import { ConfigError, UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { parseCommandArgs } from './args.ts';
 import { ensureInventory } from './inventory.ts';
+import { notifyAfter } from './notify.ts';
 import { EXIT } from './output.ts';
 
 export const BUDGETS_HELP = `Usage:
@@ -28,6 +29,7 @@ Runs discover first when the inventory is empty.
 Options:
   --max-changes N   refuse an apply with more than N changes
   --json            print {"changes": [...], "findings": [...], "failures": [...], "summary": "..."}
+  --notify          send the job's Slack digest of new findings, as the scheduled function does
 Exit: 0 done, 1 some cloud or budget failed or the apply was refused, 2 bad usage or config.`;
 
 function positiveInt(value: string | undefined): number | undefined {
@@ -46,6 +48,7 @@ async function run(args: string[]): Promise<number> {
       config: { type: 'string' },
       'max-changes': { type: 'string' },
       json: { type: 'boolean', default: false },
+      notify: { type: 'boolean' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -69,10 +72,12 @@ async function run(args: string[]): Promise<number> {
     await ensureInventory(config, deps.store, logger);
     if (sub === 'plan') {
       const result = await plan(deps);
+      await notifyAfter(values.notify, deps, { job: 'budgets', runId: result.runId });
       console.log(values.json ? JSON.stringify(result, null, 2) : renderPlan(result));
       return result.failures.length > 0 ? EXIT.failed : EXIT.ok;
     }
     const result = await apply(deps, maxChanges === undefined ? {} : { maxChanges });
+    await notifyAfter(values.notify, deps, { job: 'budgets', runId: result.runId });
     console.log(values.json ? JSON.stringify(result, null, 2) : renderApply(result));
     return result.refused || result.failures.length > 0 ? EXIT.failed : EXIT.ok;
   } finally {

@@ -22,6 +22,7 @@ import { AUDIT_HELP, cmdAudit } from './audit.ts';
 import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
 import { cmdDoctor, DOCTOR_HELP } from './doctor.ts';
 import { ensureInventory } from './inventory.ts';
+import { cmdNotify, NOTIFY_HELP, notifyAfter, withNotifyExit } from './notify.ts';
 import { cmdOnboard, ONBOARD_HELP } from './onboard.ts';
 import { EXIT } from './output.ts';
 import { cmdSnapshot, SNAPSHOT_HELP } from './snapshot.ts';
@@ -42,6 +43,7 @@ Commands:
   snapshot                 evaluate compliance controls; write and publish a snapshot per jurisdiction
   onboard <target>         print the roles, RBAC and evidence buckets Fleetward needs (aws|gcp|azure|kubernetes|evidence)
   doctor                   check every scope's access (credentials, clusters, audit logs, evidence, Velero, Slack); name what to grant
+  notify test              send a test message to each Slack route (or --route NAME); print each answer
   config validate [FILE]   check a fleet.yaml; names the path of every bad field (exit 2 when invalid)
   config schema            print the JSON Schema of fleet.yaml
 
@@ -61,6 +63,7 @@ const COMMAND_HELP: Record<string, string> = {
   snapshot: SNAPSHOT_HELP,
   onboard: ONBOARD_HELP,
   doctor: DOCTOR_HELP,
+  notify: NOTIFY_HELP,
   discover: `Usage: fleetward discover [--config FILE] [--json] [--log-level LEVEL]
 
 Lists the clusters of every configured AWS account and region, GCP project, Azure
@@ -70,6 +73,7 @@ compares with the saved inventory and saves the new one.
 Options:
   --json      print {"clusters": [...], "diff": {"added","removed","changed"}, "failures": [...]}
               instead of the table grouped by jurisdiction
+  --notify    send the Slack digest of added/removed clusters and failing scopes (as the function does)
 Exit: 0 when every scope answered, 1 when some account, region, project, subscription
 or context failed (its clusters are kept as last seen), 2 for an invalid config.`,
   backup: `Usage:
@@ -85,6 +89,7 @@ asks the API server to validate the Backup without storing it.
 cluster the last backup, the RPO (now - completion of the newest Completed backup) against
 the jurisdiction's target, and findings (e.g. Velero missing).
 Run 'fleetward discover' first: both act on the saved inventory.
+--notify sends the job's Slack digest of new findings after the run, as the scheduled function does.
 Exit: 0 done, 1 some cluster failed or has findings, 2 bad usage or config.`,
   drill: `Usage:
   fleetward drill run [--cluster ID] [--no-wait] [--config FILE] [--json]
@@ -98,6 +103,7 @@ ready) and the scratch namespaces deleted. It waits, polling, until every drill 
 'status' advances active drills one step and prints per cluster the RTO in seconds
 (Restore created -> workloads ready), pass/fail against the target, and scratch
 namespaces left.
+--notify sends the job's Slack digest of new findings after the run, as the scheduled function does.
 Exit: 0 every drill passed, 1 some drill failed or could not run, 2 bad usage or config.`,
   config: `Usage:
   fleetward config validate [FILE]   validate FILE (default: --config, $FLEETWARD_CONFIG or ./${DEFAULT_CONFIG_FILE})
@@ -153,6 +159,7 @@ async function cmdDiscover(args: string[]): Promise<number> {
     options: {
       config: { type: 'string' },
       json: { type: 'boolean', default: false },
+      notify: { type: 'boolean' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -170,6 +177,7 @@ async function cmdDiscover(args: string[]): Promise<number> {
   process.once('SIGINT', () => controller.abort(new FleetwardError('interrupted')));
   try {
     const result = await runDiscover(deps, { signal: controller.signal });
+    await notifyAfter(values.notify, { config, store: deps.store, logger }, { discovery: result });
     if (values.json) {
       console.log(
         JSON.stringify({ clusters: result.clusters, diff: result.diff, failures: result.failures }, null, 2),
@@ -198,6 +206,7 @@ const CLUSTER_JOB_OPTIONS = {
   config: { type: 'string' },
   cluster: { type: 'string' },
   json: { type: 'boolean', default: false },
+  notify: { type: 'boolean' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -225,6 +234,7 @@ async function cmdBackup(args: string[]): Promise<number> {
         ...(clusterId ? { clusterId } : {}),
         dryRun: values['dry-run'] === true,
       });
+      await notifyAfter(values.notify, deps, { job: 'backup', runId: result.runId });
       if (values.json) console.log(JSON.stringify(result, null, 2));
       else {
         for (const o of result.outcomes) {
@@ -242,6 +252,7 @@ async function cmdBackup(args: string[]): Promise<number> {
         : EXIT.ok;
     }
     await reconcileBackups(deps, clusterId ? { clusterId } : {});
+    await notifyAfter(values.notify, deps, { job: 'reconcile-backups' });
     const view = await backupView(deps.store, clusterId);
     console.log(values.json ? JSON.stringify({ clusters: view }, null, 2) : renderBackupView(view));
     return view.some((v) => v.findings.length > 0) ? EXIT.failed : EXIT.ok;
@@ -288,6 +299,7 @@ async function cmdDrill(args: string[]): Promise<number> {
     } else {
       await drillStep(deps, { ...scope, start: 'never' });
     }
+    await notifyAfter(values.notify, deps, { job: 'restore-drill' });
     const view = await drillView(deps.store, clusterId);
     console.log(values.json ? JSON.stringify({ clusters: view }, null, 2) : renderDrillView(view));
     return view.some((v) => v.findings.length > 0 || v.drill?.result === 'fail') ? EXIT.failed : EXIT.ok;
@@ -305,6 +317,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   tags: cmdTags,
   snapshot: cmdSnapshot,
   doctor: cmdDoctor,
+  notify: cmdNotify,
   config: cmdConfig,
   onboard: cmdOnboard,
 };
@@ -330,7 +343,7 @@ export async function main(argv: string[]): Promise<number> {
   const handler = COMMANDS[command];
   try {
     if (!handler) throw new UsageError(`unknown command "${command}"`);
-    return await handler(rest);
+    return await withNotifyExit(() => handler(rest));
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`fleetward: invalid config${error.file ? ` ${error.file}` : ''}:`);

@@ -8,7 +8,12 @@ import { join } from 'node:path';
 import { parseFormats } from '../shared/compliance/render/index.ts';
 import { snapshotJsonSchema } from '../shared/compliance/schema.ts';
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
-import { type JurisdictionOutput, publish, type SnapshotResult } from '../shared/jobs/snapshot.ts';
+import {
+  type JurisdictionOutput,
+  publish,
+  type SnapshotResult,
+  snapshotReport,
+} from '../shared/jobs/snapshot.ts';
 import { snapshotDeps } from '../shared/runtime/deps/snapshot.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
@@ -16,6 +21,7 @@ import { assertJurisdiction } from '../shared/runtime/scope.ts';
 import { parseCommandArgs } from './args.ts';
 import { LOCAL_EVIDENCE_WARNING } from './audit.ts';
 import { ensureInventory } from './inventory.ts';
+import { notifyAfter } from './notify.ts';
 
 export const SNAPSHOT_HELP = `Usage:
   fleetward snapshot [--out DIR] [--format json,html,md,csv] [--jurisdiction J]
@@ -45,6 +51,7 @@ Options:
   --local-evidence     publish a jurisdiction without an evidence bucket to a local
                        directory (not compliant storage)
   --json               print the fleet summary and where each snapshot went as JSON
+  --notify             send the Slack digest (counts, newly failing and fixed controls), as the function does
   --schema             print the JSON Schema of the snapshot documents and exit
 
 The JSON follows shared/compliance/snapshot.schema.json (also: fleetward snapshot --schema).
@@ -59,6 +66,7 @@ const OPTIONS = {
   'no-publish': { type: 'boolean', default: false },
   'local-evidence': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
+  notify: { type: 'boolean' },
   schema: { type: 'boolean', default: false },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -116,6 +124,7 @@ export async function cmdSnapshot(args: string[]): Promise<number> {
       jurisdiction: values.jurisdiction,
       publish: !values['no-publish'],
     });
+    await notifyAfter(values.notify, deps, { report: snapshotReport(result) });
     if (values.out) {
       for (const o of result.jurisdictions) {
         const dir = join(values.out, o.jurisdiction);

@@ -5,7 +5,7 @@
  */
 import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
-import { apply, plan, type TagApplyResult, type TagJobDeps } from '../shared/jobs/tags.ts';
+import { apply, plan, TAGS_JOB, type TagApplyResult, type TagJobDeps } from '../shared/jobs/tags.ts';
 import { type Log, systemClock } from '../shared/ports.ts';
 import { ConfigError, FleetwardError, UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
@@ -15,6 +15,7 @@ import { clusterLabel, planJson, renderClusterPlan, renderPlanText } from '../sh
 import { createTaggers } from '../shared/tags/taggers.ts';
 import { parseCommandArgs } from './args.ts';
 import { ensureInventory } from './inventory.ts';
+import { notifyAfter } from './notify.ts';
 import { EXIT } from './output.ts';
 
 export const TAGS_HELP = `Usage:
@@ -39,6 +40,7 @@ tags are written (as terraform counts resources): when the plan changes more clu
 written. One cluster failing never stops the others; the result names each.
 
 --json prints { clusters: [...], summary: {...} } for plan and the full result for apply.
+--notify sends the job's Slack digest of new findings after the run, as the scheduled function does.
 Exit: 0 done, 1 some cluster could not be read or written, or the apply was refused,
 2 bad usage or config. Findings alone do not fail the command.`;
 
@@ -92,6 +94,7 @@ export async function cmdTags(args: string[]): Promise<number> {
     'log-level'?: string | undefined;
     'max-changes'?: string | undefined;
     'dry-run'?: boolean | undefined;
+    notify?: boolean | undefined;
     help?: boolean | undefined;
   };
   let positionals: string[];
@@ -106,6 +109,7 @@ export async function cmdTags(args: string[]): Promise<number> {
         'log-level': { type: 'string' },
         'max-changes': { type: 'string' },
         'dry-run': { type: 'boolean' },
+        notify: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -136,6 +140,7 @@ export async function cmdTags(args: string[]): Promise<number> {
     try {
       if (sub === 'plan') {
         const result = await plan(deps, { ...scope, signal: controller.signal });
+        await notifyAfter(values.notify, deps, { job: TAGS_JOB, runId: result.runId });
         console.log(
           values.json ? JSON.stringify(planJson(result.plans), null, 2) : renderPlanText(result.plans),
         );
@@ -148,6 +153,7 @@ export async function cmdTags(args: string[]): Promise<number> {
         dryRun: values['dry-run'] === true,
         signal: controller.signal,
       });
+      await notifyAfter(values.notify, deps, { job: TAGS_JOB, runId: result.runId });
       console.log(values.json ? JSON.stringify(result, null, 2) : renderApply(result));
       if (result.refused) {
         console.error(`fleetward: ${result.refused.message}`);

@@ -1,8 +1,8 @@
 /**
  * The local clouds, started together: moto (or, for benchmarks, the in-memory AWS
  * responder) behind the AWS fault/latency proxy, the GKE
- * gRPC fake, the HTTPS ARM fake, one fake Kubernetes API per kubeconfig context, and a
- * generated fleet.yaml that points Fleetward at all of them. Used by `npm run sandbox`,
+ * gRPC fake, the HTTPS ARM fake, one fake Kubernetes API per kubeconfig context, a Slack
+ * webhook sink (when asked), and a generated fleet.yaml that points Fleetward at all of them. Used by `npm run sandbox`,
  * `npm run demo`, the benchmarks and the integration tests.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,6 +33,7 @@ import { type GkeClusterInput, gkeCluster, startGkeFake } from './gke-fake.ts';
 import { type KubeFake, type KubeFleetFake, startKubeFake } from './kube-fake.ts';
 import { writeKubeconfig } from './kubeconfig.ts';
 import { type MotoServer, startMoto } from './moto.ts';
+import { type SlackSink, startSlackSink } from './slack-sink.ts';
 import { startVeleroFleet, type VeleroFleet } from './velero-fleet.ts';
 
 export interface SandboxOptions {
@@ -63,7 +64,37 @@ export interface SandboxOptions {
    * their own latency and request log.
    */
   aws?: 'moto' | 'memory';
+  /**
+   * Start the Slack webhook sink and write `slack.webhooks` and `slack.routes` into the config
+   * (default false: the config then has no Slack, and no job run against it sends anything).
+   * The webhook URLs are read from the environment variables of `slack.env`.
+   */
+  slack?: boolean;
 }
+
+/** The sandbox's Slack: the sink, and the environment a Fleetward run needs to reach it. */
+export interface SandboxSlack {
+  sink: SlackSink;
+  /** The config's webhook names, each with the environment variable its URL is read from. */
+  webhooks: Record<string, string>;
+  /**
+   * Webhook URL per environment variable the config names (`FLEETWARD_SANDBOX_SLACK_*`):
+   * the config says `from: env`, so a run reaches the sink only with these set.
+   */
+  env: Record<string, string>;
+}
+
+/** The sandbox's Slack webhooks (name -> the variable holding its URL) and routes, as a team might route. */
+const SANDBOX_SLACK = {
+  webhooks: {
+    platform: 'FLEETWARD_SANDBOX_SLACK_PLATFORM',
+    'eu-dpo': 'FLEETWARD_SANDBOX_SLACK_EU_DPO',
+  },
+  routes: [
+    { webhook: 'platform', minSeverity: 'medium' },
+    { webhook: 'eu-dpo', jurisdiction: 'eu', minSeverity: 'high' },
+  ],
+} as const;
 
 /** What every sandbox has, whichever emulator answers AWS. */
 export interface SandboxBase {
@@ -81,6 +112,8 @@ export interface SandboxBase {
   kubeKeys: Map<string, string>;
   /** The bucket every cluster's Velero writes to (cluster id -> bucket seed). */
   veleroBuckets: Map<string, BucketSeed>;
+  /** The Slack sink and its webhooks' environment (when `slack` is on). */
+  slack?: SandboxSlack;
   stop(): Promise<void>;
 }
 
@@ -330,6 +363,15 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       awsUrl = moto.url;
       awsEndpoint = proxy.url;
     }
+    let slack: SandboxSlack | undefined;
+    if (options.slack) {
+      const sink = await startSlackSink({ faults, log });
+      stops.push(() => sink.stop());
+      const env = Object.fromEntries(
+        Object.entries(SANDBOX_SLACK.webhooks).map(([name, variable]) => [variable, sink.url(name)]),
+      );
+      slack = { sink, webhooks: { ...SANDBOX_SLACK.webhooks }, env };
+    }
     const gke = await startGkeFake({ faults, log });
     stops.push(() => gke.stop());
     // Budgets: a gRPC fake answers GCP's Billing Budget API (a EUR billing account), the ARM
@@ -506,6 +548,17 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       },
       budgets: sandboxBudgets(fleet),
       ...(velero && { kubeAccess: velero.kubeAccess }),
+      ...(slack && {
+        slack: {
+          webhooks: Object.fromEntries(
+            Object.entries(SANDBOX_SLACK.webhooks).map(([name, variable]) => [
+              name,
+              { from: 'env', name: variable },
+            ]),
+          ),
+          routes: SANDBOX_SLACK.routes,
+        },
+      }),
       state: { type: 'sqlite', path: join(dir, 'state.db') },
     };
     const configPath = join(dir, 'fleet.yaml');
@@ -525,6 +578,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       ...(velero && { kube: velero.kube }),
       kubeKeys: velero?.keys ?? new Map(),
       veleroBuckets: velero?.buckets ?? new Map(),
+      ...(slack && { slack }),
       stop: stopAll,
     };
   } catch (error) {

@@ -14,6 +14,10 @@
  *
  * Faults: `failNext(name, …, times)`, or a shared `FaultInjector` (cloud `slack`, operation
  * `incoming-webhook`, scope = webhook name). Requests are recorded in `log` when given.
+ *
+ * Not Slack, for people trying routes: `GET /messages` answers every accepted message as
+ * JSON (`[{ "webhook", "at", "text", "blocks" }]`, oldest first), and `onMessage` tells a
+ * listener about each one as it arrives (`npm run sandbox` prints them).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Fault, FaultInjector, holdResponse, type RequestLog } from './faults.ts';
@@ -42,10 +46,15 @@ export interface SlackSink {
   messages(name?: string): SlackSinkMessage[];
   /** The next `times` (default 1) requests to `name` get this answer instead. */
   failNext(name: string, failure: SlackSinkFailure, times?: number): void;
+  /** Where `GET` lists every accepted message as JSON. */
+  readonly messagesUrl: string;
+  /** Calls `listener` with each message accepted from now on; returns the unsubscribe function. */
+  onMessage(listener: (webhook: string, message: SlackSinkMessage) => void): () => void;
   stop(): Promise<void>;
 }
 
 const PREFIX = '/services/test/sandbox/';
+const MESSAGES_PATH = '/messages';
 const OPERATION = 'incoming-webhook';
 
 export async function startSlackSink(options: SlackSinkOptions = {}): Promise<SlackSink> {
@@ -54,6 +63,7 @@ export async function startSlackSink(options: SlackSinkOptions = {}): Promise<Sl
   const hooks = new Map<string, { accepted: SlackSinkMessage[]; failures: SlackSinkFailure[] }>();
   const all: (SlackSinkMessage & { name: string })[] = [];
   const held = new Set<ServerResponse>();
+  const listeners = new Set<(webhook: string, message: SlackSinkMessage) => void>();
 
   function answer(
     res: ServerResponse,
@@ -81,6 +91,10 @@ export async function startSlackSink(options: SlackSinkOptions = {}): Promise<Sl
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    if (req.method === 'GET' && path === MESSAGES_PATH) {
+      const list = all.map((m) => ({ webhook: m.name, at: new Date(m.at).toISOString(), ...m.body }));
+      return answer(res, 200, `${JSON.stringify(list, null, 2)}\n`, { 'content-type': 'application/json' });
+    }
     const name = path.startsWith(PREFIX) ? decodeURIComponent(path.slice(PREFIX.length)) : undefined;
     const raw = await readBody(req);
     const record = (status: number, fault?: Fault['kind']) =>
@@ -168,7 +182,8 @@ export async function startSlackSink(options: SlackSinkOptions = {}): Promise<Sl
     hook.accepted.push(entry);
     all.push({ ...entry, name: name as string });
     record(200);
-    return answer(res, 200, 'ok');
+    answer(res, 200, 'ok');
+    for (const listener of listeners) listener(name as string, entry);
   }
 
   const server = createServer((req, res) => {
@@ -199,6 +214,11 @@ export async function startSlackSink(options: SlackSinkOptions = {}): Promise<Sl
       url(name);
       const hook = hooks.get(name);
       for (let i = 0; i < times; i++) hook?.failures.push(failure);
+    },
+    messagesUrl: `${base}${MESSAGES_PATH}`,
+    onMessage(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
     stop() {
       return new Promise<void>((resolve) => {
