@@ -137,7 +137,7 @@ describe('npm run demo', () => {
     expect(headings).toEqual(SECTIONS.map(([n, commands]) => [n, commands]));
     // Each section: the command as typed, what its exit code means, a legend.
     for (const section of out.split(/^== \d\/6 /m).slice(1)) {
-      expect(section).toMatch(/^\$ fleetward .+ --config \S+fleet\.yaml$/m);
+      expect(section).toMatch(/^\$ npx fleetward .+ --config \S+fleet\.yaml$/m);
       expect(section).toMatch(/^-> exit [01]: /m);
       expect(section).toMatch(/^Legend:$/m);
     }

@@ -308,7 +308,7 @@ async function tour(
       await command.before?.(sandbox);
       const args = [...command.args, '--config', configArg];
       say();
-      say(`$ fleetward ${args.join(' ')}`);
+      say(`$ npx fleetward ${args.join(' ')}`);
       const { code, printed } = await runCli(main, args);
       const outcome: StepResult['outcome'] =
         code === 2 ? 'usage' : code === 0 || (code === 1 && printed) ? 'ran' : 'crashed';
