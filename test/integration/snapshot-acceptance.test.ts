@@ -4,17 +4,19 @@
  * `unknown`); after every other job ran once, the snapshot of each jurisdiction validates
  * against the published schema, fails the seeded violations, lists only its own clusters,
  * is published to the jurisdiction's write-once bucket with its hash, and diffs against the
- * first one.
+ * first one. The command prints every path it wrote and ends with a summary line; without
+ * `--out` it writes under `.fleetward/snapshots/` of the working directory.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FleetSummary, JurisdictionSnapshot } from '../../shared/compliance/schema.ts';
-import { runFleetward, runFleetwardJson } from '../sandbox/cli.ts';
+import type { FleetSummary, JurisdictionSnapshot, StatusCounts } from '../../shared/compliance/schema.ts';
+import { type CliRun, runFleetward, runFleetwardJson } from '../sandbox/cli.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 
 interface SnapshotJson {
@@ -24,10 +26,43 @@ interface SnapshotJson {
     sha256: Record<string, string>;
     published: { store: string; compliantStorage: boolean; prefix: string; objects: { key: string }[] }[];
     publishError?: { message: string };
+    files: Record<string, string>;
   }[];
+  summaryFile: string;
 }
 
 const JURISDICTIONS = ['eu', 'in', 'za', 'ke'];
+const FORMATS = ['json', 'html', 'md', 'csv'];
+
+/** The CLI in its own process, in another working directory (where `.fleetward/` goes). */
+function runFleetwardIn(cwd: string, args: string[]): Promise<CliRun> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [resolve('bin/fleetward.ts'), ...args], {
+      cwd,
+      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', fail);
+    child.on('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+/** The summary line the run must end with, from the counts of the fleet summary it wrote. */
+function expectedSummary(counts: StatusCounts, tail: string) {
+  const parts = [
+    [counts.pass, 'pass'],
+    [counts.fail, 'fail'],
+    [counts['not-applicable'], 'n/a'],
+    [counts.unknown, 'unknown'],
+  ] as const;
+  return `Summary: ${parts
+    .filter(([n]) => n > 0)
+    .map(([n, word]) => `${n} ${word}`)
+    .join(', ')}${tail}`;
+}
 
 function read(dir: string, jurisdiction: string): JurisdictionSnapshot {
   return JSON.parse(readFileSync(join(dir, jurisdiction, 'snapshot.json'), 'utf8')) as JurisdictionSnapshot;
@@ -44,6 +79,14 @@ describe('compliance snapshots against the sandbox', () => {
   let first: string;
   let second: string;
   let run: SnapshotJson;
+  let firstRun: CliRun;
+  let secondRun: CliRun;
+  const temps: string[] = [];
+  const temp = (prefix: string) => {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    temps.push(dir);
+    return dir;
+  };
   const validate = new Ajv2020({ allErrors: true, strict: false }).compile(
     JSON.parse(readFileSync('shared/compliance/snapshot.schema.json', 'utf8')),
   );
@@ -51,12 +94,12 @@ describe('compliance snapshots against the sandbox', () => {
   beforeAll(async () => {
     sandbox = await startSandbox({ clusters: 24, dir: mkdtempSync(join(tmpdir(), 'fleetward-snap-')) });
     config = ['--config', sandbox.configPath, '--log-level', 'error'];
-    first = mkdtempSync(join(tmpdir(), 'fleetward-snap-first-'));
-    second = mkdtempSync(join(tmpdir(), 'fleetward-snap-second-'));
+    first = temp('fleetward-snap-first-');
+    second = temp('fleetward-snap-second-');
     // Only discovery ran: no backup, drill, audit, tag or budget evidence yet.
     expect((await runFleetward(['discover', ...config])).code).not.toBe(2);
-    const before = await runFleetward(['snapshot', ...config, '--out', first, '--no-publish']);
-    expect(before.stderr).toContain('Wrote');
+    firstRun = await runFleetward(['snapshot', ...config, '--out', first, '--no-publish']);
+    expect(firstRun.code, firstRun.stderr).toBe(1);
     // Then every other job once.
     for (const args of [
       ['backup', 'run'],
@@ -72,9 +115,11 @@ describe('compliance snapshots against the sandbox', () => {
     }
     const after = await runFleetwardJson<SnapshotJson>(['snapshot', ...config, '--out', second]);
     run = after.json;
+    secondRun = after;
   }, 300_000);
   afterAll(async () => {
     await sandbox?.stop();
+    for (const dir of temps) rmSync(dir, { recursive: true, force: true });
   });
 
   it('writes snapshot.{json,html,md,csv} for every jurisdiction, and a counts-only fleet summary', () => {
@@ -202,5 +247,73 @@ describe('compliance snapshots against the sandbox', () => {
     ).Body!.transformToByteArray();
     expect(createHash('sha256').update(body).digest('hex')).toBe(eu.sha256.json);
     expect(new TextDecoder().decode(body)).toBe(readFileSync(join(second, 'eu', 'snapshot.json'), 'utf8'));
+  });
+  it('prints every file it wrote, each of which exists, then one summary line', () => {
+    const lines = firstRun.stdout.trimEnd().split('\n');
+    const wrote = lines.findIndex((l) => l.startsWith('Wrote '));
+    const printed = lines.slice(wrote + 1, -1).map((l) => l.trim());
+    const summary = JSON.parse(readFileSync(join(first, 'fleet-summary.json'), 'utf8')) as FleetSummary;
+
+    const expected = [
+      ...[...JURISDICTIONS, 'unassigned'].flatMap((j) => FORMATS.map((f) => join(first, j, `snapshot.${f}`))),
+      join(first, 'fleet-summary.json'),
+    ];
+    expect([...printed].sort()).toEqual([...expected].sort());
+    for (const path of printed) expect(existsSync(path), path).toBe(true);
+    expect(lines).toContain(`Wrote ${expected.length} files (open a snapshot.html in a browser):`);
+    for (const j of [...JURISDICTIONS, 'unassigned']) {
+      const row = lines.find((l) => l.startsWith(`${j} `));
+      expect(row, j).toMatch(/^\S+ +\d+ clusters {2}pass \d+ {2}fail \d+ {2}n\/a \d+ {2}unknown \d+/);
+      expect(row!.length).toBeLessThanOrEqual(120);
+    }
+    expect(firstRun.stdout).toContain('not published (--no-publish)');
+    expect(lines.at(-1)).toBe(expectedSummary(summary.totals.counts, ' (exit 1: completed with failures)'));
+  });
+
+  it('gives the paths and the summary line with --json too: paths in the JSON, the line on stderr', () => {
+    const published = run.snapshots.filter((s) => s.published.length > 0).length;
+    const failed = run.snapshots.filter((s) => s.publishError).length;
+
+    expect(run.summaryFile).toBe(join(second, 'fleet-summary.json'));
+    for (const s of run.snapshots) {
+      expect(Object.keys(s.files).sort()).toEqual([...FORMATS].sort());
+      for (const [format, path] of Object.entries(s.files)) {
+        expect(path).toBe(join(second, s.jurisdiction, `snapshot.${format}`));
+        expect(existsSync(path)).toBe(true);
+      }
+    }
+    expect(published).toBe(JURISDICTIONS.length);
+    const tail = `, ${published} published${failed > 0 ? `, ${failed} not published` : ''} (exit 1: completed with failures)`;
+    expect(secondRun.stderr.trimEnd().split('\n').at(-1)).toBe(
+      expectedSummary(run.summary.totals.counts, tail),
+    );
+  });
+
+  it('writes under .fleetward/snapshots/ of the working directory without --out', async () => {
+    const cwd = temp('fleetward-snap-cwd-');
+
+    const r = await runFleetwardIn(cwd, ['snapshot', ...config, '--jurisdiction', 'eu', '--no-publish']);
+
+    expect(r.code, r.stderr).toBe(1);
+    const html = join('.fleetward', 'snapshots', 'eu', 'snapshot.html');
+    expect(r.stdout.split('\n')).toContain(`  ${html}`);
+    expect(readFileSync(join(cwd, html), 'utf8')).toMatch(/^<!doctype html>/);
+    expect(readdirSync(join(cwd, '.fleetward', 'snapshots')).sort()).toEqual(['eu', 'fleet-summary.json']);
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
+      /^Summary: \d+ pass, .*\(exit 1: completed with failures\)$/,
+    );
+  });
+
+  it('refuses an --out it cannot write before evaluating anything: exit 2, no path printed', async () => {
+    const dir = temp('fleetward-snap-bad-out-');
+    const file = join(dir, 'not-a-dir');
+    writeFileSync(file, 'x');
+
+    const r = await runFleetward(['snapshot', ...config, '--out', join(file, 'snaps'), '--no-publish']);
+
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`cannot write snapshots to --out "${join(file, 'snaps')}" (ENOTDIR)`);
+    expect(r.stderr).not.toContain('Evaluating');
+    expect(r.stdout).toBe('');
   });
 });

@@ -34,7 +34,7 @@ describe('fleetward CLI', () => {
 
   it.each([
     [['snapshot', '--out', 'x', '--format', 'json,pdf'], /unknown snapshot format "pdf"/],
-    [['snapshot', '--format', 'csv'], /--format needs --out DIR/],
+    [['snapshot', '--format', ' , '], /no snapshot format given/],
     [['snapshot', '--log-level', 'loud'], /--log-level must be one of debug, info, warn, error, silent/],
   ])('rejects bad snapshot usage %j with exit 2, naming the bad value', (args, message) => {
     const { code, stderr } = fleetward(args);
