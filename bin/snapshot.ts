@@ -16,7 +16,6 @@ import {
   snapshotReport,
 } from '../shared/jobs/snapshot.ts';
 import { UNASSIGNED } from '../shared/model.ts';
-import type { Log } from '../shared/ports.ts';
 import { snapshotDeps } from '../shared/runtime/deps/snapshot.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
@@ -142,22 +141,6 @@ function summary(result: SnapshotResult, exitCode: number): string {
   );
 }
 
-/**
- * The job's logger, also counting the jurisdictions it records (the job logs each one), so the
- * progress line can say how far it got.
- */
-function counting(logger: Log, onRecorded: (jurisdiction: string) => void): Log {
-  return {
-    debug: (message, ...extra) => logger.debug(message, ...extra),
-    info: (message, ...extra) => {
-      if (message === 'Snapshot recorded') onRecorded(String(extra[0]?.jurisdiction ?? ''));
-      logger.info(message, ...extra);
-    },
-    warn: (message, ...extra) => logger.warn(message, ...extra),
-    error: (message, ...extra) => logger.error(message, ...extra),
-  };
-}
-
 /** Creates the output folder before the (long) evaluation, so a bad --out fails at once. */
 async function prepareOut(out: string): Promise<void> {
   try {
@@ -216,28 +199,14 @@ export async function cmdSnapshot(args: string[]): Promise<number> {
       publishing ? 'Evaluating controls and publishing snapshots...\n' : 'Evaluating controls...\n',
     );
     const shown = progress(publishing ? 'Evaluating and publishing' : 'Evaluating');
-    let recorded = 0;
-    let last = '';
-    const tick = () =>
-      shown.update(recorded, undefined, `jurisdiction(s) done${last ? `, last ${last}` : ''}`);
-    // The job reports once per jurisdiction; a timer keeps the line alive through a slow one.
-    const timer = setInterval(tick, 1000);
-    timer.unref();
     let result: SnapshotResult;
     try {
-      result = await publish(
-        {
-          ...deps,
-          logger: counting(deps.logger, (j) => {
-            recorded += 1;
-            last = j;
-            tick();
-          }),
-        },
-        { jurisdiction: values.jurisdiction, publish: publishing },
-      );
+      result = await publish(deps, {
+        jurisdiction: values.jurisdiction,
+        publish: publishing,
+        onProgress: (done, total, j) => shown.update(done, total, `jurisdictions, last ${j}`),
+      });
     } finally {
-      clearInterval(timer);
       shown.done();
     }
     const notified = await notifyAfter(values.notify, deps, { report: snapshotReport(result) });

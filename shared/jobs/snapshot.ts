@@ -72,6 +72,8 @@ export interface SnapshotOptions {
   /** Write the files into the evidence buckets (default true when `evidence` is given). */
   publish?: boolean | undefined;
   signal?: AbortSignal | undefined;
+  /** Called after each jurisdiction is recorded (and published): how many of how many, and which. */
+  onProgress?: ((done: number, total: number, jurisdiction: string) => void) | undefined;
 }
 
 /** Where one jurisdiction's files went. */
@@ -363,6 +365,7 @@ export async function publish(deps: SnapshotDeps, options: SnapshotOptions = {})
       published: output.published.map((p) => p.store),
     });
     outputs.push(output);
+    options.onProgress?.(outputs.length, byJurisdiction.size, j);
   }
 
   const summary: FleetSummary = {
