@@ -1,6 +1,7 @@
 /**
  * Argument parsing for every CLI command: `node:util` parseArgs, with its errors reworded
- * into one plain sentence that names the command and, for a mistyped flag, the flag meant.
+ * into one plain sentence that names the command and, for a mistyped flag, the flag meant;
+ * and the subcommand check, which names the subcommand meant the same way.
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { UsageError } from '../shared/runtime/errors.ts';
@@ -51,4 +52,38 @@ export function parseCommandArgs<T extends ParseArgsConfig>(command: string, con
     }
     throw new UsageError(`${message} (${where})`, { cause: error });
   }
+}
+
+/** `run or status`, `one of: aws, gcp, azure`. */
+function choiceList(choices: readonly string[]): string {
+  return choices.length === 2 ? `${choices[0]} or ${choices[1]}` : `one of: ${choices.join(', ')}`;
+}
+
+/**
+ * The error for a subcommand that is none of `choices`, naming the valid ones and the near
+ * match: `unknown backup command "rn" (expected run or status); did you mean "run"?`.
+ * `command` is '' for fleetward's own commands (`unknown command "discove"; did you mean
+ * "discover"?`: the top-level help lists them); `noun` replaces `command` (e.g. `target`).
+ */
+export function unknownChoice(
+  command: string,
+  value: string,
+  choices: readonly string[],
+  noun = 'command',
+): UsageError {
+  const what = command
+    ? `${command} ${noun} "${value}" (expected ${choiceList(choices)})`
+    : `${noun} "${value}"`;
+  return new UsageError(`unknown ${what}${didYouMean(value, choices)}`);
+}
+
+/** `value` when it is one of `choices`; otherwise throws {@link unknownChoice}'s error. */
+export function subcommand<const C extends string>(
+  command: string,
+  value: string,
+  choices: readonly C[],
+  noun = 'command',
+): C {
+  if ((choices as readonly string[]).includes(value)) return value as C;
+  throw unknownChoice(command, value, choices, noun);
 }

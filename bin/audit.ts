@@ -2,13 +2,13 @@
  * `fleetward audit collect|verify`: archive control-plane audit logs into write-once,
  * in-jurisdiction storage, and walk the hash chains to prove nothing was altered.
  */
-import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import { configPath, loadConfig } from '../shared/config/load.ts';
 import { AUDIT_JOB, type CollectResult, collect, type VerifyResult, verify } from '../shared/jobs/audit.ts';
 import { auditJobDeps } from '../shared/runtime/deps/audit.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { assertJurisdiction } from '../shared/runtime/scope.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, subcommand } from './args.ts';
 import { ensureInventory } from './inventory.ts';
 import { notifyAfter } from './notify.ts';
 
@@ -97,10 +97,9 @@ export async function cmdAudit(args: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-  if (sub !== 'collect' && sub !== 'verify')
-    throw new UsageError(`unknown audit command "${sub}" (expected collect or verify)`);
+  subcommand('audit', sub, ['collect', 'verify']);
   const logger = stderrLogger(parseLogLevel(values['log-level']));
-  const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
+  const config = await loadConfig(configPath(values.config));
   assertJurisdiction(config.jurisdictions, values.jurisdiction);
   const localEvidence = values['local-evidence'];
   if (localEvidence) process.stderr.write(`${LOCAL_EVIDENCE_WARNING}\n`);

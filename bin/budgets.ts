@@ -2,12 +2,13 @@
  * `fleetward budgets plan|apply`: budgets in fleet.yaml as desired state.
  * Exit codes: 0 done, 1 some cloud or budget failed or the apply was refused, 2 bad usage or config.
  */
-import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import { configPath, loadConfig } from '../shared/config/load.ts';
 import { apply, plan, renderApply, renderPlan } from '../shared/jobs/budgets.ts';
 import { budgetJobDeps, closeBudgetJobDeps } from '../shared/runtime/deps/budgets.ts';
-import { ConfigError, UsageError } from '../shared/runtime/errors.ts';
+import { UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, subcommand } from './args.ts';
+import { runReported } from './errors.ts';
 import { ensureInventory } from './inventory.ts';
 import { notifyAfter } from './notify.ts';
 import { EXIT } from './output.ts';
@@ -40,7 +41,8 @@ function positiveInt(value: string | undefined): number | undefined {
   return n;
 }
 
-async function run(args: string[]): Promise<number> {
+/** `fleetward budgets ...`; returns the exit code, throws what `reportError` reports. */
+export async function cmdBudgets(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('budgets', {
     args,
     allowPositionals: true,
@@ -59,13 +61,12 @@ async function run(args: string[]): Promise<number> {
     return values.help ? EXIT.ok : EXIT.usage;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-  if (sub !== 'plan' && sub !== 'apply')
-    throw new UsageError(`unknown budgets command "${sub}" (expected plan or apply)`);
+  subcommand('budgets', sub, ['plan', 'apply']);
   const maxChanges = positiveInt(values['max-changes']);
   if (maxChanges !== undefined && sub !== 'apply')
     throw new UsageError('--max-changes applies to "budgets apply" only');
   const logger = stderrLogger(parseLogLevel(values['log-level']));
-  const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
+  const config = await loadConfig(configPath(values.config));
   const deps = await budgetJobDeps(config, logger);
   try {
     // Coverage findings need the inventory.
@@ -85,25 +86,6 @@ async function run(args: string[]): Promise<number> {
   }
 }
 
-/** `fleetward budgets ...`; prints its own usage and config errors, so it runs alone too. */
-export async function cmdBudgets(args: string[]): Promise<number> {
-  try {
-    return await run(args);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`fleetward: invalid config${error.file ? ` ${error.file}` : ''}:`);
-      for (const issue of error.issues) console.error(`  ${issue.path}: ${issue.message}`);
-      return EXIT.usage;
-    }
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`fleetward: ${(error as Error).message}\nRun 'fleetward budgets --help' for usage.`);
-      return EXIT.usage;
-    }
-    console.error(`fleetward: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
-    return EXIT.failed;
-  }
-}
-
 if (import.meta.main) {
-  process.exitCode = await cmdBudgets(process.argv.slice(2));
+  process.exitCode = await runReported('budgets', cmdBudgets, process.argv.slice(2));
 }

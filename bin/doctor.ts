@@ -6,7 +6,7 @@
 import { createAuditWiring, createEvidenceStores } from '../shared/audit/wiring.ts';
 import { createBucketLocator } from '../shared/clouds/buckets.ts';
 import { createDiscoveries } from '../shared/clouds/registry.ts';
-import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import { configPath, loadConfig } from '../shared/config/load.ts';
 import { exitCode, renderDoctor, run } from '../shared/jobs/doctor.ts';
 import { createKubeAccess } from '../shared/kube/access.ts';
 import { systemClock } from '../shared/ports.ts';
@@ -61,7 +61,7 @@ export async function cmdDoctor(args: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const logger = stderrLogger(parseLogLevel(values['log-level']));
-  const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
+  const config = await loadConfig(configPath(values.config));
   // The grants table loads every adapter: only here, never for the other commands.
   const [{ allGrants }, discoveries, audit] = await Promise.all([
     import('../shared/clouds/grants.ts'),

@@ -4,23 +4,24 @@
  * Exit codes: 0 done, 1 the run completed with failures (or crashed), 2 bad usage or bad config.
  */
 import { readFileSync } from 'node:fs';
-import { configJsonSchema, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import { configJsonSchema, configPath, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
 import { run as runBackups } from '../shared/jobs/backup.ts';
 import { run as runDiscover } from '../shared/jobs/discover.ts';
 import { renderDiscoverTable } from '../shared/jobs/discover-report.ts';
 import { step as drillStep } from '../shared/jobs/drill.ts';
-import { UnknownClusterError } from '../shared/jobs/fleet.ts';
 import { run as reconcileBackups } from '../shared/jobs/reconcile-backups.ts';
 import { backupView, drillView, renderBackupView, renderDrillView } from '../shared/jobs/velero-report.ts';
 import { clusterJobDeps } from '../shared/runtime/deps/cluster-jobs.ts';
 import { discoverDeps } from '../shared/runtime/deps/discover.ts';
-import { ConfigError, FleetwardError, UsageError } from '../shared/runtime/errors.ts';
+import { FleetwardError, UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
-import { parseCommandArgs } from './args.ts';
+import { didYouMean } from '../shared/runtime/suggest.ts';
+import { parseCommandArgs, subcommand, unknownChoice } from './args.ts';
 import { AUDIT_HELP, cmdAudit } from './audit.ts';
 import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
 import { cmdDoctor, DOCTOR_HELP } from './doctor.ts';
+import { reportError, runReported } from './errors.ts';
 import { ensureInventory } from './inventory.ts';
 import { cmdNotify, NOTIFY_HELP, notifyAfter, withNotifyExit } from './notify.ts';
 import { cmdOnboard, ONBOARD_HELP } from './onboard.ts';
@@ -113,7 +114,7 @@ Exit: 0 every drill passed, 1 some drill failed or could not run, 2 bad usage or
 };
 
 function configFile(explicit: string | undefined): string {
-  return explicit ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE;
+  return configPath(explicit);
 }
 
 async function cmdConfig(args: string[]): Promise<number> {
@@ -138,7 +139,7 @@ async function cmdConfig(args: string[]): Promise<number> {
     console.log(`${path}: valid (${describeConfig(config)})`);
     return EXIT.ok;
   }
-  throw new UsageError(`unknown config command "${sub}" (expected validate or schema)`);
+  throw unknownChoice('config', sub, ['validate', 'schema']);
 }
 
 function describeConfig(config: FleetConfig): string {
@@ -223,8 +224,7 @@ async function cmdBackup(args: string[]): Promise<number> {
     return values.help ? EXIT.ok : EXIT.usage;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-  if (sub !== 'run' && sub !== 'status')
-    throw new UsageError(`unknown backup command "${sub}" (expected run or status)`);
+  subcommand('backup', sub, ['run', 'status']);
   const config = await loadConfig(configFile(values.config));
   const deps = await clusterJobDepsWithInventory(config, stderrLogger(parseLogLevel(values['log-level'])));
   const clusterId = values.cluster;
@@ -273,8 +273,7 @@ async function cmdDrill(args: string[]): Promise<number> {
     return values.help ? EXIT.ok : EXIT.usage;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-  if (sub !== 'run' && sub !== 'status')
-    throw new UsageError(`unknown drill command "${sub}" (expected run or status)`);
+  subcommand('drill', sub, ['run', 'status']);
   const config = await loadConfig(configFile(values.config));
   const deps = await clusterJobDepsWithInventory(config, stderrLogger(parseLogLevel(values['log-level'])));
   const clusterId = values.cluster;
@@ -340,28 +339,14 @@ export async function main(argv: string[]): Promise<number> {
     console.log((topic && COMMAND_HELP[topic]) || HELP);
     return command ? EXIT.ok : EXIT.usage;
   }
-  const handler = COMMANDS[command];
-  try {
-    if (!handler) throw new UsageError(`unknown command "${command}"`);
-    return await withNotifyExit(() => handler(rest));
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`fleetward: invalid config${error.file ? ` ${error.file}` : ''}:`);
-      for (const issue of error.issues) console.error(`  ${issue.path}: ${issue.message}`);
-      return EXIT.usage;
-    }
-    if (error instanceof UnknownClusterError) {
-      const hint = error.candidates.length > 0 ? `\n  did you mean: ${error.candidates.join(', ')}` : '';
-      console.error(`fleetward: ${error.message}${hint}`);
-      return EXIT.usage;
-    }
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`fleetward: ${(error as Error).message}\nRun 'fleetward --help' for usage.`);
-      return EXIT.usage;
-    }
-    console.error(`fleetward: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
-    return EXIT.failed;
-  }
+  const handler = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (handler) return runReported(command, (args) => withNotifyExit(() => handler(args)), rest);
+  // A mistyped command, or an option before any command.
+  return reportError(
+    command.startsWith('-')
+      ? new UsageError(`unknown option "${command}"${didYouMean(command, ['--help', '--version'])}`)
+      : unknownChoice('', command, Object.keys(COMMANDS)),
+  );
 }
 
 if (import.meta.main) {

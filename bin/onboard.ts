@@ -6,7 +6,7 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { allGrants } from '../shared/clouds/grants.ts';
-import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import { configPath, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import { FUNCTIONS } from '../shared/deploy/functions.ts';
 import { onboardEvidence } from '../shared/deploy/onboard/evidence.ts';
 import {
@@ -16,7 +16,7 @@ import {
   TARGETS,
 } from '../shared/deploy/onboard/index.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, unknownChoice } from './args.ts';
 
 const TARGET_NAMES = Object.keys(TARGETS);
 
@@ -106,13 +106,11 @@ export async function cmdOnboard(args: string[]): Promise<number> {
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
   const entry = TARGETS[target];
-  if (!entry) {
-    throw new UsageError(`unknown onboard target "${target}" (expected one of: ${TARGET_NAMES.join(', ')})`);
-  }
+  if (!entry) throw unknownChoice('onboard', target, TARGET_NAMES, 'target');
   if (values.jurisdiction !== undefined && target !== 'evidence') {
     throw new UsageError('--jurisdiction applies to the evidence target only');
   }
-  const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
+  const config = await loadConfig(configPath(values.config));
   const stage = values.stage ?? config.stage;
   if (!/^[a-z0-9-]+$/.test(stage)) throw new UsageError(`--stage "${stage}" is not a lower-case stage name`);
   const options: OnboardOptions = {

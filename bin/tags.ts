@@ -3,17 +3,18 @@
  * saved inventory (discovered first when the inventory is empty). Also runnable alone
  * (`node bin/tags.ts plan ...`).
  */
-import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import { configPath, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
 import { apply, plan, TAGS_JOB, type TagApplyResult, type TagJobDeps } from '../shared/jobs/tags.ts';
 import { type Log, systemClock } from '../shared/ports.ts';
-import { ConfigError, FleetwardError, UsageError } from '../shared/runtime/errors.ts';
+import { FleetwardError, UsageError } from '../shared/runtime/errors.ts';
 import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
 import { stateConfig } from '../shared/state/config.ts';
 import { openStateStore } from '../shared/state/index.ts';
 import { clusterLabel, planJson, renderClusterPlan, renderPlanText } from '../shared/tags/render.ts';
 import { createTaggers } from '../shared/tags/taggers.ts';
-import { parseCommandArgs } from './args.ts';
+import { parseCommandArgs, subcommand } from './args.ts';
+import { runReported } from './errors.ts';
 import { ensureInventory } from './inventory.ts';
 import { notifyAfter } from './notify.ts';
 import { EXIT } from './output.ts';
@@ -85,38 +86,22 @@ function renderApply(result: TagApplyResult): string {
   return lines.join('\n');
 }
 
-/** `fleetward tags ...`; returns the exit code. */
+/** `fleetward tags ...`; returns the exit code, throws what `reportError` reports. */
 export async function cmdTags(args: string[]): Promise<number> {
-  let values: {
-    config?: string | undefined;
-    cluster?: string | undefined;
-    json?: boolean | undefined;
-    'log-level'?: string | undefined;
-    'max-changes'?: string | undefined;
-    'dry-run'?: boolean | undefined;
-    notify?: boolean | undefined;
-    help?: boolean | undefined;
-  };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseCommandArgs('tags', {
-      args,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        cluster: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        'log-level': { type: 'string' },
-        'max-changes': { type: 'string' },
-        'dry-run': { type: 'boolean' },
-        notify: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    console.error(`fleetward: ${(error as Error).message}\nRun 'fleetward tags --help' for usage.`);
-    return EXIT.usage;
-  }
+  const { values, positionals } = parseCommandArgs('tags', {
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      cluster: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'log-level': { type: 'string' },
+      'max-changes': { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      notify: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   const [sub, ...rest] = positionals;
   if (values.help || !sub) {
     console.log(TAGS_HELP);
@@ -125,13 +110,12 @@ export async function cmdTags(args: string[]): Promise<number> {
   let deps: TagJobDeps | undefined;
   try {
     if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-    if (sub !== 'plan' && sub !== 'apply')
-      throw new UsageError(`unknown tags command "${sub}" (expected plan or apply)`);
+    subcommand('tags', sub, ['plan', 'apply']);
     if (sub === 'plan' && (values['max-changes'] !== undefined || values['dry-run'] !== undefined))
       throw new UsageError('--max-changes and --dry-run are options of "tags apply"');
     const level = parseLogLevel(values['log-level']);
     const maxChanges = maxChangesOf(values['max-changes']);
-    const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
+    const config = await loadConfig(configPath(values.config));
     deps = await tagJobDeps(config, stderrLogger(level));
     const scope = values.cluster ? { clusterId: values.cluster } : {};
     const controller = new AbortController();
@@ -163,18 +147,6 @@ export async function cmdTags(args: string[]): Promise<number> {
     } finally {
       process.off('SIGINT', interrupt);
     }
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`fleetward: invalid config${error.file ? ` ${error.file}` : ''}:`);
-      for (const issue of error.issues) console.error(`  ${issue.path}: ${issue.message}`);
-      return EXIT.usage;
-    }
-    if (error instanceof UsageError) {
-      console.error(`fleetward: ${error.message}\nRun 'fleetward tags --help' for usage.`);
-      return EXIT.usage;
-    }
-    console.error(`fleetward: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
-    return EXIT.failed;
   } finally {
     if (deps) {
       await deps.taggers.close();
@@ -184,5 +156,5 @@ export async function cmdTags(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  process.exitCode = await cmdTags(process.argv.slice(2));
+  process.exitCode = await runReported('tags', cmdTags, process.argv.slice(2));
 }

@@ -34,9 +34,16 @@ export function nearest(input: string, candidates: Iterable<string>, limit = 5):
     .map((x) => x.c);
 }
 
-/** `; did you mean "x"?` (or `"x" or "y"`), or '' when nothing is near. */
+/**
+ * `; did you mean "x"?` (or `"x" or "y"`, `"x", "y" or "z"`), or '' when nothing is near.
+ * Only the nearest candidates are named: `eu-centrall-1` suggests `eu-central-1` alone, not
+ * every region two edits away.
+ */
 export function didYouMean(input: string, candidates: Iterable<string>): string {
   const near = nearest(input, candidates, 3);
   if (near.length === 0) return '';
-  return `; did you mean ${near.map((c) => `"${c}"`).join(' or ')}?`;
+  const best = distance(input, near[0] as string);
+  const quoted = near.filter((c) => distance(input, c) === best).map((c) => `"${c}"`);
+  const last = quoted.pop();
+  return `; did you mean ${quoted.length > 0 ? `${quoted.join(', ')} or ${last}` : last}?`;
 }

@@ -94,11 +94,11 @@ describe('fleetward CLI', () => {
     expect(stdout).toMatch(/--json/);
   });
 
-  it('exits 2 on an unknown command or option', () => {
+  it('exits 2 on an unknown command or option, suggesting the one meant', () => {
     expect(fleetward(['frobnicate']).code).toBe(2);
     const { code, stderr } = fleetward(['discover', '--jsn']);
     expect(code).toBe(2);
-    expect(stderr).toMatch(/jsn/);
+    expect(stderr).toMatch(/unknown option "--jsn" for "fleetward discover"; did you mean "--json"\?/);
   });
 
   it('validates the example config', () => {
@@ -112,8 +112,8 @@ describe('fleetward CLI', () => {
     const { code, stderr } = fleetward(['config', 'validate', 'test/fixtures/config/two-errors.yaml']);
 
     expect(code).toBe(2);
-    expect(stderr).toMatch(/jurisdictions\.eu\.audit\.retentionDays: expected a positive integer/);
-    expect(stderr).toMatch(/jurisdictions\.za\.backups: unknown key/);
+    expect(stderr).toMatch(/jurisdictions\.eu\.audit\.retentionDays: expected a positive integer, found -5/);
+    expect(stderr).toMatch(/jurisdictions\.za\.backups: unknown key; did you mean "backup"\?/);
   });
 
   it('prints the JSON Schema', () => {
@@ -154,6 +154,6 @@ describe('fleetward CLI', () => {
     });
 
     expect(code).toBe(2);
-    expect(stderr).toMatch(/missing\.yaml/);
+    expect(stderr).toMatch(/no config file at .*missing\.yaml; copy fleet\.example\.yaml/);
   });
 });

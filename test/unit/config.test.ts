@@ -54,8 +54,8 @@ describe('config', () => {
 
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).issues).toEqual([
-      { path: 'jurisdictions.eu.audit.retentionDays', message: 'expected a positive integer' },
-      { path: 'jurisdictions.za.backups', message: 'unknown key' },
+      { path: 'jurisdictions.eu.audit.retentionDays', message: 'expected a positive integer, found -5' },
+      { path: 'jurisdictions.za.backups', message: 'unknown key; did you mean "backup"?' },
     ]);
   });
 
@@ -130,11 +130,11 @@ describe('config', () => {
     ]);
   });
 
-  it('reports YAML syntax errors with their line', () => {
+  it('reports YAML syntax errors at their file, line and column', () => {
     const issues = issuesOf(() => parseConfigText('version: 1\nclouds: [\n', 'x.yaml'));
 
-    expect(issues[0]?.path).toBe('(yaml)');
-    expect(issues[0]?.message).toMatch(/line \d+/);
+    expect(issues[0]?.path).toBe('x.yaml:3:1');
+    expect(issues[0]?.message).not.toMatch(/line \d+/);
   });
 
   it('reports a missing file', async () => {

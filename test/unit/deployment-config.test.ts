@@ -74,7 +74,10 @@ describe('evidence bucket owner account', () => {
 
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).issues).toEqual([
-      { path: 'jurisdictions.in.evidence.aws.account', message: 'expected a 12-digit AWS account id' },
+      {
+        path: 'jurisdictions.in.evidence.aws.account',
+        message: 'expected a 12-digit AWS account id, found "1234"',
+      },
     ]);
   });
 });
