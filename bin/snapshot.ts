@@ -11,9 +11,9 @@ import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import { type JurisdictionOutput, publish, type SnapshotResult } from '../shared/jobs/snapshot.ts';
 import { snapshotDeps } from '../shared/runtime/deps/snapshot.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
-import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { cliLogger } from '../shared/runtime/logger.ts';
 import { assertJurisdiction } from '../shared/runtime/scope.ts';
-import { parseCommandArgs } from './args.ts';
+import { LOG_OPTIONS, parseCommandArgs } from './args.ts';
 import { LOCAL_EVIDENCE_WARNING } from './audit.ts';
 import { ensureInventory } from './inventory.ts';
 
@@ -60,7 +60,7 @@ const OPTIONS = {
   'local-evidence': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   schema: { type: 'boolean', default: false },
-  'log-level': { type: 'string' },
+  ...LOG_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -103,7 +103,7 @@ export async function cmdSnapshot(args: string[]): Promise<number> {
   const formats = parseFormats(values.format ?? 'json,html,md,csv');
   if (values.format !== undefined && values.out === undefined)
     throw new UsageError('--format needs --out DIR');
-  const logger = stderrLogger(parseLogLevel(values['log-level']));
+  const logger = cliLogger(values);
   const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
   assertJurisdiction(config.jurisdictions, values.jurisdiction);
   const localEvidence = values['local-evidence'];
