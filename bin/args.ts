@@ -87,3 +87,15 @@ export function subcommand<const C extends string>(
   if ((choices as readonly string[]).includes(value)) return value as C;
   throw unknownChoice(command, value, choices, noun);
 }
+/**
+ * How a command logs (stderr): `--log-level debug|info|warn|error|silent` (default warn) and
+ * `--log-format text|json` (default text, or `$FLEETWARD_LOG_FORMAT`). Every command that runs a
+ * job spreads these into its options and builds its logger with `cliLogger(values)`.
+ */
+export const LOG_OPTIONS = {
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+} as const;
+
+/** `--wide`: tables show their optional columns and may run wider than 120 columns. */
+export const WIDE_OPTION = { wide: { type: 'boolean', default: false } } as const;

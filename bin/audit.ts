@@ -6,15 +6,18 @@ import { configPath, loadConfig } from '../shared/config/load.ts';
 import { AUDIT_JOB, type CollectResult, collect, type VerifyResult, verify } from '../shared/jobs/audit.ts';
 import { auditJobDeps } from '../shared/runtime/deps/audit.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
-import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { cliLogger } from '../shared/runtime/logger.ts';
 import { assertJurisdiction } from '../shared/runtime/scope.ts';
-import { parseCommandArgs, subcommand } from './args.ts';
+import { wrapHanging } from '../shared/runtime/table.ts';
+import { LOG_OPTIONS, parseCommandArgs, subcommand } from './args.ts';
 import { ensureInventory } from './inventory.ts';
 import { notifyAfter } from './notify.ts';
+import { EXIT, progress, summaryLine } from './output.ts';
 
 export const AUDIT_HELP = `Usage:
   fleetward audit collect [--cluster ID] [--jurisdiction J] [--local-evidence] [--config FILE] [--json]
   fleetward audit verify  [--cluster ID] [--jurisdiction J] [--local-evidence] [--config FILE] [--json]
+  (and --log-level LEVEL, --log-format text|json, as every command)
 
 'collect' reads each cluster's control-plane audit log (EKS: CloudWatch Logs; GKE: Cloud
 Logging; AKS: Log Analytics) from its checkpoint, with an overlap that catches late
@@ -30,7 +33,7 @@ write-once, no retention, no region for the residency guard to check).
 altered, extra-version, broken or gapped chunk. Each cluster is 'intact', 'BROKEN' (possible
 tampering), 'UNVERIFIED' (the evidence store could not be reached or read: nothing is known)
 or 'nothing archived' (audit logging off, no configured jurisdiction, kubeconfig cluster, or
-no chunk yet); the last line counts each kind.
+no chunk yet); the summary line counts each kind.
 Exit: 0 done and no chain broken or unverified, 1 a finding, failure, broken or unverified
 chain, 2 bad usage or config.
 --notify sends the job's Slack digest of new findings after the run, as the scheduled function does.`;
@@ -46,43 +49,85 @@ const OPTIONS = {
   'local-evidence': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   notify: { type: 'boolean' },
-  'log-level': { type: 'string' },
+  ...LOG_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function renderCollect(result: CollectResult): string {
-  const lines = result.outcomes.map((o) => {
-    if (o.status === 'skipped')
-      return `skipped   ${o.clusterId}: ${o.findings.map((f) => f.message).join('; ')}`;
-    const stats = `${o.events} events in ${o.chunks} chunk(s), ${o.malformed} malformed kept, ${o.duplicates} duplicates dropped`;
+/** What one cluster's collection archived, leaving out the zeros. */
+function stats(o: { events: number; chunks: number; malformed: number; duplicates: number }): string {
+  return [
+    o.events === 0 && o.chunks === 0 ? 'no new events' : `${o.events} events in ${o.chunks} chunk(s)`,
+    o.malformed > 0 ? `${o.malformed} malformed kept` : '',
+    o.duplicates > 0 ? `${o.duplicates} duplicates dropped` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+}
+
+/** One line per cluster (wrapped to 120 columns): `archived  <cluster id>: 43 events in 1 chunk(s)`. */
+export function renderCollect(result: CollectResult): string {
+  const lines = result.outcomes.flatMap((o) => {
+    const head = `${o.status.padEnd(10)} ${o.clusterId}: `;
+    if (o.status === 'skipped') return wrapHanging(head, o.findings.map((f) => f.message).join('; '), 11);
     if (o.status === 'failed')
-      return `failed    ${o.clusterId}: ${o.error.message} (${stats} before the failure)`;
-    return `${o.status.padEnd(9)} ${o.clusterId}: ${stats}${o.compliantStorage ? '' : ' [local, not compliant storage]'}`;
+      return wrapHanging(head, `${o.error.message} (${stats(o)} before the failure)`, 11);
+    return wrapHanging(head, `${stats(o)}${o.compliantStorage ? '' : ' [local, not compliant storage]'}`, 11);
   });
   return lines.join('\n');
 }
 
-/** One line per cluster, then `N intact, N broken, N unverified, N nothing archived`. */
+/** The counts of a collect run, in the words of its summary line. */
+export function collectCounts(result: CollectResult): Record<string, number> {
+  const n = (s: CollectResult['outcomes'][number]['status']) =>
+    result.outcomes.filter((o) => o.status === s).length;
+  return {
+    archived: n('archived'),
+    'up to date': n('up-to-date'),
+    skipped: n('skipped'),
+    failed: n('failed'),
+  };
+}
+
+/** One line per cluster (wrapped to 120 columns): `intact      <cluster id>: 1 chunk(s), 43 events`. */
 export function renderVerify(result: VerifyResult): string {
-  const lines = result.clusters.map((c) => {
+  const lines = result.clusters.flatMap((c) => {
     switch (c.status) {
       case 'intact':
-        return `intact      ${c.clusterId}: ${c.chunks} chunk(s), ${c.events} events`;
+        return wrapHanging(`intact      ${c.clusterId}: `, `${c.chunks} chunk(s), ${c.events} events`, 12);
       case 'broken': {
         const p = c.firstProblem;
-        return `BROKEN      ${c.clusterId}: chunk ${p?.seq ?? '?'} ${p?.key ?? ''} ${p?.problem ?? ''}: ${p?.detail ?? ''}`;
+        return wrapHanging(
+          `BROKEN      ${c.clusterId}: `,
+          `chunk ${p?.seq ?? '?'} ${p?.key ?? ''} ${p?.problem ?? ''}: ${p?.detail ?? ''}`,
+          12,
+        );
       }
       case 'unverified':
-        return `UNVERIFIED  ${c.clusterId}: the archive could not be read (${c.error?.message ?? 'unknown error'}); ${c.chunks} chunk(s) checked before`;
+        return wrapHanging(
+          `UNVERIFIED  ${c.clusterId}: `,
+          `the archive could not be read (${c.error?.message ?? 'unknown error'}); ${c.chunks} chunk(s) checked before`,
+          12,
+        );
       default:
-        return `nothing     ${c.clusterId}: nothing archived (${c.reason ?? 'no chunk'})`;
+        return wrapHanging(
+          `nothing     ${c.clusterId}: `,
+          `nothing archived (${c.reason ?? 'no chunk'})`,
+          12,
+        );
     }
   });
-  const n = result.counts;
-  lines.push(
-    `${n.intact} intact, ${n.broken} broken, ${n.unverified} unverified, ${n['nothing-archived']} nothing archived.`,
-  );
   return lines.join('\n');
+}
+
+/** The counts of a verify run, in the words of its summary line. */
+export function verifyCounts(result: VerifyResult): Record<string, number> {
+  const n = result.counts;
+  return {
+    intact: n.intact,
+    broken: n.broken,
+    unverified: n.unverified,
+    'nothing archived': n['nothing-archived'],
+  };
 }
 
 export async function cmdAudit(args: string[]): Promise<number> {
@@ -98,30 +143,52 @@ export async function cmdAudit(args: string[]): Promise<number> {
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
   subcommand('audit', sub, ['collect', 'verify']);
-  const logger = stderrLogger(parseLogLevel(values['log-level']));
+  const logger = cliLogger(values);
   const config = await loadConfig(configPath(values.config));
   assertJurisdiction(config.jurisdictions, values.jurisdiction);
   const localEvidence = values['local-evidence'];
   if (localEvidence) process.stderr.write(`${LOCAL_EVIDENCE_WARNING}\n`);
   const deps = await auditJobDeps(config, logger, { localEvidence });
   const scope = { clusterId: values.cluster, jurisdiction: values.jurisdiction };
+  const bar = progress(sub === 'collect' ? 'Collecting audit logs' : 'Verifying audit chains');
+  const onProgress = (done: number, total: number) => bar.update(done, total, 'clusters');
   try {
     await ensureInventory(config, deps.store, logger);
     if (sub === 'collect') {
-      const result = await collect(deps, scope);
-      await notifyAfter(
+      const result = await collect(deps, { ...scope, onProgress });
+      bar.done();
+      const notified = await notifyAfter(
         values.notify,
         { config, store: deps.store, logger },
         { job: AUDIT_JOB, runId: result.runId },
       );
-      console.log(values.json ? JSON.stringify(result, null, 2) : renderCollect(result));
-      return result.outcomes.some((o) => o.status === 'skipped' || o.status === 'failed') ? 1 : 0;
+      const code =
+        !notified || result.outcomes.some((o) => o.status === 'skipped' || o.status === 'failed')
+          ? EXIT.failed
+          : EXIT.ok;
+      console.log(
+        values.json
+          ? JSON.stringify(result, null, 2)
+          : `${renderCollect(result)}\n${summaryLine(collectCounts(result), code)}`,
+      );
+      return code;
     }
-    const result = await verify(deps, scope);
-    await notifyAfter(values.notify, { config, store: deps.store, logger }, { job: AUDIT_JOB });
-    console.log(values.json ? JSON.stringify(result, null, 2) : renderVerify(result));
-    return result.ok ? 0 : 1;
+    const result = await verify(deps, { ...scope, onProgress });
+    bar.done();
+    const notified = await notifyAfter(
+      values.notify,
+      { config, store: deps.store, logger },
+      { job: AUDIT_JOB },
+    );
+    const code = result.ok && notified ? EXIT.ok : EXIT.failed;
+    console.log(
+      values.json
+        ? JSON.stringify(result, null, 2)
+        : `${renderVerify(result)}\n${summaryLine(verifyCounts(result), code)}`,
+    );
+    return code;
   } finally {
+    bar.done();
     await deps.store.close();
   }
 }

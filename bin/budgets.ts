@@ -3,19 +3,20 @@
  * Exit codes: 0 done, 1 some cloud or budget failed or the apply was refused, 2 bad usage or config.
  */
 import { configPath, loadConfig } from '../shared/config/load.ts';
-import { apply, plan, renderApply, renderPlan } from '../shared/jobs/budgets.ts';
+import { apply, type BudgetApplyResult, plan, renderApply, renderPlan } from '../shared/jobs/budgets.ts';
 import { budgetJobDeps, closeBudgetJobDeps } from '../shared/runtime/deps/budgets.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
-import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
-import { parseCommandArgs, subcommand } from './args.ts';
+import { cliLogger } from '../shared/runtime/logger.ts';
+import type { BudgetPlanResult } from '../shared/state/records.ts';
+import { LOG_OPTIONS, parseCommandArgs, subcommand } from './args.ts';
 import { runReported } from './errors.ts';
 import { ensureInventory } from './inventory.ts';
 import { notifyAfter } from './notify.ts';
-import { EXIT } from './output.ts';
+import { EXIT, summaryLine } from './output.ts';
 
 export const BUDGETS_HELP = `Usage:
-  fleetward budgets plan  [--config FILE] [--json] [--log-level LEVEL]
-  fleetward budgets apply [--max-changes N] [--config FILE] [--json] [--log-level LEVEL]
+  fleetward budgets plan  [--config FILE] [--json] [--log-level LEVEL] [--log-format FORMAT]
+  fleetward budgets apply [--max-changes N] [--config FILE] [--json] [--log-level LEVEL] [--log-format FORMAT]
 
 Budgets in fleet.yaml are desired state. 'plan' lists the Fleetward-managed budgets (named
 fleetward-<name>) of every AWS account, GCP billing account and Azure subscription or
@@ -41,6 +42,33 @@ function positiveInt(value: string | undefined): number | undefined {
   return n;
 }
 
+/** A plan's changes and findings for the summary line. */
+function planCounts(result: BudgetPlanResult): Record<string, number> {
+  const n = (action: string) => result.changes.filter((c) => c.action === action).length;
+  return {
+    'to create': n('create'),
+    'to update': n('update'),
+    'to delete': n('delete'),
+    'clusters without a budget': result.findings.length,
+    'clouds failed': result.failures.filter((f) => !f.address).length,
+  };
+}
+
+/** What an apply did, for the summary line. */
+function applyCounts(result: BudgetApplyResult): Record<string, number> {
+  const n = (action: string) =>
+    result.changes.filter((c) => c.action === action && c.status === 'applied').length;
+  return {
+    created: n('create'),
+    updated: n('update'),
+    deleted: n('delete'),
+    'refused (over --max-changes)': result.changes.filter((c) => c.status === 'refused').length,
+    failed: result.changes.filter((c) => c.status === 'failed').length,
+    'clusters without a budget': result.findings.length,
+    'clouds failed': result.failures.filter((f) => !f.address).length,
+  };
+}
+
 /** `fleetward budgets ...`; returns the exit code, throws what `reportError` reports. */
 export async function cmdBudgets(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('budgets', {
@@ -51,7 +79,7 @@ export async function cmdBudgets(args: string[]): Promise<number> {
       'max-changes': { type: 'string' },
       json: { type: 'boolean', default: false },
       notify: { type: 'boolean' },
-      'log-level': { type: 'string' },
+      ...LOG_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -65,7 +93,7 @@ export async function cmdBudgets(args: string[]): Promise<number> {
   const maxChanges = positiveInt(values['max-changes']);
   if (maxChanges !== undefined && sub !== 'apply')
     throw new UsageError('--max-changes applies to "budgets apply" only');
-  const logger = stderrLogger(parseLogLevel(values['log-level']));
+  const logger = cliLogger(values);
   const config = await loadConfig(configPath(values.config));
   const deps = await budgetJobDeps(config, logger);
   try {
@@ -73,14 +101,24 @@ export async function cmdBudgets(args: string[]): Promise<number> {
     await ensureInventory(config, deps.store, logger);
     if (sub === 'plan') {
       const result = await plan(deps);
-      await notifyAfter(values.notify, deps, { job: 'budgets', runId: result.runId });
-      console.log(values.json ? JSON.stringify(result, null, 2) : renderPlan(result));
-      return result.failures.length > 0 ? EXIT.failed : EXIT.ok;
+      const notified = await notifyAfter(values.notify, deps, { job: 'budgets', runId: result.runId });
+      const code = result.failures.length > 0 || !notified ? EXIT.failed : EXIT.ok;
+      console.log(
+        values.json
+          ? JSON.stringify(result, null, 2)
+          : `${renderPlan(result)}\n${summaryLine(planCounts(result), code)}`,
+      );
+      return code;
     }
     const result = await apply(deps, maxChanges === undefined ? {} : { maxChanges });
-    await notifyAfter(values.notify, deps, { job: 'budgets', runId: result.runId });
-    console.log(values.json ? JSON.stringify(result, null, 2) : renderApply(result));
-    return result.refused || result.failures.length > 0 ? EXIT.failed : EXIT.ok;
+    const notified = await notifyAfter(values.notify, deps, { job: 'budgets', runId: result.runId });
+    const code = result.refused || result.failures.length > 0 || !notified ? EXIT.failed : EXIT.ok;
+    console.log(
+      values.json
+        ? JSON.stringify(result, null, 2)
+        : `${renderApply(result)}\n${summaryLine(applyCounts(result), code)}`,
+    );
+    return code;
   } finally {
     await closeBudgetJobDeps(deps);
   }

@@ -12,11 +12,12 @@ import { createKubeAccess } from '../shared/kube/access.ts';
 import { systemClock } from '../shared/ports.ts';
 import { Residency } from '../shared/residency/index.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
-import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { cliLogger } from '../shared/runtime/logger.ts';
 import { readSecret } from '../shared/runtime/secrets.ts';
-import { parseCommandArgs } from './args.ts';
+import { LOG_OPTIONS, parseCommandArgs } from './args.ts';
+import { summaryLine } from './output.ts';
 
-export const DOCTOR_HELP = `Usage: fleetward doctor [--config FILE] [--json] [--log-level LEVEL]
+export const DOCTOR_HELP = `Usage: fleetward doctor [--config FILE] [--json] [--log-level LEVEL] [--log-format FORMAT]
 
 Checks that every configured scope gives Fleetward the access a run needs, with the
 credentials this process has (run it with the deployment's identity to check the deployment):
@@ -45,7 +46,7 @@ Exit: 0 every check holds, 1 some access is missing, 2 bad usage or config.`;
 const OPTIONS = {
   config: { type: 'string' },
   json: { type: 'boolean', default: false },
-  'log-level': { type: 'string' },
+  ...LOG_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -60,7 +61,7 @@ export async function cmdDoctor(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const logger = stderrLogger(parseLogLevel(values['log-level']));
+  const logger = cliLogger(values);
   const config = await loadConfig(configPath(values.config));
   // The grants table loads every adapter: only here, never for the other commands.
   const [{ allGrants }, discoveries, audit] = await Promise.all([
@@ -81,6 +82,12 @@ export async function cmdDoctor(args: string[]): Promise<number> {
     logger,
     clock: systemClock,
   });
-  console.log(values.json ? JSON.stringify(report, null, 2) : renderDoctor(report));
-  return exitCode(report);
+  const code = exitCode(report);
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  else {
+    const n = (status: string) => report.checks.filter((c) => c.status === status).length;
+    const counts = { ok: n('ok'), failed: n('fail'), skipped: n('skip'), findings: report.findings.length };
+    console.log(`${renderDoctor(report)}\n${summaryLine(counts, code)}`);
+  }
+  return code;
 }

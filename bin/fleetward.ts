@@ -6,26 +6,35 @@
 import { readFileSync } from 'node:fs';
 import { configJsonSchema, configPath, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
-import { run as runBackups } from '../shared/jobs/backup.ts';
+import { type BackupOutcome, run as runBackups } from '../shared/jobs/backup.ts';
 import { run as runDiscover } from '../shared/jobs/discover.ts';
 import { renderDiscoverTable } from '../shared/jobs/discover-report.ts';
-import { step as drillStep } from '../shared/jobs/drill.ts';
+import { couldNotStart, type DrillStepResult, step as drillStep } from '../shared/jobs/drill.ts';
 import { run as reconcileBackups } from '../shared/jobs/reconcile-backups.ts';
-import { backupView, drillView, renderBackupView, renderDrillView } from '../shared/jobs/velero-report.ts';
+import {
+  backupCounts,
+  backupView,
+  drillCounts,
+  drillView,
+  renderBackupView,
+  renderDrillView,
+} from '../shared/jobs/velero-report.ts';
+import type { Log } from '../shared/ports.ts';
 import { clusterJobDeps } from '../shared/runtime/deps/cluster-jobs.ts';
 import { discoverDeps } from '../shared/runtime/deps/discover.ts';
 import { FleetwardError, UsageError } from '../shared/runtime/errors.ts';
-import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { cliLogger } from '../shared/runtime/logger.ts';
 import { didYouMean } from '../shared/runtime/suggest.ts';
-import { parseCommandArgs, subcommand, unknownChoice } from './args.ts';
+import { wrapHanging } from '../shared/runtime/table.ts';
+import { LOG_OPTIONS, parseCommandArgs, subcommand, unknownChoice, WIDE_OPTION } from './args.ts';
 import { AUDIT_HELP, cmdAudit } from './audit.ts';
 import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
 import { cmdDoctor, DOCTOR_HELP } from './doctor.ts';
 import { reportError, runReported } from './errors.ts';
 import { ensureInventory } from './inventory.ts';
-import { cmdNotify, NOTIFY_HELP, notifyAfter, withNotifyExit } from './notify.ts';
+import { cmdNotify, NOTIFY_HELP, notifyAfter } from './notify.ts';
 import { cmdOnboard, ONBOARD_HELP } from './onboard.ts';
-import { EXIT } from './output.ts';
+import { EXIT, progress, summaryLine } from './output.ts';
 import { cmdSnapshot, SNAPSHOT_HELP } from './snapshot.ts';
 import { cmdTags, TAGS_HELP } from './tags.ts';
 
@@ -51,9 +60,14 @@ Commands:
 Common options:
   --config FILE            fleet config (default: $FLEETWARD_CONFIG, else ./${DEFAULT_CONFIG_FILE})
   --log-level LEVEL        debug | info | warn | error | silent (default: warn); logs go to stderr
+  --log-format FORMAT      text (one readable line per record, the default) | json (one JSON object
+                           per line, for log pipelines; also $FLEETWARD_LOG_FORMAT)
   -h, --help               show help for a command
   -V, --version            print the version
 
+Output: tables and plans on stdout fit 120 columns (--wide shows optional columns) and name each
+cluster by the id --cluster takes; each command ends with a 'Summary:' line that counts what it
+did and says what its exit code means. Progress and logs go to stderr.
 Exit codes: 0 done, 1 completed with failures, 2 bad usage or invalid config.
 Run 'fleetward <command> --help' for a command's options.`;
 
@@ -65,7 +79,7 @@ const COMMAND_HELP: Record<string, string> = {
   onboard: ONBOARD_HELP,
   doctor: DOCTOR_HELP,
   notify: NOTIFY_HELP,
-  discover: `Usage: fleetward discover [--config FILE] [--json] [--log-level LEVEL]
+  discover: `Usage: fleetward discover [--config FILE] [--json] [--wide] [--notify] [--log-level LEVEL] [--log-format FORMAT]
 
 Lists the clusters of every configured AWS account and region, GCP project, Azure
 subscription and kubeconfig context; places each in its jurisdiction (or 'unassigned');
@@ -75,11 +89,12 @@ Options:
   --json      print {"clusters": [...], "diff": {"added","removed","changed"}, "failures": [...]}
               instead of the table grouped by jurisdiction
   --notify    send the Slack digest of added/removed clusters and failing scopes (as the function does)
+  --wide      add the full Kubernetes version, the country and the creation date
 Exit: 0 when every scope answered, 1 when some account, region, project, subscription
 or context failed (its clusters are kept as last seen), 2 for an invalid config.`,
   backup: `Usage:
   fleetward backup run [--cluster ID] [--dry-run] [--config FILE] [--json]
-  fleetward backup status [--cluster ID] [--config FILE] [--json]
+  fleetward backup status [--cluster ID] [--config FILE] [--json] [--wide]
 
 'run' preflights every cluster of the saved inventory (Velero installed and available, every
 BackupStorageLocation Available and inside the cluster's jurisdiction) and creates one
@@ -88,13 +103,14 @@ Running it again in the same window finds the same Backup and creates nothing. -
 asks the API server to validate the Backup without storing it.
 'status' reads the phase of every Fleetward Backup, records terminal ones, and prints per
 cluster the last backup, the RPO (now - completion of the newest Completed backup) against
-the jurisdiction's target, and findings (e.g. Velero missing).
+the jurisdiction's target, and findings (e.g. Velero missing); --wide adds the jurisdiction,
+the backup's name and the RPO target.
 Run 'fleetward discover' first: both act on the saved inventory.
 --notify sends the job's Slack digest of new findings after the run, as the scheduled function does.
 Exit: 0 done, 1 some cluster failed or has findings, 2 bad usage or config.`,
   drill: `Usage:
-  fleetward drill run [--cluster ID] [--no-wait] [--config FILE] [--json]
-  fleetward drill status [--cluster ID] [--config FILE] [--json]
+  fleetward drill run [--cluster ID] [--no-wait] [--config FILE] [--json] [--wide]
+  fleetward drill status [--cluster ID] [--config FILE] [--json] [--wide]
 
 'run' starts a restore drill on every cluster (or one): the newest Completed backup is
 restored into labelled scratch namespaces (fw-drill-...) on the same cluster or on the
@@ -102,7 +118,8 @@ jurisdiction's drill cluster, then verified (item counts, Deployments and Statef
 ready) and the scratch namespaces deleted. It waits, polling, until every drill is done
 (--no-wait returns after starting them; the schedule advances them later).
 'status' advances active drills one step and prints per cluster the RTO in seconds
-(Restore created -> workloads ready), pass/fail against the target, and scratch
+(Restore created -> workloads ready), pass/fail against the target, and notes (why a
+drill failed or could not run); --wide adds the phase, the backup restored and the scratch
 namespaces left.
 --notify sends the job's Slack digest of new findings after the run, as the scheduled function does.
 Exit: 0 every drill passed, 1 some drill failed or could not run, 2 bad usage or config.`,
@@ -161,7 +178,8 @@ async function cmdDiscover(args: string[]): Promise<number> {
       config: { type: 'string' },
       json: { type: 'boolean', default: false },
       notify: { type: 'boolean' },
-      'log-level': { type: 'string' },
+      ...WIDE_OPTION,
+      ...LOG_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -169,25 +187,53 @@ async function cmdDiscover(args: string[]): Promise<number> {
     console.log(COMMAND_HELP.discover);
     return EXIT.ok;
   }
-  const logger = stderrLogger(parseLogLevel(values['log-level']));
+  const logger = cliLogger(values);
   const config = await loadConfig(configFile(values.config));
   const deps = await discoverDeps(config, logger);
   const clouds = deps.discoveries.map((d) => d.cloud).join(', ');
   if (!values.json) process.stderr.write(`Discovering clusters in ${clouds || 'no cloud'}...\n`);
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort(new FleetwardError('interrupted')));
+  const bar = progress('Discovering');
+  const waiting = new Set(deps.discoveries.map((d) => d.cloud));
   try {
-    const result = await runDiscover(deps, { signal: controller.signal });
-    await notifyAfter(values.notify, { config, store: deps.store, logger }, { discovery: result });
+    const result = await runDiscover(deps, {
+      signal: controller.signal,
+      onProgress: (done, total, answered) => {
+        if (answered) waiting.delete(answered.cloud);
+        bar.update(
+          done,
+          total,
+          `clouds${waiting.size > 0 ? `, waiting for ${[...waiting].join(', ')}` : ''}`,
+        );
+      },
+    });
+    bar.done();
+    const notified = await notifyAfter(
+      values.notify,
+      { config, store: deps.store, logger },
+      { discovery: result },
+    );
+    const code = result.failures.length > 0 || !notified ? EXIT.failed : EXIT.ok;
     if (values.json) {
       console.log(
         JSON.stringify({ clusters: result.clusters, diff: result.diff, failures: result.failures }, null, 2),
       );
     } else {
-      console.log(renderDiscoverTable(result, config));
+      console.log(renderDiscoverTable(result, config, { wide: values.wide }));
+      const { added, removed, changed } = result.diff;
+      const counts = {
+        found: result.clusters.length,
+        added: added.length,
+        removed: removed.length,
+        changed: changed.length,
+        'scope failures': result.failures.length,
+      };
+      console.log(summaryLine(counts, code));
     }
-    return result.failures.length > 0 ? EXIT.failed : EXIT.ok;
+    return code;
   } finally {
+    bar.done();
     await deps.store.close();
   }
 }
@@ -196,7 +242,7 @@ async function cmdDiscover(args: string[]): Promise<number> {
  * Cluster jobs act on the saved inventory; on a fresh state store there is none yet, so the
  * CLI discovers first (the deployed functions rely on the discovery schedule instead).
  */
-async function clusterJobDepsWithInventory(config: FleetConfig, logger: ReturnType<typeof stderrLogger>) {
+async function clusterJobDepsWithInventory(config: FleetConfig, logger: Log) {
   const deps = await clusterJobDeps(config, logger);
   await ensureInventory(config, deps.store, logger);
   return deps;
@@ -208,9 +254,21 @@ const CLUSTER_JOB_OPTIONS = {
   cluster: { type: 'string' },
   json: { type: 'boolean', default: false },
   notify: { type: 'boolean' },
-  'log-level': { type: 'string' },
+  ...WIDE_OPTION,
+  ...LOG_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** One line per cluster of a backup run, wrapped to 120 columns. */
+function backupLines(o: BackupOutcome): string[] {
+  const detail =
+    o.status === 'skipped'
+      ? o.findings.map((f) => f.message).join('; ')
+      : o.status === 'failed'
+        ? o.error.message
+        : `${o.backup} -> ${o.location.name} (${o.location.cloud} ${o.location.region})`;
+  return wrapHanging(`${o.status.padEnd(8)} ${o.clusterId}: `, detail, 9);
+}
 
 async function cmdBackup(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('backup', {
@@ -225,40 +283,64 @@ async function cmdBackup(args: string[]): Promise<number> {
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
   subcommand('backup', sub, ['run', 'status']);
+  const logger = cliLogger(values);
   const config = await loadConfig(configFile(values.config));
-  const deps = await clusterJobDepsWithInventory(config, stderrLogger(parseLogLevel(values['log-level'])));
+  const deps = await clusterJobDepsWithInventory(config, logger);
   const clusterId = values.cluster;
+  const bar = progress('Backing up');
   try {
     if (sub === 'run') {
       const result = await runBackups(deps, {
         ...(clusterId ? { clusterId } : {}),
         dryRun: values['dry-run'] === true,
+        onProgress: (done, total) => bar.update(done, total, 'clusters'),
       });
-      await notifyAfter(values.notify, deps, { job: 'backup', runId: result.runId });
+      bar.done();
+      const notified = await notifyAfter(values.notify, deps, { job: 'backup', runId: result.runId });
+      const n = (status: BackupOutcome['status']) =>
+        result.outcomes.filter((o) => o.status === status).length;
+      const code = n('failed') + n('skipped') > 0 || !notified ? EXIT.failed : EXIT.ok;
       if (values.json) console.log(JSON.stringify(result, null, 2));
       else {
-        for (const o of result.outcomes) {
-          const detail =
-            o.status === 'skipped'
-              ? o.findings.map((f) => f.message).join('; ')
-              : o.status === 'failed'
-                ? o.error.message
-                : `${o.backup} -> ${o.location.name} (${o.location.cloud} ${o.location.region})`;
-          console.log(`${o.status.padEnd(8)} ${o.clusterId}: ${detail}`);
-        }
+        for (const o of result.outcomes) console.log(backupLines(o).join('\n'));
+        const counts = {
+          created: n('created'),
+          exists: n('exists'),
+          planned: n('planned'),
+          skipped: n('skipped'),
+          failed: n('failed'),
+        };
+        console.log(summaryLine(counts, code));
       }
-      return result.outcomes.some((o) => o.status === 'failed' || o.status === 'skipped')
-        ? EXIT.failed
-        : EXIT.ok;
+      return code;
     }
     await reconcileBackups(deps, clusterId ? { clusterId } : {});
-    await notifyAfter(values.notify, deps, { job: 'reconcile-backups' });
+    const notified = await notifyAfter(values.notify, deps, { job: 'reconcile-backups' });
     const view = await backupView(deps.store, clusterId);
-    console.log(values.json ? JSON.stringify({ clusters: view }, null, 2) : renderBackupView(view));
-    return view.some((v) => v.findings.length > 0) ? EXIT.failed : EXIT.ok;
+    const code = !notified || view.some((v) => v.findings.length > 0) ? EXIT.failed : EXIT.ok;
+    if (values.json) console.log(JSON.stringify({ clusters: view }, null, 2));
+    else
+      console.log(
+        `${renderBackupView(view, { wide: values.wide })}\n${summaryLine(backupCounts(view), code)}`,
+      );
+    return code;
   } finally {
+    bar.done();
     await deps.store.close();
   }
+}
+
+/** Where each cluster's drill stands while `drill run` waits, for its progress line. */
+function drillTally(results: Iterable<DrillStepResult>) {
+  let running = 0;
+  let unstartable = 0;
+  let total = 0;
+  for (const r of results) {
+    total++;
+    if (r.findings.some(couldNotStart)) unstartable++;
+    else if (r.drill && r.drill.phase !== 'done') running++;
+  }
+  return { running, unstartable, finished: total - running };
 }
 
 async function cmdDrill(args: string[]): Promise<number> {
@@ -274,15 +356,38 @@ async function cmdDrill(args: string[]): Promise<number> {
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
   subcommand('drill', sub, ['run', 'status']);
+  // Started before the deps load (kube client, tokens): a slow start shows as progress too.
+  const bar = progress('Drills');
+  const logger = cliLogger(values);
   const config = await loadConfig(configFile(values.config));
-  const deps = await clusterJobDepsWithInventory(config, stderrLogger(parseLogLevel(values['log-level'])));
+  const deps = await clusterJobDepsWithInventory(config, logger);
   const clusterId = values.cluster;
   const scope = clusterId ? { clusterId } : {};
+  // The latest step result of each cluster: every step reports each cluster as it finishes.
+  const latest = new Map<string, DrillStepResult>();
+  const onProgress = (_done: number, total: number, r?: DrillStepResult) => {
+    if (r) {
+      // A later step only advances drills: a cluster that could not start one keeps saying so.
+      const before = latest.get(r.clusterId);
+      const keep = !r.started && r.findings.length === 0 && before?.findings.some(couldNotStart);
+      latest.set(r.clusterId, keep ? { ...r, findings: before!.findings } : r);
+    }
+    const t = drillTally(latest.values());
+    const notes = [
+      t.running > 0 ? `${t.running} running` : '',
+      t.unstartable > 0 ? `${t.unstartable} could not start` : '',
+    ].filter(Boolean);
+    bar.update(Math.min(t.finished, total), total, `done${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`);
+  };
   try {
     if (sub === 'run') {
-      let results = await drillStep(deps, { ...scope, start: 'force' });
+      let results = await drillStep(deps, { ...scope, start: 'force', onProgress });
       const started = results.filter((r) => r.started).length;
-      process.stderr.write(`Started ${started} drill(s).\n`);
+      const waiting = !values['no-wait'] && results.some((r) => r.drill && r.drill.phase !== 'done');
+      bar.done();
+      process.stderr.write(
+        `Started ${started} drill(s)${waiting ? "; waiting for them to finish ('fleetward drill status' shows them later)" : ''}.\n`,
+      );
       if (!values['no-wait']) {
         // The CLI may wait; functions never do (the schedule advances their drills).
         const limit =
@@ -290,19 +395,25 @@ async function cmdDrill(args: string[]): Promise<number> {
         const deadline = Date.now() + limit;
         while (results.some((r) => r.drill && r.drill.phase !== 'done') && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 1000));
-          results = await drillStep(deps, { ...scope, start: 'never' });
-          const active = results.filter((r) => r.drill && r.drill.phase !== 'done').length;
-          process.stderr.write(`  ${active} drill(s) in progress...\n`);
+          results = await drillStep(deps, { ...scope, start: 'never', onProgress });
         }
       }
     } else {
       await drillStep(deps, { ...scope, start: 'never' });
     }
-    await notifyAfter(values.notify, deps, { job: 'restore-drill' });
+    bar.done();
+    const notified = await notifyAfter(values.notify, deps, { job: 'restore-drill' });
     const view = await drillView(deps.store, clusterId);
-    console.log(values.json ? JSON.stringify({ clusters: view }, null, 2) : renderDrillView(view));
-    return view.some((v) => v.findings.length > 0 || v.drill?.result === 'fail') ? EXIT.failed : EXIT.ok;
+    const code =
+      !notified || view.some((v) => v.findings.length > 0 || v.drill?.result === 'fail')
+        ? EXIT.failed
+        : EXIT.ok;
+    if (values.json) console.log(JSON.stringify({ clusters: view }, null, 2));
+    else
+      console.log(`${renderDrillView(view, { wide: values.wide })}\n${summaryLine(drillCounts(view), code)}`);
+    return code;
   } finally {
+    bar.done();
     await deps.store.close();
   }
 }
@@ -340,7 +451,7 @@ export async function main(argv: string[]): Promise<number> {
     return command ? EXIT.ok : EXIT.usage;
   }
   const handler = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
-  if (handler) return runReported(command, (args) => withNotifyExit(() => handler(args)), rest);
+  if (handler) return runReported(command, handler, rest);
   // A mistyped command, or an option before any command.
   return reportError(
     command.startsWith('-')

@@ -3,8 +3,7 @@
  * with Slack's answer per route. Also `notifyAfter`, the `--notify` of the job commands: after
  * the command's work, the digest the scheduled function would send.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import { configPath, loadConfig } from '../shared/config/load.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
 import { safeText } from '../shared/notify/digest.ts';
 import {
@@ -19,9 +18,9 @@ import { createSlackDelivery, redact, type SlackMessage } from '../shared/notify
 import { createWebhookResolver } from '../shared/notify/webhooks.ts';
 import type { Clock, Log, StateStore } from '../shared/ports.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
-import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { cliLogger } from '../shared/runtime/logger.ts';
 import { didYouMean } from '../shared/runtime/suggest.ts';
-import { parseCommandArgs } from './args.ts';
+import { LOG_OPTIONS, parseCommandArgs, subcommand } from './args.ts';
 import { EXIT, summaryLine } from './output.ts';
 
 export const NOTIFY_HELP = `Usage: fleetward notify test [--route NAME] [--config FILE] [--json] [--log-level LEVEL]
@@ -257,7 +256,7 @@ export async function cmdNotify(args: string[]): Promise<number> {
       config: { type: 'string' },
       route: { type: 'string' },
       json: { type: 'boolean', default: false },
-      'log-level': { type: 'string' },
+      ...LOG_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -267,9 +266,9 @@ export async function cmdNotify(args: string[]): Promise<number> {
     return values.help ? EXIT.ok : EXIT.usage;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-  if (sub !== 'test') throw new UsageError(`unknown notify command "${sub}"${didYouMean(sub, ['test'])}`);
-  const logger = stderrLogger(parseLogLevel(values['log-level']));
-  const file = values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE;
+  subcommand('notify', sub, ['test']);
+  const logger = cliLogger(values);
+  const file = configPath(values.config);
   const config = await loadConfig(file);
   const routes = config.slack?.routes ?? [];
   if (routes.length === 0)
@@ -299,22 +298,12 @@ export interface NotifyDeps {
   clock?: Clock;
 }
 
-/** Whether a `--notify` of the running command failed (see {@link withNotifyExit}). */
-const notifyState = new AsyncLocalStorage<{ failed: boolean }>();
-
-/** Runs a command; its exit code becomes at least 1 when a `--notify` notification of it failed. */
-export async function withNotifyExit(run: () => Promise<number>): Promise<number> {
-  const state = { failed: false };
-  const code = await notifyState.run(state, run);
-  return state.failed ? Math.max(code, EXIT.failed) : code;
-}
-
 /**
  * `--notify` of a job command: when `enabled`, sends the digest the scheduled function sends
  * after the same work (only findings new since the last notice; the snapshot's report as is),
  * and says on stderr how many routes were notified or which failed. Never throws: the
- * command's result stands, and a failure makes its exit code 1 (under {@link withNotifyExit}).
- * Resolves `false` when the notification failed (for a caller that folds it in itself).
+ * command's result stands. Resolves `false` when the notification failed: every command
+ * folds that into its exit code (1) before printing its summary line.
  */
 export async function notifyAfter(
   enabled: boolean | undefined,
@@ -323,15 +312,10 @@ export async function notifyAfter(
 ): Promise<boolean> {
   if (!enabled) return true;
   const say = (line: string) => process.stderr.write(`Slack: ${line}\n`);
-  const failed = () => {
-    const state = notifyState.getStore();
-    if (state) state.failed = true;
-    return false;
-  };
   const routes = deps.config.slack?.routes ?? [];
   if (routes.length === 0) {
     say('not notified: the config has no slack routes (slack.webhooks and slack.routes)');
-    return failed();
+    return false;
   }
   const result: NotifyResult | undefined =
     'discovery' in what
@@ -341,7 +325,7 @@ export async function notifyAfter(
         : await notifyAfterJob(deps, what.job, { runId: what.runId, jurisdiction: what.jurisdiction });
   if (!result) {
     say('notification failed (the error is logged above); nothing was recorded as notified');
-    return failed();
+    return false;
   }
   const names = routeNames(routes);
   const outcomes = result.routes ?? [];
@@ -353,5 +337,5 @@ export async function notifyAfter(
   else if (outcomes.every((o) => o.status === 'nothing'))
     say('notified 0 route(s): nothing new for any route since the last notice');
   else say('notified 0 route(s)');
-  return (result.failed ?? 0) > 0 ? failed() : true;
+  return (result.failed ?? 0) === 0;
 }

@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseFormats, type SnapshotFormat } from '../shared/compliance/render/index.ts';
 import { snapshotJsonSchema } from '../shared/compliance/schema.ts';
-import { DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config/load.ts';
+import { configPath, loadConfig } from '../shared/config/load.ts';
 import {
   type JurisdictionOutput,
   publish,
@@ -18,9 +18,9 @@ import {
 import { UNASSIGNED } from '../shared/model.ts';
 import { snapshotDeps } from '../shared/runtime/deps/snapshot.ts';
 import { UsageError } from '../shared/runtime/errors.ts';
-import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { cliLogger } from '../shared/runtime/logger.ts';
 import { assertJurisdiction } from '../shared/runtime/scope.ts';
-import { parseCommandArgs } from './args.ts';
+import { LOG_OPTIONS, parseCommandArgs } from './args.ts';
 import { LOCAL_EVIDENCE_WARNING } from './audit.ts';
 import { ensureInventory } from './inventory.ts';
 import { notifyAfter } from './notify.ts';
@@ -79,7 +79,7 @@ const OPTIONS = {
   json: { type: 'boolean', default: false },
   notify: { type: 'boolean' },
   schema: { type: 'boolean', default: false },
-  'log-level': { type: 'string' },
+  ...LOG_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -185,8 +185,8 @@ export async function cmdSnapshot(args: string[]): Promise<number> {
   }
   const formats = parseFormats(values.format ?? 'json,html,md,csv');
   const out = values.out ?? DEFAULT_SNAPSHOT_DIR;
-  const logger = stderrLogger(parseLogLevel(values['log-level']));
-  const config = await loadConfig(values.config ?? process.env.FLEETWARD_CONFIG ?? DEFAULT_CONFIG_FILE);
+  const logger = cliLogger(values);
+  const config = await loadConfig(configPath(values.config));
   assertJurisdiction(config.jurisdictions, values.jurisdiction);
   await prepareOut(out);
   const localEvidence = values['local-evidence'];

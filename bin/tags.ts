@@ -8,20 +8,28 @@ import type { FleetConfig } from '../shared/config/schema.ts';
 import { apply, plan, TAGS_JOB, type TagApplyResult, type TagJobDeps } from '../shared/jobs/tags.ts';
 import { type Log, systemClock } from '../shared/ports.ts';
 import { FleetwardError, UsageError } from '../shared/runtime/errors.ts';
-import { parseLogLevel, stderrLogger } from '../shared/runtime/logger.ts';
+import { cliLogger } from '../shared/runtime/logger.ts';
+import { wrapHanging } from '../shared/runtime/table.ts';
 import { stateConfig } from '../shared/state/config.ts';
 import { openStateStore } from '../shared/state/index.ts';
-import { clusterLabel, planJson, renderClusterPlan, renderPlanText } from '../shared/tags/render.ts';
+import {
+  clusterLabel,
+  planJson,
+  renderClusterPlan,
+  renderPlanText,
+  summarise,
+} from '../shared/tags/render.ts';
 import { createTaggers } from '../shared/tags/taggers.ts';
-import { parseCommandArgs, subcommand } from './args.ts';
+import { LOG_OPTIONS, parseCommandArgs, subcommand } from './args.ts';
 import { runReported } from './errors.ts';
 import { ensureInventory } from './inventory.ts';
 import { notifyAfter } from './notify.ts';
-import { EXIT } from './output.ts';
+import { EXIT, progress, summaryLine } from './output.ts';
 
 export const TAGS_HELP = `Usage:
-  fleetward tags plan  [--cluster ID] [--config FILE] [--json] [--log-level LEVEL]
+  fleetward tags plan  [--cluster ID] [--config FILE] [--json] [--log-level LEVEL] [--log-format FORMAT]
   fleetward tags apply [--cluster ID] [--max-changes N] [--dry-run] [--config FILE] [--json] [--log-level LEVEL]
+                       [--log-format FORMAT]
 
 Checks every cluster of the saved inventory (or one) against policies.tags of the config.
 Tags are read fresh from each cloud (EKS tags, GKE labels, AKS tags); kubeconfig clusters
@@ -70,7 +78,7 @@ function renderApply(result: TagApplyResult): string {
   for (const o of [...result.outcomes].sort((a, b) => a.clusterId.localeCompare(b.clusterId))) {
     const p = planOf.get(o.clusterId)!;
     if (o.status === 'failed') {
-      lines.push(`x ${clusterLabel(p)}  failed: ${o.error.message}`);
+      lines.push(...wrapHanging(`x ${clusterLabel(p)}  `, `failed: ${o.error.message}`, 4));
       for (const c of o.changes) lines.push(`    - ${c.key} = ${JSON.stringify(c.after)} (not written)`);
       continue;
     }
@@ -86,6 +94,33 @@ function renderApply(result: TagApplyResult): string {
   return lines.join('\n');
 }
 
+/** A plan's clusters for the summary line: to change, findings, not taggable, unreadable. */
+function planCounts(plans: TagApplyResult['plans']): Record<string, number> {
+  const s = summarise(plans);
+  return {
+    'to change': s.clusters,
+    findings: s.findings,
+    'not taggable': s.notTaggable,
+    'could not be read': s.failed,
+  };
+}
+
+/** An apply's clusters for the summary line (a refused or dry-run apply counts what it would change). */
+function applyCounts(result: TagApplyResult): Record<string, number> {
+  const s = result.summary;
+  if (result.refused) return { 'refused (over --max-changes)': s.clusters, findings: s.findings };
+  if (result.dryRun) return { 'to change (dry run)': s.clusters, findings: s.findings, failed: s.failed };
+  const n = (status: TagApplyResult['outcomes'][number]['status']) =>
+    result.outcomes.filter((o) => o.status === status).length;
+  return {
+    applied: n('applied'),
+    unchanged: n('unchanged'),
+    'not taggable': n('not-taggable'),
+    failed: n('failed'),
+    findings: s.findings,
+  };
+}
+
 /** `fleetward tags ...`; returns the exit code, throws what `reportError` reports. */
 export async function cmdTags(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs('tags', {
@@ -95,7 +130,7 @@ export async function cmdTags(args: string[]): Promise<number> {
       config: { type: 'string' },
       cluster: { type: 'string' },
       json: { type: 'boolean', default: false },
-      'log-level': { type: 'string' },
+      ...LOG_OPTIONS,
       'max-changes': { type: 'string' },
       'dry-run': { type: 'boolean' },
       notify: { type: 'boolean' },
@@ -113,22 +148,28 @@ export async function cmdTags(args: string[]): Promise<number> {
     subcommand('tags', sub, ['plan', 'apply']);
     if (sub === 'plan' && (values['max-changes'] !== undefined || values['dry-run'] !== undefined))
       throw new UsageError('--max-changes and --dry-run are options of "tags apply"');
-    const level = parseLogLevel(values['log-level']);
+    const logger = cliLogger(values);
     const maxChanges = maxChangesOf(values['max-changes']);
     const config = await loadConfig(configPath(values.config));
-    deps = await tagJobDeps(config, stderrLogger(level));
+    deps = await tagJobDeps(config, logger);
     const scope = values.cluster ? { clusterId: values.cluster } : {};
     const controller = new AbortController();
     const interrupt = () => controller.abort(new FleetwardError('interrupted'));
     process.once('SIGINT', interrupt);
+    const bar = progress(sub === 'plan' ? 'Reading tags' : 'Reading and writing tags');
+    const onProgress = (done: number, total: number) => bar.update(done, total, 'clusters');
     try {
       if (sub === 'plan') {
-        const result = await plan(deps, { ...scope, signal: controller.signal });
-        await notifyAfter(values.notify, deps, { job: TAGS_JOB, runId: result.runId });
+        const result = await plan(deps, { ...scope, signal: controller.signal, onProgress });
+        bar.done();
+        const notified = await notifyAfter(values.notify, deps, { job: TAGS_JOB, runId: result.runId });
+        const code = result.summary.failed > 0 || !notified ? EXIT.failed : EXIT.ok;
         console.log(
-          values.json ? JSON.stringify(planJson(result.plans), null, 2) : renderPlanText(result.plans),
+          values.json
+            ? JSON.stringify(planJson(result.plans), null, 2)
+            : `${renderPlanText(result.plans)}\n${summaryLine(planCounts(result.plans), code)}`,
         );
-        return result.summary.failed > 0 ? EXIT.failed : EXIT.ok;
+        return code;
       }
       // Run by hand, apply is the user's explicit action: it applies in every stage unless --dry-run.
       const result = await apply(deps, {
@@ -136,15 +177,20 @@ export async function cmdTags(args: string[]): Promise<number> {
         maxChanges,
         dryRun: values['dry-run'] === true,
         signal: controller.signal,
+        onProgress,
       });
-      await notifyAfter(values.notify, deps, { job: TAGS_JOB, runId: result.runId });
-      console.log(values.json ? JSON.stringify(result, null, 2) : renderApply(result));
-      if (result.refused) {
-        console.error(`fleetward: ${result.refused.message}`);
-        return EXIT.failed;
-      }
-      return result.summary.failed > 0 ? EXIT.failed : EXIT.ok;
+      bar.done();
+      const notified = await notifyAfter(values.notify, deps, { job: TAGS_JOB, runId: result.runId });
+      const code = result.refused || result.summary.failed > 0 || !notified ? EXIT.failed : EXIT.ok;
+      console.log(
+        values.json
+          ? JSON.stringify(result, null, 2)
+          : `${renderApply(result)}\n${summaryLine(applyCounts(result), code)}`,
+      );
+      if (result.refused) console.error(`fleetward: ${result.refused.message}`);
+      return code;
     } finally {
+      bar.done();
       process.off('SIGINT', interrupt);
     }
   } finally {

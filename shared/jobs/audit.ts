@@ -104,6 +104,7 @@ import {
   type VerifyStatus,
 } from '../state/records.ts';
 import { type ClusterScope, forEachCluster, inventory, recordFindings, runId } from './fleet.ts';
+import { counting, type OnProgress, reporting } from './progress.ts';
 
 /** The job name findings are recorded under (`findings` / `audit/<cluster-id>`). */
 export const AUDIT_JOB = 'audit';
@@ -139,6 +140,8 @@ export interface CollectOptions extends ClusterScope {
   maxBytes?: number | undefined;
   /** Clusters collected at once (default 4). */
   concurrency?: number | undefined;
+  /** Called as each cluster's collection ends (in-process runs). */
+  onProgress?: OnProgress<CollectOutcome> | undefined;
 }
 
 export interface CollectStats {
@@ -704,7 +707,8 @@ async function collectCluster(
   });
   const skip = async (f: Finding): Promise<CollectOutcome> => {
     await recordFindings(deps.store, AUDIT_JOB, cluster.id, [f]);
-    deps.logger.warn('Audit collection skipped', { cluster: cluster.id, finding: f.kind });
+    // The outcome (skipped, with the finding) says it, and the finding is recorded: not a warning.
+    deps.logger.info('Audit collection skipped', { cluster: cluster.id, finding: f.kind });
     return { clusterId: cluster.id, status: 'skipped', findings: [f] };
   };
   const guarded = async <T>(
@@ -782,7 +786,8 @@ async function collectCluster(
         ),
       );
     }
-    deps.logger.warn('Audit archive is local, not compliant storage', {
+    // Only a CLI run with --local-evidence gets here; it warns once, and each outcome says it.
+    deps.logger.info('Audit archive is local, not compliant storage', {
       cluster: cluster.id,
       archive: archive.id,
     });
@@ -1004,11 +1009,11 @@ export async function collect(
   options: CollectOptions = {},
   dispatcher: Dispatcher = inProcess(options.concurrency ?? 4),
 ): Promise<CollectResult & { enqueued?: number }> {
-  const { clusterId, jurisdiction, signal, concurrency: _, ...tuning } = options;
+  const { clusterId, jurisdiction, signal, concurrency: _, onProgress, ...tuning } = options;
   const work = auditWork(tuning);
   const items = await work.plan(deps, { clusterId, jurisdiction });
   const id = items[0]?.runId ?? runId(deps.clock.now());
-  const done = await dispatcher.dispatch(work, deps, items, signal);
+  const done = await dispatcher.dispatch(reporting(work, items.length, onProgress), deps, items, signal);
   if (done.mode === 'queue') return { runId: id, outcomes: [], enqueued: done.enqueued };
   return { runId: id, outcomes: done.results };
 }
@@ -1167,11 +1172,19 @@ async function walkChain(
  */
 export async function verify(
   deps: VerifyDeps,
-  scope: ClusterScope & { signal?: AbortSignal | undefined } = {},
+  scope: ClusterScope & {
+    signal?: AbortSignal | undefined;
+    /** Called as each cluster's chain is walked. */
+    onProgress?: OnProgress<VerifyClusterResult> | undefined;
+  } = {},
 ): Promise<VerifyResult> {
   const clusters = await inventory(deps.store, scope);
   const s = sig(scope.signal);
-  const results = await forEachCluster(clusters, 4, (cluster) => verifyCluster(deps, cluster, s));
+  const results = await forEachCluster(
+    clusters,
+    4,
+    counting(clusters.length, scope.onProgress, (cluster: Cluster) => verifyCluster(deps, cluster, s)),
+  );
   const verifiedAt = (deps.clock ?? systemClock).now().toISOString();
   await deps.store.putMany(
     AUDIT_NS,

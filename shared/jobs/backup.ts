@@ -21,6 +21,7 @@ import {
 } from '../velero/resources.ts';
 import { recordedScratch } from './drill.ts';
 import { type ClusterJobDeps, type ClusterScope, inventory, recordFindings, runId } from './fleet.ts';
+import { type OnProgress, reporting } from './progress.ts';
 import { mergeBackup } from './reconcile-backups.ts';
 
 export type BackupOutcome =
@@ -128,7 +129,8 @@ async function backupCluster(
         ]
       : checked.findings;
     await recordFindings(deps.store, 'backup', cluster.id, findings);
-    deps.logger.warn('Backup preflight failed', {
+    // The outcome (skipped, with the findings) says it, and the findings are recorded: not a warning.
+    deps.logger.info('Backup preflight failed', {
       cluster: cluster.id,
       findings: findings.map((f) => f.kind),
     });
@@ -218,13 +220,14 @@ export const backupWork: ClusterWork<ClusterJobDeps, BackupScope, BackupOutcome>
 /** Requests this window's Backup on every cluster (or one). Dry run validates on the server and writes nothing. */
 export async function run(
   deps: ClusterJobDeps,
-  options: BackupScope & { signal?: AbortSignal } = {},
+  options: BackupScope & { signal?: AbortSignal; onProgress?: OnProgress<BackupOutcome> } = {},
   dispatcher: Dispatcher = inProcess(deps.config.kubeAccess.concurrency * 4),
 ): Promise<BackupRunResult & { enqueued?: number }> {
   const items = await backupWork.plan(deps, options);
   const id = items[0]?.runId ?? runId(deps.clock.now());
   const dryRun = options.dryRun ?? false;
-  const done = await dispatcher.dispatch(backupWork, deps, items, options.signal);
+  const work = reporting(backupWork, items.length, options.onProgress);
+  const done = await dispatcher.dispatch(work, deps, items, options.signal);
   if (done.mode === 'queue') {
     deps.logger.info('Backups enqueued', { runId: id, dryRun, enqueued: done.enqueued });
     return { runId: id, dryRun, outcomes: [], enqueued: done.enqueued };

@@ -26,6 +26,7 @@ import { BUDGET_CLOUDS, type BudgetCloud, type BudgetProviders, scopeKey } from 
 import type { FleetConfig } from '../config/schema.ts';
 import type { Clock, Log, StateStore } from '../ports.ts';
 import { type ErrorInfo, errorInfo } from '../runtime/errors.ts';
+import { wrapHanging } from '../runtime/table.ts';
 import {
   BUDGET_PLAN_KEY,
   BUDGETS_NS,
@@ -271,10 +272,10 @@ export async function apply(
 }
 
 function renderFailures(failures: readonly BudgetFailure[]): string[] {
-  return failures.map((f) =>
+  return failures.flatMap((f) =>
     f.address
-      ? `! ${f.address}: ${f.error.message}`
-      : `! ${f.cloud}: budgets could not be read: ${f.error.message}`,
+      ? wrapHanging(`! ${f.address}: `, f.error.message, 4)
+      : wrapHanging(`! ${f.cloud}: `, `budgets could not be read: ${f.error.message}`, 4),
   );
 }
 
@@ -283,8 +284,8 @@ function renderFindings(
   unreadable: readonly BudgetFinding[] = [],
 ): string[] {
   return [
-    ...unreadable.map((f) => `? ${f.address}: ${f.message}`),
-    ...findings.map((f) => `? ${f.clusterId}: ${f.message}`),
+    ...unreadable.flatMap((f) => wrapHanging(`? ${f.address}: `, f.message, 4)),
+    ...findings.flatMap((f) => wrapHanging(`? ${f.clusterId}: `, f.message, 4)),
   ];
 }
 
@@ -314,9 +315,9 @@ const show = (v: unknown): string =>
 
 /** Text of an apply: what was done per change, then failures and the summary. */
 export function renderApply(result: BudgetApplyResult): string {
-  const lines = result.changes.map((c) => {
+  const lines = result.changes.flatMap((c) => {
     const mark = c.action === 'create' ? '+' : c.action === 'update' ? '~' : '-';
-    return `${mark} ${c.address}  ${c.status}${c.error ? `: ${c.error.message}` : ''}`;
+    return wrapHanging(`${mark} ${c.address}  `, `${c.status}${c.error ? `: ${c.error.message}` : ''}`, 4);
   });
   return [
     ...lines,

@@ -7,10 +7,12 @@
  * and is neither reported removed nor overwritten.
  */
 import {
+  type CloudId,
   type Cluster,
   type ClusterChange,
   type DiscoveredCluster,
   type DiscoveryFailure,
+  type DiscoveryOutcome,
   type DiscoveryScope,
   type InventoryDiff,
   UNASSIGNED,
@@ -19,6 +21,7 @@ import type { Clock, ClusterDiscovery, Log, StateStore } from '../ports.ts';
 import { type Residency, type ResidencyFinding, regionCountry } from '../residency/index.ts';
 import { errorInfo } from '../runtime/errors.ts';
 import { INVENTORY } from '../state/records.ts';
+import type { OnProgress } from './progress.ts';
 
 /** State-store namespace of the run ledger. */
 export const RUNS = 'runs';
@@ -121,12 +124,32 @@ export function diffInventory(previous: readonly Cluster[], current: readonly Cl
   return diff;
 }
 
+/** What discovery reports as each cloud finishes (see `run`'s `onProgress`). */
+export interface CloudDiscovered {
+  cloud: CloudId;
+  clusters: number;
+  failures: number;
+}
+
 /** Runs every adapter; an adapter that throws (it should not) becomes one failure for its whole cloud. */
-async function discoverAll(deps: DiscoverDeps, signal?: AbortSignal) {
+async function discoverAll(
+  deps: DiscoverDeps,
+  signal?: AbortSignal,
+  onProgress?: OnProgress<CloudDiscovered>,
+) {
+  let finished = 0;
+  const report = (o: DiscoveryOutcome, cloud: CloudId) =>
+    onProgress?.(++finished, deps.discoveries.length, {
+      cloud,
+      clusters: o.clusters.length,
+      failures: o.failures.length,
+    });
   const outcomes = await Promise.all(
     deps.discoveries.map(async (d) => {
       try {
-        return await d.discover(signal ? { signal } : {});
+        const outcome = await d.discover(signal ? { signal } : {});
+        report(outcome, d.cloud);
+        return outcome;
       } catch (error) {
         if (signal?.aborted) throw error;
         const failure: DiscoveryFailure = {
@@ -135,7 +158,9 @@ async function discoverAll(deps: DiscoverDeps, signal?: AbortSignal) {
           kind: 'scope',
           error: errorInfo(error),
         };
-        return { clusters: [], failures: [failure], completedScopes: [] as DiscoveryScope[] };
+        const outcome = { clusters: [], failures: [failure], completedScopes: [] as DiscoveryScope[] };
+        report(outcome, d.cloud);
+        return outcome;
       }
     }),
   );
@@ -152,11 +177,16 @@ async function discoverAll(deps: DiscoverDeps, signal?: AbortSignal) {
  */
 export async function run(
   deps: DiscoverDeps,
-  options: { signal?: AbortSignal; jurisdiction?: string | undefined } = {},
+  options: {
+    signal?: AbortSignal;
+    jurisdiction?: string | undefined;
+    /** Called as each cloud's adapter finishes (every scope of that cloud answered or failed). */
+    onProgress?: OnProgress<CloudDiscovered>;
+  } = {},
 ): Promise<DiscoverResult> {
   const started = deps.clock.now();
   const [found, previousItems] = await Promise.all([
-    discoverAll(deps, options.signal),
+    discoverAll(deps, options.signal, options.onProgress),
     deps.store.list<Cluster>(INVENTORY),
   ]);
   const previous = previousItems.map((i) => i.value);

@@ -11,9 +11,9 @@
 import { type Cluster, isRegionCloud } from '../model.ts';
 import type { KubeApi, KubeObject } from '../ports.ts';
 import { type ClusterWork, type Dispatcher, inProcess } from '../runtime/dispatch.ts';
-import { errorInfo, ResidencyError } from '../runtime/errors.ts';
+import { CloudApiError, errorInfo, FleetwardError, ResidencyError } from '../runtime/errors.ts';
 import { type DrillRecord, INVENTORY, NS } from '../state/records.ts';
-import type { Finding } from '../velero/preflight.ts';
+import { CONDITION, type Finding } from '../velero/preflight.ts';
 import {
   assertScratchOnly,
   buildRestore,
@@ -29,6 +29,7 @@ import {
   windowStart,
 } from '../velero/resources.ts';
 import { type ClusterJobDeps, type ClusterScope, inventory, recordFindings, runId } from './fleet.ts';
+import { type OnProgress, reporting } from './progress.ts';
 
 const DAY_MS = 86_400_000;
 /** Scratch namespaces older than this that no active drill owns are removed by the sweeper. */
@@ -61,12 +62,22 @@ function fail(drill: DrillRecord, reason: string): void {
   drill.phase = 'cleaning';
 }
 
-/** Newest Completed Fleetward Backup of a cluster. */
+/**
+ * Newest Completed Fleetward Backup of a cluster. A cluster that does not serve Velero's Backup
+ * kind (404) has no Velero: refused in the words the backup preflight uses.
+ */
 async function newestCompleted(api: KubeApi, namespace: string): Promise<VeleroBackup | undefined> {
-  const backups = await api.list<VeleroBackup>(VELERO_API, 'Backup', {
-    namespace,
-    labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`,
-  });
+  let backups: VeleroBackup[];
+  try {
+    backups = await api.list<VeleroBackup>(VELERO_API, 'Backup', {
+      namespace,
+      labelSelector: `${LABELS.managedBy}=${MANAGED_BY}`,
+    });
+  } catch (error) {
+    if (error instanceof CloudApiError && error.status === 404)
+      throw new DrillRefusedError(CONDITION.veleroMissing);
+    throw error;
+  }
   return backups
     .filter((b) => b.status?.phase === 'Completed' && b.status.completionTimestamp)
     .sort((a, b) => (a.status!.completionTimestamp! < b.status!.completionTimestamp! ? 1 : -1))[0];
@@ -105,7 +116,7 @@ async function start(deps: ClusterJobDeps, source: Cluster, id: string, run: str
   const target = await drillTarget(deps, source);
   const sourceApi = await deps.kube.connect(source);
   const backup = await newestCompleted(sourceApi, namespace);
-  if (!backup) throw new DrillRefusedError('no Completed backup to restore');
+  if (!backup) throw new DrillRefusedError(CONDITION.noCompletedBackup);
   const namespaces = backup.spec.includedNamespaces ?? [];
   if (namespaces.length === 0 || namespaces.includes('*')) {
     throw new DrillRefusedError(`backup ${backup.metadata.name} does not list its namespaces`);
@@ -178,7 +189,7 @@ async function start(deps: ClusterJobDeps, source: Cluster, id: string, run: str
   return drill;
 }
 
-export class DrillRefusedError extends Error {
+export class DrillRefusedError extends FleetwardError {
   constructor(message: string) {
     super(message);
     this.name = 'DrillRefusedError';
@@ -453,7 +464,7 @@ async function stepCluster(
           jurisdiction: cluster.jurisdiction,
           kind: refused ? 'drill-refused' : 'drill-failed',
           severity: 'high',
-          message: `drill not started: ${errorInfo(error).message}`,
+          message: `${NOT_STARTED}: ${errorInfo(error).message}`,
           at: now.toISOString(),
         });
       }
@@ -495,6 +506,14 @@ async function stepCluster(
   return { clusterId: cluster.id, drill: latest, started, finished, findings };
 }
 
+/** How the finding of a drill that could not be started begins. */
+const NOT_STARTED = 'drill not started';
+
+/** Whether a drill finding says the drill could not be started (refused, or its start failed). */
+export function couldNotStart(finding: Pick<Finding, 'kind' | 'message'>): boolean {
+  return finding.kind === 'drill-refused' || finding.message.startsWith(`${NOT_STARTED}:`);
+}
+
 export type DrillScope = ClusterScope & { start?: 'due' | 'force' | 'never' };
 
 /** The drill as the dispatcher runs it: one step per assigned cluster (advance, or start when due). */
@@ -528,11 +547,11 @@ export const drillWork: ClusterWork<ClusterJobDeps, DrillScope, DrillStepResult 
  */
 export async function step(
   deps: ClusterJobDeps,
-  options: DrillScope = {},
+  options: DrillScope & { onProgress?: OnProgress<DrillStepResult | undefined> } = {},
   dispatcher: Dispatcher = inProcess(deps.config.kubeAccess.concurrency * 4),
 ): Promise<DrillStepResult[]> {
   const items = await drillWork.plan(deps, options);
-  const done = await dispatcher.dispatch(drillWork, deps, items);
+  const done = await dispatcher.dispatch(reporting(drillWork, items.length, options.onProgress), deps, items);
   if (done.mode === 'queue') {
     deps.logger.info('Drill steps enqueued', { enqueued: done.enqueued });
     return [];

@@ -8,7 +8,7 @@ import type { Cluster } from '../model.ts';
 import { type ClusterWork, type Dispatcher, inProcess } from '../runtime/dispatch.ts';
 import { errorInfo } from '../runtime/errors.ts';
 import { type BackupRecord, type BackupStatus, INVENTORY, NS } from '../state/records.ts';
-import type { Finding } from '../velero/preflight.ts';
+import { CONDITION, type Finding } from '../velero/preflight.ts';
 import { isTerminalBackup, LABELS, MANAGED_BY, VELERO_API, type VeleroBackup } from '../velero/resources.ts';
 import { type ClusterJobDeps, type ClusterScope, inventory, recordFindings, runId } from './fleet.ts';
 
@@ -95,7 +95,7 @@ export function summarizeBackups(
       message: `backup ${untimed.name} is Completed without a completionTimestamp: its age (RPO) cannot be measured`,
     });
   } else if (!good) {
-    problems.push({ kind: 'no-completed-backup', severity: 'high', message: 'no Completed backup yet' });
+    problems.push({ kind: 'no-completed-backup', severity: 'high', message: CONDITION.noCompletedBackup });
   }
   if (rpoOk === false) {
     problems.push({

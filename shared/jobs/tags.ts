@@ -25,6 +25,7 @@ import { changeSet, notTaggable, planTags, type TagChange, type TagFinding } fro
 import type { TaggerSet } from '../tags/port.ts';
 import { type ClusterTagPlan, type PlanSummary, summarise } from '../tags/render.ts';
 import { type ClusterScope, forEachCluster, inventory, runId } from './fleet.ts';
+import { counting, type OnProgress } from './progress.ts';
 
 /** The job name findings are recorded under (`findings` / `tags/<cluster-id>`). */
 export const TAGS_JOB = 'tags';
@@ -96,7 +97,11 @@ export class TooManyChangesError extends FleetwardError {
   }
 }
 
-type RunOptions = ClusterScope & { signal?: AbortSignal | undefined };
+type RunOptions = ClusterScope & {
+  signal?: AbortSignal | undefined;
+  /** Called as each cluster's tags are read and, in an apply, written (in-process runs). */
+  onProgress?: OnProgress | undefined;
+};
 
 async function planCluster(
   deps: TagJobDeps,
@@ -152,8 +157,10 @@ async function record(
 export async function plan(deps: TagJobDeps, options: RunOptions = {}): Promise<TagPlanResult> {
   const clusters = await inventory(deps.store, options);
   const run = runId(deps.clock.now());
-  const plans = await forEachCluster(clusters, CLUSTER_CONCURRENCY, (c) =>
-    planCluster(deps, c, options.signal),
+  const plans = await forEachCluster(
+    clusters,
+    CLUSTER_CONCURRENCY,
+    counting(clusters.length, options.onProgress, (c: Cluster) => planCluster(deps, c, options.signal)),
   );
   await record(deps, run, clusters, plans);
   const summary = summarise(plans);
@@ -174,8 +181,14 @@ export async function apply(
   const maxChanges = options.maxChanges ?? deps.config.policies.maxChanges;
   const clusters = await inventory(deps.store, options);
   const run = runId(deps.clock.now());
-  const { signal } = options;
-  const plans = await forEachCluster(clusters, CLUSTER_CONCURRENCY, (c) => planCluster(deps, c, signal));
+  const { signal, onProgress } = options;
+  // Progress counts every read, then every write.
+  let progressed = 0;
+  let units = clusters.length;
+  const tick = onProgress ? () => onProgress(++progressed, units) : undefined;
+  const plans = await forEachCluster(clusters, CLUSTER_CONCURRENCY, (c) =>
+    planCluster(deps, c, signal).finally(tick),
+  );
   await record(deps, run, clusters, plans);
   const summary = summarise(plans);
   const outcomeOf = (p: ClusterTagPlan, status: 'unchanged' | 'planned' | 'not-taggable'): TagOutcome => ({
@@ -238,7 +251,11 @@ export async function apply(
     .map((p) => ({ job: 'reconcile-tags', clusterId: p.clusterId, runId: run }));
   // Run in-process, the items write the plans just made instead of reading every tag again.
   planned.set(deps, { runId: run, plans: new Map(plans.map((p) => [p.clusterId, p])) });
-  const done = await dispatcher.dispatch(tagWork, deps, items, signal).finally(() => planned.delete(deps));
+  units += items.length;
+  const work = tick
+    ? { ...tagWork, run: (...a: Parameters<typeof tagWork.run>) => tagWork.run(...a).finally(tick) }
+    : tagWork;
+  const done = await dispatcher.dispatch(work, deps, items, signal).finally(() => planned.delete(deps));
   if (done.mode === 'queue') {
     deps.logger.info('Tag writes enqueued', { runId: run, enqueued: done.enqueued });
     const planned = plans.map((p) => failedRead(p) ?? outcomeOf(p, p.taggable ? 'planned' : 'not-taggable'));

@@ -1,14 +1,17 @@
 /**
  * Tag plans for people (`terraform plan`-like text) and for machines (JSON).
  *
- *   ~ aws/eu-central-1/payments
+ *   ~ aws/111111111111/eu-central-1/payments
  *       + jurisdiction = "eu"
  *       ~ region = "eu-west-1" -> "eu-central-1"
  *       ! owner: missing (required; not invented)
  *
  *   Plan: 2 changes on 1 clusters, 1 findings.
+ *
+ * Clusters are named by their id, the one `--cluster` takes; every line fits 120 columns.
  */
 import type { ErrorInfo } from '../runtime/errors.ts';
+import { wrapHanging } from '../runtime/table.ts';
 import type { TagPlan } from './plan.ts';
 
 /** A cluster's plan, with the error of its read when the tags could not be read. */
@@ -47,14 +50,15 @@ export function planJson(plans: readonly ClusterTagPlan[]): PlanJson {
 
 const quote = (value: string) => JSON.stringify(value);
 
-/** The heading of a cluster: `<cloud>/<region>/<name>`. */
-export function clusterLabel(plan: Pick<TagPlan, 'cloud' | 'region' | 'name'>): string {
-  return `${plan.cloud}/${plan.region}/${plan.name}`;
+/** The heading of a cluster: its id, as `--cluster` takes it. */
+export function clusterLabel(plan: Pick<TagPlan, 'clusterId'>): string {
+  return plan.clusterId;
 }
 
 /** The block of one cluster, or nothing when it has no change, finding or error. */
 export function renderClusterPlan(plan: ClusterTagPlan): string[] {
-  if (plan.error) return [`x ${clusterLabel(plan)}`, `    could not read tags: ${plan.error.message}`];
+  if (plan.error)
+    return [`x ${clusterLabel(plan)}`, ...wrapHanging('    could not read tags: ', plan.error.message, 6)];
   if (plan.changes.length === 0 && plan.findings.length === 0) return [];
   const lines = [`${plan.changes.length > 0 ? '~' : '!'} ${clusterLabel(plan)}`];
   for (const c of plan.changes) {
@@ -64,7 +68,7 @@ export function renderClusterPlan(plan: ClusterTagPlan): string[] {
         : `    ~ ${c.key} = ${quote(c.before)} -> ${quote(c.after)}`,
     );
   }
-  for (const f of plan.findings) lines.push(`    ! ${f.message}`);
+  for (const f of plan.findings) lines.push(...wrapHanging('    ! ', f.message, 6));
   return lines;
 }
 

@@ -26,6 +26,15 @@ export type FindingKind =
   | 'drill-refused'
   | 'drill-failed';
 
+/**
+ * One wording per condition, for every job that meets it (backup preflight, backup status,
+ * restore drills): a person reading two commands' output sees the same words for one cause.
+ */
+export const CONDITION = {
+  veleroMissing: 'Velero is not installed (its CRDs are missing)',
+  noCompletedBackup: 'no Completed backup yet',
+} as const;
+
 /** A finding of the Velero jobs. */
 export type Finding = BaseFinding & { kind: FindingKind; severity: 'medium' | 'high' | 'critical' };
 
@@ -87,7 +96,7 @@ export async function preflight(
   if (!backupsCrd || !bslCrd) {
     return {
       ok: false,
-      findings: [finding('velero-missing', 'high', 'Velero is not installed (its CRDs are missing)')],
+      findings: [finding('velero-missing', 'high', CONDITION.veleroMissing)],
       locations: [],
     };
   }

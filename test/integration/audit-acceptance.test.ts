@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { summaryLine } from '../../bin/output.ts';
 import type { CollectResult, VerifyResult } from '../../shared/jobs/audit.ts';
 import { alterObject, seedAuditLogs } from '../sandbox/aws-audit.ts';
 import { runFleetward, runFleetwardJson } from '../sandbox/cli.ts';
@@ -63,6 +64,31 @@ describe('audit archiving against the sandbox', () => {
     expect(json.ok).toBe(true);
     expect(json.clusters.filter((c) => c.chunks > 0).length).toBeGreaterThan(10);
   });
+
+  it.each([
+    ['collect', ['archived', 'up-to-date', 'skipped', 'failed']],
+    ['verify', ['intact', 'BROKEN', 'UNVERIFIED', 'nothing']],
+  ])(
+    'prints audit %s within 120 columns and ends with a summary line that counts its lines',
+    async (sub, words) => {
+      const run = await runFleetward(['audit', sub, ...config]);
+      const lines = run.stdout.trimEnd().split('\n');
+      // Each cluster's line starts with its state; the summary counts them in the same order.
+      const label: Record<string, string> = {
+        'up-to-date': 'up to date',
+        BROKEN: 'broken',
+        UNVERIFIED: 'unverified',
+        nothing: 'nothing archived',
+      };
+      const counts = Object.fromEntries(
+        words.map((w) => [label[w] ?? w, lines.filter((l) => l.startsWith(`${w} `)).length]),
+      );
+
+      expect(lines.filter((l) => l.length > 120)).toEqual([]);
+      expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(sandbox.fleet.length);
+      expect(lines.at(-1)).toBe(summaryLine(counts, run.code ?? -1));
+    },
+  );
 
   it('writes only new events on a second collect', async () => {
     const cluster = sandbox.fleet.find(

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { BudgetApplyResult } from '../../shared/jobs/budgets.ts';
 import type { BudgetPlanResult } from '../../shared/state/records.ts';
+import { runFleetward } from '../sandbox/cli.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 
 const WRITES: Record<string, string[]> = {
@@ -116,6 +117,16 @@ describe('fleetward budgets against the sandbox', () => {
       expect(f.clusterId).toMatch(/^aws\/\d{12}\//);
       expect(covered.has(f.clusterId.split('/')[1]!)).toBe(false);
     }
+    expect(writes()).toBe(0);
+
+    // As a person reads it: every line within 120 columns, then the summary line.
+    const text = await runFleetward(['budgets', 'plan', '--config', sandbox.configPath]);
+    const lines = text.stdout.trimEnd().split('\n');
+    expect(text.code).toBe(0);
+    expect(lines.filter((l) => l.length > 120)).toEqual([]);
+    expect(lines.at(-1)).toBe(
+      `Summary: ${base.budgets.length} to create, ${first.json.findings.length} clusters without a budget (exit 0: done)`,
+    );
     expect(writes()).toBe(0);
 
     const applied = await apply();

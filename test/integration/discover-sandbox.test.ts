@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster, DiscoveryFailure, InventoryDiff } from '../../shared/model.ts';
-import { runFleetwardJson } from '../sandbox/cli.ts';
+import { runFleetward, runFleetwardJson } from '../sandbox/cli.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 
 interface DiscoverJson {
@@ -76,6 +76,25 @@ describe('fleetward discover against the sandbox', () => {
     expect(json.diff).toEqual({ added: [], removed: [], changed: [] });
   });
 
+  it('prints the fleet within 120 columns, each cluster by its id, and ends with the summary line', async () => {
+    const run = await runFleetward(['discover', '--config', sandbox.configPath]);
+    const lines = run.stdout.trimEnd().split('\n');
+    const ids = sandbox.fleet.map((c) =>
+      c.cloud === 'azure'
+        ? `azure/${c.scope}/${c.resourceGroup}/${c.name}`
+        : `${c.cloud}/${c.scope}/${c.region}/${c.name}`,
+    );
+
+    expect(run.code).toBe(0);
+    expect(lines.filter((l) => l.length > 120)).toEqual([]);
+    for (const id of ids)
+      expect(
+        lines.some((l) => l.trim().split(/\s+/)[0] === id),
+        id,
+      ).toBe(true);
+    expect(lines.at(-1)).toBe('Summary: 60 found (exit 0: done)');
+  });
+
   it('returns a partial result and exits 1 when a whole region is down, losing nothing', async () => {
     const region = 'eu-central-1';
     const inRegion = sandbox.fleet.filter((c) => c.cloud === 'aws' && c.region === region).length;
@@ -89,6 +108,15 @@ describe('fleetward discover against the sandbox', () => {
       expect(json.failures.every((f) => f.cloud === 'aws' && f.region === region)).toBe(true);
       expect(json.clusters).toHaveLength(60);
       expect(json.diff.removed).toEqual([]);
+
+      // On a terminal: one readable warning per failed scope, and the failures in the summary.
+      const text = await runFleetward(['discover', '--config', sandbox.configPath]);
+      expect(text.code).toBe(1);
+      expect(text.stderr).toMatch(new RegExp(`^warning: Discovery scope failed: .*region ${region}`, 'm'));
+      expect(text.stderr).not.toMatch(/^\{"level"/m);
+      expect(text.stdout.trimEnd().split('\n').at(-1)).toBe(
+        `Summary: 60 found, ${json.failures.length} scope failures (exit 1: completed with failures)`,
+      );
     } finally {
       sandbox.faults.clear();
     }

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { notifyAfter, type RouteTest, routeNames, withNotifyExit } from '../../bin/notify.ts';
+import { notifyAfter, type RouteTest, routeNames } from '../../bin/notify.ts';
 import { loadConfig } from '../../shared/config/load.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
 import { openStateStore } from '../../shared/state/index.ts';
@@ -221,23 +221,25 @@ describe('--notify and route names without Slack configured', () => {
     expect(routeNames(routes)).toEqual(names);
   });
 
-  it('--notify on a config without Slack routes says so and makes the exit code 1', async () => {
+  it('--notify on a config without Slack routes says so and resolves false (the command then exits 1)', async () => {
     const config = await loadConfig('fleet.example.yaml');
     const { slack: _none, ...withoutSlack } = config;
     const store = await openStateStore({ type: 'sqlite', path: ':memory:' });
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      const withNotify = await withNotifyExit(async () => {
-        await notifyAfter(true, { config: withoutSlack, store, logger: silentLogger }, { job: 'backup' });
-        return 0;
-      });
-      const without = await withNotifyExit(async () => {
-        await notifyAfter(false, { config: withoutSlack, store, logger: silentLogger }, { job: 'backup' });
-        return 0;
-      });
+      const withNotify = await notifyAfter(
+        true,
+        { config: withoutSlack, store, logger: silentLogger },
+        { job: 'backup' },
+      );
+      const without = await notifyAfter(
+        false,
+        { config: withoutSlack, store, logger: silentLogger },
+        { job: 'backup' },
+      );
 
-      expect(withNotify).toBe(1);
-      expect(without).toBe(0);
+      expect(withNotify).toBe(false);
+      expect(without).toBe(true);
       expect(stderr.mock.calls.map(([line]) => String(line))).toEqual([
         'Slack: not notified: the config has no slack routes (slack.webhooks and slack.routes)\n',
       ]);

@@ -130,6 +130,10 @@ describe('tags against the sandbox', () => {
       const text = await runTags(['plan', '--config', sandbox.configPath]);
       expect(text.stdout).toContain('! owner: missing (required; not invented)');
       expect(text.stdout).toMatch(/Plan: 0 changes on 0 clusters, \d+ findings\./);
+      const notTaggable = plan.json.summary.notTaggable;
+      expect(text.stdout.trimEnd().split('\n').at(-1)).toBe(
+        `Summary: ${plan.json.summary.findings} findings, ${notTaggable} not taggable (exit 0: done)`,
+      );
 
       const writesBefore = writes();
       const again = await runTagsJson<TagApplyResult>(['apply', '--config', sandbox.configPath]);
@@ -137,6 +141,24 @@ describe('tags against the sandbox', () => {
       expect(again.json.summary.applied).toBe(0);
       expect(writes()).toBe(writesBefore);
     }, 30_000);
+  });
+
+  describe('one cluster id everywhere', () => {
+    it('names each cluster in the plan by the id --cluster takes', async () => {
+      const all = await runTags(['plan', '--config', sandbox.configPath]);
+      const headings = all.stdout.split('\n').filter((l) => /^[~!x] /.test(l));
+      const id = headings[0]!.slice(2);
+
+      const one = await runTags(['plan', '--cluster', id, '--config', sandbox.configPath]);
+
+      expect(headings.length).toBeGreaterThan(0);
+      expect(all.stdout.split('\n').filter((l) => l.length > 120)).toEqual([]);
+      expect(
+        sandbox.fleet.some((c) => id.endsWith(`/${c.name}`) && id.startsWith(`${c.cloud}/${c.scope}/`)),
+      ).toBe(true);
+      expect(one.code, one.stderr).toBe(0);
+      expect(one.stdout.split('\n').filter((l) => /^[~!x] /.test(l))).toEqual([headings[0]]);
+    }, 60_000);
   });
 
   describe('through the job', () => {

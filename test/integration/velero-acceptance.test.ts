@@ -6,7 +6,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { summaryLine } from '../../bin/output.ts';
 import type { ClusterBackupView, ClusterDrillView } from '../../shared/jobs/velero-report.ts';
+import { CONDITION } from '../../shared/velero/preflight.ts';
 import { createBucketWriter } from '../sandbox/bucket-writers.ts';
 import { runFleetward, runFleetwardJson } from '../sandbox/cli.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
@@ -35,6 +37,14 @@ describe('backups and drills against the sandbox', () => {
     const run = await fleetward(['backup', 'run', ...config]);
     expect(run.stderr).toMatch(/inventory is empty: discovering/);
     expect(run.code).toBe(1); // some clusters have findings
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines.filter((l) => l.length > 120)).toEqual([]);
+    const created = lines.filter((l) => l.startsWith('created ')).length;
+    const skipped = lines.filter((l) => l.startsWith('skipped ')).length;
+    expect(created).toBeGreaterThan(10);
+    expect(lines.at(-1)).toBe(
+      `Summary: ${created} created, ${skipped} skipped (exit 1: completed with failures)`,
+    );
     await new Promise((r) => setTimeout(r, 600)); // the simulator completes Backups after 200 ms
 
     const { clusters } = await json<{ clusters: ClusterBackupView[] }>(['backup', 'status', ...config]);
@@ -62,6 +72,20 @@ describe('backups and drills against the sandbox', () => {
     const misplaced = clusters.filter((c) => c.findings.some((f) => f.kind === 'bsl-outside-jurisdiction'));
     expect(misplaced).toHaveLength(1);
     expect(misplaced[0]?.lastBackup).toBeNull();
+  });
+
+  it('shows backup status within 120 columns, each cluster by its id, ending with the summary line', async () => {
+    const { clusters } = await json<{ clusters: ClusterBackupView[] }>(['backup', 'status', ...config]);
+    const run = await fleetward(['backup', 'status', ...config]);
+    const lines = run.stdout.trimEnd().split('\n');
+    const ok = clusters.filter((c) => c.rpoOk === true && c.findings.length === 0).length;
+    const withFindings = clusters.filter((c) => c.findings.length > 0).length;
+
+    expect(run.code).toBe(1);
+    expect(lines.filter((l) => l.length > 120)).toEqual([]);
+    for (const c of clusters) expect(lines.some((l) => l.trim().split(/\s+/)[0] === c.clusterId)).toBe(true);
+    const pending = clusters.length - ok - withFindings;
+    expect(lines.at(-1)).toBe(summaryLine({ ok, 'with findings': withFindings, pending }, 1));
   });
 
   it('wrote every backup into its in-jurisdiction bucket and nothing into the misplaced one', async () => {
@@ -99,8 +123,16 @@ describe('backups and drills against the sandbox', () => {
   it('runs restore drills with a measured RTO and leaves no scratch namespace behind', async () => {
     const run = await fleetward(['drill', 'run', ...config]);
     expect(run.stderr).toMatch(/Started \d+ drill/);
+    expect(run.stderr).not.toMatch(/in progress\.\.\./);
 
     const { clusters } = await json<{ clusters: ClusterDrillView[] }>(['drill', 'status', ...config]);
+    const lines = run.stdout.trimEnd().split('\n');
+    const passed = clusters.filter((c) => c.drill?.result === 'pass' && c.findings.length === 0).length;
+    const couldNot = clusters.filter((c) => c.findings.length > 0).length;
+    expect(lines.filter((l) => l.length > 120)).toEqual([]);
+    expect(lines.at(-1)).toBe(
+      `Summary: ${passed} pass, ${couldNot} could not run (exit 1: completed with failures)`,
+    );
 
     const drilled = clusters.filter((c) => c.drill);
     expect(drilled.length).toBeGreaterThan(10);
@@ -119,6 +151,23 @@ describe('backups and drills against the sandbox', () => {
         .filter((ns) => ns.metadata.name?.startsWith('fw-drill-'));
       expect(scratch, cluster.key).toEqual([]);
     }
+  });
+
+  it('says "Velero is not installed" for a cluster without Velero, in backups and drills alike', async () => {
+    const backups = await json<{ clusters: ClusterBackupView[] }>(['backup', 'status', ...config]);
+    const drills = await json<{ clusters: ClusterDrillView[] }>(['drill', 'status', ...config]);
+    const text = await fleetward(['drill', 'status', ...config]);
+    const without = backups.clusters.filter((c) => c.findings.some((f) => f.kind === 'velero-missing'));
+
+    expect(without.length).toBeGreaterThan(0);
+    for (const b of without) {
+      const d = drills.clusters.find((c) => c.clusterId === b.clusterId);
+      expect(b.findings.map((f) => f.message)).toEqual([CONDITION.veleroMissing]);
+      expect(d?.findings.map((f) => f.message)).toEqual([`drill not started: ${CONDITION.veleroMissing}`]);
+      expect(d?.findings.map((f) => f.kind)).toEqual(['drill-refused']);
+    }
+    expect(text.stdout).not.toMatch(/404|NotFound/);
+    expect(text.stdout).toMatch(/could not run +- +- +Velero is not installed/);
   });
 
   it('takes a short cluster name for --cluster, and refuses an unknown one with exit 2 and near matches', async () => {

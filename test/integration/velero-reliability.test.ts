@@ -18,6 +18,7 @@ import { clusterJobDeps, discoverDeps } from '../../shared/runtime/deps.ts';
 import { silentLogger } from '../../shared/runtime/logger.ts';
 import { type BackupRecord, type DrillRecord, INVENTORY } from '../../shared/state/records.ts';
 import { SqliteStateStore } from '../../shared/state/sqlite.ts';
+import { CONDITION } from '../../shared/velero/preflight.ts';
 import { type Sandbox, startSandbox } from '../sandbox/index.ts';
 import type { KubeCluster } from '../sandbox/kube-fake.ts';
 
@@ -469,6 +470,10 @@ describe('backups and drills when things go wrong', () => {
     const [result] = await drillStep(d, { clusterId: (bare ?? cluster).id, start: 'force' });
 
     expect(result?.started).toBe(false);
-    expect(result?.findings.map((f) => f.kind)).toEqual([bare ? 'drill-failed' : 'drill-refused']);
+    // Refused either way, in the words backup status uses for the same condition.
+    expect(result?.findings.map((f) => f.kind)).toEqual(['drill-refused']);
+    expect(result?.findings.map((f) => f.message)).toEqual([
+      `drill not started: ${bare ? CONDITION.veleroMissing : CONDITION.noCompletedBackup}`,
+    ]);
   });
 });

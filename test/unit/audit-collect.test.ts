@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { renderVerify } from '../../bin/audit.ts';
+import { renderVerify, verifyCounts } from '../../bin/audit.ts';
+import { summaryLine } from '../../bin/output.ts';
 import { clusterPrefix, eventKey, parseArchiveKey, sha256Hex } from '../../shared/audit/chunks.ts';
 import { LocalArchiveStore } from '../../shared/audit/local-store.ts';
 import {
@@ -724,7 +725,9 @@ describe('audit verify outcomes', () => {
     const text = renderVerify(result);
     expect(text).toMatch(/UNVERIFIED +aws\/111111111111\/eu-central-1\/payments: .*ECONNREFUSED/);
     expect(text).not.toMatch(/broken\.|BROKEN|intact +aws/);
-    expect(text.split('\n').at(-1)).toBe('0 intact, 0 broken, 1 unverified, 0 nothing archived.');
+    expect(summaryLine(verifyCounts(result), 1)).toBe(
+      'Summary: 1 unverified (exit 1: completed with failures)',
+    );
   });
 
   it('reports a store that fails mid-chain as unverified, counting the chunks checked before', async () => {
@@ -796,7 +799,7 @@ describe('audit verify outcomes', () => {
     const text = renderVerify(result);
     expect(text).toMatch(/nothing +kubeconfig\/lab\/lab: nothing archived \(kubeconfig cluster/);
     expect(text).not.toMatch(/intact +aws\/111111111111\/eu-central-1\/quiet/);
-    expect(text.split('\n').at(-1)).toBe('1 intact, 0 broken, 0 unverified, 4 nothing archived.');
+    expect(summaryLine(verifyCounts(result), 0)).toBe('Summary: 1 intact, 4 nothing archived (exit 0: done)');
   });
 });
 

@@ -259,10 +259,11 @@ describe('tag plan', () => {
     ];
     const text = renderPlanText(plans);
 
-    expect(text).toContain('~ aws/eu-central-1/payments\n    + jurisdiction = "eu"');
+    // Each cluster is named by its id, the one --cluster takes.
+    expect(text).toContain('~ aws/111111111111/eu-central-1/payments\n    + jurisdiction = "eu"');
     expect(text).toContain('    ~ region = "x" -> "eu-central-1"');
-    expect(text).toContain('! aws/eu-west-1/b');
-    expect(text).toContain('! aws/eu-west-1/b\n    ! owner: missing (required; not invented)');
+    expect(text).toContain('! aws/1/eu-west-1/b\n    ! owner: missing (required; not invented)');
+    expect(text).not.toContain('aws/eu-west-1/b');
     expect(text.split('\n').at(-1)).toBe('Plan: 6 changes on 1 clusters, 1 findings.');
     expect(planJson(plans).summary).toMatchObject({ changes: 6, clusters: 1, findings: 1 });
   });
