@@ -15,7 +15,7 @@ import { UsageError } from '../shared/runtime/errors.ts';
 import { cliLogger } from '../shared/runtime/logger.ts';
 import { readSecret } from '../shared/runtime/secrets.ts';
 import { LOG_OPTIONS, parseCommandArgs } from './args.ts';
-import { summaryLine } from './output.ts';
+import { progress, summaryLine } from './output.ts';
 
 export const DOCTOR_HELP = `Usage: fleetward doctor [--config FILE] [--json] [--log-level LEVEL] [--log-format FORMAT]
 
@@ -69,7 +69,10 @@ export async function cmdDoctor(args: string[]): Promise<number> {
     createDiscoveries(config, { logger }),
     createAuditWiring(config, { logger }),
   ]);
+  const bar = progress('Checking access');
   const report = await run({
+    onProgress: (stage, stages, name, checks) =>
+      bar.update(stage, stages, `stages (${name}; ${checks} checks so far)`),
     config,
     discoveries,
     kube: createKubeAccess(config, { logger }),
@@ -82,6 +85,7 @@ export async function cmdDoctor(args: string[]): Promise<number> {
     logger,
     clock: systemClock,
   });
+  bar.done();
   const code = exitCode(report);
   if (values.json) console.log(JSON.stringify(report, null, 2));
   else {

@@ -27,16 +27,10 @@ import { cliLogger } from '../shared/runtime/logger.ts';
 import { didYouMean } from '../shared/runtime/suggest.ts';
 import { wrapHanging } from '../shared/runtime/table.ts';
 import { LOG_OPTIONS, parseCommandArgs, subcommand, unknownChoice, WIDE_OPTION } from './args.ts';
-import { AUDIT_HELP, cmdAudit } from './audit.ts';
-import { BUDGETS_HELP, cmdBudgets } from './budgets.ts';
-import { cmdDoctor, DOCTOR_HELP } from './doctor.ts';
 import { reportError, runReported } from './errors.ts';
 import { ensureInventory } from './inventory.ts';
 import { cmdNotify, NOTIFY_HELP, notifyAfter } from './notify.ts';
-import { cmdOnboard, ONBOARD_HELP } from './onboard.ts';
 import { EXIT, progress, summaryLine } from './output.ts';
-import { cmdSnapshot, SNAPSHOT_HELP } from './snapshot.ts';
-import { cmdTags, TAGS_HELP } from './tags.ts';
 
 const HELP = `fleetward — Kubernetes fleet automation across AWS, GCP and Azure, inside each jurisdiction
 
@@ -71,13 +65,8 @@ did and says what its exit code means. Progress and logs go to stderr.
 Exit codes: 0 done, 1 completed with failures, 2 bad usage or invalid config.
 Run 'fleetward <command> --help' for a command's options.`;
 
+/** The help of the commands defined in this file (the others export their own). */
 const COMMAND_HELP: Record<string, string> = {
-  budgets: BUDGETS_HELP,
-  audit: AUDIT_HELP,
-  tags: TAGS_HELP,
-  snapshot: SNAPSHOT_HELP,
-  onboard: ONBOARD_HELP,
-  doctor: DOCTOR_HELP,
   notify: NOTIFY_HELP,
   discover: `Usage: fleetward discover [--config FILE] [--json] [--wide] [--notify] [--log-level LEVEL] [--log-format FORMAT]
 
@@ -418,18 +407,33 @@ async function cmdDrill(args: string[]): Promise<number> {
   }
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  discover: cmdDiscover,
-  backup: cmdBackup,
-  drill: cmdDrill,
-  budgets: cmdBudgets,
-  audit: cmdAudit,
-  tags: cmdTags,
-  snapshot: cmdSnapshot,
-  doctor: cmdDoctor,
-  notify: cmdNotify,
-  config: cmdConfig,
-  onboard: cmdOnboard,
+/** A command: what it runs and its help. */
+interface Command {
+  run: (args: string[]) => Promise<number>;
+  help: string;
+}
+
+const here = (name: string, run: Command['run']) => async (): Promise<Command> => ({
+  run,
+  help: COMMAND_HELP[name] ?? HELP,
+});
+
+/**
+ * Every command, loaded when it is run: onboarding and doctor load every cloud adapter's
+ * permission table and most SDKs, which `--version` or `backup` should not wait for.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  discover: here('discover', cmdDiscover),
+  backup: here('backup', cmdBackup),
+  drill: here('drill', cmdDrill),
+  config: here('config', cmdConfig),
+  notify: here('notify', cmdNotify),
+  budgets: async () => import('./budgets.ts').then((m) => ({ run: m.cmdBudgets, help: m.BUDGETS_HELP })),
+  audit: async () => import('./audit.ts').then((m) => ({ run: m.cmdAudit, help: m.AUDIT_HELP })),
+  tags: async () => import('./tags.ts').then((m) => ({ run: m.cmdTags, help: m.TAGS_HELP })),
+  snapshot: async () => import('./snapshot.ts').then((m) => ({ run: m.cmdSnapshot, help: m.SNAPSHOT_HELP })),
+  doctor: async () => import('./doctor.ts').then((m) => ({ run: m.cmdDoctor, help: m.DOCTOR_HELP })),
+  onboard: async () => import('./onboard.ts').then((m) => ({ run: m.cmdOnboard, help: m.ONBOARD_HELP })),
 };
 
 /** This package's version, from its package.json. */
@@ -447,11 +451,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (!command || command === '-h' || command === '--help' || command === 'help') {
     const topic = command === 'help' ? rest[0] : undefined;
-    console.log((topic && COMMAND_HELP[topic]) || HELP);
+    const load = topic && Object.hasOwn(COMMANDS, topic) ? COMMANDS[topic] : undefined;
+    console.log(load ? (await load()).help : HELP);
     return command ? EXIT.ok : EXIT.usage;
   }
-  const handler = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
-  if (handler) return runReported(command, handler, rest);
+  const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (load) return runReported(command, async (args) => (await load()).run(args), rest);
   // A mistyped command, or an option before any command.
   return reportError(
     command.startsWith('-')

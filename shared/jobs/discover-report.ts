@@ -86,7 +86,7 @@ export function renderDiscoverTable(
     for (const f of result.failures) {
       const where = [f.cloud, f.scope, f.region, f.cluster].filter(Boolean).join(' ');
       const head = `  ${f.kind === 'unparseable' ? 'unparseable' : 'failed'}: ${where}: `;
-      out.push(...wrapHanging(head, `${f.error.name}: ${f.error.message}`, 4, width));
+      out.push(...wrapHanging(head, f.error.message, 4, width));
     }
   }
   return out.join('\n');

@@ -33,6 +33,7 @@ import type {
 import type { Residency } from '../residency/index.ts';
 import { createLimiter } from '../runtime/concurrency.ts';
 import { errorInfo, ResidencyError } from '../runtime/errors.ts';
+import { TABLE_WIDTH, wrapHanging } from '../runtime/table.ts';
 import { type BucketCache, preflight } from '../velero/preflight.ts';
 import { place } from './discover.ts';
 
@@ -62,6 +63,8 @@ export interface DoctorDeps {
   /** Parallel checks (default 8). */
   concurrency?: number;
   signal?: AbortSignal;
+  /** Called as each stage starts (1 of 5 ...), with the checks made so far. */
+  onProgress?: (stage: number, stages: number, name: string, checks: number) => void;
 }
 
 export type CheckName =
@@ -259,6 +262,7 @@ export async function run(deps: DoctorDeps): Promise<DoctorReport> {
   const s = deps.signal ? { signal: deps.signal } : {};
 
   // 1. Credentials and cluster listing, per discovery scope.
+  deps.onProgress?.(1, 5, 'credentials and cluster listing', checks.length);
   const outcomes = await Promise.all(deps.discoveries.map((d) => d.discover(s)));
   const clusters: Cluster[] = [];
   for (const outcome of outcomes) {
@@ -295,6 +299,7 @@ export async function run(deps: DoctorDeps): Promise<DoctorReport> {
   clusters.sort((a, b) => a.id.localeCompare(b.id));
 
   // 2. Audit logs: one cluster per cloud, scope and region.
+  deps.onProgress?.(2, 5, 'audit logs', checks.length);
   const sampled = new Map<string, Cluster>();
   for (const c of clusters) {
     if (c.cloud === 'kubeconfig') continue;
@@ -334,6 +339,7 @@ export async function run(deps: DoctorDeps): Promise<DoctorReport> {
   );
 
   // 3. Evidence stores of every jurisdiction: write-once and inside the jurisdiction.
+  deps.onProgress?.(3, 5, 'evidence stores', checks.length);
   for (const [jurisdiction, j] of Object.entries(deps.config.jurisdictions)) {
     let stores: ArchiveStore[];
     try {
@@ -409,6 +415,7 @@ export async function run(deps: DoctorDeps): Promise<DoctorReport> {
   }
 
   // 4. Velero, per cluster in a jurisdiction.
+  deps.onProgress?.(4, 5, 'Velero', checks.length);
   const cache: BucketCache = new Map();
   await Promise.all(
     clusters
@@ -459,6 +466,7 @@ export async function run(deps: DoctorDeps): Promise<DoctorReport> {
   );
 
   // 5. Slack routes: every webhook a route uses is readable.
+  deps.onProgress?.(5, 5, 'Slack routes', checks.length);
   const slack = deps.config.slack;
   const used = new Set((slack?.routes ?? []).map((r) => r.webhook));
   for (const name of [...used].sort()) {
@@ -494,23 +502,34 @@ export function exitCode(report: DoctorReport): 0 | 1 {
 }
 
 /** The report as a table (failures first) with each fix under its row, then the findings. */
-export function renderDoctor(report: DoctorReport): string {
+export function renderDoctor(report: DoctorReport, width = TABLE_WIDTH): string {
   const order = { fail: 0, skip: 1, ok: 2 } as const;
   const rows = [...report.checks].sort(
     (a, b) =>
       order[a.status] - order[b.status] || a.target.localeCompare(b.target) || a.check.localeCompare(b.check),
   );
-  const width = (pick: (c: DoctorCheck) => string, title: string) =>
+  const size = (pick: (c: DoctorCheck) => string, title: string) =>
     Math.max(title.length, ...rows.map((r) => pick(r).length));
-  const w1 = width((c) => c.status.toUpperCase(), 'STATUS');
-  const w2 = width((c) => c.check, 'CHECK');
-  const w3 = width((c) => c.target, 'TARGET');
-  const line = (a: string, b: string, c: string, d = '') =>
-    `${a.padEnd(w1)}  ${b.padEnd(w2)}  ${c.padEnd(w3)}  ${d}`.trimEnd();
-  const out = [line('STATUS', 'CHECK', 'TARGET', 'DETAIL')];
+  const w1 = size((c) => c.status.toUpperCase(), 'STATUS');
+  const w2 = size((c) => c.check, 'CHECK');
+  const w3 = size((c) => c.target, 'TARGET');
+  const head = (a: string, b: string, c: string) => `${a.padEnd(w1)}  ${b.padEnd(w2)}  ${c.padEnd(w3)}  `;
+  // The detail wraps under its own column, or, when the targets leave it too little room, on
+  // lines of its own under the check; fixes hang under the check. All within `width`.
+  const detailAt = w1 + w2 + w3 + 6;
+  const column = detailAt <= width - 40;
+  const out = [
+    column ? `${head('STATUS', 'CHECK', 'TARGET')}DETAIL` : head('STATUS', 'CHECK', 'TARGET').trimEnd(),
+  ];
   for (const r of rows) {
-    out.push(line(r.status.toUpperCase(), r.check, r.target, r.status === 'ok' ? '' : (r.detail ?? '')));
-    for (const f of r.fix ?? []) out.push(`${' '.repeat(w1 + 2)}fix: ${f}`);
+    const detail = r.status === 'ok' ? '' : (r.detail ?? '');
+    const first = head(r.status.toUpperCase(), r.check, r.target);
+    if (column) out.push(...wrapHanging(first, detail, detailAt, width));
+    else {
+      out.push(first.trimEnd());
+      if (detail) out.push(...wrapHanging(' '.repeat(w1 + 2), detail, w1 + 2, width));
+    }
+    for (const f of r.fix ?? []) out.push(...wrapHanging(`${' '.repeat(w1 + 2)}fix: `, f, w1 + 7, width));
   }
   const failed = rows.filter((r) => r.status === 'fail').length;
   out.push(
@@ -519,7 +538,7 @@ export function renderDoctor(report: DoctorReport): string {
   );
   if (report.findings.length > 0) {
     out.push('', 'Findings (posture, not failing):');
-    for (const f of report.findings) out.push(`  ${f.target}: ${f.message}`);
+    for (const f of report.findings) out.push(...wrapHanging(`  ${f.target}: `, f.message, 4, width));
   }
   return out.join('\n');
 }

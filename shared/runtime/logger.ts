@@ -7,6 +7,7 @@
  */
 import type { Log } from '../ports.ts';
 import { UsageError } from './errors.ts';
+import { didYouMean } from './suggest.ts';
 
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
 export type LogLevel = keyof typeof LEVELS;
@@ -19,7 +20,9 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 export function parseLogLevel(value: string | undefined): LogLevel {
   if (value === undefined) return 'warn';
   if (!Object.hasOwn(LEVELS, value))
-    throw new UsageError(`--log-level must be one of ${Object.keys(LEVELS).join(', ')}`);
+    throw new UsageError(
+      `--log-level must be one of ${Object.keys(LEVELS).join(', ')}, got "${value}"${didYouMean(value, Object.keys(LEVELS))}`,
+    );
   return value as LogLevel;
 }
 

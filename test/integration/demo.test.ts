@@ -42,10 +42,17 @@ afterEach(async () => {
   }
 });
 
-function startDemo(prefix: string, args: string[] = []): Demo & { dir: string } {
+/**
+ * Starts the demo in its own process: `npm run demo` exactly as the README says when `viaNpm`,
+ * else its script directly (so a signal reaches the demo itself, not npm).
+ */
+function startDemo(prefix: string, args: string[] = [], viaNpm = false): Demo & { dir: string } {
   const dir = mkdtempSync(join(tmpdir(), `fleetward-${prefix}-`));
   args = [...args, '--dir', dir];
-  const child = spawn(process.execPath, ['test/sandbox/demo.ts', ...args], {
+  const [command, argv] = viaNpm
+    ? ['npm', ['run', '--silent', 'demo', '--', ...args]]
+    : [process.execPath, ['test/sandbox/demo.ts', ...args]];
+  const child = spawn(command, argv, {
     env: ENV,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -127,7 +134,7 @@ function runPrinted(config: string, args: string[]): Promise<{ code: number | nu
 
 describe('npm run demo', () => {
   it('tours discover, backup, drill, tags, audit and snapshot, names the report, config, state and next commands, and stops every emulator', async () => {
-    const demo = startDemo('demo');
+    const demo = startDemo('demo', [], true);
     const { dir } = demo;
     const code = await demo.exited;
     const out = demo.stdout();

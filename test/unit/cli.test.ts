@@ -35,7 +35,11 @@ describe('fleetward CLI', () => {
   it.each([
     [['snapshot', '--out', 'x', '--format', 'json,pdf'], /unknown snapshot format "pdf"/],
     [['snapshot', '--format', ' , '], /no snapshot format given/],
-    [['snapshot', '--log-level', 'loud'], /--log-level must be one of debug, info, warn, error, silent/],
+    [
+      ['snapshot', '--log-level', 'loud'],
+      /--log-level must be one of debug, info, warn, error, silent, got "loud"$/m,
+    ],
+    [['snapshot', '--log-level', 'wran'], /--log-level must be one of .*, got "wran"; did you mean "warn"\?/],
   ])('rejects bad snapshot usage %j with exit 2, naming the bad value', (args, message) => {
     const { code, stderr } = fleetward(args);
 

@@ -210,6 +210,31 @@ describe('doctor', () => {
     expect(exitCode({ ...report, checks: [report.checks[0]!] })).toBe(0);
   });
 
+  it('wraps long details and fixes within 120 columns, keeping the target whole', () => {
+    const target = 'aws 111111111111/eu-central-1 cluster aws/111111111111/eu-central-1/analytics-prod-0003';
+    const long =
+      'AccessDenied: User arn:aws:sts::111111111111:assumed-role/fleetward-reader/doctor is not authorized to perform logs:FilterLogEvents on resource arn:aws:logs:eu-central-1:111111111111:log-group:/aws/eks/analytics-prod-0003/cluster';
+    const report: DoctorReport = {
+      ok: false,
+      checks: [
+        {
+          target,
+          check: 'audit logs readable',
+          status: 'fail',
+          detail: long,
+          fix: [`grant logs:FilterLogEvents (the member account reader role): ${long}`],
+        },
+      ],
+      findings: [{ target: 'cluster c', message: long }],
+    };
+
+    const lines = renderDoctor(report).split('\n');
+
+    expect(lines.filter((l) => l.length > 120)).toEqual([]);
+    expect(lines[1]).toContain(target);
+    expect(lines.join(' ').replace(/\s+/g, ' ')).toContain(long.replace(/\s+/g, ' '));
+  });
+
   it('maps failed operations to calls and calls to permissions', () => {
     expect(kubeCallOf('list velero.io/v1 BackupStorageLocation')).toBe(
       'list velero.io/backupstoragelocations',
