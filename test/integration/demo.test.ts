@@ -132,6 +132,27 @@ function runPrinted(config: string, args: string[]): Promise<{ code: number | nu
   });
 }
 
+/** The lines of the README's quick start that show how the demo ends (its last code block there). */
+function readmeQuickStartEnd(): string[] {
+  const readme = readFileSync('README.md', 'utf8');
+  const quickStart = readme.slice(
+    readme.indexOf('## Quick start'),
+    readme.indexOf('\n## ', readme.indexOf('## Quick start') + 1),
+  );
+  const block = /It ends with where things are and what to try next:\n\n```\n([\s\S]*?)\n```/.exec(
+    quickStart,
+  )?.[1];
+  if (!block)
+    throw new Error(
+      'README quick start: no block after "It ends with where things are and what to try next:"',
+    );
+  // The README shows the default folder: the FLEETWARD_CONFIG lines name it relative to the repository.
+  return block
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.replace('FLEETWARD_CONFIG=.fleetward/demo/', 'FLEETWARD_CONFIG=<repo>/.fleetward/demo/'));
+}
+
 describe('npm run demo', () => {
   it('tours discover, backup, drill, tags, audit and snapshot, names the report, config, state and next commands, and stops every emulator', async () => {
     const demo = startDemo('demo', [], true);
@@ -148,8 +169,8 @@ describe('npm run demo', () => {
       expect(section).toMatch(/^-> exit [01]: /m);
       expect(section).toMatch(/^Legend:$/m);
     }
-    // The discover legend explains '?'.
-    expect(out).toMatch(/^ {2}SECRETS KEY [^\n]*(\n {8,}[^\n]*)*\? = unknown/m);
+    // discover's own legend explains the '?' of its SECRETS and AUDIT columns.
+    expect(out).toMatch(/^Legend: SECRETS [^\n]*(\n {8,}[^\n]*)*\? = the cloud does not report it/m);
 
     const report = /^Report {2}(\S+)/m.exec(out)?.[1] as string;
     expect(isAbsolute(report)).toBe(true);
@@ -163,7 +184,10 @@ describe('npm run demo', () => {
     const next = [...out.matchAll(/^ {2}FLEETWARD_CONFIG=(\S+) npx fleetward ([a-z ]+?)\s+#/gm)];
     expect(next.map((m) => m[2])).toEqual(['tags apply', 'budgets plan', 'doctor']);
     for (const m of next) expect(m[1]).toBe(join(dir, 'fleet.yaml'));
-    expect(out).toMatch(/^Demo finished in [\d.]+ s .*every emulator stopped\.$/m);
+    expect(out).toMatch(/^Demo finished in [\d.]+ s .*:\n.*every emulator stopped\.$/m);
+    // The README's quick start shows the end of this output, with the default folder for `dir`.
+    const printed = out.split(dir).join('<repo>/.fleetward/demo');
+    for (const line of readmeQuickStartEnd()) expect(printed.split('\n')).toContain(line);
 
     await expectEverythingStopped(out, dir);
   }, 240_000);

@@ -86,14 +86,8 @@ function sections(reportDir: string): Section[] {
       ],
       legend: [
         ['ENDPOINT', 'public or private: where the Kubernetes API server can be reached from'],
-        [
-          'SECRETS KEY',
-          "customer = Secrets encrypted with a key you manage (KMS, Cloud KMS, Key Vault); none = only the provider's default encryption; ? = unknown: a kubeconfig context has no cloud API to ask",
-        ],
-        [
-          'AUDIT LOG',
-          'on / off = control-plane audit logging; ? = the cluster description does not say (AKS sends it through a diagnostic setting, which audit collect and snapshot check; kubeconfig contexts have no cloud API)',
-        ],
+        ['SECRETS ?', 'see the legend discover prints under its tables: the cloud does not report it'],
+        ['AUDIT ?', 'AKS reports audit logging through a diagnostic setting, which audit collect checks'],
         [
           'unassigned',
           'a region outside every jurisdiction of fleet.yaml: never backed up or archived until one covers it',
@@ -460,7 +454,7 @@ async function finish(): Promise<void> {
   const next: [string, string][] = [
     ['tags apply', 'write the tags step 4 planned'],
     ['budgets plan', 'the cost check this tour skipped'],
-    ['doctor', "check every scope's access; names what to grant"],
+    ['doctor', "check every scope's access, naming what to grant"],
   ];
   const width = Math.max(...next.map(([c]) => c.length));
   for (const [command, why] of next)
@@ -481,9 +475,8 @@ async function finish(): Promise<void> {
     setInterval(() => {}, 1 << 30);
   } else {
     await stopClouds(sandbox);
-    say(
-      `Demo finished in ${seconds(process.uptime() * 1000)} (${timing}): ${verdict}; every emulator stopped.`,
-    );
+    say(`Demo finished in ${seconds(process.uptime() * 1000)} (${timing}):`);
+    say(`${verdict}; every emulator stopped.`);
     process.exitCode = tourExit;
   }
 }
