@@ -526,7 +526,9 @@ export function renderDoctor(report: DoctorReport, width = TABLE_WIDTH): string 
     const first = head(r.status.toUpperCase(), r.check, r.target);
     if (column) out.push(...wrapHanging(first, detail, detailAt, width));
     else {
-      out.push(first.trimEnd());
+      // A target too long for the line gets a line of its own, never cut.
+      if (first.trimEnd().length <= width) out.push(first.trimEnd());
+      else out.push(`${r.status.toUpperCase().padEnd(w1)}  ${r.check}`, `${' '.repeat(w1 + 2)}${r.target}`);
       if (detail) out.push(...wrapHanging(' '.repeat(w1 + 2), detail, w1 + 2, width));
     }
     for (const f of r.fix ?? []) out.push(...wrapHanging(`${' '.repeat(w1 + 2)}fix: `, f, w1 + 7, width));

@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { alive } from '../sandbox/net.ts';
 
 const ENV = { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' };
 
@@ -74,15 +75,6 @@ async function waitForOutput(demo: Demo, pattern: RegExp): Promise<RegExpMatchAr
     const code = await Promise.race([demo.exited, new Promise((r) => setTimeout(() => r('wait'), 100))]);
     if (code !== 'wait')
       throw new Error(`demo exited (${code}) before ${pattern}:\n${demo.stdout()}\n${demo.stderr()}`);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

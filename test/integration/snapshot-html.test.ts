@@ -182,14 +182,7 @@ describe('snapshot HTML in headless Chromium', () => {
     const page = await browser.newPage({ viewport: { width, height: 900 } });
     // A broken page fails in seconds, not at the 30 s default of every wait.
     page.setDefaultTimeout(10_000);
-    const trouble: PageTrouble = {
-      consoleErrors: [],
-      pageErrors: [],
-      cspViolations: [],
-      failedRequests: [],
-      foreignRequests: [],
-      dialogs: [],
-    };
+    const trouble: PageTrouble = structuredClone(NO_TROUBLE);
     // Init scripts run outside the page's CSP: they see every violation the policy reports.
     await page.exposeFunction('reportCspViolation', (v: string) => trouble.cspViolations.push(v));
     await page.addInitScript({ content: CSP_LISTENER });

@@ -10,10 +10,11 @@ export interface CliRun {
   stderr: string;
 }
 
-export function runFleetward(args: string[]): Promise<CliRun> {
+/** `fleetward ...args` in its own process; `env` adds to (or overrides) this process's environment. */
+export function runFleetward(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['bin/fleetward.ts', ...args], {
-      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
+      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none', ...env },
     });
     let stdout = '';
     let stderr = '';

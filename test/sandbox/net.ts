@@ -34,3 +34,13 @@ export function assertLoopback(url: string): void {
     throw new Error(`refusing non-loopback address ${host}`);
   }
 }
+
+/** Whether a process (or, with a negative id, a process group) still exists; EPERM means it does. */
+export function alive(pidOrGroup: number): boolean {
+  try {
+    process.kill(pidOrGroup, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -33,7 +33,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FleetwardError } from '../../shared/runtime/errors.ts';
-import { assertLoopback, freePort, waitFor } from './net.ts';
+import { alive, assertLoopback, freePort, waitFor } from './net.ts';
 
 /** The Pub/Sub emulator (or Java) is not installed where we looked; the message says where to get it. */
 export class PubSubEmulatorNotFoundError extends FleetwardError {
@@ -189,15 +189,6 @@ export function pubsubEmulatorMissing(
   }
   if (own) missingHere = { reason };
   return reason;
-}
-
-function alive(pidOrGroup: number): boolean {
-  try {
-    process.kill(pidOrGroup, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {

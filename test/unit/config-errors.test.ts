@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, parseConfigText } from '../../shared/config/load.ts';
-import { ConfigError, type ConfigIssue } from '../../shared/runtime/errors.ts';
+import { ConfigError } from '../../shared/runtime/errors.ts';
+import { issuesOf } from './config-issues.ts';
 
 const account = (regions: unknown = ['eu-central-1']) => ({
   id: '111111111111',
@@ -20,16 +21,6 @@ const minimal = (): Record<string, unknown> & {
   clouds: { aws: { accounts: [account()] } },
   jurisdictions: { eu: { preset: 'eu-gdpr' } },
 });
-
-function issuesOf(fn: () => unknown): ConfigIssue[] {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ConfigError) return error.issues;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('config errors: unknown keys', () => {
   it('suggests the near valid key of the same object, and does not also call that key missing', () => {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { configJsonSchema, loadConfig, parseConfig, parseConfigText } from '../../shared/config/load.ts';
 import { ConfigError } from '../../shared/runtime/errors.ts';
+import { issuesOf } from './config-issues.ts';
 
 const minimal = () => ({
   version: 1,
@@ -18,16 +19,6 @@ const minimal = () => ({
   },
   jurisdictions: { eu: { preset: 'eu-gdpr' } } as Record<string, unknown>,
 });
-
-function issuesOf(fn: () => unknown): { path: string; message: string }[] {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ConfigError) return error.issues;
-    throw error;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('config', () => {
   it('accepts the shipped example covering all four jurisdictions and all clouds', async () => {

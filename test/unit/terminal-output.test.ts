@@ -3,7 +3,6 @@
  * table and list within 120 columns with each cluster's whole id on a line, and the
  * summary counts of the drill and backup views.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,6 +30,7 @@ import { formatText, parseLogFormat, stderrLogger } from '../../shared/runtime/l
 import { renderTable, TABLE_WIDTH, wrapHanging } from '../../shared/runtime/table.ts';
 import { renderPlanText } from '../../shared/tags/render.ts';
 import { CONDITION, type Finding } from '../../shared/velero/preflight.ts';
+import { runFleetward } from '../sandbox/cli.ts';
 import { defaultMix, generateFleet } from '../sandbox/fleet.ts';
 
 /** Lines of `text` longer than the terminal. */
@@ -152,23 +152,11 @@ describe('the CLI log format', () => {
 
   /** The CLI in its own process, asynchronously: the test's server must answer meanwhile. */
   function discover(args: string[], env: NodeJS.ProcessEnv = {}) {
-    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, ['bin/fleetward.ts', 'discover', '--config', config, ...args], {
-        env: {
-          ...process.env,
-          FLEETWARD_LOG_FORMAT: '',
-          AWS_ACCESS_KEY_ID: 'testing',
-          AWS_SECRET_ACCESS_KEY: 'testing',
-          AWS_EC2_METADATA_DISABLED: 'true',
-          ...env,
-        },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    return runFleetward(['discover', '--config', config, ...args], {
+      FLEETWARD_LOG_FORMAT: '',
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      ...env,
     });
   }
 
