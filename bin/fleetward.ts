@@ -45,8 +45,8 @@ Commands:
   budgets plan|apply       make the clouds' budgets match fleet.yaml; report accounts without one
   audit collect|verify     archive control-plane audit logs write-once in-jurisdiction; verify the chains
   snapshot                 evaluate compliance controls; write and publish a snapshot per jurisdiction
-  onboard <target>         print the roles, RBAC and evidence buckets Fleetward needs (aws|gcp|azure|kubernetes|evidence)
-  doctor                   check every scope's access (credentials, clusters, audit logs, evidence, Velero, Slack); name what to grant
+  onboard <target>         print the roles, RBAC and buckets Fleetward needs (aws|gcp|azure|kubernetes|evidence)
+  doctor                   check each scope's access: credentials, clusters, audit logs, evidence, Velero, Slack
   notify test              send a test message to each Slack route (or --route NAME); print each answer
   config validate [FILE]   check a fleet.yaml; names the path of every bad field (exit 2 when invalid)
   config schema            print the JSON Schema of fleet.yaml

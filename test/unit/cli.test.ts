@@ -89,6 +89,27 @@ describe('fleetward CLI', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/discover/);
     expect(stdout).toMatch(/config validate/);
+    expect(stdout).toMatch(/^ {2}notify test /m);
+    expect(stdout.split('\n').filter((l) => l.length > 120)).toEqual([]);
+  });
+
+  it.each([
+    'discover',
+    'backup',
+    'drill',
+    'tags',
+    'budgets',
+    'audit',
+    'snapshot',
+    'doctor',
+    'notify',
+    'onboard',
+  ])('loads %s only to run it, and its help fits 120 columns', (command) => {
+    const { code, stdout } = fleetward(['help', command]);
+
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`fleetward ${command}`));
+    expect(stdout.split('\n').filter((l) => l.length > 120)).toEqual([]);
   });
 
   it('explains discover with --help', () => {

@@ -39,6 +39,6 @@ export const TARGETS: Readonly<Record<string, { generate: Generator; summary: st
   evidence: {
     generate: evidenceGenerator,
     summary:
-      'write-once evidence buckets per jurisdiction: S3 Object Lock template, locked GCS bucket, immutable Azure container',
+      'write-once buckets per jurisdiction: S3 Object Lock, locked GCS bucket, immutable Azure container',
   },
 };
