@@ -1,17 +1,7 @@
-/**
- * Acceptance of compliance snapshots: the CLI against the whole sandbox. A first snapshot
- * with only the inventory knows nothing of backups, drills or archives (those controls are
- * `unknown`); after every other job ran once, the snapshot of each jurisdiction validates
- * against the published schema, fails the seeded violations, lists only its own clusters,
- * is published to the jurisdiction's write-once bucket with its hash, and diffs against the
- * first one. The command prints every path it wrote and ends with a summary line; without
- * `--out` it writes under `.fleetward/snapshots/` of the working directory.
- */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,22 +23,6 @@ interface SnapshotJson {
 
 const JURISDICTIONS = ['eu', 'in', 'za', 'ke'];
 const FORMATS = ['json', 'html', 'md', 'csv'];
-
-/** The CLI in its own process, in another working directory (where `.fleetward/` goes). */
-function runFleetwardIn(cwd: string, args: string[]): Promise<CliRun> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [resolve('bin/fleetward.ts'), ...args], {
-      cwd,
-      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
 
 /** The summary line the run must end with, from the counts of the fleet summary it wrote. */
 function expectedSummary(counts: StatusCounts, tail: string) {
@@ -292,7 +266,7 @@ describe('compliance snapshots against the sandbox', () => {
   it('writes under .fleetward/snapshots/ of the working directory without --out', async () => {
     const cwd = temp('fleetward-snap-cwd-');
 
-    const r = await runFleetwardIn(cwd, ['snapshot', ...config, '--jurisdiction', 'eu', '--no-publish']);
+    const r = await runFleetward(['snapshot', ...config, '--jurisdiction', 'eu', '--no-publish'], {}, cwd);
 
     expect(r.code, r.stderr).toBe(1);
     const html = join('.fleetward', 'snapshots', 'eu', 'snapshot.html');

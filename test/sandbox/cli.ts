@@ -3,6 +3,7 @@
  * running in the test's process keep answering meanwhile.
  */
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 export interface CliRun {
   code: number | null;
@@ -10,12 +11,20 @@ export interface CliRun {
   stderr: string;
 }
 
-/** `fleetward ...args` in its own process; `env` adds to (or overrides) this process's environment. */
-export function runFleetward(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+/**
+ * `fleetward ...args` in its own process; `env` adds to (or overrides) this process's
+ * environment; `cwd` runs it in another working directory (where `.fleetward/` goes).
+ */
+export function runFleetward(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/fleetward.ts', ...args], {
-      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none', ...env },
-    });
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(new URL('../../bin/fleetward.ts', import.meta.url)), ...args],
+      {
+        ...(cwd ? { cwd } : {}),
+        env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', METADATA_SERVER_DETECTION: 'none', ...env },
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
