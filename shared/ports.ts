@@ -257,8 +257,15 @@ export interface ArchiveStore {
   ): Promise<ArchivedObject>;
   /** Reads the bytes of an object; the given version, else the latest; `undefined` when absent. */
   get(key: string, options?: { version?: string; signal?: AbortSignal }): Promise<Uint8Array | undefined>;
-  /** Every version of every object under `prefix`, in key order (versions newest first). */
-  list(prefix: string, options?: { signal?: AbortSignal }): Promise<{ key: string; versions: string[] }[]>;
+  /**
+   * Every version of every object under `prefix`, in key order (versions newest first), with
+   * the creation time of the latest version (ISO 8601) where the store reports one (the hourly
+   * digests place an object in the hour it was created).
+   */
+  list(
+    prefix: string,
+    options?: { signal?: AbortSignal },
+  ): Promise<{ key: string; versions: string[]; created?: string | undefined }[]>;
 }
 
 /**
@@ -271,4 +278,89 @@ export interface WorkQueue {
    * item is accepted, and rejects naming the items it could not enqueue.
    */
   send(job: WorkJob, items: readonly WorkItem[], options?: { signal?: AbortSignal }): Promise<void>;
+}
+
+/**
+ * Signs the hourly audit digests of one jurisdiction with an asymmetric key that never leaves
+ * its key service (AWS KMS `ECC_NIST_P256`, `ECDSA_SHA_256`, in the jurisdiction's region);
+ * a local run signs with a key file and says it is not compliant. Digests hold hashes only.
+ */
+export interface DigestSigner {
+  /** The key's identity as recorded in each digest: a KMS key ARN, or `local:<fingerprint>`. */
+  readonly keyId: string;
+  /** The signing algorithm recorded in each digest (`ECDSA_SHA_256`). */
+  readonly algorithm: 'ECDSA_SHA_256';
+  /** Cloud and region of the key, for the residency guard; `null` for a local key file. */
+  location(options?: { signal?: AbortSignal }): Promise<{ cloud: RegionCloud; region: string } | null>;
+  /** The DER-encoded signature of `message` (the service hashes it with SHA-256). */
+  sign(message: Uint8Array, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /** The public key as PEM (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo). */
+  publicKeyPem(options?: { signal?: AbortSignal }): Promise<string>;
+}
+
+/**
+ * Where one cluster's audit log goes in export mode, as Fleetward wants it: one named export
+ * resource (CloudWatch Logs subscription filter to a Firehose stream, a Log Router sink, a
+ * diagnostic setting) and what it must say. Fields are plain strings so a plan can diff them.
+ */
+export interface ExportSpec {
+  /** The export resource's name; Fleetward only ever touches resources of names it gives. */
+  name: string;
+  /** The destination as the cloud names it (a Firehose stream ARN, `storage.googleapis.com/<bucket>`, a storage account id). */
+  destination: string;
+  /** What is exported (a subscription filter pattern, a Logging filter, a diagnostic log category). */
+  filter: string;
+  /** Anything else the cloud resource must say, by field (delivery prefix, bucket, role). */
+  settings: Record<string, string>;
+}
+
+/** An export resource as the cloud reports it. */
+export interface ExportObserved {
+  name: string;
+  /** `false` when the resource exists but does not deliver (a disabled sink, a stream not ACTIVE). */
+  enabled: boolean;
+  destination: string;
+  filter: string;
+  settings: Record<string, string>;
+  /** Delivery errors the cloud reports for it (Firehose delivery failures, sink writer errors), newest first. */
+  deliveryErrors: string[];
+}
+
+/** The exported objects of one cluster: an evidence store and the prefix its objects live under. */
+export interface ExportedObjects {
+  store: ArchiveStore;
+  prefix: string;
+}
+
+/**
+ * A cloud's native audit-log export path, managed as desired state (`fleetward audit plan` /
+ * `apply`). Fleetward code is never in the data path: the cloud delivers the log itself.
+ */
+export interface AuditExporter {
+  /** The cloud this exporter covers. */
+  readonly cloud: RegionCloud;
+  /** What should exist for `cluster`, delivering into the jurisdiction's evidence store `store` (pure). */
+  desired(cluster: Cluster, store: ArchiveStore): ExportSpec;
+  /**
+   * The destination's cloud and region (for the residency guard), after checking that it is
+   * write-once for `retentionDays` the way the cloud's export writes it (S3 Object Lock, a
+   * locked GCS retention policy, an Azure immutability policy that allows protected append
+   * writes). Rejects with a `FleetwardError` naming what is missing.
+   */
+  checkDestination(
+    cluster: Cluster,
+    spec: ExportSpec,
+    retentionDays: number,
+    options?: { signal?: AbortSignal },
+  ): Promise<{ cloud: RegionCloud; region: string }>;
+  /** The export resource named `spec.name` as it exists now, or `null` when it does not. */
+  observe(
+    cluster: Cluster,
+    spec: ExportSpec,
+    options?: { signal?: AbortSignal },
+  ): Promise<ExportObserved | null>;
+  /** Creates or updates the resource named `spec.name` (and the delivery plumbing it needs) to match `spec`. */
+  apply(cluster: Cluster, spec: ExportSpec, options?: { signal?: AbortSignal }): Promise<void>;
+  /** Where the cloud writes `cluster`'s exported objects, for the hourly digests. */
+  exported(cluster: Cluster, spec: ExportSpec, options?: { signal?: AbortSignal }): Promise<ExportedObjects>;
 }

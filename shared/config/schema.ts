@@ -582,6 +582,13 @@ export const ResidencyException = z
     "An exception to residency: lets this jurisdiction's data be written in the listed countries until `expires`.",
   );
 
+/** How a cluster's audit log reaches the evidence store. */
+export const AuditMode = z
+  .enum(['pull', 'export'])
+  .describe(
+    "`pull`: Fleetward reads the log service and writes chunks; `export`: the cloud's own export path delivers.",
+  );
+
 export const Jurisdiction = z
   .strictObject({
     preset: z
@@ -615,9 +622,46 @@ export const Jurisdiction = z
           .describe(
             'Days each evidence object must stay immutable: `fleetward onboard evidence` locks the buckets for this long, audit and snapshot refuse (and doctor reports) a bucket locked for less.',
           ),
+        mode: AuditMode.default('pull').describe(
+          "How this jurisdiction's clusters reach the archive: `pull` (Fleetward reads the log service within its quotas and writes chunks) or `export` (the cloud's own export path delivers into the evidence store, set up by `fleetward audit plan` / `apply`: a CloudWatch Logs subscription to Firehose, a Log Router sink, an AKS diagnostic setting). Advised for clusters whose pull falls behind.",
+        ),
+        clusters: z
+          .record(z.string().min(1), AuditMode)
+          .optional()
+          .meta({
+            description:
+              'Per-cluster mode, by cluster id (as `fleetward discover` prints it), overriding `mode` for that cluster.',
+            examples: [{ 'aws/111122223333/eu-central-1/payments': 'export' }],
+          }),
+        digestKey: z
+          .string()
+          .regex(/^arn:aws:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+$/, {
+            error:
+              'expected a KMS key or alias ARN, like arn:aws:kms:eu-central-1:111122223333:alias/fleetward-audit-digests',
+          })
+          .optional()
+          .meta({
+            description:
+              "The asymmetric KMS key (ECC_NIST_P256, SIGN_VERIFY) that signs this jurisdiction's hourly audit digests, by key or alias ARN; its region must be inside the jurisdiction. Omitted: digests are not signed in the cloud (a finding), unless the CLI is given `--local-evidence` (a local key file, not compliant).",
+            examples: ['arn:aws:kms:eu-central-1:111122223333:alias/fleetward-audit-digests'],
+          }),
+        digestDelayMinutes: z
+          .int()
+          .min(0)
+          .max(1440)
+          .default(20)
+          .describe(
+            "Minutes after an hour ends before its digest is written, so late deliveries (Firehose buffers, hourly sink files, Azure's hourly append blobs) are in it.",
+          ),
+        azureCategory: z
+          .enum(['kube-audit', 'kube-audit-admin'])
+          .default('kube-audit-admin')
+          .describe(
+            'The AKS diagnostic log category exported in `export` mode: `kube-audit-admin` (writes only, far smaller) or `kube-audit` (every request, reads included).',
+          ),
       })
       .prefault({})
-      .describe('Audit evidence retention.'),
+      .describe('Audit evidence: retention, pull or export, and the key that signs the hourly digests.'),
     backup: z
       .strictObject({
         schedule: z
