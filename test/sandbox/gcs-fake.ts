@@ -31,6 +31,9 @@
  *   `locked` sets `isLocked` and versioning (the legacy `retentionPeriodSeconds` only reports
  *   a policy and enforces nothing)
  * - `alterObject` (a test hook, not an API) writes a new generation past every rule: tampering
+ * - `deliver` (not an API either) is a Google service writing into the bucket, such as a Log
+ *   Router sink (the logging fake's `deliverSinks`): it creates objects only, so it fails when
+ *   the bucket does not exist or a live object has the name, and is not in the request log
  *
  * Errors use Google's JSON error body (`{"error":{"code","message","errors":[{"domain","reason","message"}]}}`).
  * Resumable uploads are not implemented (501); upload with `resumable: false`.
@@ -166,6 +169,11 @@ export interface GcsFake {
    * preconditions (the replaced generation is kept when versioning is on).
    */
   alterObject(bucket: string, name: string, bytes: Uint8Array): GcsStoredObject;
+  /**
+   * A write by a Google service (a Log Router sink's writer), not through the JSON API: creates
+   * `name` as a new object; throws when the bucket does not exist or a live object has the name.
+   */
+  deliver(bucket: string, name: string, body: Uint8Array, contentType: string): GcsStoredObject;
   /** Requests of this fake, optionally of one operation and/or bucket. */
   requests(filter?: { operation?: string; bucket?: string }): GcsRequestInfo[];
   stop(): Promise<void>;
@@ -868,6 +876,12 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
         contentType: live?.resource.contentType,
         ...(live?.resource.metadata ? { metadata: live.resource.metadata } : {}),
       });
+    },
+    deliver(bucket, name, body, contentType) {
+      const found = buckets.get(bucket);
+      if (!found) throw new Error(`gcs fake: the bucket ${bucket} does not exist`);
+      if (found.objects.has(name)) throw new Error(`gcs fake: ${bucket}/${name} exists`);
+      return storeObject(found, name, Buffer.from(body), { contentType });
     },
     requests(filter = {}) {
       return entries.filter(

@@ -18,6 +18,31 @@
  *
  * Answer: `{entries: [LogEntry], nextPageToken}`; like the API, `entries` is left out when
  * there are none and `nextPageToken` when there are no more pages.
+ * Log Router sinks (`projects.sinks` of the v2 REST API, `LogSink` JSON as the reference
+ * serialises it: proto3 JSON, so `disabled: false` and empty strings are left out):
+ * - `POST /v2/projects/{p}/sinks?uniqueWriterIdentity=` (`sinks.create`): `name` (≤ 100 of
+ *   `[A-Za-z0-9_.-]`, first alphanumeric), `destination` (`storage.googleapis.com/<bucket>`,
+ *   `bigquery.googleapis.com/projects/…/datasets/…`, `pubsub.googleapis.com/projects/…/topics/…`,
+ *   `logging.googleapis.com/projects/…`), `filter` (the subset above), `description`,
+ *   `disabled`; 409 ALREADY_EXISTS for a taken name. `writerIdentity` is a per-sink service
+ *   account with `uniqueWriterIdentity=true`, else the shared `cloud-logs@system.gserviceaccount.com`.
+ * - `GET /v2/projects/{p}/sinks/{name}` (`sinks.get`), 404 NOT_FOUND when absent;
+ *   `GET /v2/projects/{p}/sinks` (`sinks.list`, `pageSize`, `pageToken`).
+ * - `PUT|PATCH /v2/projects/{p}/sinks/{name}?updateMask=&uniqueWriterIdentity=` (`sinks.update`,
+ *   `sinks.patch`): the masked fields are copied from the body (a masked field the body leaves
+ *   out is cleared); without a mask `destination,filter,includeChildren`, as the reference says.
+ *   Turning a unique writer identity back into the shared one is refused (400), as documented.
+ * Routing, as the service does it: an entry is routed when it is ingested (`seed`), to every
+ * sink of its project that is enabled then and whose filter it matches; entries ingested before
+ * a sink existed, or while it was disabled, are never exported by it. `deliverSinks()` (a test
+ * hook standing in for the hourly batch) writes what each Cloud Storage sink has routed into the
+ * GCS fake given as `storage` (or later with `routeSinksTo`), named as Cloud Logging names
+ * exported files: `<LOG_ID>/YYYY/MM/DD/HH:00:00_HH:59:59_S<n>.json` (the entry's timestamp in
+ * UTC, the first free shard number), one JSON `LogEntry` per line. A bucket that does not exist
+ * fails the delivery; the entries stay pending and the failure is kept in `sinkErrors()` (the
+ * service reports these only through the `exports/error_count` metric, not through the API).
+ * Late-arriving `A<n>` shards and the writer identity's IAM on the bucket are not modelled.
+ *
  * Errors use Google's JSON error body (`{"error":{"code","message","status","details"}}`);
  * the `throttle` fault answers 429 RESOURCE_EXHAUSTED (with `Retry-After` when the rule sets
  * `retryAfterSeconds`). Fault rules match `cloud: 'gcp'`, `operation: 'entries.list'`,
@@ -76,9 +101,46 @@ export interface LoggingRequestInfo extends RequestInfo {
   bearer: boolean;
 }
 
+/** A `LogSink` exactly as the v2 API serialises it (fields at their default are left out). */
+export interface LogSinkResource {
+  name: string;
+  resourceName: string;
+  destination: string;
+  filter?: string;
+  description?: string;
+  disabled?: boolean;
+  includeChildren?: boolean;
+  outputVersionFormat: 'V2';
+  writerIdentity: string;
+  createTime: string;
+  updateTime: string;
+}
+
+/** Where the sinks deliver: the GCS fake satisfies it. */
+export interface SinkStorage {
+  /** The live objects of a bucket (empty when it does not exist). */
+  objects(bucket: string): { name: string }[];
+  /** Creates an object as a Google service does; throws when the bucket does not exist or the name is taken. */
+  deliver(bucket: string, name: string, body: Uint8Array, contentType: string): unknown;
+}
+
+/** One file a sink wrote, or one it could not write. */
+export interface SinkDelivery {
+  project: string;
+  sink: string;
+  bucket: string;
+  /** The object name written (absent on a failure). */
+  object?: string;
+  entries: number;
+  /** Why the write failed (absent on success). */
+  error?: string;
+}
+
 export interface LoggingFakeOptions {
   faults?: FaultInjector;
   log?: RequestLog;
+  /** Where Cloud Storage sinks deliver (see `routeSinksTo`). */
+  storage?: SinkStorage;
 }
 
 export interface LoggingFake {
@@ -99,6 +161,17 @@ export interface LoggingFake {
   ): LogEntry[];
   /** Every stored entry. */
   entries(): LogEntry[];
+  /** The sinks of a project (all projects when omitted), by name. */
+  sinks(project?: string): LogSinkResource[];
+  /** Sets where Cloud Storage sinks deliver. */
+  routeSinksTo(storage: SinkStorage): void;
+  /**
+   * Test hook, the hourly batch: writes every entry each enabled-at-ingestion Cloud Storage sink
+   * has routed and not yet written, one object per log id and hour. Returns each write.
+   */
+  deliverSinks(): SinkDelivery[];
+  /** Every failed delivery so far, oldest first. */
+  sinkErrors(): SinkDelivery[];
   /** Requests of this fake. */
   requests(): LoggingRequestInfo[];
   stop(): Promise<void>;
@@ -115,6 +188,7 @@ const STATUS_NAMES: Record<number, string> = {
   401: 'UNAUTHENTICATED',
   403: 'PERMISSION_DENIED',
   404: 'NOT_FOUND',
+  409: 'ALREADY_EXISTS',
   429: 'RESOURCE_EXHAUSTED',
   500: 'INTERNAL',
   501: 'UNIMPLEMENTED',
@@ -395,6 +469,142 @@ function parseRequest(raw: unknown): ListRequest {
   };
 }
 
+// --- Log Router sinks ---
+
+const PROJECT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+const SINK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+const DESTINATIONS = [
+  /^storage\.googleapis\.com\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/,
+  /^bigquery\.googleapis\.com\/projects\/[^/]+\/datasets\/\w+$/,
+  /^pubsub\.googleapis\.com\/projects\/[^/]+\/topics\/[^/]+$/,
+  /^logging\.googleapis\.com\/projects\/[^/]+(\/locations\/[^/]+\/buckets\/[^/]+)?$/,
+];
+/** Every field of the `LogSink` resource (output-only ones are accepted in a body and ignored). */
+const SINK_FIELDS = new Set([
+  'name',
+  'resourceName',
+  'destination',
+  'filter',
+  'description',
+  'disabled',
+  'exclusions',
+  'outputVersionFormat',
+  'writerIdentity',
+  'includeChildren',
+  'interceptChildren',
+  'createTime',
+  'updateTime',
+  'bigqueryOptions',
+]);
+/** The fields `updateMask` may name, as the reference lists them. */
+const MASKABLE = new Set([
+  'destination',
+  'filter',
+  'description',
+  'disabled',
+  'includeChildren',
+  'exclusions',
+]);
+const DEFAULT_MASK = ['destination', 'filter', 'includeChildren'];
+const SHARED_WRITER = 'serviceAccount:cloud-logs@system.gserviceaccount.com';
+
+interface StoredSink {
+  project: string;
+  resource: LogSinkResource;
+  filter: Comparison[];
+  /** Entries routed to the sink and not yet written to its destination, in ingestion order. */
+  pending: LogEntry[];
+}
+
+/** A project's number (12 digits), derived from its id so it is stable across runs. */
+function projectNumberOf(project: string): string {
+  const n = BigInt(`0x${createHash('sha256').update(project).digest('hex').slice(0, 15)}`);
+  return String(100_000_000_000n + (n % 900_000_000_000n));
+}
+
+/** A per-sink writer identity in the form the API gives (`p<project number>-<n>@gcp-sa-logging…`). */
+function uniqueWriterOf(project: string, sink: string): string {
+  const n = Number.parseInt(createHash('sha256').update(`${project}/${sink}`).digest('hex').slice(0, 8), 16);
+  return `serviceAccount:p${projectNumberOf(project)}-${100_000 + (n % 900_000)}@gcp-sa-logging.iam.gserviceaccount.com`;
+}
+
+/** RFC 3339 with nanoseconds, as the API writes `createTime` / `updateTime`. */
+function nanoTime(date: Date): string {
+  return date
+    .toISOString()
+    .replace(/\.(\d{3})Z$/, (_, ms: string) => `.${ms}${String(date.getTime() % 997).padStart(6, '0')}Z`);
+}
+
+/** The project an entry belongs to: its log name's, else its resource's. */
+function projectOfEntry(entry: LogEntry): string | undefined {
+  return /^projects\/([^/]+)\/logs\//.exec(entry.logName)?.[1] ?? entry.resource.labels.project_id;
+}
+
+/** The LOG_ID of an entry's log name, URL-decoded (`cloudaudit.googleapis.com/activity`). */
+function logIdOf(entry: LogEntry): string {
+  return decodeURIComponent(entry.logName.replace(/^.*?\/logs\//, ''));
+}
+
+/** Checks the sink fields `fields` present in `input`; throws {@link InvalidArgument}. */
+function checkSinkFields(input: Record<string, unknown>, fields: Iterable<string>): void {
+  for (const field of fields) {
+    const value = input[field];
+    if (value === undefined) continue;
+    switch (field) {
+      case 'destination':
+        if (typeof value !== 'string' || !DESTINATIONS.some((d) => d.test(value))) {
+          throw new InvalidArgument(`Invalid destination: ${String(value)}`);
+        }
+        break;
+      case 'filter':
+        if (typeof value !== 'string') throw new InvalidArgument('filter: expected a string');
+        parseFilter(value);
+        break;
+      case 'description':
+        if (typeof value !== 'string' || value.length > 8000) {
+          throw new InvalidArgument('description: expected a string of at most 8000 characters');
+        }
+        break;
+      case 'disabled':
+      case 'includeChildren':
+        if (typeof value !== 'boolean') throw new InvalidArgument(`${field}: expected a boolean`);
+        break;
+      case 'exclusions':
+        if (!Array.isArray(value)) throw new InvalidArgument('exclusions: expected a list');
+        break;
+    }
+  }
+}
+
+/** A request body as a sink: an object of `LogSink` fields only. */
+function sinkBody(raw: unknown): Record<string, unknown> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new InvalidArgument('Invalid JSON payload received. Expected an object.');
+  }
+  for (const key of Object.keys(raw)) {
+    if (!SINK_FIELDS.has(key)) {
+      throw new InvalidArgument(`Invalid JSON payload received. Unknown name "${key}": Cannot find field.`);
+    }
+  }
+  return raw as Record<string, unknown>;
+}
+
+/** Copies `fields` of `input` onto `resource`, clearing a field `input` leaves out (proto3: default = absent). */
+function applySinkFields(
+  resource: LogSinkResource,
+  input: Record<string, unknown>,
+  fields: Iterable<string>,
+): void {
+  const target = resource as unknown as Record<string, unknown>;
+  for (const field of fields) {
+    const value = input[field];
+    const empty =
+      value === undefined || value === '' || value === false || (Array.isArray(value) && value.length === 0);
+    if (empty) delete target[field];
+    else target[field] = value;
+  }
+}
+
 /** Starts the fake on a free loopback port. */
 export async function startLoggingFake(options: LoggingFakeOptions = {}): Promise<LoggingFake> {
   const faults = options.faults ?? new FaultInjector();
@@ -404,6 +614,10 @@ export async function startLoggingFake(options: LoggingFakeOptions = {}): Promis
   const held = new Set<ServerResponse>();
   const stopping = new AbortController();
   let seeded = 0;
+  /** Sinks by `<project>/<name>`. */
+  const sinks = new Map<string, StoredSink>();
+  const deliveryErrors: SinkDelivery[] = [];
+  let storage = options.storage;
 
   const sendJson = (
     res: ServerResponse,
@@ -420,7 +634,13 @@ export async function startLoggingFake(options: LoggingFakeOptions = {}): Promis
     res.end(text);
   };
 
-  const applyFault = (res: ServerResponse, fault: Fault, project: string, body: () => unknown) => {
+  const applyFault = (
+    res: ServerResponse,
+    fault: Fault,
+    project: string,
+    body: () => unknown,
+    operation = OPERATION,
+  ) => {
     switch (fault.kind) {
       case 'throttle':
         sendJson(
@@ -437,7 +657,10 @@ export async function startLoggingFake(options: LoggingFakeOptions = {}): Promis
         sendJson(
           res,
           403,
-          loggingErrorBody(403, deniedMessage({ cloud: 'gcp', operation: OPERATION, scope: project })),
+          loggingErrorBody(
+            403,
+            deniedMessage({ cloud: 'gcp', service: 'logging', operation, scope: project }),
+          ),
         );
         return;
       case 'timeout':
@@ -468,9 +691,219 @@ export async function startLoggingFake(options: LoggingFakeOptions = {}): Promis
     };
   };
 
+  const sinksOf = (project?: string) =>
+    [...sinks.values()]
+      .filter((sink) => project === undefined || sink.project === project)
+      .sort((a, b) =>
+        a.project === b.project
+          ? a.resource.name < b.resource.name
+            ? -1
+            : 1
+          : a.project < b.project
+            ? -1
+            : 1,
+      );
+
+  /** Routes newly ingested entries to every sink of their project that is enabled and matches now. */
+  const route = (entries: LogEntry[]) => {
+    for (const entry of entries) {
+      const project = projectOfEntry(entry);
+      for (const sink of sinks.values()) {
+        if (sink.project !== project || sink.resource.disabled === true) continue;
+        if (sink.filter.every((c) => matches(entry, c))) sink.pending.push(entry);
+      }
+    }
+  };
+
+  const handleSinks = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    info: LoggingRequestInfo,
+    url: URL,
+    raw: Buffer,
+    project: string,
+    name: string | undefined,
+  ) => {
+    const method = req.method ?? 'GET';
+    const operation =
+      name === undefined
+        ? { POST: 'sinks.create', GET: 'sinks.list' }[method]
+        : { GET: 'sinks.get', PUT: 'sinks.update', PATCH: 'sinks.patch' }[method];
+    if (operation === undefined) {
+      sendJson(res, 404, loggingErrorBody(404, `The fake does not serve ${method} ${url.pathname}.`));
+      return;
+    }
+    Object.assign(info, { operation, service: 'logging', scope: project });
+    let body: Record<string, unknown> = {};
+    try {
+      if (!PROJECT_ID.test(project)) throw new InvalidArgument(`Invalid resource name: projects/${project}`);
+      if (method !== 'GET') {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(raw.toString('utf8'));
+        } catch {
+          throw new InvalidArgument('Invalid JSON payload received.');
+        }
+        info.body = parsed;
+        body = sinkBody(parsed);
+      }
+    } catch (error) {
+      if (!(error instanceof InvalidArgument)) throw error;
+      sendJson(res, 400, loggingErrorBody(400, error.message));
+      return;
+    }
+    await faults.delay(stopping.signal);
+    const fault = faults.take({ cloud: 'gcp', service: 'logging', operation, scope: project });
+    if (fault) {
+      info.fault = fault.kind;
+      applyFault(res, fault, project, () => ({}), operation);
+      return;
+    }
+    const key = `${project}/${name ?? ''}`;
+    const unique = url.searchParams.get('uniqueWriterIdentity') === 'true';
+    const now = nanoTime(new Date());
+    try {
+      switch (operation) {
+        case 'sinks.list': {
+          const all = sinksOf(project).map((sink) => sink.resource);
+          const pageSize = Number(url.searchParams.get('pageSize') ?? 0) || all.length || 1;
+          const offset = Number(url.searchParams.get('pageToken') || 0);
+          const page = all.slice(offset, offset + pageSize);
+          const next = offset + page.length;
+          sendJson(res, 200, {
+            ...(page.length > 0 ? { sinks: page } : {}),
+            ...(next < all.length ? { nextPageToken: String(next) } : {}),
+          });
+          return;
+        }
+        case 'sinks.get': {
+          const found = sinks.get(key);
+          if (!found) sendJson(res, 404, loggingErrorBody(404, `Sink ${name} does not exist`));
+          else sendJson(res, 200, found.resource);
+          return;
+        }
+        case 'sinks.create': {
+          const sinkName = body.name;
+          if (typeof sinkName !== 'string' || !SINK_NAME.test(sinkName)) {
+            throw new InvalidArgument(`Invalid sink name: ${String(sinkName)}`);
+          }
+          if (typeof body.destination !== 'string') throw new InvalidArgument('destination: required');
+          checkSinkFields(body, SINK_FIELDS);
+          const created = `${project}/${sinkName}`;
+          if (sinks.has(created)) {
+            sendJson(res, 409, loggingErrorBody(409, 'Requested entity already exists'));
+            return;
+          }
+          const resource: LogSinkResource = {
+            name: sinkName,
+            resourceName: `projects/${project}/sinks/${sinkName}`,
+            destination: body.destination,
+            outputVersionFormat: 'V2',
+            writerIdentity: unique ? uniqueWriterOf(project, sinkName) : SHARED_WRITER,
+            createTime: now,
+            updateTime: now,
+          };
+          applySinkFields(resource, body, ['filter', 'description', 'disabled', 'includeChildren']);
+          const filter = parseFilter(resource.filter ?? '');
+          sinks.set(created, { project, resource, filter, pending: [] });
+          sendJson(res, 200, resource);
+          return;
+        }
+        default: {
+          const found = sinks.get(key);
+          if (!found) {
+            sendJson(res, 404, loggingErrorBody(404, `Sink ${name} does not exist`));
+            return;
+          }
+          const mask = url.searchParams.get('updateMask');
+          const fields = mask ? mask.split(',').map((f) => f.trim()) : DEFAULT_MASK;
+          for (const field of fields) {
+            if (!MASKABLE.has(field)) throw new InvalidArgument(`Invalid updateMask: unknown field ${field}`);
+          }
+          if (body.name !== undefined && body.name !== name) {
+            throw new InvalidArgument(`name: ${String(body.name)} does not match the sink ${name}`);
+          }
+          if (fields.includes('destination') && typeof body.destination !== 'string') {
+            throw new InvalidArgument('destination: required');
+          }
+          checkSinkFields(body, fields);
+          if (found.resource.writerIdentity !== SHARED_WRITER && !unique) {
+            throw new InvalidArgument(
+              'uniqueWriterIdentity: the sink has a unique writer identity, which cannot be changed back to the shared one',
+            );
+          }
+          const resource = { ...found.resource, updateTime: now };
+          applySinkFields(resource, body, fields);
+          if (unique && resource.writerIdentity === SHARED_WRITER) {
+            resource.writerIdentity = uniqueWriterOf(project, resource.name);
+          }
+          found.filter = parseFilter(resource.filter ?? '');
+          found.resource = resource;
+          sendJson(res, 200, resource);
+          return;
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof InvalidArgument)) throw error;
+      sendJson(res, 400, loggingErrorBody(400, error.message));
+    }
+  };
+
+  const deliverSinks = (): SinkDelivery[] => {
+    const out: SinkDelivery[] = [];
+    for (const sink of sinksOf()) {
+      const bucket = /^storage\.googleapis\.com\/(.+)$/.exec(sink.resource.destination)?.[1];
+      if (sink.pending.length === 0 || bucket === undefined) continue;
+      if (!storage) throw new Error('logging fake: no storage to deliver sinks into (routeSinksTo)');
+      const files = new Map<string, LogEntry[]>();
+      for (const entry of sink.pending) {
+        const at = new Date(entry.timestamp).toISOString();
+        const hour = at.slice(11, 13);
+        const name = `${logIdOf(entry)}/${at.slice(0, 4)}/${at.slice(5, 7)}/${at.slice(8, 10)}/${hour}:00:00_${hour}:59:59_S`;
+        const list = files.get(name) ?? [];
+        list.push(entry);
+        files.set(name, list);
+      }
+      const left: LogEntry[] = [];
+      for (const [base, entries] of files) {
+        entries.sort(
+          (a, b) => compareInstants(a.timestamp, b.timestamp) || (a.insertId < b.insertId ? -1 : 1),
+        );
+        const taken = new Set(storage.objects(bucket).map((o) => o.name));
+        let shard = 0;
+        while (taken.has(`${base}${shard}.json`)) shard++;
+        const object = `${base}${shard}.json`;
+        const body = Buffer.from(`${entries.map((e) => JSON.stringify(e)).join('\n')}\n`, 'utf8');
+        const delivery: SinkDelivery = {
+          project: sink.project,
+          sink: sink.resource.name,
+          bucket,
+          entries: entries.length,
+        };
+        try {
+          storage.deliver(bucket, object, body, 'application/json');
+          out.push({ ...delivery, object });
+        } catch (error) {
+          const failed = { ...delivery, error: error instanceof Error ? error.message : String(error) };
+          out.push(failed);
+          deliveryErrors.push(failed);
+          left.push(...entries);
+        }
+      }
+      sink.pending = left;
+    }
+    return out;
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse, info: LoggingRequestInfo) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const raw = await readBody(req);
+    const sinkPath = /^\/v2\/projects\/([^/]+)\/sinks(?:\/([^/]+))?$/.exec(url.pathname);
+    if (sinkPath) {
+      const name = sinkPath[2] === undefined ? undefined : decodeURIComponent(sinkPath[2]);
+      await handleSinks(req, res, info, url, raw, decodeURIComponent(sinkPath[1]!), name);
+      return;
+    }
     if (req.method !== 'POST' || url.pathname !== '/v2/entries:list') {
       sendJson(res, 404, loggingErrorBody(404, `The fake does not serve ${req.method} ${url.pathname}.`));
       return;
@@ -549,9 +982,16 @@ export async function startLoggingFake(options: LoggingFakeOptions = {}): Promis
         added = entries;
       }
       stored.push(...added);
+      route(added);
       return added;
     },
     entries: () => [...stored],
+    sinks: (project) => sinksOf(project).map((sink) => ({ ...sink.resource })),
+    routeSinksTo(target) {
+      storage = target;
+    },
+    deliverSinks,
+    sinkErrors: () => [...deliveryErrors],
     requests: () => [...seen],
     async stop() {
       stopping.abort();
