@@ -29,6 +29,7 @@ import { PERMISSIONS as AZURE_EVIDENCE } from './azure/evidence.ts';
 import { PERMISSIONS as AZURE_KUBE } from './azure/kube.ts';
 import { PERMISSIONS as AZURE_TAGS } from './azure/tags.ts';
 import { PERMISSIONS as GCP_AUDIT } from './gcp/audit.ts';
+import { PERMISSIONS as GCP_AUDIT_EXPORT } from './gcp/audit-export.ts';
 import { PERMISSIONS as GCP_BUCKETS } from './gcp/buckets.ts';
 import { PERMISSIONS as GCP_BUDGETS } from './gcp/budgets.ts';
 import { PERMISSIONS as GCP_DISCOVERY } from './gcp/discovery.ts';
@@ -56,6 +57,7 @@ const ALL: readonly PermissionGrant[] = [
   ...GCP_TAGS,
   ...GCP_BUDGETS,
   ...GCP_AUDIT,
+  ...GCP_AUDIT_EXPORT,
   ...GCP_BUCKETS,
   ...GCP_KUBE,
   ...AZURE_DISCOVERY,

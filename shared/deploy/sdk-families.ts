@@ -87,6 +87,16 @@ export const SDK_FAMILIES: Readonly<Record<Capability, readonly string[]>> = {
     'google-auth-library',
     '@azure/monitor-query-logs',
   ],
+  // Export paths as desired state: CloudWatch Logs subscription filters and Firehose; Log Router
+  // sinks over REST with the Google auth client; Azure diagnostic settings; and the destination checks.
+  'audit-export': [
+    ...AWS_SESSIONS,
+    '@aws-sdk/client-cloudwatch-logs',
+    '@aws-sdk/client-firehose',
+    'google-auth-library',
+    '@azure/arm-monitor',
+    ...EVIDENCE,
+  ],
   'evidence-read': EVIDENCE,
   'evidence-write': EVIDENCE,
 };
