@@ -428,6 +428,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       });
       const a = audit;
       stops.push(() => a.stop());
+      // Log Router sinks (GKE export mode) deliver into the same GCS fake as the evidence buckets.
+      a.logging.routeSinksTo(velero.gcs);
     }
 
     const kubeContexts = fleet.filter((c) => c.cloud === 'kubeconfig');

@@ -11,7 +11,7 @@
  *   has no object prefix or path field, so a sink cannot be told where in the bucket to write.
  * - Entries are written "in hourly batches" (2 to 3 hours may pass before the first appear) as
  *   files named by log and hour: `<LOG_ID>/YYYY/MM/DD/HH:MM:SS_HH:MM:SS_S<n>.json`, sharded `Sn`
- *   or `An` (n = 0, 1, …), one JSON `LogEntry` per line; "a single Cloud Storage bucket can
+ *   or `An` (n = 0, 1, …), holding JSON `LogEntry` objects; "a single Cloud Storage bucket can
  *   contain logs from multiple resource types", and sinks with overlapping filters may write
  *   an entry more than once ("View logs routed to Cloud Storage",
  *   cloud.google.com/logging/docs/export/storage). For GKE audit logs the LOG_ID is
