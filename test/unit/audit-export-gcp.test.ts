@@ -8,7 +8,8 @@ import {
   sinkFilter,
   sinkName,
 } from '../../shared/clouds/gcp/audit-export.ts';
-import { grantsFor, permissionNames } from '../../shared/clouds/grants.ts';
+import { allGrants, grantsFor, permissionNames } from '../../shared/clouds/grants.ts';
+import { memberGrants } from '../../shared/deploy/onboard/common.ts';
 
 /** The sink name rule of the API reference: at most 100 of `[A-Za-z0-9_.-]`, alphanumeric first. */
 const SINK_NAME_RULE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
@@ -61,6 +62,8 @@ describe('gke audit export permissions', () => {
       'logging.sinks.update',
       'storage.buckets.get',
     ]);
+    // The GCP custom role (`fleetward onboard gcp`) is made of every member grant of gcp.
+    expect(permissionNames(memberGrants(allGrants(), 'gcp'))).toEqual(expect.arrayContaining(names));
     expect(PERMISSIONS.flatMap((g) => g.calls)).toEqual([
       'logging:sinks.get',
       'logging:sinks.create',
