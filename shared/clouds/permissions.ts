@@ -34,6 +34,7 @@ export type Capability =
   | 'kube' // reach the Kubernetes API (EKS token, GKE token, AKS credentials)
   | 'velero' // Velero Backup / Restore objects and drill namespaces inside clusters
   | 'audit-read' // read control-plane audit logs
+  | 'audit-export' // set up and observe the clouds' own audit-log export paths (export mode)
   | 'evidence-read' // read and verify archived evidence
   | 'evidence-write' // write-once evidence objects (audit archives, snapshots)
   | 'state' // the state table

@@ -87,6 +87,17 @@ export const SDK_FAMILIES: Readonly<Record<Capability, readonly string[]>> = {
     'google-auth-library',
     '@azure/monitor-query-logs',
   ],
+  // Export mode: the subscription and its Firehose stream (EKS), the sink (GKE), the diagnostic
+  // setting (AKS), and the evidence bucket's write-once check.
+  'audit-export': [
+    ...AWS_SESSIONS,
+    '@aws-sdk/client-cloudwatch-logs',
+    '@aws-sdk/client-firehose',
+    '@google-cloud/logging',
+    'google-auth-library',
+    '@azure/arm-monitor',
+    ...EVIDENCE,
+  ],
   'evidence-read': EVIDENCE,
   'evidence-write': EVIDENCE,
 };
