@@ -31,7 +31,12 @@ import {
 } from '../../shared/clouds/aws/audit-export.ts';
 import { allGrants } from '../../shared/clouds/grants.ts';
 import type { ExportApplyResult, ExportPlanResult } from '../../shared/jobs/audit-export.ts';
-import { createAuditCluster, createLockedBucket, createUnlockedBucket, seedAuditLogs } from '../sandbox/aws-audit.ts';
+import {
+  createAuditCluster,
+  createLockedBucket,
+  createUnlockedBucket,
+  seedAuditLogs,
+} from '../sandbox/aws-audit.ts';
 import { type AwsProxy, startAwsProxy } from '../sandbox/aws-proxy.ts';
 import { runFleetward } from '../sandbox/cli.ts';
 import { type MotoServer, startMoto } from '../sandbox/moto.ts';
@@ -76,7 +81,10 @@ state:
   return path;
 }
 
-async function cli<T>(config: string, ...args: string[]): Promise<{ code: number | null; json: T; stderr: string }> {
+async function cli<T>(
+  config: string,
+  ...args: string[]
+): Promise<{ code: number | null; json: T; stderr: string }> {
   const run = await runFleetward(['audit', ...args, '--config', config, '--json', '--log-level', 'error']);
   try {
     return { code: run.code, json: JSON.parse(run.stdout) as T, stderr: run.stderr };
@@ -89,18 +97,29 @@ async function cli<T>(config: string, ...args: string[]): Promise<{ code: number
 async function memberClients() {
   const sts = new STSClient({ endpoint: moto.url, region: REGION, credentials: TESTING });
   const out = await sts.send(
-    new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward-reader`, RoleSessionName: 'test' }),
+    new AssumeRoleCommand({
+      RoleArn: `arn:aws:iam::${ACCOUNT}:role/fleetward-reader`,
+      RoleSessionName: 'test',
+    }),
   );
   sts.destroy();
   const c = out.Credentials!;
-  const credentials = { accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! };
+  const credentials = {
+    accessKeyId: c.AccessKeyId!,
+    secretAccessKey: c.SecretAccessKey!,
+    sessionToken: c.SessionToken!,
+  };
   return {
     logs: new CloudWatchLogsClient({ endpoint: moto.url, region: REGION, credentials }),
     firehose: new FirehoseClient({ endpoint: moto.url, region: REGION, credentials }),
   };
 }
 
-async function objectsUnder(bucket: string, prefix: string, region = REGION): Promise<{ key: string; body: Buffer }[]> {
+async function objectsUnder(
+  bucket: string,
+  prefix: string,
+  region = REGION,
+): Promise<{ key: string; body: Buffer }[]> {
   const s3 = new S3Client({ endpoint: moto.url, region, credentials: TESTING, forcePathStyle: true });
   try {
     const list = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
@@ -123,7 +142,12 @@ beforeAll(async () => {
   proxy = await startAwsProxy({ upstream: moto.url });
   await createAuditCluster(moto.url, { ...CLUSTER, auditLogging: true });
   // The log group exists once EKS has sent something.
-  await seedAuditLogs(moto.url, [CLUSTER], { eventsPerCluster: 1, start: new Date(Date.now() - 60_000), spacingMs: 1, malformed: 0 });
+  await seedAuditLogs(moto.url, [CLUSTER], {
+    eventsPerCluster: 1,
+    start: new Date(Date.now() - 60_000),
+    spacingMs: 1,
+    malformed: 0,
+  });
   await createLockedBucket(moto.url, 'evidence-eu', REGION, 30);
   await createLockedBucket(moto.url, 'evidence-us', 'us-east-1', 30);
   await createUnlockedBucket(moto.url, 'evidence-unlocked', REGION, { versioning: true });
@@ -166,12 +190,20 @@ describe('audit export on EKS (moto)', () => {
     });
     const objects = await objectsUnder('evidence-eu', exportPrefix(CLUSTER_ID));
     expect(objects.length).toBeGreaterThan(0);
-    expect(objects.every((o) => /^audit-export\/aws\/111122223333\/eu-central-1\/prod-eu\/\d{4}\/\d{2}\/\d{2}\/\d{2}\//.test(o.key))).toBe(true);
+    expect(
+      objects.every((o) =>
+        /^audit-export\/aws\/111122223333\/eu-central-1\/prod-eu\/\d{4}\/\d{2}\/\d{2}\/\d{2}\//.test(o.key),
+      ),
+    ).toBe(true);
     const records = objects.map((o) => JSON.parse(gunzipSync(o.body).toString('utf8')));
     const messages = records.flatMap((r) => r.logEvents.map((e: { message: string }) => e.message));
     const sent = [...seeded.values()][0]!.lines.map((l) => l.message);
     expect(messages).toEqual(expect.arrayContaining(sent));
-    expect(records.every((r) => r.logGroup === `/aws/eks/prod-eu/cluster` && r.subscriptionFilters[0] === 'fleetward-audit')).toBe(true);
+    expect(
+      records.every(
+        (r) => r.logGroup === `/aws/eks/prod-eu/cluster` && r.subscriptionFilters[0] === 'fleetward-audit',
+      ),
+    ).toBe(true);
 
     const again = await cli<ExportPlanResult>(config, 'plan');
     expect(planOf(again.json)).toMatchObject({ action: 'none', changes: [], findings: [] });
@@ -182,10 +214,17 @@ describe('audit export on EKS (moto)', () => {
 
   it('names a deleted filter as missing and puts it back', async () => {
     const m = await memberClients();
-    await m.logs.send(new DeleteSubscriptionFilterCommand({ logGroupName: '/aws/eks/prod-eu/cluster', filterName: 'fleetward-audit' }));
+    await m.logs.send(
+      new DeleteSubscriptionFilterCommand({
+        logGroupName: '/aws/eks/prod-eu/cluster',
+        filterName: 'fleetward-audit',
+      }),
+    );
     const gone = await cli<ExportPlanResult>(config, 'plan');
     expect(planOf(gone.json)?.action).toBe('create');
-    expect(planOf(gone.json)?.findings.map((f) => `${f.kind}:${f.severity}`)).toEqual(['export-missing:critical']);
+    expect(planOf(gone.json)?.findings.map((f) => `${f.kind}:${f.severity}`)).toEqual([
+      'export-missing:critical',
+    ]);
     expect((await cli<ExportApplyResult>(config, 'apply')).code).toBe(0);
     expect(planOf((await cli<ExportPlanResult>(config, 'plan')).json)?.action).toBe('none');
     m.logs.destroy();
@@ -233,12 +272,14 @@ describe('audit export on EKS (moto)', () => {
       before: 'arn:aws:s3:::evidence-us',
       after: 'arn:aws:s3:::evidence-eu',
     });
-    expect(moved.findings.map((f) => `${f.kind}:${f.severity}`)).toEqual(['export-settings-changed:critical']);
+    expect(moved.findings.map((f) => `${f.kind}:${f.severity}`)).toEqual([
+      'export-settings-changed:critical',
+    ]);
     await cli(config, 'apply');
     const back = await m.firehose.send(new DescribeDeliveryStreamCommand({ DeliveryStreamName: name }));
-    expect(back.DeliveryStreamDescription?.Destinations?.[0]?.ExtendedS3DestinationDescription?.BucketARN).toBe(
-      'arn:aws:s3:::evidence-eu',
-    );
+    expect(
+      back.DeliveryStreamDescription?.Destinations?.[0]?.ExtendedS3DestinationDescription?.BucketARN,
+    ).toBe('arn:aws:s3:::evidence-eu');
     m.logs.destroy();
     m.firehose.destroy();
   }, 60_000);
@@ -246,25 +287,44 @@ describe('audit export on EKS (moto)', () => {
   it.each([
     // The config check refuses a bucket configured outside the jurisdiction; this one is configured
     // in the cluster's region but lives in us-east-1: the bucket locator tells.
-    ['an evidence bucket outside the jurisdiction', 'outside', { bucket: 'evidence-us', region: REGION }, /in us-east-1/],
-    ['an evidence bucket without Object Lock', 'unlocked', { bucket: 'evidence-unlocked', region: REGION }, /object lock/],
-  ])('refuses %s: a critical finding, apply exits 1 and creates nothing', async (_what, name, evidence, why) => {
-    const refusedConfig = writeConfig(name, evidence);
-    const m = await memberClients();
-    const version = () =>
-      m.firehose
-        .send(new DescribeDeliveryStreamCommand({ DeliveryStreamName: exportStreamName(CLUSTER_ID) }))
-        .then((d) => d.DeliveryStreamDescription?.VersionId, () => 'absent');
-    const before = await version();
-    const applied = await cli<ExportApplyResult>(refusedConfig, 'apply');
-    expect(applied.code).toBe(1);
-    expect(applied.json.outcomes).toEqual([{ clusterId: CLUSTER_ID, action: expect.any(String), status: 'refused' }]);
-    const p = planOf(applied.json)!;
-    expect(p.refused).toMatch(why);
-    expect(p.findings.map((f) => f.severity)).toContain('critical');
-    // Nothing was applied: the stream is as it was (or still absent).
-    expect(await version()).toBe(before);
-    m.logs.destroy();
-    m.firehose.destroy();
-  }, 60_000);
+    [
+      'an evidence bucket outside the jurisdiction',
+      'outside',
+      { bucket: 'evidence-us', region: REGION },
+      /in us-east-1/,
+    ],
+    [
+      'an evidence bucket without Object Lock',
+      'unlocked',
+      { bucket: 'evidence-unlocked', region: REGION },
+      /object lock/,
+    ],
+  ])(
+    'refuses %s: a critical finding, apply exits 1 and creates nothing',
+    async (_what, name, evidence, why) => {
+      const refusedConfig = writeConfig(name, evidence);
+      const m = await memberClients();
+      const version = () =>
+        m.firehose
+          .send(new DescribeDeliveryStreamCommand({ DeliveryStreamName: exportStreamName(CLUSTER_ID) }))
+          .then(
+            (d) => d.DeliveryStreamDescription?.VersionId,
+            () => 'absent',
+          );
+      const before = await version();
+      const applied = await cli<ExportApplyResult>(refusedConfig, 'apply');
+      expect(applied.code).toBe(1);
+      expect(applied.json.outcomes).toEqual([
+        { clusterId: CLUSTER_ID, action: expect.any(String), status: 'refused' },
+      ]);
+      const p = planOf(applied.json)!;
+      expect(p.refused).toMatch(why);
+      expect(p.findings.map((f) => f.severity)).toContain('critical');
+      // Nothing was applied: the stream is as it was (or still absent).
+      expect(await version()).toBe(before);
+      m.logs.destroy();
+      m.firehose.destroy();
+    },
+    60_000,
+  );
 });

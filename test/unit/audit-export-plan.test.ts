@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAuditExporters } from '../../shared/audit/exporters.ts';
 import { FleetConfig, Jurisdiction } from '../../shared/config/schema.ts';
+import { collect } from '../../shared/jobs/audit.ts';
 import {
   type AppliedExportRecord,
   AUDIT_EXPORT_NS,
@@ -16,7 +17,6 @@ import {
   filterDrift,
   plan,
 } from '../../shared/jobs/audit-export.ts';
-import { collect } from '../../shared/jobs/audit.ts';
 import type { Cluster } from '../../shared/model.ts';
 import type { ArchiveStore, AuditExporter, ExportObserved, ExportSpec } from '../../shared/ports.ts';
 import { Residency } from '../../shared/residency/index.ts';
@@ -68,7 +68,12 @@ describe('diffExport', () => {
 
 describe('filterDrift', () => {
   it('calls a filter that keeps every condition and adds one narrowed, any other change changed', () => {
-    expect(filterDrift(SPEC.filter, '{ ($.apiVersion = "audit.k8s.io/v1") && ($.kind = "Event") && ($.verb = "create") }')).toBe('narrowed');
+    expect(
+      filterDrift(
+        SPEC.filter,
+        '{ ($.apiVersion = "audit.k8s.io/v1") && ($.kind = "Event") && ($.verb = "create") }',
+      ),
+    ).toBe('narrowed');
     expect(filterDrift(SPEC.filter, '{ $.kind = "Event" }')).toBe('changed');
     expect(filterDrift(SPEC.filter, '')).toBe('changed');
   });
@@ -82,12 +87,37 @@ describe('driftFindings', () => {
     ['gone after an apply', null, APPLIED, ['export-missing:critical']],
     ['never applied', null, undefined, ['export-not-set-up:high']],
     ['disabled', seen({ enabled: false }), APPLIED, ['export-disabled:high']],
-    ['destination changed', seen({ destination: 'arn:aws:firehose:us-east-1:1:deliverystream/x' }), APPLIED, ['export-destination-changed:critical']],
-    ['filter narrowed', seen({ filter: `${SPEC.filter.slice(0, -2)} && ($.verb = "create") }` }), APPLIED, ['export-filter-narrowed:high']],
+    [
+      'destination changed',
+      seen({ destination: 'arn:aws:firehose:us-east-1:1:deliverystream/x' }),
+      APPLIED,
+      ['export-destination-changed:critical'],
+    ],
+    [
+      'filter narrowed',
+      seen({ filter: `${SPEC.filter.slice(0, -2)} && ($.verb = "create") }` }),
+      APPLIED,
+      ['export-filter-narrowed:high'],
+    ],
     ['filter changed', seen({ filter: '{ $.kind = "Event" }' }), APPLIED, ['export-filter-changed:high']],
-    ['bucket changed', seen({ settings: { ...SPEC.settings, bucketArn: 'arn:aws:s3:::elsewhere' } }), APPLIED, ['export-settings-changed:critical']],
-    ['compression changed', seen({ settings: { ...SPEC.settings, compression: 'GZIP' } }), APPLIED, ['export-settings-changed:medium']],
-    ['delivery errors', seen({ deliveryErrors: ['S3.AccessDenied: denied'] }), APPLIED, ['export-delivery-errors:high']],
+    [
+      'bucket changed',
+      seen({ settings: { ...SPEC.settings, bucketArn: 'arn:aws:s3:::elsewhere' } }),
+      APPLIED,
+      ['export-settings-changed:critical'],
+    ],
+    [
+      'compression changed',
+      seen({ settings: { ...SPEC.settings, compression: 'GZIP' } }),
+      APPLIED,
+      ['export-settings-changed:medium'],
+    ],
+    [
+      'delivery errors',
+      seen({ deliveryErrors: ['S3.AccessDenied: denied'] }),
+      APPLIED,
+      ['export-delivery-errors:high'],
+    ],
     ['as desired', seen(), APPLIED, []],
   ] as const)('%s', (_name, observed, applied, want) => {
     expect(kinds(observed, applied)).toEqual(want);
@@ -105,11 +135,19 @@ function fakeExporter() {
     cloud: 'aws',
     desired: (cluster, store) => ({
       ...SPEC,
-      settings: { ...SPEC.settings, bucketArn: `arn:aws:s3:::${store.id.slice(4)}`, prefix: `audit-export/${cluster.id}/` },
+      settings: {
+        ...SPEC.settings,
+        bucketArn: `arn:aws:s3:::${store.id.slice(4)}`,
+        prefix: `audit-export/${cluster.id}/`,
+      },
     }),
     async checkDestination(_c, spec) {
       calls.push(`check ${spec.settings.bucketArn}`);
-      if (!state.immutable) throw new NotImmutableError('s3 bucket evidence-eu does not have object lock enabled', 'aws:evidence-eu');
+      if (!state.immutable)
+        throw new NotImmutableError(
+          's3 bucket evidence-eu does not have object lock enabled',
+          'aws:evidence-eu',
+        );
       return state.location;
     },
     async observe(cluster) {
@@ -134,15 +172,27 @@ afterEach(async () => {
   open = [];
 });
 
-async function setup(audit: Record<string, unknown> = { mode: 'export' }, evidence: Record<string, unknown> = {
-  aws: { bucket: 'evidence-eu', region: 'eu-central-1' },
-}) {
+async function setup(
+  audit: Record<string, unknown> = { mode: 'export' },
+  evidence: Record<string, unknown> = {
+    aws: { bucket: 'evidence-eu', region: 'eu-central-1' },
+  },
+) {
   const store = new SqliteStateStore({ path: ':memory:' });
   open.push(store);
-  await store.putMany(INVENTORY, [auditCluster, OTHER].map((c) => ({ key: c.id, value: c })));
+  await store.putMany(
+    INVENTORY,
+    [auditCluster, OTHER].map((c) => ({ key: c.id, value: c })),
+  );
   const config = FleetConfig.parse({
     version: 1,
-    clouds: { aws: { accounts: [{ id: '111111111111', roleArn: 'arn:aws:iam::111111111111:role/r', regions: ['eu-central-1'] }] } },
+    clouds: {
+      aws: {
+        accounts: [
+          { id: '111111111111', roleArn: 'arn:aws:iam::111111111111:role/r', regions: ['eu-central-1'] },
+        ],
+      },
+    },
     jurisdictions: { eu: { preset: 'eu-gdpr', evidence, audit } },
   });
   const fake = fakeExporter();
@@ -152,9 +202,13 @@ async function setup(audit: Record<string, unknown> = { mode: 'export' }, eviden
     residency: new Residency(config.jurisdictions),
     logger: silentLogger,
     clock: { now: () => new Date(AT) },
-    exporters: createAuditExporters(config, { logger: silentLogger }, {
-      aws: async () => ({ createAuditExporter: () => fake.exporter }),
-    }),
+    exporters: createAuditExporters(
+      config,
+      { logger: silentLogger },
+      {
+        aws: async () => ({ createAuditExporter: () => fake.exporter }),
+      },
+    ),
     evidence: { for: async (j, cloud) => ({ id: `${cloud}:evidence-${j}` }) as ArchiveStore },
   };
   return { deps, store, fake };
@@ -200,7 +254,9 @@ describe('audit export job', () => {
     fake.state.immutable = false;
     const result = await apply(deps, { dryRun: false, clusterId: auditCluster.id });
     expect(result.outcomes).toEqual([{ clusterId: auditCluster.id, action: 'create', status: 'refused' }]);
-    expect(result.plans[0]?.findings.map((f) => `${f.kind}:${f.severity}`)).toContain('export-destination-refused:critical');
+    expect(result.plans[0]?.findings.map((f) => `${f.kind}:${f.severity}`)).toContain(
+      'export-destination-refused:critical',
+    );
     expect(fake.resources.size).toBe(0);
   });
 
@@ -213,8 +269,11 @@ describe('audit export job', () => {
     expect(fake.resources.size).toBe(0);
   });
 
-  it('makes a jurisdiction without a bucket on the cluster\'s cloud a finding: export cannot cross clouds', async () => {
-    const { deps, fake } = await setup({ mode: 'export' }, { gcp: { bucket: 'evidence-eu-gcs', location: 'europe-west3' } });
+  it("makes a jurisdiction without a bucket on the cluster's cloud a finding: export cannot cross clouds", async () => {
+    const { deps, fake } = await setup(
+      { mode: 'export' },
+      { gcp: { bucket: 'evidence-eu-gcs', location: 'europe-west3' } },
+    );
     const result = await plan(deps, { clusterId: auditCluster.id });
     expect(result.plans[0]).toMatchObject({ action: 'skip' });
     expect(result.plans[0]?.findings.map((f) => f.kind)).toEqual(['export-no-evidence-bucket']);
@@ -230,7 +289,10 @@ describe('audit export job', () => {
     expect(gone.plans[0]?.findings.map((f) => f.kind)).toEqual(['export-missing']);
     await apply(deps, { dryRun: false, clusterId: auditCluster.id });
     const r = fake.resources.get(auditCluster.id)!;
-    fake.resources.set(auditCluster.id, { ...r, filter: `${SPEC.filter.slice(0, -2)} && ($.verb = "delete") }` });
+    fake.resources.set(auditCluster.id, {
+      ...r,
+      filter: `${SPEC.filter.slice(0, -2)} && ($.verb = "delete") }`,
+    });
     const narrowed = await plan(deps, { clusterId: auditCluster.id });
     expect(narrowed.plans[0]?.action).toBe('update');
     expect(narrowed.plans[0]?.changes.map((c) => c.field)).toEqual(['filter']);
@@ -276,7 +338,12 @@ describe('audit export job', () => {
       { clusterId: auditCluster.id },
     );
     expect(result.outcomes).toEqual([
-      { clusterId: auditCluster.id, status: 'skipped', findings: [], note: 'export mode: the cloud delivers' },
+      {
+        clusterId: auditCluster.id,
+        status: 'skipped',
+        findings: [],
+        note: 'export mode: the cloud delivers',
+      },
     ]);
     expect(read).toBe(0);
   });
