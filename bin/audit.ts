@@ -10,6 +10,7 @@ import { cliLogger } from '../shared/runtime/logger.ts';
 import { assertJurisdiction } from '../shared/runtime/scope.ts';
 import { wrapHanging } from '../shared/runtime/table.ts';
 import { LOG_OPTIONS, parseCommandArgs, subcommand } from './args.ts';
+import { AUDIT_EXPORT_HELP, runAuditApply, runAuditPlan } from './audit-export.ts';
 import { ensureInventory } from './inventory.ts';
 import { notifyAfter } from './notify.ts';
 import { EXIT, progress, summaryLine } from './output.ts';
@@ -17,6 +18,8 @@ import { EXIT, progress, summaryLine } from './output.ts';
 export const AUDIT_HELP = `Usage:
   fleetward audit collect [--cluster ID] [--jurisdiction J] [--local-evidence] [--config FILE] [--json]
   fleetward audit verify  [--cluster ID] [--jurisdiction J] [--local-evidence] [--config FILE] [--json]
+  fleetward audit plan    [--cluster ID] [--jurisdiction J] [--config FILE] [--json]
+  fleetward audit apply   [--cluster ID] [--jurisdiction J] [--dry-run] [--max-changes N] [--config FILE] [--json]
   (and --log-level LEVEL, --log-format text|json, as every command)
 
 'collect' reads each cluster's control-plane audit log (EKS: CloudWatch Logs; GKE: Cloud
@@ -36,7 +39,9 @@ or 'nothing archived' (audit logging off, no configured jurisdiction, kubeconfig
 no chunk yet); the summary line counts each kind.
 Exit: 0 done and no chain broken or unverified, 1 a finding, failure, broken or unverified
 chain, 2 bad usage or config.
---notify sends the job's Slack digest of new findings after the run, as the scheduled function does.`;
+--notify sends the job's Slack digest of new findings after the run, as the scheduled function does.
+Clusters in export mode (audit.mode: export) are skipped by 'collect': the cloud delivers.
+${AUDIT_EXPORT_HELP}`;
 
 /** Printed (stderr) by every run with `--local-evidence`. */
 export const LOCAL_EVIDENCE_WARNING =
@@ -47,6 +52,8 @@ const OPTIONS = {
   cluster: { type: 'string' },
   jurisdiction: { type: 'string' },
   'local-evidence': { type: 'boolean', default: false },
+  'dry-run': { type: 'boolean' },
+  'max-changes': { type: 'string' },
   json: { type: 'boolean', default: false },
   notify: { type: 'boolean' },
   ...LOG_OPTIONS,
@@ -68,7 +75,8 @@ function stats(o: { events: number; chunks: number; malformed: number; duplicate
 export function renderCollect(result: CollectResult): string {
   const lines = result.outcomes.flatMap((o) => {
     const head = `${o.status.padEnd(10)} ${o.clusterId}: `;
-    if (o.status === 'skipped') return wrapHanging(head, o.findings.map((f) => f.message).join('; '), 11);
+    if (o.status === 'skipped')
+      return wrapHanging(head, o.note ?? o.findings.map((f) => f.message).join('; '), 11);
     if (o.status === 'failed')
       return wrapHanging(head, `${o.error.message} (${stats(o)} before the failure)`, 11);
     return wrapHanging(head, `${stats(o)}${o.compliantStorage ? '' : ' [local, not compliant storage]'}`, 11);
@@ -142,7 +150,11 @@ export async function cmdAudit(args: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-  subcommand('audit', sub, ['collect', 'verify']);
+  const command = subcommand('audit', sub, ['collect', 'verify', 'plan', 'apply']);
+  if (command === 'plan') return runAuditPlan(values);
+  if (command === 'apply') return runAuditApply(values);
+  if (values['dry-run'] !== undefined || values['max-changes'] !== undefined)
+    throw new UsageError('--max-changes and --dry-run are options of "audit apply"');
   const logger = cliLogger(values);
   const config = await loadConfig(configPath(values.config));
   assertJurisdiction(config.jurisdictions, values.jurisdiction);
@@ -163,7 +175,10 @@ export async function cmdAudit(args: string[]): Promise<number> {
         { job: AUDIT_JOB, runId: result.runId },
       );
       const code =
-        !notified || result.outcomes.some((o) => o.status === 'skipped' || o.status === 'failed')
+        !notified ||
+        result.outcomes.some(
+          (o) => (o.status === 'skipped' && o.findings.length > 0) || o.status === 'failed',
+        )
           ? EXIT.failed
           : EXIT.ok;
       console.log(

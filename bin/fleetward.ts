@@ -44,6 +44,7 @@ Commands:
   tags plan|apply          derive and default cost tags per cluster; report missing or invalid ones
   budgets plan|apply       make the clouds' budgets match fleet.yaml; report accounts without one
   audit collect|verify     archive control-plane audit logs write-once in-jurisdiction; verify the chains
+  audit plan|apply         export mode: keep each cloud's own audit export into the evidence store as desired
   snapshot                 evaluate compliance controls; write and publish a snapshot per jurisdiction
   onboard <target>         print the roles, RBAC and buckets Fleetward needs (aws|gcp|azure|kubernetes|evidence)
   doctor                   check each scope's access: credentials, clusters, audit logs, evidence, Velero, Slack

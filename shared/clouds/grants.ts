@@ -12,6 +12,7 @@ import { PERMISSIONS as SECRETS } from '../runtime/secrets.ts';
 import { PERMISSIONS as STATE } from '../state/dynamodb.ts';
 import { PERMISSIONS as VELERO } from '../velero/resources.ts';
 import { PERMISSIONS as AWS_AUDIT } from './aws/audit.ts';
+import { PERMISSIONS as AWS_AUDIT_EXPORT } from './aws/audit-export.ts';
 import { PERMISSIONS as AWS_BUCKETS } from './aws/buckets.ts';
 import { PERMISSIONS as AWS_BUDGETS } from './aws/budgets.ts';
 import { PERMISSIONS as AWS_DISCOVERY } from './aws/discovery.ts';
@@ -47,6 +48,7 @@ const ALL: readonly PermissionGrant[] = [
   ...AWS_TAGS,
   ...AWS_BUDGETS,
   ...AWS_AUDIT,
+  ...AWS_AUDIT_EXPORT,
   ...AWS_EVIDENCE,
   ...AWS_BUCKETS,
   ...AWS_QUEUE,

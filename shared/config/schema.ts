@@ -39,6 +39,10 @@ export const PRESET_IDS = ['eu-gdpr', 'in-dpdp', 'za-popia', 'ke-dpa'] as const;
 /** Loopback or https endpoint override for an emulator or a private endpoint. */
 const EndpointUrl = z.url({ error: 'expected a URL like "https://example.internal"' });
 
+const IamRoleName = z
+  .string()
+  .regex(/^[\w+=,.@-]{1,64}$/, { error: 'expected an IAM role name (up to 64 of A-Z a-z 0-9 +=,.@_-)' });
+
 const AwsAccountId = z.string().regex(/^\d{12}$/, { error: 'expected a 12-digit AWS account id' });
 
 const GcpProjectNumber = () =>
@@ -134,6 +138,19 @@ export const AwsConfig = z
       .array(AwsAccount)
       .min(1, { error: 'expected at least one account' })
       .describe('The AWS accounts whose EKS clusters Fleetward watches; at least one.'),
+    auditExport: z
+      .strictObject({
+        logsRoleName: IamRoleName.default('fleetward-audit-logs-to-firehose').describe(
+          "The IAM role, in each cluster's account, that CloudWatch Logs assumes to put the audit subscription's records into the Firehose stream (trusts `logs.amazonaws.com`; allows `firehose:PutRecord` and `firehose:PutRecordBatch` on `fleetward-audit-*`).",
+        ),
+        firehoseRoleName: IamRoleName.default('fleetward-audit-firehose-to-s3').describe(
+          "The IAM role, in each cluster's account, that Firehose assumes to write into the evidence bucket (trusts `firehose.amazonaws.com`; allows `s3:PutObject`, `s3:GetBucketLocation`, `s3:ListBucket` and `s3:AbortMultipartUpload` on the bucket, which the bucket policy must also allow).",
+        ),
+      })
+      .prefault({})
+      .describe(
+        'Export mode of EKS audit logs (`audit.mode: export`): the roles the CloudWatch Logs subscription and the Firehose stream run as. Omitted: the default role names.',
+      ),
   })
   .describe(
     'Amazon Web Services: EKS clusters in the listed accounts, S3 evidence buckets and AWS Budgets. Omitted: no AWS.',

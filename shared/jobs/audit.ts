@@ -73,6 +73,7 @@ import {
   seenPrefix,
   seenShardKey,
 } from '../audit/manifest.ts';
+import { auditModeOf } from '../audit/mode.ts';
 import type { FleetConfig } from '../config/schema.ts';
 import type { Cluster, Finding } from '../model.ts';
 import {
@@ -160,7 +161,7 @@ export interface CollectStats {
 
 export type CollectOutcome =
   | ({ clusterId: string; status: 'archived' | 'up-to-date' } & CollectStats)
-  | { clusterId: string; status: 'skipped'; findings: Finding[] }
+  | { clusterId: string; status: 'skipped'; findings: Finding[]; note?: string }
   | ({ clusterId: string; status: 'failed'; error: ErrorInfo } & CollectStats);
 
 export interface CollectResult {
@@ -722,6 +723,14 @@ async function collectCluster(
     }
   };
 
+  // Export mode: the cloud delivers into the evidence store itself (`fleetward audit apply`).
+  if (auditModeOf(deps.config, cluster) === 'export')
+    return {
+      clusterId: cluster.id,
+      status: 'skipped',
+      findings: [],
+      note: 'export mode: the cloud delivers',
+    };
   const source = deps.sources.for(cluster);
   if (!source)
     return skip(finding('audit-logging-off', 'high', `no audit log source for ${cluster.cloud} clusters`));
