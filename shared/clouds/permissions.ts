@@ -36,6 +36,7 @@ export type Capability =
   | 'audit-read' // read control-plane audit logs
   | 'evidence-read' // read and verify archived evidence
   | 'evidence-write' // write-once evidence objects (audit archives, snapshots)
+  | 'digest-sign' // sign the hourly audit digests with the jurisdiction's KMS key
   | 'state' // the state table
   | 'queue-send' // hand work items to the jobs' queues
   | 'config' // read fleet.yaml from AppConfig
