@@ -10,7 +10,8 @@ import type { DigestJobDeps } from '../../jobs/audit-digest.ts';
 import type { Cluster } from '../../model.ts';
 import type { DigestSigner, Log } from '../../ports.ts';
 import { ConfigError } from '../../runtime/errors.ts';
-import { auditJobDeps, type EvidenceOptions } from './audit.ts';
+import type { EvidenceOptions } from './audit.ts';
+import { baseDeps } from './base.ts';
 
 /** The digest signer of each jurisdiction, built once per run. */
 export function createDigestSigners(
@@ -60,23 +61,31 @@ export function createDigestSigners(
   };
 }
 
-/** What the digest job needs; the caller closes `store` and calls `close()`. */
+/**
+ * What the digest job needs; the caller closes `store` and calls `close()`. The evidence stores
+ * come without the audit log sources (a digest reads archived objects, never a log service).
+ */
 export async function digestJobDeps(
   config: FleetConfig,
   logger: Log,
   options: EvidenceOptions = {},
 ): Promise<DigestJobDeps & { config: FleetConfig; close(): void }> {
-  const audit = await auditJobDeps(config, logger, options);
+  const [{ createEvidenceStores }, base] = await Promise.all([
+    import('../../audit/evidence.ts'),
+    baseDeps(config, logger),
+  ]);
+  const localEvidence = options.localEvidence === true;
+  const evidence = createEvidenceStores(config, { logger, localEvidence });
   const signers = createDigestSigners(config, logger, options);
   return {
-    config,
-    store: audit.store,
-    residency: audit.residency,
-    logger,
-    clock: audit.clock,
-    archives: audit.archives,
+    ...base,
+    archives: {
+      for(cluster) {
+        return evidence.for(cluster.jurisdiction, cluster.cloud === 'kubeconfig' ? 'aws' : cluster.cloud);
+      },
+    },
     signers,
-    allowLocalEvidence: options.localEvidence === true,
+    allowLocalEvidence: localEvidence,
     close: () => signers.close(),
   };
 }
