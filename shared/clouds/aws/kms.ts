@@ -19,7 +19,7 @@ import type { DigestSigner } from '../../ports.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError, ConfigError } from '../../runtime/errors.ts';
 import type { AdapterContext } from '../context.ts';
-import { baseCredentials, createRequestHandler, rejectHtmlAnswers } from './client.ts';
+import { baseCredentials, createRequestHandler } from './client.ts';
 import { commonClientConfig, sendOptions } from './evidence.ts';
 import { caller } from './sessions.ts';
 
@@ -50,18 +50,25 @@ export function createKmsDigestSigner(
   const { region } = kmsKeyRegion(keyArn);
   const call = caller(createLimiter(config.concurrency), { endpoint: config.endpoint });
   const requestHandler = createRequestHandler(config);
-  const kms = rejectHtmlAnswers(
-    new KMSClient({ ...commonClientConfig(config), ...baseCredentials(config), requestHandler, region }),
-  );
+  // A JSON protocol (like CloudWatch Logs): an HTML page fails to parse, so no HTML check is added
+  // (moto labels its KMS JSON answers text/html, which that check would refuse).
+  const kms = new KMSClient({
+    ...commonClientConfig(config),
+    ...baseCredentials(config),
+    requestHandler,
+    region,
+  });
   let pem: Promise<string> | undefined;
 
   const fetchPem = async (signal: AbortSignal | undefined): Promise<string> => {
     const out = await call('GetPublicKey', `kms key ${keyArn}`, signal, () =>
       kms.send(new GetPublicKeyCommand({ KeyId: keyArn }), sendOptions(signal)),
     );
-    if (!out.PublicKey || out.KeySpec !== 'ECC_NIST_P256' || out.KeyUsage !== 'SIGN_VERIFY') {
+    // KeySpec, or its deprecated twin CustomerMasterKeySpec (all moto 5.2.1 sends).
+    const spec = out.KeySpec ?? out.CustomerMasterKeySpec;
+    if (!out.PublicKey || spec !== 'ECC_NIST_P256' || out.KeyUsage !== 'SIGN_VERIFY') {
       throw new CloudApiError(
-        `kms key ${keyArn} is ${out.KeySpec ?? 'of unknown spec'} for ${out.KeyUsage ?? 'unknown use'}, not ECC_NIST_P256 for SIGN_VERIFY`,
+        `kms key ${keyArn} is ${spec ?? 'of unknown spec'} for ${out.KeyUsage ?? 'unknown use'}, not ECC_NIST_P256 for SIGN_VERIFY`,
         { cloud: 'aws', operation: 'GetPublicKey', retryable: false },
       );
     }
