@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { link, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { ArchivedObject, ArchiveStore } from '../ports.ts';
 import { FleetwardError, ObjectExistsError } from '../runtime/errors.ts';
@@ -89,8 +89,13 @@ export class LocalArchiveStore implements ArchiveStore {
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
-  async list(prefix: string): Promise<{ key: string; versions: string[] }[]> {
-    const out: { key: string; versions: string[] }[] = [];
+  /**
+   * Every file under `prefix`. `created` is the file's modification time: a file this store
+   * wrote is never modified, so that is when it was created (and a file changed behind the
+   * store's back moves to the hour it was changed, beside its new version).
+   */
+  async list(prefix: string): Promise<{ key: string; versions: string[]; created: string }[]> {
+    const out: { key: string; versions: string[]; created: string }[] = [];
     const walk = async (dir: string, rel: string): Promise<void> => {
       let entries: Dirent[];
       try {
@@ -107,7 +112,9 @@ export class LocalArchiveStore implements ArchiveStore {
             await walk(join(dir, entry.name), key);
           }
         } else if (entry.isFile() && key.startsWith(prefix)) {
-          out.push({ key, versions: [sha256Hex(await readFile(join(dir, entry.name)))] });
+          const path = join(dir, entry.name);
+          const [bytes, info] = await Promise.all([readFile(path), stat(path)]);
+          out.push({ key, versions: [sha256Hex(bytes)], created: info.mtime.toISOString() });
         }
       }
     };

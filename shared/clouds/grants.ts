@@ -18,6 +18,7 @@ import { PERMISSIONS as AWS_BUDGETS } from './aws/budgets.ts';
 import { PERMISSIONS as AWS_DISCOVERY } from './aws/discovery.ts';
 import { PERMISSIONS as AWS_EVIDENCE } from './aws/evidence.ts';
 import { PERMISSIONS as AWS_IDENTITY } from './aws/identity.ts';
+import { PERMISSIONS as AWS_KMS } from './aws/kms.ts';
 import { PERMISSIONS as AWS_KUBE } from './aws/kube.ts';
 import { PERMISSIONS as AWS_QUEUE } from './aws/queue.ts';
 import { PERMISSIONS as AWS_SESSIONS } from './aws/sessions.ts';
@@ -51,6 +52,7 @@ const ALL: readonly PermissionGrant[] = [
   ...AWS_AUDIT_EXPORT,
   ...AWS_EVIDENCE,
   ...AWS_BUCKETS,
+  ...AWS_KMS,
   ...AWS_QUEUE,
   ...AWS_KUBE,
   ...GCP_DISCOVERY,

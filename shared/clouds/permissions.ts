@@ -37,6 +37,7 @@ export type Capability =
   | 'audit-export' // manage the native audit-log export paths (sinks, subscriptions, diagnostic settings)
   | 'evidence-read' // read and verify archived evidence
   | 'evidence-write' // write-once evidence objects (audit archives, snapshots)
+  | 'digest-sign' // sign the hourly audit digests with the jurisdiction's KMS key
   | 'state' // the state table
   | 'queue-send' // hand work items to the jobs' queues
   | 'config' // read fleet.yaml from AppConfig

@@ -123,6 +123,21 @@ export const FUNCTIONS: readonly FunctionSpec[] = [
     capabilities: ['config', 'state', 'secrets', 'identity', 'audit-read', 'evidence-write'],
   },
   {
+    // Reads the archived objects, writes digests and the public key write-once, signs with KMS;
+    // identity: Azure evidence containers sign in by federation.
+    name: 'audit-digest',
+    roles: ['regional'],
+    capabilities: [
+      'config',
+      'state',
+      'secrets',
+      'identity',
+      'evidence-read',
+      'evidence-write',
+      'digest-sign',
+    ],
+  },
+  {
     name: 'publish-compliance-snapshot',
     roles: ['home', 'regional'],
     // Home evaluates the fleet summary from the state store and publishes nothing.

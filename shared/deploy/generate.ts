@@ -318,8 +318,16 @@ export function readerRoles(config: FleetConfig): string[] {
   return [...new Set((config.clouds.aws?.accounts ?? []).map((a) => a.roleArn))].sort();
 }
 
+/** The KMS keys (key or alias ARNs) that sign the audit digests of the jurisdictions a deployment serves. */
+export function digestKeys(config: FleetConfig, jurisdiction: string | undefined): string[] {
+  const ids = jurisdiction === undefined ? Object.keys(config.jurisdictions) : [jurisdiction];
+  return [...new Set(ids.flatMap((id) => config.jurisdictions[id]?.audit?.digestKey ?? []))].sort();
+}
+
+const KMS_ALIAS = /^arn:aws:kms:([a-z0-9-]+):(\d{12}):alias\/(.+)$/;
+
 /** Object keys the functions write and read in an evidence bucket (shared/audit, shared/jobs/snapshot.ts). */
-const EVIDENCE_PREFIXES = ['audit', 'snapshots'];
+const EVIDENCE_PREFIXES = ['audit', 'snapshots', 'digests'];
 
 interface PolicyContext {
   config: FleetConfig;
@@ -349,6 +357,14 @@ function conditionOf(action: string, ctx: PolicyContext): Statement['Condition']
   if (action === 'sts:GetWebIdentityToken') {
     // Audience is multi-valued: every audience asked for must be one Fleetward federates with.
     return { 'ForAllValues:StringEquals': { 'sts:IdentityTokenAudience': webIdentityAudiences(ctx.config) } };
+  }
+  if (action.startsWith('kms:')) {
+    // A key named by alias: IAM authorises Sign on the key, so the grant is held to keys bearing that alias.
+    const aliases = digestKeys(ctx.config, ctx.jurisdiction).flatMap((k) => {
+      const m = KMS_ALIAS.exec(k);
+      return m ? [`alias/${m[3]}`] : [];
+    });
+    if (aliases.length > 0) return { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': aliases } };
   }
   if (action.startsWith('dynamodb:') && ctx.spec.stateNamespaces) {
     // The partition key is the namespace (shared/state/dynamodb.ts): every key touched must be one of them.
@@ -414,6 +430,13 @@ function resourcesOf(action: string, ctx: PolicyContext): Json[] {
       }
       return buckets.map((b) => sub(`arn:\${AWS::Partition}:s3:::${b}`));
     }
+    case 'kms':
+      // The digest keys by ARN; an alias ARN stands for any key of its account and region bearing
+      // that alias (the condition above), since IAM evaluates Sign against the key, not the alias.
+      return digestKeys(ctx.config, ctx.jurisdiction).map((k) => {
+        const m = KMS_ALIAS.exec(k);
+        return m ? sub(`arn:\${AWS::Partition}:kms:${m[1]}:${m[2]}:key/*`) : k;
+      });
     case 'sts':
       // GetWebIdentityToken takes no resource (IAM outbound identity federation).
       if (operation === 'GetWebIdentityToken') return ['*'];

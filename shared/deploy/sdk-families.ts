@@ -99,6 +99,8 @@ export const SDK_FAMILIES: Readonly<Record<Capability, readonly string[]>> = {
   ],
   'evidence-read': EVIDENCE,
   'evidence-write': EVIDENCE,
+  // The jurisdiction's KMS key signs the hourly audit digests.
+  'digest-sign': ['@aws-sdk/client-kms'],
 };
 
 /** The cloud SDK packages a function's capabilities call (its bundle may carry these and their dependencies). */

@@ -25,6 +25,7 @@ export const JOB_INTERVALS_MS = {
   'reconcile-backups': 5 * MINUTE,
   'restore-drill': 10 * MINUTE,
   'collect-audit-logs': 10 * MINUTE,
+  'audit-digest': 60 * MINUTE,
   'reconcile-tags': 24 * 60 * MINUTE,
   'reconcile-budgets': 24 * 60 * MINUTE,
   'publish-compliance-snapshot': 24 * 60 * MINUTE,

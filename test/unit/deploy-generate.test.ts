@@ -225,10 +225,10 @@ describe('deploy generator', () => {
       const statements = () =>
         functionStatements(
           { config, jurisdiction: undefined, fnName: 'k', fn: {}, spec, appConfigArn: 'arn:profile' },
-          [grant('identity', 'function', 'kms:Sign')],
+          [grant('identity', 'function', 'lambda:InvokeFunction')],
         );
 
-      expect(statements).toThrow(/k: no resource rule for kms:Sign/);
+      expect(statements).toThrow(/k: no resource rule for lambda:InvokeFunction/);
     });
   });
 

@@ -83,6 +83,8 @@ const SERVICE_OF: Record<string, string> = {
   UntagResource: 'eks',
   ListTagsForResource: 'eks',
   GetBucketLocation: 's3',
+  Sign: 'kms',
+  GetPublicKey: 'kms',
   FilterLogEvents: 'cloudwatch logs',
   DescribeBudgets: 'budgets',
   DescribeNotificationsForBudget: 'budgets',

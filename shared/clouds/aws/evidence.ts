@@ -282,13 +282,17 @@ export function createS3ArchiveStore(
       }
       return [...byKey.entries()]
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([key, versions]) => ({
-          key,
+        .map(([key, versions]) => {
           // S3 lists a key's versions newest first; the sort only guards that (stable on ties).
-          versions: versions
-            .sort((a, b) => b.modified - a.modified || a.order - b.order)
-            .map((v) => v.version),
-        }));
+          versions.sort((a, b) => b.modified - a.modified || a.order - b.order);
+          const latest = versions[0]?.modified;
+          return {
+            key,
+            versions: versions.map((v) => v.version),
+            // The latest version's LastModified: when the object's current bytes were created.
+            created: latest ? new Date(latest).toISOString() : undefined,
+          };
+        });
     },
   };
 }

@@ -332,7 +332,7 @@ export function createBlobArchiveStore(
 
     async list(prefix, options = {}) {
       const client = await containerClient();
-      const byKey = new Map<string, { version: string; current: boolean }[]>();
+      const byKey = new Map<string, { version: string; current: boolean; created: Date | undefined }[]>();
       try {
         for await (const item of client.listBlobsFlat({
           prefix,
@@ -341,22 +341,30 @@ export function createBlobArchiveStore(
         })) {
           if (!item.versionId) continue;
           const list = byKey.get(item.name) ?? [];
-          list.push({ version: item.versionId, current: item.isCurrentVersion === true });
+          list.push({
+            version: item.versionId,
+            current: item.isCurrentVersion === true,
+            created: item.properties.createdOn,
+          });
           byKey.set(item.name, list);
         }
       } catch (error) {
         if (options.signal?.aborted) throw abortReason(options.signal);
         throw fail('container.listBlobs', `listing ${prefix}`, error);
       }
-      return [...byKey.keys()].sort().map((key) => ({
-        key,
+      return [...byKey.keys()].sort().map((key) => {
         // Version ids are timestamps: newest first is descending order.
-        versions: byKey
+        const versions = byKey
           .get(key)!
-          .map((v) => v.version)
-          .sort()
-          .reverse(),
-      }));
+          .sort((a, b) => (a.version < b.version ? 1 : a.version > b.version ? -1 : 0));
+        const latest = versions.find((v) => v.current) ?? versions[0];
+        return {
+          key,
+          versions: versions.map((v) => v.version),
+          // The blob's Creation-Time (an append blob keeps it while appends land).
+          created: latest?.created ? latest.created.toISOString() : undefined,
+        };
+      });
     },
   };
 }

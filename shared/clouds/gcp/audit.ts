@@ -500,16 +500,28 @@ export function createGcsArchiveStore(
         listOptions.signal,
       );
       const byKey = new Map<string, string[]>();
+      // The creation time (`timeCreated`) of each generation: the latest one's is the object's.
+      const createdOf = new Map<string, string>();
       for (const file of files) {
         const generation = file.metadata.generation ?? file.generation;
         if (generation === undefined) continue;
         const versions = byKey.get(file.name) ?? [];
         versions.push(String(generation));
         byKey.set(file.name, versions);
+        const created = file.metadata.timeCreated;
+        if (typeof created === 'string') createdOf.set(`${file.name}\u0000${generation}`, created);
       }
       return [...byKey.entries()]
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([key, versions]) => ({ key, versions: versions.sort(compareGenerations) }));
+        .map(([key, versions]) => {
+          versions.sort(compareGenerations);
+          const created = createdOf.get(`${key}\u0000${versions[0]}`);
+          return {
+            key,
+            versions,
+            created: created === undefined ? undefined : new Date(created).toISOString(),
+          };
+        });
     },
   };
 }
