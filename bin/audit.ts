@@ -1,5 +1,5 @@
 /**
- * `fleetward audit collect|verify`: archive control-plane audit logs into write-once,
+ * `fleetward audit collect|verify|digest|plan|apply`: archive control-plane audit logs into write-once,
  * in-jurisdiction storage, and walk the hash chains to prove nothing was altered.
  */
 import { configPath, loadConfig } from '../shared/config/load.ts';
@@ -10,6 +10,13 @@ import { cliLogger } from '../shared/runtime/logger.ts';
 import { assertJurisdiction } from '../shared/runtime/scope.ts';
 import { wrapHanging } from '../shared/runtime/table.ts';
 import { LOG_OPTIONS, parseCommandArgs, subcommand } from './args.ts';
+import {
+  DIGEST_HELP,
+  digestVerifyCounts,
+  renderDigestVerify,
+  runDigest,
+  runDigestVerify,
+} from './audit-digest.ts';
 import { AUDIT_EXPORT_HELP, runAuditApply, runAuditPlan } from './audit-export.ts';
 import { ensureInventory } from './inventory.ts';
 import { notifyAfter } from './notify.ts';
@@ -18,6 +25,7 @@ import { EXIT, progress, summaryLine } from './output.ts';
 export const AUDIT_HELP = `Usage:
   fleetward audit collect [--cluster ID] [--jurisdiction J] [--local-evidence] [--config FILE] [--json]
   fleetward audit verify  [--cluster ID] [--jurisdiction J] [--local-evidence] [--config FILE] [--json]
+  fleetward audit digest  [--cluster ID] [--jurisdiction J] [--local-evidence] [--config FILE] [--json]
   fleetward audit plan    [--cluster ID] [--jurisdiction J] [--config FILE] [--json]
   fleetward audit apply   [--cluster ID] [--jurisdiction J] [--dry-run] [--max-changes N] [--config FILE] [--json]
   (and --log-level LEVEL, --log-format text|json, as every command)
@@ -33,7 +41,8 @@ without an evidence bucket is a finding too, unless --local-evidence is given: i
 then go to a local directory (.fleetward/evidence/), which is NOT compliant storage (not
 write-once, no retention, no region for the residency guard to check).
 'verify' walks each cluster's chain, recomputes every hash, and names the first missing,
-altered, extra-version, broken or gapped chunk. Each cluster is 'intact', 'BROKEN' (possible
+altered, extra-version, broken or gapped chunk; then checks the signed hourly digests (below).
+Each cluster is 'intact', 'BROKEN' (possible
 tampering), 'UNVERIFIED' (the evidence store could not be reached or read: nothing is known)
 or 'nothing archived' (audit logging off, no configured jurisdiction, kubeconfig cluster, or
 no chunk yet); the summary line counts each kind.
@@ -41,6 +50,7 @@ Exit: 0 done and no chain broken or unverified, 1 a finding, failure, broken or 
 chain, 2 bad usage or config.
 --notify sends the job's Slack digest of new findings after the run, as the scheduled function does.
 Clusters in export mode (audit.mode: export) are skipped by 'collect': the cloud delivers.
+${DIGEST_HELP}
 ${AUDIT_EXPORT_HELP}`;
 
 /** Printed (stderr) by every run with `--local-evidence`. */
@@ -150,7 +160,7 @@ export async function cmdAudit(args: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
-  const command = subcommand('audit', sub, ['collect', 'verify', 'plan', 'apply']);
+  const command = subcommand('audit', sub, ['collect', 'verify', 'digest', 'plan', 'apply']);
   if (command === 'plan') return runAuditPlan(values);
   if (command === 'apply') return runAuditApply(values);
   if (values['dry-run'] !== undefined || values['max-changes'] !== undefined)
@@ -160,6 +170,7 @@ export async function cmdAudit(args: string[]): Promise<number> {
   assertJurisdiction(config.jurisdictions, values.jurisdiction);
   const localEvidence = values['local-evidence'];
   if (localEvidence) process.stderr.write(`${LOCAL_EVIDENCE_WARNING}\n`);
+  if (command === 'digest') return runDigest(config, logger, values);
   const deps = await auditJobDeps(config, logger, { localEvidence });
   const scope = { clusterId: values.cluster, jurisdiction: values.jurisdiction };
   const bar = progress(sub === 'collect' ? 'Collecting audit logs' : 'Verifying audit chains');
@@ -190,16 +201,17 @@ export async function cmdAudit(args: string[]): Promise<number> {
     }
     const result = await verify(deps, { ...scope, onProgress });
     bar.done();
+    const digests = await runDigestVerify(config, logger, values);
     const notified = await notifyAfter(
       values.notify,
       { config, store: deps.store, logger },
       { job: AUDIT_JOB },
     );
-    const code = result.ok && notified ? EXIT.ok : EXIT.failed;
+    const code = result.ok && digests.ok && notified ? EXIT.ok : EXIT.failed;
     console.log(
       values.json
-        ? JSON.stringify(result, null, 2)
-        : `${renderVerify(result)}\n${summaryLine(verifyCounts(result), code)}`,
+        ? JSON.stringify({ ...result, ok: result.ok && digests.ok, digests }, null, 2)
+        : `${renderVerify(result)}\n${renderDigestVerify(digests)}\n${summaryLine({ ...verifyCounts(result), ...digestVerifyCounts(digests) }, code)}`,
     );
     return code;
   } finally {

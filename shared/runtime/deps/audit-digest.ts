@@ -4,11 +4,13 @@
  * else (only with `--local-evidence`) a local key file, not compliant. The KMS adapter is
  * imported on first use.
  */
+import { clusterPrefix } from '../../audit/chunks.ts';
 import { createLocalDigestSigner } from '../../audit/local-signer.ts';
+import { auditModeOf } from '../../audit/mode.ts';
 import type { FleetConfig } from '../../config/schema.ts';
 import type { DigestJobDeps } from '../../jobs/audit-digest.ts';
 import type { Cluster } from '../../model.ts';
-import type { DigestSigner, Log } from '../../ports.ts';
+import type { ArchiveStore, DigestSigner, ExportedObjects, Log } from '../../ports.ts';
 import { ConfigError } from '../../runtime/errors.ts';
 import type { EvidenceOptions } from './audit.ts';
 import { baseDeps } from './base.ts';
@@ -70,18 +72,30 @@ export async function digestJobDeps(
   logger: Log,
   options: EvidenceOptions = {},
 ): Promise<DigestJobDeps & { config: FleetConfig; close(): void }> {
-  const [{ createEvidenceStores }, base] = await Promise.all([
+  const [{ createEvidenceStores }, { createAuditExporters }, base] = await Promise.all([
     import('../../audit/evidence.ts'),
+    import('../../audit/exporters.ts'),
     baseDeps(config, logger),
   ]);
   const localEvidence = options.localEvidence === true;
   const evidence = createEvidenceStores(config, { logger, localEvidence });
+  const exporters = createAuditExporters(config, { logger });
   const signers = createDigestSigners(config, logger, options);
+  const archiveOf = (cluster: Cluster): Promise<ArchiveStore> =>
+    evidence.for(cluster.jurisdiction, cluster.cloud === 'kubeconfig' ? 'aws' : cluster.cloud);
   return {
     ...base,
-    archives: {
-      for(cluster) {
-        return evidence.for(cluster.jurisdiction, cluster.cloud === 'kubeconfig' ? 'aws' : cluster.cloud);
+    archives: { for: archiveOf },
+    objects: {
+      // Pull chunks (also those of a cluster since switched to export), plus, in export mode,
+      // the objects the cloud's own export writes (the exporter knows where).
+      async for(cluster): Promise<ExportedObjects[]> {
+        const store = await archiveOf(cluster);
+        const sources: ExportedObjects[] = [{ store, prefix: clusterPrefix(cluster.id) }];
+        if (cluster.cloud === 'kubeconfig' || auditModeOf(config, cluster) !== 'export') return sources;
+        const exporter = await exporters.for(cluster.cloud);
+        if (exporter) sources.push(await exporter.exported(cluster, exporter.desired(cluster, store)));
+        return sources;
       },
     },
     signers,
