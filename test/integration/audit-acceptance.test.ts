@@ -66,11 +66,18 @@ describe('audit archiving against the sandbox', () => {
   });
 
   it.each([
-    ['collect', ['archived', 'up-to-date', 'skipped', 'failed']],
-    ['verify', ['intact', 'BROKEN', 'UNVERIFIED', 'nothing']],
+    ['collect', [['archived', 'up-to-date', 'skipped', 'failed']]],
+    // The chains, then the signed digests: each cluster has one line in each part.
+    [
+      'verify',
+      [
+        ['intact', 'BROKEN', 'UNVERIFIED', 'nothing'],
+        ['digests intact', 'digests BROKEN', 'digests UNVERIFIED', 'digests none'],
+      ],
+    ],
   ])(
     'prints audit %s within 120 columns and ends with a summary line that counts its lines',
-    async (sub, words) => {
+    async (sub, parts) => {
       const run = await runFleetward(['audit', sub, ...config]);
       const lines = run.stdout.trimEnd().split('\n');
       // Each cluster's line starts with its state; the summary counts them in the same order.
@@ -79,14 +86,21 @@ describe('audit archiving against the sandbox', () => {
         BROKEN: 'broken',
         UNVERIFIED: 'unverified',
         nothing: 'nothing archived',
+        'digests BROKEN': 'digests broken',
+        'digests UNVERIFIED': 'digests unverified',
+        'digests none': 'no digests',
       };
-      const counts = Object.fromEntries(
-        words.map((w) => [label[w] ?? w, lines.filter((l) => l.startsWith(`${w} `)).length]),
+      const counted = parts.map((words) =>
+        Object.fromEntries(
+          words.map((w) => [label[w] ?? w, lines.filter((l) => l.startsWith(`${w} `)).length]),
+        ),
       );
 
       expect(lines.filter((l) => l.length > 120)).toEqual([]);
-      expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(sandbox.fleet.length);
-      expect(lines.at(-1)).toBe(summaryLine(counts, run.code ?? -1));
+      for (const counts of counted) {
+        expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(sandbox.fleet.length);
+      }
+      expect(lines.at(-1)).toBe(summaryLine(Object.assign({}, ...counted), run.code ?? -1));
     },
   );
 
