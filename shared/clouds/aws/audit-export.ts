@@ -24,6 +24,7 @@
  *
  * Credentials: the cluster account's role (`roleArn`, `externalId`), as the audit source.
  */
+
 import { createHash } from 'node:crypto';
 import {
   CloudWatchLogsClient,
@@ -39,6 +40,7 @@ import {
   FirehoseClient,
   UpdateDestinationCommand,
 } from '@aws-sdk/client-firehose';
+import { awsExportPrefix } from '../../audit/export-layout.ts';
 import type { AwsConfig, FleetConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
 import type { ArchiveStore, AuditExporter, ExportObserved, ExportSpec } from '../../ports.ts';
@@ -73,9 +75,7 @@ export function exportStreamName(clusterId: string): string {
 }
 
 /** Where the exported objects of a cluster land in the evidence bucket. */
-export function exportPrefix(clusterId: string): string {
-  return `audit-export/${clusterId}/`;
-}
+export const exportPrefix = awsExportPrefix;
 
 /** Where Firehose writes what it could not deliver as asked. */
 export function exportErrorPrefix(clusterId: string): string {

@@ -61,7 +61,9 @@
  * `storage.buckets.getIamPolicy` / `setIamPolicy`, and the sandbox's GCS fake has no bucket IAM):
  * granting it to the `writerIdentity` that `observe` reports is a manual / onboarding step.
  */
+
 import { createHash } from 'node:crypto';
+import { GCS_EXPORT_PREFIX } from '../../audit/export-layout.ts';
 import type { GcpConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
 import type {
@@ -88,7 +90,7 @@ export const SINK_NAME_PREFIX = 'fleetward-audit-';
 /** The longest sink name the API accepts. */
 const MAX_SINK_NAME = 100;
 /** Where a Log Router sink writes GKE audit logs inside a bucket: the folders of their LOG_IDs. */
-export const EXPORT_PREFIX = 'cloudaudit.googleapis.com/';
+export const EXPORT_PREFIX = GCS_EXPORT_PREFIX;
 const DESTINATION_PREFIX = 'storage.googleapis.com/';
 const UPDATE_MASK = 'destination,filter,disabled,description';
 const RETRYABLE_NETWORK_CODES = new Set([
