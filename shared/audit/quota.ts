@@ -267,7 +267,11 @@ export class QuotaRegistry {
   scope(key: string, quota: ReadQuota): QuotaScope {
     let scope = this.#scopes.get(key);
     if (!scope) {
-      scope = new QuotaScope(key, quota, new TokenBucket(quota.ratePerSecond / this.share, quota.burst, this.clock));
+      scope = new QuotaScope(
+        key,
+        quota,
+        new TokenBucket(quota.ratePerSecond / this.share, quota.burst, this.clock),
+      );
       this.#scopes.set(key, scope);
     }
     return scope;
@@ -365,7 +369,11 @@ export const quotaFindingId = (scope: string): string => `quota/${scope}`;
  * Whether the lag grew by at least `minGrowthMs` in each of the last `n` runs (so `n + 1`
  * runs with a lag are needed). A run without a lag (nothing archived) breaks the streak.
  */
-export function lagGrew(runs: readonly Pick<ScopeRun, 'lagMs'>[], n = LAG_RUNS, minGrowthMs = MIN_LAG_GROWTH_MS): boolean {
+export function lagGrew(
+  runs: readonly Pick<ScopeRun, 'lagMs'>[],
+  n = LAG_RUNS,
+  minGrowthMs = MIN_LAG_GROWTH_MS,
+): boolean {
   if (runs.length < n + 1) return false;
   const tail = runs.slice(-(n + 1));
   for (let i = 1; i < tail.length; i++) {
@@ -442,7 +450,9 @@ export function startScopeReport(
         groups.set(scope, group);
       }
       const reports: ScopeReport[] = [];
-      for (const [scope, { quota: q, clusters: members }] of [...groups].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      for (const [scope, { quota: q, clusters: members }] of [...groups].sort(([a], [b]) =>
+        a < b ? -1 : 1,
+      )) {
         const after = q.usage(scope);
         const was = usageBefore(q, scope);
         const lags = await Promise.all(

@@ -1021,7 +1021,9 @@ export async function collect(
   const items = await work.plan(deps, { clusterId, jurisdiction });
   const id = items[0]?.runId ?? runId(deps.clock.now());
   const planned = new Set(items.map((i) => i.clusterId));
-  const clusters = (await inventory(deps.store, { clusterId, jurisdiction })).filter((c) => planned.has(c.id));
+  const clusters = (await inventory(deps.store, { clusterId, jurisdiction })).filter((c) =>
+    planned.has(c.id),
+  );
   const report = startScopeReport(deps, clusters, AUDIT_JOB);
   const done = await dispatcher.dispatch(reporting(work, items.length, onProgress), deps, items, signal);
   if (done.mode === 'queue') return { runId: id, outcomes: [], scopes: [], enqueued: done.enqueued };

@@ -28,8 +28,6 @@ import {
   type FilterLogEventsCommandOutput,
 } from '@aws-sdk/client-cloudwatch-logs';
 import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
-import type { AwsAccount, AwsConfig } from '../../config/schema.ts';
-import type { Cluster } from '../../model.ts';
 import {
   type AuditQuota,
   awsScopeKey,
@@ -38,6 +36,8 @@ import {
   type QuotaAwareSource,
   type QuotaRegistry,
 } from '../../audit/quota.ts';
+import type { AwsAccount, AwsConfig } from '../../config/schema.ts';
+import type { Cluster } from '../../model.ts';
 import type { AuditEvent } from '../../ports.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError, FleetwardError } from '../../runtime/errors.ts';

@@ -1,7 +1,5 @@
 import { request as httpsRequest } from 'node:https';
 import { LogsQueryClient, LogsQueryResultStatus, type LogsTable } from '@azure/monitor-query-logs';
-import type { AzureConfig } from '../../config/schema.ts';
-import type { Cluster } from '../../model.ts';
 import {
   type AuditQuota,
   azureScopeKey,
@@ -10,6 +8,8 @@ import {
   type QuotaAwareSource,
   type QuotaRegistry,
 } from '../../audit/quota.ts';
+import type { AzureConfig } from '../../config/schema.ts';
+import type { Cluster } from '../../model.ts';
 import type { AuditEvent } from '../../ports.ts';
 import { CloudApiError, ConfigError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
 import { isHtmlContentType, unreachable } from '../../runtime/network.ts';

@@ -62,8 +62,6 @@
 import { createHash } from 'node:crypto';
 import { CRC32C, type File, Storage } from '@google-cloud/storage';
 import { cloudLoggingRecordId } from '../../audit/chunks.ts';
-import type { GcpConfig } from '../../config/schema.ts';
-import type { Cluster } from '../../model.ts';
 import {
   type AuditQuota,
   CLOUD_LOGGING_ENTRIES_LIST,
@@ -72,6 +70,8 @@ import {
   type QuotaAwareSource,
   type QuotaRegistry,
 } from '../../audit/quota.ts';
+import type { GcpConfig } from '../../config/schema.ts';
+import type { Cluster } from '../../model.ts';
 import type { ArchivedObject, ArchiveStore, AuditEvent } from '../../ports.ts';
 import {
   CloudApiError,
@@ -284,17 +284,18 @@ export function createAuditSource(
             },
             classifyFetch,
             {
-            maxAttempts: config.maxAttempts,
-            signal,
-            onRetry: ({ attempt, delayMs, error }) =>
-              ctx.logger.info('Call retried', {
-                operation: LIST_OPERATION,
-                cluster: cluster.id,
-                attempt,
-                delayMs,
-                error: errorInfo(error),
-              }),
-          });
+              maxAttempts: config.maxAttempts,
+              signal,
+              onRetry: ({ attempt, delayMs, error }) =>
+                ctx.logger.info('Call retried', {
+                  operation: LIST_OPERATION,
+                  cluster: cluster.id,
+                  attempt,
+                  delayMs,
+                  error: errorInfo(error),
+                }),
+            },
+          );
         } catch (error) {
           if (signal?.aborted) throw signal.reason;
           if (error instanceof CloudApiError) throw error;
