@@ -161,7 +161,7 @@ interface Sim {
  * Runs the collect job on schedule for `hours` of virtual time at `volume` MiB/h per cluster;
  * with `untilBehind`, goes on (up to `maxHours`) until the falling-behind finding is raised.
  */
-async function simulate(
+export async function simulate(
   o: Options,
   volume: number,
   hours: number,
@@ -311,9 +311,14 @@ function peakPerSecond(times: number[]): number {
   return best;
 }
 
-/** Every run after the first ends before the next is due (the first reads no overlap). */
+/**
+ * Every run from the third on ends before the next is due. The first two are the start-up: the
+ * first reads no overlap and is short, so in the second the clusters read late in the run read
+ * a longer span than the interval.
+ */
 function keepsSchedule(sim: Sim, o: Options): boolean {
-  return sim.runs.length >= 3 && sim.runs.every((r) => r.end - r.start <= o.intervalMin * MIN);
+  const steady = sim.runs.slice(2);
+  return steady.length >= 3 && steady.every((r) => r.end - r.start <= o.intervalMin * MIN);
 }
 
 const f = (n: number, d = 1) => n.toFixed(d);
@@ -379,6 +384,10 @@ export async function benchAuditQuota(args: string[]): Promise<number> {
   peak = Math.max(peak, peakPerSecond(at.calls));
   const held = keepsSchedule(at, o);
   const sustainedOk = held && sustainable >= MIN_OF_SCHEDULE_BOUND * scheduleBound && sustainable <= bound;
+  const report = at.runs.at(-1)?.scope;
+  results.push(
+    `run report   at ${f(sustainable)} MiB/h, last run: ${report?.requests} requests of ${report?.capacity.requests} allowed per ${f((report?.intervalMs ?? 0) / MIN)} min, ${f(((report?.bytes ?? 0) * SCALE) / MIB)} MiB read, ${f((report?.waitedMs ?? 0) / 1000 / o.concurrency)} s waited per reader, lag ${mins(report?.lagMs ?? null)} (the gap to ${f(scheduleBound)} MiB/h: the last, partly filled page of each cluster read)`,
+  );
   results.push(
     `sustainable  ${f(sustainable)} MiB/h per cluster keeps the ${o.intervalMin} min schedule (${f(sustainable / bound, 2)} of the bound, ${f(sustainable / scheduleBound, 2)} of the overlap bound); lag after 1 h ${mins(at.lagMs)}; target >= ${MIN_OF_SCHEDULE_BOUND} x overlap bound and <= bound: ${verdict(sustainedOk, 'sustainable volume')}`,
   );
