@@ -362,3 +362,33 @@ describe('aws audit source', () => {
     expect(peak(calls.map((c) => c.at))).toBe(10);
   });
 });
+
+describe('audit collect output', () => {
+  it('prints one line per scope after the cluster lines, marking a scope that falls behind', async () => {
+    const { renderCollect } = await import('../../bin/audit.ts');
+    const scope = {
+      scope: 'aws:111111111111:eu-central-1',
+      quota: 'cloudwatch-logs:FilterLogEvents',
+      requests: 2998,
+      bytes: 2998 * 1_048_576,
+      events: 1_000_000,
+      intervalMs: 10 * MIN,
+      capacity: { requests: 3000, bytes: 3000 * 1_048_576 },
+      waitedMs: 4 * MIN,
+      clusters: [{ clusterId: 'aws/111111111111/eu-central-1/a', lagMs: 12 * MIN }],
+      lagMs: 12 * MIN,
+      behind: false,
+    };
+
+    const ok = renderCollect({ runId: 'r', outcomes: [], scopes: [scope] });
+    const behind = renderCollect({ runId: 'r', outcomes: [], scopes: [{ ...scope, behind: true }] });
+
+    expect(ok).toMatch(/^scope +aws:111111111111:eu-central-1: 2998 requests, 2\.9 GiB/);
+    expect(ok).toContain('allows 3000 requests (2.9 GiB) per 10 min');
+    expect(ok).toContain('lag up to 12 min (1 cluster(s))');
+    expect(ok).not.toContain('export');
+    expect(behind).toMatch(/^BEHIND +aws:/);
+    expect(behind).toContain('set audit.mode: export');
+    expect(behind.split('\n').every((l) => l.length <= 120)).toBe(true);
+  });
+});
