@@ -81,7 +81,14 @@ function stats(o: { events: number; chunks: number; malformed: number; duplicate
     .join(', ');
 }
 
-/** One line per cluster (wrapped to 120 columns): `archived  <cluster id>: 43 events in 1 chunk(s)`. */
+const mib = (bytes: number) =>
+  bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+const mins = (ms: number) => (ms < 60_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`);
+
+/**
+ * One line per cluster (wrapped to 120 columns): `archived  <cluster id>: 43 events in 1 chunk(s)`,
+ * then one per quota scope: `scope      aws:<account>:<region>: 120 requests, 3.1 MiB, ... of 3000 ...`.
+ */
 export function renderCollect(result: CollectResult): string {
   const lines = result.outcomes.flatMap((o) => {
     const head = `${o.status.padEnd(10)} ${o.clusterId}: `;
@@ -91,6 +98,17 @@ export function renderCollect(result: CollectResult): string {
       return wrapHanging(head, `${o.error.message} (${stats(o)} before the failure)`, 11);
     return wrapHanging(head, `${stats(o)}${o.compliantStorage ? '' : ' [local, not compliant storage]'}`, 11);
   });
+  for (const s of result.scopes ?? []) {
+    const allowed = s.capacity.bytes === undefined ? '' : ` (${mib(s.capacity.bytes)})`;
+    const lag = s.lagMs === null ? 'nothing archived yet' : `lag up to ${mins(s.lagMs)}`;
+    const body = [
+      `${s.requests} requests, ${mib(s.bytes)}, ${s.events} events read;`,
+      `${s.quota} allows ${s.capacity.requests} requests${allowed} per ${mins(s.intervalMs)};`,
+      `waited ${mins(s.waitedMs)} for tokens; ${lag} (${s.clusters.length} cluster(s))`,
+      s.behind ? '; FALLING BEHIND: set audit.mode: export for its clusters' : '',
+    ].join(' ');
+    lines.push(...wrapHanging(`${(s.behind ? 'BEHIND' : 'scope').padEnd(10)} ${s.scope}: `, body, 11));
+  }
   return lines.join('\n');
 }
 

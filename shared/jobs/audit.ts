@@ -74,6 +74,7 @@ import {
   seenShardKey,
 } from '../audit/manifest.ts';
 import { auditModeOf } from '../audit/mode.ts';
+import { type ScopeReport, startScopeReport } from '../audit/quota.ts';
 import type { FleetConfig } from '../config/schema.ts';
 import type { Cluster, Finding } from '../model.ts';
 import {
@@ -167,6 +168,12 @@ export type CollectOutcome =
 export interface CollectResult {
   runId: string;
   outcomes: CollectOutcome[];
+  /**
+   * Per provider quota scope: what the run read against what the quota allows, each cluster's
+   * lag, and whether the scope falls behind (shared/audit/quota.ts). In-process runs only: a
+   * run that enqueues its items reports none.
+   */
+  scopes: ScopeReport[];
 }
 
 /** The archive holds something other than what the chain head expects: nothing more is written. */
@@ -1022,9 +1029,14 @@ export async function collect(
   const work = auditWork(tuning);
   const items = await work.plan(deps, { clusterId, jurisdiction });
   const id = items[0]?.runId ?? runId(deps.clock.now());
+  const planned = new Set(items.map((i) => i.clusterId));
+  const clusters = (await inventory(deps.store, { clusterId, jurisdiction })).filter((c) =>
+    planned.has(c.id),
+  );
+  const report = startScopeReport(deps, clusters, AUDIT_JOB);
   const done = await dispatcher.dispatch(reporting(work, items.length, onProgress), deps, items, signal);
-  if (done.mode === 'queue') return { runId: id, outcomes: [], enqueued: done.enqueued };
-  return { runId: id, outcomes: done.results };
+  if (done.mode === 'queue') return { runId: id, outcomes: [], scopes: [], enqueued: done.enqueued };
+  return { runId: id, outcomes: done.results, scopes: await report.finish() };
 }
 
 export interface VerifyResult {

@@ -336,6 +336,7 @@ describe('tables and lists within 120 columns', () => {
     };
     const collect = {
       runId: 'r',
+      scopes: [],
       outcomes: fleet.map((c) => ({
         clusterId: c.id,
         status: 'failed' as const,

@@ -16,6 +16,11 @@
  * Every AWS call takes a slot of one limiter of `concurrency` per source or store; retries are
  * the SDK's standard mode (`maxAttempts`, backoff with jitter, throttling honoured); failures
  * are wrapped once as {@link CloudApiError}.
+ *
+ * Quota: every FilterLogEvents page first takes a token of the bucket of its scope
+ * `aws:<account>:<region>` (5 requests/s, shared by every cluster of the scope in the process:
+ * shared/audit/quota.ts), and the scope counts the requests, bytes (UTF-8 of the messages) and
+ * events it read.
  */
 import {
   CloudWatchLogsClient,
@@ -23,9 +28,17 @@ import {
   type FilterLogEventsCommandOutput,
 } from '@aws-sdk/client-cloudwatch-logs';
 import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
+import {
+  type AuditQuota,
+  awsScopeKey,
+  CLOUDWATCH_FILTER_LOG_EVENTS,
+  processQuotas,
+  type QuotaAwareSource,
+  type QuotaRegistry,
+} from '../../audit/quota.ts';
 import type { AwsAccount, AwsConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
-import type { AuditEvent, AuditLogSource } from '../../ports.ts';
+import type { AuditEvent } from '../../ports.ts';
 import { createLimiter } from '../../runtime/concurrency.ts';
 import { CloudApiError, FleetwardError } from '../../runtime/errors.ts';
 import type { AdapterContext } from '../context.ts';
@@ -85,16 +98,28 @@ export function toAuditEvents(events: FilterLogEventsCommandOutput['events']): A
   });
 }
 
-/**
- * The audit log source of an AWS config. `options.pageSize` caps the events asked per
- * FilterLogEvents page (default {@link AUDIT_PAGE_SIZE}, the API maximum).
- */
+/** The part of a CloudWatch Logs client the source uses. */
+export type LogsClient = Pick<CloudWatchLogsClient, 'send' | 'destroy'>;
+
+export interface AuditSourceOptions {
+  /** Events asked per FilterLogEvents page (default {@link AUDIT_PAGE_SIZE}, the API maximum). */
+  pageSize?: number;
+  /** The buckets the reads take tokens from (default: the process's, shared by every source). */
+  quotas?: QuotaRegistry;
+  /** Builds the CloudWatch Logs client of a region (default: the SDK's, with the config's endpoint). */
+  logsClient?: (region: string, credentials: Credentials) => LogsClient;
+  /** The credentials of an account (default: its role, assumed with the base credentials). */
+  credentials?: (account: AwsAccount) => Promise<Credentials>;
+}
+
+/** The audit log source of an AWS config (see the module comment). */
 export function createAuditSource(
   config: AwsConfig,
   ctx: AdapterContext,
-  options: { pageSize?: number } = {},
-): AuditLogSource {
+  options: AuditSourceOptions = {},
+): QuotaAwareSource {
   const pageSize = options.pageSize ?? AUDIT_PAGE_SIZE;
+  const quotas = options.quotas ?? processQuotas;
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > AUDIT_PAGE_SIZE) {
     throw new RangeError(`pageSize must be an integer in 1..${AUDIT_PAGE_SIZE}, got ${pageSize}`);
   }
@@ -119,10 +144,18 @@ export function createAuditSource(
   /** The account's role credentials (one AssumeRole per account, shared, renewed before expiry). */
   const credentialsFor = (account: AwsAccount, signal: AbortSignal | undefined): Promise<Credentials> => {
     signal?.throwIfAborted();
-    return sessions.credentials(account);
+    return options.credentials ? options.credentials(account) : sessions.credentials(account);
+  };
+
+  const quota: AuditQuota = {
+    quota: CLOUDWATCH_FILTER_LOG_EVENTS,
+    clock: quotas.clock,
+    scopeOf: (cluster) => (cluster.cloud === 'aws' ? awsScopeKey(cluster) : undefined),
+    usage: (scope) => quotas.usage(scope),
   };
 
   return {
+    quota,
     async enabled(cluster, opts = {}) {
       const { signal } = opts;
       signal?.throwIfAborted();
@@ -158,13 +191,11 @@ export function createAuditSource(
           const endTime = window.until.getTime() - 1;
           if (endTime < startTime) return;
           const credentials = await credentialsFor(accountOf(cluster), signal);
-          const requestHandler = createRequestHandler(config);
-          const logs = new CloudWatchLogsClient({
-            ...common,
-            credentials,
-            requestHandler,
-            region: cluster.region,
-          });
+          const scope = quotas.scope(awsScopeKey(cluster), CLOUDWATCH_FILTER_LOG_EVENTS);
+          const requestHandler = options.logsClient ? undefined : createRequestHandler(config);
+          const logs: LogsClient = options.logsClient
+            ? options.logsClient(cluster.region, credentials)
+            : new CloudWatchLogsClient({ ...common, credentials, requestHandler, region: cluster.region });
           const logGroupName = auditLogGroup(cluster.name);
           const seenTokens = new Set<string>();
           let nextToken: string | undefined;
@@ -173,6 +204,8 @@ export function createAuditSource(
             do {
               const token = nextToken;
               let page: FilterLogEventsCommandOutput;
+              // The scope's token first: 5 requests/s per account and region, whoever asks.
+              await scope.take(signal);
               try {
                 page = await call('FilterLogEvents', `log group ${logGroupName}`, signal, () =>
                   logs.send(
@@ -196,6 +229,10 @@ export function createAuditSource(
                 throw error;
               }
               const events = toAuditEvents(page.events);
+              scope.record(
+                events.reduce((n, e) => n + Buffer.byteLength(e.raw), 0),
+                events.length,
+              );
               total += events.length;
               if (events.length > 0) yield events;
               nextToken = page.nextToken || undefined;
@@ -213,7 +250,7 @@ export function createAuditSource(
             ctx.logger.debug('Audit log read', { cluster: cluster.id, events: total });
           } finally {
             logs.destroy();
-            requestHandler.destroy();
+            requestHandler?.destroy();
           }
         },
       };

@@ -1,8 +1,16 @@
 import { request as httpsRequest } from 'node:https';
 import { LogsQueryClient, LogsQueryResultStatus, type LogsTable } from '@azure/monitor-query-logs';
+import {
+  type AuditQuota,
+  azureScopeKey,
+  LOG_ANALYTICS_QUERY,
+  processQuotas,
+  type QuotaAwareSource,
+  type QuotaRegistry,
+} from '../../audit/quota.ts';
 import type { AzureConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
-import type { AuditEvent, AuditLogSource } from '../../ports.ts';
+import type { AuditEvent } from '../../ports.ts';
 import { CloudApiError, ConfigError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
 import { isHtmlContentType, unreachable } from '../../runtime/network.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
@@ -252,10 +260,19 @@ export interface AuditSourceContext extends AdapterContext {
   credential?: TokenCredential;
   /** Rows per query (default {@link AUDIT_PAGE_ROWS}). */
   pageRows?: number;
+  /** The buckets the queries take tokens from (default: the process's). */
+  quotas?: QuotaRegistry;
 }
 
-/** The AKS audit log source of an Azure config (see the module comment). */
-export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext): AuditLogSource {
+/**
+ * The AKS audit log source of an Azure config (see the module comment).
+ *
+ * Quota: every query attempt first takes a token of the identity-wide bucket
+ * (`azure-identity:<client id>`: Microsoft meters 200 queries per 30 s per user across all
+ * workspaces) and then one of its workspace's bucket `azure:<workspace id>`, which counts the
+ * requests, bytes (the rows' JSON) and rows read (shared/audit/quota.ts).
+ */
+export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext): QuotaAwareSource {
   const arm = connectionOf(config);
   const laUrl = new URL(config.logAnalyticsEndpoint ?? 'https://api.loganalytics.io');
   if (laUrl.protocol !== 'https:') {
@@ -268,6 +285,24 @@ export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext):
     : undefined;
   let client: LogsQueryClient | undefined;
   const destinations = new Map<string, AuditDestination | undefined>();
+  const quotas = ctx.quotas ?? processQuotas;
+  const identityKey = `azure-identity:${'clientId' in config.credential ? config.credential.clientId : config.credential.type}`;
+  const quota: AuditQuota = {
+    quota: LOG_ANALYTICS_QUERY,
+    clock: quotas.clock,
+    scopeOf(cluster) {
+      if (cluster.cloud !== 'azure') return undefined;
+      let id: string;
+      try {
+        id = clusterResourceId(cluster);
+      } catch {
+        return undefined;
+      }
+      const destination = destinations.get(id.toLowerCase());
+      return destination ? azureScopeKey(destination.workspaceId) : undefined;
+    },
+    usage: (scope) => quotas.usage(scope),
+  };
 
   const getCredential = async (operation: string): Promise<TokenCredential> => {
     credential ??= createCredential(config.credential);
@@ -411,6 +446,8 @@ export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext):
   };
 
   return {
+    quota,
+
     async enabled(cluster, options = {}) {
       options.signal?.throwIfAborted();
       const destination = await destinationOf(cluster, options.signal);
@@ -435,6 +472,8 @@ export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext):
       }
       const logs = await queryClient();
       const operation = 'logAnalytics.query';
+      const identity = quotas.scope(identityKey, LOG_ANALYTICS_QUERY);
+      const workspace = quotas.scope(azureScopeKey(destination.workspaceId), LOG_ANALYTICS_QUERY);
       let since = new Date(window.since.getTime());
       const until = window.until;
       /** Rows already returned whose TimeGenerated (ms) equals `since`. */
@@ -447,6 +486,9 @@ export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext):
           table = await retrying(
             operation,
             async () => {
+              // Every attempt is a query: the identity's rate first, then the workspace's.
+              await identity.take(signal);
+              await workspace.take(signal);
               const result = await logs.queryWorkspace(
                 destination.workspaceId,
                 query,
@@ -499,6 +541,10 @@ export function createAuditSource(config: AzureConfig, ctx: AuditSourceContext):
             raw,
           });
         }
+        workspace.record(
+          events.reduce((n, e) => n + Buffer.byteLength(e.raw), 0),
+          events.length,
+        );
         if (events.length > 0) yield events;
         if (rows.length < take) return;
         // A full page: more rows may follow, from the last timestamp on.

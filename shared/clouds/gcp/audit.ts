@@ -27,6 +27,12 @@
  *   loopback). Requests carry a Google access token (google-auth-library, `credentialsFile`
  *   else application default credentials, scope `logging.read`), except with `insecure`,
  *   which needs a loopback `loggingEndpoint` and sends no `Authorization` at all.
+ * - Quota: every `entries.list` attempt first takes a token of the bucket of its scope
+ *   `gcp:<project>` (60 requests per minute, shared by every cluster of the project in the
+ *   process: shared/audit/quota.ts); the scope counts requests, bytes (the entries' JSON) and
+ *   entries read. Google meters API requests against the project the caller's credentials bill
+ *   to; with one service account for the fleet that is one project for every cluster, which
+ *   `quotas` with a smaller `share` or a single key can model (see the README, "Quotas and lag").
  * - Retries: `withRetry` (`maxAttempts`) on 408/429/5xx, network errors and the per-attempt
  *   `timeoutMs` deadline, honouring `Retry-After`. Failures reject with {@link CloudApiError}
  *   (operation `entries.list`); a refused connection, failed DNS lookup, rejected certificate or
@@ -56,9 +62,17 @@
 import { createHash } from 'node:crypto';
 import { CRC32C, type File, Storage } from '@google-cloud/storage';
 import { cloudLoggingRecordId } from '../../audit/chunks.ts';
+import {
+  type AuditQuota,
+  CLOUD_LOGGING_ENTRIES_LIST,
+  gcpScopeKey,
+  processQuotas,
+  type QuotaAwareSource,
+  type QuotaRegistry,
+} from '../../audit/quota.ts';
 import type { GcpConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
-import type { ArchivedObject, ArchiveStore, AuditEvent, AuditLogSource } from '../../ports.ts';
+import type { ArchivedObject, ArchiveStore, AuditEvent } from '../../ports.ts';
 import {
   CloudApiError,
   ConfigError,
@@ -180,9 +194,21 @@ function toEvent(entry: unknown): AuditEvent {
 
 /**
  * The Cloud Logging audit source of a GCP config (see the module comment); throws
- * {@link ConfigError} for bad connection settings.
+ * {@link ConfigError} for bad connection settings. `options.quotas`: the buckets its reads take
+ * tokens from (default: the process's).
  */
-export function createAuditSource(config: GcpConfig, ctx: AdapterContext): AuditLogSource {
+export function createAuditSource(
+  config: GcpConfig,
+  ctx: AdapterContext,
+  options: { quotas?: QuotaRegistry } = {},
+): QuotaAwareSource {
+  const quotas = options.quotas ?? processQuotas;
+  const quota: AuditQuota = {
+    quota: CLOUD_LOGGING_ENTRIES_LIST,
+    clock: quotas.clock,
+    scopeOf: (cluster) => (cluster.cloud === 'gcp' ? gcpScopeKey(cluster) : undefined),
+    usage: (scope) => quotas.usage(scope),
+  };
   const url = loggingListUrl(config);
   const endpoint = config.loggingEndpoint ?? DEFAULT_LOGGING_ENDPOINT;
   const authorization = bearerAuthorization(config, LOGGING_READ_SCOPE);
@@ -228,12 +254,15 @@ export function createAuditSource(config: GcpConfig, ctx: AdapterContext): Audit
   };
 
   return {
+    quota,
+
     async enabled() {
       return { enabled: true };
     },
 
     async *read(cluster, window, readOptions = {}) {
       const { signal } = readOptions;
+      const scope = quotas.scope(gcpScopeKey(cluster), CLOUD_LOGGING_ENTRIES_LIST);
       const base = {
         resourceNames: [`projects/${cluster.scope}`],
         filter: auditFilter(cluster, window.since, window.until),
@@ -247,18 +276,26 @@ export function createAuditSource(config: GcpConfig, ctx: AdapterContext): Audit
         const body = pageToken === undefined ? base : { ...base, pageToken };
         let page: ListPage;
         try {
-          page = await withRetry(() => fetchPage(body, signal), classifyFetch, {
-            maxAttempts: config.maxAttempts,
-            signal,
-            onRetry: ({ attempt, delayMs, error }) =>
-              ctx.logger.info('Call retried', {
-                operation: LIST_OPERATION,
-                cluster: cluster.id,
-                attempt,
-                delayMs,
-                error: errorInfo(error),
-              }),
-          });
+          // Every attempt is a request against the project's quota: each takes a token.
+          page = await withRetry(
+            async () => {
+              await scope.take(signal);
+              return fetchPage(body, signal);
+            },
+            classifyFetch,
+            {
+              maxAttempts: config.maxAttempts,
+              signal,
+              onRetry: ({ attempt, delayMs, error }) =>
+                ctx.logger.info('Call retried', {
+                  operation: LIST_OPERATION,
+                  cluster: cluster.id,
+                  attempt,
+                  delayMs,
+                  error: errorInfo(error),
+                }),
+            },
+          );
         } catch (error) {
           if (signal?.aborted) throw signal.reason;
           if (error instanceof CloudApiError) throw error;
@@ -279,8 +316,12 @@ export function createAuditSource(config: GcpConfig, ctx: AdapterContext): Audit
           );
         }
         pages++;
-        const entries = (page.entries as unknown[] | undefined) ?? [];
-        if (entries.length > 0) yield entries.map(toEvent);
+        const events = ((page.entries as unknown[] | undefined) ?? []).map(toEvent);
+        scope.record(
+          events.reduce((n, e) => n + Buffer.byteLength(e.raw), 0),
+          events.length,
+        );
+        if (events.length > 0) yield events;
         pageToken =
           typeof page.nextPageToken === 'string' && page.nextPageToken !== ''
             ? page.nextPageToken
