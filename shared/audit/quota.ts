@@ -14,11 +14,10 @@
  * What the bucket does not do (honestly): it is per process. A deployed regional service runs
  * the planner in one process and the `collect-audit-logs-worker` function in as many warm
  * instances as its SQS event source's `maximumConcurrency` (`auditWorkerConcurrency`, default
- * 2) allows; each instance has its own registry, so N instances may spend up to N times a
- * scope's rate. The code does not fan out one worker per scope key. A deployment that must
- * never exceed the quota either sets `maximumConcurrency` to 2 (the SQS minimum) and builds its
- * registry with `share: 2` (each instance takes half the rate), or gives each scope its own
- * queue with one consumer. The SDK's own retries of a throttled request (standard mode) are
+ * 2) allows; each instance has its own registry, so serverless.yml gives the worker
+ * `FLEETWARD_AUDIT_QUOTA_SHARE` = that concurrency and each instance takes `1 / share` of every
+ * scope's rate ({@link quotaShareFromEnv}): together they stay inside the quota, at the price of
+ * an idle instance's share going unused. The code does not fan out one worker per scope key. The SDK's own retries of a throttled request (standard mode) are
  * not metered by the bucket: they only happen when something else spends the same quota.
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
@@ -283,8 +282,26 @@ export class QuotaRegistry {
   }
 }
 
-/** The registry of this process: every source built without one shares it. */
-export const processQuotas = new QuotaRegistry();
+/**
+ * How many processes spend each scope's quota at once: `FLEETWARD_AUDIT_QUOTA_SHARE`, which
+ * serverless.yml sets on the audit worker to its SQS `maximumConcurrency`; 1 when unset.
+ * @throws RangeError when it is set but not a whole number of at least 1
+ */
+export function quotaShareFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.FLEETWARD_AUDIT_QUOTA_SHARE;
+  if (raw === undefined || raw === '') return 1;
+  const share = Number(raw);
+  if (!Number.isInteger(share) || share < 1)
+    throw new RangeError(`FLEETWARD_AUDIT_QUOTA_SHARE must be a whole number of at least 1, got "${raw}"`);
+  return share;
+}
+
+/**
+ * The registry of this process: every source built without one shares it. In the deployed
+ * worker each of its concurrent instances takes `1 / share` of every scope's rate, so together
+ * they stay inside the quota.
+ */
+export const processQuotas = new QuotaRegistry({ share: quotaShareFromEnv() });
 
 // --- what a source tells the job ---
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { FilterLogEventsCommand, FilterLogEventsCommandOutput } from '@aws-sdk/client-cloudwatch-logs';
 import { describe, expect, it } from 'vitest';
 import { headKey } from '../../shared/audit/manifest.ts';
@@ -10,6 +11,7 @@ import {
   type QuotaAwareSource,
   QuotaRegistry,
   quotaHistoryKey,
+  quotaShareFromEnv,
   READ_QUOTAS,
   type ReadQuota,
   type ScopeHistory,
@@ -390,5 +392,27 @@ describe('audit collect output', () => {
     expect(behind).toMatch(/^BEHIND +aws:/);
     expect(behind).toContain('set audit.mode: export');
     expect(behind.split('\n').every((l) => l.length <= 120)).toBe(true);
+  });
+});
+
+describe('quota share of a deployed worker instance', () => {
+  it('reads FLEETWARD_AUDIT_QUOTA_SHARE, 1 when unset', () => {
+    expect(quotaShareFromEnv({})).toBe(1);
+    expect(quotaShareFromEnv({ FLEETWARD_AUDIT_QUOTA_SHARE: '4' })).toBe(4);
+  });
+
+  it.each(['0', '1.5', 'two', '-2'])('refuses FLEETWARD_AUDIT_QUOTA_SHARE=%s', (raw) => {
+    expect(() => quotaShareFromEnv({ FLEETWARD_AUDIT_QUOTA_SHARE: raw })).toThrow(
+      /FLEETWARD_AUDIT_QUOTA_SHARE/,
+    );
+  });
+
+  it('is set on the audit worker to its SQS maximumConcurrency', () => {
+    const yml = readFileSync(new URL('../../serverless.yml', import.meta.url), 'utf8');
+    const worker = yml.slice(yml.indexOf('collect-audit-logs-worker:'));
+    const block = worker.slice(0, worker.indexOf('\n  reconcile-tags-worker:'));
+    const param = '$' + '{param:auditWorkerConcurrency}';
+    expect(block).toContain(`FLEETWARD_AUDIT_QUOTA_SHARE: ${param}`);
+    expect(block).toContain(`maximumConcurrency: ${param}`);
   });
 });
