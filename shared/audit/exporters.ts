@@ -28,7 +28,7 @@ export interface AuditExporters {
  */
 const LOADERS: Record<RegionCloud, () => Promise<AuditExportModule>> = {
   aws: () => import('../clouds/aws/audit-export.ts'),
-  gcp: () => import('../clouds/gcp/audit-export.ts' as string) as Promise<AuditExportModule>,
+  gcp: () => import('../clouds/gcp/audit-export.ts'),
   azure: () => import('../clouds/azure/audit-export.ts' as string) as Promise<AuditExportModule>,
 };
 

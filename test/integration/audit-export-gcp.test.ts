@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGcsArchiveStore } from '../../shared/clouds/gcp/audit.ts';
 import {
-  createAuditExporter,
+  createGkeAuditExporter,
   EXPORT_PREFIX,
   SINK_NAME_PREFIX,
   sinkFilter,
@@ -102,7 +102,7 @@ beforeAll(async () => {
     timeoutMs: 5_000,
     projects: [{ id: PROJECT }],
   });
-  exporter = createAuditExporter(config, { logger: silent });
+  exporter = createGkeAuditExporter(config, { logger: silent });
   prod = cluster('prod-eu');
   const store = createGcsArchiveStore(config, { bucket: EVIDENCE, location: LOCATION }, { logger: silent });
   spec = exporter.desired(prod, store);

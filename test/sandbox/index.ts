@@ -114,6 +114,8 @@ export interface SandboxBase {
   veleroBuckets: Map<string, BucketSeed>;
   /** The Slack sink and its webhooks' environment (when `slack` is on). */
   slack?: SandboxSlack;
+  /** The audit log services and evidence stores (with `velero` and moto). */
+  audit?: AuditFleet;
   stop(): Promise<void>;
 }
 
@@ -581,6 +583,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       kubeKeys: velero?.keys ?? new Map(),
       veleroBuckets: velero?.buckets ?? new Map(),
       ...(slack && { slack }),
+      ...(audit && { audit }),
       stop: stopAll,
     };
   } catch (error) {

@@ -64,7 +64,7 @@
 
 import { createHash } from 'node:crypto';
 import { GCS_EXPORT_PREFIX } from '../../audit/export-layout.ts';
-import type { GcpConfig } from '../../config/schema.ts';
+import type { FleetConfig, GcpConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
 import type {
   ArchiveStore,
@@ -73,7 +73,7 @@ import type {
   ExportObserved,
   ExportSpec,
 } from '../../ports.ts';
-import { CloudApiError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
+import { CloudApiError, ConfigError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
 import { isHtmlContentType, unreachable } from '../../runtime/network.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
@@ -225,7 +225,14 @@ function googleErrorMessage(text: string, fallback: string): string {
  * The GKE audit exporter of a GCP config (see the module comment); throws
  * {@link import('../../runtime/errors.ts').ConfigError} for bad connection settings.
  */
-export function createAuditExporter(config: GcpConfig, ctx: AdapterContext): AuditExporter {
+export function createAuditExporter(fleet: FleetConfig, ctx: AdapterContext): AuditExporter {
+  const gcp = fleet.clouds.gcp;
+  if (!gcp) throw new ConfigError([{ path: 'clouds.gcp', message: 'export mode on GKE needs clouds.gcp' }]);
+  return createGkeAuditExporter(gcp, ctx);
+}
+
+/** The GKE audit exporter of the `clouds.gcp` section (see {@link createAuditExporter}). */
+export function createGkeAuditExporter(config: GcpConfig, ctx: AdapterContext): AuditExporter {
   const base = restBaseUrl(config, 'loggingEndpoint', DEFAULT_LOGGING_ENDPOINT, LOGGING_SERVICE);
   const root = `${base.origin}${base.pathname.replace(/\/+$/, '')}/v2`;
   const endpoint = config.loggingEndpoint ?? DEFAULT_LOGGING_ENDPOINT;
