@@ -34,6 +34,12 @@ export const LOCAL_EVIDENCE_DIR = join('.fleetward', 'evidence');
 export interface EvidenceStores {
   /** The store of `jurisdiction` on `cloud`, else on any cloud it has one, else a local directory (only with `localEvidence`). @throws NoEvidenceStoreError */
   for(jurisdiction: string, cloud: RegionCloud): Promise<ArchiveStore>;
+  /**
+   * Another container of the jurisdiction's Azure evidence storage account: the one Azure
+   * Monitor writes a diagnostic log category into (`insights-logs-<category>`), whose blobs are
+   * appended to. @throws ConfigError when the jurisdiction has no Azure evidence
+   */
+  azureContainer(jurisdiction: string, container: string): Promise<ArchiveStore>;
   /** Every evidence bucket the jurisdiction configures (one per cloud), else its local directory (only with `localEvidence`). @throws NoEvidenceStoreError */
   all(jurisdiction: string): Promise<ArchiveStore[]>;
 }
@@ -51,6 +57,32 @@ export interface EvidenceContext {
 
 export function createEvidenceStores(config: FleetConfig, ctx: EvidenceContext): EvidenceStores {
   const stores = new Map<string, Promise<ArchiveStore>>();
+
+  /** A container of the jurisdiction's Azure evidence account (its own, unless `e` says another). */
+  async function azureStore(
+    jurisdiction: string,
+    e: NonNullable<NonNullable<FleetConfig['jurisdictions'][string]['evidence']>['azure']>,
+    appendWrites = false,
+  ): Promise<ArchiveStore> {
+    const azure = config.clouds.azure;
+    if (!azure)
+      throw new ConfigError([
+        { path: `jurisdictions.${jurisdiction}.evidence.azure`, message: 'needs clouds.azure' },
+      ]);
+    const { StorageSharedKeyCredential } = await import('@azure/storage-blob');
+    const credential = azure.storageKeyFile
+      ? new StorageSharedKeyCredential(e.storageAccount, readFileSync(azure.storageKeyFile, 'utf8').trim())
+      : undefined;
+    const account =
+      e.resourceGroup && (e.subscriptionId ?? azure.subscriptions[0]?.id)
+        ? { subscriptionId: e.subscriptionId ?? azure.subscriptions[0]!.id, resourceGroup: e.resourceGroup }
+        : undefined;
+    return (await import('../clouds/azure/evidence.ts')).createBlobArchiveStore(
+      azure,
+      { ...e, appendWrites },
+      { ...ctx, ...(credential ? { credential } : {}), ...(account ? { account } : {}) },
+    );
+  }
 
   async function store(jurisdiction: string, cloud: RegionCloud): Promise<ArchiveStore> {
     const evidence = config.jurisdictions[jurisdiction]?.evidence;
@@ -75,33 +107,7 @@ export function createEvidenceStores(config: FleetConfig, ctx: EvidenceContext):
             ]);
           return (await import('../clouds/gcp/audit.ts')).createGcsArchiveStore(gcp, evidence!.gcp!, ctx);
         }
-        if (choice === 'azure') {
-          const azure = config.clouds.azure;
-          const e = evidence!.azure!;
-          if (!azure)
-            throw new ConfigError([
-              { path: `jurisdictions.${jurisdiction}.evidence.azure`, message: 'needs clouds.azure' },
-            ]);
-          const { StorageSharedKeyCredential } = await import('@azure/storage-blob');
-          const credential = azure.storageKeyFile
-            ? new StorageSharedKeyCredential(
-                e.storageAccount,
-                readFileSync(azure.storageKeyFile, 'utf8').trim(),
-              )
-            : undefined;
-          const account =
-            e.resourceGroup && (e.subscriptionId ?? azure.subscriptions[0]?.id)
-              ? {
-                  subscriptionId: e.subscriptionId ?? azure.subscriptions[0]!.id,
-                  resourceGroup: e.resourceGroup,
-                }
-              : undefined;
-          return (await import('../clouds/azure/evidence.ts')).createBlobArchiveStore(azure, e, {
-            ...ctx,
-            ...(credential ? { credential } : {}),
-            ...(account ? { account } : {}),
-          });
-        }
+        if (choice === 'azure') return azureStore(jurisdiction, evidence!.azure!);
         if (ctx.localEvidence !== true) throw new NoEvidenceStoreError(jurisdiction);
         return new LocalArchiveStore(join(ctx.localEvidenceDir ?? LOCAL_EVIDENCE_DIR, jurisdiction));
       })();
@@ -112,6 +118,25 @@ export function createEvidenceStores(config: FleetConfig, ctx: EvidenceContext):
 
   return {
     for: store,
+    azureContainer(jurisdiction, container) {
+      const e = config.jurisdictions[jurisdiction]?.evidence?.azure;
+      if (!e)
+        return Promise.reject(
+          new ConfigError([
+            {
+              path: `jurisdictions.${jurisdiction}.evidence.azure`,
+              message: 'no azure evidence storage account',
+            },
+          ]),
+        );
+      const key = `${jurisdiction}/azure/${container}`;
+      let made = stores.get(key);
+      if (!made) {
+        made = azureStore(jurisdiction, { ...e, container }, true);
+        stores.set(key, made);
+      }
+      return made;
+    },
     all(jurisdiction) {
       const evidence = config.jurisdictions[jurisdiction]?.evidence;
       const clouds = EVIDENCE_CLOUDS.filter((c) => evidence?.[c]);

@@ -15,3 +15,17 @@ export function awsExportPrefix(clusterId: string): string {
  * (every GKE cluster of the jurisdiction shares it; see shared/clouds/gcp/audit-export.ts).
  */
 export const GCS_EXPORT_PREFIX = 'cloudaudit.googleapis.com/';
+
+/** AKS: the container Azure Monitor writes a diagnostic log category into, in the storage account. */
+export function azureExportContainer(category: string): string {
+  return `insights-logs-${category}`;
+}
+
+/**
+ * AKS: the blob prefix of one cluster in that container. Azure Monitor writes
+ * `resourceId=<ARM id in upper case>/y=YYYY/m=MM/d=DD/h=HH/m=00/PT1H.json`, one append blob per
+ * hour, appended to as the hour goes on.
+ */
+export function azureExportPrefix(clusterResourceId: string): string {
+  return `resourceId=${clusterResourceId.toUpperCase()}/`;
+}

@@ -24,6 +24,7 @@ import { PERMISSIONS as AWS_QUEUE } from './aws/queue.ts';
 import { PERMISSIONS as AWS_SESSIONS } from './aws/sessions.ts';
 import { PERMISSIONS as AWS_TAGS } from './aws/tags.ts';
 import { PERMISSIONS as AZURE_AUDIT } from './azure/audit.ts';
+import { PERMISSIONS as AZURE_AUDIT_EXPORT } from './azure/audit-export.ts';
 import { PERMISSIONS as AZURE_BUCKETS } from './azure/buckets.ts';
 import { PERMISSIONS as AZURE_BUDGETS } from './azure/budgets.ts';
 import { PERMISSIONS as AZURE_DISCOVERY } from './azure/discovery.ts';
@@ -62,6 +63,7 @@ const ALL: readonly PermissionGrant[] = [
   ...GCP_BUDGETS,
   ...GCP_AUDIT,
   ...GCP_AUDIT_EXPORT,
+  ...AZURE_AUDIT_EXPORT,
   ...GCP_BUCKETS,
   ...GCP_KUBE,
   ...AZURE_DISCOVERY,

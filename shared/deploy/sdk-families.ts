@@ -94,7 +94,6 @@ export const SDK_FAMILIES: Readonly<Record<Capability, readonly string[]>> = {
     '@aws-sdk/client-cloudwatch-logs',
     '@aws-sdk/client-firehose',
     'google-auth-library',
-    '@azure/arm-monitor',
     ...EVIDENCE,
   ],
   'evidence-read': EVIDENCE,

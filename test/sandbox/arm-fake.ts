@@ -134,7 +134,14 @@ export type AksAuditCategory = 'kube-audit' | 'kube-audit-admin';
 export interface DiagnosticSettingInput {
   name?: string;
   logs: { category: AksAuditCategory | (string & {}); enabled: boolean }[];
+  /** Where the logs go: a storage account's ARM id (export mode's destination). */
+  storageAccountId?: string | null;
+  /** A Log Analytics workspace's ARM id; default the sandbox's workspace unless `storageAccountId` is given. */
+  workspaceId?: string | null;
 }
+
+/** At most this many diagnostic settings per resource, as Azure Monitor allows. */
+export const MAX_DIAGNOSTIC_SETTINGS = 5;
 
 /** Convenient inputs for `aksCluster`; every field has a realistic default. */
 export interface AksClusterSpec {
@@ -405,6 +412,8 @@ export interface BlobContainerSpec {
   policyDays?: number;
   /** Whether that policy is `Locked` (default `Unlocked`). */
   locked?: boolean;
+  /** The policy's `allowProtectedAppendWrites` (append blobs may grow; Azure Monitor's diagnostic logs need it). */
+  allowProtectedAppendWrites?: boolean;
   /** ISO 8601 (default 2025-01-15T09:45:00Z). */
   modifiedAt?: string;
 }
@@ -497,7 +506,7 @@ export function blobContainer(
             immutabilityPolicy: {
               immutabilityPeriodSinceCreationInDays: days,
               state,
-              allowProtectedAppendWrites: false,
+              allowProtectedAppendWrites: spec.allowProtectedAppendWrites === true,
               allowProtectedAppendWritesAll: false,
               etag,
               updateHistory: spec.locked ? [history('put'), history('lock')] : [history('put')],
@@ -735,6 +744,8 @@ export interface ArmFake {
   setClusters(subscriptionId: string, clusters: AksClusterInput[]): void;
   /** Replaces the diagnostic settings of a cluster (by ARM id). */
   setDiagnosticSettings(clusterId: string, settings: DiagnosticSettingInput[]): void;
+  /** The diagnostic settings of a cluster (by ARM id), as stored (test hook: Azure Monitor's delivery reads them). */
+  diagnosticSettings(clusterId: string): DiagnosticSettingInput[];
   /** Creates or replaces a storage account (and makes its subscription known to storage calls); returns the resource. */
   setStorageAccount(
     subscriptionId: string,
@@ -797,6 +808,8 @@ const BLOB_CONTAINER_PATH =
   /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.storage\/storageaccounts\/([^/]+)\/blobservices\/default\/containers\/([^/]+)\/?$/i;
 const USER_CREDENTIAL_PATH =
   /^(\/subscriptions\/([^/]+)\/resourcegroups\/[^/]+\/providers\/microsoft\.containerservice\/managedclusters\/[^/]+)\/listclusterusercredential\/?$/i;
+const DIAGNOSTIC_SETTING_PATH =
+  /^(\/subscriptions\/([^/]+)\/resourcegroups\/[^/]+\/providers\/microsoft\.containerservice\/managedclusters\/[^/]+)\/providers\/microsoft\.insights\/diagnosticsettings\/([^/]+)\/?$/i;
 const DIAGNOSTICS_PATH =
   /^(\/subscriptions\/([^/]+)\/resourcegroups\/[^/]+\/providers\/microsoft\.containerservice\/managedclusters\/[^/]+)\/providers\/microsoft\.insights\/diagnosticsettings\/?$/i;
 
@@ -806,6 +819,37 @@ const BUDGET_PATH =
   /^\/+(subscriptions\/([^/]+)(?:\/resourcegroups\/([^/]+))?)\/providers\/microsoft\.consumption\/budgets\/([^/]+)\/?$/i;
 
 /** Reads a request body as JSON: `undefined` for an empty body, an `Error` when it is not JSON. */
+/**
+ * A diagnostic setting in ARM's wire shape (the REST reference's "Gets the diagnostic setting"
+ * example): a storage account, a workspace, or both as destinations.
+ */
+function diagnosticSettingView(clusterId: string, sub: string, s: DiagnosticSettingInput, i: number) {
+  const name = s.name ?? `aks-diagnostics-${i + 1}`;
+  const workspaceId =
+    s.workspaceId !== undefined
+      ? s.workspaceId
+      : s.storageAccountId
+        ? null
+        : `/subscriptions/${sub}/resourceGroups/rg-monitoring/providers/Microsoft.OperationalInsights/workspaces/law-fleet`;
+  return {
+    id: `${clusterId}/providers/microsoft.insights/diagnosticSettings/${name}`,
+    type: 'Microsoft.Insights/diagnosticSettings',
+    name,
+    properties: {
+      ...(s.storageAccountId ? { storageAccountId: s.storageAccountId } : {}),
+      ...(workspaceId ? { workspaceId } : {}),
+      logs: s.logs.map((l) => ({
+        category: l.category,
+        categoryGroup: null,
+        enabled: l.enabled,
+        retentionPolicy: { enabled: false, days: 0 },
+      })),
+      metrics: [],
+      logAnalyticsDestinationType: null,
+    },
+  };
+}
+
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -1018,8 +1062,9 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
     const path = url.pathname;
     const list = CLUSTERS_PATH.exec(path);
     const get = list ? null : CLUSTER_PATH.exec(path);
-    const diag = list || get ? null : DIAGNOSTICS_PATH.exec(path);
-    const account = list || get || diag ? null : STORAGE_ACCOUNT_PATH.exec(path);
+    const diagOne = list || get ? null : DIAGNOSTIC_SETTING_PATH.exec(path);
+    const diag = list || get || diagOne ? null : DIAGNOSTICS_PATH.exec(path);
+    const account = list || get || diag || diagOne ? null : STORAGE_ACCOUNT_PATH.exec(path);
     const container = list || get || diag || account ? null : BLOB_CONTAINER_PATH.exec(path);
     const credential = list || get || diag || account || container ? null : USER_CREDENTIAL_PATH.exec(path);
     const budgets =
@@ -1041,6 +1086,11 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
     else if (budget)
       Object.assign(info, { operation: `budgets.${budgetOperation ?? 'get'}`, scope: budget[2] });
     else if (diag) Object.assign(info, { operation: 'diagnosticSettings.list', scope: diag[2] });
+    else if (diagOne)
+      Object.assign(info, {
+        operation: req.method === 'PUT' ? 'diagnosticSettings.createOrUpdate' : 'diagnosticSettings.get',
+        scope: diagOne[2],
+      });
     else if (account) Object.assign(info, { operation: 'storageAccounts.getProperties', scope: account[1] });
     else if (container) Object.assign(info, { operation: 'blobContainers.get', scope: container[1] });
     else if (credential)
@@ -1052,7 +1102,9 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
         ? ['GET', 'PATCH']
         : budget
           ? ['GET', 'PUT', 'DELETE']
-          : ['GET'];
+          : diagOne
+            ? ['GET', 'PUT']
+            : ['GET'];
     if (!methods.includes(req.method ?? '')) {
       sendError(
         res,
@@ -1187,25 +1239,9 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
       const settings = () => {
         const canonical = findCluster(clusterPath)?.id ?? clusterPath;
         return {
-          value: (diagnostics.get(clusterPath.toLowerCase()) ?? []).map((s, i) => {
-            const name = s.name ?? `aks-diagnostics-${i + 1}`;
-            return {
-              id: `${canonical}/providers/microsoft.insights/diagnosticSettings/${name}`,
-              type: 'Microsoft.Insights/diagnosticSettings',
-              name,
-              properties: {
-                workspaceId: `/subscriptions/${sub}/resourceGroups/rg-monitoring/providers/Microsoft.OperationalInsights/workspaces/law-fleet`,
-                logs: s.logs.map((l) => ({
-                  category: l.category,
-                  categoryGroup: null,
-                  enabled: l.enabled,
-                  retentionPolicy: { enabled: false, days: 0 },
-                })),
-                metrics: [],
-                logAnalyticsDestinationType: null,
-              },
-            };
-          }),
+          value: (diagnostics.get(clusterPath.toLowerCase()) ?? []).map((s, i) =>
+            diagnosticSettingView(canonical, sub, s, i),
+          ),
         };
       };
       if (applyFault(res, await takeFault(info), settings)) return;
@@ -1215,6 +1251,76 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
         return;
       }
       sendJson(res, 200, settings());
+      return;
+    }
+
+    if (diagOne) {
+      const [, clusterPath, sub, name] = diagOne as unknown as [string, string, string, string];
+      const key = clusterPath.toLowerCase();
+      const settings = () => diagnostics.get(key) ?? [];
+      const index = () =>
+        settings().findIndex(
+          (s, i) => (s.name ?? `aks-diagnostics-${i + 1}`).toLowerCase() === name.toLowerCase(),
+        );
+      if (applyFault(res, await takeFault(info), () => ({}))) return;
+      if (!knownSubscription(res, sub)) return;
+      const cluster = findCluster(clusterPath);
+      if (!cluster) {
+        sendError(res, 404, 'ResourceNotFound', `The Resource '${clusterPath}' was not found.`);
+        return;
+      }
+      if (req.method === 'GET') {
+        const i = index();
+        if (i < 0) {
+          sendError(res, 404, 'ResourceNotFound', `The diagnostic setting '${name}' doesn't exist.`);
+          return;
+        }
+        sendJson(res, 200, diagnosticSettingView(cluster.id ?? clusterPath, sub, settings()[i]!, i));
+        return;
+      }
+      const body = (await readJson(req)) as {
+        properties?: { logs?: unknown; storageAccountId?: unknown; workspaceId?: unknown };
+      } | null;
+      const p = body?.properties;
+      const logs = Array.isArray(p?.logs)
+        ? (p.logs as { category?: unknown; enabled?: unknown }[])
+        : undefined;
+      const storage =
+        typeof p?.storageAccountId === 'string' && p.storageAccountId !== '' ? p.storageAccountId : null;
+      const workspace = typeof p?.workspaceId === 'string' && p.workspaceId !== '' ? p.workspaceId : null;
+      if (!logs || logs.some((l) => typeof l?.category !== 'string' || typeof l.enabled !== 'boolean')) {
+        sendError(res, 400, 'BadRequest', 'properties.logs must list { category, enabled } entries.');
+        return;
+      }
+      if (!storage && !workspace) {
+        sendError(res, 400, 'BadRequest', 'A diagnostic setting needs at least one destination.');
+        return;
+      }
+      const i = index();
+      if (i < 0 && settings().length >= MAX_DIAGNOSTIC_SETTINGS) {
+        sendError(
+          res,
+          400,
+          'BadRequest',
+          `Maximum number of diagnostic settings (${MAX_DIAGNOSTIC_SETTINGS}) reached for this resource.`,
+        );
+        return;
+      }
+      const input: DiagnosticSettingInput = {
+        name,
+        logs: logs.map((l) => ({ category: l.category as string, enabled: l.enabled as boolean })),
+        storageAccountId: storage,
+        workspaceId: workspace,
+      };
+      const next = [...settings()];
+      if (i < 0) next.push(input);
+      else next[i] = input;
+      diagnostics.set(key, next);
+      sendJson(
+        res,
+        200,
+        diagnosticSettingView(cluster.id ?? clusterPath, sub, input, i < 0 ? next.length - 1 : i),
+      );
       return;
     }
 
@@ -1439,6 +1545,9 @@ export async function startArmFake(options: ArmFakeOptions = {}): Promise<ArmFak
       storageAccounts.set(resource.id.toLowerCase(), resource);
       storageSubscriptions.add(subscriptionId.toLowerCase());
       return resource;
+    },
+    diagnosticSettings(clusterId) {
+      return [...(diagnostics.get(clusterId.toLowerCase()) ?? [])];
     },
     setBlobContainer(subscriptionId, resourceGroup, account, container, spec) {
       const resource = blobContainer(subscriptionId, resourceGroup, account, container, spec);

@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ArmFake } from './arm-fake.ts';
+import type { AksAuditCategory, ArmFake } from './arm-fake.ts';
 import { managedClusterId } from './arm-fake.ts';
 import { createLockedBucket, seedAuditLogs } from './aws-audit.ts';
 import { AZURITE_ACCOUNT_KEY, type Azurite, blobClient } from './azurite.ts';
@@ -30,6 +30,39 @@ const RETENTION_DAYS = 400;
 /** The Log Analytics workspace the ARM fake's diagnostic settings point at. */
 const WORKSPACE = 'law-fleet';
 const EVENTS_PER_CLUSTER = 40;
+const AUDIT_CATEGORIES: readonly AksAuditCategory[] = ['kube-audit', 'kube-audit-admin'];
+
+/**
+ * One line of an AKS resource log as Azure Monitor writes it to storage (the "Resource logs:
+ * send to Azure Storage" schema: `time`, `resourceId`, `category`, `operationName`, and the
+ * audit event as a JSON string in `properties.log`).
+ */
+function aksDiagnosticLine(resourceId: string, category: string, at: Date, i: number): string {
+  const auditID = `00000000-0000-4000-8000-${String(at.getTime() + i)
+    .slice(-12)
+    .padStart(12, '0')}`;
+  const event = {
+    kind: 'Event',
+    apiVersion: 'audit.k8s.io/v1',
+    level: 'Metadata',
+    auditID,
+    stage: 'ResponseComplete',
+    requestURI: '/api/v1/namespaces/default/configmaps',
+    verb: 'create',
+    user: { username: 'system:serviceaccount:kube-system:deployer', groups: ['system:serviceaccounts'] },
+    objectRef: { resource: 'configmaps', namespace: 'default', apiVersion: 'v1' },
+    responseStatus: { metadata: {}, code: 201 },
+    requestReceivedTimestamp: at.toISOString(),
+    stageTimestamp: at.toISOString(),
+  };
+  return JSON.stringify({
+    time: at.toISOString(),
+    resourceId: resourceId.toUpperCase(),
+    category,
+    operationName: 'Microsoft.ContainerService/managedClusters/diagnosticLogs/Read',
+    properties: { log: JSON.stringify(event), stream: 'stdout', pod: 'kube-apiserver-5b8c7d9f6-x2x7k' },
+  });
+}
 
 export interface AuditFleet {
   logging: LoggingFake;
@@ -39,6 +72,16 @@ export interface AuditFleet {
   evidence: Record<string, Record<string, unknown>>;
   /** Cloud settings to merge into the generated config. */
   clouds: { gcp: Record<string, unknown>; azure: Record<string, unknown> };
+  /**
+   * Azure Monitor's part (test hook, export mode): appends `count` kube-audit records of an AKS
+   * cluster to the hourly append blob of every diagnostic setting of the cluster that sends an
+   * audit category to a storage account, as the service does. Returns the blobs written.
+   */
+  deliverAksDiagnostics(
+    cluster: { scope: string; resourceGroup?: string | undefined; name: string },
+    count: number,
+    options?: { start?: Date; spacingMs?: number },
+  ): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -75,6 +118,8 @@ export async function startAuditFleet(options: {
 
     const evidence: AuditFleet['evidence'] = {};
     const blobs = blobClient(options.azurite);
+    // Azure Monitor's writes go through the proxy, which keeps the version record of every blob.
+    const proxied = blobClient({ ...options.azurite, blobEndpoint: blobProxy.endpoint });
     const subscription = AZURE_SUBSCRIPTIONS[0];
     for (const [jurisdiction, where] of Object.entries(EVIDENCE_REGIONS)) {
       const bucket = `fleetward-evidence-${jurisdiction}`;
@@ -85,6 +130,12 @@ export async function startAuditFleet(options: {
       const resourceGroup = `rg-evidence-${jurisdiction}`;
       await blobs.createContainer(container);
       blobProxy.lockContainer(container, RETENTION_DAYS);
+      // Where Azure Monitor writes the audit categories in export mode: immutable, and open to
+      // protected append writes (its hourly blobs grow). Azurite has one account for all.
+      for (const category of AUDIT_CATEGORIES) {
+        await blobs.createContainer(`insights-logs-${category}`);
+        blobProxy.lockContainer(`insights-logs-${category}`, RETENTION_DAYS, { appendWrites: true });
+      }
       options.arm.setStorageAccount(subscription, resourceGroup, options.azurite.accountName, {
         location: where.azure,
       });
@@ -94,6 +145,20 @@ export async function startAuditFleet(options: {
         policyDays: RETENTION_DAYS,
         locked: true,
       });
+      for (const category of AUDIT_CATEGORIES) {
+        options.arm.setBlobContainer(
+          subscription,
+          resourceGroup,
+          options.azurite.accountName,
+          `insights-logs-${category}`,
+          {
+            versionImmutability: true,
+            policyDays: RETENTION_DAYS,
+            locked: true,
+            allowProtectedAppendWrites: true,
+          },
+        );
+      }
       evidence[jurisdiction] = {
         aws: { bucket, region: where.aws },
         gcp: { bucket: `${bucket}-gcs`, location: where.gcp },
@@ -144,6 +209,34 @@ export async function startAuditFleet(options: {
           blobEndpoint: blobProxy.endpoint.replace(/\/[^/]+$/, '/{account}'),
           storageKeyFile: keyFile,
         },
+      },
+      async deliverAksDiagnostics(cluster, count, deliverOptions = {}) {
+        const id = managedClusterId(cluster.scope, cluster.resourceGroup ?? 'rg-sandbox', cluster.name);
+        const start = deliverOptions.start?.getTime() ?? Date.now();
+        const spacingMs = deliverOptions.spacingMs ?? 1_000;
+        const written: string[] = [];
+        for (const setting of options.arm.diagnosticSettings(id)) {
+          if (!setting.storageAccountId) continue;
+          for (const log of setting.logs) {
+            if (!log.enabled || !AUDIT_CATEGORIES.includes(log.category as AksAuditCategory)) continue;
+            const byBlob = new Map<string, string[]>();
+            for (let i = 0; i < count; i++) {
+              const at = new Date(start + i * spacingMs);
+              const p = (n: number) => String(n).padStart(2, '0');
+              const blob = `resourceId=${id.toUpperCase()}/y=${at.getUTCFullYear()}/m=${p(at.getUTCMonth() + 1)}/d=${p(at.getUTCDate())}/h=${p(at.getUTCHours())}/m=00/PT1H.json`;
+              byBlob.set(blob, [...(byBlob.get(blob) ?? []), aksDiagnosticLine(id, log.category, at, i)]);
+            }
+            for (const [blob, lines] of byBlob) {
+              await proxied.appendBlob(
+                `insights-logs-${log.category}`,
+                blob,
+                Buffer.from(`${lines.join('\n')}\n`),
+              );
+              written.push(`insights-logs-${log.category}/${blob}`);
+            }
+          }
+        }
+        return written;
       },
       stop: stopAll,
     };

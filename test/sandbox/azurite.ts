@@ -142,6 +142,11 @@ export interface BlobClient {
   /** Creates a container; one that exists already is fine. */
   createContainer(container: string): Promise<void>;
   putBlob(container: string, name: string, body: Buffer, contentType?: string): Promise<void>;
+  /**
+   * Appends `body` to an append blob, creating it (empty, `If-None-Match: *`) first when it does
+   * not exist: what Azure Monitor does with each hour's diagnostic log blob.
+   */
+  appendBlob(container: string, name: string, body: Buffer, contentType?: string): Promise<void>;
   /** The blob's bytes, or `undefined` when it does not exist. */
   getBlob(container: string, name: string): Promise<Buffer | undefined>;
   /** Blob names of a container (optionally under a prefix), in name order. */
@@ -246,6 +251,20 @@ export function blobClient(account: BlobAccount): BlobClient {
         'x-ms-blob-type': 'BlockBlob',
       });
       if (!response.ok) await fail(`put ${container}/${name}`, response);
+      await response.arrayBuffer();
+    },
+    async appendBlob(container, name, body, contentType = 'application/json') {
+      const created = await send('PUT', `/${container}/${blobPath(name)}`, {}, undefined, {
+        'content-length': '0',
+        'content-type': contentType,
+        'x-ms-blob-type': 'AppendBlob',
+        'if-none-match': '*',
+      });
+      if (!created.ok && created.status !== 409)
+        await fail(`create append blob ${container}/${name}`, created);
+      await created.arrayBuffer();
+      const response = await send('PUT', `/${container}/${blobPath(name)}`, { comp: 'appendblock' }, body);
+      if (!response.ok) await fail(`append to ${container}/${name}`, response);
       await response.arrayBuffer();
     },
     async getBlob(container, name) {

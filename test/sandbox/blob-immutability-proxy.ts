@@ -34,8 +34,12 @@ export interface ProxiedRequest {
 export interface BlobImmutabilityProxy {
   /** `http://127.0.0.1:<port>/devstoreaccount1`. */
   endpoint: string;
-  /** Marks a container as version-level immutable with a locked policy of `days`. */
-  lockContainer(container: string, days: number): void;
+  /**
+   * Marks a container as version-level immutable with a locked policy of `days`;
+   * `appendWrites`: the policy allows protected append writes (Append Block on an existing
+   * append blob), as Azure Monitor's `insights-logs-*` containers need.
+   */
+  lockContainer(container: string, days: number, options?: { appendWrites?: boolean }): void;
   /** Writes a new version of an existing blob past the lock; returns its version id. */
   alterBlob(container: string, name: string, bytes: Uint8Array): Promise<string>;
   /** Every request the proxy saw. */
@@ -45,6 +49,7 @@ export interface BlobImmutabilityProxy {
 
 interface Version {
   versionId: string;
+  blobType: 'BlockBlob' | 'AppendBlob';
   bytes: Buffer;
   contentType: string;
   lastModified: Date;
@@ -109,6 +114,7 @@ export async function startBlobImmutabilityProxy(options: {
   const target = new URL(azurite.blobEndpoint);
   const account = azurite.accountName;
   const locked = new Map<string, number>();
+  const appendable = new Set<string>();
   const versions = new Map<string, Version[]>();
   const requests: ProxiedRequest[] = [];
   let last = 0;
@@ -161,7 +167,7 @@ export async function startBlobImmutabilityProxy(options: {
         const name = k.slice(container.length + 1);
         return list.map(
           (v, i) =>
-            `<Blob><Name>${xmlEscape(name)}</Name><VersionId>${v.versionId}</VersionId>${i === list.length - 1 ? '<IsCurrentVersion>true</IsCurrentVersion>' : ''}<Properties><Creation-Time>${v.lastModified.toUTCString()}</Creation-Time><Last-Modified>${v.lastModified.toUTCString()}</Last-Modified><Etag>${v.etag}</Etag><Content-Length>${v.bytes.length}</Content-Length><Content-Type>${xmlEscape(v.contentType)}</Content-Type><BlobType>BlockBlob</BlobType><AccessTier>Hot</AccessTier><AccessTierInferred>true</AccessTierInferred><LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState><ServerEncrypted>true</ServerEncrypted></Properties></Blob>`,
+            `<Blob><Name>${xmlEscape(name)}</Name><VersionId>${v.versionId}</VersionId>${i === list.length - 1 ? '<IsCurrentVersion>true</IsCurrentVersion>' : ''}<Properties><Creation-Time>${v.lastModified.toUTCString()}</Creation-Time><Last-Modified>${v.lastModified.toUTCString()}</Last-Modified><Etag>${v.etag}</Etag><Content-Length>${v.bytes.length}</Content-Length><Content-Type>${xmlEscape(v.contentType)}</Content-Type><BlobType>${v.blobType}</BlobType><AccessTier>Hot</AccessTier><AccessTierInferred>true</AccessTierInferred><LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState><ServerEncrypted>true</ServerEncrypted></Properties></Blob>`,
         );
       });
     const body = `<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="http://127.0.0.1/${account}" ContainerName="${xmlEscape(container)}">${prefix ? `<Prefix>${xmlEscape(prefix)}</Prefix>` : ''}<Blobs>${blobs.join('')}</Blobs><NextMarker /></EnumerationResults>`;
@@ -222,7 +228,7 @@ export async function startBlobImmutabilityProxy(options: {
         'content-length': v.bytes.length,
         'last-modified': v.lastModified.toUTCString(),
         etag: v.etag,
-        'x-ms-blob-type': 'BlockBlob',
+        'x-ms-blob-type': v.blobType,
         'x-ms-version-id': v.versionId,
         'x-ms-request-id': randomUUID(),
         'x-ms-version': '2025-01-05',
@@ -232,6 +238,28 @@ export async function startBlobImmutabilityProxy(options: {
       return;
     }
     const isBlobWrite = name !== '' && method === 'PUT' && !q.get('comp');
+    // Append Block grows an existing append blob: allowed on a locked container only when its
+    // policy allows protected append writes; it makes no new version (as the service does).
+    if (name !== '' && method === 'PUT' && q.get('comp') === 'appendblock') {
+      if (isLocked && !appendable.has(container)) {
+        sendError(
+          res,
+          409,
+          'BlobImmutableDueToPolicy',
+          'This operation is not permitted as the blob is immutable due to a policy.',
+        );
+        return;
+      }
+      const answer = await forward(req, body);
+      const current = versions.get(key)?.at(-1);
+      if (answer.status === 201 && current) {
+        current.bytes = Buffer.concat([current.bytes, body]);
+        current.lastModified = new Date();
+      }
+      res.writeHead(answer.status, answer.headers);
+      res.end(answer.body);
+      return;
+    }
     if (isLocked && name !== '' && (isBlobWrite || method === 'DELETE') && versions.has(key)) {
       if (isBlobWrite && req.headers['if-none-match'] === '*') {
         sendError(res, 409, 'BlobAlreadyExists', 'The specified blob already exists.');
@@ -248,6 +276,7 @@ export async function startBlobImmutabilityProxy(options: {
     const answer = await forward(req, body);
     if (isBlobWrite && answer.status === 201) {
       answer.headers['x-ms-version-id'] = record(container, name, {
+        blobType: req.headers['x-ms-blob-type'] === 'AppendBlob' ? 'AppendBlob' : 'BlockBlob',
         bytes: body,
         contentType:
           (req.headers['x-ms-blob-content-type'] as string | undefined) ?? 'application/octet-stream',
@@ -298,8 +327,10 @@ export async function startBlobImmutabilityProxy(options: {
   return {
     endpoint: `http://127.0.0.1:${address.port}/${account}`,
     requests,
-    lockContainer(container, days) {
+    lockContainer(container, days, lockOptions = {}) {
       locked.set(container, days);
+      if (lockOptions.appendWrites) appendable.add(container);
+      else appendable.delete(container);
     },
     async alterBlob(container, name, bytes) {
       const k = `${container}/${name}`;
@@ -308,6 +339,7 @@ export async function startBlobImmutabilityProxy(options: {
       const buffer = Buffer.from(bytes);
       await direct.putBlob(container, name, buffer, current[current.length - 1]!.contentType);
       return record(container, name, {
+        blobType: 'BlockBlob',
         bytes: buffer,
         contentType: current[current.length - 1]!.contentType,
         lastModified: new Date(),

@@ -11,7 +11,7 @@ import { CreateClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { stringify } from 'yaml';
 import { createLimiter } from '../../shared/runtime/concurrency.ts';
-import { type ArmManagedCluster, aksCluster, startArmFake } from './arm-fake.ts';
+import { type ArmFake, type ArmManagedCluster, aksCluster, startArmFake } from './arm-fake.ts';
 import { type AuditFleet, startAuditFleet } from './audit-fleet.ts';
 import { installBudgetsOverrides } from './aws-budgets.ts';
 import { type AwsMemoryThread, startAwsMemoryThread } from './aws-memory-thread.ts';
@@ -116,6 +116,8 @@ export interface SandboxBase {
   slack?: SandboxSlack;
   /** The audit log services and evidence stores (with `velero` and moto). */
   audit?: AuditFleet;
+  /** The Azure Resource Manager fake (AKS, storage accounts and containers, diagnostic settings, budgets). */
+  arm: ArmFake;
   stop(): Promise<void>;
 }
 
@@ -584,6 +586,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       veleroBuckets: velero?.buckets ?? new Map(),
       ...(slack && { slack }),
       ...(audit && { audit }),
+      arm,
       stop: stopAll,
     };
   } catch (error) {

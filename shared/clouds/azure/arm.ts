@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { ContainerServiceClient } from '@azure/arm-containerservice';
 import type { AzureConfig } from '../../config/schema.ts';
+import type { Cluster } from '../../model.ts';
 import { CloudApiError, ConfigError, FleetwardError } from '../../runtime/errors.ts';
 import { unreachable } from '../../runtime/network.ts';
 import { parseRetryAfter, type RetryDecision } from '../../runtime/retry.ts';
@@ -363,4 +364,13 @@ export function regionOf(location: string): string {
 /** The resource group named in an ARM id (`/subscriptions/…/resourceGroups/<rg>/…`, any case). */
 export function resourceGroupOf(id: string): string | undefined {
   return /\/resourcegroups\/([^/]+)/i.exec(id)?.[1];
+}
+
+/** The ARM id of an AKS cluster. */
+export function clusterResourceId(cluster: Cluster): string {
+  const rg = cluster.resourceGroup ?? cluster.id.split('/')[2];
+  if (cluster.cloud !== 'azure' || !rg) {
+    throw new FleetwardError(`cluster ${cluster.id} is not an aks cluster (no resource group)`);
+  }
+  return `/subscriptions/${cluster.scope}/resourceGroups/${rg}/providers/Microsoft.ContainerService/managedClusters/${cluster.name}`;
 }

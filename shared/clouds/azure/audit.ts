@@ -1,4 +1,3 @@
-import { request as httpsRequest } from 'node:https';
 import { LogsQueryClient, LogsQueryResultStatus, type LogsTable } from '@azure/monitor-query-logs';
 import {
   type AuditQuota,
@@ -12,17 +11,11 @@ import type { AzureConfig } from '../../config/schema.ts';
 import type { Cluster } from '../../model.ts';
 import type { AuditEvent } from '../../ports.ts';
 import { CloudApiError, ConfigError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
-import { isHtmlContentType, unreachable } from '../../runtime/network.ts';
-import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
+import { unreachable } from '../../runtime/network.ts';
+import { withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
-import {
-  type Connection,
-  classify,
-  connectionOf,
-  createCredential,
-  SERVICE,
-  type TokenCredential,
-} from './arm.ts';
+import { clusterResourceId, connectionOf, createCredential, SERVICE, type TokenCredential } from './arm.ts';
+import { armGetJson, classifyAny } from './arm-rest.ts';
 import { abortReason, clip } from './evidence.ts';
 
 // The archive store lived here first; it is apart so the snapshot's bundle has no log reader.
@@ -41,103 +34,9 @@ const DIAGNOSTICS_API_VERSION = '2021-05-01-preview';
 
 // --- shared helpers ---
 
-/** The ARM id of an AKS cluster. */
-export function clusterResourceId(cluster: Cluster): string {
-  const rg = cluster.resourceGroup ?? cluster.id.split('/')[2];
-  if (cluster.cloud !== 'azure' || !rg) {
-    throw new FleetwardError(`cluster ${cluster.id} is not an aks cluster (no resource group)`);
-  }
-  return `/subscriptions/${cluster.scope}/resourceGroups/${rg}/providers/Microsoft.ContainerService/managedClusters/${cluster.name}`;
-}
+export { clusterResourceId } from './arm.ts';
 
 // --- ARM diagnostic settings ---
-
-/** An HTTP failure of our own ARM GET, shaped for {@link classify}-like decisions. */
-class HttpStatusError extends Error {
-  readonly status: number;
-  readonly retryAfter: string | undefined;
-  /** The answer's content type, when it was a web page (not ARM's JSON). */
-  readonly contentType: string | undefined;
-  constructor(status: number, body: string, retryAfter: string | undefined, contentType?: string) {
-    super(`http ${status}: ${clip(body)}`);
-    this.name = 'HttpStatusError';
-    this.status = status;
-    this.contentType = contentType;
-    this.retryAfter = retryAfter;
-  }
-}
-
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
-
-function classifyAny(error: unknown): RetryDecision {
-  if (error instanceof HttpStatusError) {
-    const s = error.status;
-    return {
-      retry: s === 408 || s === 429 || (s >= 500 && s !== 501 && s !== 505),
-      afterMs: parseRetryAfter(error.retryAfter),
-    };
-  }
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && NETWORK_CODES.has(code)) return { retry: true };
-  return classify(error);
-}
-
-function armGetJson(
-  connection: Connection,
-  token: string,
-  path: string,
-  timeoutMs: number,
-  signal: AbortSignal | undefined,
-): Promise<unknown> {
-  const url = new URL(`${connection.endpoint}${path}`);
-  if (url.origin !== connection.origin)
-    throw new FleetwardError('refusing a request outside the arm endpoint');
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      url,
-      {
-        method: 'GET',
-        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
-        ...(connection.ca ? { ca: connection.ca } : {}),
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(signal ? [signal] : [])]),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          const ra = res.headers['retry-after'];
-          const contentType = res.headers['content-type'];
-          // A web server's or proxy's page is not ARM's answer, whatever its status.
-          if (isHtmlContentType(contentType)) {
-            reject(new HttpStatusError(status, '', Array.isArray(ra) ? ra[0] : ra, contentType));
-            return;
-          }
-          if (status >= 300) {
-            reject(new HttpStatusError(status, text, Array.isArray(ra) ? ra[0] : ra));
-            return;
-          }
-          try {
-            resolve(JSON.parse(text) as unknown);
-          } catch (error) {
-            reject(new FleetwardError('arm answered a body that is not json', { cause: error }));
-          }
-        });
-      },
-    );
-    req.on('error', (error: Error) => {
-      if (error.name === 'TimeoutError' || (error.name === 'AbortError' && !signal?.aborted)) {
-        const e = new HttpStatusError(408, `request timed out after ${timeoutMs} ms`, undefined);
-        reject(e);
-        return;
-      }
-      reject(error);
-    });
-    req.end();
-  });
-}
 
 /** Where a cluster's audit log lands, per its diagnostic settings. */
 export interface AuditDestination {

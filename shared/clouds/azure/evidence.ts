@@ -40,6 +40,12 @@ export interface BlobEvidence {
   storageAccount: string;
   container: string;
   region: string;
+  /**
+   * The container receives append blobs that grow after creation (Azure Monitor's diagnostic
+   * logs, export mode): `assertImmutable` then also requires the policy to allow protected
+   * append writes, without which the service cannot append and delivery stops.
+   */
+  appendWrites?: boolean | undefined;
 }
 
 export interface BlobArchiveContext extends AdapterContext {
@@ -277,6 +283,16 @@ export function createBlobArchiveStore(
       if (days < retentionDays) {
         throw new NotImmutableError(
           `${id}: the immutability policy keeps objects ${days} day(s), less than the ${retentionDays} required`,
+          id,
+        );
+      }
+      if (
+        evidence.appendWrites &&
+        !policy.allowProtectedAppendWrites &&
+        !policy.allowProtectedAppendWritesAll
+      ) {
+        throw new NotImmutableError(
+          `${id}: the immutability policy does not allow protected append writes, so Azure Monitor cannot append its diagnostic logs`,
           id,
         );
       }

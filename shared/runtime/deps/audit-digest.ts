@@ -5,6 +5,12 @@
  * imported on first use.
  */
 import { clusterPrefix } from '../../audit/chunks.ts';
+import {
+  awsExportPrefix,
+  azureExportContainer,
+  azureExportPrefix,
+  GCS_EXPORT_PREFIX,
+} from '../../audit/export-layout.ts';
 import { createLocalDigestSigner } from '../../audit/local-signer.ts';
 import { auditModeOf } from '../../audit/mode.ts';
 import type { FleetConfig } from '../../config/schema.ts';
@@ -72,14 +78,12 @@ export async function digestJobDeps(
   logger: Log,
   options: EvidenceOptions = {},
 ): Promise<DigestJobDeps & { config: FleetConfig; close(): void }> {
-  const [{ createEvidenceStores }, { createAuditExporters }, base] = await Promise.all([
+  const [{ createEvidenceStores }, base] = await Promise.all([
     import('../../audit/evidence.ts'),
-    import('../../audit/exporters.ts'),
     baseDeps(config, logger),
   ]);
   const localEvidence = options.localEvidence === true;
   const evidence = createEvidenceStores(config, { logger, localEvidence });
-  const exporters = createAuditExporters(config, { logger });
   const signers = createDigestSigners(config, logger, options);
   const archiveOf = (cluster: Cluster): Promise<ArchiveStore> =>
     evidence.for(cluster.jurisdiction, cluster.cloud === 'kubeconfig' ? 'aws' : cluster.cloud);
@@ -88,13 +92,23 @@ export async function digestJobDeps(
     archives: { for: archiveOf },
     objects: {
       // Pull chunks (also those of a cluster since switched to export), plus, in export mode,
-      // the objects the cloud's own export writes (the exporter knows where).
+      // what the cloud's own export writes (shared/audit/export-layout.ts: no exporter, so no
+      // export SDK, is loaded here).
       async for(cluster): Promise<ExportedObjects[]> {
         const store = await archiveOf(cluster);
         const sources: ExportedObjects[] = [{ store, prefix: clusterPrefix(cluster.id) }];
-        if (cluster.cloud === 'kubeconfig' || auditModeOf(config, cluster) !== 'export') return sources;
-        const exporter = await exporters.for(cluster.cloud);
-        if (exporter) sources.push(await exporter.exported(cluster, exporter.desired(cluster, store)));
+        if (auditModeOf(config, cluster) !== 'export') return sources;
+        if (cluster.cloud === 'aws') sources.push({ store, prefix: awsExportPrefix(cluster.id) });
+        if (cluster.cloud === 'gcp') sources.push({ store, prefix: GCS_EXPORT_PREFIX });
+        if (cluster.cloud === 'azure') {
+          const { clusterResourceId } = await import('../../clouds/azure/arm.ts');
+          const category =
+            config.jurisdictions[cluster.jurisdiction]?.audit.azureCategory ?? 'kube-audit-admin';
+          sources.push({
+            store: await evidence.azureContainer(cluster.jurisdiction, azureExportContainer(category)),
+            prefix: azureExportPrefix(clusterResourceId(cluster)),
+          });
+        }
         return sources;
       },
     },
