@@ -327,10 +327,17 @@ describe('audit export job', () => {
         residency: new Residency(jurisdictions),
         logger: silentLogger,
         clock: { now: () => new Date(AT) },
+        // A source that counts reads: the quota report may look a cluster's source up, but an
+        // export-mode cluster is never read.
         sources: {
           for() {
-            read++;
-            return undefined;
+            return {
+              enabled: async () => ({ enabled: true }),
+              async *read() {
+                read++;
+                yield [];
+              },
+            };
           },
         },
         archives: { for: async () => ({ id: 'aws:evidence-eu' }) as ArchiveStore },

@@ -100,7 +100,7 @@ describe('fleetward: did you mean', () => {
     ],
     [
       ['audit', 'colect'],
-      'unknown audit command "colect" (expected collect or verify); did you mean "collect"?',
+      'unknown audit command "colect" (expected one of: collect, verify, digest, plan, apply); did you mean "collect"?',
       'fleetward audit --help',
     ],
     [
