@@ -5,6 +5,7 @@
  */
 
 import { publicKeyFingerprint } from '../shared/audit/digest.ts';
+import { localKeyFingerprint } from '../shared/audit/local-signer.ts';
 import type { FleetConfig } from '../shared/config/schema.ts';
 import {
   DIGEST_JOB,
@@ -156,11 +157,18 @@ export async function runDigestVerify(
   // Only KMS keys are asked for their public key below: no local key file is ever created here.
   const deps = await digestJobDeps(config, logger, { localEvidence: values['local-evidence'] === true });
   try {
+    // The keys each jurisdiction signs with: its KMS key, else (local runs) its existing local key
+    // file. A jurisdiction with neither leaves only "any key published beside the digests".
     let trusted: string[] | undefined = [];
     for (const [jurisdiction, j] of Object.entries(config.jurisdictions)) {
       if (!j.audit.digestKey) {
-        trusted = undefined;
-        break;
+        const local = values['local-evidence'] === true ? await localKeyFingerprint(jurisdiction) : undefined;
+        if (local === undefined) {
+          trusted = undefined;
+          break;
+        }
+        trusted.push(local);
+        continue;
       }
       try {
         const signer = await deps.signers.for({ jurisdiction } as Cluster);

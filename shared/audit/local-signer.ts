@@ -89,3 +89,23 @@ export async function createLocalDigestSigner(
     },
   };
 }
+
+/**
+ * The fingerprint of `jurisdiction`'s local key, when its file exists (never creates one): what a
+ * verification may trust for digests signed locally.
+ */
+export async function localKeyFingerprint(
+  jurisdiction: string,
+  options: { dir?: string | undefined } = {},
+): Promise<string | undefined> {
+  if (!/^[A-Za-z0-9_-]+$/.test(jurisdiction)) return undefined;
+  let text: string;
+  try {
+    text = await readFile(join(options.dir ?? LOCAL_KEYS_DIR, `${jurisdiction}.pem`), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new FleetwardError(`cannot read the local digest key of ${jurisdiction}`, { cause: error });
+  }
+  const pem = createPublicKey(createPrivateKey(text)).export({ type: 'spki', format: 'pem' }).toString();
+  return publicKeyFingerprint(pem);
+}

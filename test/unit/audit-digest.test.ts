@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -18,7 +19,7 @@ import {
   signatureKey,
   signatureValid,
 } from '../../shared/audit/digest.ts';
-import { createLocalDigestSigner } from '../../shared/audit/local-signer.ts';
+import { createLocalDigestSigner, localKeyFingerprint } from '../../shared/audit/local-signer.ts';
 import {
   type DigestHead,
   type DigestProblemKind,
@@ -355,6 +356,48 @@ describe('digest verification names each tampering', () => {
     const d = await problemsOf(e);
 
     expect(d.problems).toEqual([expect.objectContaining({ problem: 'forged-digest', key })]);
+  });
+
+  it('forge a digest with another key and publish that key beside it: named when the keys are trusted', async () => {
+    const e = await seeded();
+    await digest(e.deps());
+    const real = (await problemsOf(e)).status;
+    const key = digestKey(cluster.id, hourAt(10));
+    const path = join(e.dir, ...key.split('/'));
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const forged = parseDigest(await readFile(path));
+    const trusted = forged.publicKeyFingerprint;
+    forged.objects = forged.objects.slice(1);
+    forged.publicKeyFingerprint = publicKeyFingerprint(pem);
+    const bytes = encodeDigest(forged);
+    await writeFile(path, bytes);
+    await writeFile(
+      join(e.dir, ...signatureKey(key).split('/')),
+      sign('sha256', bytes, { key: privateKey, dsaEncoding: 'der' }),
+    );
+    await writeFile(join(e.dir, ...publicKeyKey(forged.publicKeyFingerprint).split('/')), pem);
+
+    const withTrust = await verifyDigests(e.deps(), { graceMinutes: 0, trustedKeys: [trusted] });
+
+    expect(real).toBe('intact');
+    expect(withTrust.clusters[0]!.digests.problems).toContainEqual(
+      expect.objectContaining({ problem: 'forged-digest', key }),
+    );
+  });
+
+  it('trusts the local key file of a jurisdiction without creating one', async () => {
+    const dir = join(tmpdir(), `fleetward-keys-${process.pid}-${Date.now()}`);
+    try {
+      expect(await localKeyFingerprint('eu', { dir })).toBeUndefined();
+      expect(existsSync(join(dir, 'eu.pem'))).toBe(false);
+      const signer = await createLocalDigestSigner('eu', { dir });
+      expect(await localKeyFingerprint('eu', { dir })).toBe(
+        publicKeyFingerprint(await signer.publicKeyPem()),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("drop the last hour's digest", async () => {
