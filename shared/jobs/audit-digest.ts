@@ -73,7 +73,15 @@ import {
   ResidencyError,
 } from '../runtime/errors.ts';
 import { AUDIT_NS, INVENTORY } from '../state/records.ts';
-import { type ClusterScope, forEachCluster, inventory, recordFindings, runId } from './fleet.ts';
+import {
+  type ClusterScope,
+  findingsOf,
+  forEachCluster,
+  inventory,
+  recordFindings,
+  runId,
+  settled,
+} from './fleet.ts';
 
 /** The job name findings are recorded under (`findings` / `audit-digest/<cluster-id>`). */
 export const DIGEST_JOB = 'audit-digest';
@@ -373,29 +381,13 @@ async function digestCluster(
 ): Promise<DigestOutcome> {
   const now = deps.clock.now();
   const s = sig(options.signal);
-  const finding = (kind: string, severity: Finding['severity'], message: string): Finding => ({
-    clusterId: cluster.id,
-    jurisdiction: cluster.jurisdiction,
-    kind,
-    severity,
-    message,
-    at: now.toISOString(),
-  });
+  const finding = findingsOf(cluster, now);
   const skip = async (f: Finding): Promise<DigestOutcome> => {
     await recordFindings(deps.store, DIGEST_JOB, cluster.id, [f]);
     deps.logger.info('Audit digest skipped', { cluster: cluster.id, finding: f.kind });
     return { clusterId: cluster.id, status: 'skipped', findings: [f] };
   };
-  const attempt = async <T>(
-    fn: () => Promise<T>,
-  ): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> => {
-    try {
-      return { ok: true, value: await fn() };
-    } catch (error) {
-      if (options.signal?.aborted) throw error;
-      return { ok: false, error };
-    }
-  };
+  const attempt = <T>(fn: () => Promise<T>) => settled(fn, options.signal);
   const jurisdiction = deps.config.jurisdictions[cluster.jurisdiction];
   if (!jurisdiction) {
     return skip(

@@ -36,7 +36,7 @@ import type {
 } from '../ports.ts';
 import type { Residency } from '../residency/index.ts';
 import { type ErrorInfo, errorInfo, FleetwardError, ResidencyError } from '../runtime/errors.ts';
-import { type ClusterScope, forEachCluster, inventory, recordFindings, runId } from './fleet.ts';
+import { type ClusterScope, findingsOf, forEachCluster, inventory, recordFindings, runId } from './fleet.ts';
 import type { OnProgress } from './progress.ts';
 
 /** The job name findings are recorded under (`findings` / `audit-export/<cluster-id>`). */
@@ -288,14 +288,7 @@ async function planCluster(
     mode,
     changes: [] as FieldChange[],
   };
-  const finding = (kind: string, severity: Finding['severity'], message: string): Finding => ({
-    clusterId: cluster.id,
-    jurisdiction: cluster.jurisdiction,
-    kind,
-    severity,
-    message,
-    at: now,
-  });
+  const finding = findingsOf(cluster, now);
   const skip = (f: Finding): ClusterExportPlan => ({ ...base, action: 'skip', findings: [f] });
   const applied = await deps.store.get<AppliedExportRecord>(AUDIT_EXPORT_NS, `applied/${cluster.id}`);
 

@@ -105,7 +105,15 @@ import {
   type VerifyClusterResult,
   type VerifyStatus,
 } from '../state/records.ts';
-import { type ClusterScope, forEachCluster, inventory, recordFindings, runId } from './fleet.ts';
+import {
+  type ClusterScope,
+  findingsOf,
+  forEachCluster,
+  inventory,
+  recordFindings,
+  runId,
+  settled,
+} from './fleet.ts';
 import { counting, type OnProgress, reporting } from './progress.ts';
 
 /** The job name findings are recorded under (`findings` / `audit/<cluster-id>`). */
@@ -705,30 +713,14 @@ async function collectCluster(
 ): Promise<CollectOutcome> {
   const now = deps.clock.now();
   const s = sig(options.signal);
-  const finding = (kind: string, severity: Finding['severity'], message: string): Finding => ({
-    clusterId: cluster.id,
-    jurisdiction: cluster.jurisdiction,
-    kind,
-    severity,
-    message,
-    at: now.toISOString(),
-  });
+  const finding = findingsOf(cluster, now);
   const skip = async (f: Finding): Promise<CollectOutcome> => {
     await recordFindings(deps.store, AUDIT_JOB, cluster.id, [f]);
     // The outcome (skipped, with the finding) says it, and the finding is recorded: not a warning.
     deps.logger.info('Audit collection skipped', { cluster: cluster.id, finding: f.kind });
     return { clusterId: cluster.id, status: 'skipped', findings: [f] };
   };
-  const guarded = async <T>(
-    fn: () => Promise<T>,
-  ): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> => {
-    try {
-      return { ok: true, value: await fn() };
-    } catch (error) {
-      if (options.signal?.aborted) throw error;
-      return { ok: false, error };
-    }
-  };
+  const guarded = <T>(fn: () => Promise<T>) => settled(fn, options.signal);
 
   // Export mode: the cloud delivers into the evidence store itself (`fleetward audit apply`).
   if (auditModeOf(deps.config, cluster) === 'export')

@@ -89,6 +89,38 @@ export function runId(now: Date): string {
 }
 
 /** Replaces the open findings of `job` for a cluster (an empty list closes them). */
+/** Builds the findings of one cluster at one instant: `finding(kind, severity, message)`. */
+export function findingsOf(
+  cluster: Pick<Cluster, 'id' | 'jurisdiction'>,
+  at: Date | string,
+): (kind: string, severity: Finding['severity'], message: string) => Finding {
+  const when = typeof at === 'string' ? at : at.toISOString();
+  return (kind, severity, message) => ({
+    clusterId: cluster.id,
+    jurisdiction: cluster.jurisdiction,
+    kind,
+    severity,
+    message,
+    at: when,
+  });
+}
+
+/**
+ * Runs `fn` and answers its value or its error as data, so a per-cluster step can turn a
+ * failure into a finding; an abort of `signal` still rejects.
+ */
+export async function settled<T>(
+  fn: () => Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    return { ok: false, error };
+  }
+}
+
 export async function recordFindings(
   store: StateStore,
   job: string,
