@@ -171,14 +171,19 @@ export function eventLine(event: AuditEvent): string {
 }
 
 /** Lines are handed to gzip in batches of this many bytes (about one zlib call each). */
-const WRITE_BATCH = 256 * 1024;
+export const WRITE_BATCH = 256 * 1024;
 /** gzip's output buffer: large enough that a batch is compressed in one threadpool call. */
 const GZIP_CHUNK = 128 * 1024;
+/**
+ * The gzip settings of every chunk: level 6 (zlib's default, what `gzip` uses too) and the
+ * output buffer size. Changing the level changes every chunk's bytes.
+ */
+export const CHUNK_GZIP = { level: 6, chunkSize: GZIP_CHUNK } as const;
 /**
  * Bytes gzip may hold queued before a write waits for it to drain: enough batches that the
  * compressor (on the libuv threadpool) always has input while the main thread parses.
  */
-const GZIP_QUEUE = 2 * 1024 * 1024;
+export const GZIP_QUEUE = 2 * 1024 * 1024;
 /** Batch buffers gzip is done with, reused (so a run allocates a few, not one per batch). */
 const freeBatches: Buffer[] = [];
 const MAX_FREE_BATCHES = 16;
@@ -195,7 +200,7 @@ const YIELD_EVERY = 32 * 1024;
  * SHA-256) is the same as line by line.
  */
 class ChunkBuilder {
-  readonly #gzip: Gzip = createGzip({ chunkSize: GZIP_CHUNK });
+  readonly #gzip: Gzip = createGzip(CHUNK_GZIP);
   /** Bytes written to gzip whose compression has not completed yet. */
   #queued = 0;
   #wake: (() => void) | undefined;
