@@ -222,6 +222,8 @@ class ChunkBuilder {
   firstEventTimestamp = '';
 
   readonly #collectIds: boolean;
+  /** `finish` was called: the current batch went back to the pool. */
+  #sealed = false;
 
   constructor(collectIds: boolean) {
     this.#collectIds = collectIds;
@@ -320,6 +322,7 @@ class ChunkBuilder {
 
   async finish(clusterId: string, seq: number): Promise<Chunk> {
     this.#flush();
+    this.#sealed = true;
     if (freeBatches.length < MAX_FREE_BATCHES) freeBatches.push(this.#batch);
     this.#gzip.end();
     await this.#ended;
@@ -341,17 +344,37 @@ class ChunkBuilder {
   }
 
   destroy(): void {
-    // The current batch was never handed to gzip: it can be reused.
-    if (freeBatches.length < MAX_FREE_BATCHES) freeBatches.push(this.#batch);
+    // The current batch was never handed to gzip: it can be reused (once: a sealed builder has
+    // already given it back).
+    if (!this.#sealed && freeBatches.length < MAX_FREE_BATCHES) freeBatches.push(this.#batch);
     this.#gzip.destroy();
   }
+}
+
+/** A chunk whose gzip stream has ended and whose last bytes are still being compressed. */
+interface Sealing {
+  builder: ChunkBuilder;
+  chunk: Promise<Chunk>;
+  settled: boolean;
+}
+
+function seal(builder: ChunkBuilder, clusterId: string, seq: number): Sealing {
+  const sealing: Sealing = { builder, chunk: builder.finish(clusterId, seq), settled: false };
+  const settle = () => {
+    sealing.settled = true;
+  };
+  sealing.chunk.then(settle, settle);
+  return sealing;
 }
 
 /**
  * Consumes pages of events and yields chunks of at most `maxEvents` events and `maxBytes`
  * uncompressed bytes (a single event larger than `maxBytes` gets a chunk of its own), lines
- * in received order. Lazy: the next page is read only after the consumer took the previous
- * chunk, so memory holds one chunk at a time.
+ * in received order. A full chunk is sealed without waiting for its compression to finish:
+ * the next chunk fills while gzip compresses the last bytes on the threadpool, and the sealed
+ * chunk is yielded at the next pause (so the main thread never idles at a chunk boundary).
+ * Lazy otherwise: reading stops while the consumer holds a chunk, and never runs more than one
+ * chunk ahead of the chunk last yielded, so memory holds about two chunks whatever the volume.
  */
 export async function* chunkEvents(
   pages: AsyncIterable<readonly AuditEvent[]>,
@@ -361,6 +384,8 @@ export async function* chunkEvents(
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   let seq = options.firstSeq;
   let current: ChunkBuilder | undefined;
+  // The chunk before `current`: sealed, not yet yielded (at most one, to bound memory).
+  let sealed: Sealing | undefined;
   const collectIds = options.ids ?? true;
   let sinceYield = 0;
   try {
@@ -369,9 +394,13 @@ export async function* chunkEvents(
         const line = eventLine(event);
         const size = Buffer.byteLength(line) + 1;
         if (current && (current.events >= maxEvents || current.bytes + size > maxBytes)) {
-          const done = current;
+          if (sealed) {
+            const done = sealed;
+            sealed = undefined;
+            yield await done.chunk;
+          }
+          sealed = seal(current, options.clusterId, seq++);
           current = undefined;
-          yield await done.finish(options.clusterId, seq++);
         }
         current ??= new ChunkBuilder(collectIds);
         sinceYield += size;
@@ -383,8 +412,20 @@ export async function* chunkEvents(
           // next batch starts compressing as soon as the previous one is done.
           sinceYield = 0;
           await setImmediate();
+        } else {
+          continue;
+        }
+        if (sealed?.settled) {
+          const done = sealed;
+          sealed = undefined;
+          yield await done.chunk;
         }
       }
+    }
+    if (sealed) {
+      const done = sealed;
+      sealed = undefined;
+      yield await done.chunk;
     }
     if (current) {
       const done = current;
@@ -393,5 +434,38 @@ export async function* chunkEvents(
     }
   } finally {
     current?.destroy();
+    sealed?.builder.destroy();
+  }
+}
+
+/**
+ * Iterates `source` one item ahead: as soon as the consumer receives an item, the next one is
+ * being produced, so producing (parsing, compressing) overlaps with what the consumer awaits
+ * (archive writes). Errors of the step ahead surface when the consumer asks for that item;
+ * when the consumer stops early, the step in flight is awaited and `source` is closed before
+ * this returns, so nothing keeps running behind the consumer's back.
+ */
+export async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  let next = iterator.next();
+  // Awaited below or in `finally`; this only keeps a failure of an abandoned step from being unhandled.
+  next.catch(() => {});
+  let done = false;
+  try {
+    for (;;) {
+      const step = await next;
+      if (step.done) {
+        done = true;
+        return;
+      }
+      next = iterator.next();
+      next.catch(() => {});
+      yield step.value;
+    }
+  } finally {
+    if (!done) {
+      const last = await next.catch(() => undefined);
+      if (last && !last.done) await iterator.return?.();
+    }
   }
 }

@@ -49,6 +49,7 @@ import {
   legacyEventKey,
   lineEventKey,
   parseArchiveKey,
+  readAhead,
   sha256Hex,
 } from '../audit/chunks.ts';
 import {
@@ -917,7 +918,8 @@ async function collectCluster(
       // The events' hashes and times are in `passed` / `passedMs`: no per-event ids needed.
       ids: false,
     });
-    for await (const chunk of chunks) {
+    // One chunk ahead: the next chunk is read and compressed while this one is written.
+    for await (const chunk of readAhead(chunks)) {
       options.signal?.throwIfAborted();
       // The chunk holds the next `chunk.events` events passed on, in order.
       const end = passedFrom + chunk.events;
