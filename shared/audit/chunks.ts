@@ -65,6 +65,12 @@ export interface ChunkOptions {
    * object per event alive until its chunk is sealed.
    */
   ids?: boolean | undefined;
+  /**
+   * `Date.parse` of each event's timestamp, by page, from a caller that parsed them already
+   * (the chunker needs them for a chunk's first and last timestamp); pages without an entry
+   * are parsed here. Each value must be exactly `Date.parse(event.timestamp)`.
+   */
+  times?: WeakMap<readonly AuditEvent[], ArrayLike<number>> | undefined;
 }
 
 /** Hex SHA-256 of bytes or a string (UTF-8). */
@@ -240,10 +246,11 @@ class ChunkBuilder {
   }
 
   /**
-   * Adds an event whose line is `line` (`size` = its UTF-8 bytes + 1 for the newline).
+   * Adds an event whose line is `line` (`size` = its UTF-8 bytes + 1 for the newline) and
+   * whose time is `ms` (`Date.parse` of its timestamp).
    * Returns `false` when gzip's queue is full: await {@link drained} before adding more.
    */
-  add(event: AuditEvent, line: string, size: number): boolean {
+  add(event: AuditEvent, line: string, size: number, ms: number): boolean {
     const timestamp = event.timestamp;
     if (this.events === 0) {
       this.firstEventTimestamp = timestamp;
@@ -254,7 +261,6 @@ class ChunkBuilder {
     if (event.auditID === null) this.malformed++;
     this.bytes += size;
     if (this.#collectIds) this.ids.push({ key: eventKey(event), timestamp });
-    const ms = Date.parse(timestamp);
     if (!Number.isNaN(ms)) {
       if (!(ms >= this.#firstMs)) {
         this.#firstMs = ms;
@@ -390,7 +396,9 @@ export async function* chunkEvents(
   let sinceYield = 0;
   try {
     for await (const page of pages) {
-      for (const event of page) {
+      const times = options.times?.get(page);
+      for (let k = 0; k < page.length; k++) {
+        const event = page[k] as AuditEvent;
         const line = eventLine(event);
         const size = Buffer.byteLength(line) + 1;
         if (current && (current.events >= maxEvents || current.bytes + size > maxBytes)) {
@@ -404,7 +412,8 @@ export async function* chunkEvents(
         }
         current ??= new ChunkBuilder(collectIds);
         sinceYield += size;
-        if (!current.add(event, line, size)) {
+        const ms = times ? (times[k] as number) : Date.parse(event.timestamp);
+        if (!current.add(event, line, size, ms)) {
           sinceYield = 0;
           await current.drained();
         } else if (sinceYield >= YIELD_EVERY) {

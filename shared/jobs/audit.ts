@@ -888,22 +888,28 @@ async function collectCluster(
     let passed: string[] = [];
     let passedMs: number[] = [];
     let passedFrom = 0;
+    // The times `fresh` parsed, by page passed on, for the chunker (one Date.parse per event).
+    const times = new WeakMap<readonly AuditEvent[], number[]>();
     const fresh = async function* (pages: AsyncIterable<AuditEvent[]>): AsyncGenerator<AuditEvent[]> {
       for await (const page of pages) {
         const out: AuditEvent[] = [];
+        const outMs: number[] = [];
         for (const event of page) {
           const key = seenHash(eventKey(event));
           if (seen.has(key) || (legacySeen.size > 0 && legacySeen.has(seenHash(legacyEventKey(event))))) {
             stats.duplicates++;
             continue;
           }
-          const t = orNow(ms(event.timestamp));
+          const parsed = ms(event.timestamp);
+          const t = orNow(parsed);
           if (t > readMax) readMax = t;
           seen.set(key, t);
           passed.push(key);
           passedMs.push(t);
           out.push(event);
+          outMs.push(parsed);
         }
+        times.set(out, outMs);
         seen.trim(readMax - overlapMs);
         legacySeen.trim(readMax - overlapMs);
         if (out.length > 0) yield out;
@@ -917,6 +923,7 @@ async function collectCluster(
       maxBytes: options.maxBytes,
       // The events' hashes and times are in `passed` / `passedMs`: no per-event ids needed.
       ids: false,
+      times,
     });
     // One chunk ahead: the next chunk is read and compressed while this one is written.
     for await (const chunk of readAhead(chunks)) {
