@@ -62,7 +62,6 @@ let escaped = false;
  */
 let noControl = false;
 let nextBackslash = -1;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: JSON strings may not hold exactly these.
 const CONTROL = /[\u0000-\u001f]/;
 
 /** The index after the JSON string starting at `i` (a quote), or -1 when it is not one. */
