@@ -55,32 +55,9 @@ const isHex = (c: number): boolean =>
 
 /** Set by {@link scanString}: whether the string just scanned holds an escape sequence. */
 let escaped = false;
-/**
- * Per line: whether it has no control character at all (then a string without a backslash
- * ends at the next quote, found by `indexOf`, and only strings with one are read char by char),
- * and the first backslash at or after the scan position (-1: none left).
- */
-let noControl = false;
-let nextBackslash = -1;
-const CONTROL = /[\u0000-\u001f]/;
 
 /** The index after the JSON string starting at `i` (a quote), or -1 when it is not one. */
 function scanString(s: string, i: number): number {
-  if (noControl) {
-    const quote = s.indexOf('"', i + 1);
-    if (quote < 0) return -1;
-    if (nextBackslash < 0 || nextBackslash > quote) {
-      escaped = false;
-      return quote + 1;
-    }
-  }
-  const end = scanStringSlowly(s, i);
-  if (noControl && end >= 0) nextBackslash = s.indexOf('\\', end);
-  return end;
-}
-
-/** {@link scanString}, one char at a time (escapes, control characters). */
-function scanStringSlowly(s: string, i: number): number {
   escaped = false;
   const n = s.length;
   for (let j = i + 1; j < n; j++) {
@@ -156,8 +133,6 @@ export function eventIdentity(line: string): EventIdentity {
   let i = 0;
   while (i < n && isWs(s.charCodeAt(i))) i++;
   if (s.charCodeAt(i) !== LBRACE) return NONE;
-  noControl = !CONTROL.test(s);
-  nextBackslash = noControl ? s.indexOf('\\') : -1;
   // Top-level `auditID` / `stage` values: [start, end) of the string without quotes; -1 when
   // the last such key had a value that is not a string; -2 when absent.
   let idStart = -2;
