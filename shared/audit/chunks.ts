@@ -176,8 +176,14 @@ export function eventLine(event: AuditEvent): string {
   return /[\r\n]/.test(event.raw) ? JSON.stringify(event.raw) : event.raw;
 }
 
-/** Lines are handed to gzip in batches of this many bytes (about one zlib call each). */
-export const WRITE_BATCH = 256 * 1024;
+/**
+ * Lines are handed to gzip in batches of this many bytes, one zlib threadpool call each (the
+ * output of a batch fits {@link GZIP_CHUNK}). Large, because gzip starts its next queued write
+ * only from a callback on the main thread: while the main thread parses a page of events, the
+ * compressor works through one batch and then waits. With 256 KiB batches (~2 ms of deflate)
+ * it waited most of each page; 1 MiB (~9 ms) covers a page of 1,000 events.
+ */
+export const WRITE_BATCH = 1024 * 1024;
 /** gzip's output buffer: large enough that a batch is compressed in one threadpool call. */
 const GZIP_CHUNK = 128 * 1024;
 /**
@@ -189,17 +195,17 @@ export const CHUNK_GZIP = { level: 6, chunkSize: GZIP_CHUNK } as const;
  * Bytes gzip may hold queued before a write waits for it to drain: enough batches that the
  * compressor (on the libuv threadpool) always has input while the main thread parses.
  */
-export const GZIP_QUEUE = 2 * 1024 * 1024;
+export const GZIP_QUEUE = 4 * 1024 * 1024;
 /** Batch buffers gzip is done with, reused (so a run allocates a few, not one per batch). */
 const freeBatches: Buffer[] = [];
-const MAX_FREE_BATCHES = 16;
+const MAX_FREE_BATCHES = 6;
 const takeBatch = (): Buffer => freeBatches.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH);
 /** The chunker lets the event loop run after about this many bytes of lines. */
 const YIELD_EVERY = 32 * 1024;
 
 /**
  * Builds one chunk: lines go through gzip, and the gzip output through SHA-256, as they come.
- * Lines are encoded straight into ~64 KiB buffers, each handed to gzip in one write; a write
+ * Lines are encoded straight into {@link WRITE_BATCH} buffers, each handed to gzip in one write; a write
  * does not wait for its compression, only for gzip's queue to drain once it holds
  * {@link GZIP_QUEUE} bytes, so compression overlaps with reading and parsing. Deflate without
  * flushes produces the same bytes however its input is split, so the chunk (and its
