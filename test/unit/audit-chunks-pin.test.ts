@@ -3,7 +3,7 @@
  * chunker and the dedup loop cannot change them unnoticed: the SHA-256 of every chunk, its
  * key, counts and timestamps, and (through `collect`) the digest of every archived object and
  * every seen shard. The input mixes what the hot path special-cases: multi-byte UTF-8, a raw
- * text with line breaks, a line larger than a write batch, unparseable lines and timestamps,
+ * text with line breaks, a line larger than a write batch (1.2 MB), unparseable lines and timestamps,
  * an event already archived (a duplicate), events of one auditID in two stages.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -64,7 +64,7 @@ function fixedEvents(count: number): AuditEvent[] {
       events.push({
         auditID: 'big',
         timestamp,
-        raw: JSON.stringify({ auditID: 'big', pad: 'é'.repeat(200_000) }),
+        raw: JSON.stringify({ auditID: 'big', pad: 'é'.repeat(600_000) }),
       });
     }
     // A re-read of an earlier event (same key): `collect` drops it as a duplicate.
@@ -112,34 +112,44 @@ describe('audit chunk bytes (pinned)', () => {
     expect(runs[0]).toMatchInlineSnapshot(`
       [
         {
-          "bytes": 2096472,
-          "events": 3908,
+          "bytes": 1096742,
+          "events": 2510,
           "firstTimestamp": "2026-11-21T10:00:00.000Z",
-          "ids": "c4c63b5f9258dd1596829c9b9e47ea2643fc3db7407ec5bad3a6c370fc03d535",
+          "ids": "7057817025166b6c0446170b2ee8559539712ec61725283c489db3b123ceae4d",
           "key": "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000001.ndjson.gz",
-          "lastTimestamp": "2026-11-21T10:03:14.700Z",
-          "malformed": 5,
-          "sha256": "26641b9d2fc387f28caa363431d12cfdf27c285ea754f7ef1390a5ec3c694f7d",
-        },
-        {
-          "bytes": 2097052,
-          "events": 4840,
-          "firstTimestamp": "2026-11-21T10:03:14.750Z",
-          "ids": "2a8217b5dcb42aa7f9caf95de66d87ffd6d502252654cacbf4011531ae09ddcb",
-          "key": "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000002.ndjson.gz",
-          "lastTimestamp": "2026-11-21T10:07:15.900Z",
-          "malformed": 6,
-          "sha256": "73b33e8c800ead9ed04e0f61bdee695f9833b74639c0c083b440f9342dbe915b",
-        },
-        {
-          "bytes": 1423769,
-          "events": 3293,
-          "firstTimestamp": "2026-11-21T10:07:15.950Z",
-          "ids": "1a1e1fa375e5c232616a6e94beca53d742e77107d420b511f21e85ed62842f76",
-          "key": "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000003.ndjson.gz",
-          "lastTimestamp": "2026-11-21T10:09:59.950Z",
+          "lastTimestamp": "2026-11-21T10:02:05.000Z",
           "malformed": 4,
-          "sha256": "f5b2f7b0ff8271bd5a175ebbd72a343e30d4acad9b4952a4cafaa9d70060b7a7",
+          "sha256": "f673ac47595d83417b5c8df2e19a79120a1c2ce2176ad23484580f874dc37504",
+        },
+        {
+          "bytes": 2096910,
+          "events": 2079,
+          "firstTimestamp": "2026-11-21T10:02:05.000Z",
+          "ids": "05a7fd539d2a7c2cc5f77d0c69fba317a3c6a03f63f0f103adbc370d26b88951",
+          "key": "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000002.ndjson.gz",
+          "lastTimestamp": "2026-11-21T10:03:48.550Z",
+          "malformed": 3,
+          "sha256": "1ecf55cd4dc242959b1f8c3ec7fe97fe7c7bb1bdb207af63483bc2a3d322dfbe",
+        },
+        {
+          "bytes": 2096801,
+          "events": 4830,
+          "firstTimestamp": "2026-11-21T10:03:48.600Z",
+          "ids": "5970e0f008f1f93658dd870035b583236f50551d6c6869cdde8b81eba29acd73",
+          "key": "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000003.ndjson.gz",
+          "lastTimestamp": "2026-11-21T10:07:49.300Z",
+          "malformed": 5,
+          "sha256": "686a8c45bd761146eace5086c615c4ff2b26083fa4a69b62e9cde420ddf65f5e",
+        },
+        {
+          "bytes": 1126840,
+          "events": 2622,
+          "firstTimestamp": "2026-11-21T10:07:49.350Z",
+          "ids": "4852d4260fc229a93fbca42b3a47acbd8abe94094c91cf922396e7a0346171c8",
+          "key": "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000004.ndjson.gz",
+          "lastTimestamp": "2026-11-21T10:09:59.950Z",
+          "malformed": 3,
+          "sha256": "f07b366816c76d96f8cf13023504d819106397d7d24bb941f00775d82c0ccbdd",
         },
       ]
     `);
@@ -216,11 +226,11 @@ describe('audit collect output (pinned)', () => {
       expect({ first: outcome(first), second: outcome(second), objects, seen }).toMatchInlineSnapshot(`
         {
           "first": {
-            "chunks": 4,
+            "chunks": 6,
             "compliantStorage": false,
             "duplicates": 7,
             "events": 7993,
-            "head": 4,
+            "head": 6,
             "malformed": 10,
             "recovered": 0,
             "status": "archived",
@@ -228,23 +238,27 @@ describe('audit collect output (pinned)', () => {
           "objects": {
             "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000001.ndjson.gz": "a80c80844ce83394c15335a6227b65f5388cad97bf037c31fcb45cf2dfcb6c85",
             "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000001.ndjson.gz.manifest.json": "d51d8d51da6dd47c3c94f64f2e19507ac191f9cfd748f3f8d539ced86014bd53",
-            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000002.ndjson.gz": "2ca00ec7e442ed368fc2b0ff762566a25eb30afe67a63dc54188c72150c145e6",
-            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000002.ndjson.gz.manifest.json": "687f0bdfa3976024fa56ef3b95a335671b8dea076de4bc5cc1490802b0259de1",
-            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000003.ndjson.gz": "ef8955e8efcaefec18881a84e9fa5c9634d25e8993f631c7bdff1e218a7ec2d0",
-            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000003.ndjson.gz.manifest.json": "591a18ef4d0fc8e61a8cde6582f5ddf0d2c7ff68de53594d78452afbce730df4",
-            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000004.ndjson.gz": "06d8967ddd3f50277bb3e1f42ca4e278e507755640d14d627ba7faba731fee5c",
-            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000004.ndjson.gz.manifest.json": "1c32e94324d621c8e5805044c013c09cf45ce94de518eca97d17e12cc6b5d741",
-            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000005.ndjson.gz": "d82f7301ea1779fdedc38c55434d4948e467cfb392592f3904a3833956f0ce1a",
-            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000005.ndjson.gz.manifest.json": "58f33a9393b6994abdff2db13bba6e2954d23a6590cdb352c0204c7383da43ec",
-            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000006.ndjson.gz": "6fd8680ac6ce5e4d23b0ed14167f81ef550ff616130404c62b62d841f975d519",
-            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000006.ndjson.gz.manifest.json": "402d29e67a9d9f6cc2b2c1bd00c1b5960b2f4ee364249ea26796d535abb664aa",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000002.ndjson.gz": "582a951976a6b14deae68a2d4dbb634280f9da1396467787f67106edae4d7b13",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000002.ndjson.gz.manifest.json": "36f678daca53ccd41c84f5b24978f381c698ca5784c615a0003353c2e881a2cf",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000003.ndjson.gz": "fc767c859fa5bd064f97cc09c261fa00d87d0956b0762a6b1964590471ab70f3",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000003.ndjson.gz.manifest.json": "5caeede8adc98cd39fcf131c4e292606081246a82ca48714f51dcaaeb10c4f8d",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000004.ndjson.gz": "f83260881d45cfacca44de0c926601abb130121dccb881fb07963be504875db6",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000004.ndjson.gz.manifest.json": "b19d319587c63624f8cb64ed1321a7382b9be5bd4b32c20a92f54fb8840dc663",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000005.ndjson.gz": "e0bd9e178c75b1eb3ffec54f2b54f1ec7750f95e30ec5b92244b67283db177fa",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000005.ndjson.gz.manifest.json": "a943ac063f2debd2a96c06ab799766dbed5214de711d35baa509a44e9e19578e",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000006.ndjson.gz": "3c4e412e2e43c41bbf77b3d1067f9ed0fa3f11fcf1afd3abc4a2816871fa00e4",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000006.ndjson.gz.manifest.json": "7637e4320eeb5a4ae4a02ea549549b35f10e317cbcf3486321fc82a3cccaf81c",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000007.ndjson.gz": "d82f7301ea1779fdedc38c55434d4948e467cfb392592f3904a3833956f0ce1a",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000007.ndjson.gz.manifest.json": "ab68edc7e4f65809bbdee7ebc04c758beb450ce1ecf9faa231ce71e8b71504a4",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000008.ndjson.gz": "6fd8680ac6ce5e4d23b0ed14167f81ef550ff616130404c62b62d841f975d519",
+            "audit/aws/111111111111/eu-central-1/payments/2026/11/21/00000008.ndjson.gz.manifest.json": "f2a39fd82e80c74357b173fdb0a2c1454a738c9a092459286a84f62182c56f95",
           },
           "second": {
             "chunks": 2,
             "compliantStorage": false,
             "duplicates": 8005,
             "events": 4036,
-            "head": 6,
+            "head": 8,
             "malformed": 5,
             "recovered": 0,
             "status": "archived",
@@ -252,16 +266,16 @@ describe('audit collect output (pinned)', () => {
           "seen": {
             "seen/aws/111111111111/eu-central-1/payments/202611211000/0": "3d941cccc40e29c574655134af5db4048a100e9214923e110d470970744de9e1",
             "seen/aws/111111111111/eu-central-1/payments/202611211001/0": "4b3f664bbc8165e1ea04e09c1970effea42b4e1bea76f889ef08d1d956558f32",
-            "seen/aws/111111111111/eu-central-1/payments/202611211002/0": "c27ad93e0000841ffaae6e882ea06e285f09460848e06cb4254f2f718a45a00d",
-            "seen/aws/111111111111/eu-central-1/payments/202611211003/0": "1aaedecab4ed42fb93d4f657cfbb7824d43fa700639e6f8db403067094e359e6",
-            "seen/aws/111111111111/eu-central-1/payments/202611211004/0": "3fc78cfd75ae95646837e2400bdf66c34bf58c824b03e101127acbddd832cc30",
-            "seen/aws/111111111111/eu-central-1/payments/202611211005/0": "dc88b56e0194985e9fda09adda7d09b01c16d4afff67a73462c7c33f90a96ebf",
-            "seen/aws/111111111111/eu-central-1/payments/202611211006/0": "6db213b2e0594c0a674abe0eead586a52d719732fbe587d6771571cdddc5c10e",
-            "seen/aws/111111111111/eu-central-1/payments/202611211007/0": "6be653ca0cc5da3d47ec673f9f708312982dbd998109d489b849be7e5bb9e502",
-            "seen/aws/111111111111/eu-central-1/payments/202611211008/0": "c9c14d6e2e896521ddb12aef0fcf8718f154fa94679040481695a6f875f6b896",
-            "seen/aws/111111111111/eu-central-1/payments/202611211009/0": "2bcff57dc0f25fb0ffe21ef836e58facaf66f7b9cb6572ea6131bbd458f2c4dd",
-            "seen/aws/111111111111/eu-central-1/payments/202611211010/0": "2056f802c208cae1e9ff2c72a5d9775db348aed6595f1b369ba4722b6d263a65",
-            "seen/aws/111111111111/eu-central-1/payments/202611211020/0": "65e407d6b1d6d175dd75117869fe37d9a1b6e876277a6bfae94fa5a8ef543116",
+            "seen/aws/111111111111/eu-central-1/payments/202611211002/0": "1c63921ec763ff964bd982fc15dfee63524f21e3e10ead317101452b981029ad",
+            "seen/aws/111111111111/eu-central-1/payments/202611211003/0": "ac2338c3c1d33d5bc1da695219ee908d6f6fab34b35128fd87d473524830fe70",
+            "seen/aws/111111111111/eu-central-1/payments/202611211004/0": "f3d384ce0eae1c1ed5f9c849798b0122a68f8f3f4d232fa7d531b542cad6ff53",
+            "seen/aws/111111111111/eu-central-1/payments/202611211005/0": "4f6c797f7885c6e2aeb508b40dfe4ca4dfeee22ea54507c9230f5ec73d4ff6c2",
+            "seen/aws/111111111111/eu-central-1/payments/202611211006/0": "ac4382e4140f21d6d8fec799cda55bd430825e4dbc18b83829f8153fed2ad578",
+            "seen/aws/111111111111/eu-central-1/payments/202611211007/0": "c57df0a3e3a4a8eb3881fbe8190a4514756f8b89d23f7c9bb5b1ad21fd51db05",
+            "seen/aws/111111111111/eu-central-1/payments/202611211008/0": "efb1c509cc3dcc858d94dcbb56702e9fae043adf8a102664fb911390fa320206",
+            "seen/aws/111111111111/eu-central-1/payments/202611211009/0": "dacc5559aa785c705f3cbfae84fe455253e9f054f5eb4fecec87837a6e7e5a10",
+            "seen/aws/111111111111/eu-central-1/payments/202611211010/0": "92a118e4a0187527bb3f08e9e4d6fbab1e79f3bd5f98859a5c9472eaf648d973",
+            "seen/aws/111111111111/eu-central-1/payments/202611211020/0": "e260eb0832305e988d27358500b736cf6e657f4d7bad78c30c9dffabdfb85a41",
           },
         }
       `);
