@@ -181,9 +181,10 @@ export function eventLine(event: AuditEvent): string {
  * output of a batch fits {@link GZIP_CHUNK}). Large, because gzip starts its next queued write
  * only from a callback on the main thread: while the main thread parses a page of events, the
  * compressor works through one batch and then waits. With 256 KiB batches (~2 ms of deflate)
- * it waited most of each page; 1 MiB (~9 ms) covers a page of 1,000 events.
+ * it waited most of each page; 512 KiB (~4.5 ms) roughly covers a page of 1,000 events. 1 MiB
+ * was no faster within the noise of the bench box and cost 20-30 MB more peak RSS.
  */
-export const WRITE_BATCH = 1024 * 1024;
+export const WRITE_BATCH = 512 * 1024;
 /** gzip's output buffer: large enough that a batch is compressed in one threadpool call. */
 const GZIP_CHUNK = 128 * 1024;
 /**
@@ -195,10 +196,10 @@ export const CHUNK_GZIP = { level: 6, chunkSize: GZIP_CHUNK } as const;
  * Bytes gzip may hold queued before a write waits for it to drain: enough batches that the
  * compressor (on the libuv threadpool) always has input while the main thread parses.
  */
-export const GZIP_QUEUE = 4 * 1024 * 1024;
+export const GZIP_QUEUE = 2 * 1024 * 1024;
 /** Batch buffers gzip is done with, reused (so a run allocates a few, not one per batch). */
 const freeBatches: Buffer[] = [];
-const MAX_FREE_BATCHES = 6;
+const MAX_FREE_BATCHES = 5;
 const takeBatch = (): Buffer => freeBatches.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH);
 /** The chunker lets the event loop run after about this many bytes of lines. */
 const YIELD_EVERY = 32 * 1024;
