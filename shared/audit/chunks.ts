@@ -385,9 +385,10 @@ function seal(builder: ChunkBuilder, clusterId: string, seq: number): Sealing {
  * uncompressed bytes (a single event larger than `maxBytes` gets a chunk of its own), lines
  * in received order. A full chunk is sealed without waiting for its compression to finish:
  * the next chunk fills while gzip compresses the last bytes on the threadpool, and the sealed
- * chunk is yielded at the next pause (so the main thread never idles at a chunk boundary).
- * Lazy otherwise: reading stops while the consumer holds a chunk, and never runs more than one
- * chunk ahead of the chunk last yielded, so memory holds about two chunks whatever the volume.
+ * chunk is yielded at the next pause, at the latest before the next page is read (so the main
+ * thread does not idle at a chunk boundary). Lazy otherwise: reading stops while the consumer
+ * holds a chunk, and never runs more than one chunk ahead of the chunk last yielded, so memory
+ * holds about two chunks whatever the volume.
  */
 export async function* chunkEvents(
   pages: AsyncIterable<readonly AuditEvent[]>,
@@ -437,6 +438,12 @@ export async function* chunkEvents(
           yield await done.chunk;
         }
       }
+      // Hand a sealed chunk on before waiting for the next page (which may be slow to come).
+      if (sealed) {
+        const done = sealed;
+        sealed = undefined;
+        yield await done.chunk;
+      }
     }
     if (sealed) {
       const done = sealed;
@@ -451,37 +458,5 @@ export async function* chunkEvents(
   } finally {
     current?.destroy();
     sealed?.builder.destroy();
-  }
-}
-
-/**
- * Iterates `source` one item ahead: as soon as the consumer receives an item, the next one is
- * being produced, so producing (parsing, compressing) overlaps with what the consumer awaits
- * (archive writes). Errors of the step ahead surface when the consumer asks for that item;
- * when the consumer stops early, the step in flight is awaited and `source` is closed before
- * this returns, so nothing keeps running behind the consumer's back.
- */
-export async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
-  const iterator = source[Symbol.asyncIterator]();
-  let next = iterator.next();
-  // Awaited below or in `finally`; this only keeps a failure of an abandoned step from being unhandled.
-  next.catch(() => {});
-  let done = false;
-  try {
-    for (;;) {
-      const step = await next;
-      if (step.done) {
-        done = true;
-        return;
-      }
-      next = iterator.next();
-      next.catch(() => {});
-      yield step.value;
-    }
-  } finally {
-    if (!done) {
-      const last = await next.catch(() => undefined);
-      if (last && !last.done) await iterator.return?.();
-    }
   }
 }

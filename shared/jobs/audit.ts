@@ -49,7 +49,6 @@ import {
   legacyEventKey,
   lineEventKey,
   parseArchiveKey,
-  readAhead,
   sha256Hex,
 } from '../audit/chunks.ts';
 import {
@@ -925,8 +924,7 @@ async function collectCluster(
       ids: false,
       times,
     });
-    // One chunk ahead: the next chunk is read and compressed while this one is written.
-    for await (const chunk of readAhead(chunks)) {
+    for await (const chunk of chunks) {
       options.signal?.throwIfAborted();
       // The chunk holds the next `chunk.events` events passed on, in order.
       const end = passedFrom + chunk.events;

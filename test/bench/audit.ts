@@ -33,8 +33,8 @@
  *   but starved: gzip starts its next queued write only from a callback on the main thread, so
  *   while the main thread parsed a page the second core waited after each 256 KiB batch.
  * - changes: a chunk is sealed without waiting for its compression and the next one fills
- *   meanwhile; `collect` writes a chunk while the next is built (`readAhead`); 512 KiB batches
- *   (a batch outlasts a page's parsing); each timestamp parsed once; the source identifies
+ *   meanwhile (handed on at the next pause, at the latest before the next page is read);
+ *   512 KiB batches (a batch outlasts a page's parsing); each timestamp parsed once; the source identifies
  *   lines with `eventIdentity` (the same answer as `JSON.parse`, checked against it, no
  *   object tree: ~0.6 s less CPU per 256 MB, mostly GC).
  * - after: main thread idle ~2%, compressor fed; the main thread is now the bottleneck and its
