@@ -460,3 +460,37 @@ export async function* chunkEvents(
     sealed?.builder.destroy();
   }
 }
+
+/**
+ * Iterates `source` one item ahead: as soon as the consumer receives an item, the next one is
+ * being produced, so producing (parsing, compressing) overlaps with what the consumer awaits
+ * (archive writes). Errors of the step ahead surface when the consumer asks for that item.
+ * When the consumer stops early, `stop` is called first (it should abort what the step in
+ * flight waits for, such as a throttled read), then that step is awaited and `source` closed
+ * before this returns, so nothing keeps running behind the consumer's back.
+ */
+export async function* readAhead<T>(source: AsyncIterable<T>, stop?: () => void): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  let next = iterator.next();
+  // Awaited below or in `finally`; this only keeps a failure of an abandoned step from being unhandled.
+  next.catch(() => {});
+  let done = false;
+  try {
+    for (;;) {
+      const step = await next;
+      if (step.done) {
+        done = true;
+        return;
+      }
+      next = iterator.next();
+      next.catch(() => {});
+      yield step.value;
+    }
+  } finally {
+    if (!done) {
+      stop?.();
+      const last = await next.catch(() => undefined);
+      if (last && !last.done) await iterator.return?.();
+    }
+  }
+}

@@ -49,6 +49,7 @@ import {
   legacyEventKey,
   lineEventKey,
   parseArchiveKey,
+  readAhead,
   sha256Hex,
 } from '../audit/chunks.ts';
 import {
@@ -914,7 +915,10 @@ async function collectCluster(
         if (out.length > 0) yield out;
       }
     };
-    const pages = source.read(cluster, { since: new Date(since), until: now }, s);
+    // Aborted when the chunk loop stops early (a failed write), so the read ahead stops too.
+    const reading = new AbortController();
+    const readSignal = options.signal ? AbortSignal.any([options.signal, reading.signal]) : reading.signal;
+    const pages = source.read(cluster, { since: new Date(since), until: now }, { signal: readSignal });
     const chunks = chunkEvents(fresh(pages), {
       clusterId: cluster.id,
       firstSeq: head.seq + 1,
@@ -924,7 +928,8 @@ async function collectCluster(
       ids: false,
       times,
     });
-    for await (const chunk of chunks) {
+    // One chunk ahead: the next chunk is read and compressed while this one is written.
+    for await (const chunk of readAhead(chunks, () => reading.abort())) {
       options.signal?.throwIfAborted();
       // The chunk holds the next `chunk.events` events passed on, in order.
       const end = passedFrom + chunk.events;
