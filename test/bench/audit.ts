@@ -34,17 +34,23 @@
  *   while the main thread parsed a page the second core waited after each 256 KiB batch.
  * - changes: a chunk is sealed without waiting for its compression and the next one fills
  *   meanwhile (handed on at the next pause, at the latest before the next page is read);
- *   512 KiB batches (a batch outlasts a page's parsing); each timestamp parsed once; the source identifies
- *   lines with `eventIdentity` (the same answer as `JSON.parse`, checked against it, no
- *   object tree: ~0.6 s less CPU per 256 MB, mostly GC).
- * - after: main thread idle ~2%, compressor fed; the main thread is now the bottleneck and its
- *   work is per event: identity scan ~23% (a char-by-char scan of ~890 chars costs about what
- *   `JSON.parse` does on this box, ~5 us a line), GC 17%, dedup-key SHA-256 7%, seen-set and
- *   times ~10%, the bench source's own read/split ~8%. CPU ~5.0-5.7 s per 256 MB against the
- *   floor's 2.5 s: on 2 cores the wall time cannot drop below ~CPU/2 even with perfect
- *   overlap (~0.85x the floor at best), and the main thread alone needs ~1.2x the floor's time.
- *   Reaching 0.8x needs per-event work off the main thread (identity and dedup keys in a
- *   worker), not more tuning of this loop.
+ *   `collect` writes a chunk while the next is built (`readAhead`; a failed write aborts the
+ *   read in flight); 512 KiB batches (a batch outlasts a page's parsing); each timestamp
+ *   parsed once; the source identifies lines with `eventIdentity` (the same answer as
+ *   `JSON.parse`, checked against it, no object tree: ~0.6 s less CPU per 256 MB, mostly GC).
+ * - after (256 MB, load ~1.5): main thread idle 16% (about half of it waiting for gzip: the
+ *   compressor is fed), identity scan 24% (a char-by-char scan of ~890 chars costs about what
+ *   `JSON.parse` does on this box, ~3-5 us a line; it saves the parse's garbage), GC 15%,
+ *   dedup-key SHA-256 6.5%, seen set and times ~9%, the bench source's own read/split ~8%.
+ * - 1 GB, 3 interleaved rounds each (load 2-4 from other work on the box): before 49.0 MB/s
+ *   median, 24.8 s CPU, 0.46x the floor, 0.62x gzip | sha256sum, 205 MB peak RSS; after
+ *   49.5-52.5 MB/s, 20.0-24.4 s CPU, 0.45-0.54x the floor, 0.63-0.84x gzip | sha256sum,
+ *   197-233 MB peak RSS. With another process holding a core, wall time follows CPU time, and
+ *   the pipeline's CPU is ~2.2x the floor's (per event: identity scan, dedup-key hash, seen
+ *   set, GC), so the ratio stays near 1/2.2. Even on an idle box the main thread is busy
+ *   ~3.4 s per 256 MB against the floor's ~2.2 s: at most ~0.65x the floor however well the
+ *   compressor overlaps. 0.8x needs per-event work (identity scan, dedup-key hashes) off the
+ *   main thread (a worker), not more tuning of this loop.
  */
 
 import { spawn, spawnSync } from 'node:child_process';
