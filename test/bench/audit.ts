@@ -42,12 +42,13 @@
  *   compressor is fed), identity scan 24% (a char-by-char scan of ~890 chars costs about what
  *   `JSON.parse` does on this box, ~3-5 us a line; it saves the parse's garbage), GC 15%,
  *   dedup-key SHA-256 6.5%, seen set and times ~9%, the bench source's own read/split ~8%.
- * - 1 GB, 3 interleaved rounds each (load 2-4 from other work on the box): before 49.0 MB/s
- *   median, 24.8 s CPU, 0.46x the floor, 0.62x gzip | sha256sum, 205 MB peak RSS; after
- *   49.5-52.5 MB/s, 20.0-24.4 s CPU, 0.45-0.54x the floor, 0.63-0.84x gzip | sha256sum,
- *   197-233 MB peak RSS. With another process holding a core, wall time follows CPU time, and
- *   the pipeline's CPU is ~2.2x the floor's (per event: identity scan, dedup-key hash, seen
- *   set, GC), so the ratio stays near 1/2.2. Even on an idle box the main thread is busy
+ * - 1 GB, 3 interleaved rounds each, 2-3 runs per side (load 1.3-5 from other work on the
+ *   box): before 39.6-49.0 MB/s median, 24.8-25.3 s CPU, 0.36-0.46x the floor, 0.49-0.62x
+ *   gzip | sha256sum, 197-205 MB peak RSS; after 49.5-72.0 MB/s, 19.3-24.4 s CPU, 0.45-0.59x
+ *   the floor, 0.63-0.84x gzip | sha256sum, 197-233 MB peak RSS. With another process holding
+ *   a core, wall time follows CPU time, and the pipeline's CPU is ~2.2x the floor's (per event:
+ *   identity scan, dedup-key hash, seen set, GC), so the ratio stays near 1/2. Even on an idle
+ *   box the main thread is busy
  *   ~3.4 s per 256 MB against the floor's ~2.2 s: at most ~0.65x the floor however well the
  *   compressor overlaps. 0.8x needs per-event work (identity scan, dedup-key hashes) off the
  *   main thread (a worker), not more tuning of this loop.
