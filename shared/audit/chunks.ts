@@ -65,6 +65,12 @@ export interface ChunkOptions {
    * object per event alive until its chunk is sealed.
    */
   ids?: boolean | undefined;
+  /**
+   * `Date.parse` of each event's timestamp, by page, from a caller that parsed them already
+   * (the chunker needs them for a chunk's first and last timestamp); pages without an entry
+   * are parsed here. Each value must be exactly `Date.parse(event.timestamp)`.
+   */
+  times?: WeakMap<readonly AuditEvent[], ArrayLike<number>> | undefined;
 }
 
 /** Hex SHA-256 of bytes or a string (UTF-8). */
@@ -170,32 +176,44 @@ export function eventLine(event: AuditEvent): string {
   return /[\r\n]/.test(event.raw) ? JSON.stringify(event.raw) : event.raw;
 }
 
-/** Lines are handed to gzip in batches of this many bytes (about one zlib call each). */
-const WRITE_BATCH = 256 * 1024;
+/**
+ * Lines are handed to gzip in batches of this many bytes, one zlib threadpool call each (the
+ * output of a batch fits {@link GZIP_CHUNK}). Large, because gzip starts its next queued write
+ * only from a callback on the main thread: while the main thread parses a page of events, the
+ * compressor works through one batch and then waits. With 256 KiB batches (~2 ms of deflate)
+ * it waited most of each page; 512 KiB (~4.5 ms) roughly covers a page of 1,000 events. 1 MiB
+ * was no faster within the noise of the bench box and cost 20-30 MB more peak RSS.
+ */
+export const WRITE_BATCH = 512 * 1024;
 /** gzip's output buffer: large enough that a batch is compressed in one threadpool call. */
 const GZIP_CHUNK = 128 * 1024;
+/**
+ * The gzip settings of every chunk: level 6 (zlib's default, what `gzip` uses too) and the
+ * output buffer size. Changing the level changes every chunk's bytes.
+ */
+export const CHUNK_GZIP = { level: 6, chunkSize: GZIP_CHUNK } as const;
 /**
  * Bytes gzip may hold queued before a write waits for it to drain: enough batches that the
  * compressor (on the libuv threadpool) always has input while the main thread parses.
  */
-const GZIP_QUEUE = 2 * 1024 * 1024;
+export const GZIP_QUEUE = 2 * 1024 * 1024;
 /** Batch buffers gzip is done with, reused (so a run allocates a few, not one per batch). */
 const freeBatches: Buffer[] = [];
-const MAX_FREE_BATCHES = 16;
+const MAX_FREE_BATCHES = 5;
 const takeBatch = (): Buffer => freeBatches.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH);
 /** The chunker lets the event loop run after about this many bytes of lines. */
 const YIELD_EVERY = 32 * 1024;
 
 /**
  * Builds one chunk: lines go through gzip, and the gzip output through SHA-256, as they come.
- * Lines are encoded straight into ~64 KiB buffers, each handed to gzip in one write; a write
+ * Lines are encoded straight into {@link WRITE_BATCH} buffers, each handed to gzip in one write; a write
  * does not wait for its compression, only for gzip's queue to drain once it holds
  * {@link GZIP_QUEUE} bytes, so compression overlaps with reading and parsing. Deflate without
  * flushes produces the same bytes however its input is split, so the chunk (and its
  * SHA-256) is the same as line by line.
  */
 class ChunkBuilder {
-  readonly #gzip: Gzip = createGzip({ chunkSize: GZIP_CHUNK });
+  readonly #gzip: Gzip = createGzip(CHUNK_GZIP);
   /** Bytes written to gzip whose compression has not completed yet. */
   #queued = 0;
   #wake: (() => void) | undefined;
@@ -217,6 +235,8 @@ class ChunkBuilder {
   firstEventTimestamp = '';
 
   readonly #collectIds: boolean;
+  /** `finish` was called: the current batch went back to the pool. */
+  #sealed = false;
 
   constructor(collectIds: boolean) {
     this.#collectIds = collectIds;
@@ -233,10 +253,11 @@ class ChunkBuilder {
   }
 
   /**
-   * Adds an event whose line is `line` (`size` = its UTF-8 bytes + 1 for the newline).
+   * Adds an event whose line is `line` (`size` = its UTF-8 bytes + 1 for the newline) and
+   * whose time is `ms` (`Date.parse` of its timestamp).
    * Returns `false` when gzip's queue is full: await {@link drained} before adding more.
    */
-  add(event: AuditEvent, line: string, size: number): boolean {
+  add(event: AuditEvent, line: string, size: number, ms: number): boolean {
     const timestamp = event.timestamp;
     if (this.events === 0) {
       this.firstEventTimestamp = timestamp;
@@ -247,7 +268,6 @@ class ChunkBuilder {
     if (event.auditID === null) this.malformed++;
     this.bytes += size;
     if (this.#collectIds) this.ids.push({ key: eventKey(event), timestamp });
-    const ms = Date.parse(timestamp);
     if (!Number.isNaN(ms)) {
       if (!(ms >= this.#firstMs)) {
         this.#firstMs = ms;
@@ -315,6 +335,7 @@ class ChunkBuilder {
 
   async finish(clusterId: string, seq: number): Promise<Chunk> {
     this.#flush();
+    this.#sealed = true;
     if (freeBatches.length < MAX_FREE_BATCHES) freeBatches.push(this.#batch);
     this.#gzip.end();
     await this.#ended;
@@ -336,17 +357,38 @@ class ChunkBuilder {
   }
 
   destroy(): void {
-    // The current batch was never handed to gzip: it can be reused.
-    if (freeBatches.length < MAX_FREE_BATCHES) freeBatches.push(this.#batch);
+    // The current batch was never handed to gzip: it can be reused (once: a sealed builder has
+    // already given it back).
+    if (!this.#sealed && freeBatches.length < MAX_FREE_BATCHES) freeBatches.push(this.#batch);
     this.#gzip.destroy();
   }
+}
+
+/** A chunk whose gzip stream has ended and whose last bytes are still being compressed. */
+interface Sealing {
+  builder: ChunkBuilder;
+  chunk: Promise<Chunk>;
+  settled: boolean;
+}
+
+function seal(builder: ChunkBuilder, clusterId: string, seq: number): Sealing {
+  const sealing: Sealing = { builder, chunk: builder.finish(clusterId, seq), settled: false };
+  const settle = () => {
+    sealing.settled = true;
+  };
+  sealing.chunk.then(settle, settle);
+  return sealing;
 }
 
 /**
  * Consumes pages of events and yields chunks of at most `maxEvents` events and `maxBytes`
  * uncompressed bytes (a single event larger than `maxBytes` gets a chunk of its own), lines
- * in received order. Lazy: the next page is read only after the consumer took the previous
- * chunk, so memory holds one chunk at a time.
+ * in received order. A full chunk is sealed without waiting for its compression to finish:
+ * the next chunk fills while gzip compresses the last bytes on the threadpool, and the sealed
+ * chunk is yielded at the next pause, at the latest before the next page is read (so the main
+ * thread does not idle at a chunk boundary). Lazy otherwise: reading stops while the consumer
+ * holds a chunk, and never runs more than one chunk ahead of the chunk last yielded, so memory
+ * holds about two chunks whatever the volume.
  */
 export async function* chunkEvents(
   pages: AsyncIterable<readonly AuditEvent[]>,
@@ -356,21 +398,30 @@ export async function* chunkEvents(
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   let seq = options.firstSeq;
   let current: ChunkBuilder | undefined;
+  // The chunk before `current`: sealed, not yet yielded (at most one, to bound memory).
+  let sealed: Sealing | undefined;
   const collectIds = options.ids ?? true;
   let sinceYield = 0;
   try {
     for await (const page of pages) {
-      for (const event of page) {
+      const times = options.times?.get(page);
+      for (let k = 0; k < page.length; k++) {
+        const event = page[k] as AuditEvent;
         const line = eventLine(event);
         const size = Buffer.byteLength(line) + 1;
         if (current && (current.events >= maxEvents || current.bytes + size > maxBytes)) {
-          const done = current;
+          if (sealed) {
+            const done = sealed;
+            sealed = undefined;
+            yield await done.chunk;
+          }
+          sealed = seal(current, options.clusterId, seq++);
           current = undefined;
-          yield await done.finish(options.clusterId, seq++);
         }
         current ??= new ChunkBuilder(collectIds);
         sinceYield += size;
-        if (!current.add(event, line, size)) {
+        const ms = times ? (times[k] as number) : Date.parse(event.timestamp);
+        if (!current.add(event, line, size, ms)) {
           sinceYield = 0;
           await current.drained();
         } else if (sinceYield >= YIELD_EVERY) {
@@ -378,8 +429,26 @@ export async function* chunkEvents(
           // next batch starts compressing as soon as the previous one is done.
           sinceYield = 0;
           await setImmediate();
+        } else {
+          continue;
+        }
+        if (sealed?.settled) {
+          const done = sealed;
+          sealed = undefined;
+          yield await done.chunk;
         }
       }
+      // Hand a sealed chunk on before waiting for the next page (which may be slow to come).
+      if (sealed) {
+        const done = sealed;
+        sealed = undefined;
+        yield await done.chunk;
+      }
+    }
+    if (sealed) {
+      const done = sealed;
+      sealed = undefined;
+      yield await done.chunk;
     }
     if (current) {
       const done = current;
@@ -388,5 +457,40 @@ export async function* chunkEvents(
     }
   } finally {
     current?.destroy();
+    sealed?.builder.destroy();
+  }
+}
+
+/**
+ * Iterates `source` one item ahead: as soon as the consumer receives an item, the next one is
+ * being produced, so producing (parsing, compressing) overlaps with what the consumer awaits
+ * (archive writes). Errors of the step ahead surface when the consumer asks for that item.
+ * When the consumer stops early, `stop` is called first (it should abort what the step in
+ * flight waits for, such as a throttled read), then that step is awaited and `source` closed
+ * before this returns, so nothing keeps running behind the consumer's back.
+ */
+export async function* readAhead<T>(source: AsyncIterable<T>, stop?: () => void): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  let next = iterator.next();
+  // Awaited below or in `finally`; this only keeps a failure of an abandoned step from being unhandled.
+  next.catch(() => {});
+  let done = false;
+  try {
+    for (;;) {
+      const step = await next;
+      if (step.done) {
+        done = true;
+        return;
+      }
+      next = iterator.next();
+      next.catch(() => {});
+      yield step.value;
+    }
+  } finally {
+    if (!done) {
+      stop?.();
+      const last = await next.catch(() => undefined);
+      if (last && !last.done) await iterator.return?.();
+    }
   }
 }

@@ -49,6 +49,7 @@ import {
   legacyEventKey,
   lineEventKey,
   parseArchiveKey,
+  readAhead,
   sha256Hex,
 } from '../audit/chunks.ts';
 import {
@@ -895,28 +896,37 @@ async function collectCluster(
     let passed: string[] = [];
     let passedMs: number[] = [];
     let passedFrom = 0;
+    // The times `fresh` parsed, by page passed on, for the chunker (one Date.parse per event).
+    const times = new WeakMap<readonly AuditEvent[], number[]>();
     const fresh = async function* (pages: AsyncIterable<AuditEvent[]>): AsyncGenerator<AuditEvent[]> {
       for await (const page of pages) {
         const out: AuditEvent[] = [];
+        const outMs: number[] = [];
         for (const event of page) {
           const key = seenHash(eventKey(event));
           if (seen.has(key) || (legacySeen.size > 0 && legacySeen.has(seenHash(legacyEventKey(event))))) {
             stats.duplicates++;
             continue;
           }
-          const t = orNow(ms(event.timestamp));
+          const parsed = ms(event.timestamp);
+          const t = orNow(parsed);
           if (t > readMax) readMax = t;
           seen.set(key, t);
           passed.push(key);
           passedMs.push(t);
           out.push(event);
+          outMs.push(parsed);
         }
+        times.set(out, outMs);
         seen.trim(readMax - overlapMs);
         legacySeen.trim(readMax - overlapMs);
         if (out.length > 0) yield out;
       }
     };
-    const pages = source.read(cluster, { since: new Date(since), until: now }, s);
+    // Aborted when the chunk loop stops early (a failed write), so the read ahead stops too.
+    const reading = new AbortController();
+    const readSignal = options.signal ? AbortSignal.any([options.signal, reading.signal]) : reading.signal;
+    const pages = source.read(cluster, { since: new Date(since), until: now }, { signal: readSignal });
     const chunks = chunkEvents(fresh(pages), {
       clusterId: cluster.id,
       firstSeq: head.seq + 1,
@@ -924,8 +934,10 @@ async function collectCluster(
       maxBytes: options.maxBytes,
       // The events' hashes and times are in `passed` / `passedMs`: no per-event ids needed.
       ids: false,
+      times,
     });
-    for await (const chunk of chunks) {
+    // One chunk ahead: the next chunk is read and compressed while this one is written.
+    for await (const chunk of readAhead(chunks, () => reading.abort())) {
       options.signal?.throwIfAborted();
       // The chunk holds the next `chunk.events` events passed on, in order.
       const end = passedFrom + chunk.events;
