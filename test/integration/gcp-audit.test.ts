@@ -321,10 +321,16 @@ describe('gcs archive store', () => {
     const tampered = gcs.alterObject('fw-evidence-locked', key, new TextEncoder().encode('forged\n'));
 
     const listed = await archive.list('audit/prod-eu/2025/03/');
+    // `created` is the latest generation's timeCreated (the hourly digests place objects by it).
+    const created = expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
     expect(listed).toEqual([
-      { key: 'audit/prod-eu/2025/03/01/chunk-0001.jsonl', versions: [expect.stringMatching(/^\d+$/)] },
-      { key, versions: [tampered.resource.generation, first.version] },
-      { key: 'audit/prod-eu/2025/03/02/chunk-0001.jsonl', versions: [other.version] },
+      {
+        key: 'audit/prod-eu/2025/03/01/chunk-0001.jsonl',
+        versions: [expect.stringMatching(/^\d+$/)],
+        created,
+      },
+      { key, versions: [tampered.resource.generation, first.version], created },
+      { key: 'audit/prod-eu/2025/03/02/chunk-0001.jsonl', versions: [other.version], created },
     ]);
     expect(BigInt(tampered.resource.generation)).toBeGreaterThan(BigInt(first.version));
     expect(new TextDecoder().decode(await archive.get(key))).toBe('forged\n');
