@@ -144,10 +144,10 @@ export async function runDigest(config: FleetConfig, logger: Log, values: Digest
 }
 
 /**
- * The digest verification `audit verify` adds: every cluster's chain. When every jurisdiction
- * names a KMS digest key and each key's public key can be read, a digest signed by any other
- * key is forged; otherwise any key published beside the digests is accepted (and a verify run
- * never creates a local key file).
+ * The digest verification `audit verify` adds: every cluster's chain. A digest of a jurisdiction
+ * whose KMS key (or, with `--local-evidence`, existing local key file) can be read is forged when
+ * signed by any other key; only a jurisdiction without either accepts any key published beside
+ * its digests (and a verify run never creates a local key file).
  */
 export async function runDigestVerify(
   config: FleetConfig,
@@ -157,35 +157,30 @@ export async function runDigestVerify(
   // Only KMS keys are asked for their public key below: no local key file is ever created here.
   const deps = await digestJobDeps(config, logger, { localEvidence: values['local-evidence'] === true });
   try {
-    // The keys each jurisdiction signs with: its KMS key, else (local runs) its existing local key
-    // file. A jurisdiction with neither leaves only "any key published beside the digests".
-    let trusted: string[] | undefined = [];
+    // The key each jurisdiction signs with: its KMS key, else (local runs) its existing local key
+    // file. Only a jurisdiction with neither (or whose KMS key cannot be read) accepts any key
+    // published beside its digests, which proves integrity, not authorship.
+    const trusted: Record<string, string[]> = {};
     for (const [jurisdiction, j] of Object.entries(config.jurisdictions)) {
       if (!j.audit.digestKey) {
         const local = values['local-evidence'] === true ? await localKeyFingerprint(jurisdiction) : undefined;
-        if (local === undefined) {
-          trusted = undefined;
-          break;
-        }
-        trusted.push(local);
+        if (local !== undefined) trusted[jurisdiction] = [local];
         continue;
       }
       try {
         const signer = await deps.signers.for({ jurisdiction } as Cluster);
-        trusted.push(publicKeyFingerprint(await signer.publicKeyPem()));
+        trusted[jurisdiction] = [publicKeyFingerprint(await signer.publicKeyPem())];
       } catch (error) {
         logger.warn('Digest key not readable: any published key is accepted', {
           jurisdiction,
           error: errorInfo(error),
         });
-        trusted = undefined;
-        break;
       }
     }
     return await verifyDigests(deps, {
       clusterId: values.cluster,
       jurisdiction: values.jurisdiction,
-      ...(trusted ? { trustedKeys: trusted } : {}),
+      trustedKeys: trusted,
     });
   } finally {
     deps.close();

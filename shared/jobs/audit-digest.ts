@@ -612,10 +612,11 @@ export interface DigestVerifyOptions extends ClusterScope {
    */
   graceMinutes?: number | undefined;
   /**
-   * Fingerprints ({@link publicKeyFingerprint}) of the keys a digest may be signed with. Absent:
-   * any key published under `digests/public-keys/`.
+   * Fingerprints ({@link publicKeyFingerprint}) of the keys a digest may be signed with: one list
+   * for every cluster, or a list per jurisdiction id. Absent (or no list for a cluster's
+   * jurisdiction): any key published under `digests/public-keys/`.
    */
-  trustedKeys?: readonly string[] | undefined;
+  trustedKeys?: readonly string[] | Readonly<Record<string, readonly string[]>> | undefined;
 }
 
 async function verifyClusterDigests(
@@ -668,7 +669,11 @@ async function verifyClusterDigests(
       if (e.key === publicKeyKey(fp)) keys.set(fp, pem);
     } catch {}
   }
-  const trusted = options.trustedKeys ? new Set(options.trustedKeys) : undefined;
+  const keysOf = options.trustedKeys;
+  const listed = Array.isArray(keysOf)
+    ? (keysOf as readonly string[])
+    : (keysOf as Readonly<Record<string, readonly string[]>> | undefined)?.[cluster.jurisdiction];
+  const trusted = listed ? new Set(listed) : undefined;
 
   const sources = await objectSources(deps, cluster, evidence);
   const stores = new Map<string, ArchiveStore>([[evidence.id, evidence]]);

@@ -379,10 +379,24 @@ describe('digest verification names each tampering', () => {
     await writeFile(join(e.dir, ...publicKeyKey(forged.publicKeyFingerprint).split('/')), pem);
 
     const withTrust = await verifyDigests(e.deps(), { graceMinutes: 0, trustedKeys: [trusted] });
+    const perJurisdiction = await verifyDigests(e.deps(), {
+      graceMinutes: 0,
+      trustedKeys: { [cluster.jurisdiction]: [trusted] },
+    });
+    const otherJurisdictionOnly = await verifyDigests(e.deps(), {
+      graceMinutes: 0,
+      trustedKeys: { elsewhere: [trusted] },
+    });
 
     expect(real).toBe('intact');
-    expect(withTrust.clusters[0]!.digests.problems).toContainEqual(
-      expect.objectContaining({ problem: 'forged-digest', key }),
+    for (const result of [withTrust, perJurisdiction]) {
+      expect(result.clusters[0]!.digests.problems).toContainEqual(
+        expect.objectContaining({ problem: 'forged-digest', key }),
+      );
+    }
+    // A jurisdiction without a trusted key accepts any published key: integrity, not authorship.
+    expect(otherJurisdictionOnly.clusters[0]!.digests.problems).not.toContainEqual(
+      expect.objectContaining({ problem: 'forged-digest' }),
     );
   });
 
