@@ -265,6 +265,24 @@ describe('AKS export drift on the sandbox', () => {
     expect((await plan())?.refused).toBeUndefined();
   });
 
+  it('refuses a destination container whose immutability policy is unlocked', async () => {
+    const { sub, rg, account } = evidence();
+    const spec = { versionImmutability: true, policyDays: 400, allowProtectedAppendWrites: true };
+    sandbox.arm.setBlobContainer(sub, rg, account, 'insights-logs-kube-audit-admin', {
+      ...spec,
+      locked: false,
+    });
+    try {
+      expect((await plan())?.refused).toMatch(/not locked/);
+    } finally {
+      sandbox.arm.setBlobContainer(sub, rg, account, 'insights-logs-kube-audit-admin', {
+        ...spec,
+        locked: true,
+      });
+    }
+    expect((await plan())?.refused).toBeUndefined();
+  });
+
   it('refuses a storage account outside the jurisdiction', async () => {
     const { sub, rg, account } = evidence();
     sandbox.arm.setStorageAccount(sub, rg, account, { location: 'eastus' });
