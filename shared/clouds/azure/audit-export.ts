@@ -264,7 +264,7 @@ export function createAuditExporter(fleet: FleetConfig, ctx: AdapterContext): Au
     async apply(cluster, spec, options = {}) {
       if (spec.name !== EXPORT_SETTING_NAME) {
         throw new FleetwardError(
-          `refusing to write diagnostic setting ${spec.name}: only ${EXPORT_SETTING_NAME} is Fleetward's`,
+          `refusing to write diagnostic setting ${spec.name}: only ${EXPORT_SETTING_NAME} is fleetward's`,
         );
       }
       try {
