@@ -37,7 +37,7 @@ const AUDIT_CATEGORIES: readonly AksAuditCategory[] = ['kube-audit', 'kube-audit
  * send to Azure Storage" schema: `time`, `resourceId`, `category`, `operationName`, and the
  * audit event as a JSON string in `properties.log`).
  */
-function aksDiagnosticLine(resourceId: string, category: string, at: Date, i: number): string {
+export function aksDiagnosticLine(resourceId: string, category: string, at: Date, i: number): string {
   const auditID = `00000000-0000-4000-8000-${String(at.getTime() + i)
     .slice(-12)
     .padStart(12, '0')}`;

@@ -20,9 +20,13 @@
  * - `observe`: `GET {cluster}/providers/Microsoft.Insights/diagnosticSettings/fleetward-audit`;
  *   `enabled` is false when the category is off. Azure reports no delivery errors on the
  *   setting itself (they show only in the storage account's metrics): `deliveryErrors` is empty.
+ * - `observe` compares the storage account id without regard to case, as ARM does: ARM ids
+ *   are case-insensitive and come back in whatever case the service keeps (a lower-cased
+ *   `resourcegroups`, say), which would otherwise read as a changed destination on every plan.
  * - `apply`: `PUT` of that one setting (create or replace). Other diagnostic settings of the
- *   cluster (its Log Analytics setting, say) are never read for change or touched; Azure allows
- *   five per resource, and a sixth is refused with ARM's own error.
+ *   cluster (its Log Analytics setting, say) are never changed or touched; Azure allows five
+ *   per resource. When the `PUT` of a new setting is refused, the settings are listed once
+ *   (`diagnosticSettings.list`): five others already there is an error that names them.
  * Requests go through the raw ARM helper of `./arm-rest.ts` (the same the audit log source
  * uses), with the configured ARM endpoint, CA, credential, timeout and retries.
  */
@@ -80,6 +84,26 @@ export function toObserved(resource: DiagnosticSettingResource, name: string): E
     settings: {},
     deliveryErrors: [],
   };
+}
+
+/** Diagnostic settings Azure Monitor allows on one resource. */
+export const MAX_DIAGNOSTIC_SETTINGS = 5;
+
+/**
+ * The observed destination in the desired id's spelling when the two name the same resource
+ * (ARM ids are case-insensitive), else as observed.
+ */
+export function sameResourceId(observed: string, desired: string): string {
+  return observed.toLowerCase() === desired.toLowerCase() ? desired : observed;
+}
+
+/** The names of a `diagnosticSettings.list` answer (`{ value: [{ name }] }`). */
+export function settingNamesOf(body: unknown): string[] {
+  const value = (body as { value?: unknown } | null)?.value;
+  if (!Array.isArray(value)) return [];
+  return value
+    .map((s) => (s as { name?: unknown } | null)?.name)
+    .filter((n): n is string => typeof n === 'string');
 }
 
 /** The AKS audit exporter of a fleet config (see the module comment). */
@@ -163,6 +187,41 @@ export function createAuditExporter(fleet: FleetConfig, ctx: AdapterContext): Au
   const settingPath = (cluster: Cluster, name: string) =>
     `${clusterResourceId(cluster)}/providers/Microsoft.Insights/diagnosticSettings/${name}?api-version=${API_VERSION}`;
 
+  /**
+   * `error` of a refused `PUT`, or, when the cluster already has the most diagnostic settings
+   * Azure Monitor allows and none is ours, an error naming them (ARM's own answer does not
+   * always say so). Only a client error (4xx) is looked into, with one list call.
+   */
+  const limitReached = async (
+    cluster: Cluster,
+    spec: ExportSpec,
+    error: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> => {
+    const status = error instanceof CloudApiError ? error.status : undefined;
+    if (status === undefined || status < 400 || status >= 500 || signal?.aborted) return error;
+    let names: string[];
+    try {
+      names = settingNamesOf(
+        await call(
+          'diagnosticSettings.list',
+          `${clusterResourceId(cluster)}/providers/Microsoft.Insights/diagnosticSettings?api-version=${API_VERSION}`,
+          { method: 'GET' },
+          signal,
+        ),
+      );
+    } catch {
+      return error;
+    }
+    const ours = names.some((n) => n.toLowerCase() === spec.name.toLowerCase());
+    if (ours || names.length < MAX_DIAGNOSTIC_SETTINGS) return error;
+    return new CloudApiError(
+      `cluster ${cluster.id} has ${names.length} diagnostic settings already (${names.join(', ')}), the most azure monitor allows on one resource: remove one so that ${spec.name} can be added`,
+      { cloud: CLOUD, operation: 'diagnosticSettings.createOrUpdate', status, retryable: false },
+      { cause: error },
+    );
+  };
+
   return {
     cloud: CLOUD,
 
@@ -193,7 +252,8 @@ export function createAuditExporter(fleet: FleetConfig, ctx: AdapterContext): Au
         true,
       );
       if (body === null) return null;
-      const observed = toObserved(body as DiagnosticSettingResource, spec.name);
+      const read = toObserved(body as DiagnosticSettingResource, spec.name);
+      const observed = { ...read, destination: sameResourceId(read.destination, spec.destination) };
       // What the plan compares: the container follows from the category Azure writes.
       const settings: Record<string, string> = observed.filter
         ? { container: azureExportContainer(observed.filter) }
@@ -204,23 +264,29 @@ export function createAuditExporter(fleet: FleetConfig, ctx: AdapterContext): Au
     async apply(cluster, spec, options = {}) {
       if (spec.name !== EXPORT_SETTING_NAME) {
         throw new FleetwardError(
-          `refusing to write diagnostic setting ${spec.name}: only ${EXPORT_SETTING_NAME} is Fleetward's`,
+          `refusing to write diagnostic setting ${spec.name}: only ${EXPORT_SETTING_NAME} is fleetward's`,
         );
       }
-      await call(
-        'diagnosticSettings.createOrUpdate',
-        settingPath(cluster, spec.name),
-        {
-          method: 'PUT',
-          body: {
-            properties: {
-              storageAccountId: spec.destination,
-              logs: [{ category: spec.filter, enabled: true, retentionPolicy: { enabled: false, days: 0 } }],
+      try {
+        await call(
+          'diagnosticSettings.createOrUpdate',
+          settingPath(cluster, spec.name),
+          {
+            method: 'PUT',
+            body: {
+              properties: {
+                storageAccountId: spec.destination,
+                logs: [
+                  { category: spec.filter, enabled: true, retentionPolicy: { enabled: false, days: 0 } },
+                ],
+              },
             },
           },
-        },
-        options.signal,
-      );
+          options.signal,
+        );
+      } catch (error) {
+        throw await limitReached(cluster, spec, error, options.signal);
+      }
       ctx.logger.info('Export diagnostic setting put', { cluster: cluster.id, category: spec.filter });
     },
 
@@ -240,8 +306,8 @@ export const PERMISSIONS: readonly PermissionGrant[] = [
     holder: 'member',
     capability: 'audit-export',
     permission: 'Microsoft.Insights/diagnosticSettings/read',
-    calls: ['arm:diagnosticSettings.get'],
-    why: "read Fleetward's diagnostic setting of a cluster (export mode drift)",
+    calls: ['arm:diagnosticSettings.get', 'arm:diagnosticSettings.list'],
+    why: "read Fleetward's diagnostic setting of a cluster (export mode drift), and the others when Azure refuses one more",
   },
   {
     provider: 'azure',
