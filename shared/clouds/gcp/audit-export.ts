@@ -75,10 +75,11 @@ import type {
 } from '../../ports.ts';
 import { CloudApiError, ConfigError, errorInfo, FleetwardError } from '../../runtime/errors.ts';
 import { isHtmlContentType, unreachable } from '../../runtime/network.ts';
-import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
+import { parseRetryAfter, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
-import { createGcsArchiveStore } from './audit.ts';
+import { clusterAuditFilter, createGcsArchiveStore } from './audit.ts';
 import { bearerAuthorization, restBaseUrl } from './auth.ts';
+import { classifyFetch, googleErrorMessage, HttpStatusError } from './rest.ts';
 
 const CLOUD = 'gcp';
 const DEFAULT_LOGGING_ENDPOINT = 'https://logging.googleapis.com';
@@ -93,21 +94,7 @@ const MAX_SINK_NAME = 100;
 export const EXPORT_PREFIX = GCS_EXPORT_PREFIX;
 const DESTINATION_PREFIX = 'storage.googleapis.com/';
 const UPDATE_MASK = 'destination,filter,disabled,description';
-const RETRYABLE_NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-]);
-
 // --- the desired sink (pure) ---
-
-/** A string literal of the logging query language. */
-function quote(value: string): string {
-  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
 
 /**
  * The sink name of a cluster: `fleetward-audit-<name>-<location>`, characters outside
@@ -123,12 +110,7 @@ export function sinkName(cluster: Pick<Cluster, 'name' | 'region'>): string {
 
 /** The sink filter: exactly the cluster's Kubernetes audit entries (every audit log kind). */
 export function sinkFilter(cluster: Pick<Cluster, 'name' | 'region'>): string {
-  return [
-    'resource.type="k8s_cluster"',
-    `resource.labels.cluster_name=${quote(cluster.name)}`,
-    `resource.labels.location=${quote(cluster.region)}`,
-    'logName:"cloudaudit.googleapis.com"',
-  ].join(' AND ');
+  return clusterAuditFilter(cluster);
 }
 
 /** The `destination` of a sink into a Cloud Storage bucket. */
@@ -183,43 +165,6 @@ export function toObserved(sink: unknown): ExportObserved {
 }
 
 // --- http ---
-
-/** An HTTP answer that was not a success, kept for classification before it is wrapped. */
-class HttpStatusError extends Error {
-  readonly status: number;
-  readonly retryAfterMs: number | undefined;
-  constructor(status: number, message: string, retryAfterMs: number | undefined) {
-    super(message);
-    this.name = 'HttpStatusError';
-    this.status = status;
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
-function classifyFetch(error: unknown): RetryDecision {
-  if (error instanceof HttpStatusError) {
-    return {
-      retry: error.status === 408 || error.status === 429 || error.status >= 500,
-      afterMs: error.retryAfterMs,
-    };
-  }
-  if (error instanceof SyntaxError) return { retry: true }; // a cut-off body
-  if ((error as { name?: unknown } | null)?.name === 'TimeoutError') return { retry: true };
-  const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
-  const code = cause?.code ?? (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code)) return { retry: true };
-  return { retry: error instanceof TypeError && error.message === 'fetch failed' };
-}
-
-function googleErrorMessage(text: string, fallback: string): string {
-  try {
-    const message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
-    if (typeof message === 'string' && message !== '') return message;
-  } catch {
-    // not JSON
-  }
-  return fallback;
-}
 
 /**
  * The GKE audit exporter of a GCP config (see the module comment); throws

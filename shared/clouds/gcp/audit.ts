@@ -85,6 +85,7 @@ import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/re
 import type { AdapterContext } from '../context.ts';
 import { bearerAuthorization, restBaseUrl } from './auth.ts';
 import { regionOfBucket, storageOptions } from './buckets.ts';
+import { classifyFetch, googleErrorMessage, HttpStatusError, RETRYABLE_NETWORK_CODES } from './rest.ts';
 
 const CLOUD = 'gcp';
 const LIST_OPERATION = 'entries.list';
@@ -94,15 +95,6 @@ const LOGGING_SERVICE = 'cloud logging';
 const LOGGING_READ_SCOPE = 'https://www.googleapis.com/auth/logging.read';
 /** The most entries one `entries.list` page may hold. */
 export const AUDIT_PAGE_SIZE = 1000;
-const RETRYABLE_NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-]);
-
 // --- audit source ---
 
 /** A string literal of the logging query language. */
@@ -110,13 +102,20 @@ function quote(value: string): string {
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-/** The `entries.list` filter for one cluster's audit entries in `[since, until)`. */
-export function auditFilter(cluster: Pick<Cluster, 'name' | 'region'>, since: Date, until: Date): string {
+/** The Logging filter of exactly one cluster's Kubernetes audit entries (every audit log kind). */
+export function clusterAuditFilter(cluster: Pick<Cluster, 'name' | 'region'>): string {
   return [
     'resource.type="k8s_cluster"',
     `resource.labels.cluster_name=${quote(cluster.name)}`,
     `resource.labels.location=${quote(cluster.region)}`,
     'logName:"cloudaudit.googleapis.com"',
+  ].join(' AND ');
+}
+
+/** The `entries.list` filter for one cluster's audit entries in `[since, until)`. */
+export function auditFilter(cluster: Pick<Cluster, 'name' | 'region'>, since: Date, until: Date): string {
+  return [
+    clusterAuditFilter(cluster),
     `timestamp>=${quote(since.toISOString())}`,
     `timestamp<${quote(until.toISOString())}`,
   ].join(' AND ');
@@ -126,44 +125,6 @@ export function auditFilter(cluster: Pick<Cluster, 'name' | 'region'>, since: Da
 export function loggingListUrl(config: GcpConfig): string {
   const endpoint = restBaseUrl(config, 'loggingEndpoint', DEFAULT_LOGGING_ENDPOINT, 'cloud logging');
   return `${endpoint.origin}${endpoint.pathname.replace(/\/+$/, '')}/v2/entries:list`;
-}
-
-/** An HTTP answer that was not a success, kept for classification before it is wrapped. */
-class HttpStatusError extends Error {
-  readonly status: number;
-  readonly retryAfterMs: number | undefined;
-  constructor(status: number, message: string, retryAfterMs: number | undefined) {
-    super(message);
-    this.name = 'HttpStatusError';
-    this.status = status;
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
-/** Whether a fetch failure (status, network, deadline) is worth another attempt. */
-function classifyFetch(error: unknown): RetryDecision {
-  if (error instanceof HttpStatusError) {
-    const retry = error.status === 408 || error.status === 429 || error.status >= 500;
-    return { retry, afterMs: error.retryAfterMs };
-  }
-  if (error instanceof SyntaxError) return { retry: true }; // a cut-off body
-  const name = (error as { name?: unknown } | null)?.name;
-  if (name === 'TimeoutError') return { retry: true };
-  const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
-  const code = cause?.code ?? (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code)) return { retry: true };
-  return { retry: error instanceof TypeError && error.message === 'fetch failed' };
-}
-
-/** The message of Google's JSON error body, else the status text. */
-function googleErrorMessage(text: string, fallback: string): string {
-  try {
-    const message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
-    if (typeof message === 'string' && message !== '') return message;
-  } catch {
-    // not JSON
-  }
-  return fallback;
 }
 
 interface ListPage {

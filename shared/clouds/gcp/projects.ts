@@ -22,6 +22,7 @@ import { CloudApiError, errorInfo } from '../../runtime/errors.ts';
 import { parseRetryAfter, type RetryDecision, withRetry } from '../../runtime/retry.ts';
 import type { AdapterContext } from '../context.ts';
 import { bearerAuthorization, restBaseUrl } from './auth.ts';
+import { googleErrorMessage, HttpStatusError } from './rest.ts';
 
 const CLOUD = 'gcp';
 const OPERATION = 'projects.get';
@@ -40,18 +41,6 @@ export function resourceManagerUrl(config: GcpConfig): string {
   return `${endpoint.origin}${endpoint.pathname.replace(/\/+$/, '')}`;
 }
 
-/** A non-success answer, kept for classification before it is wrapped. */
-class HttpStatusError extends Error {
-  readonly status: number;
-  readonly retryAfterMs: number | undefined;
-  constructor(status: number, message: string, retryAfterMs: number | undefined) {
-    super(message);
-    this.name = 'HttpStatusError';
-    this.status = status;
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
 function classify(error: unknown): RetryDecision {
   if (error instanceof HttpStatusError) {
     return {
@@ -62,16 +51,6 @@ function classify(error: unknown): RetryDecision {
   const name = (error as { name?: unknown } | null)?.name;
   if (name === 'TimeoutError') return { retry: true };
   return { retry: error instanceof TypeError };
-}
-
-function googleErrorMessage(text: string, fallback: string): string {
-  try {
-    const message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
-    if (typeof message === 'string' && message !== '') return message.split('\n')[0]!;
-  } catch {
-    // not JSON
-  }
-  return fallback;
 }
 
 /**
@@ -99,7 +78,7 @@ export function createProjectDirectory(config: GcpConfig, ctx: AdapterContext): 
           if (!response.ok) {
             throw new HttpStatusError(
               response.status,
-              googleErrorMessage(text, response.statusText),
+              googleErrorMessage(text, response.statusText).split('\n')[0]!,
               parseRetryAfter(response.headers.get('retry-after')),
             );
           }
