@@ -80,7 +80,9 @@ import {
   inventory,
   recordFindings,
   runId,
+  type Sig,
   settled,
+  sig,
 } from './fleet.ts';
 
 /** The job name findings are recorded under (`findings` / `audit-digest/<cluster-id>`). */
@@ -163,8 +165,6 @@ export class DigestConflictError extends FleetwardError {
   }
 }
 
-type Sig = { signal?: AbortSignal };
-const sig = (signal: AbortSignal | undefined): Sig => (signal ? { signal } : {});
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The archived objects of a cluster: `deps.objects`, else the evidence store under `audit/<id>/`. */

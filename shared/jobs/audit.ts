@@ -113,7 +113,9 @@ import {
   inventory,
   recordFindings,
   runId,
+  type Sig,
   settled,
+  sig,
 } from './fleet.ts';
 import { counting, type OnProgress, reporting } from './progress.ts';
 
@@ -194,9 +196,6 @@ export class ChainConflictError extends FleetwardError {
     this.key = key;
   }
 }
-
-type Sig = { signal?: AbortSignal };
-const sig = (signal: AbortSignal | undefined): Sig => (signal ? { signal } : {});
 
 const EMPTY_HEAD: ChainHead = {
   seq: 0,

@@ -89,6 +89,10 @@ export function runId(now: Date): string {
 }
 
 /** Replaces the open findings of `job` for a cluster (an empty list closes them). */
+/** The `{ signal }` options of a call, empty without a signal (exact optional properties). */
+export type Sig = { signal?: AbortSignal };
+export const sig = (signal: AbortSignal | undefined): Sig => (signal ? { signal } : {});
+
 /** Builds the findings of one cluster at one instant: `finding(kind, severity, message)`. */
 export function findingsOf(
   cluster: Pick<Cluster, 'id' | 'jurisdiction'>,
